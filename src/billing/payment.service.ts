@@ -1,0 +1,492 @@
+import { LockMode, type FilterQuery } from "@mikro-orm/core";
+import { Payment } from "../db/entities";
+import { PaymentKind, PaymentStatus } from "../db/entities/enums";
+import { BadUserInputError, ConflictError, NotFoundError, UpstreamUnavailableError } from "../errors";
+import { IamportNotFoundError, IamportRefusedError } from "../iamport/iamport.errors";
+import type { IamportPayment, IamportSchedule, ScheduleEntry } from "../iamport/iamport.types";
+import type { CardService } from "./card.service";
+import { BillingDeps, Ctx, guardUnique, newMerchantUid, outcomeUnknown, upstreamError } from "./context";
+import { decodeCursor, encodeCursor, Page } from "./pagination";
+import {
+  checkAmount,
+  checkFuture,
+  checkText,
+  checkUid,
+  optionalText,
+} from "./validation";
+import { applyVerification, decide, Verification } from "./verification";
+
+export interface ChargeAgainInput {
+  customerUid: string;
+  amount: number;
+  name: string;
+  merchantUid?: string | null;
+  buyerName?: string | null;
+  buyerEmail?: string | null;
+  buyerTel?: string | null;
+}
+
+export interface ScheduleItemInput {
+  scheduleAt: Date;
+  amount: number;
+  name: string;
+  merchantUid?: string | null;
+  buyerName?: string | null;
+  buyerEmail?: string | null;
+  buyerTel?: string | null;
+}
+
+export interface PreparePaymentInput {
+  amount: number;
+  name: string;
+  merchantUid?: string | null;
+  customerUid?: string | null;
+}
+
+export interface RefundInput {
+  merchantUid: string;
+  amount?: number | null;
+  reason: string;
+}
+
+export interface PaymentFilter {
+  customerUid?: string | null;
+  subscriptionId?: string | null;
+  status?: PaymentStatus | null;
+}
+
+export interface VerifiedPayment extends Verification {
+  payment: Payment;
+}
+
+/** Statuses Iamport can still change without our asking (reconciliation looks at these). */
+export const OPEN_STATUSES = [PaymentStatus.PENDING, PaymentStatus.SCHEDULED, PaymentStatus.READY];
+
+export const MAX_PAGE = 100;
+
+/** Charges, schedules, verification and refunds of orders (merchant_uids). */
+export class PaymentService {
+  constructor(
+    private readonly deps: BillingDeps,
+    private readonly cards: CardService,
+  ) {}
+
+  // ---- charging a billing key ---------------------------------------------
+
+  /**
+   * Charges a billing key now. The order is committed as PENDING before Iamport
+   * is called, so a crash or timeout leaves a row that is settled by asking
+   * Iamport about its merchant_uid, never by charging under a new one.
+   */
+  async chargeAgain(ctx: Ctx, input: ChargeAgainInput): Promise<Payment> {
+    const customerUid = checkUid("customerUid", input.customerUid);
+    const amount = checkAmount("amount", input.amount, this.deps.config.maxAmount);
+    const name = checkText("name", input.name, 200);
+    const merchantUid = input.merchantUid ? checkUid("merchantUid", input.merchantUid) : newMerchantUid();
+    const buyer = this.buyer(input);
+    await this.cards.requireActive(ctx, customerUid);
+
+    const payment = ctx.em.create(Payment, {
+      merchantUid,
+      customerUid,
+      name,
+      amount,
+      kind: PaymentKind.AGAIN,
+      status: PaymentStatus.PENDING,
+      ...buyer,
+    });
+    await guardUnique(`A payment with merchantUid ${merchantUid}`, () => ctx.em.persistAndFlush(payment));
+    return this.executeAgain(ctx, payment);
+  }
+
+  /**
+   * Sends `again` for a PENDING payment row and records the outcome. Used by
+   * chargeAgain, subscriptions and reconciliation (always the same merchant_uid).
+   */
+  async executeAgain(ctx: Ctx, payment: Payment, opts: { noticeUrl?: string; repeatOnNoRecord?: boolean } = {}): Promise<Payment> {
+    const request = {
+      customer_uid: payment.customerUid!,
+      merchant_uid: payment.merchantUid,
+      amount: payment.amount,
+      name: payment.name,
+      buyer_name: payment.buyerName ?? undefined,
+      buyer_email: payment.buyerEmail ?? undefined,
+      buyer_tel: payment.buyerTel ?? undefined,
+      notice_url: opts.noticeUrl,
+    };
+    let ip: IamportPayment;
+    try {
+      ip = await this.deps.iamport.again(request, { requestId: ctx.requestId });
+    } catch (err) {
+      if (err instanceof IamportRefusedError) {
+        // Refused outright (e.g. unknown billing key): nothing was charged.
+        payment.status = PaymentStatus.FAILED;
+        payment.failReason = err.iamportMessage;
+        payment.failedAt = new Date();
+        await ctx.em.flush();
+        return payment;
+      }
+      if (!outcomeUnknown(err)) throw upstreamError(err, "charge");
+      ctx.log.warn({ merchantUid: payment.merchantUid, err: (err as Error).message }, "charge outcome unknown; settling by merchant_uid");
+      const settled = await this.settle(ctx, payment);
+      if (settled) return payment;
+      if (opts.repeatOnNoRecord !== false) {
+        // Iamport has no record of it: repeating with the SAME merchant_uid cannot double-charge.
+        return this.executeAgain(ctx, payment, { ...opts, repeatOnNoRecord: false });
+      }
+      throw new UpstreamUnavailableError(
+        `Iamport did not confirm the charge; payment ${payment.merchantUid} stays PENDING and will be settled by reconciliation`,
+        { cause: err },
+      );
+    }
+    this.apply(payment, ip);
+    await ctx.em.flush();
+    ctx.log.info({ merchantUid: payment.merchantUid, status: payment.status }, "charge recorded");
+    return payment;
+  }
+
+  /**
+   * Asks Iamport what happened to an order and applies it. Returns false when
+   * Iamport has no record of the order (it was never charged).
+   * Throws UPSTREAM_UNAVAILABLE when Iamport cannot be asked.
+   */
+  async settle(ctx: Ctx, payment: Payment): Promise<boolean> {
+    let ip: IamportPayment;
+    try {
+      ip = await this.deps.iamport.findPayment(payment.merchantUid, { requestId: ctx.requestId });
+    } catch (err) {
+      if (err instanceof IamportNotFoundError) {
+        payment.checkedAt = new Date();
+        await ctx.em.flush();
+        return false;
+      }
+      throw upstreamError(err, `payment ${payment.merchantUid}`);
+    }
+    this.apply(payment, ip);
+    await ctx.em.flush();
+    return true;
+  }
+
+  // ---- schedules -----------------------------------------------------------
+
+  /** Registers future charges of a billing key with Iamport's scheduler. */
+  async schedule(ctx: Ctx, customerUidRaw: string, items: ScheduleItemInput[]): Promise<Payment[]> {
+    const customerUid = checkUid("customerUid", customerUidRaw);
+    if (items.length === 0) throw new BadUserInputError("schedules", "must contain at least one schedule");
+    if (items.length > 100) throw new BadUserInputError("schedules", "must contain at most 100 schedules");
+    const now = new Date();
+    const seen = new Set<string>();
+    const rows = items.map((item, i) => {
+      const field = `schedules[${i}]`;
+      const scheduledAt = checkFuture(`${field}.scheduleAt`, item.scheduleAt, now);
+      const amount = checkAmount(`${field}.amount`, item.amount, this.deps.config.maxAmount);
+      const name = checkText(`${field}.name`, item.name, 200);
+      const merchantUid = item.merchantUid ? checkUid(`${field}.merchantUid`, item.merchantUid) : newMerchantUid("sch");
+      if (seen.has(merchantUid)) throw new BadUserInputError(`${field}.merchantUid`, "is repeated in this request");
+      seen.add(merchantUid);
+      return ctx.em.create(Payment, {
+        merchantUid,
+        customerUid,
+        name,
+        amount,
+        scheduledAt,
+        kind: PaymentKind.SCHEDULE,
+        status: PaymentStatus.PENDING,
+        ...this.buyer(item),
+      });
+    });
+    await this.cards.requireActive(ctx, customerUid);
+    await guardUnique("A payment with one of these merchantUids", () => ctx.em.persistAndFlush(rows));
+    return this.registerSchedules(ctx, customerUid, rows);
+  }
+
+  /**
+   * Sends PENDING schedule rows to Iamport and marks them SCHEDULED. On an
+   * unknown outcome each one is looked up by merchant_uid.
+   */
+  async registerSchedules(ctx: Ctx, customerUid: string, rows: Payment[]): Promise<Payment[]> {
+    const entries: ScheduleEntry[] = rows.map((p) => ({
+      merchant_uid: p.merchantUid,
+      schedule_at: Math.floor(p.scheduledAt!.getTime() / 1000),
+      amount: p.amount,
+      name: p.name,
+      currency: p.currency,
+      buyer_name: p.buyerName ?? undefined,
+      buyer_email: p.buyerEmail ?? undefined,
+      buyer_tel: p.buyerTel ?? undefined,
+      notice_url: this.scheduleNoticeUrl(),
+    }));
+    try {
+      const results = await this.deps.iamport.schedule(customerUid, entries, { requestId: ctx.requestId });
+      const byUid = new Map(results.map((r) => [r.merchant_uid, r]));
+      for (const p of rows) this.applySchedule(p, byUid.get(p.merchantUid));
+      await ctx.em.flush();
+      return rows;
+    } catch (err) {
+      if (err instanceof IamportRefusedError) {
+        // Nothing was scheduled: the rows must not stay as if it were.
+        ctx.em.remove(rows);
+        await ctx.em.flush();
+        throw new BadUserInputError("schedules", `Iamport refused the schedule: ${err.iamportMessage}`);
+      }
+      if (!outcomeUnknown(err)) throw upstreamError(err, "schedule");
+      ctx.log.warn({ customerUid, count: rows.length }, "schedule outcome unknown; looking each one up");
+      const unresolved = await this.settleSchedules(ctx, rows);
+      if (unresolved.length > 0) {
+        // Never registered: one more attempt with the same merchant_uids is safe (Iamport refuses duplicates).
+        return this.registerSchedulesOnce(ctx, customerUid, rows, unresolved);
+      }
+      return rows;
+    }
+  }
+
+  private async registerSchedulesOnce(ctx: Ctx, customerUid: string, all: Payment[], missing: Payment[]): Promise<Payment[]> {
+    try {
+      const entries = missing.map((p) => ({
+        merchant_uid: p.merchantUid,
+        schedule_at: Math.floor(p.scheduledAt!.getTime() / 1000),
+        amount: p.amount,
+        name: p.name,
+        notice_url: this.scheduleNoticeUrl(),
+      }));
+      const results = await this.deps.iamport.schedule(customerUid, entries, { requestId: ctx.requestId });
+      const byUid = new Map(results.map((r) => [r.merchant_uid, r]));
+      for (const p of missing) this.applySchedule(p, byUid.get(p.merchantUid));
+      await ctx.em.flush();
+      return all;
+    } catch (err) {
+      throw new UpstreamUnavailableError(
+        "Iamport did not confirm the schedule; the payments stay PENDING and will be settled by reconciliation",
+        { cause: err },
+      );
+    }
+  }
+
+  /** Looks up schedules by merchant_uid; returns the rows Iamport has no record of. */
+  async settleSchedules(ctx: Ctx, rows: Payment[]): Promise<Payment[]> {
+    const missing: Payment[] = [];
+    for (const p of rows) {
+      try {
+        const s = await this.deps.iamport.getSchedule(p.merchantUid, { requestId: ctx.requestId });
+        this.applySchedule(p, s);
+      } catch (err) {
+        if (err instanceof IamportNotFoundError) missing.push(p);
+        else throw upstreamError(err, `schedule ${p.merchantUid}`);
+      }
+    }
+    await ctx.em.flush();
+    return missing;
+  }
+
+  /** Copies a schedule result onto its payment row (a schedule that already ran counts as its payment). */
+  applySchedule(p: Payment, s: IamportSchedule | undefined): void {
+    if (!s) return;
+    p.checkedAt = new Date();
+    if (s.schedule_status === "revoked") {
+      p.status = PaymentStatus.REVOKED;
+      return;
+    }
+    if (s.schedule_status === "scheduled") {
+      if (p.status === PaymentStatus.PENDING) p.status = PaymentStatus.SCHEDULED;
+      p.scheduledAt = new Date(s.schedule_at * 1000);
+      return;
+    }
+    // executed: the payment itself (fetched by the caller) is the truth; keep imp_uid for it.
+    if (s.imp_uid && !p.impUid) p.impUid = s.imp_uid;
+  }
+
+  /** Revokes schedules at Iamport (all of the customer's when merchantUids is omitted). */
+  async unschedule(ctx: Ctx, customerUidRaw: string, merchantUidsRaw?: string[] | null): Promise<Payment[]> {
+    const customerUid = checkUid("customerUid", customerUidRaw);
+    const merchantUids = merchantUidsRaw?.map((m, i) => checkUid(`merchantUids[${i}]`, m));
+    if (merchantUids && merchantUids.length === 0) throw new BadUserInputError("merchantUids", "must not be empty when given");
+    let revoked: IamportSchedule[];
+    try {
+      revoked = await this.deps.iamport.unschedule(customerUid, merchantUids, { requestId: ctx.requestId });
+    } catch (err) {
+      if (err instanceof IamportRefusedError || err instanceof IamportNotFoundError) {
+        throw new NotFoundError(`A schedule to revoke for ${customerUid}`);
+      }
+      throw upstreamError(err, "unschedule");
+    }
+    const uids = revoked.map((s) => s.merchant_uid);
+    if (uids.length === 0) return [];
+    const rows = await ctx.em.find(Payment, { merchantUid: { $in: uids } }, { orderBy: { id: "asc" } });
+    for (const p of rows) {
+      if (p.status === PaymentStatus.SCHEDULED || p.status === PaymentStatus.PENDING) p.status = PaymentStatus.REVOKED;
+    }
+    await ctx.em.flush();
+    return rows;
+  }
+
+  // ---- browser checkout ------------------------------------------------------
+
+  /** Records an order before a browser checkout and registers its amount with Iamport's prepare. */
+  async prepare(ctx: Ctx, input: PreparePaymentInput): Promise<Payment> {
+    const amount = checkAmount("amount", input.amount, this.deps.config.maxAmount);
+    const name = checkText("name", input.name, 200);
+    const merchantUid = input.merchantUid ? checkUid("merchantUid", input.merchantUid) : newMerchantUid("ord");
+    const customerUid = input.customerUid ? checkUid("customerUid", input.customerUid) : null;
+    const payment = ctx.em.create(Payment, {
+      merchantUid,
+      customerUid,
+      name,
+      amount,
+      kind: PaymentKind.CHECKOUT,
+      status: PaymentStatus.PENDING,
+    });
+    await guardUnique(`A payment with merchantUid ${merchantUid}`, () => ctx.em.persistAndFlush(payment));
+    try {
+      await this.deps.iamport.prepare(merchantUid, amount, { requestId: ctx.requestId });
+    } catch (err) {
+      ctx.em.remove(payment);
+      await ctx.em.flush();
+      if (err instanceof IamportRefusedError) throw new ConflictError(`Iamport refused to prepare ${merchantUid}: ${err.iamportMessage}`);
+      throw upstreamError(err, "prepare");
+    }
+    return payment;
+  }
+
+  // ---- verification ----------------------------------------------------------
+
+  /**
+   * Fetches the payment from Iamport by imp_uid, finds the order by the
+   * merchant_uid IAMPORT reports (never the caller's), and decides its state
+   * under a row lock, so concurrent deliveries serialize and act once.
+   * `after` runs inside the same transaction with the locked row (renewals).
+   */
+  async verify(
+    ctx: Ctx,
+    impUidRaw: string,
+    claimedMerchantUid?: string | null,
+    after?: (ctx: Ctx, payment: Payment, previous: PaymentStatus, v: Verification) => Promise<void>,
+  ): Promise<VerifiedPayment> {
+    const impUid = checkUid("impUid", impUidRaw);
+    let ip: IamportPayment;
+    try {
+      ip = await this.deps.iamport.getPayment(impUid, { requestId: ctx.requestId });
+    } catch (err) {
+      throw upstreamError(err, `Payment ${impUid} at Iamport`);
+    }
+    return this.verifyFetched(ctx, ip, claimedMerchantUid, after);
+  }
+
+  async verifyFetched(
+    ctx: Ctx,
+    ip: IamportPayment,
+    claimedMerchantUid?: string | null,
+    after?: (ctx: Ctx, payment: Payment, previous: PaymentStatus, v: Verification) => Promise<void>,
+  ): Promise<VerifiedPayment> {
+    const orderUid = claimedMerchantUid ?? ip.merchant_uid;
+    const result = await ctx.em.transactional(async (em) => {
+      const tx: Ctx = { ...ctx, em };
+      const payment = await em.findOne(Payment, { merchantUid: orderUid }, { lockMode: LockMode.PESSIMISTIC_WRITE });
+      if (!payment) return null;
+      const previous = payment.status;
+      const v = decide(payment, ip);
+      if (ip.merchant_uid !== payment.merchantUid) {
+        // Someone presents another order's payment as this one's: flag the order, copy nothing from it.
+        payment.status = PaymentStatus.FORGERY_SUSPECTED;
+        payment.failReason = v.message;
+        payment.checkedAt = new Date();
+      } else {
+        applyVerification(payment, ip, v);
+      }
+      await em.flush();
+      if (after) await after(tx, payment, previous, v);
+      return { payment, ...v };
+    });
+    if (!result) throw new NotFoundError(`An order with merchant_uid ${orderUid} (call preparePayment first)`);
+    if (result.status === PaymentStatus.FORGERY_SUSPECTED) {
+      ctx.log.warn({ merchantUid: result.payment.merchantUid, impUid: ip.imp_uid, reason: result.message }, "forgery suspected");
+    }
+    return result;
+  }
+
+  /** Applies Iamport's answer to a row outside a verification transaction (charges we just made). */
+  apply(payment: Payment, ip: IamportPayment): Verification {
+    const v = decide(payment, ip);
+    applyVerification(payment, ip, v);
+    return v;
+  }
+
+  // ---- refunds ---------------------------------------------------------------
+
+  /** Refunds all or part of a paid payment; Iamport's checksum refuses a refund based on a stale balance. */
+  async refund(ctx: Ctx, input: RefundInput): Promise<Payment> {
+    const merchantUid = checkUid("merchantUid", input.merchantUid);
+    const reason = checkText("reason", input.reason, 200);
+    const payment = await ctx.em.findOne(Payment, { merchantUid });
+    if (!payment) throw new NotFoundError(`Payment ${merchantUid}`);
+    if (payment.status !== PaymentStatus.PAID || !payment.impUid) {
+      throw new BadUserInputError("merchantUid", `only a PAID payment can be refunded (this one is ${payment.status})`);
+    }
+    const refundable = (payment.paidAmount ?? payment.amount) - payment.cancelledAmount;
+    let amount: number | undefined;
+    if (input.amount !== undefined && input.amount !== null) {
+      amount = checkAmount("amount", input.amount, this.deps.config.maxAmount);
+      if (amount > refundable) throw new BadUserInputError("amount", `must not exceed the refundable balance of ${refundable}`);
+    }
+    let ip: IamportPayment;
+    try {
+      ip = await this.deps.iamport.cancel(
+        { imp_uid: payment.impUid, merchant_uid: merchantUid, amount, checksum: refundable, reason },
+        { requestId: ctx.requestId },
+      );
+    } catch (err) {
+      if (err instanceof IamportRefusedError) {
+        // Refresh our view: the balance may have changed elsewhere (console refund).
+        await this.settle(ctx, payment).catch(() => undefined);
+        throw new ConflictError(`Iamport refused the refund: ${err.iamportMessage}`);
+      }
+      throw upstreamError(err, "refund");
+    }
+    this.apply(payment, ip);
+    await ctx.em.flush();
+    ctx.log.info({ merchantUid, refunded: amount ?? refundable, status: payment.status }, "refund recorded");
+    return payment;
+  }
+
+  // ---- reading -----------------------------------------------------------------
+
+  async find(ctx: Ctx, by: { merchantUid?: string | null; impUid?: string | null }): Promise<Payment | null> {
+    if (!by.merchantUid && !by.impUid) throw new BadUserInputError("merchantUid", "give merchantUid or impUid");
+    const where: FilterQuery<Payment> = {};
+    if (by.merchantUid) where.merchantUid = by.merchantUid;
+    if (by.impUid) where.impUid = by.impUid;
+    return ctx.em.findOne(Payment, where);
+  }
+
+  /** Newest first, keyset-paginated by id. */
+  async list(ctx: Ctx, filter: PaymentFilter, first: number, after?: string | null): Promise<Page<Payment>> {
+    const limit = checkFirst(first);
+    const where: FilterQuery<Payment> = {};
+    if (filter.customerUid) where.customerUid = filter.customerUid;
+    if (filter.subscriptionId) where.subscription = filter.subscriptionId;
+    if (filter.status) where.status = filter.status;
+    if (after) where.id = { $lt: decodeCursor("after", after) };
+    const rows = await ctx.em.find(Payment, where, { orderBy: { id: "desc" }, limit: limit + 1 });
+    const hasNextPage = rows.length > limit;
+    const nodes = hasNextPage ? rows.slice(0, limit) : rows;
+    return { nodes, pageInfo: { hasNextPage, endCursor: nodes.length ? encodeCursor(nodes[nodes.length - 1].id) : null } };
+  }
+
+  scheduleNoticeUrl(): string {
+    return `${this.deps.config.publicUrl}/iamport-callback/schedule`;
+  }
+
+  private buyer(input: { buyerName?: string | null; buyerEmail?: string | null; buyerTel?: string | null }) {
+    return {
+      buyerName: optionalText("buyerName", input.buyerName, 100) ?? null,
+      buyerEmail: optionalText("buyerEmail", input.buyerEmail, 200) ?? null,
+      buyerTel: optionalText("buyerTel", input.buyerTel, 40) ?? null,
+    };
+  }
+}
+
+export function checkFirst(first: number | null | undefined): number {
+  const n = first ?? 20;
+  if (!Number.isInteger(n) || n < 1) throw new BadUserInputError("first", "must be a positive whole number");
+  if (n > MAX_PAGE) throw new BadUserInputError("first", `must be at most ${MAX_PAGE}`);
+  return n;
+}

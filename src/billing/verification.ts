@@ -1,0 +1,110 @@
+import type { Payment } from "../db/entities";
+import { PaymentStatus } from "../db/entities/enums";
+import type { IamportPayment } from "../iamport/iamport.types";
+
+export type VerificationOutcome = "PAID" | "VBANK_ISSUED" | "FAILED" | "CANCELLED" | "FORGERY";
+
+export interface Verification {
+  outcome: VerificationOutcome;
+  message: string;
+  /** The status the payment must have now. */
+  status: PaymentStatus;
+}
+
+/**
+ * The one place that decides a payment's state from what the server itself
+ * fetched from Iamport and from the order it recorded. PAID only when Iamport
+ * says `paid` AND the amount equals the order's; any amount mismatch is
+ * FORGERY_SUSPECTED, and that verdict is never lifted by a later answer.
+ */
+export function decide(order: Pick<Payment, "amount" | "status" | "merchantUid">, ip: IamportPayment): Verification {
+  if (ip.merchant_uid !== order.merchantUid) {
+    return {
+      outcome: "FORGERY",
+      status: PaymentStatus.FORGERY_SUSPECTED,
+      message: `Iamport's payment belongs to order ${ip.merchant_uid}, not ${order.merchantUid}`,
+    };
+  }
+  if (order.status === PaymentStatus.FORGERY_SUSPECTED) {
+    return { outcome: "FORGERY", status: PaymentStatus.FORGERY_SUSPECTED, message: "The payment was already found forged" };
+  }
+  const amountMatches = Math.round(Number(ip.amount)) === order.amount;
+  switch (ip.status) {
+    case "paid":
+      if (!amountMatches) {
+        return {
+          outcome: "FORGERY",
+          status: PaymentStatus.FORGERY_SUSPECTED,
+          message: `Iamport reports ${ip.amount} paid but the order expects ${order.amount}`,
+        };
+      }
+      return { outcome: "PAID", status: PaymentStatus.PAID, message: "Paid" };
+    case "ready":
+      if (!amountMatches) {
+        return {
+          outcome: "FORGERY",
+          status: PaymentStatus.FORGERY_SUSPECTED,
+          message: `Iamport issued a virtual account for ${ip.amount} but the order expects ${order.amount}`,
+        };
+      }
+      return { outcome: "VBANK_ISSUED", status: PaymentStatus.READY, message: "Virtual account issued; waiting for the deposit" };
+    case "cancelled":
+      return { outcome: "CANCELLED", status: PaymentStatus.CANCELLED, message: ip.cancel_reason || "Cancelled" };
+    case "failed":
+    default:
+      return { outcome: "FAILED", status: PaymentStatus.FAILED, message: ip.fail_reason || "The payment failed" };
+  }
+}
+
+function fromUnix(seconds: number | undefined): Date | null {
+  return seconds && seconds > 0 ? new Date(seconds * 1000) : null;
+}
+
+/** Copies Iamport's answer and the verdict onto the payment row. */
+export function applyVerification(payment: Payment, ip: IamportPayment, v: Verification): void {
+  payment.status = v.status;
+  if (ip.merchant_uid === payment.merchantUid) payment.impUid = ip.imp_uid;
+  payment.paidAmount = ip.status === "paid" || ip.status === "cancelled" ? Math.round(Number(ip.amount)) : payment.paidAmount ?? null;
+  payment.cancelledAmount = Math.round(Number(ip.cancel_amount ?? 0));
+  payment.paidAt = fromUnix(ip.paid_at) ?? payment.paidAt ?? null;
+  payment.failedAt = fromUnix(ip.failed_at) ?? payment.failedAt ?? null;
+  payment.cancelledAt = fromUnix(ip.cancelled_at) ?? payment.cancelledAt ?? null;
+  payment.failReason = v.status === PaymentStatus.FAILED ? ip.fail_reason || v.message : v.status === PaymentStatus.FORGERY_SUSPECTED ? v.message : null;
+  payment.receiptUrl = ip.receipt_url ?? payment.receiptUrl ?? null;
+  payment.payMethod = ip.pay_method ?? payment.payMethod ?? null;
+  payment.currency = ip.currency || payment.currency;
+  payment.iamport = snapshot(ip);
+  payment.checkedAt = new Date();
+}
+
+/** What is kept of Iamport's answer: no buyer contact data beyond what the order has, card number masked by Iamport. */
+function snapshot(ip: IamportPayment): Record<string, unknown> {
+  const keep: (keyof IamportPayment)[] = [
+    "imp_uid",
+    "merchant_uid",
+    "amount",
+    "cancel_amount",
+    "currency",
+    "status",
+    "pay_method",
+    "channel",
+    "pg_provider",
+    "card_name",
+    "customer_uid",
+    "customer_uid_usage",
+    "fail_reason",
+    "cancel_reason",
+    "started_at",
+    "paid_at",
+    "failed_at",
+    "cancelled_at",
+    "receipt_url",
+    "vbank_num",
+    "vbank_name",
+    "vbank_date",
+    "sandbox",
+  ];
+  const out: Record<string, unknown> = {};
+  for (const k of keep) if (ip[k] !== undefined) out[k] = ip[k];
+  return out;
+}

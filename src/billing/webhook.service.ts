@@ -1,0 +1,127 @@
+import { WebhookEvent } from "../db/entities";
+import type { Payment } from "../db/entities";
+import type { PaymentStatus } from "../db/entities/enums";
+import { AppError, BadUserInputError, NotFoundError, toAppError } from "../errors";
+import type { Ctx } from "./context";
+import type { PaymentService, VerifiedPayment } from "./payment.service";
+import { checkUid } from "./validation";
+import type { Verification } from "./verification";
+
+export type EventSource = "iamport-webhook" | "schedule-callback" | "mobile-redirect" | "complete";
+
+/** Runs inside the verification transaction, with the payment row locked (subscription renewals). */
+export type AfterVerification = (ctx: Ctx, payment: Payment, previous: PaymentStatus, v: Verification) => Promise<void>;
+
+export interface Notice {
+  impUid: string;
+  merchantUid?: string;
+  claimedStatus?: string;
+}
+
+export type EventResult =
+  | { kind: "verified"; event: WebhookEvent; result: VerifiedPayment }
+  | { kind: "ignored"; event: WebhookEvent; reason: string }
+  | { kind: "retry"; event: WebhookEvent; error: AppError };
+
+/**
+ * The inbox: every webhook, schedule callback and browser return is recorded
+ * first, then verified against Iamport. The body is a hint only; duplicate and
+ * concurrent deliveries serialize on the payment row and act once.
+ */
+export class WebhookService {
+  private after?: AfterVerification;
+
+  constructor(private readonly payments: PaymentService) {}
+
+  /** Subscriptions register their renewal step here (it runs under the payment's row lock). */
+  setAfterVerification(fn: AfterVerification): void {
+    this.after = fn;
+  }
+
+  /** Validates a webhook body (JSON or form): imp_uid required, merchant_uid and status optional hints. */
+  parseNotice(body: unknown): Notice {
+    if (typeof body !== "object" || body === null || Array.isArray(body)) {
+      throw new BadUserInputError("body", "must be an object with imp_uid, merchant_uid and status");
+    }
+    const b = body as Record<string, unknown>;
+    const str = (field: string): string | undefined => {
+      const v = b[field];
+      if (v === undefined || v === null || v === "") return undefined;
+      if (typeof v !== "string") throw new BadUserInputError(field, "must be a string");
+      return v;
+    };
+    const imp = str("imp_uid");
+    if (!imp) throw new BadUserInputError("imp_uid", "is required");
+    const impUid = checkUid("imp_uid", imp);
+    const merchant = str("merchant_uid");
+    const merchantUid = merchant === undefined ? undefined : checkUid("merchant_uid", merchant);
+    const status = str("status");
+    if (status !== undefined && status.length > 40) throw new BadUserInputError("status", "is too long");
+    return { impUid, merchantUid, claimedStatus: status };
+  }
+
+  /**
+   * Records the notice, then verifies it. `claimMerchantUid`: the sender's
+   * merchant_uid is checked against Iamport's (browser returns), instead of
+   * being ignored as a mere hint (webhooks).
+   */
+  async handle(
+    ctx: Ctx,
+    source: EventSource,
+    notice: Notice,
+    meta: { remoteIp?: string; claimMerchantUid?: boolean; extra?: Record<string, unknown> },
+  ): Promise<EventResult> {
+    const event = ctx.em.create(WebhookEvent, {
+      source,
+      impUid: notice.impUid,
+      merchantUid: notice.merchantUid ?? null,
+      claimedStatus: notice.claimedStatus ?? null,
+      body: { imp_uid: notice.impUid, merchant_uid: notice.merchantUid, status: notice.claimedStatus, ...meta.extra },
+      remoteIp: meta.remoteIp?.slice(0, 64) ?? null,
+    });
+    await ctx.em.persistAndFlush(event);
+    return this.process(ctx, event, meta.claimMerchantUid ? notice.merchantUid : undefined);
+  }
+
+  /** Processes a recorded event (first delivery or reconciliation of one left unprocessed). */
+  async process(ctx: Ctx, event: WebhookEvent, claimedMerchantUid?: string): Promise<EventResult> {
+    event.attempts += 1;
+    let result: EventResult;
+    try {
+      const verified = await this.payments.verify(ctx, event.impUid!, claimedMerchantUid, this.after);
+      event.outcome = verified.payment.status;
+      event.processedAt = new Date();
+      result = { kind: "verified", event, result: verified };
+    } catch (err) {
+      const e = toAppError(err);
+      if (e instanceof NotFoundError || e.code === "BAD_USER_INPUT") {
+        // Not ours (no such order or payment): durably known to be irrelevant.
+        event.outcome = `ignored: ${e.message}`.slice(0, 500);
+        event.processedAt = new Date();
+        result = { kind: "ignored", event, reason: e.message };
+      } else {
+        // Iamport unreachable or our own failure: leave it for a retry or reconciliation.
+        event.outcome = `error: ${e.code}: ${e.message}`.slice(0, 500);
+        ctx.log.warn({ eventId: event.id, impUid: event.impUid, err: e.message, code: e.code }, "webhook not processed");
+        if (e.code === "INTERNAL_SERVER_ERROR") ctx.log.error({ err }, "webhook processing failed");
+        result = { kind: "retry", event, error: e };
+      }
+    }
+    await ctx.em.flush();
+    return result;
+  }
+
+  /** Events recorded but never processed (the server died mid-way, or Iamport was down). */
+  async pending(ctx: Ctx, olderThanSeconds: number, limit: number): Promise<WebhookEvent[]> {
+    return ctx.em.find(
+      WebhookEvent,
+      {
+        processedAt: null,
+        receivedAt: { $lt: new Date(Date.now() - olderThanSeconds * 1000) },
+        attempts: { $lt: 20 },
+        impUid: { $ne: null },
+      },
+      { orderBy: { id: "asc" }, limit },
+    );
+  }
+}

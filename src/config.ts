@@ -1,0 +1,187 @@
+import { z } from "zod";
+
+/** Parses "1d,3d,5d" / "12h" / "30m" / "45s" into seconds. Exported for tests. */
+export function parseDurationList(value: string): number[] {
+  const units: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400, w: 604800 };
+  const parts = value
+    .split(",")
+    .map((p) => p.trim())
+    .filter((p) => p.length > 0);
+  return parts.map((part) => {
+    const m = /^(\d+)\s*([smhdw])$/.exec(part);
+    if (!m) throw new Error(`"${part}" is not a duration like 1d, 12h, 30m or 45s`);
+    const seconds = Number(m[1]) * units[m[2]];
+    if (seconds <= 0) throw new Error(`"${part}" must be longer than zero`);
+    return seconds;
+  });
+}
+
+const bool = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .refine((v) => ["true", "false", "1", "0", "yes", "no"].includes(v), "must be true or false")
+  .transform((v) => v === "true" || v === "1" || v === "yes");
+
+const port = z.coerce.number().int().min(0).max(65535);
+const url = z.string().trim().url();
+const optionalString = z
+  .string()
+  .trim()
+  .transform((v) => (v === "" ? undefined : v))
+  .optional();
+
+const envSchema = z.object({
+  NODE_ENV: z.enum(["development", "production", "test"]).default("development"),
+  PORT: port.default(4000),
+  HOST: z.string().trim().default("0.0.0.0"),
+  DATABASE_URL: optionalString.pipe(url.optional()),
+  DATABASE_POOL_MAX: z.coerce.number().int().min(1).max(200).default(10),
+  PGLITE_DATA_DIR: z.string().trim().default("./.data/pglite"),
+  IAMPORT_API_URL: optionalString.pipe(url.optional()),
+  IAMPORT_API_KEY: optionalString,
+  IAMPORT_API_SECRET: optionalString,
+  IAMPORT_TIMEOUT_MS: z.coerce.number().int().min(100).max(120000).default(10000),
+  IAMPORT_EMULATOR_PORT: port.default(4010),
+  IAMPORT_EMULATOR_API_KEY: z.string().trim().min(1).default("imp_apikey"),
+  IAMPORT_EMULATOR_API_SECRET: z.string().trim().min(1).default("emulator_secret"),
+  IAMPORT_EMULATOR_WEBHOOK_URL: optionalString.pipe(url.optional()),
+  PUBLIC_URL: optionalString.pipe(url.optional()),
+  API_KEYS: optionalString,
+  BILLING_TIME_ZONE: z
+    .string()
+    .trim()
+    .default("Asia/Seoul")
+    .refine((tz) => {
+      try {
+        new Intl.DateTimeFormat("en-US", { timeZone: tz });
+        return true;
+      } catch {
+        return false;
+      }
+    }, "must be an IANA time zone such as Asia/Seoul"),
+  RETRY_SCHEDULE: z
+    .string()
+    .trim()
+    .default("1d,3d,5d")
+    .transform((v, ctx) => {
+      try {
+        return parseDurationList(v);
+      } catch (e) {
+        ctx.addIssue({ code: "custom", message: (e as Error).message });
+        return z.NEVER;
+      }
+    }),
+  MOBILE_REDIRECT_URL: optionalString.pipe(url.optional()),
+  MIGRATE_ON_START: bool.default(true),
+  RECONCILE_INTERVAL_SECONDS: z.coerce.number().int().min(0).max(86400).default(60),
+  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  MAX_AMOUNT: z.coerce.number().int().positive().default(100_000_000),
+});
+
+export type Env = z.input<typeof envSchema>;
+
+export interface Config {
+  env: "development" | "production" | "test";
+  port: number;
+  host: string;
+  /** undefined: the embedded PGlite database is used. */
+  databaseUrl?: string;
+  databasePoolMax: number;
+  pgliteDataDir: string;
+  iamport: {
+    /** undefined: the in-process emulator is started and used. */
+    apiUrl?: string;
+    apiKey?: string;
+    apiSecret?: string;
+    timeoutMs: number;
+    useEmulator: boolean;
+  };
+  emulator: { port: number; apiKey: string; apiSecret: string; webhookUrl?: string };
+  publicUrl: string;
+  /** Accepted API keys; empty in development means "generate one". */
+  apiKeys: string[];
+  billingTimeZone: string;
+  retryScheduleSeconds: number[];
+  mobileRedirectUrl?: string;
+  migrateOnStart: boolean;
+  reconcileIntervalSeconds: number;
+  logLevel: string;
+  maxAmount: number;
+}
+
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    message: string,
+  ) {
+    super(`Invalid configuration: ${variable} ${message}`);
+    this.name = "ConfigError";
+  }
+}
+
+/** Validates the environment once; everything else receives the typed Config. */
+export function loadConfig(source: Record<string, string | undefined> = process.env): Config {
+  const parsed = envSchema.safeParse(source);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const variable = String(issue.path[0] ?? "environment");
+    throw new ConfigError(variable, issue.message);
+  }
+  const e = parsed.data;
+  if ((e.IAMPORT_API_KEY === undefined) !== (e.IAMPORT_API_SECRET === undefined)) {
+    throw new ConfigError(
+      e.IAMPORT_API_KEY ? "IAMPORT_API_SECRET" : "IAMPORT_API_KEY",
+      "must be set together with its pair (IAMPORT_API_KEY and IAMPORT_API_SECRET)",
+    );
+  }
+  const apiKeys = (e.API_KEYS ?? "")
+    .split(",")
+    .map((k) => k.trim())
+    .filter((k) => k.length > 0);
+  if (e.NODE_ENV === "production" && apiKeys.length === 0) {
+    throw new ConfigError("API_KEYS", "is required when NODE_ENV=production");
+  }
+  const useEmulator = e.IAMPORT_API_KEY === undefined;
+  if (e.NODE_ENV === "production" && useEmulator) {
+    throw new ConfigError("IAMPORT_API_KEY", "is required when NODE_ENV=production (the emulator is for development)");
+  }
+  return {
+    env: e.NODE_ENV,
+    port: e.PORT,
+    host: e.HOST,
+    databaseUrl: e.DATABASE_URL,
+    databasePoolMax: e.DATABASE_POOL_MAX,
+    pgliteDataDir: e.PGLITE_DATA_DIR,
+    iamport: {
+      apiUrl: e.IAMPORT_API_URL ?? (useEmulator ? undefined : "https://api.iamport.kr"),
+      apiKey: e.IAMPORT_API_KEY,
+      apiSecret: e.IAMPORT_API_SECRET,
+      timeoutMs: e.IAMPORT_TIMEOUT_MS,
+      useEmulator,
+    },
+    emulator: {
+      port: e.IAMPORT_EMULATOR_PORT,
+      apiKey: e.IAMPORT_EMULATOR_API_KEY,
+      apiSecret: e.IAMPORT_EMULATOR_API_SECRET,
+      webhookUrl: e.IAMPORT_EMULATOR_WEBHOOK_URL,
+    },
+    publicUrl: (e.PUBLIC_URL ?? `http://localhost:${e.PORT}`).replace(/\/+$/, ""),
+    apiKeys,
+    billingTimeZone: e.BILLING_TIME_ZONE,
+    retryScheduleSeconds: e.RETRY_SCHEDULE,
+    mobileRedirectUrl: e.MOBILE_REDIRECT_URL,
+    migrateOnStart: e.MIGRATE_ON_START,
+    reconcileIntervalSeconds: e.RECONCILE_INTERVAL_SECONDS,
+    logLevel: e.LOG_LEVEL,
+    maxAmount: e.MAX_AMOUNT,
+  };
+}
+
+/** Which secrets are set, never their values: for the start-up log. */
+export function describeSecrets(config: Config): Record<string, "set" | "unset"> {
+  return {
+    IAMPORT_API_SECRET: config.iamport.apiSecret ? "set" : "unset",
+    API_KEYS: config.apiKeys.length > 0 ? "set" : "unset",
+  };
+}

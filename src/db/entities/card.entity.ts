@@ -1,0 +1,58 @@
+import { Entity, Enum, PrimaryKey, Property, OptionalProps } from "@mikro-orm/core";
+import { Field, ObjectType } from "type-graphql";
+import { CardStatus, CardType } from "./enums";
+
+/** A billing key registered with Iamport. Never card number, expiry, birth or password: only what Iamport returns. */
+@ObjectType({ description: "A billing key registered with Iamport. Card numbers are never stored: only what Iamport returns." })
+@Entity({ tableName: "cards" })
+export class Card {
+  [OptionalProps]?: "status" | "createdAt" | "updatedAt";
+
+  @PrimaryKey({ type: "bigint", autoincrement: true })
+  id!: string;
+
+  @Field(() => String)
+  @Property({ type: "string", length: 80, unique: true })
+  customerUid!: string;
+
+  @Field(() => String, { nullable: true })
+  @Property({ type: "string", length: 80, nullable: true })
+  customerId?: string | null;
+
+  @Field(() => String, { nullable: true })
+  @Property({ type: "string", length: 100, nullable: true })
+  cardName?: string | null;
+
+  @Property({ type: "string", length: 20, nullable: true })
+  cardCode?: string | null;
+
+  @Field(() => String, { nullable: true })
+  @Property({ type: "string", length: 40, nullable: true })
+  cardNumberMasked?: string | null;
+
+  @Field(() => CardType, { nullable: true })
+  @Enum({ items: () => CardType, nullable: true })
+  cardType?: CardType | null;
+
+  @Field(() => String, { nullable: true })
+  @Property({ type: "string", length: 40, nullable: true })
+  pgProvider?: string | null;
+
+  @Property({ type: "string", length: 80, nullable: true })
+  pgId?: string | null;
+
+  @Field(() => CardStatus)
+  @Enum({ items: () => CardStatus })
+  status: CardStatus = CardStatus.ACTIVE;
+
+  @Field(() => Date)
+  @Property({ type: "datetime" })
+  createdAt: Date = new Date();
+
+  @Field(() => Date)
+  @Property({ type: "datetime", onUpdate: () => new Date() })
+  updatedAt: Date = new Date();
+
+  @Property({ type: "datetime", nullable: true })
+  deletedAt?: Date | null;
+}

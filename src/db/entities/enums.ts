@@ -1,0 +1,67 @@
+import { registerEnumType } from "type-graphql";
+
+export enum CardStatus {
+  ACTIVE = "ACTIVE",
+  DELETED = "DELETED",
+}
+
+export enum CardType {
+  CREDIT = "CREDIT",
+  CHECK = "CHECK",
+}
+
+export enum PaymentStatus {
+  PENDING = "PENDING",
+  SCHEDULED = "SCHEDULED",
+  READY = "READY",
+  PAID = "PAID",
+  FAILED = "FAILED",
+  CANCELLED = "CANCELLED",
+  REVOKED = "REVOKED",
+  FORGERY_SUSPECTED = "FORGERY_SUSPECTED",
+}
+
+/** How a payment was (or will be) made. */
+export enum PaymentKind {
+  /** A billing-key charge (`/subscribe/payments/again`). */
+  AGAIN = "AGAIN",
+  /** A schedule registered with Iamport. */
+  SCHEDULE = "SCHEDULE",
+  /** A browser checkout (IMP.request_pay) prepared by preparePayment or first seen on a webhook. */
+  CHECKOUT = "CHECKOUT",
+}
+
+export enum SubscriptionStatus {
+  ACTIVE = "ACTIVE",
+  PAST_DUE = "PAST_DUE",
+  UNPAID = "UNPAID",
+  CANCELED = "CANCELED",
+}
+
+export enum BillingInterval {
+  DAY = "DAY",
+  WEEK = "WEEK",
+  MONTH = "MONTH",
+  YEAR = "YEAR",
+}
+
+registerEnumType(CardStatus, { name: "CardStatus" });
+registerEnumType(CardType, { name: "CardType" });
+registerEnumType(PaymentStatus, {
+  name: "PaymentStatus",
+  valuesConfig: {
+    PENDING: { description: "Order recorded; the charge has not been confirmed by Iamport yet." },
+    SCHEDULED: { description: "Registered with Iamport's schedule; it will be attempted at scheduledAt." },
+    READY: { description: "Virtual account issued; waiting for the deposit." },
+    REVOKED: { description: "A schedule that was revoked before it ran." },
+    FORGERY_SUSPECTED: { description: "Iamport reports an amount that differs from the order: never treated as paid." },
+  },
+});
+registerEnumType(SubscriptionStatus, {
+  name: "SubscriptionStatus",
+  valuesConfig: {
+    PAST_DUE: { description: "The last renewal failed; retries are scheduled." },
+    UNPAID: { description: "Retries are exhausted without a payment." },
+  },
+});
+registerEnumType(BillingInterval, { name: "BillingInterval" });

@@ -1,0 +1,121 @@
+import { Entity, Enum, Index, ManyToOne, PrimaryKey, Property, Unique, OptionalProps } from "@mikro-orm/core";
+import { Field, Int, ObjectType } from "type-graphql";
+import { PaymentKind, PaymentStatus } from "./enums";
+import { Subscription } from "./subscription.entity";
+
+/** One order (merchant_uid) and what Iamport last reported about it. */
+@ObjectType()
+@Entity({ tableName: "payments" })
+// At most one charge per subscription period and attempt: enforced here, not only in code.
+@Unique({ name: "payments_subscription_period_attempt_unique", properties: ["subscription", "period", "attempt"] })
+@Index({ name: "payments_customer_uid_id_index", properties: ["customerUid", "id"] })
+@Index({ name: "payments_status_id_index", properties: ["status", "id"] })
+@Index({ name: "payments_subscription_id_index", properties: ["subscription", "id"] })
+export class Payment {
+  [OptionalProps]?: "cancelledAmount" | "currency" | "status" | "createdAt" | "updatedAt";
+
+  @PrimaryKey({ type: "bigint", autoincrement: true })
+  id!: string;
+
+  @Field(() => String)
+  @Property({ type: "string", length: 80, unique: true })
+  merchantUid!: string;
+
+  @Field(() => String, { nullable: true })
+  @Property({ type: "string", length: 80, nullable: true, unique: true })
+  impUid?: string | null;
+
+  @Field(() => String, { nullable: true })
+  @Property({ type: "string", length: 80, nullable: true })
+  customerUid?: string | null;
+
+  @Field(() => String)
+  @Property({ type: "string", length: 200 })
+  name!: string;
+
+  @Field(() => Int, { description: "The amount the order expects." })
+  @Property({ type: "integer" })
+  amount!: number;
+
+  @Field(() => Int, { nullable: true, description: "The amount Iamport reports as paid, once known." })
+  @Property({ type: "integer", nullable: true })
+  paidAmount?: number | null;
+
+  @Field(() => Int)
+  @Property({ type: "integer" })
+  cancelledAmount: number = 0;
+
+  @Field(() => String)
+  @Property({ type: "string", length: 3 })
+  currency: string = "KRW";
+
+  @Field(() => PaymentStatus)
+  @Enum({ items: () => PaymentStatus })
+  status: PaymentStatus = PaymentStatus.PENDING;
+
+  @Enum({ items: () => PaymentKind })
+  kind!: PaymentKind;
+
+  @Field(() => String, { nullable: true })
+  @Property({ type: "text", nullable: true })
+  failReason?: string | null;
+
+  @Property({ type: "string", length: 20, nullable: true })
+  payMethod?: string | null;
+
+  @Property({ type: "string", length: 100, nullable: true })
+  buyerName?: string | null;
+
+  @Property({ type: "string", length: 200, nullable: true })
+  buyerEmail?: string | null;
+
+  @Property({ type: "string", length: 40, nullable: true })
+  buyerTel?: string | null;
+
+  @Field(() => Date, { nullable: true })
+  @Property({ type: "datetime", nullable: true })
+  scheduledAt?: Date | null;
+
+  @Field(() => Date, { nullable: true })
+  @Property({ type: "datetime", nullable: true })
+  paidAt?: Date | null;
+
+  @Field(() => Date, { nullable: true })
+  @Property({ type: "datetime", nullable: true })
+  failedAt?: Date | null;
+
+  @Field(() => Date, { nullable: true })
+  @Property({ type: "datetime", nullable: true })
+  cancelledAt?: Date | null;
+
+  @Field(() => String, { nullable: true })
+  @Property({ type: "text", nullable: true })
+  receiptUrl?: string | null;
+
+  @ManyToOne(() => Subscription, { nullable: true, deleteRule: "set null" })
+  subscription?: Subscription | null;
+
+  /** Billing period number (1 = first) of the subscription this payment belongs to. */
+  @Property({ type: "integer", nullable: true })
+  period?: number | null;
+
+  /** Attempt number within the period (1 = the renewal, 2.. = dunning retries). */
+  @Property({ type: "integer", nullable: true })
+  attempt?: number | null;
+
+  /** The last payment object Iamport returned (card numbers in it are masked by Iamport). */
+  @Property({ type: "json", nullable: true })
+  iamport?: Record<string, unknown> | null;
+
+  /** When the server last asked Iamport about this payment (reconciliation). */
+  @Property({ type: "datetime", nullable: true })
+  checkedAt?: Date | null;
+
+  @Field(() => Date)
+  @Property({ type: "datetime" })
+  createdAt: Date = new Date();
+
+  @Field(() => Date)
+  @Property({ type: "datetime", onUpdate: () => new Date() })
+  updatedAt: Date = new Date();
+}

@@ -1,0 +1,84 @@
+import { Entity, Enum, Index, PrimaryKey, Property, OptionalProps } from "@mikro-orm/core";
+import { Field, ID, Int, ObjectType } from "type-graphql";
+import { BillingInterval, SubscriptionStatus } from "./enums";
+
+/** A recurring charge of one customer's billing key. */
+@ObjectType()
+@Entity({ tableName: "subscriptions" })
+@Index({ name: "subscriptions_customer_uid_id_index", properties: ["customerUid", "id"] })
+@Index({ name: "subscriptions_status_next_payment_at_index", properties: ["status", "nextPaymentAt"] })
+export class Subscription {
+  [OptionalProps]?: "intervalCount" | "status" | "currentPeriod" | "cancelAtPeriodEnd" | "createdAt" | "updatedAt";
+
+  /** Short random id, e.g. "s8f3k2j9q1x": it goes into deterministic merchant_uids. */
+  @Field(() => ID)
+  @PrimaryKey({ type: "string", length: 24 })
+  id!: string;
+
+  @Field(() => String)
+  @Property({ type: "string", length: 80 })
+  customerUid!: string;
+
+  @Field(() => String)
+  @Property({ type: "string", length: 200 })
+  name!: string;
+
+  @Field(() => Int)
+  @Property({ type: "integer" })
+  amount!: number;
+
+  @Field(() => BillingInterval)
+  @Enum({ items: () => BillingInterval })
+  interval!: BillingInterval;
+
+  @Field(() => Int)
+  @Property({ type: "integer" })
+  intervalCount: number = 1;
+
+  /** The billing anchor: period n starts at anchor + (n-1) intervals, in the billing time zone. */
+  @Property({ type: "datetime" })
+  anchorAt!: Date;
+
+  @Field(() => SubscriptionStatus)
+  @Enum({ items: () => SubscriptionStatus })
+  status: SubscriptionStatus = SubscriptionStatus.ACTIVE;
+
+  /** The period number the subscription is in (0 before the first payment). */
+  @Property({ type: "integer" })
+  currentPeriod: number = 0;
+
+  @Field(() => Date, { nullable: true })
+  @Property({ type: "datetime", nullable: true })
+  currentPeriodStart?: Date | null;
+
+  @Field(() => Date, { nullable: true })
+  @Property({ type: "datetime", nullable: true })
+  currentPeriodEnd?: Date | null;
+
+  @Field(() => Date, { nullable: true })
+  @Property({ type: "datetime", nullable: true })
+  nextPaymentAt?: Date | null;
+
+  /** merchant_uid of the payment registered with Iamport's schedule, if any. */
+  @Property({ type: "string", length: 80, nullable: true })
+  nextMerchantUid?: string | null;
+
+  @Field(() => Boolean)
+  @Property({ type: "boolean" })
+  cancelAtPeriodEnd: boolean = false;
+
+  @Field(() => Date, { nullable: true })
+  @Property({ type: "datetime", nullable: true })
+  canceledAt?: Date | null;
+
+  @Property({ type: "text", nullable: true })
+  cancelReason?: string | null;
+
+  @Field(() => Date)
+  @Property({ type: "datetime" })
+  createdAt: Date = new Date();
+
+  @Field(() => Date)
+  @Property({ type: "datetime", onUpdate: () => new Date() })
+  updatedAt: Date = new Date();
+}

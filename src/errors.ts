@@ -1,0 +1,96 @@
+/**
+ * One error hierarchy for the whole server. Each error has a stable `code`,
+ * mapped once to GraphQL `extensions.code` (src/graphql/errors.ts) and once to
+ * an HTTP status for REST (httpStatusOf below). Messages are written for the
+ * caller and never contain card data.
+ */
+export type ErrorCode =
+  | "BAD_USER_INPUT"
+  | "UNAUTHENTICATED"
+  | "FORBIDDEN"
+  | "NOT_FOUND"
+  | "CARD_REJECTED"
+  | "CONFLICT"
+  | "UPSTREAM_UNAVAILABLE"
+  | "INTERNAL_SERVER_ERROR";
+
+export class AppError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly details: Record<string, unknown> = {},
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** Invalid input; `field` names the offending input field. */
+export class BadUserInputError extends AppError {
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super("BAD_USER_INPUT", message, { field });
+  }
+}
+
+export class UnauthenticatedError extends AppError {
+  constructor(message = "A valid API key is required: send Authorization: Bearer <key>") {
+    super("UNAUTHENTICATED", message);
+  }
+}
+
+export class ForbiddenError extends AppError {
+  constructor(message = "This caller may not perform this operation") {
+    super("FORBIDDEN", message);
+  }
+}
+
+export class NotFoundError extends AppError {
+  constructor(what: string) {
+    super("NOT_FOUND", `${what} was not found`);
+  }
+}
+
+/** Iamport refused to issue a billing key for the card. */
+export class CardRejectedError extends AppError {
+  constructor(message: string, iamportCode?: number) {
+    super("CARD_REJECTED", message, iamportCode === undefined ? {} : { iamportCode });
+  }
+}
+
+export class ConflictError extends AppError {
+  constructor(message: string, details: Record<string, unknown> = {}) {
+    super("CONFLICT", message, details);
+  }
+}
+
+/** Iamport is unreachable, timing out, or answering 5xx: the outcome may be unknown. */
+export class UpstreamUnavailableError extends AppError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("UPSTREAM_UNAVAILABLE", message, {}, options);
+  }
+}
+
+const HTTP_STATUS: Record<ErrorCode, number> = {
+  BAD_USER_INPUT: 400,
+  UNAUTHENTICATED: 401,
+  FORBIDDEN: 403,
+  NOT_FOUND: 404,
+  CARD_REJECTED: 402,
+  CONFLICT: 409,
+  UPSTREAM_UNAVAILABLE: 503,
+  INTERNAL_SERVER_ERROR: 500,
+};
+
+export function httpStatusOf(code: ErrorCode): number {
+  return HTTP_STATUS[code];
+}
+
+/** Whatever was thrown, as an AppError; unknown errors become INTERNAL_SERVER_ERROR with no details. */
+export function toAppError(err: unknown): AppError {
+  if (err instanceof AppError) return err;
+  return new AppError("INTERNAL_SERVER_ERROR", "Internal server error", {}, { cause: err });
+}

@@ -1,0 +1,280 @@
+import http from "node:http";
+import https from "node:https";
+import axios, { AxiosError, AxiosInstance, AxiosResponse, Method } from "axios";
+import type { Logger } from "pino";
+import {
+  IamportError,
+  IamportNotFoundError,
+  IamportRefusedError,
+  IamportTimeoutError,
+  IamportUnauthorizedError,
+  IamportUnavailableError,
+} from "./iamport.errors";
+import type {
+  AgainRequest,
+  CancelRequest,
+  IamportCustomer,
+  IamportEnvelope,
+  IamportPayment,
+  IamportPrepared,
+  IamportSchedule,
+  IamportToken,
+  IssueBillingKeyRequest,
+  ScheduleEntry,
+} from "./iamport.types";
+
+export interface IamportClientOptions {
+  baseUrl: string;
+  apiKey: string;
+  apiSecret: string;
+  timeoutMs: number;
+  logger: Logger;
+  /** Refresh the token this long before Iamport says it expires (clock skew, slow calls). */
+  refreshMarginSeconds?: number;
+  /** Called after every call (metrics). */
+  onCall?: (endpoint: string, outcome: string, seconds: number) => void;
+}
+
+interface CachedToken {
+  token: string;
+  /** Local epoch milliseconds after which the token must not be used. */
+  refreshAfter: number;
+}
+
+interface CallOptions {
+  /** Request id of the caller, for log correlation. */
+  requestId?: string;
+}
+
+/** The typed Iamport V1 client: token cache, envelope unwrapping, typed errors, timeouts. */
+export class IamportClient {
+  private readonly http: AxiosInstance;
+  private cached?: CachedToken;
+  private refreshing?: Promise<CachedToken>;
+  private readonly margin: number;
+
+  constructor(private readonly options: IamportClientOptions) {
+    this.margin = options.refreshMarginSeconds ?? 60;
+    this.http = axios.create({
+      baseURL: options.baseUrl.replace(/\/+$/, ""),
+      timeout: options.timeoutMs,
+      // The envelope is read whatever the status: a 4xx body still explains the refusal.
+      validateStatus: () => true,
+      httpAgent: new http.Agent({ keepAlive: true, maxSockets: 64 }),
+      httpsAgent: new https.Agent({ keepAlive: true, maxSockets: 64 }),
+      headers: { "Content-Type": "application/json", Accept: "application/json" },
+    });
+  }
+
+  // ---- billing keys -------------------------------------------------------
+
+  /** Issues (or replaces) the billing key of customer_uid. Card data is sent, never logged. */
+  issueBillingKey(customerUid: string, body: IssueBillingKeyRequest, o?: CallOptions): Promise<IamportCustomer> {
+    return this.call("POST", `/subscribe/customers/${enc(customerUid)}`, "POST /subscribe/customers/{customer_uid}", body, o);
+  }
+
+  getCustomer(customerUid: string, o?: CallOptions): Promise<IamportCustomer> {
+    return this.call("GET", `/subscribe/customers/${enc(customerUid)}`, "GET /subscribe/customers/{customer_uid}", undefined, o);
+  }
+
+  deleteCustomer(customerUid: string, o?: CallOptions): Promise<IamportCustomer> {
+    return this.call(
+      "DELETE",
+      `/subscribe/customers/${enc(customerUid)}`,
+      "DELETE /subscribe/customers/{customer_uid}",
+      undefined,
+      o,
+    );
+  }
+
+  // ---- charges and schedules ----------------------------------------------
+
+  again(body: AgainRequest, o?: CallOptions): Promise<IamportPayment> {
+    return this.call("POST", "/subscribe/payments/again", "POST /subscribe/payments/again", body, o);
+  }
+
+  schedule(customerUid: string, schedules: ScheduleEntry[], o?: CallOptions): Promise<IamportSchedule[]> {
+    return this.call(
+      "POST",
+      "/subscribe/payments/schedule",
+      "POST /subscribe/payments/schedule",
+      { customer_uid: customerUid, schedules },
+      o,
+    );
+  }
+
+  unschedule(customerUid: string, merchantUids?: string[], o?: CallOptions): Promise<IamportSchedule[]> {
+    const body: Record<string, unknown> = { customer_uid: customerUid };
+    if (merchantUids) body.merchant_uid = merchantUids;
+    return this.call("POST", "/subscribe/payments/unschedule", "POST /subscribe/payments/unschedule", body, o);
+  }
+
+  getSchedule(merchantUid: string, o?: CallOptions): Promise<IamportSchedule> {
+    return this.call(
+      "GET",
+      `/subscribe/payments/schedule/${enc(merchantUid)}`,
+      "GET /subscribe/payments/schedule/{merchant_uid}",
+      undefined,
+      o,
+    );
+  }
+
+  // ---- payments -----------------------------------------------------------
+
+  getPayment(impUid: string, o?: CallOptions): Promise<IamportPayment> {
+    return this.call("GET", `/payments/${enc(impUid)}`, "GET /payments/{imp_uid}", undefined, o);
+  }
+
+  /** The latest payment of an order; IamportNotFoundError when Iamport has none. */
+  findPayment(merchantUid: string, o?: CallOptions): Promise<IamportPayment> {
+    return this.call("GET", `/payments/find/${enc(merchantUid)}`, "GET /payments/find/{merchant_uid}", undefined, o);
+  }
+
+  cancel(body: CancelRequest, o?: CallOptions): Promise<IamportPayment> {
+    return this.call("POST", "/payments/cancel", "POST /payments/cancel", body, o);
+  }
+
+  prepare(merchantUid: string, amount: number, o?: CallOptions): Promise<IamportPrepared> {
+    return this.call("POST", "/payments/prepare", "POST /payments/prepare", { merchant_uid: merchantUid, amount }, o);
+  }
+
+  /** Obtains a token (cached); used by readiness checks. */
+  async ensureToken(): Promise<void> {
+    await this.token();
+  }
+
+  // ---- transport ----------------------------------------------------------
+
+  private async token(): Promise<string> {
+    const cached = this.cached;
+    if (cached && Date.now() < cached.refreshAfter) return cached.token;
+    // One refresh in flight at a time: concurrent callers share it.
+    if (!this.refreshing) {
+      this.refreshing = this.fetchToken().finally(() => {
+        this.refreshing = undefined;
+      });
+    }
+    return (await this.refreshing).token;
+  }
+
+  private async fetchToken(): Promise<CachedToken> {
+    const endpoint = "POST /users/getToken";
+    const started = process.hrtime.bigint();
+    let res: AxiosResponse<IamportEnvelope<IamportToken>>;
+    try {
+      res = await this.http.post("/users/getToken", { imp_key: this.options.apiKey, imp_secret: this.options.apiSecret });
+    } catch (err) {
+      throw this.transportError(err, endpoint, started, undefined);
+    }
+    const seconds = elapsed(started);
+    const env = res.data;
+    if (res.status === 401 || res.status === 403) {
+      this.record(endpoint, "unauthorized", seconds, res.status, undefined);
+      throw new IamportUnauthorizedError(
+        "Iamport refused the API key and secret (HTTP 401): check IAMPORT_API_KEY and IAMPORT_API_SECRET",
+        endpoint,
+      );
+    }
+    if (res.status >= 500 || !isEnvelope(env) || env.code !== 0 || !env.response) {
+      this.record(endpoint, "unavailable", seconds, res.status, undefined);
+      throw new IamportUnavailableError(`Iamport could not issue a token (HTTP ${res.status})`, endpoint);
+    }
+    this.record(endpoint, "ok", seconds, res.status, undefined);
+    const t = env.response;
+    // Iamport's `now` and `expired_at` are its clock: use only their difference, so skew does not matter.
+    const lifetime = Math.max(0, t.expired_at - t.now - this.margin);
+    const cached = { token: t.access_token, refreshAfter: Date.now() + lifetime * 1000 };
+    this.cached = cached;
+    return cached;
+  }
+
+  private async call<T>(
+    method: Method,
+    path: string,
+    endpoint: string,
+    body: unknown,
+    o: CallOptions | undefined,
+    isRetry = false,
+  ): Promise<T> {
+    const token = await this.token();
+    const started = process.hrtime.bigint();
+    let res: AxiosResponse<IamportEnvelope<T>>;
+    try {
+      res = await this.http.request({
+        method,
+        url: path,
+        data: body,
+        headers: { Authorization: `Bearer ${token}`, ...(o?.requestId ? { "X-Request-Id": o.requestId } : {}) },
+      });
+    } catch (err) {
+      throw this.transportError(err, endpoint, started, o?.requestId);
+    }
+    const seconds = elapsed(started);
+    const env = res.data;
+    if (res.status === 401) {
+      // The token expired early or was revoked: refresh once, repeat once.
+      if (this.cached?.token === token) this.cached = undefined;
+      this.record(endpoint, "unauthorized", seconds, res.status, o?.requestId);
+      if (!isRetry) return this.call<T>(method, path, endpoint, body, o, true);
+      throw new IamportUnauthorizedError(`Iamport answered 401 to ${endpoint} after a token refresh`, endpoint);
+    }
+    if (res.status >= 500) {
+      this.record(endpoint, "unavailable", seconds, res.status, o?.requestId);
+      throw new IamportUnavailableError(`Iamport answered HTTP ${res.status} to ${endpoint}`, endpoint);
+    }
+    if (!isEnvelope(env)) {
+      this.record(endpoint, "unavailable", seconds, res.status, o?.requestId);
+      throw new IamportUnavailableError(`Iamport answered ${endpoint} with an unexpected body (HTTP ${res.status})`, endpoint);
+    }
+    if (res.status === 404) {
+      this.record(endpoint, "not_found", seconds, res.status, o?.requestId, env.code);
+      throw new IamportNotFoundError(env.message ?? "not found", endpoint);
+    }
+    if (env.code !== 0 || env.response === null || env.response === undefined) {
+      this.record(endpoint, "refused", seconds, res.status, o?.requestId, env.code);
+      throw new IamportRefusedError(env.code, env.message ?? "refused", res.status, endpoint);
+    }
+    this.record(endpoint, "ok", seconds, res.status, o?.requestId, env.code);
+    return env.response;
+  }
+
+  private transportError(err: unknown, endpoint: string, started: bigint, requestId: string | undefined): IamportError {
+    const seconds = elapsed(started);
+    const ax = err as AxiosError;
+    if (ax.code === "ECONNABORTED" || ax.code === "ETIMEDOUT" || ax.code === "ERR_CANCELED") {
+      this.record(endpoint, "timeout", seconds, undefined, requestId);
+      return new IamportTimeoutError(`Iamport did not answer ${endpoint} within ${this.options.timeoutMs} ms`, endpoint);
+    }
+    this.record(endpoint, "network", seconds, undefined, requestId);
+    // Only the error code goes into the message: axios errors carry the request body.
+    return new IamportUnavailableError(`Iamport is unreachable for ${endpoint} (${ax.code ?? "network error"})`, endpoint);
+  }
+
+  private record(
+    endpoint: string,
+    outcome: string,
+    seconds: number,
+    status: number | undefined,
+    requestId: string | undefined,
+    code?: number,
+  ): void {
+    this.options.onCall?.(endpoint, outcome, seconds);
+    const level = outcome === "ok" || outcome === "refused" || outcome === "not_found" ? "info" : "warn";
+    this.options.logger[level](
+      { iamport: { endpoint, outcome, status, code, ms: Math.round(seconds * 1000) }, reqId: requestId },
+      "iamport call",
+    );
+  }
+}
+
+function enc(s: string): string {
+  return encodeURIComponent(s);
+}
+
+function elapsed(started: bigint): number {
+  return Number(process.hrtime.bigint() - started) / 1e9;
+}
+
+function isEnvelope(v: unknown): v is IamportEnvelope<unknown> {
+  return typeof v === "object" && v !== null && typeof (v as { code?: unknown }).code === "number";
+}
