@@ -1,0 +1,270 @@
+import http from "node:http";
+import type { AddressInfo, Socket } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
+import express, { type NextFunction, type Request, type Response } from "express";
+import { Clock } from "./clock";
+import { IamportError, unauthorized } from "./errors";
+import { FaultRegistry } from "./faults";
+import { Params } from "./params";
+import { decodePath, RouteTable, type HttpMethod } from "./router";
+import { createControlRouter } from "./routes/control";
+import { createIamportRoutes, errorResult, webhookJob, type ApiResult, type IamportRoute } from "./routes/iamport";
+import { IamportState } from "./state";
+import { tokenFromHeaders, TokenIssuer } from "./tokens";
+import { WebhookSender } from "./webhooks";
+
+export { TEST_CARDS } from "./cards";
+
+export interface EmulatorLogger {
+  info(...a: unknown[]): void;
+  warn(...a: unknown[]): void;
+  error(...a: unknown[]): void;
+}
+
+export interface EmulatorOptions {
+  /** 0 = a random free port; default 4010. */
+  port?: number;
+  /** Default "127.0.0.1". */
+  host?: string;
+  /** Default "imp_apikey". */
+  apiKey?: string;
+  /** Default "emulator_secret". */
+  apiSecret?: string;
+  /** Used when a payment/schedule has no notice_url; if neither, no webhook is sent. */
+  webhookUrl?: string;
+  /** Default "json". */
+  webhookContentType?: "json" | "form";
+  /** Default 0 (Iamport sends once); retries on network error / 5xx. */
+  webhookRetries?: number;
+  /** Default 60000. */
+  webhookRetryIntervalMs?: number;
+  /** Default 16. */
+  webhookConcurrency?: number;
+  /** Default 30000. */
+  webhookTimeoutMs?: number;
+  /** Artificial latency added to every Iamport API call (not the control API); default 0. */
+  latencyMs?: number;
+  /** How long a "timeout" fault holds the answer before destroying the socket; default 120000. */
+  timeoutHoldMs?: number;
+  /** If > 0, a background ticker runs schedules that became due as real time passes; default 1000; 0 disables. */
+  autoRunIntervalMs?: number;
+  /** Default silent. */
+  logger?: EmulatorLogger;
+}
+
+export interface RunningEmulator {
+  url: string;
+  port: number;
+  close(): Promise<void>;
+  setWebhookUrl(url: string | undefined): void;
+}
+
+const SILENT: EmulatorLogger = { info() {}, warn() {}, error() {} };
+
+/** Starts a stateful Iamport V1 emulator on a real HTTP port. */
+export async function startEmulator(opts: EmulatorOptions = {}): Promise<RunningEmulator> {
+  const logger = opts.logger ?? SILENT;
+  const host = opts.host ?? "127.0.0.1";
+  const latencyMs = opts.latencyMs ?? 0;
+  const timeoutHoldMs = opts.timeoutHoldMs ?? 120_000;
+  const autoRunIntervalMs = opts.autoRunIntervalMs ?? 1000;
+  let baseUrl = "";
+
+  const clock = new Clock();
+  const state = new IamportState(clock, (impUid) => `${baseUrl}/__emulator/receipts/${encodeURIComponent(impUid)}`);
+  const tokens = new TokenIssuer();
+  // Handlers only call sendWebhooks at request time, after `webhooks` exists.
+  const routes = new RouteTable<IamportRoute>(
+    createIamportRoutes({
+      state,
+      tokens,
+      clock,
+      credentials: { apiKey: opts.apiKey ?? "imp_apikey", apiSecret: opts.apiSecret ?? "emulator_secret" },
+      sendWebhooks: (jobs) => webhooks.send(jobs),
+    }),
+  );
+  const faults = new FaultRegistry({
+    hasTemplate: (method, shape) => routes.routes.some((r) => r.method === method && r.templates.some((t) => t.shape === shape)),
+    hasPath: (method, path) => routes.match(method, path).match !== null,
+  });
+  const webhooks = new WebhookSender({
+    url: opts.webhookUrl,
+    contentType: opts.webhookContentType ?? "json",
+    retries: opts.webhookRetries ?? 0,
+    retryIntervalMs: opts.webhookRetryIntervalMs ?? 60_000,
+    concurrency: opts.webhookConcurrency ?? 16,
+    timeoutMs: opts.webhookTimeoutMs ?? 30_000,
+    now: () => clock.now(),
+    shouldDrop: () => faults.takeWebhookDrop(),
+    logger,
+  });
+
+  // Lifecycle: everything that could keep the process alive is tracked here.
+  const shutdown = new AbortController();
+  const held = new Set<{ timer: NodeJS.Timeout; res: Response }>();
+
+  const app = express();
+  app.disable("x-powered-by");
+  app.set("etag", false);
+  // Large limits: a schedule request may carry thousands of items, as a form too.
+  app.use(express.json({ limit: "50mb" }));
+  app.use(express.urlencoded({ extended: true, limit: "50mb", parameterLimit: 1_000_000 }));
+
+  app.use(
+    "/__emulator",
+    createControlRouter({
+      state,
+      clock,
+      faults,
+      webhooks,
+      baseUrl: () => baseUrl,
+      reset: () => {
+        state.reset();
+        clock.reset();
+        tokens.clamp(clock.now());
+        faults.clear();
+        webhooks.clearLog();
+      },
+    }),
+  );
+
+  const send = (res: Response, result: ApiResult) => {
+    if (!res.headersSent && !res.destroyed) res.status(result.status).json(result.body);
+  };
+
+  app.use(async (req: Request, res: Response) => {
+    const method = req.method.toUpperCase() as HttpMethod;
+    const found = routes.match(method, req.path);
+    if (!found.match) {
+      if (found.badEncoding) return send(res, errorResult(new IamportError(400, -1, "경로 파라미터의 인코딩이 올바르지 않습니다.")));
+      const status = found.methodMismatch ? 405 : 404;
+      return send(res, { status, body: { code: -1, message: `${status === 405 ? "Method Not Allowed" : "Not Found"}: ${method} ${req.path}`, response: null } });
+    }
+    if (latencyMs > 0) {
+      try {
+        await sleep(latencyMs, undefined, { signal: shutdown.signal });
+      } catch {
+        return; // shutting down
+      }
+    }
+    const { route, params } = found.match;
+    const token = tokenFromHeaders(req.headers);
+    const tokenValid = token !== null && tokens.isValid(token, clock.now());
+    const fault = faults.takeForCall(
+      { method, path: decodePath(req.path) ?? req.path, shapes: route.templates.map((t) => t.shape) },
+      (mode) => mode !== "expire_token" || (route.auth && tokenValid),
+    );
+    if (fault) logger.info({ fault: fault.mode, method, path: req.path }, "injecting fault");
+
+    if (fault?.mode === "http500") {
+      return send(res, { status: 500, body: { code: -1, message: "Internal Server Error (emulated fault)", response: null } });
+    }
+
+    let result: ApiResult;
+    if (route.auth && !tokenValid) {
+      result = errorResult(unauthorized(token ? "Unauthorized: access_token이 만료되었거나 유효하지 않습니다." : "Unauthorized: access_token이 필요합니다."));
+    } else if (fault?.mode === "expire_token" && token) {
+      tokens.expire(token);
+      result = errorResult(unauthorized("Unauthorized: access_token이 만료되었습니다."));
+    } else {
+      result = runHandler(route, params, req);
+    }
+
+    if (fault?.mode === "timeout") {
+      // The call took effect; its answer never comes. The socket is destroyed
+      // after timeoutHoldMs unless the client gave up first.
+      const entry = {
+        res,
+        timer: setTimeout(() => {
+          held.delete(entry);
+          res.socket?.destroy();
+        }, timeoutHoldMs),
+      };
+      held.add(entry);
+      res.on("close", () => {
+        clearTimeout(entry.timer);
+        held.delete(entry);
+      });
+      return;
+    }
+    logger.info({ method, path: req.path, status: result.status, code: result.body.code }, "iamport call");
+    send(res, result);
+  });
+
+  function runHandler(route: IamportRoute, params: Record<string, string>, req: Request): ApiResult {
+    try {
+      return route.handle({ params, query: Params.of(req.query), body: Params.of(req.body) });
+    } catch (e) {
+      if (e instanceof IamportError) return errorResult(e);
+      logger.error({ err: e, method: req.method, path: req.path }, "emulator internal error");
+      return { status: 500, body: { code: -1, message: "Internal Server Error", response: null } };
+    }
+  }
+
+  // Body parser errors (malformed JSON, too large) and anything unexpected.
+  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    const e = err as { status?: number; statusCode?: number; type?: string; message?: string };
+    const status = e.status ?? e.statusCode ?? 500;
+    const message =
+      e.type === "entity.parse.failed"
+        ? "요청 본문을 해석할 수 없습니다. (malformed JSON)"
+        : status >= 500
+          ? "Internal Server Error"
+          : (e.message ?? "Bad Request");
+    if (status >= 500) logger.error({ err, method: req.method, path: req.path }, "emulator internal error");
+    if (res.headersSent) return;
+    if (req.path.startsWith("/__emulator")) res.status(status).json({ error: message });
+    else res.status(status).json({ code: -1, message, response: null });
+  });
+
+  // Runs schedules that fell due as real time passed; webhooks go out in the background.
+  const runDue = () => {
+    const executed = state.runDue(clock.now());
+    if (executed.length === 0) return;
+    logger.info({ count: executed.length }, "ran due schedules");
+    webhooks.send(executed.flatMap((e) => (e.payment ? [webhookJob(e.payment, "schedule")] : [])));
+  };
+  const ticker = autoRunIntervalMs > 0 ? setInterval(runDue, autoRunIntervalMs) : null;
+  ticker?.unref();
+
+  const server = http.createServer(app);
+  const sockets = new Set<Socket>();
+  server.on("connection", (s) => {
+    sockets.add(s);
+    s.on("close", () => sockets.delete(s));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(opts.port ?? 4010, host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  const urlHost = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host.includes(":") ? `[${host}]` : host;
+  baseUrl = `http://${urlHost}:${port}`;
+  logger.info({ url: baseUrl }, "Iamport emulator listening");
+
+  let closing: Promise<void> | null = null;
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      if (ticker) clearInterval(ticker);
+      shutdown.abort();
+      for (const h of held) clearTimeout(h.timer);
+      held.clear();
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeAllConnections();
+      for (const s of sockets) s.destroy();
+      await webhooks.close();
+      await closed;
+    })();
+    return closing;
+  };
+
+  return {
+    url: baseUrl,
+    port,
+    close,
+    setWebhookUrl: (url) => webhooks.setUrl(url),
+  };
+}

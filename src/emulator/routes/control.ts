@@ -1,0 +1,249 @@
+import express, { type Request, type Response } from "express";
+import { z } from "zod";
+import type { Clock } from "../clock";
+import { IamportError } from "../errors";
+import { FAULT_MODES, FaultError, type FaultRegistry } from "../faults";
+import { paymentToWire, type Payment } from "../model";
+import type { IamportState } from "../state";
+import type { WebhookCounts, WebhookJob, WebhookSender } from "../webhooks";
+import { webhookJob } from "./iamport";
+
+/*
+ * The control API (`/__emulator/*`): what a test needs beyond Iamport, in the
+ * spirit of Stripe test clocks. No auth, JSON in and out, and every route
+ * that causes webhooks answers only after they were delivered or failed, so
+ * a test can assert on consequences without sleeping.
+ */
+
+export interface ControlDeps {
+  state: IamportState;
+  clock: Clock;
+  faults: FaultRegistry;
+  webhooks: WebhookSender;
+  /** Empties the state, resets the clock and clears faults. */
+  reset(): void;
+  /** Base URL of the emulator, for receipt links. */
+  baseUrl(): string;
+}
+
+const optionalText = z.string().optional();
+const flag = z.union([z.boolean(), z.enum(["true", "false"]).transform((v) => v === "true")]);
+
+const advanceSchema = z.object({ seconds: z.coerce.number().int().nonnegative() });
+
+const checkoutSchema = z.object({
+  merchant_uid: z.string().min(1).max(40),
+  amount: z.coerce.number().nonnegative(),
+  pay_method: z.enum(["card", "vbank"]).default("card"),
+  customer_uid: z.string().min(1).max(80).optional(),
+  name: optionalText,
+  currency: optionalText,
+  buyer_name: optionalText,
+  buyer_email: optionalText,
+  buyer_tel: optionalText,
+  buyer_addr: optionalText,
+  buyer_postcode: optionalText,
+  custom_data: z.union([z.string(), z.record(z.string(), z.unknown())]).optional(),
+  notice_url: optionalText,
+  ignore_prepare: flag.optional(),
+  /** Extension: which card the customer typed in the window (a test card picks the outcome). */
+  card_number: optionalText,
+  pg: optionalText,
+});
+
+const impUidSchema = z.object({ imp_uid: z.string().min(1) });
+
+const redeliverSchema = z.object({
+  imp_uid: z.string().min(1),
+  times: z.coerce.number().int().min(1).max(10_000).default(1),
+  concurrency: z.coerce.number().int().min(1).max(1_000).default(1),
+});
+
+const faultSchema = z.object({
+  route: z.string().optional(),
+  mode: z.enum(FAULT_MODES),
+  times: z.coerce.number().int().min(1).default(1),
+});
+
+class ControlError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function parse<T extends z.ZodType>(schema: T, body: unknown): z.infer<T> {
+  const r = schema.safeParse(body ?? {});
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    const where = issue.path.length > 0 ? issue.path.join(".") : "body";
+    throw new ControlError(400, `${where}: ${issue.message}`);
+  }
+  return r.data;
+}
+
+type Handler = (req: Request, res: Response) => Promise<void> | void;
+
+export function createControlRouter(deps: ControlDeps): express.Router {
+  const { state, clock, faults, webhooks } = deps;
+  const router = express.Router();
+
+  // Control errors are plain JSON `{error}`; Iamport refusals from the state keep their message.
+  const handle =
+    (fn: Handler): Handler =>
+    async (req, res) => {
+      try {
+        await fn(req, res);
+      } catch (e) {
+        if (e instanceof ControlError) res.status(e.status).json({ error: e.message });
+        else if (e instanceof FaultError) res.status(400).json({ error: e.message });
+        else if (e instanceof IamportError) {
+          const status = e.httpStatus === 200 ? 409 : e.httpStatus;
+          res.status(status).json({ error: e.message, code: e.code });
+        } else throw e;
+      }
+    };
+
+  const deliver = (p: Payment, source: WebhookJob["source"]): Promise<WebhookCounts> =>
+    webhooks.deliverAll([webhookJob(p, source)]);
+
+  router.get("/health", (_req, res) => {
+    res.json({ status: "ok", now: clock.now(), ...state.counts() });
+  });
+
+  router.get("/clock", (_req, res) => {
+    res.json({ now: clock.now() });
+  });
+
+  router.post(
+    "/clock/advance",
+    handle(async (req, res) => {
+      const { seconds } = parse(advanceSchema, req.body);
+      const now = clock.advance(seconds);
+      const executed = state.runDue(now);
+      const jobs = executed.flatMap((e) => (e.payment ? [webhookJob(e.payment, "schedule")] : []));
+      const counts = await webhooks.deliverAll(jobs);
+      res.json({
+        now,
+        executed: executed.map(({ schedule, payment }) => ({
+          merchant_uid: schedule.merchant_uid,
+          imp_uid: payment?.imp_uid ?? null,
+          status: payment?.status ?? "failed",
+        })),
+        webhooks: counts,
+      });
+    }),
+  );
+
+  router.post(
+    "/checkout",
+    handle(async (req, res) => {
+      const input = parse(checkoutSchema, req.body);
+      if (input.amount === 0 && (!input.customer_uid || input.pay_method !== "card")) {
+        throw new ControlError(400, "amount: 0 is only allowed when issuing a billing key (card with customer_uid)");
+      }
+      const p = state.checkout({
+        merchant_uid: input.merchant_uid,
+        amount: input.amount,
+        pay_method: input.pay_method,
+        customer_uid: input.customer_uid ?? null,
+        name: input.name ?? null,
+        currency: input.currency ?? "KRW",
+        buyer_name: input.buyer_name ?? null,
+        buyer_email: input.buyer_email ?? null,
+        buyer_tel: input.buyer_tel ?? null,
+        buyer_addr: input.buyer_addr ?? null,
+        buyer_postcode: input.buyer_postcode ?? null,
+        custom_data:
+          input.custom_data === undefined
+            ? null
+            : typeof input.custom_data === "string"
+              ? input.custom_data
+              : JSON.stringify(input.custom_data),
+        notice_url: input.notice_url ?? null,
+        ignore_prepare: input.ignore_prepare ?? false,
+        card_number: input.card_number ?? null,
+        pg: input.pg ?? null,
+      });
+      // Approved payments and issued virtual accounts are notified; a failed window is not.
+      const counts: WebhookCounts =
+        p.status === "failed" ? { delivered: 0, failed: 0, dropped: 0 } : await deliver(p, "checkout");
+      res.json({ imp_uid: p.imp_uid, merchant_uid: p.merchant_uid, status: p.status, fail_reason: p.fail_reason, webhooks: counts });
+    }),
+  );
+
+  router.post(
+    "/vbank/deposit",
+    handle(async (req, res) => {
+      const { imp_uid } = parse(impUidSchema, req.body);
+      const p = state.deposit(imp_uid);
+      const counts = await deliver(p, "vbank");
+      res.json({ imp_uid: p.imp_uid, merchant_uid: p.merchant_uid, status: p.status, webhooks: counts });
+    }),
+  );
+
+  router.post(
+    "/webhooks/redeliver",
+    handle(async (req, res) => {
+      const { imp_uid, times, concurrency } = parse(redeliverSchema, req.body);
+      const p = state.getPayment(imp_uid);
+      if (!p) throw new ControlError(404, `no payment ${imp_uid}`);
+      if (!p.notice_url && !webhooks.hasUrl()) {
+        throw new ControlError(409, "no webhook URL: the payment has no notice_url and the emulator has no webhookUrl");
+      }
+      const jobs = Array.from({ length: times }, () => webhookJob(p, "redeliver"));
+      const counts = await webhooks.deliverAll(jobs, concurrency);
+      res.json({ imp_uid: p.imp_uid, status: p.status, sent: times, webhooks: counts });
+    }),
+  );
+
+  router.get("/webhooks", (_req, res) => {
+    res.json({ webhooks: webhooks.log() });
+  });
+
+  router.delete("/webhooks", (_req, res) => {
+    webhooks.clearLog();
+    res.json({ cleared: true });
+  });
+
+  router.get("/faults", (_req, res) => {
+    res.json({ faults: faults.list() });
+  });
+
+  router.post(
+    "/faults",
+    handle((req, res) => {
+      const { route, mode, times } = parse(faultSchema, req.body);
+      const fault = faults.add(route, mode, times);
+      res.status(201).json({ fault: { id: fault.id, route: fault.route, mode: fault.mode, remaining: fault.remaining }, faults: faults.list() });
+    }),
+  );
+
+  router.delete("/faults", (_req, res) => {
+    faults.clear();
+    res.json({ faults: [] });
+  });
+
+  router.post("/reset", (_req, res) => {
+    deps.reset();
+    res.json({ now: clock.now() });
+  });
+
+  // Receipt links in payments point here, so they open something real.
+  router.get("/receipts/:imp_uid", (req, res) => {
+    const p = state.getPayment(String(req.params.imp_uid));
+    if (!p) {
+      res.status(404).json({ error: "no such payment" });
+      return;
+    }
+    res.json({ receipt: paymentToWire(p) });
+  });
+
+  router.use((req, res) => {
+    res.status(404).json({ error: `no control route ${req.method} /__emulator${req.path}` });
+  });
+
+  return router;
+}

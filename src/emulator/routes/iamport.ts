@@ -1,0 +1,300 @@
+import type { CardInput } from "../cards";
+import type { Clock } from "../clock";
+import { badRequest, IamportError, notFound, unauthorized } from "../errors";
+import {
+  customerToWire,
+  paymentToWire,
+  prepareToWire,
+  scheduleToWire,
+  type BuyerInfo,
+  type Payment,
+  type PaymentStatus,
+  type Schedule,
+  type ScheduleStatus,
+} from "../model";
+import { Params } from "../params";
+import { compileTemplate, type CompiledTemplate, type HttpMethod } from "../router";
+import type { ChargeInput, IamportState, IssueInput, Page, ScheduleInput } from "../state";
+import type { TokenIssuer } from "../tokens";
+import type { WebhookJob } from "../webhooks";
+
+/*
+ * The Iamport V1 routes this emulator implements, keyed by the spec's own
+ * path templates. Handlers are synchronous and pure over the state: they
+ * parse, call one state operation and shape the envelope.
+ */
+
+export interface Envelope {
+  code: number;
+  message: string | null;
+  response: unknown;
+}
+
+export interface ApiResult {
+  status: number;
+  body: Envelope;
+}
+
+export interface CallContext {
+  params: Record<string, string>;
+  query: Params;
+  body: Params;
+}
+
+export interface IamportRoute {
+  method: HttpMethod;
+  templates: CompiledTemplate[];
+  /** False only for getToken. */
+  auth: boolean;
+  handle(ctx: CallContext): ApiResult;
+}
+
+export interface IamportDeps {
+  state: IamportState;
+  tokens: TokenIssuer;
+  clock: Clock;
+  credentials: { apiKey: string; apiSecret: string };
+  /** Fire-and-forget webhooks caused by API calls. */
+  sendWebhooks(jobs: WebhookJob[]): void;
+}
+
+export const ok = (response: unknown): ApiResult => ({ status: 200, body: { code: 0, message: null, response } });
+
+export const errorResult = (e: IamportError): ApiResult => ({
+  status: e.httpStatus,
+  body: { code: e.code, message: e.message, response: null },
+});
+
+const PAYMENT_STATUSES: readonly PaymentStatus[] = ["ready", "paid", "failed", "cancelled"];
+const SCHEDULE_STATUSES: readonly ScheduleStatus[] = ["scheduled", "executed", "revoked"];
+// A schedule_at this large is almost surely milliseconds, a classic bug worth catching.
+const MAX_UNIX_SECONDS = 99_999_999_999;
+
+export function readBuyer(b: Params): BuyerInfo {
+  return {
+    buyer_name: b.optStr("buyer_name"),
+    buyer_email: b.optStr("buyer_email"),
+    buyer_tel: b.optStr("buyer_tel"),
+    buyer_addr: b.optStr("buyer_addr"),
+    buyer_postcode: b.optStr("buyer_postcode"),
+  };
+}
+
+function readCharge(b: Params, nameRequired: boolean): ChargeInput {
+  b.optNum("tax_free", { min: 0 });
+  b.optNum("vat_amount", { min: 0 });
+  return {
+    merchant_uid: b.str("merchant_uid", 40),
+    amount: b.num("amount", { positive: true }),
+    name: nameRequired ? b.str("name") : b.optStr("name"),
+    currency: b.optStr("currency") ?? "KRW",
+    ...readBuyer(b),
+    custom_data: b.customData(),
+    notice_url: b.optStr("notice_url"),
+    card_quota: b.optInt("card_quota", { min: 0 }) ?? 0,
+  };
+}
+
+function readCard(b: Params): CardInput {
+  return {
+    card_number: b.str("card_number"),
+    expiry: b.str("expiry"),
+    birth: b.optStr("birth"),
+    pwd_2digit: b.optStr("pwd_2digit"),
+  };
+}
+
+function readIssue(b: Params): IssueInput {
+  return {
+    ...readCard(b),
+    pg: b.optStr("pg", 80),
+    customer_id: b.optStr("customer_id"),
+    customer_name: b.optStr("customer_name"),
+    customer_tel: b.optStr("customer_tel"),
+    customer_email: b.optStr("customer_email"),
+    customer_addr: b.optStr("customer_addr"),
+    customer_postcode: b.optStr("customer_postcode"),
+  };
+}
+
+function readUnixSeconds(b: Params, name: string): number {
+  const at = b.int(name, { min: 0 });
+  if (at > MAX_UNIX_SECONDS) throw badRequest(`${name} 파라미터는 UNIX timestamp(초)여야 합니다. 밀리초를 보내지 않았는지 확인하세요.`);
+  return at;
+}
+
+function readSchedule(raw: unknown, index: number): ScheduleInput {
+  const s = Params.of(raw, `schedules[${index}].`);
+  s.optNum("tax_free", { min: 0 });
+  return {
+    merchant_uid: s.str("merchant_uid", 40),
+    schedule_at: readUnixSeconds(s, "schedule_at"),
+    amount: s.num("amount", { positive: true }),
+    name: s.str("name"),
+    currency: s.optStr("currency") ?? "KRW",
+    ...readBuyer(s),
+    custom_data: s.customData(),
+    notice_url: s.optStr("notice_url"),
+    tax_free: s.optNum("tax_free", { min: 0 }),
+    vat_amount: s.optNum("vat_amount", { min: 0 }),
+    card_quota: s.optInt("card_quota", { min: 0 }) ?? 0,
+  };
+}
+
+function enumValue<T extends string>(value: string | null, allowed: readonly T[], name: string): T | null {
+  if (value === null) return null;
+  if (!(allowed as readonly string[]).includes(value)) throw badRequest(`${name} 파라미터는 ${allowed.join(", ")} 중 하나여야 합니다.`);
+  return value as T;
+}
+
+export function webhookJob(p: Payment, source: WebhookJob["source"]): WebhookJob {
+  return { noticeUrl: p.notice_url, body: { imp_uid: p.imp_uid, merchant_uid: p.merchant_uid, status: p.status }, source };
+}
+
+export function createIamportRoutes(deps: IamportDeps): IamportRoute[] {
+  const { state, tokens, clock, credentials } = deps;
+  const scheduleWire = (s: Schedule) => scheduleToWire(s, (id) => state.getPayment(id));
+  const schedulePage = (page: Page<Schedule>) => ({ ...page, list: page.list.map(scheduleWire) });
+  const paid = (p: Payment, source: WebhookJob["source"]) => {
+    // Iamport notifies approved payments; an ordinary failed API charge sends nothing.
+    if (p.status === "paid") deps.sendWebhooks([webhookJob(p, source)]);
+    return ok(paymentToWire(p));
+  };
+
+  const route = (
+    method: HttpMethod,
+    templates: string | string[],
+    handle: (ctx: CallContext) => ApiResult,
+    auth = true,
+  ): IamportRoute => ({
+    method,
+    templates: (Array.isArray(templates) ? templates : [templates]).map(compileTemplate),
+    auth,
+    handle,
+  });
+
+  return [
+    route(
+      "POST",
+      "/users/getToken",
+      ({ body }) => {
+        const key = body.optStr("imp_key");
+        const secret = body.optStr("imp_secret");
+        if (key !== credentials.apiKey || secret !== credentials.apiSecret) {
+          throw unauthorized("imp_key, imp_secret 인증에 실패하였습니다.");
+        }
+        return ok(tokens.issue(clock.now()));
+      },
+      false,
+    ),
+
+    // ---- billing keys
+    route("GET", "/subscribe/customers/{customer_uid}", ({ params }) =>
+      ok(customerToWire(state.getCustomer(params.customer_uid))),
+    ),
+    route("POST", "/subscribe/customers/{customer_uid}", ({ params, body }) => {
+      if (params.customer_uid.length > 80) throw badRequest("customer_uid 파라미터는 최대 80자까지 허용됩니다.");
+      return ok(customerToWire(state.issueBillingKey(params.customer_uid, readIssue(body))));
+    }),
+    route("DELETE", "/subscribe/customers/{customer_uid}", ({ params }) =>
+      ok(customerToWire(state.deleteCustomer(params.customer_uid))),
+    ),
+
+    // ---- charges
+    route("POST", "/subscribe/payments/again", ({ body }) => {
+      const customerUid = body.str("customer_uid", 80);
+      return paid(state.chargeAgain(customerUid, readCharge(body, true)), "payment");
+    }),
+    route("POST", "/subscribe/payments/onetime", ({ body }) => {
+      const charge = readCharge(body, false);
+      const card = readCard(body);
+      return paid(state.chargeOnetime(card, body.optStr("pg", 80), body.optStr("customer_uid", 80), charge), "payment");
+    }),
+
+    // ---- schedules
+    route("GET", "/subscribe/payments/schedule", ({ query }) => {
+      const limit = query.optInt("limit", { min: 1 }) ?? 20;
+      if (limit > 1000) throw badRequest("limit 파라미터는 최대 1000입니다.");
+      const sorting = query.optStr("sorting");
+      return ok(
+        schedulePage(
+          state.listSchedules({
+            from: query.int("schedule_from", { min: 0 }),
+            to: query.int("schedule_to", { min: 0 }),
+            status: enumValue(query.optStr("schedule_status"), SCHEDULE_STATUSES, "schedule_status"),
+            page: query.optInt("page", { min: 1 }) ?? 1,
+            limit,
+            ascending: sorting === "scheduled",
+          }),
+        ),
+      );
+    }),
+    route("POST", "/subscribe/payments/schedule", ({ body }) => {
+      const customerUid = body.str("customer_uid", 80);
+      const raw = body.optList("schedules");
+      if (raw === null || raw.length === 0) throw badRequest("schedules 파라미터가 누락되었습니다.");
+      const items = raw.map(readSchedule);
+      const card = body.has("card_number") ? readIssue(body) : null;
+      return ok(state.schedule(customerUid, items, card).map(scheduleWire));
+    }),
+    route("POST", "/subscribe/payments/unschedule", ({ body }) => {
+      const customerUid = body.optStr("customer_uid");
+      const merchantUids = body.optStrList("merchant_uid");
+      if (customerUid === null && (merchantUids === null || merchantUids.length === 0)) {
+        throw badRequest("customer_uid 또는 merchant_uid 파라미터가 필요합니다.");
+      }
+      return ok(state.unschedule(customerUid, merchantUids).map(scheduleWire));
+    }),
+    route("GET", "/subscribe/payments/schedule/{merchant_uid}", ({ params }) =>
+      ok(scheduleWire(state.getSchedule(params.merchant_uid))),
+    ),
+    route("PUT", "/subscribe/payments/schedule/{merchant_uid}", ({ params, body }) =>
+      ok(scheduleWire(state.reschedule(params.merchant_uid, readUnixSeconds(body, "schedule_at")))),
+    ),
+    route("GET", "/subscribe/payments/schedule/customers/{customer_uid}", ({ params, query }) =>
+      ok(
+        schedulePage(
+          state.listCustomerSchedules(params.customer_uid, {
+            from: query.int("from", { min: 0 }),
+            to: query.int("to", { min: 0 }),
+            status: enumValue(query.optStr("schedule-status"), SCHEDULE_STATUSES, "schedule-status"),
+            page: query.optInt("page", { min: 1 }) ?? 1,
+          }),
+        ),
+      ),
+    ),
+
+    // ---- payments (static paths before /payments/{imp_uid})
+    route("POST", "/payments/cancel", ({ body }) => {
+      const impUid = body.optStr("imp_uid");
+      const merchantUid = body.optStr("merchant_uid");
+      if (impUid === null && merchantUid === null) throw badRequest("imp_uid 또는 merchant_uid 파라미터가 필요합니다.");
+      const p = state.cancel({
+        imp_uid: impUid,
+        merchant_uid: merchantUid,
+        amount: body.optNum("amount", { min: 0 }),
+        checksum: body.optNum("checksum", { min: 0 }),
+        reason: body.optStr("reason"),
+      });
+      return ok(paymentToWire(p)); // API cancels send no webhook (Iamport's default)
+    }),
+    route("POST", "/payments/prepare", ({ body }) =>
+      ok(prepareToWire(state.prepare(body.str("merchant_uid", 40), body.num("amount", { min: 0 }), body.optStr("currency")))),
+    ),
+    route("PUT", "/payments/prepare", ({ body }) =>
+      ok(prepareToWire(state.updatePrepare(body.str("merchant_uid", 40), body.num("amount", { min: 0 }), body.optStr("currency")))),
+    ),
+    route("GET", "/payments/prepare/{merchant_uid}", ({ params }) => ok(prepareToWire(state.getPrepare(params.merchant_uid)))),
+    route("GET", ["/payments/find/{merchant_uid}", "/payments/find/{merchant_uid}/{payment_status}"], ({ params }) => {
+      const status = enumValue(params.payment_status ?? null, PAYMENT_STATUSES, "payment_status");
+      const p = state.findPayment(params.merchant_uid, status ?? undefined);
+      if (!p) throw notFound("존재하지 않는 결제정보입니다.");
+      return ok(paymentToWire(p));
+    }),
+    route("GET", "/payments/{imp_uid}", ({ params }) => {
+      const p = state.getPayment(params.imp_uid);
+      if (!p) throw notFound("존재하지 않는 결제정보입니다.");
+      return ok(paymentToWire(p));
+    }),
+  ];
+}
