@@ -98,7 +98,9 @@ export interface Config {
     useEmulator: boolean;
   };
   emulator: { port: number; apiKey: string; apiSecret: string; webhookUrl?: string };
+  /** This server's public base; derived from the listening port unless PUBLIC_URL is set. */
   publicUrl: string;
+  publicUrlExplicit: boolean;
   /** Accepted API keys; empty in development means "generate one". */
   apiKeys: string[];
   billingTimeZone: string;
@@ -167,6 +169,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       webhookUrl: e.IAMPORT_EMULATOR_WEBHOOK_URL,
     },
     publicUrl: (e.PUBLIC_URL ?? `http://localhost:${e.PORT}`).replace(/\/+$/, ""),
+    publicUrlExplicit: e.PUBLIC_URL !== undefined,
     apiKeys,
     billingTimeZone: e.BILLING_TIME_ZONE,
     retryScheduleSeconds: e.RETRY_SCHEDULE,

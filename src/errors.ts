@@ -32,7 +32,7 @@ export class BadUserInputError extends AppError {
     readonly field: string,
     message: string,
   ) {
-    super("BAD_USER_INPUT", message, { field });
+    super("BAD_USER_INPUT", `${field} ${message}`, { field });
   }
 }
 

@@ -204,7 +204,12 @@ export class PaymentService {
    * Sends PENDING schedule rows to Iamport and marks them SCHEDULED. On an
    * unknown outcome each one is looked up by merchant_uid.
    */
-  async registerSchedules(ctx: Ctx, customerUid: string, rows: Payment[]): Promise<Payment[]> {
+  async registerSchedules(
+    ctx: Ctx,
+    customerUid: string,
+    rows: Payment[],
+    opts: { keepRowsOnRefusal?: boolean } = {},
+  ): Promise<Payment[]> {
     const entries: ScheduleEntry[] = rows.map((p) => ({
       merchant_uid: p.merchantUid,
       schedule_at: Math.floor(p.scheduledAt!.getTime() / 1000),
@@ -224,6 +229,10 @@ export class PaymentService {
       return rows;
     } catch (err) {
       if (err instanceof IamportRefusedError) {
+        // A redelivery may find its merchant_uid already registered: that is success, not refusal.
+        const missing = await this.settleSchedules(ctx, rows);
+        if (missing.length === 0) return rows;
+        if (opts.keepRowsOnRefusal) throw new BadUserInputError("schedules", `Iamport refused the schedule: ${err.iamportMessage}`);
         // Nothing was scheduled: the rows must not stay as if it were.
         ctx.em.remove(rows);
         await ctx.em.flush();
@@ -380,7 +389,7 @@ export class PaymentService {
     const orderUid = claimedMerchantUid ?? ip.merchant_uid;
     const result = await ctx.em.transactional(async (em) => {
       const tx: Ctx = { ...ctx, em };
-      const payment = await em.findOne(Payment, { merchantUid: orderUid }, { lockMode: LockMode.PESSIMISTIC_WRITE });
+      const payment = await em.findOne(Payment, { merchantUid: orderUid }, { lockMode: LockMode.PESSIMISTIC_WRITE, refresh: true });
       if (!payment) return null;
       const previous = payment.status;
       const v = decide(payment, ip);

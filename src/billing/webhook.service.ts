@@ -29,13 +29,14 @@ export type EventResult =
  * concurrent deliveries serialize on the payment row and act once.
  */
 export class WebhookService {
-  private after?: AfterVerification;
+  /** The renewal step, also used by verifyPayment so every path acts the same. */
+  afterVerification?: AfterVerification;
 
   constructor(private readonly payments: PaymentService) {}
 
   /** Subscriptions register their renewal step here (it runs under the payment's row lock). */
   setAfterVerification(fn: AfterVerification): void {
-    this.after = fn;
+    this.afterVerification = fn;
   }
 
   /** Validates a webhook body (JSON or form): imp_uid required, merchant_uid and status optional hints. */
@@ -88,7 +89,7 @@ export class WebhookService {
     event.attempts += 1;
     let result: EventResult;
     try {
-      const verified = await this.payments.verify(ctx, event.impUid!, claimedMerchantUid, this.after);
+      const verified = await this.payments.verify(ctx, event.impUid!, claimedMerchantUid, this.afterVerification);
       event.outcome = verified.payment.status;
       event.processedAt = new Date();
       result = { kind: "verified", event, result: verified };

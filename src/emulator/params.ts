@@ -25,6 +25,11 @@ export class Params {
     return new Params(value as Source, prefix);
   }
 
+  /** The parameter's name as messages show it (with the nesting prefix). */
+  label(name: string): string {
+    return this.prefix + name;
+  }
+
   private raw(name: string): unknown {
     return Object.prototype.hasOwnProperty.call(this.src, name) ? this.src[name] : undefined;
   }

@@ -7,4 +7,6 @@ export type Caller = { kind: "merchant"; keyId: string };
 export interface GraphQLContext extends Ctx {
   services: Services;
   caller: Caller;
+  /** Set once the operation is resolved, for the request log line and metrics. */
+  operationName?: string;
 }

@@ -37,6 +37,8 @@ export interface IamportClientOptions {
 
 interface CachedToken {
   token: string;
+  /** Iamport's clock when the token was fetched. */
+  now: number;
   /** Local epoch milliseconds after which the token must not be used. */
   refreshAfter: number;
 }
@@ -143,6 +145,14 @@ export class IamportClient {
     await this.token();
   }
 
+  /**
+   * Iamport's clock (UNIX seconds), read from getToken's `now` (which also
+   * refreshes the cache). Reconciliation compares schedule times with it.
+   */
+  async serverNow(): Promise<number> {
+    return (await this.fetchToken()).now;
+  }
+
   // ---- transport ----------------------------------------------------------
 
   private async token(): Promise<string> {
@@ -183,7 +193,7 @@ export class IamportClient {
     const t = env.response;
     // Iamport's `now` and `expired_at` are its clock: use only their difference, so skew does not matter.
     const lifetime = Math.max(0, t.expired_at - t.now - this.margin);
-    const cached = { token: t.access_token, refreshAfter: Date.now() + lifetime * 1000 };
+    const cached = { token: t.access_token, now: t.now, refreshAfter: Date.now() + lifetime * 1000 };
     this.cached = cached;
     return cached;
   }

@@ -32,6 +32,7 @@ export enum PaymentKind {
 }
 
 export enum SubscriptionStatus {
+  INCOMPLETE = "INCOMPLETE",
   ACTIVE = "ACTIVE",
   PAST_DUE = "PAST_DUE",
   UNPAID = "UNPAID",
@@ -60,6 +61,7 @@ registerEnumType(PaymentStatus, {
 registerEnumType(SubscriptionStatus, {
   name: "SubscriptionStatus",
   valuesConfig: {
+    INCOMPLETE: { description: "The first payment has not been confirmed yet." },
     PAST_DUE: { description: "The last renewal failed; retries are scheduled." },
     UNPAID: { description: "Retries are exhausted without a payment." },
   },

@@ -43,6 +43,11 @@ export class Subscription {
   @Enum({ items: () => SubscriptionStatus })
   status: SubscriptionStatus = SubscriptionStatus.ACTIVE;
 
+  /** Why the subscription is in its status, in words (a declined first charge, a retry scheduled...). */
+  @Field(() => String, { nullable: true, description: "Why the subscription is in its status: a declined first charge, a retry scheduled, ..." })
+  @Property({ type: "text", nullable: true })
+  statusReason?: string | null;
+
   /** The period number the subscription is in (0 before the first payment). */
   @Property({ type: "integer" })
   currentPeriod: number = 0;

@@ -119,7 +119,7 @@ function readIssue(b: Params): IssueInput {
 
 function readUnixSeconds(b: Params, name: string): number {
   const at = b.int(name, { min: 0 });
-  if (at > MAX_UNIX_SECONDS) throw badRequest(`${name} 파라미터는 UNIX timestamp(초)여야 합니다. 밀리초를 보내지 않았는지 확인하세요.`);
+  if (at > MAX_UNIX_SECONDS) throw badRequest(`${b.label(name)} 파라미터는 UNIX timestamp(초)여야 합니다. 밀리초를 보내지 않았는지 확인하세요.`);
   return at;
 }
 

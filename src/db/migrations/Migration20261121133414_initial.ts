@@ -1,12 +1,12 @@
 import { Migration } from '@mikro-orm/migrations';
 
-export class Migration20261121132948_initial extends Migration {
+export class Migration20261121133414_initial extends Migration {
 
   override async up(): Promise<void> {
     this.addSql(`create table "cards" ("id" bigserial primary key, "customer_uid" varchar(80) not null, "customer_id" varchar(80) null, "card_name" varchar(100) null, "card_code" varchar(20) null, "card_number_masked" varchar(40) null, "card_type" text check ("card_type" in ('CREDIT', 'CHECK')) null, "pg_provider" varchar(40) null, "pg_id" varchar(80) null, "status" text check ("status" in ('ACTIVE', 'DELETED')) not null default 'ACTIVE', "created_at" timestamptz not null, "updated_at" timestamptz not null, "deleted_at" timestamptz null);`);
     this.addSql(`alter table "cards" add constraint "cards_customer_uid_unique" unique ("customer_uid");`);
 
-    this.addSql(`create table "subscriptions" ("id" varchar(24) not null, "customer_uid" varchar(80) not null, "name" varchar(200) not null, "amount" int not null, "interval" text check ("interval" in ('DAY', 'WEEK', 'MONTH', 'YEAR')) not null, "interval_count" int not null default 1, "anchor_at" timestamptz not null, "status" text check ("status" in ('ACTIVE', 'PAST_DUE', 'UNPAID', 'CANCELED')) not null default 'ACTIVE', "current_period" int not null default 0, "current_period_start" timestamptz null, "current_period_end" timestamptz null, "next_payment_at" timestamptz null, "next_merchant_uid" varchar(80) null, "cancel_at_period_end" boolean not null default false, "canceled_at" timestamptz null, "cancel_reason" text null, "created_at" timestamptz not null, "updated_at" timestamptz not null, constraint "subscriptions_pkey" primary key ("id"));`);
+    this.addSql(`create table "subscriptions" ("id" varchar(24) not null, "customer_uid" varchar(80) not null, "name" varchar(200) not null, "amount" int not null, "interval" text check ("interval" in ('DAY', 'WEEK', 'MONTH', 'YEAR')) not null, "interval_count" int not null default 1, "anchor_at" timestamptz not null, "status" text check ("status" in ('INCOMPLETE', 'ACTIVE', 'PAST_DUE', 'UNPAID', 'CANCELED')) not null default 'ACTIVE', "status_reason" text null, "current_period" int not null default 0, "current_period_start" timestamptz null, "current_period_end" timestamptz null, "next_payment_at" timestamptz null, "next_merchant_uid" varchar(80) null, "cancel_at_period_end" boolean not null default false, "canceled_at" timestamptz null, "cancel_reason" text null, "created_at" timestamptz not null, "updated_at" timestamptz not null, constraint "subscriptions_pkey" primary key ("id"));`);
     this.addSql(`create index "subscriptions_status_next_payment_at_index" on "subscriptions" ("status", "next_payment_at");`);
     this.addSql(`create index "subscriptions_customer_uid_id_index" on "subscriptions" ("customer_uid", "id");`);
 

@@ -1,0 +1,81 @@
+import { Arg, Ctx, FieldResolver, ID, Int, Mutation, Query, Resolver, Root } from "type-graphql";
+import { Payment, Subscription } from "../../db/entities";
+import { PaymentStatus } from "../../db/entities/enums";
+import type { GraphQLContext } from "../context";
+import {
+  ChargeAgainInput,
+  PaymentConnection,
+  PaymentVerification,
+  PreparePaymentInput,
+  RefundPaymentInput,
+  SchedulePaymentsInput,
+  VerificationOutcome,
+  VerifyPaymentInput,
+} from "../types";
+
+@Resolver(() => Payment)
+export class PaymentResolver {
+  @Query(() => Payment, { nullable: true })
+  payment(
+    @Arg("merchantUid", () => String, { nullable: true }) merchantUid: string | null,
+    @Arg("impUid", () => String, { nullable: true }) impUid: string | null,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<Payment | null> {
+    return ctx.services.payments.find(ctx, { merchantUid, impUid });
+  }
+
+  @Query(() => PaymentConnection)
+  payments(
+    @Arg("customerUid", () => String, { nullable: true }) customerUid: string | null,
+    @Arg("subscriptionId", () => ID, { nullable: true }) subscriptionId: string | null,
+    @Arg("status", () => PaymentStatus, { nullable: true }) status: PaymentStatus | null,
+    @Arg("first", () => Int, { nullable: true, defaultValue: 20 }) first: number,
+    @Arg("after", () => String, { nullable: true }) after: string | null,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<PaymentConnection> {
+    return ctx.services.payments.list(ctx, { customerUid, subscriptionId, status }, first, after);
+  }
+
+  @FieldResolver(() => Subscription, { nullable: true })
+  subscription(@Root() payment: Payment, @Ctx() ctx: GraphQLContext): Promise<Subscription | null> | null {
+    if (!payment.subscription) return null;
+    return ctx.em.findOne(Subscription, { id: payment.subscription.id });
+  }
+
+  @Mutation(() => Payment, {
+    description: "Record an order before a browser checkout (IMP.request_pay), so verifyPayment has an amount to compare.",
+  })
+  preparePayment(@Arg("input", () => PreparePaymentInput) input: PreparePaymentInput, @Ctx() ctx: GraphQLContext): Promise<Payment> {
+    return ctx.services.payments.prepare(ctx, input);
+  }
+
+  @Mutation(() => Payment)
+  chargeAgain(@Arg("input", () => ChargeAgainInput) input: ChargeAgainInput, @Ctx() ctx: GraphQLContext): Promise<Payment> {
+    return ctx.services.payments.chargeAgain(ctx, input);
+  }
+
+  @Mutation(() => [Payment])
+  schedulePayments(@Arg("input", () => SchedulePaymentsInput) input: SchedulePaymentsInput, @Ctx() ctx: GraphQLContext): Promise<Payment[]> {
+    return ctx.services.payments.schedule(ctx, input.customerUid, input.schedules);
+  }
+
+  @Mutation(() => [Payment])
+  unschedulePayments(
+    @Arg("customerUid", () => String) customerUid: string,
+    @Arg("merchantUids", () => [String], { nullable: true }) merchantUids: string[] | null,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<Payment[]> {
+    return ctx.services.payments.unschedule(ctx, customerUid, merchantUids);
+  }
+
+  @Mutation(() => PaymentVerification)
+  async verifyPayment(@Arg("input", () => VerifyPaymentInput) input: VerifyPaymentInput, @Ctx() ctx: GraphQLContext): Promise<PaymentVerification> {
+    const r = await ctx.services.payments.verify(ctx, input.impUid, input.merchantUid, ctx.services.webhooks.afterVerification);
+    return { outcome: r.outcome as VerificationOutcome, message: r.message, payment: r.payment };
+  }
+
+  @Mutation(() => Payment)
+  refundPayment(@Arg("input", () => RefundPaymentInput) input: RefundPaymentInput, @Ctx() ctx: GraphQLContext): Promise<Payment> {
+    return ctx.services.payments.refund(ctx, input);
+  }
+}

@@ -1,0 +1,49 @@
+import { Arg, Ctx, FieldResolver, ID, Int, Mutation, Query, Resolver, Root } from "type-graphql";
+import { Card, Subscription } from "../../db/entities";
+import { SubscriptionStatus } from "../../db/entities/enums";
+import type { GraphQLContext } from "../context";
+import { CancelSubscriptionInput, PaymentConnection, StartSubscriptionInput, SubscriptionConnection } from "../types";
+
+@Resolver(() => Subscription)
+export class SubscriptionResolver {
+  @Query(() => Subscription, { nullable: true })
+  subscription(@Arg("id", () => ID) id: string, @Ctx() ctx: GraphQLContext): Promise<Subscription | null> {
+    return ctx.services.subscriptions.get(ctx, id);
+  }
+
+  @Query(() => SubscriptionConnection)
+  subscriptions(
+    @Arg("customerUid", () => String, { nullable: true }) customerUid: string | null,
+    @Arg("status", () => SubscriptionStatus, { nullable: true }) status: SubscriptionStatus | null,
+    @Arg("first", () => Int, { nullable: true, defaultValue: 20 }) first: number,
+    @Arg("after", () => String, { nullable: true }) after: string | null,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<SubscriptionConnection> {
+    return ctx.services.subscriptions.list(ctx, { customerUid, status }, first, after);
+  }
+
+  @FieldResolver(() => Card, { nullable: true })
+  card(@Root() sub: Subscription, @Ctx() ctx: GraphQLContext): Promise<Card | null> {
+    return ctx.services.cards.get(ctx, sub.customerUid);
+  }
+
+  @FieldResolver(() => PaymentConnection)
+  payments(
+    @Root() sub: Subscription,
+    @Arg("first", () => Int, { nullable: true }) first: number | null,
+    @Arg("after", () => String, { nullable: true }) after: string | null,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<PaymentConnection> {
+    return ctx.services.payments.list(ctx, { subscriptionId: sub.id }, first ?? 20, after);
+  }
+
+  @Mutation(() => Subscription)
+  startSubscription(@Arg("input", () => StartSubscriptionInput) input: StartSubscriptionInput, @Ctx() ctx: GraphQLContext): Promise<Subscription> {
+    return ctx.services.subscriptions.start(ctx, input);
+  }
+
+  @Mutation(() => Subscription)
+  cancelSubscription(@Arg("input", () => CancelSubscriptionInput) input: CancelSubscriptionInput, @Ctx() ctx: GraphQLContext): Promise<Subscription> {
+    return ctx.services.subscriptions.cancel(ctx, input);
+  }
+}

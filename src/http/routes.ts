@@ -1,0 +1,189 @@
+import express, { NextFunction, Request, Response, Router } from "express";
+import type { Config } from "../config";
+import type { Services } from "../billing/services";
+import type { EventSource, Notice } from "../billing/webhook.service";
+import { WebhookEvent } from "../db/entities";
+import { AppError, BadUserInputError, httpStatusOf, toAppError } from "../errors";
+import { presentCard, presentPayment } from "./present";
+
+/** Express handler that may throw or reject: errors go to the error middleware. */
+type Handler = (req: Request, res: Response) => Promise<void>;
+const route = (fn: Handler) => (req: Request, res: Response, next: NextFunction) => fn(req, res).catch(next);
+
+function bodyOf(req: Request): Record<string, unknown> {
+  const b = req.body as unknown;
+  if (typeof b !== "object" || b === null || Array.isArray(b)) return {};
+  return b as Record<string, unknown>;
+}
+
+function stringField(body: Record<string, unknown>, field: string, required: true): string;
+function stringField(body: Record<string, unknown>, field: string, required?: false): string | undefined;
+function stringField(body: Record<string, unknown>, field: string, required = false): string | undefined {
+  const v = body[field];
+  if (v === undefined || v === null || v === "") {
+    if (required) throw new BadUserInputError(field, "is required");
+    return undefined;
+  }
+  if (typeof v !== "string") throw new BadUserInputError(field, "must be a string");
+  return v;
+}
+
+/** The REST routes of DESIGN.md: Iamport's webhooks, browser returns and billing-key forms. */
+export function restRoutes(services: Services, config: Config): Router {
+  const r = Router();
+
+  // Webhooks: 200 once durably handled or known irrelevant; 5xx only when a retry could help.
+  const webhook = (source: EventSource) =>
+    route(async (req, res) => {
+      const notice = services.webhooks.parseNotice(req.body);
+      const result = await services.webhooks.handle(req.ctx, source, notice, { remoteIp: req.ip });
+      if (result.kind === "retry") {
+        res.status(result.error.code === "UPSTREAM_UNAVAILABLE" ? 503 : 500).json({ status: "error", message: "not processed; retry later" });
+        return;
+      }
+      res.status(200).json({
+        status: result.kind === "verified" ? "ok" : "ignored",
+        outcome: result.kind === "verified" ? result.result.outcome : undefined,
+        message: result.kind === "verified" ? result.result.message : result.reason,
+      });
+    });
+  r.post("/iamport-webhook", webhook("iamport-webhook"));
+  r.post("/iamport-callback/schedule", webhook("schedule-callback"));
+
+  // Desktop checkout callback: the page posts {imp_uid, merchant_uid} after IMP.request_pay.
+  r.post(
+    "/payments/complete",
+    route(async (req, res) => {
+      const body = bodyOf(req);
+      const notice: Notice = {
+        impUid: stringField(body, "imp_uid", true),
+        merchantUid: stringField(body, "merchant_uid", true),
+      };
+      services.webhooks.parseNotice({ imp_uid: notice.impUid, merchant_uid: notice.merchantUid });
+      const result = await services.webhooks.handle(req.ctx, "complete", notice, { remoteIp: req.ip, claimMerchantUid: true });
+      if (result.kind === "retry") throw result.error;
+      if (result.kind === "ignored") {
+        res.status(404).json({ status: "failed", code: "NOT_FOUND", message: result.reason });
+        return;
+      }
+      const v = result.result;
+      res.json({ status: v.outcome === "PAID" || v.outcome === "VBANK_ISSUED" ? "success" : "failed", outcome: v.outcome, message: v.message, payment: presentPayment(v.payment) });
+    }),
+  );
+
+  // Mobile return (m_redirect_url): nothing in the query is trusted; the payment is re-queried.
+  r.get(
+    "/payments/complete/mobile",
+    route(async (req, res) => {
+      const q = req.query as Record<string, unknown>;
+      const one = (k: string): string | undefined => (typeof q[k] === "string" && q[k] !== "" ? (q[k] as string).slice(0, 200) : undefined);
+      const impUid = one("imp_uid");
+      const merchantUid = one("merchant_uid");
+      const success = one("imp_success") ?? one("success");
+      const errorMsg = one("error_msg");
+      let answer: { merchant_uid: string | null; status: string; outcome?: string; message: string };
+      if (!impUid) {
+        // The customer closed the window or the PG refused before a payment existed.
+        const event = req.ctx.em.create(WebhookEvent, {
+          source: "mobile-redirect",
+          merchantUid: merchantUid ?? null,
+          body: { merchant_uid: merchantUid, imp_success: success, error_code: one("error_code"), error_msg: errorMsg },
+          remoteIp: req.ip?.slice(0, 64) ?? null,
+          processedAt: new Date(),
+          outcome: "no imp_uid",
+        });
+        await req.ctx.em.persistAndFlush(event);
+        answer = { merchant_uid: merchantUid ?? null, status: "FAILED", message: errorMsg ?? "The payment was not completed" };
+      } else {
+        const notice = services.webhooks.parseNotice({ imp_uid: impUid, merchant_uid: merchantUid });
+        const result = await services.webhooks.handle(req.ctx, "mobile-redirect", notice, {
+          remoteIp: req.ip,
+          claimMerchantUid: true,
+          extra: { imp_success: success, error_msg: errorMsg },
+        });
+        if (result.kind === "retry") throw result.error;
+        answer =
+          result.kind === "verified"
+            ? { merchant_uid: result.result.payment.merchantUid, status: result.result.payment.status, outcome: result.result.outcome, message: result.result.message }
+            : { merchant_uid: merchantUid ?? null, status: "UNKNOWN", message: result.reason };
+      }
+      if (config.mobileRedirectUrl) {
+        const target = new URL(config.mobileRedirectUrl);
+        if (answer.merchant_uid) target.searchParams.set("merchant_uid", answer.merchant_uid);
+        target.searchParams.set("status", answer.status);
+        res.redirect(302, target.toString());
+        return;
+      }
+      res.json(answer);
+    }),
+  );
+
+  // A billing key issued in the browser (IMP.request_pay with customer_uid): confirm it with Iamport.
+  r.post(
+    "/billings",
+    route(async (req, res) => {
+      const customerUid = stringField(bodyOf(req), "customer_uid", true);
+      const card = await services.cards.confirm(req.ctx, customerUid, "customer_uid");
+      res.json({ status: "success", card: presentCard(card) });
+    }),
+  );
+
+  // The seed's billing-key form: card data in, {status, message} out. Card data is never echoed.
+  const issueBilling = route(async (req, res) => {
+    const b = bodyOf(req);
+    try {
+      const card = await services.cards.register(
+        req.ctx,
+        {
+          customerUid: stringField(b, "customer_uid", true),
+          cardNumber: stringField(b, "card_number", true),
+          expiry: stringField(b, "expiry", true),
+          birth: stringField(b, "birth", true),
+          pwd2digit: stringField(b, "pwd_2digit"),
+        },
+        { customerUid: "customer_uid", cardNumber: "card_number", expiry: "expiry", birth: "birth", pwd2digit: "pwd_2digit" },
+      );
+      res.json({ status: "success", message: "Billing key issued", card: presentCard(card) });
+    } catch (err) {
+      const e = toAppError(err);
+      if (e.code === "CARD_REJECTED") {
+        res.status(200).json({ status: "failed", message: e.message });
+        return;
+      }
+      if (e.code === "BAD_USER_INPUT") {
+        res.status(400).json({ status: "failed", code: e.code, field: e.details.field, message: e.message });
+        return;
+      }
+      throw e;
+    }
+  });
+  r.post("/subscriptions/issue-billing", issueBilling);
+  r.post("/subscription/issue-billing", issueBilling);
+
+  return r;
+}
+
+/** Body parsers for the REST routes: Iamport sends JSON or forms. */
+export function bodyParsers(limit: string) {
+  return [express.json({ limit }), express.urlencoded({ extended: false, limit, parameterLimit: 100 })];
+}
+
+/** Maps every error once to an HTTP status and a JSON body without internals. */
+export function errorHandler(logger: { error(o: object, m: string): void }) {
+  return (err: unknown, req: Request, res: Response, _next: NextFunction): void => {
+    const status = (err as { status?: number; type?: string }).status;
+    const type = (err as { type?: string }).type;
+    if (type === "entity.too.large" || status === 413) {
+      res.status(413).json({ status: "failed", code: "PAYLOAD_TOO_LARGE", message: "The body is too large" });
+      return;
+    }
+    if (type === "entity.parse.failed" || type === "parameters.too.many" || (status && status >= 400 && status < 500 && !(err instanceof AppError))) {
+      res.status(400).json({ status: "failed", code: "BAD_USER_INPUT", message: "The body could not be parsed" });
+      return;
+    }
+    const e = toAppError(err);
+    if (e.code === "INTERNAL_SERVER_ERROR") logger.error({ err, reqId: req.ctx?.requestId }, "request failed");
+    res.status(httpStatusOf(e.code)).json({ status: "failed", code: e.code, message: e.message, ...(e.details.field ? { field: e.details.field } : {}) });
+  };
+}
+

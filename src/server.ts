@@ -1,0 +1,135 @@
+import "reflect-metadata";
+import crypto from "node:crypto";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import type { MikroORM } from "@mikro-orm/postgresql";
+import type { Logger } from "pino";
+import { createApp } from "./app";
+import { ReconcileService } from "./billing/reconcile.service";
+import { createServices, Services } from "./billing/services";
+import { Config, describeSecrets } from "./config";
+import { EmbeddedDatabase, startEmbeddedDatabase } from "./db/embedded";
+import { migrate, openOrm } from "./db/orm";
+import { IamportClient } from "./iamport/iamport.client";
+import { Reconciler } from "./jobs/reconciler";
+
+export interface RunningServer {
+  url: string;
+  port: number;
+  orm: MikroORM;
+  services: Services;
+  reconciler: Reconciler;
+  iamport: IamportClient;
+  /** Where the Iamport client points (the in-process emulator when no key is configured). */
+  iamportUrl: string;
+  /** The keys accepted on /graphql (the generated one in development). */
+  apiKeys: string[];
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  logger: Logger;
+  /** Use an Iamport (emulator) already running here instead of starting one in-process. */
+  iamportUrl?: string;
+  /** Embedded database in memory instead of config.pgliteDataDir (tests). */
+  embeddedInMemory?: boolean;
+}
+
+/** Starts the database, Iamport (or the emulator), the HTTP server and reconciliation. */
+export async function startServer(config: Config, opts: StartOptions): Promise<RunningServer> {
+  const { logger } = opts;
+  const closers: (() => Promise<void>)[] = [];
+  const closeAll = async () => {
+    for (const c of closers.reverse()) await c().catch((err) => logger.warn({ err: (err as Error).message }, "error while closing"));
+  };
+  try {
+    // Database: the configured PostgreSQL, or PGlite in-process behind a local socket.
+    let databaseUrl = config.databaseUrl;
+    let embedded: EmbeddedDatabase | undefined;
+    if (!databaseUrl) {
+      embedded = await startEmbeddedDatabase({ dataDir: opts.embeddedInMemory ? undefined : config.pgliteDataDir });
+      closers.push(() => embedded!.close());
+      databaseUrl = embedded.url;
+      logger.info(
+        { dataDir: opts.embeddedInMemory ? "memory" : config.pgliteDataDir },
+        "DATABASE_URL is not set: using the embedded PostgreSQL (PGlite). Set DATABASE_URL for production.",
+      );
+    }
+    const orm = await openOrm(databaseUrl, embedded ? 1 : config.databasePoolMax, logger);
+    closers.push(() => orm.close(true));
+    if (config.migrateOnStart) {
+      const applied = await migrate(orm);
+      if (applied.length) logger.info({ applied }, "migrations applied");
+    }
+
+    // Iamport: the real API with credentials, or the emulator.
+    let iamportUrl = opts.iamportUrl ?? config.iamport.apiUrl;
+    let setEmulatorWebhook: ((url: string) => void) | undefined;
+    if (config.iamport.useEmulator && !iamportUrl) {
+      const { startEmulator } = await import("./emulator/emulator");
+      const emulator = await startEmulator({
+        port: config.emulator.port,
+        apiKey: config.emulator.apiKey,
+        apiSecret: config.emulator.apiSecret,
+        logger: logger.child({ component: "emulator" }),
+      });
+      closers.push(() => emulator.close());
+      iamportUrl = emulator.url;
+      setEmulatorWebhook = (url) => emulator.setWebhookUrl(url);
+      logger.info(
+        { emulator: emulator.url },
+        "IAMPORT_API_KEY is not set: using the Iamport emulator in-process (test cards only). Set IAMPORT_API_KEY and IAMPORT_API_SECRET for production.",
+      );
+    }
+    const iamport = new IamportClient({
+      baseUrl: iamportUrl!,
+      apiKey: config.iamport.useEmulator ? config.emulator.apiKey : config.iamport.apiKey!,
+      apiSecret: config.iamport.useEmulator ? config.emulator.apiSecret : config.iamport.apiSecret!,
+      timeoutMs: config.iamport.timeoutMs,
+      logger: logger.child({ component: "iamport" }),
+    });
+
+    let apiKeys = config.apiKeys;
+    if (apiKeys.length === 0) {
+      const devKey = `dev_${crypto.randomBytes(18).toString("base64url")}`;
+      apiKeys = [devKey];
+      // Printed on purpose: it is a throw-away development key (production refuses to start without API_KEYS).
+      logger.warn(`API_KEYS is not set: use this development key on /graphql: Authorization: Bearer ${devKey}`);
+    }
+    logger.info({ secrets: describeSecrets(config) }, "configuration");
+
+    const services = createServices({ iamport, config, logger });
+    const { app, apollo } = await createApp({ config, orm, services, iamport, logger, apiKeys });
+    closers.push(() => apollo.stop());
+
+    const server = http.createServer(app);
+    server.keepAliveTimeout = 65_000;
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(config.port, config.host, () => resolve());
+    });
+    closers.push(
+      () =>
+        new Promise<void>((resolve) => {
+          // Stop accepting, let in-flight requests finish, then drop idle keep-alive sockets.
+          server.close(() => resolve());
+          server.closeIdleConnections();
+          setTimeout(() => server.closeAllConnections(), 10_000).unref();
+        }),
+    );
+    const port = (server.address() as AddressInfo).port;
+    if (!config.publicUrlExplicit) config.publicUrl = `http://localhost:${port}`;
+    setEmulatorWebhook?.(config.emulator.webhookUrl ?? `${config.publicUrl}/iamport-webhook`);
+
+    const reconciler = new Reconciler(orm, new ReconcileService({ iamport, config, logger }, services), logger, config.reconcileIntervalSeconds);
+    await reconciler.start();
+    closers.push(() => reconciler.stop());
+
+    const url = `http://localhost:${port}`;
+    logger.info({ graphql: `${url}/graphql` }, "billing server listening");
+    return { url, port, orm, services, reconciler, iamport, iamportUrl: iamportUrl!, apiKeys, close: closeAll };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}
