@@ -96,6 +96,26 @@ export class WebhookReceiver {
     });
   }
 
+  /** Resolves with the first webhook matching `pred` (already received or still to come). */
+  waitUntil(pred: (h: ReceivedWebhook) => boolean, timeoutMs = 5000): Promise<ReceivedWebhook> {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        const hit = this.received.find(pred);
+        if (hit) {
+          clearTimeout(timer);
+          resolve(hit);
+          return true;
+        }
+        return false;
+      };
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w !== check);
+        reject(new Error("expected webhook did not arrive"));
+      }, timeoutMs);
+      if (!check()) this.waiters.push(check);
+    });
+  }
+
   async close(): Promise<void> {
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
