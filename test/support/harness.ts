@@ -1,0 +1,170 @@
+import "reflect-metadata";
+import { Writable } from "node:stream";
+import axios, { AxiosInstance } from "axios";
+import { GraphQLClient } from "graphql-request";
+import { Client } from "pg";
+import { loadConfig, Config } from "../../src/config";
+import { startEmulator, RunningEmulator, EmulatorOptions } from "../../src/emulator";
+import { createLogger } from "../../src/logger";
+import { startServer, RunningServer } from "../../src/server";
+
+export const API_KEY = "test-merchant-key";
+
+/** The real PostgreSQL server the suite uses when one is configured; undefined: the embedded database. */
+export function adminDatabaseUrl(): string | undefined {
+  return process.env.TEST_DATABASE_URL || process.env.DATABASE_URL || undefined;
+}
+
+/** Creates a fresh database on the configured server (one per test file); returns its URL and a dropper. */
+export async function createTestDatabase(): Promise<{ url: string; drop: () => Promise<void> } | undefined> {
+  const admin = adminDatabaseUrl();
+  if (!admin) return undefined;
+  const name = `billing_test_${process.pid}_${Date.now().toString(36)}_${Math.floor(Math.random() * 1e6)}`;
+  const c = new Client({ connectionString: admin });
+  await c.connect();
+  await c.query(`create database "${name}"`);
+  await c.end();
+  const url = new URL(admin);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    drop: async () => {
+      const d = new Client({ connectionString: admin });
+      await d.connect();
+      await d.query(`drop database if exists "${name}" with (force)`);
+      await d.end();
+    },
+  };
+}
+
+export interface GqlResult<T = Record<string, unknown>> {
+  status: number;
+  data?: T | null;
+  errors?: { message: string; extensions?: { code?: string; field?: string; [k: string]: unknown } }[];
+}
+
+export interface Harness {
+  server: RunningServer;
+  emulator: RunningEmulator;
+  config: Config;
+  /** Every log line the server wrote, as text. */
+  logs: string[];
+  /** graphql-request client with the merchant key (throws on GraphQL errors). */
+  client: GraphQLClient;
+  /** Raw GraphQL call that returns status, data and errors (for error assertions). */
+  gql<T = Record<string, unknown>>(query: string, variables?: Record<string, unknown>, headers?: Record<string, string>): Promise<GqlResult<T>>;
+  /** axios on the server (never throws on status). */
+  http: AxiosInstance;
+  /** axios on the emulator's control API and Iamport API (never throws on status). */
+  emu: AxiosInstance;
+  /** Runs SQL on the server's database through the server's own connection. */
+  sql<T = Record<string, unknown>>(query: string, params?: unknown[]): Promise<T[]>;
+  /** Moves the emulator's clock; resolves after the webhooks it caused were delivered. */
+  advance(seconds: number): Promise<{ now: number; executed: { merchant_uid: string; imp_uid: string; status: string }[]; webhooks: { delivered: number; failed: number } }>;
+  /** An emulator access token, for direct Iamport API calls in assertions. */
+  iamportToken(): Promise<string>;
+  close(): Promise<void>;
+}
+
+export interface HarnessOptions {
+  env?: Record<string, string>;
+  emulator?: EmulatorOptions;
+}
+
+/**
+ * Starts the emulator and the server on random ports, on a fresh database
+ * (real PostgreSQL when TEST_DATABASE_URL/DATABASE_URL is set, else PGlite in memory).
+ */
+export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> {
+  const db = await createTestDatabase();
+  const logs: string[] = [];
+  const sink = new Writable({
+    write(chunk, _enc, cb) {
+      for (const line of String(chunk).split("\n")) if (line) logs.push(line);
+      cb();
+    },
+  });
+  const logger = createLogger({ level: "debug", destination: sink });
+  const emulator = await startEmulator({ port: 0, autoRunIntervalMs: 0, timeoutHoldMs: 5_000, ...opts.emulator });
+  const config = loadConfig({
+    NODE_ENV: "test",
+    PORT: "0",
+    HOST: "127.0.0.1",
+    API_KEYS: API_KEY,
+    RECONCILE_INTERVAL_SECONDS: "0",
+    IAMPORT_TIMEOUT_MS: "2000",
+    ...(db ? { DATABASE_URL: db.url } : {}),
+    ...opts.env,
+  });
+  let server: RunningServer;
+  try {
+    server = await startServer(config, { logger, iamportUrl: emulator.url, embeddedInMemory: true });
+  } catch (err) {
+    await emulator.close();
+    await db?.drop();
+    throw err;
+  }
+  emulator.setWebhookUrl(`${server.url}/iamport-webhook`);
+  const http = axios.create({ baseURL: server.url, validateStatus: () => true, timeout: 20_000, maxRedirects: 0 });
+  const emu = axios.create({ baseURL: emulator.url, validateStatus: () => true, timeout: 20_000 });
+  const client = new GraphQLClient(`${server.url}/graphql`, { headers: { authorization: `Bearer ${API_KEY}` } });
+  return {
+    server,
+    emulator,
+    config,
+    logs,
+    client,
+    http,
+    emu,
+    async gql(query, variables, headers) {
+      const r = await http.post("/graphql", { query, variables }, { headers: { authorization: `Bearer ${API_KEY}`, ...headers } });
+      return { status: r.status, data: r.data?.data, errors: r.data?.errors };
+    },
+    async sql(query, params = []) {
+      return server.orm.em.fork().getConnection().execute(query, params as never[]);
+    },
+    async advance(seconds) {
+      const r = await emu.post("/__emulator/clock/advance", { seconds });
+      if (r.status !== 200) throw new Error(`advance failed: ${r.status} ${JSON.stringify(r.data)}`);
+      return r.data;
+    },
+    async iamportToken() {
+      const r = await emu.post("/users/getToken", { imp_key: config.emulator.apiKey, imp_secret: config.emulator.apiSecret });
+      return r.data.response.access_token as string;
+    },
+    async close() {
+      await server.close();
+      await emulator.close();
+      await db?.drop();
+    },
+  };
+}
+
+/** A Luhn-valid card number that the emulator charges normally. */
+export const GOOD_CARD = "4242-4242-4242-4242";
+export const TEST_CARDS = {
+  refused: "4000-0000-0000-0119",
+  declined: "4000-0000-0000-0002",
+  insufficient: "4000-0000-0000-9995",
+  firstOkThenDeclines: "4000-0000-0000-0341",
+};
+
+export const REGISTER_CARD = /* GraphQL */ `
+  mutation Register($input: RegisterCardInput!) {
+    registerCard(input: $input) { customerUid cardName cardNumberMasked cardType pgProvider status createdAt updatedAt }
+  }
+`;
+
+export const PAYMENT_FIELDS = `merchantUid impUid customerUid name amount paidAmount cancelledAmount currency status failReason scheduledAt paidAt failedAt cancelledAt receiptUrl createdAt updatedAt`;
+
+/** Registers a card through GraphQL; returns the customerUid. */
+export async function registerCard(h: Harness, customerUid: string, cardNumber = GOOD_CARD): Promise<string> {
+  await h.client.request(REGISTER_CARD, {
+    input: { customerUid, cardNumber, expiry: "2031-12", birth: "880101", pwd2digit: "12" },
+  });
+  return customerUid;
+}
+
+export function uid(prefix: string): string {
+  return `${prefix}_${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;
+}
