@@ -1,0 +1,65 @@
+import { ConfigError, describeSecrets, loadConfig, parseDurationList } from "../../src/config";
+
+describe("loadConfig", () => {
+  it("gives the documented defaults with an empty environment", () => {
+    const c = loadConfig({});
+    expect(c).toMatchObject({
+      env: "development",
+      port: 4000,
+      databaseUrl: undefined,
+      billingTimeZone: "Asia/Seoul",
+      retryScheduleSeconds: [86400, 3 * 86400, 5 * 86400],
+      migrateOnStart: true,
+      reconcileIntervalSeconds: 60,
+      publicUrl: "http://localhost:4000",
+      apiKeys: [],
+    });
+    expect(c.iamport.useEmulator).toBe(true);
+    expect(c.emulator).toMatchObject({ port: 4010, apiKey: "imp_apikey", apiSecret: "emulator_secret" });
+  });
+
+  it("uses the real Iamport when a key and secret are set", () => {
+    const c = loadConfig({ IAMPORT_API_KEY: "k", IAMPORT_API_SECRET: "s" });
+    expect(c.iamport).toMatchObject({ useEmulator: false, apiUrl: "https://api.iamport.kr" });
+  });
+
+  it.each([
+    [{ PORT: "abc" }, "PORT"],
+    [{ PORT: "70000" }, "PORT"],
+    [{ DATABASE_URL: "not a url" }, "DATABASE_URL"],
+    [{ BILLING_TIME_ZONE: "Mars/Olympus" }, "BILLING_TIME_ZONE"],
+    [{ RETRY_SCHEDULE: "1d,soon" }, "RETRY_SCHEDULE"],
+    [{ MIGRATE_ON_START: "maybe" }, "MIGRATE_ON_START"],
+    [{ IAMPORT_API_KEY: "k" }, "IAMPORT_API_SECRET"],
+    [{ NODE_ENV: "production", IAMPORT_API_KEY: "k", IAMPORT_API_SECRET: "s" }, "API_KEYS"],
+    [{ NODE_ENV: "production", API_KEYS: "a" }, "IAMPORT_API_KEY"],
+  ])("stops on %p with an error naming %s", (env, variable) => {
+    let err: unknown;
+    try {
+      loadConfig(env);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).variable).toBe(variable);
+    expect((err as Error).message).toContain(variable);
+  });
+
+  it("parses API_KEYS and never describes secret values", () => {
+    const c = loadConfig({ API_KEYS: " a1 , sha256:" + "ab".repeat(32) + " ", IAMPORT_API_KEY: "k", IAMPORT_API_SECRET: "very-secret" });
+    expect(c.apiKeys).toEqual(["a1", "sha256:" + "ab".repeat(32)]);
+    const described = JSON.stringify(describeSecrets(c));
+    expect(described).not.toContain("very-secret");
+    expect(described).not.toContain("a1");
+  });
+});
+
+describe("parseDurationList", () => {
+  it("reads units", () => {
+    expect(parseDurationList("45s, 30m,12h,1d,2w")).toEqual([45, 1800, 43200, 86400, 1209600]);
+  });
+  it("refuses zero and unknown units", () => {
+    expect(() => parseDurationList("0d")).toThrow();
+    expect(() => parseDurationList("3 days")).toThrow();
+  });
+});
