@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import http from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -101,6 +102,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Running
 
   // Lifecycle: everything that could keep the process alive is tracked here.
   const shutdown = new AbortController();
+  setMaxListeners(0, shutdown.signal); // one listener per call waiting out latencyMs
   const held = new Set<{ timer: NodeJS.Timeout; res: Response }>();
 
   const app = express();

@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import http from "node:http";
 import https from "node:https";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -78,6 +79,8 @@ export class WebhookSender {
 
   constructor(private readonly opts: WebhookSenderOptions) {
     this.url = opts.url;
+    // Every in-flight delivery listens on this one signal; thousands at once are expected.
+    setMaxListeners(0, this.abort.signal);
   }
 
   setUrl(url: string | undefined): void {

@@ -286,7 +286,9 @@ export function createIamportRoutes(deps: IamportDeps): IamportRoute[] {
     ),
     route("GET", "/payments/prepare/{merchant_uid}", ({ params }) => ok(prepareToWire(state.getPrepare(params.merchant_uid)))),
     route("GET", ["/payments/find/{merchant_uid}", "/payments/find/{merchant_uid}/{payment_status}"], ({ params }) => {
-      const status = enumValue(params.payment_status ?? null, PAYMENT_STATUSES, "payment_status");
+      // "all" is what Iamport's own clients send for "any status".
+      const raw = params.payment_status === "all" ? null : (params.payment_status ?? null);
+      const status = enumValue(raw, PAYMENT_STATUSES, "payment_status");
       const p = state.findPayment(params.merchant_uid, status ?? undefined);
       if (!p) throw notFound("존재하지 않는 결제정보입니다.");
       return ok(paymentToWire(p));
