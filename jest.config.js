@@ -17,6 +17,7 @@ module.exports = {
       },
     ],
   },
+  globalSetup: "<rootDir>/test/support/global-setup.ts",
   testTimeout: 30000,
   maxWorkers: 2,
 };

@@ -38,9 +38,13 @@ export interface StartOptions {
 /** Starts the database, Iamport (or the emulator), the HTTP server and reconciliation. */
 export async function startServer(config: Config, opts: StartOptions): Promise<RunningServer> {
   const { logger } = opts;
-  const closers: (() => Promise<void>)[] = [];
+  const closers: [string, () => Promise<void>][] = [];
   const closeAll = async () => {
-    for (const c of closers.reverse()) await c().catch((err) => logger.warn({ err: (err as Error).message }, "error while closing"));
+    for (const [name, close] of closers.reverse()) {
+      const started = Date.now();
+      await close().catch((err) => logger.warn({ err: (err as Error).message, name }, "error while closing"));
+      logger.debug({ name, ms: Date.now() - started }, "closed");
+    }
   };
   try {
     // Database: the configured PostgreSQL, or PGlite in-process behind a local socket.
@@ -48,7 +52,7 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
     let embedded: EmbeddedDatabase | undefined;
     if (!databaseUrl) {
       embedded = await startEmbeddedDatabase({ dataDir: opts.embeddedInMemory ? undefined : config.pgliteDataDir });
-      closers.push(() => embedded!.close());
+      closers.push(["embedded database", () => embedded!.close()]);
       databaseUrl = embedded.url;
       logger.info(
         { dataDir: opts.embeddedInMemory ? "memory" : config.pgliteDataDir },
@@ -56,7 +60,7 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
       );
     }
     const orm = await openOrm(databaseUrl, embedded ? 1 : config.databasePoolMax, logger);
-    closers.push(() => orm.close(true));
+    closers.push(["database pool", () => orm.close(true)]);
     if (config.migrateOnStart) {
       const applied = await migrate(orm);
       if (applied.length) logger.info({ applied }, "migrations applied");
@@ -73,7 +77,7 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
         apiSecret: config.emulator.apiSecret,
         logger: logger.child({ component: "emulator" }),
       });
-      closers.push(() => emulator.close());
+      closers.push(["emulator", () => emulator.close()]);
       iamportUrl = emulator.url;
       setEmulatorWebhook = (url) => emulator.setWebhookUrl(url);
       logger.info(
@@ -100,7 +104,7 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
 
     const services = createServices({ iamport, config, logger });
     const { app, apollo } = await createApp({ config, orm, services, iamport, logger, apiKeys });
-    closers.push(() => apollo.stop());
+    closers.push(["apollo", () => apollo.stop()]);
 
     const server = http.createServer(app);
     server.keepAliveTimeout = 65_000;
@@ -108,22 +112,28 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
       server.once("error", reject);
       server.listen(config.port, config.host, () => resolve());
     });
-    closers.push(
+    closers.push([
+      "http server",
       () =>
         new Promise<void>((resolve) => {
-          // Stop accepting, let in-flight requests finish, then drop idle keep-alive sockets.
-          server.close(() => resolve());
+          // Stop accepting, let in-flight requests finish, and drop keep-alive sockets as soon as they are idle.
+          const sweep = setInterval(() => server.closeIdleConnections(), 50);
+          const force = setTimeout(() => server.closeAllConnections(), 10_000);
+          server.close(() => {
+            clearInterval(sweep);
+            clearTimeout(force);
+            resolve();
+          });
           server.closeIdleConnections();
-          setTimeout(() => server.closeAllConnections(), 10_000).unref();
         }),
-    );
+    ]);
     const port = (server.address() as AddressInfo).port;
     if (!config.publicUrlExplicit) config.publicUrl = `http://localhost:${port}`;
     setEmulatorWebhook?.(config.emulator.webhookUrl ?? `${config.publicUrl}/iamport-webhook`);
 
     const reconciler = new Reconciler(orm, new ReconcileService({ iamport, config, logger }, services), logger, config.reconcileIntervalSeconds);
     await reconciler.start();
-    closers.push(() => reconciler.stop());
+    closers.push(["reconciler", () => reconciler.stop()]);
 
     const url = `http://localhost:${port}`;
     logger.info({ graphql: `${url}/graphql` }, "billing server listening");

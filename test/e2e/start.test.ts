@@ -1,0 +1,84 @@
+import { ChildProcess, spawn } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import axios from "axios";
+
+const root = path.resolve(__dirname, "../..");
+
+/** A free port picked by the OS. */
+async function freePort(): Promise<number> {
+  const net = await import("node:net");
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, "127.0.0.1", () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+describe("npm start with no environment", () => {
+  let child: ChildProcess;
+  let output = "";
+  let port: number;
+  let dataDir: string;
+
+  beforeAll(async () => {
+    port = await freePort();
+    const emulatorPort = await freePort();
+    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "billing-start-"));
+    // Only PATH and the ports (so parallel test files do not collide): no database, no Iamport key, no API key.
+    child = spawn(process.execPath, ["dist/main.js"], {
+      cwd: root,
+      env: { PATH: process.env.PATH, LOG_LEVEL: "debug", PORT: String(port), IAMPORT_EMULATOR_PORT: String(emulatorPort), PGLITE_DATA_DIR: dataDir },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    child.stdout!.on("data", (d) => (output += String(d)));
+    child.stderr!.on("data", (d) => (output += String(d)));
+    const deadline = Date.now() + 40_000;
+    while (!output.includes("billing server listening")) {
+      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`server did not start:\n${output}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }, 60_000);
+
+  afterAll(async () => {
+    if (child && child.exitCode === null) {
+      child.kill("SIGTERM");
+      await new Promise((r) => child.once("exit", r));
+    }
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it("announces the embedded database, the emulator and a development key", () => {
+    expect(output).toContain("using the embedded PostgreSQL (PGlite)");
+    expect(output).toContain("using the Iamport emulator in-process");
+    expect(output).toMatch(/Authorization: Bearer dev_[A-Za-z0-9_-]+/);
+  });
+
+  it("serves /healthz and /readyz", async () => {
+    const health = await axios.get(`http://127.0.0.1:${port}/healthz`);
+    expect(health.data).toEqual({ status: "ok" });
+    const ready = await axios.get(`http://127.0.0.1:${port}/readyz`);
+    expect(ready.data.checks).toEqual({ database: "ok", migrations: "ok", iamport: "ok" });
+  });
+
+  it("registers a card and charges it through GraphQL with the printed key", async () => {
+    const key = /Authorization: Bearer (dev_[A-Za-z0-9_-]+)/.exec(output)![1];
+    const gql = (query: string) =>
+      axios.post(`http://127.0.0.1:${port}/graphql`, { query }, { headers: { authorization: `Bearer ${key}` } }).then((r) => r.data);
+    const reg = await gql(
+      `mutation { registerCard(input: {customerUid: "start_c1", cardNumber: "4242424242424242", expiry: "2031-01", birth: "900101"}) { customerUid status cardNumberMasked } }`,
+    );
+    expect(reg.data.registerCard).toMatchObject({ customerUid: "start_c1", status: "ACTIVE" });
+    const charge = await gql(`mutation { chargeAgain(input: {customerUid: "start_c1", amount: 8900, name: "first"}) { status paidAmount impUid } }`);
+    expect(charge.data.chargeAgain).toMatchObject({ status: "PAID", paidAmount: 8900 });
+  });
+
+  it("shuts down gracefully on SIGTERM", async () => {
+    child.kill("SIGTERM");
+    const code = await new Promise((r) => child.once("exit", r));
+    expect(code).toBe(0);
+    expect(output).toContain("stopped");
+  });
+});
