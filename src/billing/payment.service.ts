@@ -10,11 +10,12 @@ import { decodeCursor, encodeCursor, Page } from "./pagination";
 import {
   checkAmount,
   checkFuture,
+  checkMerchantUid,
   checkText,
   checkUid,
   optionalText,
 } from "./validation";
-import { applyVerification, decide, Verification } from "./verification";
+import { applyVerification, decide, supersedes, Verification } from "./verification";
 
 export interface ChargeAgainInput {
   customerUid: string;
@@ -57,6 +58,13 @@ export interface PaymentFilter {
 
 export interface VerifiedPayment extends Verification {
   payment: Payment;
+  /**
+   * False when Iamport's answer was not applied to the order: a payment of
+   * another order presented as this one's, or a stale notice about an earlier
+   * attempt. `status`/`outcome` are then the verdict about the presented
+   * payment, and `payment` the order as it stays.
+   */
+  applied: boolean;
 }
 
 /** Statuses Iamport can still change without our asking (reconciliation looks at these). */
@@ -82,7 +90,7 @@ export class PaymentService {
     const customerUid = checkUid("customerUid", input.customerUid);
     const amount = checkAmount("amount", input.amount, this.deps.config.maxAmount);
     const name = checkText("name", input.name, 200);
-    const merchantUid = input.merchantUid ? checkUid("merchantUid", input.merchantUid) : newMerchantUid();
+    const merchantUid = input.merchantUid ? checkMerchantUid("merchantUid", input.merchantUid) : newMerchantUid();
     const buyer = this.buyer(input);
     await this.cards.requireActive(ctx, customerUid);
 
@@ -181,7 +189,7 @@ export class PaymentService {
       const scheduledAt = checkFuture(`${field}.scheduleAt`, item.scheduleAt, now);
       const amount = checkAmount(`${field}.amount`, item.amount, this.deps.config.maxAmount);
       const name = checkText(`${field}.name`, item.name, 200);
-      const merchantUid = item.merchantUid ? checkUid(`${field}.merchantUid`, item.merchantUid) : newMerchantUid("sch");
+      const merchantUid = item.merchantUid ? checkMerchantUid(`${field}.merchantUid`, item.merchantUid) : newMerchantUid("sch");
       if (seen.has(merchantUid)) throw new BadUserInputError(`${field}.merchantUid`, "is repeated in this request");
       seen.add(merchantUid);
       return ctx.em.create(Payment, {
@@ -334,7 +342,7 @@ export class PaymentService {
   async prepare(ctx: Ctx, input: PreparePaymentInput): Promise<Payment> {
     const amount = checkAmount("amount", input.amount, this.deps.config.maxAmount);
     const name = checkText("name", input.name, 200);
-    const merchantUid = input.merchantUid ? checkUid("merchantUid", input.merchantUid) : newMerchantUid("ord");
+    const merchantUid = input.merchantUid ? checkMerchantUid("merchantUid", input.merchantUid) : newMerchantUid("ord");
     const customerUid = input.customerUid ? checkUid("customerUid", input.customerUid) : null;
     const payment = ctx.em.create(Payment, {
       merchantUid,
@@ -371,13 +379,14 @@ export class PaymentService {
     after?: (ctx: Ctx, payment: Payment, previous: PaymentStatus, v: Verification) => Promise<void>,
   ): Promise<VerifiedPayment> {
     const impUid = checkUid("impUid", impUidRaw);
+    const claimed = claimedMerchantUid === undefined || claimedMerchantUid === null ? undefined : checkUid("merchantUid", claimedMerchantUid);
     let ip: IamportPayment;
     try {
       ip = await this.deps.iamport.getPayment(impUid, { requestId: ctx.requestId });
     } catch (err) {
       throw upstreamError(err, `Payment ${impUid} at Iamport`);
     }
-    return this.verifyFetched(ctx, ip, claimedMerchantUid, after);
+    return this.verifyFetched(ctx, ip, claimed, after);
   }
 
   async verifyFetched(
@@ -387,27 +396,39 @@ export class PaymentService {
     after?: (ctx: Ctx, payment: Payment, previous: PaymentStatus, v: Verification) => Promise<void>,
   ): Promise<VerifiedPayment> {
     const orderUid = claimedMerchantUid ?? ip.merchant_uid;
-    const result = await ctx.em.transactional(async (em) => {
+    const result = await ctx.em.transactional(async (em): Promise<VerifiedPayment | null> => {
       const tx: Ctx = { ...ctx, em };
       const payment = await em.findOne(Payment, { merchantUid: orderUid }, { lockMode: LockMode.PESSIMISTIC_WRITE, refresh: true });
       if (!payment) return null;
       const previous = payment.status;
       const v = decide(payment, ip);
       if (ip.merchant_uid !== payment.merchantUid) {
-        // Someone presents another order's payment as this one's: flag the order, copy nothing from it.
-        payment.status = PaymentStatus.FORGERY_SUSPECTED;
-        payment.failReason = v.message;
-        payment.checkedAt = new Date();
-      } else {
-        applyVerification(payment, ip, v);
+        // Someone presents another order's payment as this one's. The claim is
+        // refused, but neither order changes: flagging the claimed order would let
+        // anyone who knows a merchant_uid block its real payment.
+        return { payment, ...v, applied: false };
       }
+      if (!supersedes(payment, ip)) {
+        // A late or repeated notice about another attempt of this order (a failed
+        // window before the one that paid): it never undoes what the order has.
+        return {
+          payment,
+          ...v,
+          message: `${v.message} (attempt ${ip.imp_uid}; the order stays ${payment.status} with ${payment.impUid})`,
+          applied: false,
+        };
+      }
+      applyVerification(payment, ip, v);
       await em.flush();
       if (after) await after(tx, payment, previous, v);
-      return { payment, ...v };
+      return { payment, ...v, applied: true };
     });
     if (!result) throw new NotFoundError(`An order with merchant_uid ${orderUid} (call preparePayment first)`);
-    if (result.status === PaymentStatus.FORGERY_SUSPECTED) {
-      ctx.log.warn({ merchantUid: result.payment.merchantUid, impUid: ip.imp_uid, reason: result.message }, "forgery suspected");
+    if (result.outcome === "FORGERY") {
+      ctx.log.warn(
+        { merchantUid: result.payment.merchantUid, impUid: ip.imp_uid, iamportMerchantUid: ip.merchant_uid, reason: result.message },
+        "forgery suspected",
+      );
     }
     return result;
   }

@@ -72,10 +72,19 @@ export function checkUid(field: string, value: string): string {
   return v;
 }
 
+/** A merchant_uid this server sends to Iamport: a uid of at most 40 characters (Iamport cuts longer ones). */
+export const MERCHANT_UID_MAX = 40;
+export function checkMerchantUid(field: string, value: string): string {
+  const v = checkUid(field, value);
+  if (v.length > MERCHANT_UID_MAX) throw new BadUserInputError(field, `must be at most ${MERCHANT_UID_MAX} characters (Iamport's limit)`);
+  return v;
+}
+
 export function checkText(field: string, value: string, maxLength: number): string {
   const v = value.trim();
   if (v.length === 0) throw new BadUserInputError(field, "must not be empty");
   if (v.length > maxLength) throw new BadUserInputError(field, `must be at most ${maxLength} characters`);
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what is refused here
   if (/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/.test(v)) throw new BadUserInputError(field, "must not contain control characters");
   return v;
 }

@@ -56,12 +56,34 @@ export function decide(order: Pick<Payment, "amount" | "status" | "merchantUid">
   }
 }
 
+/**
+ * Whether Iamport's answer about `ip` may change the order's row. The answer
+ * about the attempt the row already records is always applied (Iamport's
+ * current state of that payment is the truth: paid, then cancelled, ...). An
+ * answer about ANOTHER attempt of the same merchant_uid (an earlier failed
+ * window, a virtual account abandoned for a card) may only move the order
+ * forward: a late or repeated notice about a failed attempt must never undo a
+ * payment that succeeded.
+ */
+export function supersedes(order: Pick<Payment, "impUid" | "status">, ip: IamportPayment): boolean {
+  if (!order.impUid || order.impUid === ip.imp_uid) return true;
+  switch (ip.status) {
+    case "paid":
+      return [PaymentStatus.PENDING, PaymentStatus.SCHEDULED, PaymentStatus.READY, PaymentStatus.FAILED].includes(order.status);
+    case "ready":
+      return [PaymentStatus.PENDING, PaymentStatus.FAILED].includes(order.status);
+    default:
+      return false;
+  }
+}
+
 function fromUnix(seconds: number | undefined): Date | null {
   return seconds && seconds > 0 ? new Date(seconds * 1000) : null;
 }
 
 /** Copies Iamport's answer and the verdict onto the payment row. */
 export function applyVerification(payment: Payment, ip: IamportPayment, v: Verification): void {
+  const previous = payment.status;
   payment.status = v.status;
   if (ip.merchant_uid === payment.merchantUid) payment.impUid = ip.imp_uid;
   payment.paidAmount = ip.status === "paid" || ip.status === "cancelled" ? Math.round(Number(ip.amount)) : payment.paidAmount ?? null;
@@ -69,7 +91,16 @@ export function applyVerification(payment: Payment, ip: IamportPayment, v: Verif
   payment.paidAt = fromUnix(ip.paid_at) ?? payment.paidAt ?? null;
   payment.failedAt = fromUnix(ip.failed_at) ?? payment.failedAt ?? null;
   payment.cancelledAt = fromUnix(ip.cancelled_at) ?? payment.cancelledAt ?? null;
-  payment.failReason = v.status === PaymentStatus.FAILED ? ip.fail_reason || v.message : v.status === PaymentStatus.FORGERY_SUSPECTED ? v.message : null;
+  // A forgery keeps the reason it was first found for (the amounts), not "already found forged".
+  const forgedBefore = previous === PaymentStatus.FORGERY_SUSPECTED && payment.failReason;
+  payment.failReason =
+    v.status === PaymentStatus.FAILED
+      ? ip.fail_reason || v.message
+      : v.status === PaymentStatus.FORGERY_SUSPECTED
+        ? forgedBefore
+          ? payment.failReason
+          : v.message
+        : null;
   payment.receiptUrl = ip.receipt_url ?? payment.receiptUrl ?? null;
   payment.payMethod = ip.pay_method ?? payment.payMethod ?? null;
   payment.currency = ip.currency || payment.currency;

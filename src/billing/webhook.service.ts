@@ -90,7 +90,8 @@ export class WebhookService {
     let result: EventResult;
     try {
       const verified = await this.payments.verify(ctx, event.impUid!, claimedMerchantUid, this.afterVerification);
-      event.outcome = verified.payment.status;
+      // The order's new status, or (when nothing was applied) the verdict and why.
+      event.outcome = verified.applied ? verified.payment.status : `${verified.status}: ${verified.message}`.slice(0, 500);
       event.processedAt = new Date();
       result = { kind: "verified", event, result: verified };
     } catch (err) {

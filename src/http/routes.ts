@@ -104,7 +104,8 @@ export function restRoutes(services: Services, config: Config): Router {
         if (result.kind === "retry") throw result.error;
         answer =
           result.kind === "verified"
-            ? { merchant_uid: result.result.payment.merchantUid, status: result.result.payment.status, outcome: result.result.outcome, message: result.result.message }
+            ? // The verdict about the payment presented (a forged claim leaves the order itself unchanged).
+              { merchant_uid: result.result.payment.merchantUid, status: result.result.status, outcome: result.result.outcome, message: result.result.message }
             : { merchant_uid: merchantUid ?? null, status: "UNKNOWN", message: result.reason };
       }
       if (config.mobileRedirectUrl) {
