@@ -245,7 +245,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Running
   const port = (server.address() as AddressInfo).port;
   const urlHost = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host.includes(":") ? `[${host}]` : host;
   baseUrl = `http://${urlHost}:${port}`;
-  logger.info({ url: baseUrl }, "Iamport emulator listening");
+  logger.info({ url: baseUrl, control: `${baseUrl}/__emulator` }, `Iamport emulator listening on ${baseUrl}`);
 
   let closing: Promise<void> | null = null;
   const close = (): Promise<void> => {

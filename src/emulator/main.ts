@@ -72,7 +72,6 @@ async function main(): Promise<void> {
     latencyMs: env.IAMPORT_EMULATOR_LATENCY_MS,
     logger,
   });
-  console.log(`Iamport emulator listening on ${emulator.url} (control API: ${emulator.url}/__emulator)`);
 
   let stopping = false;
   const stop = (signal: string) => {

@@ -1,3 +1,5 @@
+import http from "node:http";
+import type { AddressInfo } from "node:net";
 import { TEST_CARDS } from "../../src/emulator";
 import {
   advance,
@@ -78,13 +80,13 @@ describe("emulator: schedules and the clock", () => {
       fail_reason: null,
     });
 
-    // Not due yet.
-    const early = await advance(t, 3599);
+    // Not due yet (with a margin: real time passes too).
+    const early = await advance(t, 3000);
     expect(early.executed).toEqual([]);
 
     // Both become due in one advance; they run in schedule_at order.
-    const res = await advance(t, 3700);
-    expect(res.now).toBe(now + 3599 + 3700);
+    const res = await advance(t, 4300);
+    expect(res.now).toBeGreaterThanOrEqual(now + 7300);
     expect(res.executed.map((e) => e.merchant_uid)).toEqual([m1, m2]);
     expect(res.executed.every((e) => e.status === "paid" && /^imps_/.test(e.imp_uid ?? ""))).toBe(true);
     expect(res.webhooks).toEqual({ delivered: 2, failed: 0, dropped: 0 });
@@ -389,6 +391,43 @@ describe("emulator: schedules and the clock", () => {
     const silent = await advance(t, 20);
     expect(silent.executed).toHaveLength(1);
     expect(silent.webhooks).toEqual({ delivered: 0, failed: 0, dropped: 0 });
+  });
+
+  it("gives up on a webhook receiver that never answers after webhookTimeoutMs", async () => {
+    const sockets = new Set<import("node:net").Socket>();
+    const hanging = http.createServer(() => {
+      /* never answers */
+    });
+    hanging.on("connection", (s) => sockets.add(s));
+    await new Promise<void>((resolve) => hanging.listen(0, "127.0.0.1", resolve));
+    const url = `http://127.0.0.1:${(hanging.address() as AddressInfo).port}/hook`;
+    const e = await startTestEmulator({ webhookUrl: url, webhookTimeoutMs: 200 });
+    try {
+      const cu = uid("cust");
+      await issueKey(e, cu);
+      const now = await clockNow(e);
+      await e.api.post("/subscribe/payments/schedule", { customer_uid: cu, schedules: [{ merchant_uid: uid("s"), schedule_at: now + 5, amount: 100, name: "x" }] });
+      const started = Date.now();
+      expect((await advance(e, 5)).webhooks).toEqual({ delivered: 0, failed: 1, dropped: 0 });
+      expect(Date.now() - started).toBeLessThan(3000);
+    } finally {
+      await e.close();
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => hanging.close(() => resolve()));
+    }
+  });
+
+  it("declines charges once a stored card's expiry month has passed on the emulator clock", async () => {
+    const cu = uid("cust");
+    const nextMonth = new Date(Date.now() + 32 * 24 * 3600 * 1000).toISOString().slice(0, 7); // YYYY-MM
+    await issueKey(t, cu, { expiry: nextMonth });
+    const now = await clockNow(t);
+    const mu = uid("s");
+    await schedule(cu, [{ merchant_uid: mu, schedule_at: now + 80 * 24 * 3600, amount: 100, name: "x" }]);
+    const res = await advance(t, 80 * 24 * 3600);
+    expect(res.executed).toEqual([{ merchant_uid: mu, imp_uid: expect.any(String), status: "failed" }]);
+    const p = (await t.api.get<Envelope<{ fail_reason: string }>>(`/payments/${res.executed[0].imp_uid}`)).data.response;
+    expect(p.fail_reason).toContain("유효기간");
   });
 
   it("runs due schedules in the background as real time passes (autorun ticker)", async () => {
