@@ -56,6 +56,14 @@ export class FaultRegistry {
     return fault;
   }
 
+  /** `times: 0` cancels the pending faults of that route and mode; returns how many. */
+  cancel(route: string | undefined, mode: FaultMode): number {
+    const target = JSON.stringify(mode === "drop_webhook" ? { kind: "any" } : this.parseRoute(route));
+    const before = this.faults.length;
+    this.faults = this.faults.filter((f) => f.mode !== mode || JSON.stringify(f.target) !== target);
+    return before - this.faults.length;
+  }
+
   private parseRoute(route: string | undefined): FaultTarget {
     if (route === undefined || route.trim() === "*") return { kind: "any" };
     const m = /^([A-Za-z]+)\s+(\/\S*)$/.exec(route.trim());

@@ -152,7 +152,18 @@ describe("emulator: fault injection", () => {
     expect(await bad({ route: "POST /__emulator/reset", mode: "http500" })).toContain("control API");
     expect(await bad({ route: "again", mode: "http500" })).toContain("METHOD /path");
     await bad({ route: "*", mode: "explode" });
-    await bad({ route: "*", mode: "http500", times: 0 });
+    await bad({ route: "*", mode: "http500", times: -1 });
+    await bad({ route: "*", mode: "http500", times: 1.5 });
+  });
+
+  it("times: 0 withdraws the pending faults of that route and mode only", async () => {
+    await fault({ route: "GET /payments/{imp_uid}", mode: "http500", times: 5 });
+    await fault({ route: "GET /payments/{imp_uid}", mode: "timeout", times: 1 });
+    await fault({ route: "*", mode: "http500", times: 2 });
+    const r = await t.http.post<FaultList & { cancelled: number }>("/__emulator/faults", { route: "GET /payments/{x}", mode: "http500", times: 0 });
+    expect(r.status).toBe(200);
+    expect(r.data.cancelled).toBe(1);
+    expect(r.data.faults.map((f) => `${f.route} ${f.mode}`)).toEqual(["GET /payments/{imp_uid} timeout", "* http500"]);
   });
 
   it("DELETE /__emulator/faults and reset clear pending faults", async () => {

@@ -62,7 +62,7 @@ const redeliverSchema = z.object({
 const faultSchema = z.object({
   route: z.string().optional(),
   mode: z.enum(FAULT_MODES),
-  times: z.coerce.number().int().min(1).default(1),
+  times: z.coerce.number().int().min(0).default(1),
 });
 
 class ControlError extends Error {
@@ -216,6 +216,12 @@ export function createControlRouter(deps: ControlDeps): express.Router {
     "/faults",
     handle((req, res) => {
       const { route, mode, times } = parse(faultSchema, req.body);
+      if (times === 0) {
+        // "The next 0 calls misbehave": withdraw what is pending for that route and mode.
+        const cancelled = faults.cancel(route, mode);
+        res.json({ cancelled, faults: faults.list() });
+        return;
+      }
       const fault = faults.add(route, mode, times);
       res.status(201).json({ fault: { id: fault.id, route: fault.route, mode: fault.mode, remaining: fault.remaining }, faults: faults.list() });
     }),
