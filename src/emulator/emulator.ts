@@ -20,6 +20,8 @@ export interface EmulatorLogger {
   info(...a: unknown[]): void;
   warn(...a: unknown[]): void;
   error(...a: unknown[]): void;
+  /** Optional (pino has it): the per-call request log goes here when present, else to info. */
+  debug?(...a: unknown[]): void;
 }
 
 export interface EmulatorOptions {
@@ -65,6 +67,7 @@ const SILENT: EmulatorLogger = { info() {}, warn() {}, error() {} };
 /** Starts a stateful Iamport V1 emulator on a real HTTP port. */
 export async function startEmulator(opts: EmulatorOptions = {}): Promise<RunningEmulator> {
   const logger = opts.logger ?? SILENT;
+  const logCall = (...a: unknown[]) => (logger.debug ? logger.debug(...a) : logger.info(...a));
   const host = opts.host ?? "127.0.0.1";
   const latencyMs = opts.latencyMs ?? 0;
   const timeoutHoldMs = opts.timeoutHoldMs ?? 120_000;
@@ -189,7 +192,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Running
       });
       return;
     }
-    logger.info({ method, path: req.path, status: result.status, code: result.body.code }, "iamport call");
+    logCall({ method, path: req.path, status: result.status, code: result.body.code }, "iamport call");
     send(res, result);
   });
 

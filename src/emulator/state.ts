@@ -517,7 +517,7 @@ export class IamportState {
       return { schedule: s, payment: null };
     }
     const customer = this.customers.get(s.customer_uid);
-    const p = this.newPayment(this.uniqueId(apiImpUid), { ...s, name: s.name }, now, {
+    const p = this.newPayment(this.uniqueId(apiImpUid), s, now, {
       channel: "api",
       pay_method: "card",
       pg_provider: customer?.pg_provider ?? DEFAULT_PG.provider,
