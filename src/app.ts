@@ -3,17 +3,23 @@ import { ApolloServer } from "@apollo/server";
 import { ApolloServerPluginLandingPageDisabled } from "@apollo/server/plugin/disabled";
 import { expressMiddleware } from "@as-integrations/express5";
 import type { MikroORM } from "@mikro-orm/postgresql";
+import { ApolloArmor } from "@escape.tech/graphql-armor";
+import cors from "cors";
 import express, { Express } from "express";
+import helmet from "helmet";
 import type { Logger } from "pino";
 import type { Services } from "./billing/services";
 import type { Config } from "./config";
 import type { GraphQLContext } from "./graphql/context";
 import { formatError } from "./graphql/errors";
 import { buildBillingSchema } from "./graphql/schema";
-import { parseApiKeys, requireApiKey } from "./http/auth";
+import { parseApiKeys, requireCaller } from "./http/auth";
 import { healthRoutes } from "./http/health";
 import { bodyParsers, errorHandler, restRoutes } from "./http/routes";
+import { graphqlRateLimit, ipRateLimit, webhookAllowList } from "./http/security";
 import type { IamportClient } from "./iamport/iamport.client";
+import { CustomerTokenService } from "./security/customer-token.service";
+import type { Store } from "express-rate-limit";
 
 export interface AppDeps {
   config: Config;
@@ -23,6 +29,10 @@ export interface AppDeps {
   logger: Logger;
   /** The keys accepted on /graphql (config.apiKeys, or the generated development key). */
   apiKeys: string[];
+  /** HS256 secret of customer tokens (config, or generated per process in development). */
+  customerTokenSecret: string;
+  /** Shared rate-limit store (several processes); undefined: in memory. */
+  rateLimitStore?: () => Store;
 }
 
 export interface BuiltApp {
@@ -37,7 +47,14 @@ export async function createApp(deps: AppDeps): Promise<BuiltApp> {
   const { config, orm, services, logger } = deps;
   const app = express();
   app.disable("x-powered-by");
-  app.set("trust proxy", false);
+  // Behind a load balancer, req.ip must come from X-Forwarded-For of trusted hops only.
+  app.set("trust proxy", config.trustProxy);
+  app.use(
+    helmet({
+      // GraphiQL is served from this origin only: scripts and styles from 'self', nothing from a CDN.
+      contentSecurityPolicy: { directives: { "script-src": ["'self'"], "worker-src": ["'self'", "blob:"] } },
+    }),
+  );
 
   // Request id, forked EntityManager and one log line per request.
   app.use((req, res, next) => {
@@ -56,15 +73,33 @@ export async function createApp(deps: AppDeps): Promise<BuiltApp> {
   });
 
   app.use(healthRoutes(deps));
-  app.use(bodyParsers("64kb"));
+  const webhookPaths = ["/iamport-webhook", "/iamport-callback/schedule"];
+  // Iamport sends bursts from few addresses (every renewal of the 1st of the month): a larger budget there.
+  app.use(webhookPaths, webhookAllowList(config.webhookAllowedIps), ipRateLimit(config.rateLimitPublicPerMinute * 10, "webhook", deps.rateLimitStore?.()));
+  app.use(/^\/(?!graphql|iamport-webhook|iamport-callback|healthz|readyz|metrics|graphiql).*/, ipRateLimit(config.rateLimitPublicPerMinute, "public", deps.rateLimitStore?.()));
+  app.use(bodyParsers(config.bodyLimit));
   app.use(restRoutes(services, config));
 
+  const limits = config.graphqlLimits;
+  const armor = new ApolloArmor({
+    maxDepth: { n: limits.maxDepth },
+    maxAliases: { n: limits.maxAliases },
+    maxTokens: { n: limits.maxTokens },
+    costLimit: { maxCost: limits.maxCost },
+    maxDirectives: { n: 10 },
+    blockFieldSuggestion: { enabled: config.env === "production" },
+  });
+  const protection = armor.protect();
   const apollo = new ApolloServer<GraphQLContext>({
     schema: buildBillingSchema(),
     formatError: formatError(logger, config.env === "development"),
     includeStacktraceInErrorResponses: false,
-    introspection: true,
+    introspection: config.introspection,
+    // Batched operations multiply the cost of one request past every limit: refused.
+    allowBatchedHttpRequests: false,
+    validationRules: protection.validationRules,
     plugins: [
+      ...protection.plugins,
       ApolloServerPluginLandingPageDisabled(),
       {
         async requestDidStart() {
@@ -79,12 +114,16 @@ export async function createApp(deps: AppDeps): Promise<BuiltApp> {
   });
   await apollo.start();
 
+  const customerTokens = new CustomerTokenService(deps.customerTokenSecret, config.customerTokenMaxTtlSeconds);
   app.use(
     "/graphql",
-    requireApiKey(parseApiKeys(deps.apiKeys)),
+    cors({ origin: config.corsOrigins.length ? config.corsOrigins : false, allowedHeaders: ["authorization", "content-type", "x-request-id"], maxAge: 600 }),
+    ipRateLimit(config.rateLimitPublicPerMinute * 10, "graphql-ip", deps.rateLimitStore?.()),
+    requireCaller({ keys: parseApiKeys(deps.apiKeys), customerTokenSecret: deps.customerTokenSecret }),
+    graphqlRateLimit(config.rateLimitPerMinute, deps.rateLimitStore?.()),
     expressMiddleware(apollo, {
       context: async ({ req, res }) => {
-        const ctx: GraphQLContext = { ...req.ctx, services, caller: res.locals.caller };
+        const ctx: GraphQLContext = { ...req.ctx, services, customerTokens, caller: res.locals.caller };
         res.locals.gqlContext = ctx;
         return ctx;
       },

@@ -77,6 +77,29 @@ const envSchema = z.object({
   RECONCILE_INTERVAL_SECONDS: z.coerce.number().int().min(0).max(86400).default(60),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   MAX_AMOUNT: z.coerce.number().int().positive().default(100_000_000),
+  CUSTOMER_TOKEN_SECRET: optionalString.pipe(z.string().min(32, "must be at least 32 characters").optional()),
+  CUSTOMER_TOKEN_MAX_TTL_SECONDS: z.coerce.number().int().min(60).max(7 * 86400).default(3600),
+  CORS_ORIGINS: optionalString,
+  TRUST_PROXY: z
+    .string()
+    .trim()
+    .default("false")
+    .refine((v) => /^(true|false|\d+|[\w.:/, -]+)$/.test(v), "must be false, true, a hop count or a list of addresses"),
+  WEBHOOK_ALLOWED_IPS: optionalString,
+  RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).max(1_000_000).default(600),
+  RATE_LIMIT_PUBLIC_PER_MINUTE: z.coerce.number().int().min(0).max(1_000_000).default(300),
+  RATE_LIMIT_STORE: z.enum(["memory", "postgres"]).default("memory"),
+  GRAPHQL_INTROSPECTION: optionalString.pipe(bool.optional()),
+  GRAPHIQL_ENABLED: optionalString.pipe(bool.optional()),
+  GRAPHQL_MAX_DEPTH: z.coerce.number().int().min(2).max(50).default(8),
+  GRAPHQL_MAX_ALIASES: z.coerce.number().int().min(0).max(100).default(15),
+  GRAPHQL_MAX_TOKENS: z.coerce.number().int().min(50).max(100_000).default(2000),
+  GRAPHQL_MAX_COST: z.coerce.number().int().min(10).max(1_000_000).default(5000),
+  BODY_LIMIT: z
+    .string()
+    .trim()
+    .default("100kb")
+    .refine((v) => /^\d+(b|kb|mb)$/i.test(v), "must be a size such as 100kb"),
 });
 
 export type Env = z.input<typeof envSchema>;
@@ -113,6 +136,21 @@ export interface Config {
   reconcileIntervalSeconds: number;
   logLevel: string;
   maxAmount: number;
+  /** HS256 secret of customer tokens; generated per process in development when unset. */
+  customerTokenSecret?: string;
+  customerTokenMaxTtlSeconds: number;
+  corsOrigins: string[];
+  /** Express's `trust proxy`: false, true, a hop count, or addresses/subnets. */
+  trustProxy: boolean | number | string;
+  /** Source addresses allowed on the webhook routes; empty: any. */
+  webhookAllowedIps: string[];
+  rateLimitPerMinute: number;
+  rateLimitPublicPerMinute: number;
+  rateLimitStore: "memory" | "postgres";
+  introspection: boolean;
+  graphiqlEnabled: boolean;
+  graphqlLimits: { maxDepth: number; maxAliases: number; maxTokens: number; maxCost: number };
+  bodyLimit: string;
 }
 
 export class ConfigError extends Error {
@@ -123,6 +161,13 @@ export class ConfigError extends Error {
     super(`Invalid configuration: ${variable} ${message}`);
     this.name = "ConfigError";
   }
+}
+
+function list(value: string | undefined): string[] {
+  return (value ?? "")
+    .split(",")
+    .map((k) => k.trim())
+    .filter((k) => k.length > 0);
 }
 
 /** Validates the environment once; everything else receives the typed Config. */
@@ -140,16 +185,16 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       "must be set together with its pair (IAMPORT_API_KEY and IAMPORT_API_SECRET)",
     );
   }
-  const apiKeys = (e.API_KEYS ?? "")
-    .split(",")
-    .map((k) => k.trim())
-    .filter((k) => k.length > 0);
+  const apiKeys = list(e.API_KEYS);
   if (e.NODE_ENV === "production" && apiKeys.length === 0) {
     throw new ConfigError("API_KEYS", "is required when NODE_ENV=production");
   }
   const useEmulator = e.IAMPORT_API_KEY === undefined;
   if (e.NODE_ENV === "production" && useEmulator) {
     throw new ConfigError("IAMPORT_API_KEY", "is required when NODE_ENV=production (the emulator is for development)");
+  }
+  if (e.NODE_ENV === "production" && !e.CUSTOMER_TOKEN_SECRET) {
+    throw new ConfigError("CUSTOMER_TOKEN_SECRET", "is required when NODE_ENV=production (at least 32 characters)");
   }
   return {
     env: e.NODE_ENV,
@@ -181,6 +226,23 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     reconcileIntervalSeconds: e.RECONCILE_INTERVAL_SECONDS,
     logLevel: e.LOG_LEVEL,
     maxAmount: e.MAX_AMOUNT,
+    customerTokenSecret: e.CUSTOMER_TOKEN_SECRET,
+    customerTokenMaxTtlSeconds: e.CUSTOMER_TOKEN_MAX_TTL_SECONDS,
+    corsOrigins: list(e.CORS_ORIGINS),
+    trustProxy: e.TRUST_PROXY === "true" ? true : e.TRUST_PROXY === "false" ? false : /^\d+$/.test(e.TRUST_PROXY) ? Number(e.TRUST_PROXY) : e.TRUST_PROXY,
+    webhookAllowedIps: list(e.WEBHOOK_ALLOWED_IPS),
+    rateLimitPerMinute: e.RATE_LIMIT_PER_MINUTE,
+    rateLimitPublicPerMinute: e.RATE_LIMIT_PUBLIC_PER_MINUTE,
+    rateLimitStore: e.RATE_LIMIT_STORE,
+    introspection: e.GRAPHQL_INTROSPECTION ?? e.NODE_ENV !== "production",
+    graphiqlEnabled: e.GRAPHIQL_ENABLED ?? e.NODE_ENV !== "production",
+    graphqlLimits: {
+      maxDepth: e.GRAPHQL_MAX_DEPTH,
+      maxAliases: e.GRAPHQL_MAX_ALIASES,
+      maxTokens: e.GRAPHQL_MAX_TOKENS,
+      maxCost: e.GRAPHQL_MAX_COST,
+    },
+    bodyLimit: e.BODY_LIMIT.toLowerCase(),
   };
 }
 
@@ -189,5 +251,6 @@ export function describeSecrets(config: Config): Record<string, "set" | "unset">
   return {
     IAMPORT_API_SECRET: config.iamport.apiSecret ? "set" : "unset",
     API_KEYS: config.apiKeys.length > 0 ? "set" : "unset",
+    CUSTOMER_TOKEN_SECRET: config.customerTokenSecret ? "set" : "unset",
   };
 }

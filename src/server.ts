@@ -10,6 +10,7 @@ import { createServices, Services } from "./billing/services";
 import { Config, describeSecrets } from "./config";
 import { EmbeddedDatabase, startEmbeddedDatabase } from "./db/embedded";
 import { migrate, openOrm } from "./db/orm";
+import { PostgresRateLimitStore } from "./http/rate-limit-store";
 import { IamportClient } from "./iamport/iamport.client";
 import { Reconciler } from "./jobs/reconciler";
 
@@ -100,10 +101,23 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
       // Printed on purpose: it is a throw-away development key (production refuses to start without API_KEYS).
       logger.warn(`API_KEYS is not set: use this development key on /graphql: Authorization: Bearer ${devKey}`);
     }
+    let customerTokenSecret = config.customerTokenSecret;
+    if (!customerTokenSecret) {
+      // Development only (production refuses to start without it): tokens die with the process.
+      customerTokenSecret = crypto.randomBytes(32).toString("base64url");
+      logger.warn("CUSTOMER_TOKEN_SECRET is not set: customer tokens are signed with a per-process key and die with it");
+    }
     logger.info({ secrets: describeSecrets(config) }, "configuration");
 
     const services = createServices({ iamport, config, logger });
-    const { app, apollo } = await createApp({ config, orm, services, iamport, logger, apiKeys });
+    const rateLimitStore =
+      config.rateLimitStore === "postgres"
+        ? (() => {
+            let n = 0;
+            return () => new PostgresRateLimitStore(orm, `rl${++n}`);
+          })()
+        : undefined;
+    const { app, apollo } = await createApp({ config, orm, services, iamport, logger, apiKeys, customerTokenSecret, rateLimitStore });
     closers.push(["apollo", () => apollo.stop()]);
 
     const server = http.createServer(app);

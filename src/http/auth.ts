@@ -1,6 +1,7 @@
 import crypto from "node:crypto";
 import type { NextFunction, Request, Response } from "express";
 import type { Caller } from "../graphql/context";
+import { looksLikeJwt, verifyCustomerToken } from "../security/customer-token";
 
 /** A configured key: plain, or `sha256:<hex>` so deployments need not keep plain keys. */
 interface KeyEntry {
@@ -19,29 +20,51 @@ export function parseApiKeys(keys: string[]): KeyEntry[] {
   });
 }
 
-/** Compares digests in constant time against every key, whichever matches. */
-export function authenticate(entries: KeyEntry[], header: string | undefined): Caller | null {
+export interface Authenticator {
+  keys: KeyEntry[];
+  customerTokenSecret: string;
+}
+
+/** Merchant key (digests compared in constant time) or customer token; null when neither. */
+export function authenticate(auth: Authenticator, header: string | undefined): Caller | null {
   if (!header) return null;
   const m = /^Bearer\s+(\S+)$/i.exec(header.trim());
   if (!m) return null;
-  const digest = sha256(m[1]);
+  const presented = m[1];
+  const digest = sha256(presented);
   let found: KeyEntry | null = null;
-  for (const e of entries) if (crypto.timingSafeEqual(e.digest, digest)) found = e;
-  return found ? { kind: "merchant", keyId: found.id } : null;
+  for (const e of auth.keys) if (crypto.timingSafeEqual(e.digest, digest)) found = e;
+  if (found) return { kind: "merchant", keyId: found.id };
+  if (looksLikeJwt(presented)) {
+    const claims = verifyCustomerToken(auth.customerTokenSecret, presented);
+    if (claims) return { kind: "customer", customerUid: claims.customerUid };
+  }
+  return null;
 }
 
-/** Refuses /graphql without a valid key, answering as GraphQL would (UNAUTHENTICATED). */
-export function requireApiKey(entries: KeyEntry[]) {
+/** Refuses /graphql without a valid key or token, answering as GraphQL would (UNAUTHENTICATED). */
+export function requireCaller(auth: Authenticator) {
   return (req: Request, res: Response, next: NextFunction): void => {
     if (req.method === "OPTIONS") return next();
-    const caller = authenticate(entries, req.headers.authorization);
+    const caller = authenticate(auth, req.headers.authorization);
     if (!caller) {
       res.status(401).json({
-        errors: [{ message: "A valid API key is required: send Authorization: Bearer <key>", extensions: { code: "UNAUTHENTICATED" } }],
+        errors: [
+          {
+            message: "A valid API key or customer token is required: send Authorization: Bearer <key>",
+            extensions: { code: "UNAUTHENTICATED" },
+          },
+        ],
       });
       return;
     }
     res.locals.caller = caller;
     next();
   };
+}
+
+/** Key for per-caller rate limits: the key id or the token's customer, never the secret itself. */
+export function callerKey(caller: Caller | undefined): string | undefined {
+  if (!caller) return undefined;
+  return caller.kind === "merchant" ? `merchant:${caller.keyId}` : `customer:${caller.customerUid}`;
 }

@@ -10,7 +10,7 @@ const compose = parse(fs.readFileSync(path.join(root, "docker-compose.yml"), "ut
 function interpolate(value: string): string {
   return value.replace(/\$\{([A-Z_]+)(:[?-][^}]*)?\}/g, (_m, name: string, rest?: string) => {
     if (rest?.startsWith(":-")) return rest.slice(2);
-    return name === "PUBLIC_URL" ? "https://billing.example.com" : `sample-${name.toLowerCase()}`;
+    return name === "PUBLIC_URL" ? "https://billing.example.com" : `sample-${name.toLowerCase()}-0123456789abcdef0123456789abcdef`;
   });
 }
 

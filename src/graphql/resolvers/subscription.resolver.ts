@@ -1,14 +1,15 @@
 import { Arg, Ctx, FieldResolver, ID, Int, Mutation, Query, Resolver, Root } from "type-graphql";
 import { Card, Subscription } from "../../db/entities";
 import { SubscriptionStatus } from "../../db/entities/enums";
+import { owned, ownCustomerFilter, requireCustomer } from "../authz";
 import type { GraphQLContext } from "../context";
 import { CancelSubscriptionInput, PaymentConnection, StartSubscriptionInput, SubscriptionConnection } from "../types";
 
 @Resolver(() => Subscription)
 export class SubscriptionResolver {
   @Query(() => Subscription, { nullable: true })
-  subscription(@Arg("id", () => ID) id: string, @Ctx() ctx: GraphQLContext): Promise<Subscription | null> {
-    return ctx.services.subscriptions.get(ctx, id);
+  async subscription(@Arg("id", () => ID) id: string, @Ctx() ctx: GraphQLContext): Promise<Subscription | null> {
+    return owned(ctx, await ctx.services.subscriptions.get(ctx, id));
   }
 
   @Query(() => SubscriptionConnection)
@@ -19,7 +20,7 @@ export class SubscriptionResolver {
     @Arg("after", () => String, { nullable: true }) after: string | null,
     @Ctx() ctx: GraphQLContext,
   ): Promise<SubscriptionConnection> {
-    return ctx.services.subscriptions.list(ctx, { customerUid, status }, first, after);
+    return ctx.services.subscriptions.list(ctx, { customerUid: ownCustomerFilter(ctx, customerUid), status }, first, after);
   }
 
   @FieldResolver(() => Card, { nullable: true })
@@ -39,11 +40,16 @@ export class SubscriptionResolver {
 
   @Mutation(() => Subscription)
   startSubscription(@Arg("input", () => StartSubscriptionInput) input: StartSubscriptionInput, @Ctx() ctx: GraphQLContext): Promise<Subscription> {
+    requireCustomer(ctx, input.customerUid);
     return ctx.services.subscriptions.start(ctx, input);
   }
 
   @Mutation(() => Subscription)
-  cancelSubscription(@Arg("input", () => CancelSubscriptionInput) input: CancelSubscriptionInput, @Ctx() ctx: GraphQLContext): Promise<Subscription> {
+  async cancelSubscription(
+    @Arg("input", () => CancelSubscriptionInput) input: CancelSubscriptionInput,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<Subscription> {
+    if (ctx.caller.kind === "customer") owned(ctx, await ctx.services.subscriptions.get(ctx, input.id));
     return ctx.services.subscriptions.cancel(ctx, input);
   }
 }
