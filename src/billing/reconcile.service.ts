@@ -1,5 +1,6 @@
-import { Payment, WebhookEvent } from "../db/entities";
-import { PaymentKind, PaymentStatus } from "../db/entities/enums";
+import { LockMode } from "@mikro-orm/core";
+import { Payment, Subscription, WebhookEvent } from "../db/entities";
+import { PaymentKind, PaymentStatus, SubscriptionStatus } from "../db/entities/enums";
 import { toAppError } from "../errors";
 import { IamportNotFoundError } from "../iamport/iamport.errors";
 import type { BillingDeps, Ctx } from "./context";
@@ -14,8 +15,6 @@ export interface ReconcileReport {
   errors: number;
 }
 
-/** How long a PENDING charge may stay unanswered before it is settled (a charge in flight is not touched). */
-const PENDING_GRACE_MS = 30_000;
 /** After this long with no record at Iamport, a non-subscription charge is declared never made. */
 const ABANDON_AFTER_MS = 10 * 60_000;
 const BATCH = 200;
@@ -26,10 +25,23 @@ const BATCH = 200;
  * same verification and renewal code, so running it twice changes nothing.
  */
 export class ReconcileService {
+  /**
+   * How long a PENDING charge or schedule may stay unanswered before it is
+   * settled, so a call still in flight is never touched: a charge makes up to
+   * three Iamport calls (token, again, the look-up after a timeout).
+   */
+  private readonly pendingGraceMs: number;
+  /** How old an unprocessed webhook event must be before it is picked up (one in flight is left alone). */
+  private readonly eventGraceSeconds: number;
+
   constructor(
     private readonly deps: BillingDeps,
     private readonly services: Services,
-  ) {}
+  ) {
+    const timeoutMs = deps.config.iamport.timeoutMs;
+    this.pendingGraceMs = 3 * timeoutMs + 5_000;
+    this.eventGraceSeconds = Math.ceil((2 * timeoutMs + 2_000) / 1000);
+  }
 
   async runOnce(root: Ctx): Promise<ReconcileReport> {
     const report: ReconcileReport = { events: 0, pendingCharges: 0, unregisteredSchedules: 0, dueSchedules: 0, expired: 0, errors: 0 };
@@ -47,7 +59,7 @@ export class ReconcileService {
     };
 
     // 1. Webhooks recorded but not processed (the server died mid-way, or Iamport was down).
-    const events = await this.services.webhooks.pending({ ...root, em: root.em.fork() }, 10, BATCH);
+    const events = await this.services.webhooks.pending({ ...root, em: root.em.fork() }, this.eventGraceSeconds, BATCH);
     for (const ev of events) {
       await each(`webhook event ${ev.id}`, async (ctx) => {
         const fresh = await ctx.em.findOneOrFail(WebhookEvent, { id: ev.id });
@@ -60,7 +72,7 @@ export class ReconcileService {
     // 2. Charges left PENDING by a timeout or crash: settled by merchant_uid, never re-charged under a new one.
     const pendingCharges = await em.find(
       Payment,
-      { status: PaymentStatus.PENDING, kind: PaymentKind.AGAIN, createdAt: { $lt: new Date(localNow - PENDING_GRACE_MS) } },
+      { status: PaymentStatus.PENDING, kind: PaymentKind.AGAIN, createdAt: { $lt: new Date(localNow - this.pendingGraceMs) } },
       { orderBy: { id: "asc" }, limit: BATCH },
     );
     for (const p of pendingCharges) {
@@ -73,15 +85,13 @@ export class ReconcileService {
     // 3. Schedules whose registration outcome is unknown: look up, register the missing ones.
     const unregistered = await em.find(
       Payment,
-      { status: PaymentStatus.PENDING, kind: PaymentKind.SCHEDULE, createdAt: { $lt: new Date(localNow - PENDING_GRACE_MS) } },
+      { status: PaymentStatus.PENDING, kind: PaymentKind.SCHEDULE, createdAt: { $lt: new Date(localNow - this.pendingGraceMs) } },
       { orderBy: { id: "asc" }, limit: BATCH },
     );
     for (const p of unregistered) {
       await each(`schedule registration ${p.merchantUid}`, async (ctx) => {
-        const row = await ctx.em.findOneOrFail(Payment, { id: p.id });
-        const missing = await this.services.payments.settleSchedules(ctx, [row]);
-        if (row.impUid) await this.verifyByImpUid(ctx, row.impUid);
-        else if (missing.length > 0) await this.services.payments.registerSchedules(ctx, row.customerUid!, missing, { keepRowsOnRefusal: true });
+        const impUid = await this.settleRegistration(ctx, p.id);
+        if (impUid) await this.verifyByImpUid(ctx, impUid);
         report.unregisteredSchedules += 1;
       });
     }
@@ -112,20 +122,50 @@ export class ReconcileService {
   }
 
   private async verifyByImpUid(ctx: Ctx, impUid: string): Promise<void> {
-    await this.services.payments.verify(ctx, impUid, null, this.services.webhooks.afterVerification);
+    await this.services.payments.verify(ctx, impUid, null, this.services.subscriptions.afterVerification);
+  }
+
+  /**
+   * Looks a PENDING schedule up at Iamport and registers it when Iamport never
+   * got it, under the row lock (then the subscription's, the renewal step's
+   * order). Returns the imp_uid when the schedule already ran, for verification.
+   */
+  private async settleRegistration(ctx: Ctx, id: string): Promise<string | null> {
+    return ctx.em.transactional(async (em) => {
+      const tx: Ctx = { ...ctx, em };
+      const row = await em.findOneOrFail(Payment, { id }, { lockMode: LockMode.PESSIMISTIC_WRITE, refresh: true });
+      if (row.status !== PaymentStatus.PENDING) return null;
+      const missing = await this.services.payments.settleSchedules(tx, [row]);
+      if (row.impUid) return row.impUid;
+      if (missing.length === 0) return null;
+      if (row.subscription) {
+        const sub = await em.findOneOrFail(Subscription, { id: row.subscription.id }, { lockMode: LockMode.PESSIMISTIC_WRITE, refresh: true });
+        if (sub.status === SubscriptionStatus.CANCELED || sub.status === SubscriptionStatus.UNPAID) {
+          // Nothing may be charged any more: the registration is abandoned.
+          row.status = PaymentStatus.REVOKED;
+          await em.flush();
+          return null;
+        }
+        await this.services.subscriptions.registerNext(tx, sub, row);
+        if (row.status === PaymentStatus.PENDING) throw new Error(`schedule ${row.merchantUid} is still not registered with Iamport`);
+      } else {
+        await this.services.payments.registerSchedules(tx, row.customerUid!, missing, { keepRowsOnRefusal: true });
+      }
+      return null;
+    });
   }
 
   private async settleCharge(ctx: Ctx, id: string, localNow: number): Promise<void> {
     const row = await ctx.em.findOneOrFail(Payment, { id });
     try {
       const ip = await this.deps.iamport.findPayment(row.merchantUid, { requestId: ctx.requestId });
-      await this.services.payments.verifyFetched(ctx, ip, null, this.services.webhooks.afterVerification);
+      await this.services.payments.verifyFetched(ctx, ip, null, this.services.subscriptions.afterVerification);
       return;
     } catch (err) {
       if (!(err instanceof IamportNotFoundError)) throw err;
     }
     if (row.subscription) {
-      // Iamport never saw it: repeat with the SAME merchant_uid (Iamport refuses a paid one twice).
+      // Iamport never saw it: charge with the SAME merchant_uid (Iamport refuses a paid one twice).
       await this.services.subscriptions.chargeAndApply(ctx, row);
     } else if (localNow - row.createdAt.getTime() > ABANDON_AFTER_MS) {
       row.status = PaymentStatus.FAILED;

@@ -1,11 +1,12 @@
 import { LockMode, type FilterQuery } from "@mikro-orm/core";
 import { Payment, Subscription } from "../db/entities";
 import { BillingInterval, PaymentKind, PaymentStatus, SubscriptionStatus } from "../db/entities/enums";
-import { BadUserInputError, NotFoundError, toAppError } from "../errors";
+import { BadUserInputError, NotFoundError, toAppError, UpstreamUnavailableError } from "../errors";
 import { IamportNotFoundError, IamportRefusedError } from "../iamport/iamport.errors";
+import type { IamportPayment } from "../iamport/iamport.types";
 import { periodOf } from "./billing-dates";
 import type { CardService } from "./card.service";
-import { BillingDeps, Ctx, randomId, upstreamError } from "./context";
+import { BillingDeps, Ctx, outcomeUnknown, randomId, upstreamError } from "./context";
 import { decodeCursor, encodeCursor, Page } from "./pagination";
 import { checkFirst, PaymentService } from "./payment.service";
 import { checkAmount, checkFuture, checkText, checkUid, optionalText } from "./validation";
@@ -70,15 +71,18 @@ export class SubscriptionService {
       interval: input.interval,
       intervalCount,
       // Whole seconds: Iamport schedules are in UNIX seconds, and period boundaries must match them.
-      anchorAt: new Date(Math.floor((startAt ?? new Date()).getTime() / 1000) * 1000),
+      // Without startAt this is provisional: the anchor becomes the moment Iamport takes the first payment.
+      anchorAt: wholeSeconds(startAt ?? new Date()),
       status: startAt ? SubscriptionStatus.ACTIVE : SubscriptionStatus.INCOMPLETE,
       statusReason: startAt ? "first payment scheduled" : "first payment in progress",
     });
-    const first = this.newPayment(ctx, sub, 1, 1, startAt ? PaymentKind.SCHEDULE : PaymentKind.AGAIN, startAt);
+    const first = this.newPayment(ctx, sub, 1, 1, startAt ? PaymentKind.SCHEDULE : PaymentKind.AGAIN, startAt ? wholeSeconds(startAt) : null);
+    sub.nextPaymentAt = first.scheduledAt ?? null;
+    sub.nextMerchantUid = first.merchantUid;
     await ctx.em.persistAndFlush([sub, first]);
 
     if (startAt) {
-      await this.registerNext(ctx, sub, first);
+      await this.scheduleFirst(ctx, sub, first);
       return sub;
     }
     try {
@@ -96,20 +100,69 @@ export class SubscriptionService {
 
   /**
    * Charges a PENDING subscription payment now (same merchant_uid, so never
-   * twice) and applies the outcome exactly as a webhook would, under the row lock.
+   * twice) and records the outcome together with the renewal step, in one
+   * transaction under the payment's row lock: a crash can never leave a paid
+   * first charge without its next schedule, and a webhook for the same charge
+   * arriving meanwhile acts once between them.
    */
   async chargeAndApply(ctx: Ctx, payment: Payment): Promise<void> {
-    await this.payments.executeAgain(ctx, payment, { repeatOnNoRecord: false });
-    await ctx.em.transactional(async (em) => {
-      const locked = await em.findOneOrFail(Payment, { id: payment.id }, { lockMode: LockMode.PESSIMISTIC_WRITE, refresh: true });
-      await this.onPaymentVerified({ ...ctx, em }, locked, PaymentStatus.PENDING, { status: locked.status, outcome: "PAID", message: "" });
-    });
+    const after = this.afterVerification;
+    const sub = payment.subscription ? await ctx.em.findOne(Subscription, { id: payment.subscription.id }, { refresh: true }) : null;
+    if (sub?.status === SubscriptionStatus.CANCELED) {
+      // Canceled before the charge was ever made (its outcome was unknown): do not charge it now.
+      await this.failUnmade(ctx, payment, "the subscription was canceled before this charge was made");
+      return;
+    }
+    let ip: IamportPayment;
+    try {
+      ip = await this.deps.iamport.again(
+        {
+          customer_uid: payment.customerUid!,
+          merchant_uid: payment.merchantUid,
+          amount: payment.amount,
+          name: payment.name,
+          buyer_name: payment.buyerName ?? undefined,
+          buyer_email: payment.buyerEmail ?? undefined,
+          buyer_tel: payment.buyerTel ?? undefined,
+        },
+        { requestId: ctx.requestId },
+      );
+    } catch (err) {
+      if (err instanceof IamportRefusedError) {
+        // Refused outright (no billing key, order already paid...): nothing was charged now.
+        // An order Iamport already has a payment for is settled from that payment instead.
+        const existing = await this.findAtIamport(ctx, payment.merchantUid);
+        if (existing) {
+          await this.payments.verifyFetched(ctx, existing, null, after);
+          return;
+        }
+        await this.failUnmade(ctx, payment, err.iamportMessage || "Iamport refused the charge");
+        return;
+      }
+      if (!outcomeUnknown(err)) throw upstreamError(err, "charge");
+      ctx.log.warn({ merchantUid: payment.merchantUid, err: (err as Error).message }, "charge outcome unknown; settling by merchant_uid");
+      const found = await this.findAtIamport(ctx, payment.merchantUid);
+      if (!found) {
+        throw new UpstreamUnavailableError(
+          `Iamport did not confirm the charge; payment ${payment.merchantUid} stays PENDING and will be settled by reconciliation`,
+          { cause: err },
+        );
+      }
+      ip = found;
+    }
+    await this.payments.verifyFetched(ctx, ip, null, after);
   }
+
+  /** The renewal step as the verification hook (bound, so it can be handed around). */
+  readonly afterVerification = (ctx: Ctx, payment: Payment, previous: PaymentStatus, v: Verification): Promise<void> =>
+    this.onPaymentVerified(ctx, payment, previous, v);
 
   /**
    * The renewal step. Runs inside the verification transaction with the
    * payment row locked, so concurrent deliveries of one webhook act once; the
-   * next payment's row has a unique (subscription, period, attempt) key.
+   * subscription row is locked too, so two payments of one subscription (or a
+   * cancellation) never interleave. The next payment's row has a unique
+   * (subscription, period, attempt) key and a deterministic merchant_uid.
    */
   async onPaymentVerified(ctx: Ctx, payment: Payment, previous: PaymentStatus, _v: Verification): Promise<void> {
     if (!payment.subscription || payment.status === previous) return;
@@ -124,8 +177,31 @@ export class SubscriptionService {
       ctx.log.warn({ subscriptionId: sub.id, merchantUid: payment.merchantUid, status: payment.status }, "payment of a canceled subscription");
       return;
     }
+    if (payment.status !== PaymentStatus.PAID && payment.status !== PaymentStatus.FAILED) {
+      if (payment.status === PaymentStatus.FORGERY_SUSPECTED) {
+        ctx.log.error({ subscriptionId: sub.id, merchantUid: payment.merchantUid }, "subscription payment forgery suspected");
+      }
+      return;
+    }
+
+    // An outcome that arrives after the subscription moved past it (a late webhook
+    // of an earlier attempt) must not rewind it: only the latest payment decides.
+    const nextKey = payment.status === PaymentStatus.PAID ? renewalMerchantUid(sub.id, period + 1, 1) : renewalMerchantUid(sub.id, period, attempt + 1);
+    const later = await em.find(
+      Payment,
+      { subscription: sub.id, $or: [{ period: { $gt: period } }, { period, attempt: { $gt: attempt } }] },
+      { fields: ["merchantUid"] },
+    );
+    if (later.some((p) => p.merchantUid !== nextKey)) {
+      ctx.log.info({ subscriptionId: sub.id, merchantUid: payment.merchantUid, status: payment.status }, "outcome of a superseded attempt; nothing to do");
+      return;
+    }
 
     if (payment.status === PaymentStatus.PAID) {
+      if (sub.currentPeriod === 0 && period === 1 && payment.kind === PaymentKind.AGAIN && payment.paidAt) {
+        // Charged at once: the first period starts when Iamport took the money, by Iamport's clock.
+        sub.anchorAt = wholeSeconds(payment.paidAt);
+      }
       if (period > sub.currentPeriod) {
         const p = periodOf(sub.anchorAt, sub.interval, sub.intervalCount, period, tz);
         sub.currentPeriod = period;
@@ -137,71 +213,86 @@ export class SubscriptionService {
       sub.nextPaymentAt = null;
       sub.nextMerchantUid = null;
       if (!sub.cancelAtPeriodEnd) {
+        // Retries never move the anchor: the next period starts on its boundary whatever day this one was paid.
         const next = periodOf(sub.anchorAt, sub.interval, sub.intervalCount, period + 1, tz);
         await this.scheduleCharge(ctx, sub, period + 1, 1, this.notBefore(next.start, payment.paidAt));
       }
       await em.flush();
-      ctx.log.info({ subscriptionId: sub.id, period, merchantUid: payment.merchantUid }, "renewal paid");
+      ctx.log.info({ subscriptionId: sub.id, period, attempt, merchantUid: payment.merchantUid }, "renewal paid");
       return;
     }
 
-    if (payment.status === PaymentStatus.FAILED) {
-      if (sub.status === SubscriptionStatus.INCOMPLETE && period === 1 && payment.kind === PaymentKind.AGAIN) {
-        // A declined first charge leaves no active subscription.
-        sub.status = SubscriptionStatus.CANCELED;
-        sub.canceledAt = new Date();
-        sub.statusReason = `first payment declined: ${payment.failReason ?? "unknown reason"}`;
-        sub.nextPaymentAt = null;
-        await em.flush();
-        return;
-      }
-      const delays = this.deps.config.retryScheduleSeconds;
-      const reason = payment.failReason ?? "";
-      if (attempt <= delays.length && !HARD_DECLINE.test(reason)) {
-        sub.status = SubscriptionStatus.PAST_DUE;
-        sub.statusReason = `renewal failed (${reason}); retry ${attempt} of ${delays.length} scheduled`;
-        const failedAt = payment.failedAt ?? new Date();
-        const at = new Date(failedAt.getTime() + delays[attempt - 1] * 1000);
-        await this.scheduleCharge(ctx, sub, period, attempt + 1, at);
-      } else {
-        sub.status = SubscriptionStatus.UNPAID;
-        sub.statusReason = HARD_DECLINE.test(reason)
-          ? `renewal declined for a reason retries cannot fix: ${reason}`
-          : `retries exhausted: ${reason}`;
-        sub.nextPaymentAt = null;
-        sub.nextMerchantUid = null;
-      }
-      await em.flush();
-      ctx.log.info({ subscriptionId: sub.id, period, attempt, status: sub.status }, "renewal failed");
-      return;
-    }
-
-    if (payment.status === PaymentStatus.FORGERY_SUSPECTED) {
-      ctx.log.error({ subscriptionId: sub.id, merchantUid: payment.merchantUid }, "subscription payment forgery suspected");
-    }
-  }
-
-  /** Cancels now (revoking the pending schedule) or at the end of the paid period. */
-  async cancel(ctx: Ctx, input: CancelSubscriptionInput): Promise<Subscription> {
-    const reason = optionalText("reason", input.reason, 200) ?? null;
-    const sub = await ctx.em.findOne(Subscription, { id: input.id });
-    if (!sub) throw new NotFoundError(`Subscription ${input.id}`);
-    if (sub.status === SubscriptionStatus.CANCELED) return sub;
-    await this.revokePending(ctx, sub);
-    sub.cancelReason = reason;
-    sub.nextPaymentAt = null;
-    sub.nextMerchantUid = null;
-    const periodStillPaid = sub.currentPeriodEnd && sub.currentPeriodEnd.getTime() > Date.now() && sub.status === SubscriptionStatus.ACTIVE;
-    if (input.atPeriodEnd && periodStillPaid) {
-      sub.cancelAtPeriodEnd = true;
-      sub.statusReason = "cancels at the end of the current period";
-    } else {
+    if (sub.status === SubscriptionStatus.INCOMPLETE && period === 1 && payment.kind === PaymentKind.AGAIN) {
+      // A declined first charge leaves no active subscription.
       sub.status = SubscriptionStatus.CANCELED;
       sub.canceledAt = new Date();
-      sub.statusReason = "canceled";
+      sub.statusReason = `first payment declined: ${payment.failReason ?? "unknown reason"}`;
+      sub.nextPaymentAt = null;
+      sub.nextMerchantUid = null;
+      await em.flush();
+      ctx.log.info({ subscriptionId: sub.id, merchantUid: payment.merchantUid }, "first payment declined; subscription canceled");
+      return;
     }
-    await ctx.em.flush();
-    return sub;
+    const delays = this.deps.config.retryScheduleSeconds;
+    const reason = payment.failReason ?? "";
+    const hard = HARD_DECLINE.test(reason);
+    if (attempt <= delays.length && !hard) {
+      sub.status = SubscriptionStatus.PAST_DUE;
+      sub.statusReason = `renewal failed (${reason}); retry ${attempt} of ${delays.length} scheduled`;
+      const failedAt = payment.failedAt ?? new Date();
+      await this.scheduleCharge(ctx, sub, period, attempt + 1, this.notBefore(new Date(failedAt.getTime() + delays[attempt - 1] * 1000), failedAt));
+    } else {
+      sub.status = SubscriptionStatus.UNPAID;
+      sub.statusReason = hard ? `renewal declined for a reason retries cannot fix: ${reason}` : `retries exhausted: ${reason}`;
+      sub.nextPaymentAt = null;
+      sub.nextMerchantUid = null;
+    }
+    await em.flush();
+    ctx.log.info({ subscriptionId: sub.id, period, attempt, status: sub.status }, "renewal failed");
+  }
+
+  /**
+   * Cancels now (revoking the pending schedule at Iamport) or at the end of the
+   * paid period (nothing further is scheduled). The subscription's open payments
+   * and then the subscription are locked, in the renewal step's order, so a
+   * renewal running at the same moment either finishes first (and its new
+   * schedule is revoked here) or sees the cancellation and schedules nothing.
+   */
+  async cancel(ctx: Ctx, input: CancelSubscriptionInput): Promise<Subscription> {
+    const reason = optionalText("reason", input.reason, 200) ?? null;
+    const id = checkUid("id", input.id);
+    const exists = await ctx.em.findOne(Subscription, { id });
+    if (!exists) throw new NotFoundError(`Subscription ${input.id}`);
+    if (exists.status === SubscriptionStatus.CANCELED) return exists;
+    // Whether the paid period is over is a question for Iamport's clock, which runs the schedules.
+    const now = await this.iamportNow();
+    await ctx.em.transactional(async (em) => {
+      const tx: Ctx = { ...ctx, em };
+      await em.find(
+        Payment,
+        { subscription: id, status: { $in: [PaymentStatus.SCHEDULED, PaymentStatus.PENDING] } },
+        { lockMode: LockMode.PESSIMISTIC_WRITE, orderBy: { id: "asc" } },
+      );
+      const sub = await em.findOneOrFail(Subscription, { id }, { lockMode: LockMode.PESSIMISTIC_WRITE, refresh: true });
+      if (sub.status === SubscriptionStatus.CANCELED) return;
+      await this.revokePending(tx, sub);
+      sub.cancelReason = reason;
+      sub.nextPaymentAt = null;
+      sub.nextMerchantUid = null;
+      const periodStillPaid =
+        sub.status === SubscriptionStatus.ACTIVE && !!sub.currentPeriodEnd && sub.currentPeriodEnd.getTime() > now.getTime();
+      if (input.atPeriodEnd && periodStillPaid) {
+        sub.cancelAtPeriodEnd = true;
+        sub.statusReason = "cancels at the end of the current period";
+      } else {
+        sub.status = SubscriptionStatus.CANCELED;
+        sub.canceledAt = new Date();
+        sub.statusReason = reason ? `canceled: ${reason}` : "canceled";
+      }
+      await em.flush();
+    });
+    await ctx.em.refresh(exists);
+    return exists;
   }
 
   /** Marks subscriptions set to cancel at period end as CANCELED once their period is over. */
@@ -260,6 +351,26 @@ export class SubscriptionService {
   }
 
   /**
+   * Registers the first payment of a subscription started with startAt. Iamport
+   * refusing it (a time in its past, an unknown billing key) refuses the start;
+   * an unknown outcome keeps the row PENDING for reconciliation.
+   */
+  private async scheduleFirst(ctx: Ctx, sub: Subscription, first: Payment): Promise<void> {
+    try {
+      await this.payments.registerSchedules(ctx, sub.customerUid, [first], { keepRowsOnRefusal: true });
+    } catch (err) {
+      if (err instanceof BadUserInputError) {
+        ctx.em.remove([first, sub]);
+        await ctx.em.flush();
+        throw new BadUserInputError("startAt", `could not be scheduled: ${err.message}`);
+      }
+      if (toAppError(err).code !== "UPSTREAM_UNAVAILABLE") throw err;
+      sub.statusReason = "first payment not registered with Iamport yet: reconciliation will register it";
+      await ctx.em.flush();
+    }
+  }
+
+  /**
    * Creates the row of a future charge (unless it exists: a redelivered webhook)
    * and registers it with Iamport. A registration that fails leaves the row
    * PENDING for reconciliation instead of undoing the payment being recorded.
@@ -276,23 +387,76 @@ export class SubscriptionService {
     if (row.status === PaymentStatus.PENDING) await this.registerNext(ctx, sub, row);
   }
 
-  private async registerNext(ctx: Ctx, sub: Subscription, row: Payment): Promise<void> {
-    sub.nextPaymentAt = row.scheduledAt ?? null;
-    sub.nextMerchantUid = row.merchantUid;
+  /**
+   * Registers a PENDING schedule row of a subscription with Iamport (the
+   * renewal step, and reconciliation of a registration that failed). A row
+   * whose time is already past by Iamport's clock, which Iamport refuses,
+   * is moved to a minute from Iamport's now: it was never registered, so
+   * moving it cannot double it.
+   */
+  async registerNext(ctx: Ctx, sub: Subscription, row: Payment): Promise<void> {
     try {
-      await this.payments.registerSchedules(ctx, sub.customerUid, [row], { keepRowsOnRefusal: true });
+      try {
+        await this.payments.registerSchedules(ctx, sub.customerUid, [row], { keepRowsOnRefusal: true });
+      } catch (err) {
+        if (!(err instanceof BadUserInputError) || row.status !== PaymentStatus.PENDING) throw err;
+        const now = await this.iamportNow();
+        if (!row.scheduledAt || row.scheduledAt.getTime() > now.getTime() + 5_000) throw err;
+        row.scheduledAt = new Date(wholeSeconds(now).getTime() + 60_000);
+        await ctx.em.flush();
+        ctx.log.info({ subscriptionId: sub.id, merchantUid: row.merchantUid, at: row.scheduledAt }, "charge time already past at Iamport; moved");
+        await this.payments.registerSchedules(ctx, sub.customerUid, [row], { keepRowsOnRefusal: true });
+      }
     } catch (err) {
       ctx.log.warn(
         { subscriptionId: sub.id, merchantUid: row.merchantUid, err: (err as Error).message },
         "next charge not registered yet; reconciliation will retry",
       );
     }
+    if (sub.nextMerchantUid === row.merchantUid || !sub.nextMerchantUid) {
+      sub.nextPaymentAt = row.scheduledAt ?? null;
+      sub.nextMerchantUid = row.merchantUid;
+    }
+    await ctx.em.flush();
   }
 
-  /** Iamport refuses schedules in its past: a renewal confirmed late is charged right away instead. */
+  /** Iamport refuses schedules in its past: a renewal confirmed late is charged a minute after it instead. */
   private notBefore(at: Date, iamportTime: Date | null | undefined): Date {
-    const floor = (iamportTime ?? new Date()).getTime() + 60_000;
+    const floor = wholeSeconds(iamportTime ?? new Date()).getTime() + 60_000;
     return at.getTime() < floor ? new Date(floor) : at;
+  }
+
+  /** Iamport's clock (from getToken's `now`); this server's when Iamport cannot be asked. */
+  private async iamportNow(): Promise<Date> {
+    try {
+      return new Date((await this.deps.iamport.serverNow()) * 1000);
+    } catch {
+      return new Date();
+    }
+  }
+
+  /** The payment Iamport has for an order, or null when it has none. */
+  private async findAtIamport(ctx: Ctx, merchantUid: string): Promise<IamportPayment | null> {
+    try {
+      return await this.deps.iamport.findPayment(merchantUid, { requestId: ctx.requestId });
+    } catch (err) {
+      if (err instanceof IamportNotFoundError) return null;
+      throw upstreamError(err, `payment ${merchantUid}`);
+    }
+  }
+
+  /** Records a charge that was never made as FAILED, with the renewal step, under the row lock. */
+  private async failUnmade(ctx: Ctx, payment: Payment, reason: string): Promise<void> {
+    await ctx.em.transactional(async (em) => {
+      const locked = await em.findOneOrFail(Payment, { id: payment.id }, { lockMode: LockMode.PESSIMISTIC_WRITE, refresh: true });
+      if (locked.status !== PaymentStatus.PENDING) return;
+      locked.status = PaymentStatus.FAILED;
+      locked.failReason = reason;
+      locked.failedAt = new Date();
+      locked.checkedAt = new Date();
+      await em.flush();
+      await this.onPaymentVerified({ ...ctx, em }, locked, PaymentStatus.PENDING, { outcome: "FAILED", status: PaymentStatus.FAILED, message: reason });
+    });
   }
 
   private async revokePending(ctx: Ctx, sub: Subscription): Promise<void> {
@@ -319,7 +483,14 @@ export class SubscriptionService {
     if (unclear.length > 0) {
       const neverRegistered = await this.payments.settleSchedules(ctx, unclear);
       for (const p of neverRegistered) p.status = PaymentStatus.REVOKED;
+      for (const p of unclear) {
+        if (p.impUid) ctx.log.warn({ subscriptionId: sub.id, merchantUid: p.merchantUid }, "schedule ran before it could be revoked");
+      }
     }
     await ctx.em.flush();
   }
+}
+
+function wholeSeconds(d: Date): Date {
+  return new Date(Math.floor(d.getTime() / 1000) * 1000);
 }

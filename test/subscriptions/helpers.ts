@@ -1,0 +1,180 @@
+import { Harness } from "../support/harness";
+
+export const SUB_FIELDS = `id customerUid name amount interval intervalCount status statusReason currentPeriodStart currentPeriodEnd nextPaymentAt cancelAtPeriodEnd canceledAt createdAt updatedAt`;
+
+export const START = /* GraphQL */ `
+  mutation Start($input: StartSubscriptionInput!) { startSubscription(input: $input) { ${SUB_FIELDS} } }
+`;
+export const CANCEL = /* GraphQL */ `
+  mutation Cancel($input: CancelSubscriptionInput!) { cancelSubscription(input: $input) { ${SUB_FIELDS} } }
+`;
+export const GET = /* GraphQL */ `
+  query Sub($id: ID!) { subscription(id: $id) { ${SUB_FIELDS} } }
+`;
+
+export interface Sub {
+  id: string;
+  customerUid: string;
+  status: string;
+  statusReason: string | null;
+  interval: string;
+  intervalCount: number;
+  currentPeriodStart: string | null;
+  currentPeriodEnd: string | null;
+  nextPaymentAt: string | null;
+  cancelAtPeriodEnd: boolean;
+  canceledAt: string | null;
+}
+
+export interface StartInput {
+  customerUid: string;
+  name?: string;
+  amount?: number;
+  interval?: "DAY" | "WEEK" | "MONTH" | "YEAR";
+  intervalCount?: number;
+  startAt?: string;
+}
+
+export async function startSub(h: Harness, input: StartInput): Promise<Sub> {
+  const { startSubscription } = await h.client.request<{ startSubscription: Sub }>(START, {
+    input: { name: "Plan", amount: 9900, interval: "MONTH", ...input },
+  });
+  return startSubscription;
+}
+
+export async function getSub(h: Harness, id: string): Promise<Sub> {
+  const { subscription } = await h.client.request<{ subscription: Sub }>(GET, { id });
+  return subscription;
+}
+
+export async function cancelSub(h: Harness, id: string, atPeriodEnd = false): Promise<Sub> {
+  const { cancelSubscription } = await h.client.request<{ cancelSubscription: Sub }>(CANCEL, { input: { id, atPeriodEnd } });
+  return cancelSubscription;
+}
+
+export interface PaymentRow {
+  merchant_uid: string;
+  imp_uid: string | null;
+  status: string;
+  kind: string;
+  period: number;
+  attempt: number;
+  amount: number;
+  scheduled_at: Date | null;
+  paid_at: Date | null;
+  failed_at: Date | null;
+  fail_reason: string | null;
+}
+
+/** The subscription's payment rows in (period, attempt) order, straight from the database. */
+export async function paymentRows(h: Harness, subscriptionId: string): Promise<PaymentRow[]> {
+  const rows = await h.sql<PaymentRow>(
+    `select merchant_uid, imp_uid, status, kind, period, attempt, amount, scheduled_at, paid_at, failed_at, fail_reason
+       from payments where subscription_id = ? order by period, attempt`,
+    [subscriptionId],
+  );
+  return rows.map((r) => ({ ...r, scheduled_at: toDate(r.scheduled_at), paid_at: toDate(r.paid_at), failed_at: toDate(r.failed_at) }));
+}
+
+function toDate(v: unknown): Date | null {
+  return v === null || v === undefined ? null : new Date(v as string);
+}
+
+export interface IamportScheduleWire {
+  merchant_uid: string;
+  customer_uid: string;
+  imp_uid: string | null;
+  schedule_at: number;
+  schedule_status: "scheduled" | "executed" | "revoked";
+  payment_status: string | null;
+  amount: number;
+}
+
+/** One schedule as Iamport (the emulator) has it; null when it has none. */
+export async function iamportSchedule(h: Harness, merchantUid: string): Promise<IamportScheduleWire | null> {
+  const token = await h.iamportToken();
+  const r = await h.emu.get(`/subscribe/payments/schedule/${encodeURIComponent(merchantUid)}`, { headers: { Authorization: token } });
+  if (r.status === 404) return null;
+  if (r.status !== 200) throw new Error(`schedule lookup failed: ${r.status} ${JSON.stringify(r.data)}`);
+  return r.data.response as IamportScheduleWire;
+}
+
+/** Every schedule Iamport holds for a customer (all pages), optionally of one status. */
+export async function customerSchedules(
+  h: Harness,
+  customerUid: string,
+  status?: "scheduled" | "executed" | "revoked",
+): Promise<IamportScheduleWire[]> {
+  const token = await h.iamportToken();
+  const out: IamportScheduleWire[] = [];
+  for (let page = 1; ; page++) {
+    const r = await h.emu.get(`/subscribe/payments/schedule/customers/${encodeURIComponent(customerUid)}`, {
+      headers: { Authorization: token },
+      params: { from: 0, to: 4_102_444_800, page, ...(status ? { "schedule-status": status } : {}) },
+    });
+    if (r.status !== 200) throw new Error(`customer schedules failed: ${r.status} ${JSON.stringify(r.data)}`);
+    out.push(...(r.data.response.list as IamportScheduleWire[]));
+    if (!r.data.response.next) return out;
+  }
+}
+
+/** Payments Iamport made for an order (merchant_uid): its latest, or null. */
+export async function iamportPaymentByOrder(h: Harness, merchantUid: string): Promise<{ imp_uid: string; status: string; amount: number } | null> {
+  const token = await h.iamportToken();
+  const r = await h.emu.get(`/payments/find/${encodeURIComponent(merchantUid)}`, { headers: { Authorization: token } });
+  if (r.status === 404) return null;
+  return r.data.response;
+}
+
+export async function emulatorNow(h: Harness): Promise<number> {
+  const r = await h.emu.get("/__emulator/clock");
+  return r.data.now as number;
+}
+
+/** Moves the emulator's clock to `unixSeconds` (never backwards) and waits for the webhooks it caused. */
+export async function advanceTo(h: Harness, unixSeconds: number): ReturnType<Harness["advance"]> {
+  const now = await emulatorNow(h);
+  return h.advance(Math.max(0, unixSeconds - now));
+}
+
+/** Moves the emulator's clock to `seconds` after the subscription's next payment time. */
+export async function advancePastNextPayment(h: Harness, sub: Pick<Sub, "nextPaymentAt">, seconds = 10): ReturnType<Harness["advance"]> {
+  if (!sub.nextPaymentAt) throw new Error("the subscription has no next payment");
+  return advanceTo(h, Math.floor(new Date(sub.nextPaymentAt).getTime() / 1000) + seconds);
+}
+
+export function unix(d: Date | string): number {
+  return Math.floor(new Date(d).getTime() / 1000);
+}
+
+/** An instant written in Korean time, e.g. "2027-02-28T10:00". */
+export function seoul(d: Date | string | null): string | null {
+  if (d === null) return null;
+  return new Date(new Date(d).getTime() + 9 * 3600_000).toISOString().slice(0, 16);
+}
+
+export function renewalUid(subscriptionId: string, period: number, attempt = 1): string {
+  return `sub_${subscriptionId}_p${period}_a${attempt}`;
+}
+
+/** Re-issues the billing key behind customerUid with another card (Iamport replaces the card behind a customer_uid). */
+export async function replaceCard(h: Harness, customerUid: string, cardNumber: string): Promise<void> {
+  const token = await h.iamportToken();
+  const r = await h.emu.post(
+    `/subscribe/customers/${encodeURIComponent(customerUid)}`,
+    { card_number: cardNumber, expiry: "2031-12", birth: "880101", pwd_2digit: "12" },
+    { headers: { Authorization: token } },
+  );
+  if (r.data?.code !== 0) throw new Error(`billing key not replaced: ${JSON.stringify(r.data)}`);
+}
+
+/** Polls `fn` until it returns a truthy value or the time is up. */
+export async function waitFor<T>(fn: () => Promise<T>, timeoutMs = 10_000, intervalMs = 100): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > until) throw new Error("waitFor: timed out");
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
