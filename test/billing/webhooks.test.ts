@@ -1,0 +1,219 @@
+import { Harness, PAYMENT_FIELDS, registerCard, startHarness, uid } from "../support/harness";
+
+/**
+ * The webhook inbox (POST /iamport-webhook, POST /iamport-callback/schedule):
+ * JSON and form bodies, orders that are not ours, bad bodies, the audit trail
+ * in webhook_events, Iamport outages, and duplicate/concurrent deliveries.
+ */
+
+let h: Harness;
+beforeAll(async () => {
+  h = await startHarness();
+});
+afterAll(async () => {
+  await h?.close();
+});
+
+const PREPARE = `mutation Prepare($input: PreparePaymentInput!) { preparePayment(input: $input) { merchantUid } }`;
+const FORM = { headers: { "content-type": "application/x-www-form-urlencoded" } };
+
+async function prepare(amount: number): Promise<string> {
+  const merchantUid = uid("wh");
+  await h.client.request(PREPARE, { input: { amount, name: "Webhook order", merchantUid } });
+  return merchantUid;
+}
+
+/** A paid browser payment whose own webhook was dropped, so the test delivers it. */
+async function paidSilently(merchantUid: string, amount: number, extra: Record<string, unknown> = {}): Promise<string> {
+  await h.emu.post("/__emulator/faults", { mode: "drop_webhook", times: 1 });
+  const r = await h.emu.post("/__emulator/checkout", { merchant_uid: merchantUid, amount, ...extra });
+  expect(r.data.webhooks.dropped).toBe(1);
+  return r.data.imp_uid as string;
+}
+
+async function status(merchantUid: string): Promise<string | undefined> {
+  return (await h.sql<{ status: string }>(`select status from payments where merchant_uid = ?`, [merchantUid]))[0]?.status;
+}
+
+async function events(impUid: string) {
+  return h.sql<{ source: string; outcome: string | null; processed_at: Date | null; claimed_status: string | null; merchant_uid: string | null; attempts: number; body: unknown }>(
+    `select source, outcome, processed_at, claimed_status, merchant_uid, attempts, body from webhook_events where imp_uid = ? order by id`,
+    [impUid],
+  );
+}
+
+async function eventCount(): Promise<number> {
+  return Number((await h.sql<{ n: string }>(`select count(*) as n from webhook_events`))[0].n);
+}
+
+describe("POST /iamport-webhook", () => {
+  it("accepts a JSON body, re-queries Iamport and records the event with its outcome", async () => {
+    const merchantUid = await prepare(2000);
+    const impUid = await paidSilently(merchantUid, 2000);
+    expect(await status(merchantUid)).toBe("PENDING");
+    const r = await h.http.post("/iamport-webhook", { imp_uid: impUid, merchant_uid: merchantUid, status: "paid" });
+    expect(r.status).toBe(200);
+    expect(r.data).toMatchObject({ status: "ok", outcome: "PAID" });
+    expect(await status(merchantUid)).toBe("PAID");
+    const ev = await events(impUid);
+    expect(ev).toHaveLength(1);
+    expect(ev[0]).toMatchObject({ source: "iamport-webhook", outcome: "PAID", claimed_status: "paid", merchant_uid: merchantUid, attempts: 1 });
+    expect(ev[0].processed_at).not.toBeNull();
+    expect(ev[0].body).toEqual({ imp_uid: impUid, merchant_uid: merchantUid, status: "paid" });
+  });
+
+  it("accepts a form body (application/x-www-form-urlencoded)", async () => {
+    const merchantUid = await prepare(2100);
+    const impUid = await paidSilently(merchantUid, 2100);
+    const r = await h.http.post("/iamport-webhook", new URLSearchParams({ imp_uid: impUid, merchant_uid: merchantUid, status: "paid" }).toString(), FORM);
+    expect(r.status).toBe(200);
+    expect(r.data).toMatchObject({ status: "ok", outcome: "PAID" });
+    expect(await status(merchantUid)).toBe("PAID");
+    expect((await events(impUid))[0]).toMatchObject({ outcome: "PAID", claimed_status: "paid" });
+  });
+
+  it("treats the body as a hint: a claimed 'paid' for a blocked payment is recorded FAILED", async () => {
+    const merchantUid = await prepare(5000);
+    const blocked = await h.emu.post("/__emulator/checkout", { merchant_uid: merchantUid, amount: 50 });
+    expect(blocked.data.status).toBe("failed");
+    const r = await h.http.post("/iamport-webhook", { imp_uid: blocked.data.imp_uid, merchant_uid: merchantUid, status: "paid" });
+    expect(r.status).toBe(200);
+    expect(r.data.outcome).toBe("FAILED");
+    expect(await status(merchantUid)).toBe("FAILED");
+  });
+
+  it("ignores the merchant_uid of the body: Iamport's own merchant_uid decides which order is updated", async () => {
+    const real = await prepare(3000);
+    const other = await prepare(3000);
+    const impUid = await paidSilently(real, 3000);
+    const r = await h.http.post("/iamport-webhook", { imp_uid: impUid, merchant_uid: other, status: "paid" });
+    expect(r.status).toBe(200);
+    expect(await status(real)).toBe("PAID");
+    expect(await status(other)).toBe("PENDING");
+  });
+
+  it("answers 200 'ignored' for a payment of an order this server does not know, and records it", async () => {
+    const stranger = uid("stranger");
+    const c = await h.emu.post("/__emulator/checkout", { merchant_uid: stranger, amount: 1000 });
+    // The emulator's own delivery got a 2xx: Iamport would not retry.
+    expect(c.data.webhooks).toMatchObject({ delivered: 1, failed: 0 });
+    const again = await h.http.post("/iamport-webhook", { imp_uid: c.data.imp_uid, merchant_uid: stranger, status: "paid" });
+    expect(again.status).toBe(200);
+    expect(again.data.status).toBe("ignored");
+    expect(await status(stranger)).toBeUndefined();
+    const ev = await events(c.data.imp_uid);
+    expect(ev).toHaveLength(2);
+    for (const e of ev) {
+      expect(e.outcome).toMatch(/^ignored: /);
+      expect(e.processed_at).not.toBeNull();
+    }
+  });
+
+  it("answers 200 'ignored' for an imp_uid Iamport does not know", async () => {
+    const r = await h.http.post("/iamport-webhook", { imp_uid: "imp_999999999999", merchant_uid: "nope", status: "paid" });
+    expect(r.status).toBe(200);
+    expect(r.data.status).toBe("ignored");
+    expect((await events("imp_999999999999"))[0].outcome).toMatch(/^ignored: /);
+  });
+
+  it.each([
+    ["no imp_uid", { merchant_uid: "m_1", status: "paid" }],
+    ["an empty body", {}],
+    ["imp_uid as a number", { imp_uid: 123456, merchant_uid: "m_1", status: "paid" }],
+    ["imp_uid as an array", { imp_uid: ["imp_1", "imp_2"], status: "paid" }],
+    ["imp_uid as an object", { imp_uid: { $ne: null } }],
+    ["merchant_uid as a number", { imp_uid: "imp_123", merchant_uid: 5 }],
+    ["status as a boolean", { imp_uid: "imp_123", status: true }],
+    ["an over-long status", { imp_uid: "imp_123", status: "p".repeat(41) }],
+    ["imp_uid with spaces", { imp_uid: "imp 123" }],
+    ["an over-long imp_uid", { imp_uid: "i".repeat(81) }],
+    ["a JSON array", [{ imp_uid: "imp_1" }]],
+  ])("answers 400 for %s and records nothing", async (_what, body) => {
+    const before = await eventCount();
+    const r = await h.http.post("/iamport-webhook", body);
+    expect(r.status).toBe(400);
+    expect(r.data).toMatchObject({ status: "failed", code: "BAD_USER_INPUT", message: expect.any(String) });
+    expect(await eventCount()).toBe(before);
+  });
+
+  it("answers 400 for invalid JSON and for a form with a repeated imp_uid", async () => {
+    const before = await eventCount();
+    const bad = await h.http.post("/iamport-webhook", '{"imp_uid": "imp_1",', { headers: { "content-type": "application/json" } });
+    expect(bad.status).toBe(400);
+    expect(bad.data).toMatchObject({ status: "failed", code: "BAD_USER_INPUT" });
+    const twice = await h.http.post("/iamport-webhook", "imp_uid=imp_1&imp_uid=imp_2", FORM);
+    expect(twice.status).toBe(400);
+    expect(await eventCount()).toBe(before);
+  });
+
+  it("answers 413 for a body over the limit", async () => {
+    const r = await h.http.post("/iamport-webhook", { imp_uid: "imp_1", pad: "x".repeat(1024 * 1024) });
+    expect(r.status).toBe(413);
+  });
+
+  it("answers 503 when Iamport cannot be asked, keeps the event unprocessed, and a redelivery settles it", async () => {
+    const merchantUid = await prepare(4000);
+    const impUid = await paidSilently(merchantUid, 4000);
+    await h.emu.post("/__emulator/faults", { route: "GET /payments/{imp_uid}", mode: "http500", times: 1 });
+    const r = await h.http.post("/iamport-webhook", { imp_uid: impUid, merchant_uid: merchantUid, status: "paid" });
+    expect(r.status).toBe(503);
+    expect(await status(merchantUid)).toBe("PENDING");
+    const [ev] = await events(impUid);
+    expect(ev.processed_at).toBeNull();
+    expect(ev.outcome).toMatch(/^error: UPSTREAM_UNAVAILABLE/);
+
+    const again = await h.emu.post("/__emulator/webhooks/redeliver", { imp_uid: impUid });
+    expect(again.data.webhooks.delivered).toBe(1);
+    expect(await status(merchantUid)).toBe("PAID");
+    expect((await events(impUid)).map((e) => e.outcome)).toEqual([ev.outcome, "PAID"]);
+  });
+});
+
+describe("duplicate and concurrent deliveries", () => {
+  it("records every delivery and settles the order once", async () => {
+    const merchantUid = await prepare(8000);
+    const impUid = await paidSilently(merchantUid, 8000);
+    const r = await h.emu.post("/__emulator/webhooks/redeliver", { imp_uid: impUid, times: 8, concurrency: 8 });
+    expect(r.data.webhooks).toMatchObject({ delivered: 8, failed: 0 });
+    expect(await status(merchantUid)).toBe("PAID");
+    const ev = await events(impUid);
+    expect(ev).toHaveLength(8);
+    expect(ev.every((e) => e.outcome === "PAID" && e.processed_at !== null)).toBe(true);
+    const rows = await h.sql(`select 1 from payments where merchant_uid = ? or imp_uid = ?`, [merchantUid, impUid]);
+    expect(rows).toHaveLength(1);
+  });
+
+  it("a scheduled renewal's webhook delivered many times at once schedules the next period once", async () => {
+    const customerUid = await registerCard(h, uid("dup"));
+    const startAt = new Date(Date.now() + 3600_000).toISOString();
+    const started = await h.client.request<{ startSubscription: { id: string } }>(
+      `mutation S($input: StartSubscriptionInput!) { startSubscription(input: $input) { id } }`,
+      { input: { customerUid, name: "Dup plan", amount: 9900, interval: "MONTH", startAt } },
+    );
+    const subscriptionId = started.startSubscription.id;
+    // The first charge runs at Iamport, its webhook is lost...
+    await h.emu.post("/__emulator/faults", { mode: "drop_webhook", times: 1 });
+    const advanced = await h.advance(2 * 3600);
+    const run = advanced.executed.find((e) => e.status === "paid");
+    expect(run).toBeDefined();
+    expect(advanced.webhooks).toMatchObject({ delivered: 0 });
+    // ...then arrives ten times at once on the schedule callback (the payment's notice_url).
+    const r = await h.emu.post("/__emulator/webhooks/redeliver", { imp_uid: run!.imp_uid, times: 10, concurrency: 10 });
+    expect(r.data.webhooks).toMatchObject({ delivered: 10, failed: 0 });
+
+    const list = await h.client.request<{ payments: { nodes: { status: string; merchantUid: string }[] } }>(
+      `query L($id: ID) { payments(subscriptionId: $id, first: 50) { nodes { ${PAYMENT_FIELDS} } } }`,
+      { id: subscriptionId },
+    );
+    const statuses = list.payments.nodes.map((p) => p.status).sort();
+    expect(statuses).toEqual(["PAID", "SCHEDULED"]);
+    const ev = await events(run!.imp_uid);
+    expect(ev).toHaveLength(10);
+    expect(ev.every((e) => e.source === "schedule-callback" && e.outcome === "PAID")).toBe(true);
+    // Iamport holds exactly one schedule for the next period.
+    const token = await h.iamportToken();
+    const next = list.payments.nodes.find((p) => p.status === "SCHEDULED")!;
+    const s = await h.emu.get(`/subscribe/payments/schedule/${next.merchantUid}`, { headers: { Authorization: token } });
+    expect(s.data.response.schedule_status).toBe("scheduled");
+  });
+});
