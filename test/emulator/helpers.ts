@@ -52,10 +52,18 @@ export interface ReceivedWebhook {
 export class WebhookReceiver {
   readonly received: ReceivedWebhook[] = [];
   respond: (n: number, hook: ReceivedWebhook) => number = () => 200;
+  /** Delay before answering, to observe concurrency. */
+  delayMs = 0;
+  inFlight = 0;
+  maxInFlight = 0;
   private readonly server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
+    this.inFlight += 1;
+    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
     req.on("data", (c: Buffer) => chunks.push(c));
-    req.on("end", () => {
+    req.on("end", async () => {
+      if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
+      this.inFlight -= 1;
       const raw = Buffer.concat(chunks).toString("utf8");
       const contentType = req.headers["content-type"] ?? "";
       const body: Record<string, string> = contentType.startsWith("application/json")

@@ -393,6 +393,28 @@ describe("emulator: schedules and the clock", () => {
     expect(silent.webhooks).toEqual({ delivered: 0, failed: 0, dropped: 0 });
   });
 
+  it("delivers one advance's webhooks concurrently, at most webhookConcurrency at a time", async () => {
+    const slow = await new WebhookReceiver().start();
+    slow.delayMs = 60;
+    const e = await startTestEmulator({ webhookUrl: slow.url, webhookConcurrency: 3 });
+    try {
+      const cu = uid("cust");
+      await issueKey(e, cu);
+      const now = await clockNow(e);
+      await e.api.post("/subscribe/payments/schedule", {
+        customer_uid: cu,
+        schedules: Array.from({ length: 10 }, (_, i) => ({ merchant_uid: uid("c"), schedule_at: now + 5 + i, amount: 100, name: "x" })),
+      });
+      const res = await advance(e, 60);
+      expect(res.webhooks).toEqual({ delivered: 10, failed: 0, dropped: 0 });
+      expect(slow.received).toHaveLength(10);
+      expect(slow.maxInFlight).toBe(3);
+    } finally {
+      await e.close();
+      await slow.close();
+    }
+  });
+
   it("gives up on a webhook receiver that never answers after webhookTimeoutMs", async () => {
     const sockets = new Set<import("node:net").Socket>();
     const hanging = http.createServer(() => {
