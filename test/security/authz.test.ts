@@ -1,0 +1,209 @@
+import crypto from "node:crypto";
+import { mintCustomerToken } from "../../src/security/customer-token";
+import { API_KEY, Harness, registerCard, startHarness, uid } from "../support/harness";
+
+/**
+ * Every cell of the README's "Who may call what" table: each operation with
+ * each kind of caller. Customer tokens act only on their own customer.
+ */
+const SECRET = "authz-test-secret-0123456789abcdefghijklmnop";
+const SHA_KEY = "hashed-merchant-key";
+
+let h: Harness;
+interface Fixture {
+  customerUid: string;
+  merchantUid: string;
+  impUid: string;
+  subscriptionId: string;
+}
+let own: Fixture;
+let other: Fixture;
+let ownToken: string;
+
+async function fixture(prefix: string): Promise<Fixture> {
+  const customerUid = await registerCard(h, uid(prefix));
+  const charge = await h.client.request<{ chargeAgain: { merchantUid: string; impUid: string } }>(
+    `mutation($c: String!) { chargeAgain(input: {customerUid: $c, amount: 1000, name: "fixture"}) { merchantUid impUid } }`,
+    { c: customerUid },
+  );
+  const sub = await h.client.request<{ startSubscription: { id: string } }>(
+    `mutation($c: String!) { startSubscription(input: {customerUid: $c, name: "plan", amount: 500, interval: MONTH}) { id } }`,
+    { c: customerUid },
+  );
+  return { customerUid, ...charge.chargeAgain, subscriptionId: sub.startSubscription.id };
+}
+
+beforeAll(async () => {
+  const digest = crypto.createHash("sha256").update(SHA_KEY).digest("hex");
+  h = await startHarness({
+    env: { API_KEYS: `${API_KEY},sha256:${digest}`, CUSTOMER_TOKEN_SECRET: SECRET, RATE_LIMIT_PER_MINUTE: "0", RATE_LIMIT_PUBLIC_PER_MINUTE: "0" },
+  });
+  own = await fixture("own");
+  other = await fixture("other");
+  ownToken = mintCustomerToken(SECRET, own.customerUid, 600);
+}, 60_000);
+afterAll(async () => {
+  await h?.close();
+});
+
+type Op = {
+  name: string;
+  customer: "own" | "merchant-only";
+  query: string;
+  vars: (f: Fixture) => Record<string, unknown>;
+  /** Restores what a previous allowed call consumed (a deleted card). */
+  before?: (f: Fixture) => Promise<unknown>;
+};
+
+const future = () => new Date(Date.now() + 86400_000).toISOString();
+const OPS: Op[] = [
+  { name: "card", customer: "own", query: `query($c: String!) { card(customerUid: $c) { customerUid } }`, vars: (f) => ({ c: f.customerUid }) },
+  { name: "payment", customer: "own", query: `query($m: String) { payment(merchantUid: $m) { merchantUid } }`, vars: (f) => ({ m: f.merchantUid }) },
+  { name: "payments", customer: "own", query: `query($c: String) { payments(customerUid: $c) { nodes { merchantUid customerUid } } }`, vars: (f) => ({ c: f.customerUid }) },
+  { name: "subscription", customer: "own", query: `query($id: ID!) { subscription(id: $id) { id } }`, vars: (f) => ({ id: f.subscriptionId }) },
+  { name: "subscriptions", customer: "own", query: `query($c: String) { subscriptions(customerUid: $c) { nodes { id } } }`, vars: (f) => ({ c: f.customerUid }) },
+  {
+    name: "registerCard",
+    customer: "own",
+    query: `mutation($c: String!) { registerCard(input: {customerUid: $c, cardNumber: "4242424242424242", expiry: "2031-01", birth: "900101"}) { customerUid } }`,
+    vars: (f) => ({ c: f.customerUid }),
+  },
+  {
+    name: "startSubscription",
+    customer: "own",
+    query: `mutation($c: String!, $at: DateTime) { startSubscription(input: {customerUid: $c, name: "p", amount: 100, interval: DAY, startAt: $at}) { id } }`,
+    vars: (f) => ({ c: f.customerUid, at: future() }),
+  },
+  {
+    name: "cancelSubscription",
+    customer: "own",
+    query: `mutation($id: ID!) { cancelSubscription(input: {id: $id, atPeriodEnd: true}) { id } }`,
+    vars: (f) => ({ id: f.subscriptionId }),
+  },
+  {
+    name: "chargeAgain",
+    customer: "merchant-only",
+    query: `mutation($c: String!) { chargeAgain(input: {customerUid: $c, amount: 100, name: "x"}) { status } }`,
+    vars: (f) => ({ c: f.customerUid }),
+  },
+  {
+    name: "schedulePayments",
+    customer: "merchant-only",
+    query: `mutation($c: String!, $at: DateTime!) { schedulePayments(input: {customerUid: $c, schedules: [{scheduleAt: $at, amount: 100, name: "s"}]}) { status } }`,
+    vars: (f) => ({ c: f.customerUid, at: future() }),
+  },
+  {
+    name: "unschedulePayments",
+    customer: "merchant-only",
+    query: `mutation($c: String!) { unschedulePayments(customerUid: $c, merchantUids: ["nothing_here"]) { status } }`,
+    vars: (f) => ({ c: f.customerUid }),
+  },
+  {
+    name: "preparePayment",
+    customer: "merchant-only",
+    query: `mutation($m: String!) { preparePayment(input: {amount: 100, name: "o", merchantUid: $m}) { status } }`,
+    vars: () => ({ m: uid("prep") }),
+  },
+  {
+    name: "verifyPayment",
+    customer: "merchant-only",
+    query: `mutation($i: String!) { verifyPayment(input: {impUid: $i}) { outcome } }`,
+    vars: (f) => ({ i: f.impUid }),
+  },
+  {
+    name: "refundPayment",
+    customer: "merchant-only",
+    query: `mutation($m: String!) { refundPayment(input: {merchantUid: $m, amount: 1, reason: "authz"}) { status } }`,
+    vars: (f) => ({ m: f.merchantUid }),
+  },
+  {
+    name: "createCustomerToken",
+    customer: "merchant-only",
+    query: `mutation($c: String!) { createCustomerToken(customerUid: $c, ttlSeconds: 60) { token } }`,
+    vars: (f) => ({ c: f.customerUid }),
+  },
+  {
+    name: "deleteCard",
+    customer: "own",
+    query: `mutation($c: String!) { deleteCard(customerUid: $c) { status } }`,
+    vars: (f) => ({ c: f.customerUid }),
+    before: (f) => registerCard(h, f.customerUid),
+  },
+];
+
+const codes = (r: { errors?: { extensions?: { code?: string } }[] }) => (r.errors ?? []).map((e) => e.extensions?.code);
+
+describe.each(OPS.map((op) => [op.name, op] as const))("%s", (_name, op) => {
+  it("refuses anonymous, wrong-key, expired and tampered callers with UNAUTHENTICATED", async () => {
+    const expired = mintCustomerToken(SECRET, own.customerUid, 60, Math.floor(Date.now() / 1000) - 3600);
+    const tampered = ownToken.slice(0, -2) + (ownToken.endsWith("AA") ? "BB" : "AA");
+    const forged = mintCustomerToken("another-secret-0123456789abcdefghijklmnop", own.customerUid, 600);
+    for (const authorization of ["", "Bearer wrong-key", `Bearer ${expired}`, `Bearer ${tampered}`, `Bearer ${forged}`, API_KEY]) {
+      const r = await h.gql(op.query, op.vars(own), { authorization });
+      expect({ authorization, status: r.status, codes: codes(r) }).toEqual({ authorization, status: 401, codes: ["UNAUTHENTICATED"] });
+    }
+  });
+
+  it.each([
+    ["plain merchant key", () => `Bearer ${API_KEY}`],
+    ["sha256-configured merchant key", () => `Bearer ${SHA_KEY}`],
+  ])("is allowed with a %s", async (_k, auth) => {
+    await op.before?.(own);
+    const r = await h.gql(op.query, op.vars(own), { authorization: auth() });
+    expect(codes(r)).not.toContain("FORBIDDEN");
+    expect(codes(r)).not.toContain("UNAUTHENTICATED");
+    expect(r.status).toBe(200);
+  });
+
+  it(`with the customer's own token is ${op.customer === "own" ? "allowed" : "FORBIDDEN"}`, async () => {
+    await op.before?.(own);
+    const r = await h.gql(op.query, op.vars(own), { authorization: `Bearer ${ownToken}` });
+    if (op.customer === "own") {
+      expect(codes(r)).toEqual([]);
+      expect(r.data?.[op.name]).toBeTruthy();
+    } else {
+      expect(codes(r)).toEqual(["FORBIDDEN"]);
+    }
+  });
+
+  it("with a token for another customer is FORBIDDEN", async () => {
+    await op.before?.(other);
+    const r = await h.gql(op.query, op.vars(other), { authorization: `Bearer ${ownToken}` });
+    expect(codes(r)).toEqual(["FORBIDDEN"]);
+  });
+});
+
+describe("customer token scoping of lists", () => {
+  it("omitting customerUid lists only the token's own payments and subscriptions", async () => {
+    const r = await h.gql<{ payments: { nodes: { customerUid: string }[] }; subscriptions: { nodes: { id: string }[] } }>(
+      `{ payments(first: 100) { nodes { customerUid } } subscriptions(first: 100) { nodes { id } } }`,
+      {},
+      { authorization: `Bearer ${ownToken}` },
+    );
+    expect(r.errors).toBeUndefined();
+    expect(r.data!.payments.nodes.length).toBeGreaterThan(0);
+    expect(new Set(r.data!.payments.nodes.map((n) => n.customerUid))).toEqual(new Set([own.customerUid]));
+    expect(r.data!.subscriptions.nodes.map((n) => n.id)).not.toContain(other.subscriptionId);
+  });
+
+  it("filtering payments by another customer's subscription is FORBIDDEN", async () => {
+    const r = await h.gql(`query($s: ID) { payments(subscriptionId: $s) { nodes { merchantUid } } }`, { s: other.subscriptionId }, {
+      authorization: `Bearer ${ownToken}`,
+    });
+    expect(codes(r)).toEqual(["FORBIDDEN"]);
+  });
+
+  it("a token minted through createCustomerToken works for its customer", async () => {
+    const minted = await h.client.request<{ createCustomerToken: { token: string; customerUid: string; expiresAt: string } }>(
+      `mutation($c: String!) { createCustomerToken(customerUid: $c, ttlSeconds: 120) { token customerUid expiresAt } }`,
+      { c: own.customerUid },
+    );
+    expect(minted.createCustomerToken.customerUid).toBe(own.customerUid);
+    const r = await h.gql(`query($c: String!) { card(customerUid: $c) { customerUid } }`, { c: own.customerUid }, {
+      authorization: `Bearer ${minted.createCustomerToken.token}`,
+    });
+    expect(r.data).toEqual({ card: { customerUid: own.customerUid } });
+    const bad = await h.gql(`mutation { createCustomerToken(customerUid: "x", ttlSeconds: 999999) { token } }`);
+    expect(bad.errors?.[0].extensions).toMatchObject({ code: "BAD_USER_INPUT", field: "ttlSeconds" });
+  });
+});

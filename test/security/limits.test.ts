@@ -1,0 +1,120 @@
+import { Harness, registerCard, startHarness, uid } from "../support/harness";
+
+let h: Harness;
+beforeAll(async () => {
+  h = await startHarness({
+    env: {
+      GRAPHQL_MAX_DEPTH: "6",
+      GRAPHQL_MAX_ALIASES: "5",
+      RATE_LIMIT_PER_MINUTE: "40",
+      RATE_LIMIT_PUBLIC_PER_MINUTE: "20",
+      BODY_LIMIT: "20kb",
+      CORS_ORIGINS: "https://shop.example",
+    },
+  });
+});
+afterAll(async () => {
+  await h?.close();
+});
+
+const LEGIT = `query($c: String!) { card(customerUid: $c) { customerUid } }`;
+async function legitWorks(): Promise<void> {
+  const c = await registerCard(h, uid("ok"));
+  const r = await h.gql(LEGIT, { c });
+  expect(r.errors).toBeUndefined();
+  expect(r.data).toEqual({ card: { customerUid: c } });
+}
+
+describe("GraphQL limits", () => {
+  it("refuses a query deeper than GRAPHQL_MAX_DEPTH, then serves the next legitimate one", async () => {
+    const deep = `{ payments { nodes { subscription { payments { nodes { subscription { payments { nodes { merchantUid } } } } } } } } }`;
+    const r = await h.gql(deep);
+    expect(r.status).toBe(400);
+    expect(r.errors?.[0].extensions?.code).toBe("GRAPHQL_VALIDATION_FAILED");
+    expect(r.errors?.[0].message).toMatch(/depth/i);
+    await legitWorks();
+  });
+
+  it("refuses more aliases than GRAPHQL_MAX_ALIASES", async () => {
+    const aliases = Array.from({ length: 8 }, (_, i) => `a${i}: card(customerUid: "x") { customerUid }`).join(" ");
+    const r = await h.gql(`{ ${aliases} }`);
+    expect(r.status).toBe(400);
+    expect(r.errors?.[0].extensions?.code).toBe("GRAPHQL_VALIDATION_FAILED");
+    expect(r.errors?.[0].message).toMatch(/alias/i);
+    await legitWorks();
+  });
+
+  it("refuses batched operations", async () => {
+    const r = await h.http.post("/graphql", [{ query: "{ __typename }" }, { query: "{ __typename }" }], {
+      headers: { authorization: "Bearer test-merchant-key" },
+    });
+    expect(r.status).toBe(400);
+    await legitWorks();
+  });
+
+  it("caps `first` at 100", async () => {
+    const r = await h.gql(`{ payments(first: 101) { nodes { merchantUid } } }`);
+    expect(r.errors?.[0].extensions).toMatchObject({ code: "BAD_USER_INPUT", field: "first" });
+  });
+
+  it("shows no stack traces in errors", async () => {
+    const r = await h.gql(`{ payment(merchantUid: "") { merchantUid } }`);
+    expect(JSON.stringify(r.errors)).not.toMatch(/stacktrace|at .*\.ts:\d+/);
+  });
+});
+
+describe("HTTP limits", () => {
+  it("answers 413 for a body over BODY_LIMIT on /graphql and on webhooks, and keeps serving", async () => {
+    const big = "x".repeat(30 * 1024);
+    const g = await h.http.post("/graphql", { query: `{ card(customerUid: "${big}") { customerUid } }` }, { headers: { authorization: "Bearer test-merchant-key" } });
+    expect(g.status).toBe(413);
+    const w = await h.http.post("/iamport-webhook", { imp_uid: big });
+    expect(w.status).toBe(413);
+    expect(w.data).toMatchObject({ code: "PAYLOAD_TOO_LARGE" });
+    await legitWorks();
+  });
+
+  it("sets security headers and a request id", async () => {
+    const r = await h.http.get("/healthz", { headers: { "x-request-id": "req-abc-123" } });
+    expect(r.headers["x-content-type-options"]).toBe("nosniff");
+    expect(r.headers["content-security-policy"]).toContain("default-src 'self'");
+    expect(r.headers["x-request-id"]).toBe("req-abc-123");
+    const bad = await h.http.get("/healthz", { headers: { "x-request-id": `${"a".repeat(100)};<script>` } });
+    expect(bad.headers["x-request-id"]).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it("allows CORS from CORS_ORIGINS on /graphql only", async () => {
+    const ok = await h.http.options("/graphql", { headers: { origin: "https://shop.example", "access-control-request-method": "POST" } });
+    expect(ok.headers["access-control-allow-origin"]).toBe("https://shop.example");
+    const evil = await h.http.options("/graphql", { headers: { origin: "https://evil.example", "access-control-request-method": "POST" } });
+    expect(evil.headers["access-control-allow-origin"]).toBeUndefined();
+    const rest = await h.http.get("/healthz", { headers: { origin: "https://shop.example" } });
+    expect(rest.headers["access-control-allow-origin"]).toBeUndefined();
+  });
+});
+
+describe("rate limits", () => {
+  it("limits a caller on /graphql with RATE_LIMITED, per key", async () => {
+    let limited = 0;
+    let lastStatus = 0;
+    for (let i = 0; i < 50; i++) {
+      const r = await h.gql(`{ __typename }`);
+      lastStatus = r.status;
+      if (r.status === 429) {
+        limited++;
+        expect(r.errors?.[0].extensions?.code).toBe("RATE_LIMITED");
+      }
+    }
+    expect(limited).toBeGreaterThan(0);
+    expect(lastStatus).toBe(429);
+  });
+
+  it("limits public routes per IP with 429", async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 25; i++) statuses.push((await h.http.post("/billings", {})).status);
+    expect(statuses.slice(0, 20).every((s) => s === 400)).toBe(true);
+    expect(statuses.slice(20)).toEqual([429, 429, 429, 429, 429]);
+    // Health checks are never limited.
+    expect((await h.http.get("/healthz")).status).toBe(200);
+  });
+});
