@@ -1,4 +1,12 @@
-import { Harness } from "../support/harness";
+import { Harness, HarnessOptions, startHarness } from "../support/harness";
+
+/**
+ * The harness for subscription tests: rate limits off, because driving a
+ * year of renewals asks the API far more often than any merchant would.
+ */
+export function startSubHarness(opts: HarnessOptions = {}): Promise<Harness> {
+  return startHarness({ ...opts, env: { RATE_LIMIT_PER_MINUTE: "0", RATE_LIMIT_PUBLIC_PER_MINUTE: "0", ...opts.env } });
+}
 
 export const SUB_FIELDS = `id customerUid name amount interval intervalCount status statusReason currentPeriodStart currentPeriodEnd nextPaymentAt cancelAtPeriodEnd canceledAt createdAt updatedAt`;
 

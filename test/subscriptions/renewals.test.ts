@@ -1,4 +1,4 @@
-import { Harness, registerCard, startHarness, uid } from "../support/harness";
+import { Harness, registerCard, uid } from "../support/harness";
 import {
   advanceTo,
   customerSchedules,
@@ -9,6 +9,7 @@ import {
   renewalUid,
   seoul,
   startSub,
+  startSubHarness,
   StartInput,
   Sub,
   unix,
@@ -16,7 +17,7 @@ import {
 
 let h: Harness;
 beforeAll(async () => {
-  h = await startHarness();
+  h = await startSubHarness();
 });
 afterAll(async () => {
   await h?.close();

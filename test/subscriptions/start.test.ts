@@ -1,4 +1,4 @@
-import { Harness, registerCard, startHarness, TEST_CARDS, uid } from "../support/harness";
+import { Harness, registerCard, TEST_CARDS, uid } from "../support/harness";
 import {
   customerSchedules,
   emulatorNow,
@@ -9,12 +9,13 @@ import {
   renewalUid,
   START,
   startSub,
+  startSubHarness,
   unix,
 } from "./helpers";
 
 let h: Harness;
 beforeAll(async () => {
-  h = await startHarness();
+  h = await startSubHarness();
 });
 afterAll(async () => {
   await h?.close();

@@ -1,0 +1,193 @@
+import { GOOD_CARD, Harness, REGISTER_CARD, registerCard, TEST_CARDS, uid } from "../support/harness";
+import {
+  advancePastNextPayment,
+  customerSchedules,
+  emulatorNow,
+  getSub,
+  iamportPaymentByOrder,
+  iamportSchedule,
+  paymentRows,
+  renewalUid,
+  startSub,
+  startSubHarness,
+  unix,
+} from "./helpers";
+
+const DAY = 86_400;
+
+describe("dunning with the default RETRY_SCHEDULE (1d,3d,5d)", () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startSubHarness();
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it("goes PAST_DUE on a failed renewal, retries after 1, 3 and 5 days, then UNPAID with nothing left scheduled", async () => {
+    const customerUid = await registerCard(h, uid("c"));
+    const sub = await startSub(h, { customerUid, interval: "MONTH" });
+    // The customer's card runs out of money: Iamport now charges a card with insufficient balance.
+    await registerCard(h, customerUid, TEST_CARDS.insufficient);
+
+    const renewal = await advancePastNextPayment(h, sub);
+    expect(renewal.executed).toEqual([expect.objectContaining({ merchant_uid: renewalUid(sub.id, 2, 1), status: "failed" })]);
+    let s = await getSub(h, sub.id);
+    expect(s.status).toBe("PAST_DUE");
+    expect(s.statusReason).toMatch(/잔액부족/);
+    expect(s.statusReason).toMatch(/retry 1 of 3/);
+    // The period does not move on while it is unpaid.
+    expect(s.currentPeriodEnd).toBe(sub.currentPeriodEnd);
+    let rows = await paymentRows(h, sub.id);
+    const a1 = rows.find((r) => r.merchant_uid === renewalUid(sub.id, 2, 1))!;
+    expect(a1).toMatchObject({ status: "FAILED", fail_reason: expect.stringMatching(/잔액부족/) });
+    const retry1 = await iamportSchedule(h, renewalUid(sub.id, 2, 2));
+    expect(retry1).toMatchObject({ schedule_status: "scheduled", amount: 9900 });
+    expect(retry1!.schedule_at - unix(a1.failed_at!)).toBe(1 * DAY);
+    expect(s.nextPaymentAt).toBe(new Date(retry1!.schedule_at * 1000).toISOString());
+
+    for (const [attempt, delay] of [
+      [2, 3 * DAY],
+      [3, 5 * DAY],
+    ] as const) {
+      const r = await advancePastNextPayment(h, s);
+      expect(r.executed).toEqual([expect.objectContaining({ merchant_uid: renewalUid(sub.id, 2, attempt), status: "failed" })]);
+      s = await getSub(h, sub.id);
+      expect(s.status).toBe("PAST_DUE");
+      expect(s.statusReason).toMatch(new RegExp(`retry ${attempt} of 3`));
+      rows = await paymentRows(h, sub.id);
+      const failed = rows.find((x) => x.merchant_uid === renewalUid(sub.id, 2, attempt))!;
+      const next = await iamportSchedule(h, renewalUid(sub.id, 2, attempt + 1));
+      expect(next?.schedule_status).toBe("scheduled");
+      expect(next!.schedule_at - unix(failed.failed_at!)).toBe(delay);
+    }
+
+    const last = await advancePastNextPayment(h, s);
+    expect(last.executed).toEqual([expect.objectContaining({ merchant_uid: renewalUid(sub.id, 2, 4), status: "failed" })]);
+    s = await getSub(h, sub.id);
+    expect(s.status).toBe("UNPAID");
+    expect(s.statusReason).toMatch(/retries exhausted/);
+    expect(s.nextPaymentAt).toBeNull();
+    rows = await paymentRows(h, sub.id);
+    expect(rows.map((r) => [r.period, r.attempt, r.status])).toEqual([
+      [1, 1, "PAID"],
+      [2, 1, "FAILED"],
+      [2, 2, "FAILED"],
+      [2, 3, "FAILED"],
+      [2, 4, "FAILED"],
+    ]);
+    expect(rows.slice(1).every((r) => /잔액부족/.test(r.fail_reason ?? ""))).toBe(true);
+    expect(await customerSchedules(h, customerUid, "scheduled")).toEqual([]);
+
+    // Months later nothing more is attempted.
+    const later = await h.advance(62 * DAY);
+    expect(later.executed.filter((e) => e.merchant_uid.startsWith(`sub_${sub.id}_`))).toEqual([]);
+    expect((await getSub(h, sub.id)).status).toBe("UNPAID");
+  });
+
+  it("returns to ACTIVE when a retry pays, without moving the billing anchor", async () => {
+    const customerUid = await registerCard(h, uid("c"));
+    const sub = await startSub(h, { customerUid, interval: "MONTH" });
+    await registerCard(h, customerUid, TEST_CARDS.declined);
+    await advancePastNextPayment(h, sub);
+    const pastDue = await getSub(h, sub.id);
+    expect(pastDue.status).toBe("PAST_DUE");
+    expect(pastDue.statusReason).toMatch(/한도초과/);
+
+    // The customer registers a working card before the retry.
+    await registerCard(h, customerUid, GOOD_CARD);
+    const retry = await advancePastNextPayment(h, pastDue);
+    expect(retry.executed).toEqual([expect.objectContaining({ merchant_uid: renewalUid(sub.id, 2, 2), status: "paid" })]);
+
+    const s = await getSub(h, sub.id);
+    expect(s).toMatchObject({ status: "ACTIVE", statusReason: null });
+    // Period 2 runs from the original boundary (not from the day the retry paid) to the next one.
+    expect(s.currentPeriodStart).toBe(sub.currentPeriodEnd);
+    const third = new Date(sub.currentPeriodStart!);
+    third.setUTCMonth(third.getUTCMonth() + 2);
+    expect(s.currentPeriodEnd).toBe(third.toISOString());
+    expect(s.nextPaymentAt).toBe(third.toISOString());
+
+    const rows = await paymentRows(h, sub.id);
+    expect(rows.map((r) => [r.merchant_uid, r.status])).toEqual([
+      [renewalUid(sub.id, 1, 1), "PAID"],
+      [renewalUid(sub.id, 2, 1), "FAILED"],
+      [renewalUid(sub.id, 2, 2), "PAID"],
+      [renewalUid(sub.id, 3, 1), "SCHEDULED"],
+    ]);
+    const scheduled = await customerSchedules(h, customerUid, "scheduled");
+    expect(scheduled.map((x) => [x.merchant_uid, x.schedule_at])).toEqual([[renewalUid(sub.id, 3, 1), unix(third)]]);
+
+    // The failed attempt's webhook delivered again changes nothing.
+    const failedImp = rows[1].imp_uid!;
+    const again = await h.emu.post("/__emulator/webhooks/redeliver", { imp_uid: failedImp, times: 3 });
+    expect(again.data.webhooks.delivered).toBe(3);
+    expect((await getSub(h, sub.id)).status).toBe("ACTIVE");
+    expect((await paymentRows(h, sub.id)).map((r) => r.status)).toEqual(["PAID", "FAILED", "PAID", "SCHEDULED"]);
+  });
+
+  it("ends retries at once on a hard decline (card 0341: first charge ok, later ones declined as a suspended card)", async () => {
+    const customerUid = await registerCard(h, uid("c"), TEST_CARDS.firstOkThenDeclines);
+    const sub = await startSub(h, { customerUid, interval: "WEEK" });
+    expect(sub.status).toBe("ACTIVE");
+
+    const r = await advancePastNextPayment(h, sub);
+    expect(r.executed).toEqual([expect.objectContaining({ merchant_uid: renewalUid(sub.id, 2, 1), status: "failed" })]);
+    const s = await getSub(h, sub.id);
+    expect(s.status).toBe("UNPAID");
+    expect(s.statusReason).toMatch(/retries cannot fix/);
+    expect(s.statusReason).toMatch(/거래정지/);
+    expect(s.nextPaymentAt).toBeNull();
+    expect((await paymentRows(h, sub.id)).map((x) => [x.period, x.attempt, x.status])).toEqual([
+      [1, 1, "PAID"],
+      [2, 1, "FAILED"],
+    ]);
+    expect(await customerSchedules(h, customerUid, "scheduled")).toEqual([]);
+    expect(await iamportPaymentByOrder(h, renewalUid(sub.id, 2, 2))).toBeNull();
+  });
+
+  it("treats an expired card as a hard decline", async () => {
+    // A card that expires at the end of next month by Iamport's clock; a yearly renewal comes after that.
+    const expiry = new Date((await emulatorNow(h)) * 1000 + 35 * DAY * 1000).toISOString().slice(0, 7);
+    const customerUid = uid("c");
+    await h.client.request(REGISTER_CARD, { input: { customerUid, cardNumber: GOOD_CARD, expiry, birth: "880101", pwd2digit: "12" } });
+    const sub = await startSub(h, { customerUid, interval: "YEAR" });
+    expect(sub.status).toBe("ACTIVE");
+    await advancePastNextPayment(h, sub);
+    const s = await getSub(h, sub.id);
+    expect(s.status).toBe("UNPAID");
+    expect(s.statusReason).toMatch(/유효기간/);
+    expect(await customerSchedules(h, customerUid, "scheduled")).toEqual([]);
+  });
+});
+
+describe("dunning with RETRY_SCHEDULE=1h,2h", () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startSubHarness({ env: { RETRY_SCHEDULE: "1h,2h" } });
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it("retries after 1 hour and 2 hours, then gives up: three attempts in all", async () => {
+    const customerUid = await registerCard(h, uid("c"));
+    const sub = await startSub(h, { customerUid, interval: "DAY" });
+    await registerCard(h, customerUid, TEST_CARDS.declined);
+    let s = sub;
+    const gaps: number[] = [];
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      const r = await advancePastNextPayment(h, s);
+      expect(r.executed).toEqual([expect.objectContaining({ merchant_uid: renewalUid(sub.id, 2, attempt), status: "failed" })]);
+      s = await getSub(h, sub.id);
+      const next = await iamportSchedule(h, renewalUid(sub.id, 2, attempt + 1));
+      if (next) {
+        const failed = (await paymentRows(h, sub.id)).find((x) => x.attempt === attempt && x.period === 2)!;
+        gaps.push(next.schedule_at - unix(failed.failed_at!));
+      }
+    }
+    expect(gaps).toEqual([3600, 7200]);
+    expect(s.status).toBe("UNPAID");
+    expect(await customerSchedules(h, customerUid, "scheduled")).toEqual([]);
+  });
+});
