@@ -442,39 +442,70 @@ export class PaymentService {
 
   // ---- refunds ---------------------------------------------------------------
 
-  /** Refunds all or part of a paid payment; Iamport's checksum refuses a refund based on a stale balance. */
+  /**
+   * Refunds all or part of a paid payment. Iamport's checksum (the refundable
+   * balance this server expects) refuses a refund based on a stale balance, so
+   * a repeated or concurrent refund can never take more than was paid. A
+   * payment found forged can be refunded too (that is how a forgery is undone);
+   * it stays FORGERY_SUSPECTED.
+   */
   async refund(ctx: Ctx, input: RefundInput): Promise<Payment> {
     const merchantUid = checkUid("merchantUid", input.merchantUid);
     const reason = checkText("reason", input.reason, 200);
     const payment = await ctx.em.findOne(Payment, { merchantUid });
     if (!payment) throw new NotFoundError(`Payment ${merchantUid}`);
-    if (payment.status !== PaymentStatus.PAID || !payment.impUid) {
+    const refundableStatus =
+      payment.status === PaymentStatus.PAID || (payment.status === PaymentStatus.FORGERY_SUSPECTED && payment.paidAmount != null);
+    if (!refundableStatus || !payment.impUid) {
       throw new BadUserInputError("merchantUid", `only a PAID payment can be refunded (this one is ${payment.status})`);
     }
+    const impUid = payment.impUid;
     const refundable = (payment.paidAmount ?? payment.amount) - payment.cancelledAmount;
+    if (refundable <= 0) throw new BadUserInputError("merchantUid", "nothing is left to refund");
     let amount: number | undefined;
     if (input.amount !== undefined && input.amount !== null) {
       amount = checkAmount("amount", input.amount, this.deps.config.maxAmount);
       if (amount > refundable) throw new BadUserInputError("amount", `must not exceed the refundable balance of ${refundable}`);
     }
+    const requested = amount ?? refundable;
+    const cancelledBefore = payment.cancelledAmount;
     let ip: IamportPayment;
     try {
-      ip = await this.deps.iamport.cancel(
-        { imp_uid: payment.impUid, merchant_uid: merchantUid, amount, checksum: refundable, reason },
-        { requestId: ctx.requestId },
-      );
+      ip = await this.deps.iamport.cancel({ imp_uid: impUid, merchant_uid: merchantUid, amount, checksum: refundable, reason }, { requestId: ctx.requestId });
     } catch (err) {
       if (err instanceof IamportRefusedError) {
         // Refresh our view: the balance may have changed elsewhere (console refund).
-        await this.settle(ctx, payment).catch(() => undefined);
+        await this.refresh(ctx, payment, impUid).catch(() => undefined);
         throw new ConflictError(`Iamport refused the refund: ${err.iamportMessage}`);
       }
-      throw upstreamError(err, "refund");
+      if (!outcomeUnknown(err)) throw upstreamError(err, "refund");
+      // The answer was lost: ask Iamport. Thanks to the checksum, a balance that
+      // dropped by exactly the requested amount is this refund.
+      ctx.log.warn({ merchantUid, err: (err as Error).message }, "refund outcome unknown; asking Iamport");
+      const refreshed = await this.refresh(ctx, payment, impUid).then(
+        () => true,
+        () => false,
+      );
+      if (refreshed && payment.cancelledAmount === cancelledBefore + requested) {
+        ctx.log.info({ merchantUid, refunded: requested, status: payment.status }, "refund recorded");
+        return payment;
+      }
+      throw new UpstreamUnavailableError(
+        `Iamport did not confirm the refund of ${merchantUid}; query the payment before trying again (a repeated refund is refused by the checksum)`,
+        { cause: err },
+      );
     }
     this.apply(payment, ip);
     await ctx.em.flush();
-    ctx.log.info({ merchantUid, refunded: amount ?? refundable, status: payment.status }, "refund recorded");
+    ctx.log.info({ merchantUid, refunded: requested, status: payment.status }, "refund recorded");
     return payment;
+  }
+
+  /** Re-reads one payment (by its imp_uid) from Iamport and applies it. */
+  private async refresh(ctx: Ctx, payment: Payment, impUid: string): Promise<void> {
+    const ip = await this.deps.iamport.getPayment(impUid, { requestId: ctx.requestId });
+    this.apply(payment, ip);
+    await ctx.em.flush();
   }
 
   // ---- reading -----------------------------------------------------------------
@@ -494,7 +525,12 @@ export class PaymentService {
     if (filter.customerUid) where.customerUid = filter.customerUid;
     if (filter.subscriptionId) where.subscription = filter.subscriptionId;
     if (filter.status) where.status = filter.status;
-    if (after) where.id = { $lt: decodeCursor("after", after) };
+    if (after !== undefined && after !== null) {
+      const key = decodeCursor("after", after);
+      // Payment keys are bigint ids: anything else was not made by this API (and would fail in SQL).
+      if (!/^[1-9]\d{0,17}$/.test(key)) throw new BadUserInputError("after", "is not a cursor returned by this API");
+      where.id = { $lt: key };
+    }
     const rows = await ctx.em.find(Payment, where, { orderBy: { id: "desc" }, limit: limit + 1 });
     const hasNextPage = rows.length > limit;
     const nodes = hasNextPage ? rows.slice(0, limit) : rows;
