@@ -14,10 +14,12 @@ import type { GraphQLContext } from "./graphql/context";
 import { formatError } from "./graphql/errors";
 import { buildBillingSchema } from "./graphql/schema";
 import { parseApiKeys, requireCaller } from "./http/auth";
+import { graphiqlRouter } from "./http/graphiql";
 import { healthRoutes } from "./http/health";
 import { bodyParsers, errorHandler, restRoutes } from "./http/routes";
 import { graphqlRateLimit, ipRateLimit, webhookAllowList } from "./http/security";
 import type { IamportClient } from "./iamport/iamport.client";
+import type { Metrics } from "./metrics";
 import { CustomerTokenService } from "./security/customer-token.service";
 import type { Store } from "express-rate-limit";
 
@@ -33,6 +35,7 @@ export interface AppDeps {
   customerTokenSecret: string;
   /** Shared rate-limit store (several processes); undefined: in memory. */
   rateLimitStore?: () => Store;
+  metrics: Metrics;
 }
 
 export interface BuiltApp {
@@ -41,6 +44,36 @@ export interface BuiltApp {
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
+
+const KNOWN_ROUTES = [
+  "/graphql",
+  "/graphiql",
+  "/iamport-webhook",
+  "/iamport-callback/schedule",
+  "/payments/complete/mobile",
+  "/payments/complete",
+  "/billings",
+  "/subscriptions/issue-billing",
+  "/subscription/issue-billing",
+  "/healthz",
+  "/readyz",
+  "/metrics",
+];
+const WEBHOOK_ROUTES = new Set(["/iamport-webhook", "/iamport-callback/schedule", "/payments/complete/mobile", "/payments/complete"]);
+
+/** A bounded label for metrics: the known route, never the raw path (which callers control). */
+function routeLabel(url: string): string {
+  const path = url.split("?")[0];
+  return KNOWN_ROUTES.find((r) => path === r || path.startsWith(`${r}/`)) ?? "other";
+}
+
+function webhookOutcome(status: number): string {
+  if (status < 300) return "handled";
+  if (status < 400) return "redirected";
+  if (status === 429) return "rate_limited";
+  if (status < 500) return "rejected";
+  return "retry";
+}
 
 /** Builds the express app: request context, REST routes, /graphql, errors. Starts nothing. */
 export async function createApp(deps: AppDeps): Promise<BuiltApp> {
@@ -65,14 +98,26 @@ export async function createApp(deps: AppDeps): Promise<BuiltApp> {
     req.ctx = { em: orm.em.fork(), requestId, log };
     const started = process.hrtime.bigint();
     res.on("finish", () => {
-      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       const op = (res.locals.gqlContext as GraphQLContext | undefined)?.operationName;
-      log.info({ method: req.method, path: req.path, status: res.statusCode, ms: Math.round(ms * 10) / 10, op }, "request");
+      const route = routeLabel(req.originalUrl);
+      deps.metrics.httpDuration.observe({ method: req.method, route, status: String(res.statusCode) }, seconds);
+      if (WEBHOOK_ROUTES.has(route)) deps.metrics.webhooks.inc({ route, outcome: webhookOutcome(res.statusCode) });
+      log.info({ method: req.method, path: req.path, status: res.statusCode, ms: Math.round(seconds * 10000) / 10, op }, "request");
     });
     next();
   });
 
   app.use(healthRoutes(deps));
+  app.get("/metrics", async (_req, res, next) => {
+    try {
+      res.setHeader("content-type", deps.metrics.registry.contentType);
+      res.send(await deps.metrics.registry.metrics());
+    } catch (err) {
+      next(err);
+    }
+  });
+  app.use(graphiqlRouter({ enabled: config.graphiqlEnabled, apiKey: config.env !== "production" ? deps.apiKeys[0] : undefined }));
   const webhookPaths = ["/iamport-webhook", "/iamport-callback/schedule"];
   // Iamport sends bursts from few addresses (every renewal of the 1st of the month): a larger budget there.
   app.use(webhookPaths, webhookAllowList(config.webhookAllowedIps), ipRateLimit(config.rateLimitPublicPerMinute * 10, "webhook", deps.rateLimitStore?.()));
@@ -107,6 +152,13 @@ export async function createApp(deps: AppDeps): Promise<BuiltApp> {
             async didResolveOperation(rc) {
               rc.contextValue.operationName = rc.operationName ?? undefined;
             },
+            async willSendResponse(rc) {
+              const body = rc.response.body;
+              const errors = body.kind === "single" ? body.singleResult.errors : undefined;
+              const outcome = errors?.length ? String(errors[0].extensions?.code ?? "ERROR") : "ok";
+              const seconds = Number(process.hrtime.bigint() - rc.contextValue.startedAt) / 1e9;
+              deps.metrics.graphqlDuration.observe({ operation: rc.operationName ?? "anonymous", outcome }, seconds);
+            },
           };
         },
       },
@@ -123,7 +175,7 @@ export async function createApp(deps: AppDeps): Promise<BuiltApp> {
     graphqlRateLimit(config.rateLimitPerMinute, deps.rateLimitStore?.()),
     expressMiddleware(apollo, {
       context: async ({ req, res }) => {
-        const ctx: GraphQLContext = { ...req.ctx, services, customerTokens, caller: res.locals.caller };
+        const ctx: GraphQLContext = { ...req.ctx, services, customerTokens, caller: res.locals.caller, startedAt: process.hrtime.bigint() };
         res.locals.gqlContext = ctx;
         return ctx;
       },

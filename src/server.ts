@@ -5,13 +5,15 @@ import type { AddressInfo } from "node:net";
 import type { MikroORM } from "@mikro-orm/postgresql";
 import type { Logger } from "pino";
 import { createApp } from "./app";
-import { ReconcileService } from "./billing/reconcile.service";
+import { ReconcileReport, ReconcileService } from "./billing/reconcile.service";
+import type { BillingDeps, Ctx } from "./billing/context";
 import { createServices, Services } from "./billing/services";
 import { Config, describeSecrets } from "./config";
 import { EmbeddedDatabase, startEmbeddedDatabase } from "./db/embedded";
 import { migrate, openOrm } from "./db/orm";
 import { PostgresRateLimitStore } from "./http/rate-limit-store";
 import { IamportClient } from "./iamport/iamport.client";
+import { createMetrics, Metrics } from "./metrics";
 import { Reconciler } from "./jobs/reconciler";
 
 export interface RunningServer {
@@ -21,6 +23,7 @@ export interface RunningServer {
   services: Services;
   reconciler: Reconciler;
   iamport: IamportClient;
+  metrics: Metrics;
   /** Where the Iamport client points (the in-process emulator when no key is configured). */
   iamportUrl: string;
   /** The keys accepted on /graphql (the generated one in development). */
@@ -86,7 +89,9 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
         "IAMPORT_API_KEY is not set: using the Iamport emulator in-process (test cards only). Set IAMPORT_API_KEY and IAMPORT_API_SECRET for production.",
       );
     }
+    const metrics = createMetrics({ orm });
     const iamport = new IamportClient({
+      onCall: (endpoint, result, seconds) => metrics.iamportDuration.observe({ endpoint, result }, seconds),
       baseUrl: iamportUrl!,
       apiKey: config.iamport.useEmulator ? config.emulator.apiKey : config.iamport.apiKey!,
       apiSecret: config.iamport.useEmulator ? config.emulator.apiSecret : config.iamport.apiSecret!,
@@ -109,7 +114,15 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
     }
     logger.info({ secrets: describeSecrets(config) }, "configuration");
 
-    const services = createServices({ iamport, config, logger });
+    const services = createServices(
+      { iamport, config, logger },
+      {
+        subscriptionCharge(status, attempt) {
+          const result = status === "PAID" ? "paid" : status === "FAILED" ? "failed" : status.toLowerCase();
+          (attempt > 1 ? metrics.retries : metrics.renewals).inc({ result });
+        },
+      },
+    );
     const rateLimitStore =
       config.rateLimitStore === "postgres"
         ? (() => {
@@ -117,7 +130,7 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
             return () => new PostgresRateLimitStore(orm, `rl${++n}`);
           })()
         : undefined;
-    const { app, apollo } = await createApp({ config, orm, services, iamport, logger, apiKeys, customerTokenSecret, rateLimitStore });
+    const { app, apollo } = await createApp({ config, orm, services, iamport, logger, apiKeys, customerTokenSecret, rateLimitStore, metrics });
     closers.push(["apollo", () => apollo.stop()]);
 
     const server = http.createServer(app);
@@ -145,15 +158,38 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
     if (!config.publicUrlExplicit) config.publicUrl = `http://localhost:${port}`;
     setEmulatorWebhook?.(config.emulator.webhookUrl ?? `${config.publicUrl}/iamport-webhook`);
 
-    const reconciler = new Reconciler(orm, new ReconcileService({ iamport, config, logger }, services), logger, config.reconcileIntervalSeconds);
+    const reconciler = new Reconciler(orm, new MeteredReconcileService({ iamport, config, logger }, services, metrics), logger, config.reconcileIntervalSeconds);
     await reconciler.start();
     closers.push(["reconciler", () => reconciler.stop()]);
 
     const url = `http://localhost:${port}`;
     logger.info({ graphql: `${url}/graphql` }, "billing server listening");
-    return { url, port, orm, services, reconciler, iamport, iamportUrl: iamportUrl!, apiKeys, close: closeAll };
+    return { url, port, orm, services, reconciler, iamport, metrics, iamportUrl: iamportUrl!, apiKeys, close: closeAll };
   } catch (err) {
     await closeAll();
     throw err;
+  }
+}
+
+/** Reconciliation with its runs and settled items counted. */
+class MeteredReconcileService extends ReconcileService {
+  constructor(
+    deps: BillingDeps,
+    services: Services,
+    private readonly metrics: Metrics,
+  ) {
+    super(deps, services);
+  }
+
+  override async runOnce(ctx: Ctx): Promise<ReconcileReport> {
+    try {
+      const report = await super.runOnce(ctx);
+      this.metrics.reconciliations.inc({ result: report.errors > 0 ? "errors" : "ok" });
+      for (const [kind, n] of Object.entries(report)) if (kind !== "errors" && typeof n === "number" && n > 0) this.metrics.reconciledItems.inc({ kind }, n);
+      return report;
+    } catch (err) {
+      this.metrics.reconciliations.inc({ result: "failed" });
+      throw err;
+    }
   }
 }

@@ -11,12 +11,21 @@ export interface Services {
   webhooks: WebhookService;
 }
 
+/** Optional observers (metrics) of settled subscription charges. */
+export interface BillingObservers {
+  /** A subscription charge changed to PAID, FAILED or FORGERY_SUSPECTED (attempt 1 = renewal, 2.. = retry). */
+  subscriptionCharge?(status: string, attempt: number): void;
+}
+
 /** Wires the billing services once per process; they hold no per-request state. */
-export function createServices(deps: BillingDeps): Services {
+export function createServices(deps: BillingDeps, observers: BillingObservers = {}): Services {
   const cards = new CardService(deps);
   const payments = new PaymentService(deps, cards);
   const subscriptions = new SubscriptionService(deps, cards, payments);
   const webhooks = new WebhookService(payments);
-  webhooks.setAfterVerification((ctx, payment, previous, v) => subscriptions.onPaymentVerified(ctx, payment, previous, v));
+  webhooks.setAfterVerification(async (ctx, payment, previous, v) => {
+    await subscriptions.onPaymentVerified(ctx, payment, previous, v);
+    if (payment.subscription && payment.status !== previous) observers.subscriptionCharge?.(payment.status, payment.attempt ?? 1);
+  });
   return { cards, payments, subscriptions, webhooks };
 }

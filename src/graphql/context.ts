@@ -11,4 +11,6 @@ export interface GraphQLContext extends Ctx {
   caller: Caller;
   /** Set once the operation is resolved, for the request log line and metrics. */
   operationName?: string;
+  /** process.hrtime.bigint() when the GraphQL request started. */
+  startedAt: bigint;
 }

@@ -1,0 +1,114 @@
+import type { MikroORM } from "@mikro-orm/postgresql";
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+
+const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+/** Prometheus metrics of one server instance (its own registry, so tests can run several servers). */
+export interface Metrics {
+  registry: Registry;
+  httpDuration: Histogram<"method" | "route" | "status">;
+  graphqlDuration: Histogram<"operation" | "outcome">;
+  iamportDuration: Histogram<"endpoint" | "result">;
+  webhooks: Counter<"route" | "outcome">;
+  renewals: Counter<"result">;
+  retries: Counter<"result">;
+  reconciliations: Counter<"result">;
+  reconciledItems: Counter<"kind">;
+}
+
+export function createMetrics(opts: { orm?: MikroORM; defaultMetrics?: boolean } = {}): Metrics {
+  const registry = new Registry();
+  if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: "billing_" });
+  const m: Metrics = {
+    registry,
+    httpDuration: new Histogram({
+      name: "billing_http_request_duration_seconds",
+      help: "HTTP requests by method, route and status",
+      labelNames: ["method", "route", "status"],
+      buckets: LATENCY_BUCKETS,
+      registers: [registry],
+    }),
+    graphqlDuration: new Histogram({
+      name: "billing_graphql_operation_duration_seconds",
+      help: "GraphQL operations by operation name and outcome (ok or the first error code)",
+      labelNames: ["operation", "outcome"],
+      buckets: LATENCY_BUCKETS,
+      registers: [registry],
+    }),
+    iamportDuration: new Histogram({
+      name: "billing_iamport_call_duration_seconds",
+      help: "Iamport API calls by endpoint and result",
+      labelNames: ["endpoint", "result"],
+      buckets: LATENCY_BUCKETS,
+      registers: [registry],
+    }),
+    webhooks: new Counter({
+      name: "billing_webhooks_total",
+      help: "Webhooks and browser returns received, by route and outcome",
+      labelNames: ["route", "outcome"],
+      registers: [registry],
+    }),
+    renewals: new Counter({
+      name: "billing_renewals_total",
+      help: "Subscription charges settled, by result (paid, failed, forgery)",
+      labelNames: ["result"],
+      registers: [registry],
+    }),
+    retries: new Counter({
+      name: "billing_renewal_retries_total",
+      help: "Dunning retries settled, by result",
+      labelNames: ["result"],
+      registers: [registry],
+    }),
+    reconciliations: new Counter({
+      name: "billing_reconciliations_total",
+      help: "Reconciliation runs by result (ok, errors, failed)",
+      labelNames: ["result"],
+      registers: [registry],
+    }),
+    reconciledItems: new Counter({
+      name: "billing_reconciled_items_total",
+      help: "Items settled by reconciliation, by kind",
+      labelNames: ["kind"],
+      registers: [registry],
+    }),
+  };
+
+  if (opts.orm) {
+    const orm = opts.orm;
+    new Gauge({
+      name: "billing_subscriptions",
+      help: "Subscriptions by status",
+      labelNames: ["status"],
+      registers: [registry],
+      async collect() {
+        const rows = await orm.em
+          .fork()
+          .getConnection()
+          .execute<{ status: string; n: string }[]>(`select status, count(*) as n from subscriptions group by status`);
+        this.reset();
+        for (const r of rows) this.set({ status: r.status }, Number(r.n));
+      },
+    });
+    new Gauge({
+      name: "billing_db_pool_connections",
+      help: "Database pool connections by state (used, free, pending)",
+      labelNames: ["state"],
+      registers: [registry],
+      collect() {
+        const pool = (orm.em.getConnection().getKnex().client as { pool?: PoolLike }).pool;
+        if (!pool) return;
+        this.set({ state: "used" }, pool.numUsed());
+        this.set({ state: "free" }, pool.numFree());
+        this.set({ state: "pending" }, pool.numPendingAcquires());
+      },
+    });
+  }
+  return m;
+}
+
+interface PoolLike {
+  numUsed(): number;
+  numFree(): number;
+  numPendingAcquires(): number;
+}
