@@ -2,6 +2,7 @@ import express, { NextFunction, Request, Response, Router } from "express";
 import type { Config } from "../config";
 import type { Services } from "../billing/services";
 import type { EventSource, Notice } from "../billing/webhook.service";
+import { checkUid } from "../billing/validation";
 import { WebhookEvent } from "../db/entities";
 import { AppError, BadUserInputError, httpStatusOf, toAppError } from "../errors";
 import { presentCard, presentPayment } from "./present";
@@ -78,7 +79,9 @@ export function restRoutes(services: Services, config: Config): Router {
       const q = req.query as Record<string, unknown>;
       const one = (k: string): string | undefined => (typeof q[k] === "string" && q[k] !== "" ? (q[k] as string).slice(0, 200) : undefined);
       const impUid = one("imp_uid");
-      const merchantUid = one("merchant_uid");
+      // Stored and echoed into the redirect: only a well-formed merchant_uid (else 400).
+      const rawMerchantUid = one("merchant_uid");
+      const merchantUid = rawMerchantUid === undefined ? undefined : checkUid("merchant_uid", rawMerchantUid);
       const success = one("imp_success") ?? one("success");
       const errorMsg = one("error_msg");
       let answer: { merchant_uid: string | null; status: string; outcome?: string; message: string };
