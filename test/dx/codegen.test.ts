@@ -37,7 +37,8 @@ describe("typed client code generation", () => {
 
   it("examples/merchant-client/generated/ is up to date with schema.graphql and operations.graphql (else: npm run codegen)", () => {
     const pkg = path.dirname(require.resolve("@graphql-codegen/cli/package.json"));
-    const bin = path.join(pkg, (require(path.join(pkg, "package.json")) as { bin: Record<string, string> }).bin["graphql-codegen"]);
+    const { bin: bins } = JSON.parse(fs.readFileSync(path.join(pkg, "package.json"), "utf8")) as { bin: Record<string, string> };
+    const bin = path.join(pkg, bins["graphql-codegen"]);
     const env: NodeJS.ProcessEnv = { ...process.env, CODEGEN_OUT_DIR: out };
     delete env.NODE_OPTIONS; // jest's --experimental-vm-modules is not for the generator
     execFileSync(process.execPath, [bin, "--config", "codegen.ts", "--silent"], { cwd: root, env, stdio: "pipe", timeout: 60_000 });
