@@ -98,10 +98,21 @@ export interface IamportScheduleWire {
   amount: number;
 }
 
+/**
+ * GET on the emulator's Iamport API with a fresh token; once more with a new
+ * one when the clock moved past the token's expiry meanwhile (a concurrent advance).
+ */
+async function iamportGet(h: Harness, path: string, params?: Record<string, unknown>) {
+  for (let i = 0; ; i++) {
+    const token = await h.iamportToken();
+    const r = await h.emu.get(path, { headers: { Authorization: token }, params });
+    if (r.status !== 401 || i >= 2) return r;
+  }
+}
+
 /** One schedule as Iamport (the emulator) has it; null when it has none. */
 export async function iamportSchedule(h: Harness, merchantUid: string): Promise<IamportScheduleWire | null> {
-  const token = await h.iamportToken();
-  const r = await h.emu.get(`/subscribe/payments/schedule/${encodeURIComponent(merchantUid)}`, { headers: { Authorization: token } });
+  const r = await iamportGet(h, `/subscribe/payments/schedule/${encodeURIComponent(merchantUid)}`);
   if (r.status === 404) return null;
   if (r.status !== 200) throw new Error(`schedule lookup failed: ${r.status} ${JSON.stringify(r.data)}`);
   return r.data.response as IamportScheduleWire;
@@ -113,12 +124,13 @@ export async function customerSchedules(
   customerUid: string,
   status?: "scheduled" | "executed" | "revoked",
 ): Promise<IamportScheduleWire[]> {
-  const token = await h.iamportToken();
   const out: IamportScheduleWire[] = [];
   for (let page = 1; ; page++) {
-    const r = await h.emu.get(`/subscribe/payments/schedule/customers/${encodeURIComponent(customerUid)}`, {
-      headers: { Authorization: token },
-      params: { from: 0, to: 4_102_444_800, page, ...(status ? { "schedule-status": status } : {}) },
+    const r = await iamportGet(h, `/subscribe/payments/schedule/customers/${encodeURIComponent(customerUid)}`, {
+      from: 0,
+      to: 4_102_444_800,
+      page,
+      ...(status ? { "schedule-status": status } : {}),
     });
     if (r.status !== 200) throw new Error(`customer schedules failed: ${r.status} ${JSON.stringify(r.data)}`);
     out.push(...(r.data.response.list as IamportScheduleWire[]));
@@ -128,8 +140,7 @@ export async function customerSchedules(
 
 /** Payments Iamport made for an order (merchant_uid): its latest, or null. */
 export async function iamportPaymentByOrder(h: Harness, merchantUid: string): Promise<{ imp_uid: string; status: string; amount: number } | null> {
-  const token = await h.iamportToken();
-  const r = await h.emu.get(`/payments/find/${encodeURIComponent(merchantUid)}`, { headers: { Authorization: token } });
+  const r = await iamportGet(h, `/payments/find/${encodeURIComponent(merchantUid)}`);
   if (r.status === 404) return null;
   return r.data.response;
 }
@@ -165,17 +176,6 @@ export function renewalUid(subscriptionId: string, period: number, attempt = 1):
   return `sub_${subscriptionId}_p${period}_a${attempt}`;
 }
 
-/** Re-issues the billing key behind customerUid with another card (Iamport replaces the card behind a customer_uid). */
-export async function replaceCard(h: Harness, customerUid: string, cardNumber: string): Promise<void> {
-  const token = await h.iamportToken();
-  const r = await h.emu.post(
-    `/subscribe/customers/${encodeURIComponent(customerUid)}`,
-    { card_number: cardNumber, expiry: "2031-12", birth: "880101", pwd_2digit: "12" },
-    { headers: { Authorization: token } },
-  );
-  if (r.data?.code !== 0) throw new Error(`billing key not replaced: ${JSON.stringify(r.data)}`);
-}
-
 /** Polls `fn` until it returns a truthy value or the time is up. */
 export async function waitFor<T>(fn: () => Promise<T>, timeoutMs = 10_000, intervalMs = 100): Promise<T> {
   const until = Date.now() + timeoutMs;
@@ -185,4 +185,17 @@ export async function waitFor<T>(fn: () => Promise<T>, timeoutMs = 10_000, inter
     if (Date.now() > until) throw new Error("waitFor: timed out");
     await new Promise((r) => setTimeout(r, intervalMs));
   }
+}
+
+/**
+ * Waits until the emulator finished delivering (or failed to deliver) a webhook
+ * for each of these orders: a charge's webhook goes out in the background, and
+ * a drop_webhook fault must not catch it instead of the one a test means.
+ */
+export async function webhooksSettled(h: Harness, merchantUids: string[]): Promise<void> {
+  await waitFor(async () => {
+    const r = await h.emu.get("/__emulator/webhooks");
+    const entries = r.data.webhooks as { body: { merchant_uid?: string }; outcome: string; attempts: number }[];
+    return merchantUids.every((m) => entries.some((e) => e.body.merchant_uid === m && e.attempts > 0 && e.outcome !== "dropped"));
+  });
 }

@@ -1,0 +1,141 @@
+import { Harness, registerCard, uid } from "../support/harness";
+import {
+  advancePastNextPayment,
+  advanceTo,
+  cancelSub,
+  customerSchedules,
+  getSub,
+  iamportSchedule,
+  paymentRows,
+  renewalUid,
+  startSub,
+  startSubHarness,
+  Sub,
+  unix,
+  webhooksSettled,
+} from "./helpers";
+
+let h: Harness;
+beforeAll(async () => {
+  h = await startSubHarness();
+});
+afterAll(async () => {
+  await h?.close();
+});
+
+// Each test cancels what it started, so that its renewals do not run (or eat a fault) in the next test's clock moves.
+const started: Sub[] = [];
+async function start(interval: "DAY" | "WEEK" | "MONTH"): Promise<Sub> {
+  const sub = await startSub(h, { customerUid: await registerCard(h, uid("c")), interval });
+  started.push(sub);
+  return sub;
+}
+afterEach(async () => {
+  for (const s of started.splice(0)) await cancelSub(h, s.id);
+});
+
+/** Lets Iamport run the subscriptions' next payments while their webhooks are lost; returns each one's imp_uid. */
+async function runRenewalsSilently(subs: Sub[]): Promise<Map<string, string>> {
+  await webhooksSettled(
+    h,
+    subs.map((s) => renewalUid(s.id, 1)),
+  );
+  await h.emu.post("/__emulator/faults", { mode: "drop_webhook", times: subs.length });
+  const due = Math.max(...subs.map((s) => unix(s.nextPaymentAt!)));
+  const r = await advanceTo(h, due + 10);
+  const byUid = new Map(r.executed.map((e) => [e.merchant_uid, e.imp_uid]));
+  const out = new Map<string, string>();
+  for (const s of subs) {
+    const impUid = byUid.get(renewalUid(s.id, 2));
+    expect(impUid).toEqual(expect.any(String));
+    out.set(s.id, impUid!);
+    // Not heard of yet.
+    expect((await paymentRows(h, s.id)).find((p) => p.period === 2)?.status).toBe("SCHEDULED");
+  }
+  return out;
+}
+
+/** Exactly one PAID payment for period 2, one next (period 3) in the database and exactly one pending schedule at Iamport. */
+async function expectRenewedOnce(sub: Sub): Promise<void> {
+  const rows = await paymentRows(h, sub.id);
+  expect(rows.map((r) => [r.period, r.attempt, r.status])).toEqual([
+    [1, 1, "PAID"],
+    [2, 1, "PAID"],
+    [3, 1, "SCHEDULED"],
+  ]);
+  const scheduled = await customerSchedules(h, sub.customerUid, "scheduled");
+  expect(scheduled.map((s) => s.merchant_uid)).toEqual([renewalUid(sub.id, 3)]);
+  expect(await customerSchedules(h, sub.customerUid)).toHaveLength(2); // p2 executed, p3 scheduled
+  const now = await getSub(h, sub.id);
+  expect(now).toMatchObject({ status: "ACTIVE", currentPeriodStart: sub.currentPeriodEnd });
+  expect(now.nextPaymentAt).toBe(new Date(scheduled[0].schedule_at * 1000).toISOString());
+}
+
+describe("one renewal webhook delivered many times at once", () => {
+  it("acts once when Iamport delivers it 25 times concurrently", async () => {
+    const sub = await start("WEEK");
+    const impUids = await runRenewalsSilently([sub]);
+    const r = await h.emu.post("/__emulator/webhooks/redeliver", { imp_uid: impUids.get(sub.id), times: 25, concurrency: 25 });
+    expect(r.status).toBe(200);
+    expect(r.data.webhooks).toMatchObject({ delivered: 25, failed: 0 });
+    await expectRenewedOnce(sub);
+    const events = await h.sql<{ outcome: string; processed: boolean }>(
+      `select outcome, processed_at is not null as processed from webhook_events where imp_uid = ?`,
+      [impUids.get(sub.id)],
+    );
+    expect(events).toHaveLength(25);
+    expect(events.every((e) => e.processed && e.outcome === "PAID")).toBe(true);
+  });
+
+  it("acts once when 30 posts (schedule callback and webhook, JSON and form) arrive in parallel", async () => {
+    const sub = await start("MONTH");
+    const impUid = (await runRenewalsSilently([sub])).get(sub.id)!;
+    const body = { imp_uid: impUid, merchant_uid: renewalUid(sub.id, 2), status: "paid" };
+    const form = new URLSearchParams(body).toString();
+    const posts = Array.from({ length: 30 }, (_, i) => {
+      const path = i % 3 === 0 ? "/iamport-webhook" : "/iamport-callback/schedule";
+      return i % 2 === 0
+        ? h.http.post(path, body)
+        : h.http.post(path, form, { headers: { "content-type": "application/x-www-form-urlencoded" } });
+    });
+    const answers = await Promise.all(posts);
+    expect(answers.map((a) => a.status)).toEqual(Array(30).fill(200));
+    await expectRenewedOnce(sub);
+  });
+
+  it("acts once per subscription when 10 renewals fall due together and each webhook comes 5 times at once", async () => {
+    const subs: Sub[] = [];
+    for (let i = 0; i < 10; i++) subs.push(await start("DAY"));
+    const impUids = await runRenewalsSilently(subs);
+    const answers = await Promise.all(
+      subs.flatMap((s) =>
+        Array.from({ length: 5 }, () =>
+          h.http.post("/iamport-callback/schedule", { imp_uid: impUids.get(s.id), merchant_uid: renewalUid(s.id, 2), status: "paid" }),
+        ),
+      ),
+    );
+    expect(answers.every((a) => a.status === 200)).toBe(true);
+    for (const s of subs) await expectRenewedOnce(s);
+  });
+
+  it("acts once when the normal delivery and redeliveries overlap", async () => {
+    const sub = await start("WEEK");
+    let advanced = false;
+    const adv = advancePastNextPayment(h, sub).finally(() => {
+      advanced = true;
+    });
+    // As soon as Iamport ran the schedule (its imp_uid is known), redeliver while the first delivery is in flight.
+    const redeliveries = (async () => {
+      for (;;) {
+        const done = advanced;
+        const s = await iamportSchedule(h, renewalUid(sub.id, 2));
+        if (s?.imp_uid) return h.emu.post("/__emulator/webhooks/redeliver", { imp_uid: s.imp_uid, times: 10, concurrency: 10 });
+        if (done) throw new Error("the schedule did not run");
+      }
+    })();
+    const [adv1, redelivered] = await Promise.all([adv, redeliveries]);
+    expect(adv1.webhooks.failed).toBe(0);
+    expect(redelivered.data.webhooks).toMatchObject({ delivered: 10, failed: 0 });
+    await expectRenewedOnce(sub);
+  });
+});
