@@ -2,6 +2,23 @@ import type { GraphQLFormattedError } from "graphql";
 import { unwrapResolverError } from "@apollo/server/errors";
 import type { Logger } from "pino";
 import { AppError } from "../errors";
+import { scrubText } from "../logger";
+
+/**
+ * graphql-js echoes the offending value in variable and literal coercion
+ * errors ("got invalid value { cardNumber: ... }", "cannot represent a non
+ * string value: 4242..."): the value may be card data, so only the location
+ * and the expected type are kept.
+ */
+export function scrubCoercionMessage(message: string): string {
+  return scrubText(
+    message
+      .replace(/got invalid value [\s\S]*?(?= at "|; |$)/, "got an invalid value")
+      .replace(/(cannot represent[^:;]*?value)(: [\s\S]*?)(?=; |$)/g, "$1")
+      .replace(/(Expected value of type "[^"]+"), found [\s\S]*?(?=; |$)/g, "$1")
+      .replace(/(Enum "[^"]+" cannot represent) [\s\S]*?(?=; |$)/g, "$1 this value"),
+  );
+}
 
 /**
  * Maps errors once to `extensions.code`. AppErrors keep their message and
@@ -22,7 +39,7 @@ export function formatError(logger: Logger, exposeDetails: boolean) {
     const code = formatted.extensions?.code;
     if (code && code !== "INTERNAL_SERVER_ERROR") {
       // Parse/validation/variable errors: safe to show, never a stack trace.
-      return { message: formatted.message, locations: formatted.locations, path: formatted.path, extensions: { code } };
+      return { message: scrubCoercionMessage(formatted.message), locations: formatted.locations, path: formatted.path, extensions: { code } };
     }
     logger.error({ err: original }, "unexpected GraphQL error");
     return {
