@@ -218,17 +218,7 @@ export class PaymentService {
     rows: Payment[],
     opts: { keepRowsOnRefusal?: boolean } = {},
   ): Promise<Payment[]> {
-    const entries: ScheduleEntry[] = rows.map((p) => ({
-      merchant_uid: p.merchantUid,
-      schedule_at: Math.floor(p.scheduledAt!.getTime() / 1000),
-      amount: p.amount,
-      name: p.name,
-      currency: p.currency,
-      buyer_name: p.buyerName ?? undefined,
-      buyer_email: p.buyerEmail ?? undefined,
-      buyer_tel: p.buyerTel ?? undefined,
-      notice_url: this.scheduleNoticeUrl(),
-    }));
+    const entries = rows.map((p) => this.scheduleEntry(p));
     try {
       const results = await this.deps.iamport.schedule(customerUid, entries, { requestId: ctx.requestId });
       const byUid = new Map(results.map((r) => [r.merchant_uid, r]));
@@ -259,13 +249,8 @@ export class PaymentService {
 
   private async registerSchedulesOnce(ctx: Ctx, customerUid: string, all: Payment[], missing: Payment[]): Promise<Payment[]> {
     try {
-      const entries = missing.map((p) => ({
-        merchant_uid: p.merchantUid,
-        schedule_at: Math.floor(p.scheduledAt!.getTime() / 1000),
-        amount: p.amount,
-        name: p.name,
-        notice_url: this.scheduleNoticeUrl(),
-      }));
+      // The same entries as the first attempt (currency and buyer included).
+      const entries = missing.map((p) => this.scheduleEntry(p));
       const results = await this.deps.iamport.schedule(customerUid, entries, { requestId: ctx.requestId });
       const byUid = new Map(results.map((r) => [r.merchant_uid, r]));
       for (const p of missing) this.applySchedule(p, byUid.get(p.merchantUid));
@@ -277,6 +262,20 @@ export class PaymentService {
         { cause: err },
       );
     }
+  }
+
+  private scheduleEntry(p: Payment): ScheduleEntry {
+    return {
+      merchant_uid: p.merchantUid,
+      schedule_at: Math.floor(p.scheduledAt!.getTime() / 1000),
+      amount: p.amount,
+      name: p.name,
+      currency: p.currency,
+      buyer_name: p.buyerName ?? undefined,
+      buyer_email: p.buyerEmail ?? undefined,
+      buyer_tel: p.buyerTel ?? undefined,
+      notice_url: this.scheduleNoticeUrl(),
+    };
   }
 
   /** Looks up schedules by merchant_uid; returns the rows Iamport has no record of. */

@@ -201,6 +201,16 @@ describe("deleteCard", () => {
     expect(rows[0]).toMatchObject({ status: "ACTIVE", deleted_at: null });
   });
 
+  it("answers UPSTREAM_UNAVAILABLE and keeps the card ACTIVE when Iamport fails the delete", async () => {
+    const customerUid = uid("c");
+    await h.client.request(REGISTER_CARD, { input: input(customerUid) });
+    await h.emu.post("/__emulator/faults", { route: "DELETE /subscribe/customers/{customer_uid}", mode: "http500", times: 1 });
+    const r = await h.gql(DELETE, { customerUid });
+    expect(r.errors?.[0].extensions?.code).toBe("UPSTREAM_UNAVAILABLE");
+    expect((await cardRows(customerUid))[0].status).toBe("ACTIVE");
+    expect((await atIamport(customerUid)).status).toBe(200);
+  });
+
   it("still marks the card DELETED when Iamport already forgot the key", async () => {
     const customerUid = uid("c");
     await h.client.request(REGISTER_CARD, { input: input(customerUid) });

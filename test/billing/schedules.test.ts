@@ -187,6 +187,37 @@ describe("schedulePayments", () => {
   });
 });
 
+describe("schedulePayments when Iamport fails", () => {
+  it("retries once with the same merchant_uids after a 500 (nothing was registered) and keeps the buyer data", async () => {
+    const customerUid = await registerCard(h, uid("sch500"));
+    const merchantUid = uid("retry");
+    await h.emu.post("/__emulator/faults", { route: "POST /subscribe/payments/schedule", mode: "http500", times: 1 });
+    const [p] = await schedule(customerUid, [
+      { scheduleAt: (await later(3600)).toISOString(), amount: 4400, name: "After a 500", merchantUid, buyerName: "Kim", buyerEmail: "kim@example.com" },
+    ]);
+    expect(p.status).toBe("SCHEDULED");
+    expect((await atIamport(merchantUid)).data.response).toMatchObject({
+      schedule_status: "scheduled",
+      amount: 4400,
+      currency: "KRW",
+      buyer_name: "Kim",
+      buyer_email: "kim@example.com",
+    });
+  });
+
+  it("answers UPSTREAM_UNAVAILABLE when Iamport keeps failing; the rows stay PENDING for reconciliation and nothing is scheduled", async () => {
+    const customerUid = await registerCard(h, uid("schdown"));
+    const merchantUid = uid("down");
+    await h.emu.post("/__emulator/faults", { route: "POST /subscribe/payments/schedule", mode: "http500", times: 2 });
+    const r = await h.gql(SCHEDULE, {
+      input: { customerUid, schedules: [{ scheduleAt: (await later(3600)).toISOString(), amount: 1000, name: "down", merchantUid }] },
+    });
+    expect(r.errors?.[0].extensions?.code).toBe("UPSTREAM_UNAVAILABLE");
+    expect((await rows(customerUid)).map((x) => x.status)).toEqual(["PENDING"]);
+    expect((await atIamport(merchantUid)).status).toBe(404);
+  });
+});
+
 describe("unschedulePayments", () => {
   it("revokes the listed schedules at Iamport and marks them REVOKED; they never run", async () => {
     const customerUid = await registerCard(h, uid("uns"));

@@ -169,6 +169,39 @@ describe("POST /iamport-webhook", () => {
   });
 });
 
+describe("refunds made in Iamport's console", () => {
+  it("a cancelled notice for a paid order records the refund: partial stays PAID, full is CANCELLED", async () => {
+    const customerUid = await registerCard(h, uid("console"));
+    const { chargeAgain } = await h.client.request<{ chargeAgain: { merchantUid: string; impUid: string; status: string } }>(
+      `mutation C($input: ChargeAgainInput!) { chargeAgain(input: $input) { merchantUid impUid status } }`,
+      { input: { customerUid, amount: 10_000, name: "Console refund" } },
+    );
+    expect(chargeAgain.status).toBe("PAID");
+    const token = await h.iamportToken();
+    const cancel = (amount?: number) =>
+      h.emu.post("/payments/cancel", { imp_uid: chargeAgain.impUid, amount, reason: "console" }, { headers: { Authorization: token } });
+
+    await cancel(2500);
+    const partial = await h.http.post("/iamport-webhook", { imp_uid: chargeAgain.impUid, merchant_uid: chargeAgain.merchantUid, status: "paid" });
+    expect(partial.data.outcome).toBe("PAID");
+    const [afterPartial] = await h.sql<{ status: string; cancelled_amount: number }>(
+      `select status, cancelled_amount from payments where merchant_uid = ?`,
+      [chargeAgain.merchantUid],
+    );
+    expect(afterPartial).toEqual({ status: "PAID", cancelled_amount: 2500 });
+
+    await cancel();
+    const full = await h.http.post("/iamport-webhook", new URLSearchParams({ imp_uid: chargeAgain.impUid, merchant_uid: chargeAgain.merchantUid, status: "cancelled" }).toString(), FORM);
+    expect(full.data.outcome).toBe("CANCELLED");
+    const [afterFull] = await h.sql<{ status: string; cancelled_amount: number; cancelled_at: Date | null }>(
+      `select status, cancelled_amount, cancelled_at from payments where merchant_uid = ?`,
+      [chargeAgain.merchantUid],
+    );
+    expect(afterFull).toMatchObject({ status: "CANCELLED", cancelled_amount: 10_000 });
+    expect(afterFull.cancelled_at).not.toBeNull();
+  });
+});
+
 describe("duplicate and concurrent deliveries", () => {
   it("records every delivery and settles the order once", async () => {
     const merchantUid = await prepare(8000);
