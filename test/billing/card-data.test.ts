@@ -143,13 +143,10 @@ describe("card data is never stored or logged", () => {
     for (const needle of NEEDLES) expect({ needle, inLogs: logText.includes(needle) }).toEqual({ needle, inLogs: false });
   });
 
-  // BLOCKED by a bug in src/graphql/errors.ts (formatError, owned by the lead): GraphQL's own
-  // variable-coercion errors are passed through verbatim, and graphql-js prints the offending
-  // value into the message: 'Variable "$input" got invalid value 4571736012345674 at
-  // "input.cardNumber"; String cannot represent a non string value: 4571736012345674', and for a
-  // missing field the whole input object including cardNumber, birth and pwd2digit. DESIGN.md:
-  // card data must not be in error texts. Unskip once formatError strips the values.
-  it.skip("GraphQL error texts do not repeat card data sent with the wrong type or with a field missing", async () => {
+  // graphql-js prints the offending value into coercion errors ('got invalid value 4571...', or the
+  // whole input object when a field is missing); src/graphql/errors.ts must strip it (DESIGN.md:
+  // card data is not in error texts).
+  it("GraphQL error texts do not repeat card data sent with the wrong type or with a field missing", async () => {
     for (const variables of coercionFailures()) {
       const r = await h.gql(REGISTER_CARD, variables);
       expect(r.errors?.[0].extensions?.code).toBe("BAD_USER_INPUT");
