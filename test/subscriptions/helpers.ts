@@ -199,3 +199,19 @@ export async function webhooksSettled(h: Harness, merchantUids: string[]): Promi
     return merchantUids.every((m) => entries.some((e) => e.body.merchant_uid === m && e.attempts > 0 && e.outcome !== "dropped"));
   });
 }
+
+/** How many payments Iamport (the emulator) has made in all: the delta over a scenario counts its charges. */
+export async function emulatorPaymentCount(h: Harness): Promise<number> {
+  const r = await h.emu.get("/__emulator/health");
+  return r.data.payments as number;
+}
+
+/**
+ * Makes the server's open work look `seconds` older (on the server's own clock,
+ * which the emulator cannot move): PENDING payments and unprocessed webhook
+ * events, so that reconciliation's grace periods for calls in flight are over.
+ */
+export async function ageOpenWork(h: Harness, seconds: number): Promise<void> {
+  await h.sql(`update payments set created_at = created_at - make_interval(secs => ?) where status = 'PENDING'`, [seconds]);
+  await h.sql(`update webhook_events set received_at = received_at - make_interval(secs => ?) where processed_at is null`, [seconds]);
+}
