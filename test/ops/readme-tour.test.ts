@@ -1,0 +1,44 @@
+import { execFile } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+import { promisify } from "node:util";
+import { API_KEY, Harness, startHarness } from "../support/harness";
+
+const run = promisify(execFile);
+let h: Harness;
+beforeAll(async () => {
+  h = await startHarness();
+});
+afterAll(async () => {
+  await h?.close();
+});
+
+/** The tour's shell block, exactly as README.md shows it. */
+function tourScript(): string {
+  const readme = fs.readFileSync(path.resolve(__dirname, "../../README.md"), "utf8");
+  const m = /<!-- tour:start -->\s*```sh\n([\s\S]*?)```\s*<!-- tour:end -->/.exec(readme);
+  if (!m) throw new Error("README.md has no tour block between <!-- tour:start --> and <!-- tour:end -->");
+  return m[1];
+}
+
+describe("the README's five-minute tour", () => {
+  it("runs as written and ends with the renewal paid and the next period scheduled", async () => {
+    const { stdout } = await run("bash", ["-euo", "pipefail", "-c", tourScript()], {
+      env: { PATH: process.env.PATH, API: h.server.url, EMU: h.emulator.url, KEY: API_KEY },
+      timeout: 60_000,
+    });
+    const lines = stdout
+      .split("\n")
+      .filter((l) => l.trim() !== "")
+      .map((l) => JSON.parse(l));
+    expect(lines).toHaveLength(5);
+    expect(lines[0].data.registerCard).toMatchObject({ customerUid: "tour_1", status: "ACTIVE" });
+    expect(lines[1].data.chargeAgain).toMatchObject({ status: "PAID", paidAmount: 8900 });
+    expect(lines[2].data.startSubscription).toMatchObject({ status: "ACTIVE" });
+    expect(lines[3].executed).toHaveLength(1);
+    const sub = lines[4].data.subscriptions.nodes[0];
+    expect(sub.status).toBe("ACTIVE");
+    const statuses = sub.payments.nodes.map((p: { merchantUid: string; status: string }) => `${p.merchantUid.replace(/^sub_\w+?_/, "")}:${p.status}`);
+    expect(statuses).toEqual(["p3_a1:SCHEDULED", "p2_a1:PAID", "p1_a1:PAID"]);
+  });
+});
