@@ -1,0 +1,725 @@
+/**
+ * `npm run bench [-- --quick] [--burst N] [--rows N] [--duration S] [--only read,burst,latency,scale] [--profile DIR]`
+ *
+ * Measures this server beside a reference measured in the same run, on the
+ * same machine and database server, and prints one table (see bench/README.md):
+ *   1. GraphQL reads (payment, payments) vs a raw node:http + pg server;
+ *   2. a renewal burst vs the plainly written schedule webhook handler;
+ *   3. the same burst with 50 ms added to every Iamport call;
+ *   4. the reads again with 1,000,000 payments in the table.
+ * Writes bench/results.json. Exits 1 when something crashed or a renewal was
+ * lost or doubled; missed timing targets are reported, never fatal.
+ */
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { openBenchDb, type BenchDb } from "./lib/db";
+import { forEachLimit, httpJson, sleep } from "./lib/http";
+import { load, type LoadResult } from "./lib/load";
+import { freePort, loadAverage, sampleMemory, startChild, stopAllChildren, waitHttpOk, type Child } from "./lib/proc";
+
+const API_KEY = "bench-merchant-key";
+const IMP_KEY = "imp_apikey";
+const IMP_SECRET = "emulator_secret";
+const DIST = path.join(__dirname, "..");
+const PERIOD_SECONDS = 86400;
+const CARD = { cardNumber: "4242-4242-4242-4242", expiry: "2031-12", birth: "880101", pwd2digit: "12" };
+
+// ---- options ------------------------------------------------------------------
+
+const { values: argv } = parseArgs({
+  options: {
+    quick: { type: "boolean", default: false },
+    burst: { type: "string" },
+    rows: { type: "string" },
+    duration: { type: "string" },
+    connections: { type: "string", default: "32" },
+    latency: { type: "string", default: "50" },
+    "webhook-concurrency": { type: "string", default: "16" },
+    only: { type: "string" },
+    profile: { type: "string" },
+    json: { type: "string", default: path.join(__dirname, "..", "..", "bench", "results.json") },
+  },
+  strict: true,
+});
+
+const quick = argv.quick;
+const opts = {
+  quick,
+  burst: intArg("burst", argv.burst, quick ? 100 : 1000),
+  rows: intArg("rows", argv.rows, quick ? 50_000 : 1_000_000),
+  durationSeconds: intArg("duration", argv.duration, quick ? 5 : 20),
+  warmupSeconds: quick ? 1 : 3,
+  connections: intArg("connections", argv.connections, 32),
+  latencyMs: intArg("latency", argv.latency, 50),
+  webhookConcurrency: intArg("webhook-concurrency", argv["webhook-concurrency"], 16),
+  phases: new Set((argv.only ?? "read,burst,latency,scale").split(",").map((s) => s.trim())),
+  profileDir: argv.profile ? path.resolve(argv.profile) : undefined,
+};
+for (const p of opts.phases) if (!["read", "burst", "latency", "scale"].includes(p)) throw new Error(`--only: unknown phase ${p}`);
+
+function intArg(name: string, raw: string | undefined, fallback: number): number {
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`--${name} must be a whole number (got ${raw})`);
+  return n;
+}
+
+const log = (msg: string) => console.log(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}`);
+
+// ---- processes ------------------------------------------------------------------
+
+interface Emulator {
+  child: Child;
+  url: string;
+}
+
+async function startEmulator(latencyMs: number): Promise<Emulator> {
+  const child = startChild(`emulator (latency ${latencyMs} ms)`, path.join(__dirname, "emulator-child.js"), {
+    args: [JSON.stringify({ latencyMs, webhookConcurrency: opts.webhookConcurrency, apiKey: IMP_KEY, apiSecret: IMP_SECRET })],
+  });
+  const m = await child.waitForLine(/^READY (.*)$/, 30_000);
+  return { child, url: (JSON.parse(m[1]) as { url: string }).url };
+}
+
+interface Server {
+  child: Child;
+  url: string;
+}
+
+async function startBillingServer(db: BenchDb, emulator: Emulator, profileName: string): Promise<Server> {
+  await db.waitIdle();
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const child = startChild("billing server", path.join(DIST, "main.js"), {
+    nodeArgs: opts.profileDir ? ["--cpu-prof", `--cpu-prof-dir=${opts.profileDir}`, `--cpu-prof-name=${profileName}.cpuprofile`] : [],
+    env: {
+      NODE_ENV: "production",
+      PORT: String(port),
+      HOST: "127.0.0.1",
+      PUBLIC_URL: url,
+      DATABASE_URL: db.url,
+      DATABASE_POOL_MAX: String(db.poolMax),
+      API_KEYS: API_KEY,
+      CUSTOMER_TOKEN_SECRET: "bench-customer-token-secret-0123456789abcdef",
+      IAMPORT_API_URL: emulator.url,
+      IAMPORT_API_KEY: IMP_KEY,
+      IAMPORT_API_SECRET: IMP_SECRET,
+      RATE_LIMIT_PER_MINUTE: "0",
+      RATE_LIMIT_PUBLIC_PER_MINUTE: "0",
+      LOG_LEVEL: "warn",
+      RECONCILE_INTERVAL_SECONDS: "0",
+      MIGRATE_ON_START: "true",
+      TEST_DATABASE_URL: undefined,
+    },
+  });
+  await waitHttpOk(`${url}/healthz`, child, 60_000);
+  return { child, url };
+}
+
+async function startRawServer(db: BenchDb): Promise<Server> {
+  await db.waitIdle();
+  const child = startChild("raw node:http + pg", path.join(__dirname, "raw-server.js"), {
+    env: { PORT: "0", DATABASE_URL: db.url, DATABASE_POOL_MAX: String(db.poolMax), API_KEY },
+  });
+  const m = await child.waitForLine(/^READY (.*)$/, 30_000);
+  const url = `http://127.0.0.1:${(JSON.parse(m[1]) as { port: number }).port}`;
+  await waitHttpOk(`${url}/healthz`, child, 10_000);
+  return { child, url };
+}
+
+async function startSeedHandler(db: BenchDb, emulator: Emulator): Promise<Server> {
+  await db.waitIdle();
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const child = startChild("seed handler", path.join(__dirname, "seed-handler.js"), {
+    env: {
+      PORT: String(port),
+      DATABASE_URL: db.url,
+      DATABASE_POOL_MAX: String(db.poolMax),
+      IAMPORT_API_URL: emulator.url,
+      IAMPORT_API_KEY: IMP_KEY,
+      IAMPORT_API_SECRET: IMP_SECRET,
+      NOTICE_URL: `${url}/iamport-callback/schedule`,
+      PERIOD_SECONDS: String(PERIOD_SECONDS),
+    },
+  });
+  await waitHttpOk(`${url}/healthz`, child, 30_000);
+  return { child, url };
+}
+
+// ---- GraphQL and Iamport calls ------------------------------------------------------
+
+async function gql<T>(url: string, query: string, variables: Record<string, unknown>): Promise<T> {
+  const r = await httpJson<{ data?: T; errors?: { message: string }[] }>("POST", `${url}/graphql`, { query, variables }, {
+    headers: { authorization: `Bearer ${API_KEY}` },
+    timeoutMs: 60_000,
+  });
+  if (r.status !== 200 || r.body?.errors?.length || !r.body?.data) throw new Error(`GraphQL answered ${r.status}: ${JSON.stringify(r.body).slice(0, 400)}`);
+  return r.body.data;
+}
+
+const REGISTER_CARD = `mutation Register($input: RegisterCardInput!) { registerCard(input: $input) { customerUid status } }`;
+const START_SUBSCRIPTION = `mutation Start($input: StartSubscriptionInput!) { startSubscription(input: $input) { id status statusReason nextPaymentAt } }`;
+const PAYMENT_QUERY = `query Payment($merchantUid: String!) { payment(merchantUid: $merchantUid) { merchantUid impUid customerUid name amount paidAmount cancelledAmount currency status failReason scheduledAt paidAt createdAt updatedAt } }`;
+const PAYMENTS_QUERY = `query Payments($customerUid: String!) { payments(customerUid: $customerUid, first: 20) { nodes { merchantUid impUid customerUid name amount paidAmount cancelledAmount currency status failReason scheduledAt paidAt createdAt updatedAt } pageInfo { hasNextPage endCursor } } }`;
+
+async function iamport<T>(emulator: Emulator, method: string, route: string, token: string | null, body?: unknown): Promise<T> {
+  const r = await httpJson<{ code: number; message: string | null; response: T }>(method, `${emulator.url}${route}`, body, {
+    headers: token ? { authorization: token } : {},
+    timeoutMs: 60_000,
+  });
+  if (r.status !== 200 || r.body?.code !== 0) throw new Error(`Iamport ${method} ${route} answered ${r.status}: ${JSON.stringify(r.body).slice(0, 300)}`);
+  return r.body.response;
+}
+
+async function iamportToken(emulator: Emulator): Promise<string> {
+  return (await iamport<{ access_token: string }>(emulator, "POST", "/users/getToken", null, { imp_key: IMP_KEY, imp_secret: IMP_SECRET })).access_token;
+}
+
+async function emulatorNow(emulator: Emulator): Promise<number> {
+  const r = await httpJson<{ now: number }>("GET", `${emulator.url}/__emulator/clock`);
+  return r.body.now;
+}
+
+interface WireSchedule {
+  customer_uid: string;
+  merchant_uid: string;
+  schedule_status: string;
+  payment_status: string | null;
+}
+
+async function listSchedules(emulator: Emulator, status: "scheduled" | "executed"): Promise<WireSchedule[]> {
+  const token = await iamportToken(emulator);
+  const to = (await emulatorNow(emulator)) + 10 * 365 * 86400;
+  const all: WireSchedule[] = [];
+  for (let page = 1; ; page++) {
+    const r = await iamport<{ list: WireSchedule[] }>(
+      emulator,
+      "GET",
+      `/subscribe/payments/schedule?schedule_from=0&schedule_to=${to}&schedule_status=${status}&limit=1000&page=${page}`,
+      token,
+    );
+    all.push(...r.list);
+    if (r.list.length < 1000) return all;
+  }
+}
+
+// ---- 1 and 4: reads -----------------------------------------------------------------------
+
+interface ReadKeys {
+  merchantUids: string[];
+  customers: string[];
+}
+
+interface ReadFigures {
+  payment: LoadResult;
+  payments: LoadResult;
+}
+
+const LIST_CUSTOMERS = 20;
+const LIST_ROWS = 60;
+
+/** Payments the reads look up: LIST_CUSTOMERS customers with LIST_ROWS paid payments each. */
+async function insertReadRows(db: BenchDb): Promise<ReadKeys> {
+  await db.query(
+    `insert into payments (merchant_uid, imp_uid, customer_uid, name, amount, paid_amount, cancelled_amount, currency, status, kind, pay_method, paid_at, receipt_url, iamport, created_at, updated_at)
+     select 'rd_' || c || '_' || i, 'imps_rd' || c || '_' || i, 'rdcust' || c, 'Bench monthly', 9900, 9900, 0, 'KRW', 'PAID', 'AGAIN', 'card',
+            now() - (i || ' days')::interval, 'https://example.invalid/receipt', ${IAMPORT_TEMPLATE}, now(), now()
+       from generate_series(1, $1::int) i, generate_series(0, $2::int - 1) c`,
+    [LIST_ROWS, LIST_CUSTOMERS],
+  );
+  const rows = await db.query<{ merchant_uid: string }>(`select merchant_uid from payments where merchant_uid like 'rd\\_%' order by merchant_uid limit 500`);
+  return { merchantUids: rows.map((r) => r.merchant_uid), customers: Array.from({ length: LIST_CUSTOMERS }, (_, c) => `rdcust${c}`) };
+}
+
+/** The Iamport payment object stored with each row: one a renewal stored, else a typical one. */
+const IAMPORT_TEMPLATE = `coalesce((select iamport from payments where iamport is not null and status = 'PAID' order by id limit 1),
+  '{"amount":9900,"apply_num":"12345678","bank_code":null,"buyer_addr":null,"buyer_email":null,"buyer_name":null,"buyer_postcode":null,"buyer_tel":null,"cancel_amount":0,"cancel_history":[],"cancel_reason":null,"cancelled_at":0,"card_code":"366","card_name":"신한카드","card_number":"424242******4242","card_quota":0,"card_type":0,"channel":"api","currency":"KRW","custom_data":null,"customer_uid":"bench","customer_uid_usage":"payment.scheduled","escrow":false,"fail_reason":null,"failed_at":0,"imp_uid":"imps_000000000000","merchant_uid":"bench","name":"Bench monthly","paid_at":1790000000,"pay_method":"card","pg_id":"nice","pg_provider":"nice","pg_tid":"0000000000","receipt_url":"https://example.invalid/receipt","started_at":1790000000,"status":"paid","user_agent":"sorry_not_supported"}'::jsonb)`;
+
+async function measureReads(label: string, url: string, keys: ReadKeys): Promise<ReadFigures> {
+  const headers = { authorization: `Bearer ${API_KEY}` };
+  // Answers are checked once before the load: a fast error is not a read.
+  const one = await gql<{ payment: { merchantUid: string } | null }>(url, PAYMENT_QUERY, { merchantUid: keys.merchantUids[0] });
+  if (one.payment?.merchantUid !== keys.merchantUids[0]) throw new Error(`${label}: payment lookup answered ${JSON.stringify(one)}`);
+  const list = await gql<{ payments: { nodes: unknown[]; pageInfo: { hasNextPage: boolean } } }>(url, PAYMENTS_QUERY, { customerUid: keys.customers[0] });
+  if (list.payments.nodes.length !== 20 || !list.payments.pageInfo.hasNextPage) throw new Error(`${label}: payments list answered ${JSON.stringify(list).slice(0, 300)}`);
+
+  const common = { url: `${url}/graphql`, headers, connections: opts.connections, durationSeconds: opts.durationSeconds, warmupSeconds: opts.warmupSeconds };
+  log(`${label}: payment(merchantUid) at ${opts.connections} connections for ${opts.durationSeconds} s`);
+  const payment = await load({ ...common, bodies: keys.merchantUids.map((m) => JSON.stringify({ query: PAYMENT_QUERY, variables: { merchantUid: m } })) });
+  log(`${label}: ${fmtLoad(payment)}`);
+  log(`${label}: payments(customerUid, first: 20) at ${opts.connections} connections for ${opts.durationSeconds} s`);
+  const payments = await load({ ...common, bodies: keys.customers.map((c) => JSON.stringify({ query: PAYMENTS_QUERY, variables: { customerUid: c } })) });
+  log(`${label}: ${fmtLoad(payments)}`);
+  for (const [name, r] of [["payment", payment], ["payments", payments]] as const) {
+    if (r.errors > 0 || r.non2xx > 0) throw new Error(`${label} ${name}: ${r.errors} errors and ${r.non2xx} non-2xx answers under load`);
+  }
+  return { payment, payments };
+}
+
+const fmtLoad = (r: LoadResult) => `${r.rps.toFixed(0)} req/s, p50 ${r.p50} ms, p99 ${r.p99} ms (${r.requests} requests)`;
+
+/** The same answer from both servers (the raw one is a fair limit only if it does the same lookup). */
+async function compareAnswers(server: string, raw: string, keys: ReadKeys): Promise<string[]> {
+  const diffs: string[] = [];
+  for (const [q, v] of [
+    [PAYMENT_QUERY, { merchantUid: keys.merchantUids[0] }],
+    [PAYMENTS_QUERY, { customerUid: keys.customers[0] }],
+  ] as const) {
+    const a = JSON.stringify(await gql(server, q, v));
+    const b = JSON.stringify(await gql(raw, q, v));
+    if (a !== b) diffs.push(`server ${a.slice(0, 200)} vs raw ${b.slice(0, 200)}`);
+  }
+  return diffs;
+}
+
+// ---- 2 and 3: renewal bursts ------------------------------------------------------------
+
+interface BurstFigures {
+  renewals: number;
+  seconds: number;
+  perSecond: number;
+  /** advance answered after every webhook was answered (or failed). */
+  advanceSeconds: number;
+  webhooks: { delivered: number; failed: number; dropped: number };
+  duplicates: number;
+  losses: number;
+  problems: string[];
+  setupSeconds: number;
+  peakRssMiB: number;
+  maxSampledRssMiB: number;
+}
+
+/** Moves the emulator's clock and measures until `done()` holds (polled while it runs when the database allows). */
+async function runBurst(
+  db: BenchDb,
+  emulator: Emulator,
+  pid: number,
+  seconds: number,
+  done: () => Promise<boolean>,
+): Promise<Pick<BurstFigures, "seconds" | "advanceSeconds" | "webhooks" | "peakRssMiB" | "maxSampledRssMiB">> {
+  const memory = sampleMemory(pid);
+  const t0 = performance.now();
+  let advancedAt: number | null = null;
+  const advance = httpJson<{ executed: unknown[]; webhooks: BurstFigures["webhooks"] }>(
+    "POST",
+    `${emulator.url}/__emulator/clock/advance`,
+    { seconds },
+    { timeoutMs: 30 * 60_000 },
+  ).then((r) => {
+    advancedAt = performance.now();
+    return r;
+  });
+  let doneAt: number | null = null;
+  if (db.concurrentQueries) {
+    while (doneAt === null && advancedAt === null) {
+      if (await done()) doneAt = performance.now();
+      else await sleep(50);
+    }
+  }
+  const r = await advance;
+  if (r.status !== 200) throw new Error(`advance answered ${r.status}: ${JSON.stringify(r.body).slice(0, 300)}`);
+  // Every webhook was answered; give stragglers (there should be none) 30 s more.
+  const deadline = performance.now() + 30_000;
+  while (doneAt === null && performance.now() < deadline) {
+    if (await done()) doneAt = performance.now();
+    else await sleep(50);
+  }
+  const mem = memory.stop();
+  const end = Math.max(doneAt ?? performance.now(), advancedAt!);
+  return {
+    seconds: (end - t0) / 1000,
+    advanceSeconds: (advancedAt! - t0) / 1000,
+    webhooks: r.body.webhooks,
+    peakRssMiB: mem.peakMiB,
+    maxSampledRssMiB: mem.maxRssMiB,
+  };
+}
+
+/** `customer_uid in (prefix0 .. prefix{n-1})`, with $1 = prefix and $2 = n. */
+const CUSTOMERS_IN = `(select $1::text || g from generate_series(0, $2::int - 1) g)`;
+
+async function serverBurst(db: BenchDb, label: string, prefix: string, latencyMs: number): Promise<BurstFigures> {
+  const n = opts.burst;
+  const emulator = await startEmulator(latencyMs);
+  const server = await startBillingServer(db, emulator, `server-${label.replace(/\W+/g, "-")}`);
+  try {
+    log(`${label}: ${n} subscriptions through GraphQL (registerCard, startSubscription interval DAY)`);
+    const setupStart = performance.now();
+    const customers = Array.from({ length: n }, (_, i) => `${prefix}${i}`);
+    await forEachLimit(customers, 32, async (customerUid) => {
+      await gql(server.url, REGISTER_CARD, { input: { customerUid, ...CARD } });
+      const s = await gql<{ startSubscription: { status: string; statusReason: string | null } }>(server.url, START_SUBSCRIPTION, {
+        input: { customerUid, name: "Bench daily", amount: 9900, interval: "DAY" },
+      });
+      if (s.startSubscription.status !== "ACTIVE") throw new Error(`subscription of ${customerUid} is ${s.startSubscription.status}: ${s.startSubscription.statusReason}`);
+    });
+    const setupSeconds = (performance.now() - setupStart) / 1000;
+    const [due] = await db.query<{ n: string; last: number }>(
+      `select count(*) as n, extract(epoch from max(scheduled_at))::float8 as last from payments
+        where customer_uid in ${CUSTOMERS_IN} and period = 2 and status = 'SCHEDULED'`,
+      [prefix, n],
+    );
+    if (Number(due.n) !== n) throw new Error(`${label}: ${due.n} of ${n} second periods scheduled after setup`);
+    const seconds = Math.ceil(due.last - (await emulatorNow(emulator))) + 1;
+    log(`${label}: setup took ${setupSeconds.toFixed(1)} s; advancing the emulator's clock by ${seconds} s: ${n} renewals due at once`);
+
+    const done = async () => {
+      const [r] = await db.query<{ paid: string; next: string }>(
+        `select count(*) filter (where period = 2 and status = 'PAID') as paid, count(*) filter (where period = 3 and status = 'SCHEDULED') as next
+           from payments where customer_uid in ${CUSTOMERS_IN}`,
+        [prefix, n],
+      );
+      return Number(r.paid) >= n && Number(r.next) >= n;
+    };
+    const b = await runBurst(db, emulator, server.child.pid, seconds, done);
+    server.child.assertAlive();
+
+    // Exactly one PAID renewal and one next schedule per subscription, in the database and at the emulator.
+    const problems: string[] = [];
+    let duplicates = 0;
+    let losses = 0;
+    const subs = await db.query<{ id: string; customer_uid: string; status: string; current_period: number; next_merchant_uid: string | null; paid2: string; rows2: string; sched3: string; rows3: string; later: string }>(
+      `select s.id, s.customer_uid, s.status, s.current_period, s.next_merchant_uid,
+              count(p.id) filter (where p.period = 2 and p.status = 'PAID') as paid2,
+              count(p.id) filter (where p.period = 2) as rows2,
+              count(p.id) filter (where p.period = 3 and p.status = 'SCHEDULED') as sched3,
+              count(p.id) filter (where p.period = 3) as rows3,
+              count(p.id) filter (where p.period > 3) as later
+         from subscriptions s left join payments p on p.subscription_id = s.id
+        where s.customer_uid in ${CUSTOMERS_IN}
+        group by s.id`,
+      [prefix, n],
+    );
+    if (subs.length !== n) problems.push(`${subs.length} subscriptions in the database, ${n} expected`);
+    losses += Math.max(0, n - subs.length);
+    const nextByCustomer = new Map<string, string | null>();
+    for (const s of subs) {
+      nextByCustomer.set(s.customer_uid, s.next_merchant_uid);
+      const paid2 = Number(s.paid2);
+      const sched3 = Number(s.sched3);
+      duplicates += Math.max(0, paid2 - 1) + Math.max(0, sched3 - 1) + Math.max(0, Number(s.rows3) - 1) + Number(s.later);
+      if (paid2 === 0 || sched3 === 0) losses += 1;
+      const expectedNext = `sub_${s.id}_p3_a1`;
+      if (s.status !== "ACTIVE" || s.current_period !== 2 || s.next_merchant_uid !== expectedNext || Number(s.rows2) !== 1) {
+        if (problems.length < 5) problems.push(`${s.id}: ${s.status}, period ${s.current_period}, next ${s.next_merchant_uid}, ${s.rows2} rows for period 2`);
+      }
+    }
+    const emu = await checkEmulator(emulator, customers, (c) => nextByCustomer.get(c) ?? null, (m) => /_p2_a1$/.test(m));
+    duplicates += emu.duplicates;
+    losses += emu.losses;
+    problems.push(...emu.problems);
+    const figures: BurstFigures = { renewals: n, ...b, perSecond: n / b.seconds, duplicates, losses, problems, setupSeconds };
+    log(`${label}: ${fmtBurst(figures)}`);
+    return figures;
+  } finally {
+    await server.child.stop();
+    await emulator.child.stop();
+  }
+}
+
+/** At the emulator: one paid execution and exactly one pending schedule (the one the database names) per customer. */
+async function checkEmulator(
+  emulator: Emulator,
+  customers: string[],
+  expectedNext: (customer: string) => string | null,
+  isRenewal: (merchantUid: string) => boolean,
+): Promise<{ duplicates: number; losses: number; problems: string[] }> {
+  const executed = await listSchedules(emulator, "executed");
+  const pending = await listSchedules(emulator, "scheduled");
+  const paid = new Map<string, number>();
+  for (const s of executed) if (s.payment_status === "paid" && isRenewal(s.merchant_uid)) paid.set(s.customer_uid, (paid.get(s.customer_uid) ?? 0) + 1);
+  const next = new Map<string, string[]>();
+  for (const s of pending) next.set(s.customer_uid, [...(next.get(s.customer_uid) ?? []), s.merchant_uid]);
+  let duplicates = 0;
+  let losses = 0;
+  const problems: string[] = [];
+  for (const c of customers) {
+    const p = paid.get(c) ?? 0;
+    const q = next.get(c) ?? [];
+    duplicates += Math.max(0, p - 1) + Math.max(0, q.length - 1);
+    if (p === 0 || q.length === 0) losses += 1;
+    const want = expectedNext(c);
+    if (q.length === 1 && want !== q[0]) {
+      losses += 1;
+      if (problems.length < 5) problems.push(`${c}: the emulator has ${q[0]} pending, the database names ${want}`);
+    }
+  }
+  return { duplicates, losses, problems };
+}
+
+async function seedBurst(db: BenchDb, label: string, prefix: string, latencyMs: number): Promise<BurstFigures> {
+  const n = opts.burst;
+  const emulator = await startEmulator(latencyMs);
+  const seed = await startSeedHandler(db, emulator);
+  try {
+    log(`${label}: ${n} billing keys and schedules registered with the emulator directly`);
+    const setupStart = performance.now();
+    const token = await iamportToken(emulator);
+    const at = (await emulatorNow(emulator)) + PERIOD_SECONDS;
+    const customers = Array.from({ length: n }, (_, i) => `${prefix}${i}`);
+    await forEachLimit(customers, 32, async (c) => {
+      await iamport(emulator, "POST", `/subscribe/customers/${c}`, token, {
+        card_number: CARD.cardNumber,
+        expiry: CARD.expiry,
+        birth: CARD.birth,
+        pwd_2digit: CARD.pwd2digit,
+      });
+      await iamport(emulator, "POST", "/subscribe/payments/schedule", token, {
+        customer_uid: c,
+        schedules: [{ merchant_uid: `${c}_p2`, schedule_at: at, amount: 9900, name: "Bench daily", notice_url: `${seed.url}/iamport-callback/schedule` }],
+      });
+    });
+    await db.query(
+      `insert into seed_subscriptions (customer_uid, period, status, next_merchant_uid, next_payment_at)
+       select c, 1, 'paid', c || '_p2', to_timestamp($3) from ${CUSTOMERS_IN} as t(c)`,
+      [prefix, n, at],
+    );
+    const setupSeconds = (performance.now() - setupStart) / 1000;
+    const seconds = at - (await emulatorNow(emulator)) + 1;
+    log(`${label}: advancing the emulator's clock by ${seconds} s: ${n} renewals due at once`);
+    const done = async () => {
+      const [r] = await db.query<{ paid: string }>(
+        `select count(*) as paid from seed_subscriptions where customer_uid in ${CUSTOMERS_IN} and period = 2 and status = 'paid'`,
+        [prefix, n],
+      );
+      return Number(r.paid) >= n;
+    };
+    const b = await runBurst(db, emulator, seed.child.pid, seconds, done);
+    seed.child.assertAlive();
+    const rows = await db.query<{ customer_uid: string; period: number; status: string; next_merchant_uid: string | null }>(
+      `select customer_uid, period, status, next_merchant_uid from seed_subscriptions where customer_uid in ${CUSTOMERS_IN}`,
+      [prefix, n],
+    );
+    const nextByCustomer = new Map(rows.map((r) => [r.customer_uid, r.next_merchant_uid]));
+    let losses = rows.filter((r) => r.period !== 2 || r.status !== "paid").length + Math.max(0, n - rows.length);
+    const emu = await checkEmulator(emulator, customers, (c) => nextByCustomer.get(c) ?? null, (m) => /_p2$/.test(m));
+    losses += emu.losses;
+    const figures: BurstFigures = { renewals: n, ...b, perSecond: n / b.seconds, duplicates: emu.duplicates, losses, problems: emu.problems, setupSeconds };
+    log(`${label}: ${fmtBurst(figures)}`);
+    return figures;
+  } finally {
+    await seed.child.stop();
+    await emulator.child.stop();
+  }
+}
+
+const fmtBurst = (b: BurstFigures) =>
+  `${b.renewals} renewals in ${b.seconds.toFixed(2)} s = ${b.perSecond.toFixed(1)}/s; webhooks ${JSON.stringify(b.webhooks)}; ` +
+  `${b.duplicates} duplicates, ${b.losses} losses; peak RSS ${b.peakRssMiB.toFixed(0)} MiB${b.problems.length ? `; problems: ${b.problems.join("; ")}` : ""}`;
+
+// ---- 4: bulk load --------------------------------------------------------------------------
+
+async function bulkLoad(db: BenchDb, rows: number): Promise<number> {
+  const customers = Math.max(1, Math.floor(rows / 100));
+  const chunk = 100_000;
+  const started = performance.now();
+  for (let from = 1; from <= rows; from += chunk) {
+    const to = Math.min(rows, from + chunk - 1);
+    await db.query(
+      `insert into payments (merchant_uid, imp_uid, customer_uid, name, amount, paid_amount, cancelled_amount, currency, status, kind, pay_method,
+                             fail_reason, paid_at, failed_at, receipt_url, iamport, checked_at, created_at, updated_at)
+       select 'bulk_' || g, 'imps_bulk' || g, 'bulkcust' || (g % $3::int), 'Bulk monthly', 9900,
+              case when g % 10 = 0 then null else 9900 end, 0, 'KRW',
+              case when g % 10 = 0 then 'FAILED' else 'PAID' end, case when g % 3 = 0 then 'SCHEDULE' else 'AGAIN' end, 'card',
+              case when g % 10 = 0 then '한도초과' end,
+              case when g % 10 = 0 then null else now() - (g || ' minutes')::interval end,
+              case when g % 10 = 0 then now() - (g || ' minutes')::interval end,
+              'https://example.invalid/receipt', ${IAMPORT_TEMPLATE}, now(), now() - (g || ' minutes')::interval, now()
+         from generate_series($1::int, $2::int) g`,
+      [from, to, customers],
+    );
+    log(`bulk load: ${to} of ${rows} rows (${((performance.now() - started) / 1000).toFixed(0)} s)`);
+  }
+  await db.exec("vacuum analyze payments");
+  const [c] = await db.query<{ n: string; size: string }>(`select count(*) as n, pg_size_pretty(pg_total_relation_size('payments')) as size from payments`);
+  log(`payments table: ${c.n} rows, ${c.size} with indexes`);
+  return Number(c.n);
+}
+
+// ---- the table ----------------------------------------------------------------------------
+
+interface Row {
+  figure: string;
+  project: string;
+  reference: string;
+  ratio: string;
+  target: string;
+  met: "yes" | "NO" | "—";
+}
+
+const rows: Row[] = [];
+const f0 = (n: number) => n.toFixed(0);
+const f1 = (n: number) => n.toFixed(1);
+const f2 = (n: number) => n.toFixed(2);
+function row(figure: string, project: string, reference: string, ratio: number | null, target: string, met: boolean | null): void {
+  rows.push({ figure, project, reference, ratio: ratio === null ? "" : ratio.toFixed(2), target, met: met === null ? "—" : met ? "yes" : "NO" });
+}
+
+function printTable(): string {
+  const head: Row = { figure: "figure", project: "this server", reference: "reference", ratio: "ratio", target: "target", met: "—" };
+  const cols = ["figure", "project", "reference", "ratio", "target", "met"] as const;
+  const all = [head, ...rows];
+  const width = cols.map((c) => Math.max(...all.map((r) => (c === "met" && r === head ? 4 : r[c].length))));
+  const line = (r: Row) => `| ${cols.map((c, i) => (c === "met" && r === head ? "met" : r[c]).padEnd(width[i])).join(" | ")} |`;
+  const out = [line(head), `|${width.map((w) => "-".repeat(w + 2)).join("|")}|`, ...rows.map(line)].join("\n");
+  console.log(out);
+  return out;
+}
+
+// ---- main -------------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  const startedAt = new Date();
+  const t0 = performance.now();
+  const loadBefore = loadAverage();
+  if (opts.profileDir) fs.mkdirSync(opts.profileDir, { recursive: true });
+  const adminUrl = process.env.DATABASE_URL || undefined;
+  const db = await openBenchDb(adminUrl, 10);
+  log(`database: ${db.describe()}`);
+  log(`machine: ${os.cpus().length} CPUs, load average ${loadBefore.join(" ")}; options ${JSON.stringify({ ...opts, phases: [...opts.phases] })}`);
+  const results: Record<string, unknown> = {};
+  let failure: string | null = null;
+  try {
+    // The schema: the server migrates the database at its first start.
+    {
+      const emulator = await startEmulator(0);
+      const server = await startBillingServer(db, emulator, "server-migrate");
+      await server.child.stop();
+      await emulator.child.stop();
+      await db.exec(`create table if not exists seed_subscriptions (
+        customer_uid varchar(80) primary key, period int not null, status text not null, imp_uid text, payment jsonb,
+        paid_at timestamptz, next_merchant_uid varchar(80), next_payment_at timestamptz, updated_at timestamptz not null default now())`);
+    }
+
+    // 2. Renewal burst.
+    if (opts.phases.has("burst")) {
+      const server = await serverBurst(db, "burst: server", "bs0c", 0);
+      const seed = await seedBurst(db, "burst: seed handler", "bh0c", 0);
+      results.burst = { server, seed };
+      const ratio = server.perSecond / seed.perSecond;
+      row(`renewal burst, ${server.renewals} due at once: renewals/s`, f1(server.perSecond), f1(seed.perSecond), ratio, "≥ 1.5× seed", ratio >= 1.5);
+      row(`  time until all PAID and next scheduled (s)`, f2(server.seconds), f2(seed.seconds), seed.seconds / server.seconds, "1,000 within 30 s", server.renewals >= 1000 ? server.seconds * (1000 / server.renewals) <= 30 : null);
+      row(`  duplicates / losses (DB and emulator)`, `${server.duplicates} / ${server.losses}`, `${seed.duplicates} / ${seed.losses}`, null, "0 / 0", server.duplicates === 0 && server.losses === 0);
+      row(`  peak RSS (MiB, VmHWM)`, f0(server.peakRssMiB), f0(seed.peakRssMiB), server.peakRssMiB / seed.peakRssMiB, "< 400 MiB", server.peakRssMiB < 400);
+      if (server.duplicates || server.losses) failure = `renewal burst: ${server.duplicates} duplicates and ${server.losses} losses (${server.problems.join("; ")})`;
+    }
+
+    // 1. GraphQL reads on the small table, then the raw limit on the same rows.
+    let keys: ReadKeys | null = null;
+    if (opts.phases.has("read") || opts.phases.has("scale")) keys = await insertReadRows(db);
+    let small: { server: ReadFigures; raw: ReadFigures; rows: number } | null = null;
+    if (opts.phases.has("read") || opts.phases.has("scale")) {
+      const [{ n }] = await db.query<{ n: string }>("select count(*) as n from payments");
+      const emulator = await startEmulator(0);
+      const server = await startBillingServer(db, emulator, "server-read-small");
+      let serverReads: ReadFigures;
+      let rawReads: ReadFigures;
+      let diffs: string[] = [];
+      try {
+        serverReads = await measureReads(`read (${n} payments): server`, server.url, keys!);
+        if (db.kind === "postgres") {
+          // Both up at once only where the database allows it: the raw server must give the same answers.
+          const raw = await startRawServer(db);
+          diffs = await compareAnswers(server.url, raw.url, keys!).finally(() => raw.child.stop());
+        }
+      } finally {
+        await server.child.stop();
+        await emulator.child.stop();
+      }
+      const raw = await startRawServer(db);
+      try {
+        rawReads = await measureReads(`read (${n} payments): raw node:http + pg`, raw.url, keys!);
+      } finally {
+        await raw.child.stop();
+      }
+      if (diffs.length) log(`WARNING: the raw server's answers differ from the server's: ${diffs.join(" | ")}`);
+      small = { server: serverReads, raw: rawReads, rows: Number(n) };
+      results.read = { rows: Number(n), server: small.server, raw: small.raw, answersDiffer: diffs };
+      const s = small.server;
+      const r = small.raw;
+      row(`GraphQL payment(merchantUid), ${opts.connections} conns: req/s`, f0(s.payment.rps), f0(r.payment.rps), s.payment.rps / r.payment.rps, "≥ 0.35 of raw", s.payment.rps / r.payment.rps >= 0.35);
+      row(`  p50 / p99 latency (ms)`, `${s.payment.p50} / ${s.payment.p99}`, `${r.payment.p50} / ${r.payment.p99}`, null, "p99 < 20 ms", s.payment.p99 < 20);
+      row(`GraphQL payments(customerUid, first: 20): req/s`, f0(s.payments.rps), f0(r.payments.rps), s.payments.rps / r.payments.rps, "(≥ 0.35 of raw)", s.payments.rps / r.payments.rps >= 0.35);
+      row(`  p50 / p99 latency (ms)`, `${s.payments.p50} / ${s.payments.p99}`, `${r.payments.p50} / ${r.payments.p99}`, null, "(p99 < 20 ms)", s.payments.p99 < 20);
+    }
+
+    // 3. Upstream latency.
+    if (opts.phases.has("latency")) {
+      const server = await serverBurst(db, `burst +${opts.latencyMs} ms: server`, "ls0c", opts.latencyMs);
+      const seed = await seedBurst(db, `burst +${opts.latencyMs} ms: seed handler`, "lh0c", opts.latencyMs);
+      results.latency = { latencyMs: opts.latencyMs, server, seed };
+      const ratio = server.perSecond / seed.perSecond;
+      row(`renewal burst, +${opts.latencyMs} ms per Iamport call: renewals/s`, f1(server.perSecond), f1(seed.perSecond), ratio, "(≥ 1.5× seed)", ratio >= 1.5);
+      row(`  time (s) / duplicates / losses`, `${f2(server.seconds)} / ${server.duplicates} / ${server.losses}`, `${f2(seed.seconds)} / ${seed.duplicates} / ${seed.losses}`, null, "0 / 0", server.duplicates === 0 && server.losses === 0);
+      row(`  peak RSS (MiB)`, f0(server.peakRssMiB), f0(seed.peakRssMiB), server.peakRssMiB / seed.peakRssMiB, "< 400 MiB", server.peakRssMiB < 400);
+      if (server.duplicates || server.losses) failure ??= `latency burst: ${server.duplicates} duplicates and ${server.losses} losses (${server.problems.join("; ")})`;
+    }
+
+    // 4. Scale of data.
+    if (opts.phases.has("scale") && small) {
+      log(`bulk load: ${opts.rows} payments`);
+      const total = await bulkLoad(db, opts.rows);
+      const emulator = await startEmulator(0);
+      const server = await startBillingServer(db, emulator, "server-read-large");
+      let large: ReadFigures;
+      try {
+        large = await measureReads(`read (${total} payments): server`, server.url, keys!);
+      } finally {
+        await server.child.stop();
+        await emulator.child.stop();
+      }
+      const raw = await startRawServer(db);
+      let rawLarge: ReadFigures;
+      try {
+        rawLarge = await measureReads(`read (${total} payments): raw node:http + pg`, raw.url, keys!);
+      } finally {
+        await raw.child.stop();
+      }
+      results.scale = { rows: total, server: large, raw: rawLarge };
+      const a = large.payment.rps / small.server.payment.rps;
+      const b = large.payments.rps / small.server.payments.rps;
+      row(`payment(merchantUid) with ${total} payments: req/s`, f0(large.payment.rps), `${f0(small.server.payment.rps)} (${small.rows} rows)`, a, "within 20% of small", a >= 0.8);
+      row(`  p50 / p99 (ms); raw at this size: ${f0(rawLarge.payment.rps)} req/s`, `${large.payment.p50} / ${large.payment.p99}`, `${small.server.payment.p50} / ${small.server.payment.p99}`, null, "", null);
+      row(`payments(customerUid, first: 20) with ${total}: req/s`, f0(large.payments.rps), `${f0(small.server.payments.rps)} (${small.rows} rows)`, b, "within 20% of small", b >= 0.8);
+      row(`  p50 / p99 (ms); raw at this size: ${f0(rawLarge.payments.rps)} req/s`, `${large.payments.p50} / ${large.payments.p99}`, `${small.server.payments.p50} / ${small.server.payments.p99}`, null, "", null);
+    }
+  } catch (e) {
+    await stopAllChildren();
+    await db.close().catch(() => undefined);
+    throw e;
+  }
+  await db.close();
+
+  const seconds = (performance.now() - t0) / 1000;
+  const loadAfter = loadAverage();
+  console.log("");
+  console.log(`Benchmark ${quick ? "(quick) " : ""}of ${startedAt.toISOString()}: ${db.describe()}; ${os.cpus().length} CPUs; load average before ${loadBefore.join(" ")}, after ${loadAfter.join(" ")}; ${seconds.toFixed(0)} s`);
+  const table = printTable();
+  const out = {
+    date: startedAt.toISOString(),
+    quick,
+    seconds,
+    machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memoryGiB: os.totalmem() / 2 ** 30, node: process.version, loadBefore, loadAfter },
+    database: db.describe(),
+    options: { ...opts, phases: [...opts.phases] },
+    table: rows,
+    tableText: table,
+    results,
+  };
+  fs.mkdirSync(path.dirname(argv.json!), { recursive: true });
+  fs.writeFileSync(argv.json!, `${JSON.stringify(out, null, 2)}\n`);
+  console.log(`\nfigures written to ${path.relative(process.cwd(), argv.json!)}`);
+  if (failure) {
+    console.error(`FAILED: ${failure}`);
+    process.exitCode = 1;
+  }
+}
+
+main().catch(async (e: unknown) => {
+  console.error(`bench crashed: ${(e as Error).stack ?? String(e)}`);
+  await stopAllChildren();
+  process.exit(1);
+});
