@@ -30,13 +30,15 @@ function ormDb(orm: MikroORM): PgBoss.Db {
 /**
  * Runs reconciliation every `intervalSeconds` through a pg-boss queue on the
  * same database: every server process enqueues with a singleton key per
- * interval and works the queue, so several processes share the work without
- * doing a run twice, and one process alone also works.
+ * interval (one job per interval, whoever sends it) and works the queue, so
+ * several processes share the work without doing a run twice, and one
+ * process alone also works.
  */
 export class Reconciler {
   private boss?: PgBoss;
   private timer?: NodeJS.Timeout;
   private running?: Promise<ReconcileReport>;
+  private queued?: Promise<ReconcileReport>;
 
   constructor(
     private readonly orm: MikroORM,
@@ -56,7 +58,13 @@ export class Reconciler {
     });
     boss.on("error", (err) => this.logger.warn({ err: err.message }, "pg-boss error"));
     await boss.start();
-    await boss.createQueue(QUEUE, { name: QUEUE, policy: "singleton", retryLimit: 0, expireInSeconds: Math.max(60, this.intervalSeconds * 5) });
+    // "short": at most one run waits in the queue, whoever enqueued it. Not "singleton": its one-active-job
+    // rule keeps a job taken by a process that died mid-run blocking every later run until the job
+    // expires, i.e. reconciliation would stall for minutes exactly when a crash needs it. Two runs
+    // overlapping (a run longer than the interval) are harmless: every step is idempotent under row locks.
+    const queue = { name: QUEUE, policy: "short", retryLimit: 0, expireInSeconds: Math.max(60, this.intervalSeconds * 5) } as const;
+    await boss.createQueue(QUEUE, queue);
+    await boss.updateQueue(QUEUE, queue); // a queue created by an earlier version keeps its old policy otherwise
     await boss.work(QUEUE, { pollingIntervalSeconds: Math.max(0.5, Math.min(this.intervalSeconds, 2)) }, async () => {
       await this.runOnce();
     });
@@ -70,20 +78,35 @@ export class Reconciler {
     this.timer.unref();
   }
 
-  /** One reconciliation run in this process (also used by tests and the queue worker). */
+  /**
+   * One reconciliation run in this process (also used by tests and the queue
+   * worker). Runs never overlap: a caller arriving during a run gets a fresh
+   * run after it (shared by everyone who asked meanwhile), because the run in
+   * progress may have read the database before the caller's change.
+   */
   runOnce(): Promise<ReconcileReport> {
-    // Runs in one process never overlap; pg-boss's singleton policy keeps processes apart.
-    this.running ??= this.service
+    if (this.running) {
+      this.queued ??= this.running
+        .catch(() => undefined)
+        .then(() => {
+          this.queued = undefined;
+          return this.runOnce();
+        });
+      return this.queued;
+    }
+    const run = this.service
       .runOnce({ em: this.orm.em.fork(), requestId: `reconcile-${Date.now()}`, log: this.logger.child({ job: "reconcile" }) })
       .finally(() => {
-        this.running = undefined;
+        if (this.running === run) this.running = undefined;
       });
-    return this.running;
+    this.running = run;
+    return run;
   }
 
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     if (this.boss) await this.boss.stop({ graceful: true, wait: true, timeout: 10_000 });
+    if (this.queued) await this.queued.catch(() => undefined);
     if (this.running) await this.running.catch(() => undefined);
   }
 }
