@@ -118,7 +118,7 @@ describe("cancelSubscription at the period end", () => {
 
 describe("cancelSubscription racing a renewal", () => {
   it("never leaves a schedule at Iamport when cancels arrive while the renewals' webhooks are processed", async () => {
-    const subs = [];
+    const subs: Awaited<ReturnType<typeof startSub>>[] = [];
     for (let i = 0; i < 6; i++) subs.push(await startSub(h, { customerUid: await registerCard(h, uid("c")), interval: "DAY" }));
     const due = Math.max(...subs.map((s) => unix(s.nextPaymentAt!)));
     // Iamport runs all six renewals and delivers their webhooks while the merchant cancels all six.
