@@ -96,7 +96,7 @@ export class CardService {
   }
 
   async get(ctx: Ctx, customerUid: string): Promise<Card | null> {
-    return ctx.em.findOne(Card, { customerUid });
+    return ctx.em.findOne(Card, { customerUid: checkUid("customerUid", customerUid) });
   }
 
   /** The active card of a customer, or NOT_FOUND. */

@@ -511,9 +511,10 @@ export class PaymentService {
 
   async find(ctx: Ctx, by: { merchantUid?: string | null; impUid?: string | null }): Promise<Payment | null> {
     if (!by.merchantUid && !by.impUid) throw new BadUserInputError("merchantUid", "give merchantUid or impUid");
+    // Validated like everything else: a value no uid can have (a NUL byte) would otherwise fail in SQL.
     const where: FilterQuery<Payment> = {};
-    if (by.merchantUid) where.merchantUid = by.merchantUid;
-    if (by.impUid) where.impUid = by.impUid;
+    if (by.merchantUid) where.merchantUid = checkUid("merchantUid", by.merchantUid);
+    if (by.impUid) where.impUid = checkUid("impUid", by.impUid);
     return ctx.em.findOne(Payment, where);
   }
 
@@ -521,8 +522,8 @@ export class PaymentService {
   async list(ctx: Ctx, filter: PaymentFilter, first: number, after?: string | null): Promise<Page<Payment>> {
     const limit = checkFirst(first);
     const where: FilterQuery<Payment> = {};
-    if (filter.customerUid) where.customerUid = filter.customerUid;
-    if (filter.subscriptionId) where.subscription = filter.subscriptionId;
+    if (filter.customerUid) where.customerUid = checkUid("customerUid", filter.customerUid);
+    if (filter.subscriptionId) where.subscription = checkUid("subscriptionId", filter.subscriptionId);
     if (filter.status) where.status = filter.status;
     if (after !== undefined && after !== null) {
       const key = decodeCursor("after", after);

@@ -72,6 +72,24 @@ export function checkUid(field: string, value: string): string {
   return v;
 }
 
+/** True when `value` would pass checkUid (for hints that are ignored rather than refused when malformed). */
+export function isUid(value: string): boolean {
+  const v = value.trim();
+  return v.length > 0 && v.length <= 80 && UID.test(v);
+}
+
+/**
+ * Free text received from outside (browser query strings) made safe to store:
+ * PostgreSQL refuses NUL in text and jsonb, and lone UTF-16 surrogates in jsonb.
+ */
+export function storableText(value: string, maxLength: number): string {
+  return value
+    .slice(0, maxLength)
+    // eslint-disable-next-line no-control-regex -- control characters are exactly what is removed here
+    .replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/g, "")
+    .replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, "\uFFFD");
+}
+
 /** A merchant_uid this server sends to Iamport: a uid of at most 40 characters (Iamport cuts longer ones). */
 export const MERCHANT_UID_MAX = 40;
 export function checkMerchantUid(field: string, value: string): string {

@@ -58,6 +58,8 @@ export class WebhookService {
     const merchantUid = merchant === undefined ? undefined : checkUid("merchant_uid", merchant);
     const status = str("status");
     if (status !== undefined && status.length > 40) throw new BadUserInputError("status", "is too long");
+    // Iamport's statuses are words; anything else (NUL, lone surrogates) could not even be stored.
+    if (status !== undefined && !/^[\p{L}\p{N}_.:\- ]+$/u.test(status)) throw new BadUserInputError("status", "is not a payment status");
     return { impUid, merchantUid, claimedStatus: status };
   }
 

@@ -2,7 +2,7 @@ import express, { NextFunction, Request, Response, Router } from "express";
 import type { Config } from "../config";
 import type { Services } from "../billing/services";
 import type { EventSource, Notice } from "../billing/webhook.service";
-import { checkUid } from "../billing/validation";
+import { isUid, storableText } from "../billing/validation";
 import { WebhookEvent } from "../db/entities";
 import { AppError, BadUserInputError, httpStatusOf, toAppError } from "../errors";
 import { presentCard, presentPayment } from "./present";
@@ -56,11 +56,11 @@ export function restRoutes(services: Services, config: Config): Router {
     "/payments/complete",
     route(async (req, res) => {
       const body = bodyOf(req);
-      const notice: Notice = {
-        impUid: stringField(body, "imp_uid", true),
-        merchantUid: stringField(body, "merchant_uid", true),
-      };
-      services.webhooks.parseNotice({ imp_uid: notice.impUid, merchant_uid: notice.merchantUid });
+      // Validated (and trimmed) like a webhook; the trimmed values are what is recorded and verified.
+      const notice: Notice = services.webhooks.parseNotice({
+        imp_uid: stringField(body, "imp_uid", true),
+        merchant_uid: stringField(body, "merchant_uid", true),
+      });
       const result = await services.webhooks.handle(req.ctx, "complete", notice, { remoteIp: req.ip, claimMerchantUid: true });
       if (result.kind === "retry") throw result.error;
       if (result.kind === "ignored") {
@@ -77,11 +77,16 @@ export function restRoutes(services: Services, config: Config): Router {
     "/payments/complete/mobile",
     route(async (req, res) => {
       const q = req.query as Record<string, unknown>;
-      const one = (k: string): string | undefined => (typeof q[k] === "string" && q[k] !== "" ? (q[k] as string).slice(0, 200) : undefined);
-      const impUid = one("imp_uid");
-      // Stored and echoed into the redirect: only a well-formed merchant_uid (else 400).
-      const rawMerchantUid = one("merchant_uid");
-      const merchantUid = rawMerchantUid === undefined ? undefined : checkUid("merchant_uid", rawMerchantUid);
+      // Browsers bring whatever the URL held: stored values are made storable (no NUL, no lone surrogate).
+      const raw = (k: string): string | undefined => (typeof q[k] === "string" && q[k] !== "" ? (q[k] as string).slice(0, 200) : undefined);
+      const one = (k: string): string | undefined => {
+        const v = raw(k);
+        return v === undefined ? undefined : storableText(v, 200);
+      };
+      const impUid = raw("imp_uid"); // validated by parseNotice below (400 when malformed)
+      // A hint that is stored and echoed into the redirect: a malformed one is ignored (the customer still gets an answer).
+      const rawMerchantUid = raw("merchant_uid");
+      const merchantUid = rawMerchantUid !== undefined && isUid(rawMerchantUid) ? rawMerchantUid.trim() : undefined;
       const success = one("imp_success") ?? one("success");
       const errorMsg = one("error_msg");
       let answer: { merchant_uid: string | null; status: string; outcome?: string; message: string };

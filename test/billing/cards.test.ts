@@ -158,6 +158,9 @@ describe("card query", () => {
     const none = await h.gql(CARD, { customerUid: uid("nobody") });
     expect(none.errors).toBeUndefined();
     expect(none.data).toEqual({ card: null });
+    // A value no customerUid can have is the caller's mistake, not a database error.
+    const nul = await h.gql(CARD, { customerUid: "a\u0000b" });
+    expect(nul.errors?.[0].extensions).toMatchObject({ code: "BAD_USER_INPUT", field: "customerUid" });
   });
 });
 

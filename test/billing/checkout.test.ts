@@ -304,6 +304,16 @@ describe("POST /payments/complete (desktop callback)", () => {
     expect((await events(imp_uid))[0]).toMatchObject({ source: "complete", outcome: "PAID" });
   });
 
+  it("trims the ids it is sent: the trimmed ones are verified and recorded", async () => {
+    const order = await prepare(4700);
+    await dropNextWebhook();
+    const { imp_uid } = await checkout(order.merchantUid, 4700);
+    const r = await h.http.post("/payments/complete", { imp_uid: ` ${imp_uid} `, merchant_uid: ` ${order.merchantUid}\t` });
+    expect(r.status).toBe(200);
+    expect(r.data).toMatchObject({ status: "success", outcome: "PAID" });
+    expect(await events(imp_uid)).toEqual([expect.objectContaining({ source: "complete", outcome: "PAID", merchant_uid: order.merchantUid })]);
+  });
+
   it("accepts a form body", async () => {
     const order = await prepare(4600);
     const { imp_uid } = await checkout(order.merchantUid, 4600);

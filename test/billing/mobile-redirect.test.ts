@@ -71,17 +71,26 @@ describe("GET /payments/complete/mobile with MOBILE_REDIRECT_URL", () => {
   });
 
   it.each([
-    ["with an imp_uid", { imp_uid: "imp_000000000009" }],
-    ["without an imp_uid", { imp_success: "false" }],
-  ])("refuses a merchant_uid that would inject parameters or not fit (400, no redirect) %s", async (_what, params) => {
-    for (const merchantUid of ["x&status=PAID", "m".repeat(150)]) {
-      const before = Number((await h.sql<{ n: string }>(`select count(*) as n from webhook_events`))[0].n);
+    ["with an imp_uid", { imp_uid: "imp_000000000009" }, "UNKNOWN"],
+    ["without an imp_uid", { imp_success: "false" }, "FAILED"],
+  ])("ignores a merchant_uid that would inject parameters, not fit or not be storable, %s", async (_what, params, expected) => {
+    for (const merchantUid of ["x&status=PAID", "m".repeat(150), "a\u0000b"]) {
       const r = await h.http.get("/payments/complete/mobile", { params: { ...params, merchant_uid: merchantUid } });
-      expect(r.status).toBe(400);
-      expect(r.headers.location).toBeUndefined();
-      expect(r.data).toMatchObject({ code: "BAD_USER_INPUT", field: "merchant_uid" });
-      expect(Number((await h.sql<{ n: string }>(`select count(*) as n from webhook_events`))[0].n)).toBe(before);
+      expect(r.status).toBe(302);
+      // Only the status goes back: the malformed merchant_uid is neither echoed nor allowed to add parameters.
+      expect(Object.fromEntries(target(r.headers.location).searchParams)).toEqual({ status: expected });
     }
+  });
+
+  it("stores a return whose free text holds a NUL byte or a lone surrogate, cleaned", async () => {
+    const merchantUid = await prepare(100);
+    const r = await h.http.get(`/payments/complete/mobile?merchant_uid=${merchantUid}&imp_success=%00&error_code=%ED%A0%80&error_msg=a%00b`);
+    expect(r.status).toBe(302);
+    expect(Object.fromEntries(target(r.headers.location).searchParams)).toEqual({ merchant_uid: merchantUid, status: "FAILED" });
+    const [ev] = await h.sql<{ body: Record<string, unknown> | string }>(`select body from webhook_events where merchant_uid = ?`, [merchantUid]);
+    const body = typeof ev.body === "string" ? JSON.parse(ev.body) : ev.body;
+    expect(body).toMatchObject({ merchant_uid: merchantUid, error_msg: "ab" });
+    expect(JSON.stringify(body)).not.toMatch(/\\u0000/);
   });
 });
 

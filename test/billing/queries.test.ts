@@ -70,6 +70,15 @@ describe("payment", () => {
     expect(r.errors?.[0].extensions).toMatchObject({ code: "BAD_USER_INPUT", field: "merchantUid" });
   });
 
+  it.each([
+    [{ merchantUid: "a\u0000b" }, "merchantUid"],
+    [{ impUid: "a\u0000b" }, "impUid"],
+    [{ merchantUid: "has space" }, "merchantUid"],
+  ])("answers BAD_USER_INPUT (not a database error) for a lookup value no payment can have: %p", async (vars, field) => {
+    const r = await h.gql(PAYMENT, vars);
+    expect(r.errors?.[0].extensions).toMatchObject({ code: "BAD_USER_INPUT", field });
+  });
+
   it("shows the subscription a payment belongs to", async () => {
     const { payments } = await h.client.request<{ payments: Conn }>(PAYMENTS, { subscriptionId, first: 10 });
     const { payment } = await h.client.request<{ payment: { subscription: { id: string } } }>(PAYMENT, { merchantUid: payments.nodes[0].merchantUid });
@@ -136,6 +145,8 @@ describe("payments", () => {
   });
 
   it.each([
+    ["a customerUid with a NUL byte", { customerUid: "a\u0000b" }, "customerUid"],
+    ["a subscriptionId with a NUL byte", { subscriptionId: "s\u0000" }, "subscriptionId"],
     ["first over 100", { first: 101 }, "first"],
     ["first 0", { first: 0 }, "first"],
     ["first negative", { first: -1 }, "first"],

@@ -146,6 +146,22 @@ describe("POST /iamport-webhook", () => {
     expect(await eventCount()).toBe(before);
   });
 
+  it("answers 400 for a status holding a NUL byte or a lone surrogate (it could never be stored), on both routes", async () => {
+    const before = await eventCount();
+    for (const path of ["/iamport-webhook", "/iamport-callback/schedule"]) {
+      for (const [type, body] of [
+        ["application/json", '{"imp_uid": "imps_nul_1", "merchant_uid": "order_x", "status": "paid\\u0000"}'],
+        ["application/json", '{"imp_uid": "imps_sur_1", "status": "\\ud800"}'],
+        ["application/x-www-form-urlencoded", "imp_uid=imps_nul_2&status=%00"],
+      ]) {
+        const r = await h.http.post(path, body, { headers: { "content-type": type }, transformRequest: [(d: unknown) => d] });
+        expect({ path, body, status: r.status }).toEqual({ path, body, status: 400 });
+        expect(r.data.field).toBe("status");
+      }
+    }
+    expect(await eventCount()).toBe(before);
+  });
+
   it("answers 413 for a body over the limit", async () => {
     const r = await h.http.post("/iamport-webhook", { imp_uid: "imp_1", pad: "x".repeat(1024 * 1024) });
     expect(r.status).toBe(413);
