@@ -187,11 +187,7 @@ export class SubscriptionService {
     // An outcome that arrives after the subscription moved past it (a late webhook
     // of an earlier attempt) must not rewind it: only the latest payment decides.
     const nextKey = payment.status === PaymentStatus.PAID ? renewalMerchantUid(sub.id, period + 1, 1) : renewalMerchantUid(sub.id, period, attempt + 1);
-    const later = await em.find(
-      Payment,
-      { subscription: sub.id, $or: [{ period: { $gt: period } }, { period, attempt: { $gt: attempt } }] },
-      { fields: ["merchantUid"] },
-    );
+    const later = await em.find(Payment, { subscription: sub.id, $or: [{ period: { $gt: period } }, { period, attempt: { $gt: attempt } }] });
     if (later.some((p) => p.merchantUid !== nextKey)) {
       ctx.log.info({ subscriptionId: sub.id, merchantUid: payment.merchantUid, status: payment.status }, "outcome of a superseded attempt; nothing to do");
       return;

@@ -1,3 +1,5 @@
+import { HARD_DECLINE } from "../../src/billing/subscription.service";
+import { DECLINE_REASONS } from "../../src/emulator/cards";
 import { GOOD_CARD, Harness, REGISTER_CARD, registerCard, TEST_CARDS, uid } from "../support/harness";
 import {
   advancePastNextPayment,
@@ -14,6 +16,20 @@ import {
 } from "./helpers";
 
 const DAY = 86_400;
+
+describe("HARD_DECLINE", () => {
+  it.each([
+    [DECLINE_REASONS.limit, false],
+    [DECLINE_REASONS.balance, false],
+    [DECLINE_REASONS.suspended, true],
+    [DECLINE_REASONS.expired, true],
+    ["[F007] 분실신고카드", true],
+    ["Card reported stolen", true],
+    ["일시적인 오류입니다. 잠시 후 다시 시도해주세요.", false],
+  ])("classifies %p as hard: %p", (reason, hard) => {
+    expect(HARD_DECLINE.test(reason)).toBe(hard);
+  });
+});
 
 describe("dunning with the default RETRY_SCHEDULE (1d,3d,5d)", () => {
   let h: Harness;

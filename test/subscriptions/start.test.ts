@@ -113,6 +113,18 @@ describe("startSubscription with startAt", () => {
     expect(Number(rows[0].n)).toBe(0);
   });
 
+  it("refuses a startAt that Iamport's clock has already passed (BAD_USER_INPUT) and keeps nothing", async () => {
+    const customerUid = await registerCard(h, uid("c"));
+    // Iamport's clock runs ten days ahead of this server's: tomorrow is in Iamport's past.
+    await h.advance(10 * 86_400);
+    const tomorrow = new Date(Date.now() + 86_400_000).toISOString();
+    const r = await h.gql(START, { input: { customerUid, name: "x", amount: 1000, interval: "MONTH", startAt: tomorrow } });
+    expect(r.errors?.[0].extensions).toMatchObject({ code: "BAD_USER_INPUT", field: "startAt" });
+    expect(await h.sql(`select id from subscriptions where customer_uid = ?`, [customerUid])).toEqual([]);
+    expect(await h.sql(`select id from payments where customer_uid = ?`, [customerUid])).toEqual([]);
+    expect(await customerSchedules(h, customerUid)).toEqual([]);
+  });
+
   it.each([
     [{ intervalCount: 0 }, "intervalCount"],
     [{ intervalCount: 367 }, "intervalCount"],
