@@ -379,27 +379,48 @@ export class PaymentService {
   ): Promise<VerifiedPayment> {
     const impUid = checkUid("impUid", impUidRaw);
     const claimed = claimedMerchantUid === undefined || claimedMerchantUid === null ? undefined : checkUid("merchantUid", claimedMerchantUid);
+    const fetchedAt = new Date();
     let ip: IamportPayment;
     try {
-      ip = await this.deps.iamport.getPayment(impUid, { requestId: ctx.requestId });
+      ip = await this.fetchPayment(ctx, impUid);
     } catch (err) {
       throw upstreamError(err, `Payment ${impUid} at Iamport`);
     }
-    return this.verifyFetched(ctx, ip, claimed, after);
+    return this.verifyFetched(ctx, ip, claimed, after, fetchedAt);
   }
 
+  private fetchPayment(ctx: Ctx, impUid: string): Promise<IamportPayment> {
+    return this.deps.iamport.getPayment(impUid, { requestId: ctx.requestId });
+  }
+
+  /**
+   * Decides and applies `fetched` (Iamport's answer, asked for at `fetchedAt`)
+   * under the order's row lock. When the row changed after that question was
+   * asked (a refund, a concurrent delivery), the answer may be older than the
+   * row: it is asked again under the lock, so a stale snapshot never
+   * overwrites newer facts (e.g. a late webhook undoing a refund's cancelled amount).
+   */
   async verifyFetched(
     ctx: Ctx,
-    ip: IamportPayment,
+    fetched: IamportPayment,
     claimedMerchantUid?: string | null,
     after?: (ctx: Ctx, payment: Payment, previous: PaymentStatus, v: Verification) => Promise<void>,
+    fetchedAt: Date = new Date(),
   ): Promise<VerifiedPayment> {
-    const orderUid = claimedMerchantUid ?? ip.merchant_uid;
+    const orderUid = claimedMerchantUid ?? fetched.merchant_uid;
+    let ip = fetched;
     const result = await ctx.em.transactional(async (em): Promise<VerifiedPayment | null> => {
       const tx: Ctx = { ...ctx, em };
       const payment = await em.findOne(Payment, { merchantUid: orderUid }, { lockMode: LockMode.PESSIMISTIC_WRITE, refresh: true });
       if (!payment) return null;
       const previous = payment.status;
+      if (ip.merchant_uid === payment.merchantUid && changedSince(payment, fetchedAt)) {
+        try {
+          ip = await this.fetchPayment(ctx, ip.imp_uid);
+        } catch (err) {
+          throw upstreamError(err, `Payment ${ip.imp_uid} at Iamport`);
+        }
+      }
       const v = decide(payment, ip);
       if (ip.merchant_uid !== payment.merchantUid) {
         // Someone presents another order's payment as this one's. The claim is
@@ -548,6 +569,15 @@ export class PaymentService {
       buyerTel: optionalText("buyerTel", input.buyerTel, 40) ?? null,
     };
   }
+}
+
+/** Margin for clocks of several server processes and timestamp rounding. */
+const STALE_MARGIN_MS = 1000;
+
+/** True when the row was written after (or about when) Iamport was asked about it. */
+function changedSince(p: Payment, fetchedAt: Date): boolean {
+  const since = fetchedAt.getTime() - STALE_MARGIN_MS;
+  return p.updatedAt.getTime() >= since || (p.checkedAt?.getTime() ?? 0) >= since;
 }
 
 export function checkFirst(first: number | null | undefined): number {

@@ -1,3 +1,5 @@
+import { createLogger } from "../../src/logger";
+import type { IamportPayment } from "../../src/iamport/iamport.types";
 import { Harness, PAYMENT_FIELDS, registerCard, startHarness, TEST_CARDS, uid } from "../support/harness";
 
 /** refundPayment: partial and full refunds with Iamport's checksum, refused refunds, lost answers. */
@@ -161,6 +163,24 @@ describe("refundPayment", () => {
     const r = await refund(p.merchantUid, 1200);
     expect(r).toMatchObject({ status: "PAID", cancelledAmount: 1200 });
     expect((await atIamport(p.impUid!)).cancel_amount).toBe(1200);
+  });
+
+  it("a webhook whose answer from Iamport predates a refund does not undo it (the answer is asked again under the lock)", async () => {
+    const p = await paid(10_000);
+    // A webhook handler asked Iamport about the payment (before the refund) and is slow to apply it...
+    const fetchedAt = new Date();
+    const token = await h.iamportToken();
+    const stale = (await h.emu.get(`/payments/${p.impUid}`, { headers: { Authorization: token } })).data.response as IamportPayment;
+    expect(stale.cancel_amount).toBe(0);
+    // ...while the merchant refunds part of it.
+    expect((await refund(p.merchantUid, 3000)).cancelledAmount).toBe(3000);
+    // The slow handler now applies what it fetched (the same service path the webhook takes).
+    const ctx = { em: h.server.orm.em.fork(), requestId: "stale-webhook", log: createLogger({ level: "silent" }) };
+    const v = await h.server.services.payments.verifyFetched(ctx, stale, null, undefined, fetchedAt);
+    expect(v.payment).toMatchObject({ status: "PAID", cancelledAmount: 3000 });
+    expect(await row(p.merchantUid)).toMatchObject({ status: "PAID", cancelled_amount: 3000 });
+    // And the next refund's checksum is right.
+    expect((await refund(p.merchantUid, 2000)).cancelledAmount).toBe(5000);
   });
 
   it("a forged payment can be refunded in full and stays FORGERY_SUSPECTED", async () => {
