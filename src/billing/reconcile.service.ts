@@ -1,4 +1,4 @@
-import { LockMode } from "@mikro-orm/core";
+import { LockMode, QueryOrder } from "@mikro-orm/core";
 import { Payment, Subscription, WebhookEvent } from "../db/entities";
 import { PaymentKind, PaymentStatus, SubscriptionStatus } from "../db/entities/enums";
 import { toAppError } from "../errors";
@@ -86,12 +86,19 @@ export class ReconcileService {
     const unregistered = await em.find(
       Payment,
       { status: PaymentStatus.PENDING, kind: PaymentKind.SCHEDULE, createdAt: { $lt: new Date(localNow - this.pendingGraceMs) } },
-      { orderBy: { id: "asc" }, limit: BATCH },
+      // Least recently checked first: rows that keep failing cannot starve the others out of the batch.
+      { orderBy: { checkedAt: QueryOrder.ASC_NULLS_FIRST, id: QueryOrder.ASC }, limit: BATCH },
     );
     for (const p of unregistered) {
       await each(`schedule registration ${p.merchantUid}`, async (ctx) => {
-        const impUid = await this.settleRegistration(ctx, p.id);
-        if (impUid) await this.verifyByImpUid(ctx, impUid);
+        try {
+          const impUid = await this.settleRegistration(ctx, p.id);
+          if (impUid) await this.verifyByImpUid(ctx, impUid);
+        } catch (err) {
+          // Its turn comes after the others next time (the batch is ordered by checkedAt).
+          await root.em.fork().nativeUpdate(Payment, { id: p.id }, { checkedAt: new Date() });
+          throw err;
+        }
         report.unregisteredSchedules += 1;
       });
     }
@@ -100,7 +107,7 @@ export class ReconcileService {
     const due = await em.find(
       Payment,
       { status: PaymentStatus.SCHEDULED, scheduledAt: { $lte: new Date(iamportNow.getTime() - 5_000) } },
-      { orderBy: { scheduledAt: "asc" }, limit: BATCH },
+      { orderBy: { checkedAt: QueryOrder.ASC_NULLS_FIRST, scheduledAt: QueryOrder.ASC }, limit: BATCH },
     );
     for (const p of due) {
       await each(`due schedule ${p.merchantUid}`, async (ctx) => {

@@ -90,9 +90,12 @@ export class SubscriptionService {
     } catch (err) {
       const e = toAppError(err);
       if (e.code !== "UPSTREAM_UNAVAILABLE") throw err;
-      sub.statusReason = "first payment not confirmed yet: it will be settled with Iamport by reconciliation";
-      await ctx.em.flush();
-      return sub;
+      // Only while nothing else settled it meanwhile (the charge's webhook may have arrived).
+      await ctx.em.nativeUpdate(
+        Subscription,
+        { id: sub.id, status: SubscriptionStatus.INCOMPLETE },
+        { statusReason: "first payment not confirmed yet: it will be settled with Iamport by reconciliation" },
+      );
     }
     await ctx.em.refresh(sub);
     return sub;
@@ -388,9 +391,12 @@ export class SubscriptionService {
    * renewal step, and reconciliation of a registration that failed). A row
    * whose time is already past by Iamport's clock, which Iamport refuses,
    * is moved to a minute from Iamport's now: it was never registered, so
-   * moving it cannot double it.
+   * moving it cannot double it. If Iamport still refuses it then, for a
+   * reason of its own (the billing key was deleted...), the attempt fails
+   * as Iamport's schedule would have failed at its time, and dunning goes on.
    */
   async registerNext(ctx: Ctx, sub: Subscription, row: Payment): Promise<void> {
+    let refused: { reason: string; at: Date } | null = null;
     try {
       try {
         await this.payments.registerSchedules(ctx, sub.customerUid, [row], { keepRowsOnRefusal: true });
@@ -401,7 +407,12 @@ export class SubscriptionService {
         row.scheduledAt = new Date(wholeSeconds(now).getTime() + 60_000);
         await ctx.em.flush();
         ctx.log.info({ subscriptionId: sub.id, merchantUid: row.merchantUid, at: row.scheduledAt }, "charge time already past at Iamport; moved");
-        await this.payments.registerSchedules(ctx, sub.customerUid, [row], { keepRowsOnRefusal: true });
+        try {
+          await this.payments.registerSchedules(ctx, sub.customerUid, [row], { keepRowsOnRefusal: true });
+        } catch (again) {
+          if (!(again instanceof BadUserInputError) || row.status !== PaymentStatus.PENDING) throw again;
+          refused = { reason: again.message.replace(/^schedules /, ""), at: now };
+        }
       }
     } catch (err) {
       ctx.log.warn(
@@ -414,6 +425,15 @@ export class SubscriptionService {
       sub.nextMerchantUid = row.merchantUid;
     }
     await ctx.em.flush();
+    if (refused) {
+      ctx.log.warn({ subscriptionId: sub.id, merchantUid: row.merchantUid, reason: refused.reason }, "charge due and refused by Iamport; counted as failed");
+      row.status = PaymentStatus.FAILED;
+      row.failReason = refused.reason;
+      row.failedAt = refused.at;
+      row.checkedAt = new Date();
+      await ctx.em.flush();
+      await this.onPaymentVerified(ctx, row, PaymentStatus.PENDING, { outcome: "FAILED", status: PaymentStatus.FAILED, message: refused.reason });
+    }
   }
 
   /** Iamport refuses schedules in its past: a renewal confirmed late is charged a minute after it instead. */

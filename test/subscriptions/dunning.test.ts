@@ -3,6 +3,7 @@ import { DECLINE_REASONS } from "../../src/emulator/cards";
 import { GOOD_CARD, Harness, REGISTER_CARD, registerCard, TEST_CARDS, uid } from "../support/harness";
 import {
   advancePastNextPayment,
+  ageOpenWork,
   customerSchedules,
   emulatorNow,
   getSub,
@@ -16,6 +17,20 @@ import {
 } from "./helpers";
 
 const DAY = 86_400;
+
+/** The schedules of one subscription that a clock move ran (others' renewals may fall in the same move). */
+function ofSub(r: { executed: { merchant_uid: string }[] }, subscriptionId: string) {
+  return r.executed.filter((e) => e.merchant_uid.startsWith(`sub_${subscriptionId}_`));
+}
+
+// One server with the default RETRY_SCHEDULE for most of this file.
+let h: Harness;
+beforeAll(async () => {
+  h = await startSubHarness();
+});
+afterAll(async () => {
+  await h?.close();
+});
 
 describe("HARD_DECLINE", () => {
   it.each([
@@ -32,14 +47,6 @@ describe("HARD_DECLINE", () => {
 });
 
 describe("dunning with the default RETRY_SCHEDULE (1d,3d,5d)", () => {
-  let h: Harness;
-  beforeAll(async () => {
-    h = await startSubHarness();
-  });
-  afterAll(async () => {
-    await h?.close();
-  });
-
   it("goes PAST_DUE on a failed renewal, retries after 1, 3 and 5 days, then UNPAID with nothing left scheduled", async () => {
     const customerUid = await registerCard(h, uid("c"));
     const sub = await startSub(h, { customerUid, interval: "MONTH" });
@@ -47,7 +54,7 @@ describe("dunning with the default RETRY_SCHEDULE (1d,3d,5d)", () => {
     await registerCard(h, customerUid, TEST_CARDS.insufficient);
 
     const renewal = await advancePastNextPayment(h, sub);
-    expect(renewal.executed).toEqual([expect.objectContaining({ merchant_uid: renewalUid(sub.id, 2, 1), status: "failed" })]);
+    expect(ofSub(renewal, sub.id)).toEqual([expect.objectContaining({ merchant_uid: renewalUid(sub.id, 2, 1), status: "failed" })]);
     let s = await getSub(h, sub.id);
     expect(s.status).toBe("PAST_DUE");
     expect(s.statusReason).toMatch(/잔액부족/);
@@ -67,7 +74,7 @@ describe("dunning with the default RETRY_SCHEDULE (1d,3d,5d)", () => {
       [3, 5 * DAY],
     ] as const) {
       const r = await advancePastNextPayment(h, s);
-      expect(r.executed).toEqual([expect.objectContaining({ merchant_uid: renewalUid(sub.id, 2, attempt), status: "failed" })]);
+      expect(ofSub(r, sub.id)).toEqual([expect.objectContaining({ merchant_uid: renewalUid(sub.id, 2, attempt), status: "failed" })]);
       s = await getSub(h, sub.id);
       expect(s.status).toBe("PAST_DUE");
       expect(s.statusReason).toMatch(new RegExp(`retry ${attempt} of 3`));
@@ -79,7 +86,7 @@ describe("dunning with the default RETRY_SCHEDULE (1d,3d,5d)", () => {
     }
 
     const last = await advancePastNextPayment(h, s);
-    expect(last.executed).toEqual([expect.objectContaining({ merchant_uid: renewalUid(sub.id, 2, 4), status: "failed" })]);
+    expect(ofSub(last, sub.id)).toEqual([expect.objectContaining({ merchant_uid: renewalUid(sub.id, 2, 4), status: "failed" })]);
     s = await getSub(h, sub.id);
     expect(s.status).toBe("UNPAID");
     expect(s.statusReason).toMatch(/retries exhausted/);
@@ -113,7 +120,7 @@ describe("dunning with the default RETRY_SCHEDULE (1d,3d,5d)", () => {
     // The customer registers a working card before the retry.
     await registerCard(h, customerUid, GOOD_CARD);
     const retry = await advancePastNextPayment(h, pastDue);
-    expect(retry.executed).toEqual([expect.objectContaining({ merchant_uid: renewalUid(sub.id, 2, 2), status: "paid" })]);
+    expect(ofSub(retry, sub.id)).toEqual([expect.objectContaining({ merchant_uid: renewalUid(sub.id, 2, 2), status: "paid" })]);
 
     const s = await getSub(h, sub.id);
     expect(s).toMatchObject({ status: "ACTIVE", statusReason: null });
@@ -148,7 +155,7 @@ describe("dunning with the default RETRY_SCHEDULE (1d,3d,5d)", () => {
     expect(sub.status).toBe("ACTIVE");
 
     const r = await advancePastNextPayment(h, sub);
-    expect(r.executed).toEqual([expect.objectContaining({ merchant_uid: renewalUid(sub.id, 2, 1), status: "failed" })]);
+    expect(ofSub(r, sub.id)).toEqual([expect.objectContaining({ merchant_uid: renewalUid(sub.id, 2, 1), status: "failed" })]);
     const s = await getSub(h, sub.id);
     expect(s.status).toBe("UNPAID");
     expect(s.statusReason).toMatch(/retries cannot fix/);
@@ -177,6 +184,88 @@ describe("dunning with the default RETRY_SCHEDULE (1d,3d,5d)", () => {
   });
 });
 
+describe("dunning when the billing key was deleted at Iamport", () => {
+  async function deleteKeyAtIamport(customerUid: string): Promise<void> {
+    const token = await h.iamportToken();
+    const r = await h.emu.delete(`/subscribe/customers/${customerUid}`, { headers: { Authorization: token } });
+    expect(r.data.code).toBe(0);
+  }
+
+  it("fails the renewal, keeps trying on RETRY_SCHEDULE although Iamport refuses to schedule the retries, and ends UNPAID", async () => {
+    const customerUid = await registerCard(h, uid("c"));
+    const sub = await startSub(h, { customerUid, interval: "MONTH" });
+    await deleteKeyAtIamport(customerUid);
+
+    await advancePastNextPayment(h, sub);
+    let s = await getSub(h, sub.id);
+    expect(s.status).toBe("PAST_DUE");
+    let rows = await paymentRows(h, sub.id);
+    expect(rows.map((r) => [r.period, r.attempt, r.status])).toEqual([
+      [1, 1, "PAID"],
+      [2, 1, "FAILED"],
+      [2, 2, "PENDING"],
+    ]);
+    expect(rows[1].fail_reason).toMatch(/등록된 고객정보가 없습니다/);
+    // Iamport refuses to schedule a charge of a billing key it no longer has: the retry waits in the database.
+    expect(await iamportSchedule(h, renewalUid(sub.id, 2, 2))).toBeNull();
+    expect(unix(s.nextPaymentAt!) - unix(rows[1].failed_at!)).toBe(DAY);
+
+    for (const [attempt, delay] of [
+      [2, 3 * DAY],
+      [3, 5 * DAY],
+    ] as const) {
+      // Reconciliation tries to register it on every run; once its time has passed, it counts as failed.
+      await advancePastNextPayment(h, s);
+      await ageOpenWork(h, 600);
+      const report = await h.server.reconciler.runOnce();
+      expect(report.errors).toBe(0);
+      rows = await paymentRows(h, sub.id);
+      const failed = rows.find((r) => r.period === 2 && r.attempt === attempt)!;
+      expect(failed).toMatchObject({ status: "FAILED", fail_reason: expect.stringMatching(/등록된 고객정보가 없습니다/) });
+      s = await getSub(h, sub.id);
+      expect(s.status).toBe("PAST_DUE");
+      expect(unix(s.nextPaymentAt!) - unix(failed.failed_at!)).toBe(delay);
+    }
+    await advancePastNextPayment(h, s);
+    await ageOpenWork(h, 600);
+    await h.server.reconciler.runOnce();
+    s = await getSub(h, sub.id);
+    expect(s.status).toBe("UNPAID");
+    expect(s.nextPaymentAt).toBeNull();
+    expect((await paymentRows(h, sub.id)).map((r) => [r.period, r.attempt, r.status])).toEqual([
+      [1, 1, "PAID"],
+      [2, 1, "FAILED"],
+      [2, 2, "FAILED"],
+      [2, 3, "FAILED"],
+      [2, 4, "FAILED"],
+    ]);
+    // Nothing is left for reconciliation either.
+    await ageOpenWork(h, 600);
+    expect(await h.server.reconciler.runOnce()).toMatchObject({ unregisteredSchedules: 0, errors: 0 });
+  });
+
+  it("registers the waiting retry once the customer registers a card again, and it pays", async () => {
+    const customerUid = await registerCard(h, uid("c"));
+    const sub = await startSub(h, { customerUid, interval: "WEEK" });
+    await deleteKeyAtIamport(customerUid);
+    await advancePastNextPayment(h, sub);
+    const pastDue = await getSub(h, sub.id);
+    expect(pastDue.status).toBe("PAST_DUE");
+
+    await registerCard(h, customerUid, GOOD_CARD);
+    await ageOpenWork(h, 600);
+    expect(await h.server.reconciler.runOnce()).toMatchObject({ unregisteredSchedules: 1, errors: 0 });
+    const retry = await iamportSchedule(h, renewalUid(sub.id, 2, 2));
+    expect(retry).toMatchObject({ schedule_status: "scheduled", schedule_at: unix(pastDue.nextPaymentAt!) });
+
+    const r = await advancePastNextPayment(h, pastDue);
+    expect(ofSub(r, sub.id)).toEqual([expect.objectContaining({ merchant_uid: renewalUid(sub.id, 2, 2), status: "paid" })]);
+    const s = await getSub(h, sub.id);
+    expect(s).toMatchObject({ status: "ACTIVE", currentPeriodStart: sub.currentPeriodEnd });
+    expect((await customerSchedules(h, customerUid, "scheduled")).map((x) => x.merchant_uid)).toEqual([renewalUid(sub.id, 3)]);
+  });
+});
+
 describe("dunning with RETRY_SCHEDULE=1h,2h", () => {
   let h: Harness;
   beforeAll(async () => {
@@ -194,7 +283,7 @@ describe("dunning with RETRY_SCHEDULE=1h,2h", () => {
     const gaps: number[] = [];
     for (let attempt = 1; attempt <= 3; attempt++) {
       const r = await advancePastNextPayment(h, s);
-      expect(r.executed).toEqual([expect.objectContaining({ merchant_uid: renewalUid(sub.id, 2, attempt), status: "failed" })]);
+      expect(ofSub(r, sub.id)).toEqual([expect.objectContaining({ merchant_uid: renewalUid(sub.id, 2, attempt), status: "failed" })]);
       s = await getSub(h, sub.id);
       const next = await iamportSchedule(h, renewalUid(sub.id, 2, attempt + 1));
       if (next) {
