@@ -138,4 +138,22 @@ describe("one renewal webhook delivered many times at once", () => {
     expect(redelivered.data.webhooks).toMatchObject({ delivered: 10, failed: 0 });
     await expectRenewedOnce(sub);
   });
+
+  it("is guarded by the database too: a second row for the same subscription, period and attempt is refused", async () => {
+    const sub = await start("MONTH");
+    const insert = (merchantUid: string) =>
+      h.sql(
+        `insert into payments (merchant_uid, customer_uid, name, amount, kind, status, subscription_id, period, attempt, created_at, updated_at)
+         values (?, ?, 'dup', 9900, 'SCHEDULE', 'PENDING', ?, 2, 1, now(), now())`,
+        [merchantUid, sub.customerUid, sub.id],
+      );
+    // Another merchant_uid for a period that already has its charge.
+    await expect(insert(`other_${sub.id}_p2`)).rejects.toThrow(/payments_subscription_period_attempt_unique/);
+    // The same deterministic merchant_uid is refused by its own unique key.
+    await expect(insert(renewalUid(sub.id, 2))).rejects.toThrow(/duplicate key|unique/i);
+    expect((await paymentRows(h, sub.id)).map((r) => [r.period, r.attempt])).toEqual([
+      [1, 1],
+      [2, 1],
+    ]);
+  });
 });
