@@ -129,7 +129,9 @@ export async function createApp(deps: AppDeps): Promise<BuiltApp> {
   const armor = new ApolloArmor({
     maxDepth: { n: limits.maxDepth },
     maxAliases: { n: limits.maxAliases },
-    maxTokens: { n: limits.maxTokens },
+    // Token limits are enforced by graphql-js's own parser (parseOptions below): armor's
+    // plugin re-parses and throws from inside Apollo, which turned syntax errors into 500s.
+    maxTokens: { enabled: false },
     costLimit: { maxCost: limits.maxCost },
     maxDirectives: { n: 10 },
     blockFieldSuggestion: { enabled: config.env === "production" },
@@ -142,6 +144,9 @@ export async function createApp(deps: AppDeps): Promise<BuiltApp> {
     introspection: config.introspection,
     // Batched operations multiply the cost of one request past every limit: refused.
     allowBatchedHttpRequests: false,
+    parseOptions: { maxTokens: limits.maxTokens },
+    // Automatic persisted queries are not offered: a wrong hash was an internal error.
+    persistedQueries: false,
     validationRules: protection.validationRules,
     plugins: [
       ...protection.plugins,

@@ -1,4 +1,4 @@
-import type { GraphQLFormattedError } from "graphql";
+import { GraphQLError, type GraphQLFormattedError } from "graphql";
 import { unwrapResolverError } from "@apollo/server/errors";
 import type { Logger } from "pino";
 import { AppError } from "../errors";
@@ -40,6 +40,16 @@ export function formatError(logger: Logger, exposeDetails: boolean) {
     if (code && code !== "INTERNAL_SERVER_ERROR") {
       // Parse/validation/variable errors: safe to show, never a stack trace.
       return { message: scrubCoercionMessage(formatted.message), locations: formatted.locations, path: formatted.path, extensions: { code } };
+    }
+    if (original instanceof GraphQLError && !original.originalError && !/^Cannot return null/.test(original.message)) {
+      // Raised by graphql-js itself about the request (an argument null at execution, an
+      // operation type the schema does not have): the caller's mistake, not ours.
+      return {
+        message: scrubCoercionMessage(formatted.message),
+        locations: formatted.locations,
+        path: formatted.path,
+        extensions: { code: "BAD_USER_INPUT" },
+      };
     }
     logger.error({ err: original }, "unexpected GraphQL error");
     return {

@@ -513,19 +513,6 @@ export function knownBug(req: FuzzRequest, facts: Facts, out: Outcome): BugId | 
   if (p === "/graphql") {
     const internal = errors.filter((e) => e.extensions?.code === "INTERNAL_SERVER_ERROR");
     if (out.status < 500 && internal.length > 0 && facts.nul && internal.every((e) => READ_FIELDS.has(String(e.path?.[0])))) return "BUG-1";
-    if (out.status < 500 && internal.length > 0 && facts.ttlNull && internal.every((e) => e.path?.[0] === "createCustomerToken")) return "BUG-5";
-    if (out.status < 500 && internal.length > 0 && (facts.subscriptionOp || facts.persistedQuery) && internal.every((e) => e.path === undefined)) return "BUG-5";
-    if (
-      out.status === 500 &&
-      errors.length > 0 &&
-      errors.every(
-        (e) =>
-          e.extensions?.code === "GRAPHQL_VALIDATION_FAILED" &&
-          /^Syntax Error: |Maximum call stack size exceeded/.test(String(e.message)),
-      )
-    ) {
-      return "BUG-4";
-    }
   }
   return undefined;
 }

@@ -1078,7 +1078,7 @@ describe("bugs found by the fuzz test", () => {
   // error (an unterminated brace, an invalid escape), every document over GRAPHQL_MAX_TOKENS and every deeply nested
   // literal (its parser overflows the stack: "RangeError: Maximum call stack size exceeded" in the answer) is a 500.
   // These are the client's fault: 400, as graphql-js's own parser error would be.
-  it.failing("BUG-4: a syntax error, a document over the token limit or a deeply nested literal is answered 400", async () => {
+  it("BUG-4 (fixed): a syntax error, a document over the token limit or a deeply nested literal is answered 400", async () => {
     const docs = [
       "{",
       `{ payment(merchantUid: "\\ud800") { merchantUid } }`,
@@ -1099,7 +1099,7 @@ describe("bugs found by the fuzz test", () => {
   // (b) a `subscription` operation passes validation on a schema without a Subscription type and fails with "Schema is
   // not configured to execute subscription operation."; (c) an automatic persisted query whose sha256Hash does not
   // match ("provided sha does not match query", HTTP 400). All are the caller's: BAD_USER_INPUT/BAD_REQUEST, not logged.
-  it.failing("BUG-5: ttlSeconds: null, a subscription operation and a wrong persisted-query hash are caller errors, not INTERNAL_SERVER_ERROR", async () => {
+  it("BUG-5 (fixed): ttlSeconds: null, a subscription operation and a wrong persisted-query hash are caller errors, not INTERNAL_SERVER_ERROR", async () => {
     const logged = h.logs.length;
     const cases: Record<string, unknown>[] = [
       {

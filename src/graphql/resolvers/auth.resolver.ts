@@ -21,10 +21,10 @@ export class AuthResolver {
   })
   createCustomerToken(
     @Arg("customerUid", () => String) customerUid: string,
-    @Arg("ttlSeconds", () => Int, { defaultValue: 900 }) ttlSeconds: number,
+    @Arg("ttlSeconds", () => Int, { nullable: true, defaultValue: 900 }) ttlSeconds: number | null,
     @Ctx() ctx: GraphQLContext,
   ): CustomerToken {
     requireMerchant(ctx);
-    return ctx.customerTokens.mint(customerUid, ttlSeconds);
+    return ctx.customerTokens.mint(customerUid, ttlSeconds ?? 900);
   }
 }
