@@ -18,6 +18,7 @@ module.exports = {
     ],
   },
   globalSetup: "<rootDir>/test/support/global-setup.ts",
-  testTimeout: 30000,
+  // Generous: a loaded 2-core machine starts PGlite and the emulator slowly; no test asserts timing.
+  testTimeout: 90000,
   maxWorkers: 2,
 };
