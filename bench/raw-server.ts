@@ -1,7 +1,8 @@
 /**
  * The limit of the GraphQL read benchmark: a raw node:http server that answers
  * the same two requests (same body in, same JSON out, same API-key check) with
- * one prepared `pg` query each, on the same database server. No framework, no
+ * one prepared `pg` query each (named per process: the embedded database is one
+ * session, where prepared statements outlive connections), on the same database server. No framework, no
  * ORM, no GraphQL: what is left is the HTTP and PostgreSQL round trips.
  *
  * Env: PORT, DATABASE_URL, DATABASE_POOL_MAX (10), API_KEY.
@@ -12,6 +13,7 @@ import { Pool } from "pg";
 const port = Number(process.env.PORT ?? 0);
 const apiKey = process.env.API_KEY ?? "bench-key";
 const pool = new Pool({ connectionString: process.env.DATABASE_URL, max: Number(process.env.DATABASE_POOL_MAX ?? 10) });
+pool.on("error", (e) => console.error(`idle database connection lost: ${e.message}`));
 
 const PAYMENT_COLUMNS =
   "merchant_uid, imp_uid, customer_uid, name, amount, paid_amount, cancelled_amount, currency, status, fail_reason, scheduled_at, paid_at, created_at, updated_at";
@@ -58,12 +60,12 @@ function present(r: Row) {
 async function answer(body: { variables?: { merchantUid?: string; customerUid?: string } }): Promise<unknown> {
   const v = body.variables ?? {};
   if (v.merchantUid !== undefined) {
-    const r = await pool.query<Row>({ name: "payment", text: `select ${PAYMENT_COLUMNS} from payments where merchant_uid = $1`, values: [v.merchantUid] });
+    const r = await pool.query<Row>({ name: `payment_${process.pid}`, text: `select ${PAYMENT_COLUMNS} from payments where merchant_uid = $1`, values: [v.merchantUid] });
     return { data: { payment: r.rows[0] ? present(r.rows[0]) : null } };
   }
   if (v.customerUid !== undefined) {
     const r = await pool.query<Row>({
-      name: "payments",
+      name: `payments_${process.pid}`,
       text: `select id, ${PAYMENT_COLUMNS} from payments where customer_uid = $1 order by id desc limit 21`,
       values: [v.customerUid],
     });

@@ -17,7 +17,7 @@ import { parseArgs } from "node:util";
 import { openBenchDb, type BenchDb } from "./lib/db";
 import { forEachLimit, httpJson, sleep } from "./lib/http";
 import { load, type LoadResult } from "./lib/load";
-import { freePort, loadAverage, sampleMemory, startChild, stopAllChildren, waitHttpOk, type Child } from "./lib/proc";
+import { cpuTimesOf, freePort, loadAverage, sampleMemory, startChild, stopAllChildren, waitHttpOk, type Child } from "./lib/proc";
 
 const API_KEY = "bench-merchant-key";
 const IMP_KEY = "imp_apikey";
@@ -34,6 +34,7 @@ const { values: argv } = parseArgs({
     burst: { type: "string" },
     rows: { type: "string" },
     duration: { type: "string" },
+    rounds: { type: "string" },
     connections: { type: "string", default: "32" },
     latency: { type: "string", default: "50" },
     "webhook-concurrency": { type: "string", default: "16" },
@@ -49,7 +50,9 @@ const opts = {
   quick,
   burst: intArg("burst", argv.burst, quick ? 100 : 1000),
   rows: intArg("rows", argv.rows, quick ? 50_000 : 1_000_000),
-  durationSeconds: intArg("duration", argv.duration, quick ? 5 : 20),
+  durationSeconds: intArg("duration", argv.duration, quick ? 5 : 10),
+  /** Alternating rounds of each read measurement (the figure is their median). */
+  rounds: intArg("rounds", argv.rounds, quick ? 1 : 3),
   warmupSeconds: quick ? 1 : 3,
   connections: intArg("connections", argv.connections, 32),
   latencyMs: intArg("latency", argv.latency, 50),
@@ -88,12 +91,14 @@ interface Server {
   url: string;
 }
 
-async function startBillingServer(db: BenchDb, emulator: Emulator, profileName: string): Promise<Server> {
+/** `profileName`: with --profile, the server runs under `node --cpu-prof` and writes DIR/profileName.cpuprofile. */
+async function startBillingServer(db: BenchDb, emulator: Emulator, profileName: string | null, samePortAs?: Server): Promise<Server> {
   await db.waitIdle();
-  const port = await freePort();
+  // The schedules carry PUBLIC_URL as notice_url: a restarted server must keep its port.
+  const port = samePortAs ? Number(new URL(samePortAs.url).port) : await freePort();
   const url = `http://127.0.0.1:${port}`;
   const child = startChild("billing server", path.join(DIST, "main.js"), {
-    nodeArgs: opts.profileDir ? ["--cpu-prof", `--cpu-prof-dir=${opts.profileDir}`, `--cpu-prof-name=${profileName}.cpuprofile`] : [],
+    nodeArgs: opts.profileDir && profileName ? ["--cpu-prof", `--cpu-prof-dir=${opts.profileDir}`, `--cpu-prof-name=${profileName}.cpuprofile`] : [],
     env: {
       NODE_ENV: "production",
       PORT: String(port),
@@ -234,32 +239,76 @@ async function insertReadRows(db: BenchDb): Promise<ReadKeys> {
   return { merchantUids: rows.map((r) => r.merchant_uid), customers: Array.from({ length: LIST_CUSTOMERS }, (_, c) => `rdcust${c}`) };
 }
 
-/** The Iamport payment object stored with each row: one a renewal stored, else a typical one. */
-const IAMPORT_TEMPLATE = `coalesce((select iamport from payments where iamport is not null and status = 'PAID' order by id limit 1),
-  '{"amount":9900,"apply_num":"12345678","bank_code":null,"buyer_addr":null,"buyer_email":null,"buyer_name":null,"buyer_postcode":null,"buyer_tel":null,"cancel_amount":0,"cancel_history":[],"cancel_reason":null,"cancelled_at":0,"card_code":"366","card_name":"신한카드","card_number":"424242******4242","card_quota":0,"card_type":0,"channel":"api","currency":"KRW","custom_data":null,"customer_uid":"bench","customer_uid_usage":"payment.scheduled","escrow":false,"fail_reason":null,"failed_at":0,"imp_uid":"imps_000000000000","merchant_uid":"bench","name":"Bench monthly","paid_at":1790000000,"pay_method":"card","pg_id":"nice","pg_provider":"nice","pg_tid":"0000000000","receipt_url":"https://example.invalid/receipt","started_at":1790000000,"status":"paid","user_agent":"sorry_not_supported"}'::jsonb)`;
+/** The Iamport payment object stored with each row (as the server stores Iamport's answer), the same in every database. */
+const IAMPORT_TEMPLATE = `'{"amount":9900,"apply_num":"12345678","bank_code":null,"buyer_addr":null,"buyer_email":null,"buyer_name":null,"buyer_postcode":null,"buyer_tel":null,"cancel_amount":0,"cancel_history":[],"cancel_reason":null,"cancelled_at":0,"card_code":"366","card_name":"신한카드","card_number":"424242******4242","card_quota":0,"card_type":0,"channel":"api","currency":"KRW","custom_data":null,"customer_uid":"bench","customer_uid_usage":"payment.scheduled","escrow":false,"fail_reason":null,"failed_at":0,"imp_uid":"imps_000000000000","merchant_uid":"bench","name":"Bench monthly","paid_at":1790000000,"pay_method":"card","pg_id":"nice","pg_provider":"nice","pg_tid":"0000000000","receipt_url":"https://example.invalid/receipt","started_at":1790000000,"status":"paid","user_agent":"sorry_not_supported"}'::jsonb`;
 
-async function measureReads(label: string, url: string, keys: ReadKeys): Promise<ReadFigures> {
-  const headers = { authorization: `Bearer ${API_KEY}` };
-  // Answers are checked once before the load: a fast error is not a read.
-  const one = await gql<{ payment: { merchantUid: string } | null }>(url, PAYMENT_QUERY, { merchantUid: keys.merchantUids[0] });
-  if (one.payment?.merchantUid !== keys.merchantUids[0]) throw new Error(`${label}: payment lookup answered ${JSON.stringify(one)}`);
-  const list = await gql<{ payments: { nodes: unknown[]; pageInfo: { hasNextPage: boolean } } }>(url, PAYMENTS_QUERY, { customerUid: keys.customers[0] });
-  if (list.payments.nodes.length !== 20 || !list.payments.pageInfo.hasNextPage) throw new Error(`${label}: payments list answered ${JSON.stringify(list).slice(0, 300)}`);
-
-  const common = { url: `${url}/graphql`, headers, connections: opts.connections, durationSeconds: opts.durationSeconds, warmupSeconds: opts.warmupSeconds };
-  log(`${label}: payment(merchantUid) at ${opts.connections} connections for ${opts.durationSeconds} s`);
-  const payment = await load({ ...common, bodies: keys.merchantUids.map((m) => JSON.stringify({ query: PAYMENT_QUERY, variables: { merchantUid: m } })) });
-  log(`${label}: ${fmtLoad(payment)}`);
-  log(`${label}: payments(customerUid, first: 20) at ${opts.connections} connections for ${opts.durationSeconds} s`);
-  const payments = await load({ ...common, bodies: keys.customers.map((c) => JSON.stringify({ query: PAYMENTS_QUERY, variables: { customerUid: c } })) });
-  log(`${label}: ${fmtLoad(payments)}`);
-  for (const [name, r] of [["payment", payment], ["payments", payments]] as const) {
-    if (r.errors > 0 || r.non2xx > 0) throw new Error(`${label} ${name}: ${r.errors} errors and ${r.non2xx} non-2xx answers under load`);
-  }
-  return { payment, payments };
+interface ReadTarget {
+  name: string;
+  server: Server;
 }
 
-const fmtLoad = (r: LoadResult) => `${r.rps.toFixed(0)} req/s, p50 ${r.p50} ms, p99 ${r.p99} ms (${r.requests} requests)`;
+/** Checks that a server answers both reads correctly (a fast error is not a read). */
+async function checkReads(name: string, url: string, keys: ReadKeys): Promise<void> {
+  const one = await gql<{ payment: { merchantUid: string } | null }>(url, PAYMENT_QUERY, { merchantUid: keys.merchantUids[0] });
+  if (one.payment?.merchantUid !== keys.merchantUids[0]) throw new Error(`${name}: payment lookup answered ${JSON.stringify(one)}`);
+  const list = await gql<{ payments: { nodes: unknown[]; pageInfo: { hasNextPage: boolean } } }>(url, PAYMENTS_QUERY, { customerUid: keys.customers[0] });
+  if (list.payments.nodes.length !== 20 || !list.payments.pageInfo.hasNextPage) throw new Error(`${name}: payments list answered ${JSON.stringify(list).slice(0, 300)}`);
+}
+
+/**
+ * Both reads on every target, in `rounds` alternating rounds (target A, B, A, B...),
+ * so that a change in the machine's load during the run (other engineers' tests
+ * here) falls on every target alike; the figures are the medians of the rounds.
+ */
+async function measureReads(targets: ReadTarget[], keys: ReadKeys, rounds: number): Promise<Record<string, ReadFigures>> {
+  for (const t of targets) await checkReads(t.name, t.server.url, keys);
+  const bodies = {
+    payment: keys.merchantUids.map((m) => JSON.stringify({ query: PAYMENT_QUERY, variables: { merchantUid: m } })),
+    payments: keys.customers.map((c) => JSON.stringify({ query: PAYMENTS_QUERY, variables: { customerUid: c } })),
+  };
+  const runs = new Map<string, { payment: LoadResult[]; payments: LoadResult[] }>(targets.map((t) => [t.name, { payment: [], payments: [] }]));
+  for (let round = 0; round < rounds; round++) {
+    for (const kind of ["payment", "payments"] as const) {
+      for (const t of targets) {
+        t.server.child.assertAlive();
+        const r = await load({
+          url: `${t.server.url}/graphql`,
+          pid: t.server.child.pid,
+          headers: { authorization: `Bearer ${API_KEY}` },
+          bodies: bodies[kind],
+          connections: opts.connections,
+          durationSeconds: opts.durationSeconds,
+          warmupSeconds: round === 0 ? opts.warmupSeconds : 0,
+        });
+        if (r.errors > 0 || r.non2xx > 0) throw new Error(`${t.name} ${kind}: ${r.errors} errors and ${r.non2xx} non-2xx answers under load`);
+        log(`${t.name}: ${kind === "payment" ? "payment(merchantUid)" : "payments(customerUid, first: 20)"} round ${round + 1}/${rounds}: ${fmtLoad(r)}`);
+        runs.get(t.name)![kind].push(r);
+      }
+    }
+  }
+  return Object.fromEntries(targets.map((t) => [t.name, { payment: medianLoad(runs.get(t.name)!.payment), payments: medianLoad(runs.get(t.name)!.payments) }]));
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+function medianLoad(rs: LoadResult[]): LoadResult {
+  const cpu = rs.map((r) => r.cpuMsPerRequest).filter((c): c is number => c !== null);
+  return {
+    rps: median(rs.map((r) => r.rps)),
+    p50: median(rs.map((r) => r.p50)),
+    p99: median(rs.map((r) => r.p99)),
+    requests: rs.reduce((n, r) => n + r.requests, 0),
+    errors: rs.reduce((n, r) => n + r.errors, 0),
+    non2xx: rs.reduce((n, r) => n + r.non2xx, 0),
+    cpuMsPerRequest: cpu.length ? median(cpu) : null,
+  };
+}
+
+const fmtLoad = (r: LoadResult) =>
+  `${r.rps.toFixed(0)} req/s, p50 ${r.p50} ms, p99 ${r.p99} ms (${r.requests} requests; ${r.cpuMsPerRequest?.toFixed(3) ?? "?"} ms CPU per request)`;
 
 /** The same answer from both servers (the raw one is a fair limit only if it does the same lookup). */
 async function compareAnswers(server: string, raw: string, keys: ReadKeys): Promise<string[]> {
@@ -273,6 +322,45 @@ async function compareAnswers(server: string, raw: string, keys: ReadKeys): Prom
     if (a !== b) diffs.push(`server ${a.slice(0, 200)} vs raw ${b.slice(0, 200)}`);
   }
   return diffs;
+}
+
+interface Explained {
+  /** Scan nodes of the plan, e.g. "Index Scan on payments_merchant_uid_unique". */
+  plan: string;
+  /** Median execution time PostgreSQL reports (EXPLAIN ANALYZE), in ms. */
+  executionMs: number;
+}
+
+/** How PostgreSQL runs the two reads (the SQL the ORM sends): index scans whose cost does not grow with the table. */
+async function explainReads(db: BenchDb, keys: ReadKeys): Promise<{ payment: Explained; payments: Explained }> {
+  const explain = async (sql: string, values: string[]): Promise<Explained> => {
+    const times: number[] = [];
+    let plan = "";
+    for (const v of values) {
+      const [row] = await db.query<{ "QUERY PLAN": unknown }>(`explain (analyze, format json) ${sql}`, [v]);
+      const raw = row["QUERY PLAN"];
+      const doc = (typeof raw === "string" ? JSON.parse(raw) : raw) as { Plan: PlanNode; "Execution Time": number }[];
+      times.push(doc[0]["Execution Time"]);
+      plan = scans(doc[0].Plan).join(", ");
+    }
+    return { plan, executionMs: median(times) };
+  };
+  return {
+    payment: await explain(`select p0.* from payments as p0 where p0.merchant_uid = $1 limit 1`, keys.merchantUids.slice(0, 25)),
+    payments: await explain(`select p0.* from payments as p0 where p0.customer_uid = $1 order by p0.id desc limit 21`, [...keys.customers, ...keys.customers]),
+  };
+}
+
+interface PlanNode {
+  "Node Type": string;
+  "Index Name"?: string;
+  "Relation Name"?: string;
+  Plans?: PlanNode[];
+}
+
+function scans(n: PlanNode): string[] {
+  const own = /Scan/.test(n["Node Type"]) ? [`${n["Node Type"]} on ${n["Index Name"] ?? n["Relation Name"]}`] : [];
+  return [...own, ...(n.Plans ?? []).flatMap(scans)];
 }
 
 // ---- 2 and 3: renewal bursts ------------------------------------------------------------
@@ -290,6 +378,10 @@ interface BurstFigures {
   setupSeconds: number;
   peakRssMiB: number;
   maxSampledRssMiB: number;
+  /** CPU time of the handling process (server or seed handler) per renewal, from the advance until done. */
+  cpuMsPerRenewal: number | null;
+  /** The system-time part of it (syscalls, and loopback TCP delivery to the peer). */
+  cpuSystemMsPerRenewal: number | null;
 }
 
 /** Moves the emulator's clock and measures until `done()` holds (polled while it runs when the database allows). */
@@ -299,8 +391,10 @@ async function runBurst(
   pid: number,
   seconds: number,
   done: () => Promise<boolean>,
-): Promise<Pick<BurstFigures, "seconds" | "advanceSeconds" | "webhooks" | "peakRssMiB" | "maxSampledRssMiB">> {
+  renewals: number,
+): Promise<Pick<BurstFigures, "seconds" | "advanceSeconds" | "webhooks" | "peakRssMiB" | "maxSampledRssMiB" | "cpuMsPerRenewal" | "cpuSystemMsPerRenewal">> {
   const memory = sampleMemory(pid);
+  const cpuBefore = cpuTimesOf(pid);
   const t0 = performance.now();
   let advancedAt: number | null = null;
   const advance = httpJson<{ executed: unknown[]; webhooks: BurstFigures["webhooks"] }>(
@@ -328,6 +422,7 @@ async function runBurst(
     else await sleep(50);
   }
   const mem = memory.stop();
+  const cpuAfter = cpuTimesOf(pid);
   const end = Math.max(doneAt ?? performance.now(), advancedAt!);
   return {
     seconds: (end - t0) / 1000,
@@ -335,6 +430,8 @@ async function runBurst(
     webhooks: r.body.webhooks,
     peakRssMiB: mem.peakMiB,
     maxSampledRssMiB: mem.maxRssMiB,
+    cpuMsPerRenewal: cpuBefore && cpuAfter ? ((cpuAfter.user + cpuAfter.system - cpuBefore.user - cpuBefore.system) * 1000) / renewals : null,
+    cpuSystemMsPerRenewal: cpuBefore && cpuAfter ? ((cpuAfter.system - cpuBefore.system) * 1000) / renewals : null,
   };
 }
 
@@ -344,7 +441,8 @@ const CUSTOMERS_IN = `(select $1::text || g from generate_series(0, $2::int - 1)
 async function serverBurst(db: BenchDb, label: string, prefix: string, latencyMs: number): Promise<BurstFigures> {
   const n = opts.burst;
   const emulator = await startEmulator(latencyMs);
-  const server = await startBillingServer(db, emulator, `server-${label.replace(/\W+/g, "-")}`);
+  // With --profile the setup runs on a server without the profiler, and the burst on a fresh one with it.
+  let server = await startBillingServer(db, emulator, opts.profileDir ? null : "unused");
   try {
     log(`${label}: ${n} subscriptions through GraphQL (registerCard, startSubscription interval DAY)`);
     const setupStart = performance.now();
@@ -364,6 +462,10 @@ async function serverBurst(db: BenchDb, label: string, prefix: string, latencyMs
     );
     if (Number(due.n) !== n) throw new Error(`${label}: ${due.n} of ${n} second periods scheduled after setup`);
     const seconds = Math.ceil(due.last - (await emulatorNow(emulator))) + 1;
+    if (opts.profileDir) {
+      await server.child.stop();
+      server = await startBillingServer(db, emulator, `server-${label.replace(/\W+/g, "-")}`, server);
+    }
     log(`${label}: setup took ${setupSeconds.toFixed(1)} s; advancing the emulator's clock by ${seconds} s: ${n} renewals due at once`);
 
     const done = async () => {
@@ -374,7 +476,7 @@ async function serverBurst(db: BenchDb, label: string, prefix: string, latencyMs
       );
       return Number(r.paid) >= n && Number(r.next) >= n;
     };
-    const b = await runBurst(db, emulator, server.child.pid, seconds, done);
+    const b = await runBurst(db, emulator, server.child.pid, seconds, done, n);
     server.child.assertAlive();
 
     // Exactly one PAID renewal and one next schedule per subscription, in the database and at the emulator.
@@ -487,7 +589,7 @@ async function seedBurst(db: BenchDb, label: string, prefix: string, latencyMs: 
       );
       return Number(r.paid) >= n;
     };
-    const b = await runBurst(db, emulator, seed.child.pid, seconds, done);
+    const b = await runBurst(db, emulator, seed.child.pid, seconds, done, n);
     seed.child.assertAlive();
     const rows = await db.query<{ customer_uid: string; period: number; status: string; next_merchant_uid: string | null }>(
       `select customer_uid, period, status, next_merchant_uid from seed_subscriptions where customer_uid in ${CUSTOMERS_IN}`,
@@ -508,7 +610,7 @@ async function seedBurst(db: BenchDb, label: string, prefix: string, latencyMs: 
 
 const fmtBurst = (b: BurstFigures) =>
   `${b.renewals} renewals in ${b.seconds.toFixed(2)} s = ${b.perSecond.toFixed(1)}/s; webhooks ${JSON.stringify(b.webhooks)}; ` +
-  `${b.duplicates} duplicates, ${b.losses} losses; peak RSS ${b.peakRssMiB.toFixed(0)} MiB${b.problems.length ? `; problems: ${b.problems.join("; ")}` : ""}`;
+  `${b.duplicates} duplicates, ${b.losses} losses; ${b.cpuMsPerRenewal?.toFixed(2) ?? "?"} ms CPU per renewal (${b.cpuSystemMsPerRenewal?.toFixed(2) ?? "?"} system); peak RSS ${b.peakRssMiB.toFixed(0)} MiB${b.problems.length ? `; problems: ${b.problems.join("; ")}` : ""}`;
 
 // ---- 4: bulk load --------------------------------------------------------------------------
 
@@ -554,6 +656,8 @@ const rows: Row[] = [];
 const f0 = (n: number) => n.toFixed(0);
 const f1 = (n: number) => n.toFixed(1);
 const f2 = (n: number) => n.toFixed(2);
+const f3 = (n: number | null) => (n === null ? "?" : n.toFixed(3));
+const ratioOf = (a: number | null, b: number | null) => (a === null || b === null || b === 0 ? null : a / b);
 function row(figure: string, project: string, reference: string, ratio: number | null, target: string, met: boolean | null): void {
   rows.push({ figure, project, reference, ratio: ratio === null ? "" : ratio.toFixed(2), target, met: met === null ? "—" : met ? "yes" : "NO" });
 }
@@ -581,12 +685,13 @@ async function main(): Promise<void> {
   log(`database: ${db.describe()}`);
   log(`machine: ${os.cpus().length} CPUs, load average ${loadBefore.join(" ")}; options ${JSON.stringify({ ...opts, phases: [...opts.phases] })}`);
   const results: Record<string, unknown> = {};
+  const extraDbs: BenchDb[] = [];
   let failure: string | null = null;
   try {
     // The schema: the server migrates the database at its first start.
     {
       const emulator = await startEmulator(0);
-      const server = await startBillingServer(db, emulator, "server-migrate");
+      const server = await startBillingServer(db, emulator, null);
       await server.child.stop();
       await emulator.child.stop();
       await db.exec(`create table if not exists seed_subscriptions (
@@ -604,46 +709,55 @@ async function main(): Promise<void> {
       row(`  time until all PAID and next scheduled (s)`, f2(server.seconds), f2(seed.seconds), seed.seconds / server.seconds, "1,000 within 30 s", server.renewals >= 1000 ? server.seconds * (1000 / server.renewals) <= 30 : null);
       row(`  duplicates / losses (DB and emulator)`, `${server.duplicates} / ${server.losses}`, `${seed.duplicates} / ${seed.losses}`, null, "0 / 0", server.duplicates === 0 && server.losses === 0);
       row(`  peak RSS (MiB, VmHWM)`, f0(server.peakRssMiB), f0(seed.peakRssMiB), server.peakRssMiB / seed.peakRssMiB, "< 400 MiB", server.peakRssMiB < 400);
+      row(`  CPU per renewal (ms, handling process)`, f2(server.cpuMsPerRenewal ?? NaN), f2(seed.cpuMsPerRenewal ?? NaN), ratioOf(server.cpuMsPerRenewal, seed.cpuMsPerRenewal), "", null);
       if (server.duplicates || server.losses) failure = `renewal burst: ${server.duplicates} duplicates and ${server.losses} losses (${server.problems.join("; ")})`;
     }
 
-    // 1. GraphQL reads on the small table, then the raw limit on the same rows.
+    // 1. GraphQL reads, beside the raw limit on the same rows.
     let keys: ReadKeys | null = null;
     if (opts.phases.has("read") || opts.phases.has("scale")) keys = await insertReadRows(db);
-    let small: { server: ReadFigures; raw: ReadFigures; rows: number } | null = null;
-    if (opts.phases.has("read") || opts.phases.has("scale")) {
+    if (opts.phases.has("read")) {
       const [{ n }] = await db.query<{ n: string }>("select count(*) as n from payments");
       const emulator = await startEmulator(0);
-      const server = await startBillingServer(db, emulator, "server-read-small");
-      let serverReads: ReadFigures;
-      let rawReads: ReadFigures;
+      const server = await startBillingServer(db, emulator, "server-read");
+      let figures: Record<string, ReadFigures> = {};
       let diffs: string[] = [];
       try {
-        serverReads = await measureReads(`read (${n} payments): server`, server.url, keys!);
-        if (db.kind === "postgres") {
-          // Both up at once only where the database allows it: the raw server must give the same answers.
+        if (db.concurrentQueries) {
+          // Both up at once, measured in alternating rounds; they must give the same answers.
           const raw = await startRawServer(db);
-          diffs = await compareAnswers(server.url, raw.url, keys!).finally(() => raw.child.stop());
+          try {
+            diffs = await compareAnswers(server.url, raw.url, keys!);
+            figures = await measureReads([{ name: "server", server }, { name: "raw", server: raw }], keys!, opts.rounds);
+          } finally {
+            await raw.child.stop();
+          }
+        } else {
+          figures = await measureReads([{ name: "server", server }], keys!, opts.rounds);
         }
       } finally {
         await server.child.stop();
         await emulator.child.stop();
       }
-      const raw = await startRawServer(db);
-      try {
-        rawReads = await measureReads(`read (${n} payments): raw node:http + pg`, raw.url, keys!);
-      } finally {
-        await raw.child.stop();
+      if (!db.concurrentQueries) {
+        // The embedded database takes one client at a time: the raw server after the server.
+        const raw = await startRawServer(db);
+        try {
+          figures.raw = (await measureReads([{ name: "raw", server: raw }], keys!, opts.rounds)).raw;
+        } finally {
+          await raw.child.stop();
+        }
       }
       if (diffs.length) log(`WARNING: the raw server's answers differ from the server's: ${diffs.join(" | ")}`);
-      small = { server: serverReads, raw: rawReads, rows: Number(n) };
-      results.read = { rows: Number(n), server: small.server, raw: small.raw, answersDiffer: diffs };
-      const s = small.server;
-      const r = small.raw;
+      const s = figures.server;
+      const r = figures.raw;
+      results.read = { rows: Number(n), server: s, raw: r, answersDiffer: diffs };
       row(`GraphQL payment(merchantUid), ${opts.connections} conns: req/s`, f0(s.payment.rps), f0(r.payment.rps), s.payment.rps / r.payment.rps, "≥ 0.35 of raw", s.payment.rps / r.payment.rps >= 0.35);
       row(`  p50 / p99 latency (ms)`, `${s.payment.p50} / ${s.payment.p99}`, `${r.payment.p50} / ${r.payment.p99}`, null, "p99 < 20 ms", s.payment.p99 < 20);
+      row(`  CPU per request (ms, serving process)`, f3(s.payment.cpuMsPerRequest), f3(r.payment.cpuMsPerRequest), ratioOf(s.payment.cpuMsPerRequest, r.payment.cpuMsPerRequest), "", null);
       row(`GraphQL payments(customerUid, first: 20): req/s`, f0(s.payments.rps), f0(r.payments.rps), s.payments.rps / r.payments.rps, "(≥ 0.35 of raw)", s.payments.rps / r.payments.rps >= 0.35);
       row(`  p50 / p99 latency (ms)`, `${s.payments.p50} / ${s.payments.p99}`, `${r.payments.p50} / ${r.payments.p99}`, null, "(p99 < 20 ms)", s.payments.p99 < 20);
+      row(`  CPU per request (ms, serving process)`, f3(s.payments.cpuMsPerRequest), f3(r.payments.cpuMsPerRequest), ratioOf(s.payments.cpuMsPerRequest, r.payments.cpuMsPerRequest), "", null);
     }
 
     // 3. Upstream latency.
@@ -655,43 +769,51 @@ async function main(): Promise<void> {
       row(`renewal burst, +${opts.latencyMs} ms per Iamport call: renewals/s`, f1(server.perSecond), f1(seed.perSecond), ratio, "(≥ 1.5× seed)", ratio >= 1.5);
       row(`  time (s) / duplicates / losses`, `${f2(server.seconds)} / ${server.duplicates} / ${server.losses}`, `${f2(seed.seconds)} / ${seed.duplicates} / ${seed.losses}`, null, "0 / 0", server.duplicates === 0 && server.losses === 0);
       row(`  peak RSS (MiB)`, f0(server.peakRssMiB), f0(seed.peakRssMiB), server.peakRssMiB / seed.peakRssMiB, "< 400 MiB", server.peakRssMiB < 400);
+      row(`  CPU per renewal (ms, handling process)`, f2(server.cpuMsPerRenewal ?? NaN), f2(seed.cpuMsPerRenewal ?? NaN), ratioOf(server.cpuMsPerRenewal, seed.cpuMsPerRenewal), "", null);
       if (server.duplicates || server.losses) failure ??= `latency burst: ${server.duplicates} duplicates and ${server.losses} losses (${server.problems.join("; ")})`;
     }
 
-    // 4. Scale of data.
-    if (opts.phases.has("scale") && small) {
-      log(`bulk load: ${opts.rows} payments`);
-      const total = await bulkLoad(db, opts.rows);
+    // 4. Scale of data: a second database with the same read rows and opts.rows more payments;
+    // a server on each, measured in alternating rounds.
+    if (opts.phases.has("scale")) {
+      const large = await openBenchDb(adminUrl, 10);
+      extraDbs.push(large);
       const emulator = await startEmulator(0);
-      const server = await startBillingServer(db, emulator, "server-read-large");
-      let large: ReadFigures;
+      const small = await startBillingServer(db, emulator, "server-scale-small");
+      let big = await startBillingServer(large, emulator, null); // migrates the new database
       try {
-        large = await measureReads(`read (${total} payments): server`, server.url, keys!);
+        await big.child.stop();
+        const bigKeys = await insertReadRows(large);
+        log(`bulk load: ${opts.rows} payments into a second database`);
+        const total = await bulkLoad(large, opts.rows);
+        big = await startBillingServer(large, emulator, "server-scale-large");
+        const [{ n: smallRows }] = await db.query<{ n: string }>("select count(*) as n from payments");
+        const smallName = `server, ${smallRows} payments`;
+        const bigName = `server, ${total} payments`;
+        if (JSON.stringify(bigKeys) !== JSON.stringify(keys)) throw new Error("the two databases were given different read keys");
+        const figures = await measureReads([{ name: smallName, server: small }, { name: bigName, server: big }], keys!, opts.rounds);
+        const plans = { small: await explainReads(db, keys!), large: await explainReads(large, keys!) };
+        const s = figures[smallName];
+        const l = figures[bigName];
+        results.scale = { smallRows: Number(smallRows), rows: total, small: s, large: l, plans };
+        const a = l.payment.rps / s.payment.rps;
+        const b = l.payments.rps / s.payments.rps;
+        row(`payment(merchantUid) with ${total} payments: req/s`, f0(l.payment.rps), `${f0(s.payment.rps)} (${smallRows} rows)`, a, "within 20% of small", a >= 0.8);
+        row(`  p50 / p99 (ms); PostgreSQL execution (ms)`, `${l.payment.p50} / ${l.payment.p99}; ${f3(plans.large.payment.executionMs)}`, `${s.payment.p50} / ${s.payment.p99}; ${f3(plans.small.payment.executionMs)}`, null, plans.large.payment.plan, null);
+        row(`payments(customerUid, first: 20) with ${total}: req/s`, f0(l.payments.rps), `${f0(s.payments.rps)} (${smallRows} rows)`, b, "within 20% of small", b >= 0.8);
+        row(`  p50 / p99 (ms); PostgreSQL execution (ms)`, `${l.payments.p50} / ${l.payments.p99}; ${f3(plans.large.payments.executionMs)}`, `${s.payments.p50} / ${s.payments.p99}; ${f3(plans.small.payments.executionMs)}`, null, plans.large.payments.plan, null);
       } finally {
-        await server.child.stop();
+        await big.child.stop();
+        await small.child.stop();
         await emulator.child.stop();
       }
-      const raw = await startRawServer(db);
-      let rawLarge: ReadFigures;
-      try {
-        rawLarge = await measureReads(`read (${total} payments): raw node:http + pg`, raw.url, keys!);
-      } finally {
-        await raw.child.stop();
-      }
-      results.scale = { rows: total, server: large, raw: rawLarge };
-      const a = large.payment.rps / small.server.payment.rps;
-      const b = large.payments.rps / small.server.payments.rps;
-      row(`payment(merchantUid) with ${total} payments: req/s`, f0(large.payment.rps), `${f0(small.server.payment.rps)} (${small.rows} rows)`, a, "within 20% of small", a >= 0.8);
-      row(`  p50 / p99 (ms); raw at this size: ${f0(rawLarge.payment.rps)} req/s`, `${large.payment.p50} / ${large.payment.p99}`, `${small.server.payment.p50} / ${small.server.payment.p99}`, null, "", null);
-      row(`payments(customerUid, first: 20) with ${total}: req/s`, f0(large.payments.rps), `${f0(small.server.payments.rps)} (${small.rows} rows)`, b, "within 20% of small", b >= 0.8);
-      row(`  p50 / p99 (ms); raw at this size: ${f0(rawLarge.payments.rps)} req/s`, `${large.payments.p50} / ${large.payments.p99}`, `${small.server.payments.p50} / ${small.server.payments.p99}`, null, "", null);
     }
   } catch (e) {
     await stopAllChildren();
-    await db.close().catch(() => undefined);
+    for (const d of [db, ...extraDbs]) await d.close().catch(() => undefined);
     throw e;
   }
-  await db.close();
+  for (const d of [db, ...extraDbs]) await d.close();
 
   const seconds = (performance.now() - t0) / 1000;
   const loadAfter = loadAverage();

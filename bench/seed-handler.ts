@@ -20,6 +20,7 @@ const imp_secret = process.env.IAMPORT_API_SECRET ?? "emulator_secret";
 const noticeUrl = process.env.NOTICE_URL!;
 const periodSeconds = Number(process.env.PERIOD_SECONDS ?? 86400);
 const pool = new Pool({ connectionString: process.env.DATABASE_URL, max: Number(process.env.DATABASE_POOL_MAX ?? 10) });
+pool.on("error", (e) => console.error(`idle database connection lost: ${e.message}`));
 
 const app = express();
 app.use(express.json());

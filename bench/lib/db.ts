@@ -43,6 +43,8 @@ async function openPostgres(adminUrl: string, poolMax: number): Promise<BenchDb>
   const url = new URL(adminUrl);
   url.pathname = `/${name}`;
   const pool = new Pool({ connectionString: url.toString(), max: 3 });
+  // An idle client's connection ended by the server (the drop below) must not crash the run.
+  pool.on("error", () => undefined);
   return {
     kind: "postgres",
     url: url.toString(),

@@ -1,5 +1,6 @@
 /** HTTP load with autocannon: a fixed number of connections for a fixed time, after a short warm-up. */
 import autocannon from "autocannon";
+import { cpuSecondsOf } from "./proc";
 
 export interface LoadResult {
   rps: number;
@@ -8,6 +9,8 @@ export interface LoadResult {
   requests: number;
   errors: number;
   non2xx: number;
+  /** CPU time the serving process used per request during the measured run (not the warm-up). */
+  cpuMsPerRequest: number | null;
 }
 
 export interface LoadOptions {
@@ -18,6 +21,8 @@ export interface LoadOptions {
   connections: number;
   durationSeconds: number;
   warmupSeconds: number;
+  /** The serving process, for its CPU time per request. */
+  pid?: number;
 }
 
 function run(o: LoadOptions, duration: number): Promise<autocannon.Result> {
@@ -34,7 +39,9 @@ function run(o: LoadOptions, duration: number): Promise<autocannon.Result> {
 
 export async function load(o: LoadOptions): Promise<LoadResult> {
   if (o.warmupSeconds > 0) await run(o, o.warmupSeconds);
+  const cpuBefore = o.pid ? cpuSecondsOf(o.pid) : null;
   const r = await run(o, o.durationSeconds);
+  const cpuAfter = o.pid ? cpuSecondsOf(o.pid) : null;
   return {
     rps: r.requests.average,
     p50: r.latency.p50,
@@ -42,5 +49,6 @@ export async function load(o: LoadOptions): Promise<LoadResult> {
     requests: r.requests.total,
     errors: r.errors + r.timeouts,
     non2xx: r.non2xx,
+    cpuMsPerRequest: cpuBefore !== null && cpuAfter !== null && r.requests.total > 0 ? ((cpuAfter - cpuBefore) * 1000) / r.requests.total : null,
   };
 }

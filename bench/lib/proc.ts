@@ -180,3 +180,24 @@ export function loadAverage(): number[] {
     return [];
   }
 }
+
+/** CPU time (user + system) a process has used so far, in seconds; null when /proc is not there. */
+export function cpuSecondsOf(pid: number): number | null {
+  const t = cpuTimesOf(pid);
+  return t ? t.user + t.system : null;
+}
+
+/** User and system CPU time of a process so far, in seconds (system time includes loopback TCP delivery to the peer). */
+export function cpuTimesOf(pid: number): { user: number; system: number } | null {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    // Fields after the command name (which may contain spaces): state is field 3, utime 14, stime 15.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return { user: Number(fields[11]) / CLOCK_TICKS, system: Number(fields[12]) / CLOCK_TICKS };
+  } catch {
+    return null;
+  }
+}
+
+/** USER_HZ: 100 on every Linux this runs on (getconf CLK_TCK). */
+const CLOCK_TICKS = 100;
