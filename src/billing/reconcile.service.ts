@@ -165,8 +165,9 @@ export class ReconcileService {
   private async settleCharge(ctx: Ctx, id: string, localNow: number): Promise<void> {
     const row = await ctx.em.findOneOrFail(Payment, { id });
     try {
+      const askedAt = new Date();
       const ip = await this.deps.iamport.findPayment(row.merchantUid, { requestId: ctx.requestId });
-      await this.services.payments.verifyFetched(ctx, ip, null, this.services.subscriptions.afterVerification);
+      await this.services.payments.verifyFetched(ctx, ip, null, this.services.subscriptions.afterVerification, askedAt);
       return;
     } catch (err) {
       if (!(err instanceof IamportNotFoundError)) throw err;

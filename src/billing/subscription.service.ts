@@ -117,6 +117,8 @@ export class SubscriptionService {
       return;
     }
     let ip: IamportPayment;
+    // When Iamport was asked: verification asks again if the row changed after that.
+    let askedAt = new Date();
     try {
       ip = await this.deps.iamport.again(
         {
@@ -134,9 +136,10 @@ export class SubscriptionService {
       if (err instanceof IamportRefusedError) {
         // Refused outright (no billing key, order already paid...): nothing was charged now.
         // An order Iamport already has a payment for is settled from that payment instead.
+        askedAt = new Date();
         const existing = await this.findAtIamport(ctx, payment.merchantUid);
         if (existing) {
-          await this.payments.verifyFetched(ctx, existing, null, after);
+          await this.payments.verifyFetched(ctx, existing, null, after, askedAt);
           return;
         }
         await this.failUnmade(ctx, payment, err.iamportMessage || "Iamport refused the charge");
@@ -144,6 +147,7 @@ export class SubscriptionService {
       }
       if (!outcomeUnknown(err)) throw upstreamError(err, "charge");
       ctx.log.warn({ merchantUid: payment.merchantUid, err: (err as Error).message }, "charge outcome unknown; settling by merchant_uid");
+      askedAt = new Date();
       const found = await this.findAtIamport(ctx, payment.merchantUid);
       if (!found) {
         throw new UpstreamUnavailableError(
@@ -153,7 +157,7 @@ export class SubscriptionService {
       }
       ip = found;
     }
-    await this.payments.verifyFetched(ctx, ip, null, after);
+    await this.payments.verifyFetched(ctx, ip, null, after, askedAt);
   }
 
   /** The renewal step as the verification hook (bound, so it can be handed around). */
