@@ -127,6 +127,9 @@ export class PaymentService {
       ip = await this.deps.iamport.again(request, { requestId: ctx.requestId });
     } catch (err) {
       if (err instanceof IamportRefusedError) {
+        // A refusal may mean "this merchant_uid is already paid" (a repeat after a
+        // lost answer): what Iamport has for the order wins over the refusal.
+        if (await this.settle(ctx, payment).catch(() => false)) return payment;
         // Refused outright (e.g. unknown billing key): nothing was charged.
         payment.status = PaymentStatus.FAILED;
         payment.failReason = err.iamportMessage;

@@ -64,7 +64,8 @@ export class SubscriptionService {
     await this.cards.requireActive(ctx, customerUid);
 
     const sub = ctx.em.create(Subscription, {
-      id: `s${randomId(11)}`,
+      // Time-ordered (base36 milliseconds, then random): lists sort newest first by id.
+      id: `s${Date.now().toString(36).padStart(9, "0")}${randomId(5)}`,
       customerUid,
       name,
       amount,
@@ -315,7 +316,7 @@ export class SubscriptionService {
   }
 
   async get(ctx: Ctx, id: string): Promise<Subscription | null> {
-    return ctx.em.findOne(Subscription, { id });
+    return ctx.em.findOne(Subscription, { id: checkUid("id", id) });
   }
 
   /** Newest first, keyset-paginated by creation time and id. */
@@ -327,7 +328,7 @@ export class SubscriptionService {
   ): Promise<Page<Subscription>> {
     const limit = checkFirst(first);
     const where: FilterQuery<Subscription> = {};
-    if (filter.customerUid) where.customerUid = filter.customerUid;
+    if (filter.customerUid) where.customerUid = checkUid("customerUid", filter.customerUid);
     if (filter.status) where.status = filter.status;
     if (after) where.id = { $lt: decodeCursor("after", after) };
     const rows = await ctx.em.find(Subscription, where, { orderBy: { id: "desc" }, limit: limit + 1 });
