@@ -3,7 +3,7 @@ import { Payment } from "../db/entities";
 import { PaymentKind, PaymentStatus } from "../db/entities/enums";
 import { BadUserInputError, ConflictError, NotFoundError, UpstreamUnavailableError } from "../errors";
 import { IamportNotFoundError, IamportRefusedError } from "../iamport/iamport.errors";
-import type { IamportPayment, IamportSchedule, ScheduleEntry } from "../iamport/iamport.types";
+import type { AgainRequest, IamportPayment, IamportSchedule, ScheduleEntry } from "../iamport/iamport.types";
 import type { CardService } from "./card.service";
 import { BillingDeps, Ctx, guardUnique, newMerchantUid, outcomeUnknown, upstreamError } from "./context";
 import { decodeCursor, encodeCursor, Page } from "./pagination";
@@ -112,19 +112,9 @@ export class PaymentService {
    * chargeAgain, subscriptions and reconciliation (always the same merchant_uid).
    */
   async executeAgain(ctx: Ctx, payment: Payment, opts: { noticeUrl?: string; repeatOnNoRecord?: boolean } = {}): Promise<Payment> {
-    const request = {
-      customer_uid: payment.customerUid!,
-      merchant_uid: payment.merchantUid,
-      amount: payment.amount,
-      name: payment.name,
-      buyer_name: payment.buyerName ?? undefined,
-      buyer_email: payment.buyerEmail ?? undefined,
-      buyer_tel: payment.buyerTel ?? undefined,
-      notice_url: opts.noticeUrl,
-    };
     let ip: IamportPayment;
     try {
-      ip = await this.deps.iamport.again(request, { requestId: ctx.requestId });
+      ip = await this.deps.iamport.again(againRequest(payment, opts.noticeUrl), { requestId: ctx.requestId });
     } catch (err) {
       if (err instanceof IamportRefusedError) {
         // A refusal may mean "this merchant_uid is already paid" (a repeat after a
@@ -581,6 +571,20 @@ const STALE_MARGIN_MS = 1000;
 function changedSince(p: Payment, fetchedAt: Date): boolean {
   const since = fetchedAt.getTime() - STALE_MARGIN_MS;
   return p.updatedAt.getTime() >= since || (p.checkedAt?.getTime() ?? 0) >= since;
+}
+
+/** The `again` request of a payment row: always its own merchant_uid, so a repeat cannot charge twice. */
+export function againRequest(payment: Payment, noticeUrl?: string): AgainRequest {
+  return {
+    customer_uid: payment.customerUid!,
+    merchant_uid: payment.merchantUid,
+    amount: payment.amount,
+    name: payment.name,
+    buyer_name: payment.buyerName ?? undefined,
+    buyer_email: payment.buyerEmail ?? undefined,
+    buyer_tel: payment.buyerTel ?? undefined,
+    notice_url: noticeUrl,
+  };
 }
 
 export function checkFirst(first: number | null | undefined): number {

@@ -8,7 +8,7 @@ import { periodOf } from "./billing-dates";
 import type { CardService } from "./card.service";
 import { BillingDeps, Ctx, outcomeUnknown, randomId, upstreamError } from "./context";
 import { decodeCursor, encodeCursor, Page } from "./pagination";
-import { checkFirst, PaymentService } from "./payment.service";
+import { againRequest, checkFirst, PaymentService } from "./payment.service";
 import { checkAmount, checkFuture, checkText, checkUid, optionalText } from "./validation";
 import type { Verification } from "./verification";
 
@@ -121,18 +121,7 @@ export class SubscriptionService {
     // When Iamport was asked: verification asks again if the row changed after that.
     let askedAt = new Date();
     try {
-      ip = await this.deps.iamport.again(
-        {
-          customer_uid: payment.customerUid!,
-          merchant_uid: payment.merchantUid,
-          amount: payment.amount,
-          name: payment.name,
-          buyer_name: payment.buyerName ?? undefined,
-          buyer_email: payment.buyerEmail ?? undefined,
-          buyer_tel: payment.buyerTel ?? undefined,
-        },
-        { requestId: ctx.requestId },
-      );
+      ip = await this.deps.iamport.again(againRequest(payment), { requestId: ctx.requestId });
     } catch (err) {
       if (err instanceof IamportRefusedError) {
         // Refused outright (no billing key, order already paid...): nothing was charged now.
