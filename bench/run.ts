@@ -1,12 +1,13 @@
 /**
- * `npm run bench [-- --quick] [--burst N] [--rows N] [--duration S] [--only read,burst,latency,scale] [--profile DIR]`
+ * `npm run bench [-- --quick] [--burst N] [--rows N] [--duration S] [--rounds R] [--connections C]
+ *   [--latency MS] [--webhook-concurrency N] [--only read,burst,latency,scale] [--profile DIR] [--json FILE]`
  *
  * Measures this server beside a reference measured in the same run, on the
- * same machine and database server, and prints one table (see bench/README.md):
+ * same machine and database server, and prints one table (bench/README.md):
  *   1. GraphQL reads (payment, payments) vs a raw node:http + pg server;
  *   2. a renewal burst vs the plainly written schedule webhook handler;
  *   3. the same burst with 50 ms added to every Iamport call;
- *   4. the reads again with 1,000,000 payments in the table.
+ *   4. the reads with 1,000,000 payments in the table vs a small table.
  * Writes bench/results.json. Exits 1 when something crashed or a renewal was
  * lost or doubled; missed timing targets are reported, never fatal.
  */
@@ -17,7 +18,7 @@ import { parseArgs } from "node:util";
 import { openBenchDb, type BenchDb } from "./lib/db";
 import { forEachLimit, httpJson, sleep } from "./lib/http";
 import { load, type LoadResult } from "./lib/load";
-import { cpuTimesOf, freePort, loadAverage, sampleMemory, startChild, stopAllChildren, waitHttpOk, type Child } from "./lib/proc";
+import { cpuTimesOf, freePort, loadAverage, memoryOf, sampleMemory, startChild, stopAllChildren, waitHttpOk, type Child } from "./lib/proc";
 
 const API_KEY = "bench-merchant-key";
 const IMP_KEY = "imp_apikey";
@@ -378,6 +379,8 @@ interface BurstFigures {
   setupSeconds: number;
   peakRssMiB: number;
   maxSampledRssMiB: number;
+  /** VmRSS when the clock was advanced (after the setup). */
+  rssAtStartMiB: number | null;
   /** CPU time of the handling process (server or seed handler) per renewal, from the advance until done. */
   cpuMsPerRenewal: number | null;
   /** The system-time part of it (syscalls, and loopback TCP delivery to the peer). */
@@ -392,7 +395,8 @@ async function runBurst(
   seconds: number,
   done: () => Promise<boolean>,
   renewals: number,
-): Promise<Pick<BurstFigures, "seconds" | "advanceSeconds" | "webhooks" | "peakRssMiB" | "maxSampledRssMiB" | "cpuMsPerRenewal" | "cpuSystemMsPerRenewal">> {
+): Promise<Pick<BurstFigures, "seconds" | "advanceSeconds" | "webhooks" | "peakRssMiB" | "maxSampledRssMiB" | "rssAtStartMiB" | "cpuMsPerRenewal" | "cpuSystemMsPerRenewal">> {
+  const rssAtStartMiB = memoryOf(pid)?.rssMiB ?? null;
   const memory = sampleMemory(pid);
   const cpuBefore = cpuTimesOf(pid);
   const t0 = performance.now();
@@ -430,6 +434,7 @@ async function runBurst(
     webhooks: r.body.webhooks,
     peakRssMiB: mem.peakMiB,
     maxSampledRssMiB: mem.maxRssMiB,
+    rssAtStartMiB,
     cpuMsPerRenewal: cpuBefore && cpuAfter ? ((cpuAfter.user + cpuAfter.system - cpuBefore.user - cpuBefore.system) * 1000) / renewals : null,
     cpuSystemMsPerRenewal: cpuBefore && cpuAfter ? ((cpuAfter.system - cpuBefore.system) * 1000) / renewals : null,
   };
@@ -610,7 +615,7 @@ async function seedBurst(db: BenchDb, label: string, prefix: string, latencyMs: 
 
 const fmtBurst = (b: BurstFigures) =>
   `${b.renewals} renewals in ${b.seconds.toFixed(2)} s = ${b.perSecond.toFixed(1)}/s; webhooks ${JSON.stringify(b.webhooks)}; ` +
-  `${b.duplicates} duplicates, ${b.losses} losses; ${b.cpuMsPerRenewal?.toFixed(2) ?? "?"} ms CPU per renewal (${b.cpuSystemMsPerRenewal?.toFixed(2) ?? "?"} system); peak RSS ${b.peakRssMiB.toFixed(0)} MiB${b.problems.length ? `; problems: ${b.problems.join("; ")}` : ""}`;
+  `${b.duplicates} duplicates, ${b.losses} losses; ${b.cpuMsPerRenewal?.toFixed(2) ?? "?"} ms CPU per renewal (${b.cpuSystemMsPerRenewal?.toFixed(2) ?? "?"} system); RSS ${b.rssAtStartMiB?.toFixed(0) ?? "?"} MiB at the start, peak ${b.peakRssMiB.toFixed(0)} MiB${b.problems.length ? `; problems: ${b.problems.join("; ")}` : ""}`;
 
 // ---- 4: bulk load --------------------------------------------------------------------------
 
