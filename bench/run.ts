@@ -1,6 +1,6 @@
 /**
  * `npm run bench [-- --quick] [--burst N] [--rows N] [--duration S] [--rounds R] [--connections C]
- *   [--latency MS] [--webhook-concurrency N] [--only read,burst,latency,scale] [--profile DIR] [--json FILE]`
+ *   [--latency MS] [--webhook-concurrency N] [--pool N] [--only read,burst,latency,scale] [--profile DIR] [--json FILE]`
  *
  * Measures this server beside a reference measured in the same run, on the
  * same machine and database server, and prints one table (bench/README.md):
@@ -39,6 +39,7 @@ const { values: argv } = parseArgs({
     connections: { type: "string", default: "32" },
     latency: { type: "string", default: "50" },
     "webhook-concurrency": { type: "string", default: "16" },
+    pool: { type: "string", default: "10" },
     only: { type: "string" },
     profile: { type: "string" },
     json: { type: "string", default: path.join(__dirname, "..", "..", "bench", "results.json") },
@@ -58,6 +59,8 @@ const opts = {
   connections: intArg("connections", argv.connections, 32),
   latencyMs: intArg("latency", argv.latency, 50),
   webhookConcurrency: intArg("webhook-concurrency", argv["webhook-concurrency"], 16),
+  /** DATABASE_POOL_MAX of the server, the raw server and the seed handler (the embedded database: always 1). */
+  pool: intArg("pool", argv.pool, 10),
   phases: new Set((argv.only ?? "read,burst,latency,scale").split(",").map((s) => s.trim())),
   profileDir: argv.profile ? path.resolve(argv.profile) : undefined,
 };
@@ -686,7 +689,7 @@ async function main(): Promise<void> {
   const loadBefore = loadAverage();
   if (opts.profileDir) fs.mkdirSync(opts.profileDir, { recursive: true });
   const adminUrl = process.env.DATABASE_URL || undefined;
-  const db = await openBenchDb(adminUrl, 10);
+  const db = await openBenchDb(adminUrl, opts.pool);
   log(`database: ${db.describe()}`);
   log(`machine: ${os.cpus().length} CPUs, load average ${loadBefore.join(" ")}; options ${JSON.stringify({ ...opts, phases: [...opts.phases] })}`);
   const results: Record<string, unknown> = {};
@@ -781,7 +784,7 @@ async function main(): Promise<void> {
     // 4. Scale of data: a second database with the same read rows and opts.rows more payments;
     // a server on each, measured in alternating rounds.
     if (opts.phases.has("scale")) {
-      const large = await openBenchDb(adminUrl, 10);
+      const large = await openBenchDb(adminUrl, opts.pool);
       extraDbs.push(large);
       const emulator = await startEmulator(0);
       const small = await startBillingServer(db, emulator, "server-scale-small");
