@@ -1,6 +1,11 @@
 import crypto from "node:crypto";
 import { ApolloServer } from "@apollo/server";
-import { ApolloServerPluginLandingPageDisabled } from "@apollo/server/plugin/disabled";
+import {
+  ApolloServerPluginCacheControlDisabled,
+  ApolloServerPluginInlineTraceDisabled,
+  ApolloServerPluginLandingPageDisabled,
+  ApolloServerPluginUsageReportingDisabled,
+} from "@apollo/server/plugin/disabled";
 import { expressMiddleware } from "@as-integrations/express5";
 import type { MikroORM } from "@mikro-orm/postgresql";
 import { ApolloArmor } from "@escape.tech/graphql-armor";
@@ -151,6 +156,10 @@ export async function createApp(deps: AppDeps): Promise<BuiltApp> {
     plugins: [
       ...protection.plugins,
       ApolloServerPluginLandingPageDisabled(),
+      // Per-field cache hints and traces are work on every resolver that nothing here reads.
+      ApolloServerPluginCacheControlDisabled(),
+      ApolloServerPluginInlineTraceDisabled(),
+      ApolloServerPluginUsageReportingDisabled(),
       {
         async requestDidStart() {
           return {

@@ -4,18 +4,21 @@ import rateLimit, { ipKeyGenerator, Store } from "express-rate-limit";
 import type { Caller } from "../graphql/context";
 import { callerKey } from "./auth";
 
+/** A limit of 0 turns the limiter off: nothing is mounted (no per-request cost). */
+const passThrough = (_req: Request, _res: Response, next: NextFunction): void => next();
+
 /**
  * Per-caller (API key or customer token) limit on /graphql, answered the way
  * GraphQL clients read errors. `store` undefined: in memory (one process).
  */
 export function graphqlRateLimit(perMinute: number, store?: Store) {
+  if (perMinute === 0) return passThrough;
   return rateLimit({
     windowMs: 60_000,
     limit: perMinute,
     standardHeaders: "draft-7",
     legacyHeaders: false,
     store,
-    skip: () => perMinute === 0,
     keyGenerator: (req, res) => callerKey(res.locals.caller as Caller | undefined) ?? `ip:${ipKeyGenerator(req.ip ?? "")}`,
     handler: (_req, res) => {
       res.status(429).json({ errors: [{ message: "Too many requests: slow down and retry later", extensions: { code: "RATE_LIMITED" } }] });
@@ -25,13 +28,13 @@ export function graphqlRateLimit(perMinute: number, store?: Store) {
 
 /** Per-IP limit on public routes (REST, and /graphql before authentication). */
 export function ipRateLimit(perMinute: number, prefix: string, store?: Store) {
+  if (perMinute === 0) return passThrough;
   return rateLimit({
     windowMs: 60_000,
     limit: perMinute,
     standardHeaders: "draft-7",
     legacyHeaders: false,
     store,
-    skip: () => perMinute === 0,
     keyGenerator: (req) => `${prefix}:${ipKeyGenerator(req.ip ?? "")}`,
     handler: (_req, res) => {
       res.status(429).json({ status: "failed", code: "RATE_LIMITED", message: "Too many requests: slow down and retry later" });
