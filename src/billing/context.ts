@@ -19,11 +19,6 @@ export interface Ctx {
   em: EntityManager;
   requestId: string;
   log: Logger;
-  /**
-   * Inside a transaction: work to do once it has committed (calls to Iamport
-   * that must not hold row locks and a pooled connection). Run with the outer ctx.
-   */
-  afterCommit?: ((ctx: Ctx) => Promise<void>)[];
 }
 
 export interface BillingDeps {

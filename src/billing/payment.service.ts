@@ -257,7 +257,7 @@ export class PaymentService {
     }
   }
 
-  scheduleEntry(p: Payment): ScheduleEntry {
+  private scheduleEntry(p: Payment): ScheduleEntry {
     return {
       merchant_uid: p.merchantUid,
       schedule_at: Math.floor(p.scheduledAt!.getTime() / 1000),
@@ -402,9 +402,8 @@ export class PaymentService {
   ): Promise<VerifiedPayment> {
     const orderUid = claimedMerchantUid ?? fetched.merchant_uid;
     let ip = fetched;
-    const afterCommit: ((ctx: Ctx) => Promise<void>)[] = [];
     const result = await ctx.em.transactional(async (em): Promise<VerifiedPayment | null> => {
-      const tx: Ctx = { ...ctx, em, afterCommit };
+      const tx: Ctx = { ...ctx, em };
       const payment = await em.findOne(Payment, { merchantUid: orderUid }, { lockMode: LockMode.PESSIMISTIC_WRITE, refresh: true });
       if (!payment) return null;
       const previous = payment.status;
@@ -437,8 +436,6 @@ export class PaymentService {
       if (after) await after(tx, payment, previous, v);
       return { payment, ...v, applied: true };
     });
-    // Committed: now the follow-up calls to Iamport (the next period's schedule), holding no lock.
-    for (const work of afterCommit) await work({ ...ctx, afterCommit: undefined });
     if (!result) throw new NotFoundError(`An order with merchant_uid ${orderUid} (call preparePayment first)`);
     if (result.outcome === "FORGERY") {
       ctx.log.warn(

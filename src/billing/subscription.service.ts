@@ -3,7 +3,7 @@ import { Payment, Subscription } from "../db/entities";
 import { BillingInterval, PaymentKind, PaymentStatus, SubscriptionStatus } from "../db/entities/enums";
 import { BadUserInputError, NotFoundError, toAppError, UpstreamUnavailableError } from "../errors";
 import { IamportNotFoundError, IamportRefusedError } from "../iamport/iamport.errors";
-import type { IamportPayment, IamportSchedule } from "../iamport/iamport.types";
+import type { IamportPayment } from "../iamport/iamport.types";
 import { periodOf } from "./billing-dates";
 import type { CardService } from "./card.service";
 import { BillingDeps, Ctx, outcomeUnknown, randomId, upstreamError } from "./context";
@@ -377,64 +377,7 @@ export class SubscriptionService {
     }
     sub.nextPaymentAt = row.scheduledAt ?? at;
     sub.nextMerchantUid = merchantUid;
-    if (row.status !== PaymentStatus.PENDING) return;
-    if (ctx.afterCommit) {
-      // Registered once the renewal has committed: no Iamport call while the locks are held.
-      const id = row.id;
-      ctx.afterCommit.push((outer) => this.registerAfterCommit(outer, id));
-    } else {
-      await this.registerNext(ctx, sub, row);
-    }
-  }
-
-  /**
-   * Registers a committed PENDING schedule row with Iamport without holding a
-   * lock during the call, then confirms it under the row lock. A cancellation
-   * that revoked the row in between is honoured by revoking the schedule just
-   * made. Anything unusual (a refusal, an unknown outcome) goes to the locked
-   * path that reconciliation also uses.
-   */
-  private async registerAfterCommit(ctx: Ctx, id: string): Promise<void> {
-    const em = ctx.em.fork();
-    const row = await em.findOne(Payment, { id });
-    if (!row || row.status !== PaymentStatus.PENDING || !row.customerUid) return;
-    let result: IamportSchedule | undefined;
-    try {
-      [result] = await this.deps.iamport.schedule(row.customerUid, [this.payments.scheduleEntry(row)], { requestId: ctx.requestId });
-    } catch (err) {
-      ctx.log.info({ merchantUid: row.merchantUid, err: (err as Error).message }, "schedule not confirmed at once; settling it under the lock");
-      await this.registerLocked({ ...ctx, em }, id).catch((e: Error) =>
-        ctx.log.warn({ merchantUid: row.merchantUid, err: e.message }, "next charge not registered yet; reconciliation will retry"),
-      );
-      return;
-    }
-    let revokedMeanwhile = false;
-    await em.transactional(async (tx) => {
-      const locked = await tx.findOneOrFail(Payment, { id }, { lockMode: LockMode.PESSIMISTIC_WRITE, refresh: true });
-      if (locked.status === PaymentStatus.PENDING) this.payments.applySchedule(locked, result);
-      else revokedMeanwhile = locked.status === PaymentStatus.REVOKED;
-    });
-    if (revokedMeanwhile) {
-      ctx.log.info({ merchantUid: row.merchantUid }, "canceled while being scheduled; revoking the schedule");
-      await this.deps.iamport
-        .unschedule(row.customerUid, [row.merchantUid], { requestId: ctx.requestId })
-        .catch((e: Error) => ctx.log.warn({ merchantUid: row.merchantUid, err: e.message }, "could not revoke; reconciliation will settle it"));
-    }
-  }
-
-  /** The locked registration path: row, then subscription, as the renewal step locks them. */
-  async registerLocked(ctx: Ctx, id: string): Promise<void> {
-    await ctx.em.transactional(async (em) => {
-      const tx: Ctx = { ...ctx, em, afterCommit: undefined };
-      const row = await em.findOneOrFail(Payment, { id }, { lockMode: LockMode.PESSIMISTIC_WRITE, refresh: true });
-      if (row.status !== PaymentStatus.PENDING || !row.subscription) return;
-      const sub = await em.findOneOrFail(Subscription, { id: row.subscription.id }, { lockMode: LockMode.PESSIMISTIC_WRITE, refresh: true });
-      if (sub.status === SubscriptionStatus.CANCELED || sub.status === SubscriptionStatus.UNPAID) {
-        row.status = PaymentStatus.REVOKED;
-        return;
-      }
-      await this.registerNext(tx, sub, row);
-    });
+    if (row.status === PaymentStatus.PENDING) await this.registerNext(ctx, sub, row);
   }
 
   /**

@@ -163,8 +163,7 @@ describe("registering the next schedule", () => {
 
   it("leaves it PENDING when Iamport refuses to answer, and reconciliation registers it once", async () => {
     const sub = await start();
-    // Three answers fail: the call after the commit, the locked retry, and its one repeat after a look-up.
-    await fault("POST /subscribe/payments/schedule", "http500", 3);
+    await fault("POST /subscribe/payments/schedule", "http500", 2);
     await advancePastNextPayment(h, sub);
     let rows = await paymentRows(h, sub.id);
     expect(rows.map((r) => [r.period, r.status])).toEqual([
@@ -187,7 +186,7 @@ describe("registering the next schedule", () => {
 
   it("moves a schedule that was never registered and whose time passed to just after Iamport's now", async () => {
     const sub = await start("DAY");
-    await fault("POST /subscribe/payments/schedule", "http500", 3);
+    await fault("POST /subscribe/payments/schedule", "http500", 2);
     await advancePastNextPayment(h, sub);
     const pending = await getSub(h, sub.id);
     // Iamport was unreachable for longer than a period: the registration is late.
