@@ -119,7 +119,8 @@ export class PaymentService {
       if (err instanceof IamportRefusedError) {
         // A refusal may mean "this merchant_uid is already paid" (a repeat after a
         // lost answer): what Iamport has for the order wins over the refusal.
-        if (await this.settle(ctx, payment).catch(() => false)) return payment;
+        // Only an explicit "no record" means nothing was charged: if Iamport cannot be asked, the row stays PENDING.
+        if (await this.settle(ctx, payment)) return payment;
         // Refused outright (e.g. unknown billing key): nothing was charged.
         payment.status = PaymentStatus.FAILED;
         payment.failReason = err.iamportMessage;

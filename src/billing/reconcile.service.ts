@@ -12,6 +12,8 @@ export interface ReconcileReport {
   unregisteredSchedules: number;
   dueSchedules: number;
   expired: number;
+  /** Subscriptions that had ended but still had an open schedule at Iamport (revoked now). */
+  orphansRevoked: number;
   errors: number;
 }
 
@@ -44,7 +46,15 @@ export class ReconcileService {
   }
 
   async runOnce(root: Ctx): Promise<ReconcileReport> {
-    const report: ReconcileReport = { events: 0, pendingCharges: 0, unregisteredSchedules: 0, dueSchedules: 0, expired: 0, errors: 0 };
+    const report: ReconcileReport = {
+      events: 0,
+      pendingCharges: 0,
+      unregisteredSchedules: 0,
+      dueSchedules: 0,
+      expired: 0,
+      orphansRevoked: 0,
+      errors: 0,
+    };
     const iamportNow = new Date((await this.deps.iamport.serverNow()) * 1000);
     const localNow = Date.now();
     const each = async (what: string, fn: (ctx: Ctx) => Promise<void>) => {
@@ -122,7 +132,11 @@ export class ReconcileService {
     await each("period-end cancellations", async (ctx) => {
       report.expired += await this.services.subscriptions.expireCanceledAtPeriodEnd(ctx, iamportNow);
     });
-    if (report.events + report.pendingCharges + report.unregisteredSchedules + report.dueSchedules + report.expired + report.errors > 0) {
+    // 6. Schedules left open at subscriptions that can no longer be charged (a revocation that could not be sent).
+    await each("ended subscriptions' schedules", async (ctx) => {
+      report.orphansRevoked += await this.services.subscriptions.revokeOrphans(ctx, BATCH);
+    });
+    if (Object.values(report).some((n) => n > 0)) {
       root.log.info({ reconcile: report }, "reconciliation run");
     }
     return report;

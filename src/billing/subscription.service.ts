@@ -288,6 +288,37 @@ export class SubscriptionService {
     return exists;
   }
 
+  /**
+   * Reconciliation's safety net: schedules still open (SCHEDULED or PENDING) at
+   * subscriptions that can no longer be charged (CANCELED, UNPAID) are revoked
+   * at Iamport, under the same locks as a cancellation. Returns how many
+   * subscriptions were cleaned.
+   */
+  async revokeOrphans(ctx: Ctx, limit: number): Promise<number> {
+    const rows = await ctx.em.find(
+      Payment,
+      {
+        kind: PaymentKind.SCHEDULE,
+        status: { $in: [PaymentStatus.SCHEDULED, PaymentStatus.PENDING] },
+        subscription: { status: { $in: [SubscriptionStatus.CANCELED, SubscriptionStatus.UNPAID] } },
+      },
+      { limit, orderBy: { id: "asc" } },
+    );
+    const subs = [...new Set(rows.map((r) => r.subscription!.id))];
+    for (const subId of subs) {
+      await ctx.em.fork().transactional(async (em) => {
+        await em.find(
+          Payment,
+          { subscription: subId, status: { $in: [PaymentStatus.SCHEDULED, PaymentStatus.PENDING] } },
+          { lockMode: LockMode.PESSIMISTIC_WRITE, orderBy: { id: "asc" } },
+        );
+        const sub = await em.findOneOrFail(Subscription, { id: subId }, { lockMode: LockMode.PESSIMISTIC_WRITE, refresh: true });
+        if (sub.status === SubscriptionStatus.CANCELED || sub.status === SubscriptionStatus.UNPAID) await this.revokePending({ ...ctx, em }, sub);
+      });
+    }
+    return subs.length;
+  }
+
   /** Marks subscriptions set to cancel at period end as CANCELED once their period is over. */
   async expireCanceledAtPeriodEnd(ctx: Ctx, now: Date): Promise<number> {
     const due = await ctx.em.find(Subscription, {
@@ -493,6 +524,16 @@ export class SubscriptionService {
     if (unclear.length > 0) {
       const neverRegistered = await this.payments.settleSchedules(ctx, unclear);
       for (const p of neverRegistered) p.status = PaymentStatus.REVOKED;
+      // Registered after the revocation was sent (a registration that was still in flight): revoke it now.
+      const lateArrivals = unclear.filter((p) => p.status === PaymentStatus.SCHEDULED && !p.impUid);
+      if (lateArrivals.length > 0) {
+        try {
+          await this.deps.iamport.unschedule(sub.customerUid, lateArrivals.map((p) => p.merchantUid), { requestId: ctx.requestId });
+        } catch (err) {
+          if (!(err instanceof IamportRefusedError || err instanceof IamportNotFoundError)) throw upstreamError(err, "unschedule");
+        }
+        await this.payments.settleSchedules(ctx, lateArrivals);
+      }
       for (const p of unclear) {
         if (p.impUid) ctx.log.warn({ subscriptionId: sub.id, merchantUid: p.merchantUid }, "schedule ran before it could be revoked");
       }
