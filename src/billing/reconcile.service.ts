@@ -14,12 +14,17 @@ export interface ReconcileReport {
   expired: number;
   /** Subscriptions that had ended but still had an open schedule at Iamport (revoked now). */
   orphansRevoked: number;
+  /** Browser checkouts and virtual accounts re-queried (their webhook may have been lost). */
+  checkouts: number;
   errors: number;
 }
 
 /** After this long with no record at Iamport, a non-subscription charge is declared never made. */
 const ABANDON_AFTER_MS = 10 * 60_000;
 const BATCH = 200;
+/** How long a browser checkout or virtual account is watched for a lost webhook, and how often it is asked about. */
+const CHECKOUT_WATCH_MS = 7 * 86400_000;
+const CHECKOUT_RECHECK_MS = 10 * 60_000;
 
 /**
  * Reconciliation: the answer to lost webhooks and unknown outcomes. Each step
@@ -53,6 +58,7 @@ export class ReconcileService {
       dueSchedules: 0,
       expired: 0,
       orphansRevoked: 0,
+      checkouts: 0,
       errors: 0,
     };
     const iamportNow = new Date((await this.deps.iamport.serverNow()) * 1000);
@@ -132,6 +138,35 @@ export class ReconcileService {
     await each("period-end cancellations", async (ctx) => {
       report.expired += await this.services.subscriptions.expireCanceledAtPeriodEnd(ctx, iamportNow);
     });
+    // 7. Browser checkouts still PENDING and virtual accounts still READY: their webhook may have been
+    // lost (a deposit made, a card paid). Each is asked about at most every CHECKOUT_RECHECK_MS, for a week.
+    const checkouts = await em.find(
+      Payment,
+      {
+        kind: PaymentKind.CHECKOUT,
+        status: { $in: [PaymentStatus.PENDING, PaymentStatus.READY] },
+        createdAt: { $lt: new Date(localNow - this.pendingGraceMs), $gt: new Date(localNow - CHECKOUT_WATCH_MS) },
+        $or: [{ checkedAt: null }, { checkedAt: { $lt: new Date(localNow - CHECKOUT_RECHECK_MS) } }],
+      },
+      { orderBy: { checkedAt: QueryOrder.ASC_NULLS_FIRST, id: QueryOrder.ASC }, limit: BATCH },
+    );
+    for (const p of checkouts) {
+      await each(`checkout ${p.merchantUid}`, async (ctx) => {
+        const row = await ctx.em.findOneOrFail(Payment, { id: p.id });
+        let ip;
+        try {
+          ip = await this.deps.iamport.findPayment(row.merchantUid, { requestId: ctx.requestId });
+        } catch (err) {
+          if (!(err instanceof IamportNotFoundError)) throw err;
+          row.checkedAt = new Date(); // not paid (yet): asked again later
+          await ctx.em.flush();
+          return;
+        }
+        await this.services.payments.verifyFetched(ctx, ip, null, this.services.subscriptions.afterVerification);
+        report.checkouts += 1;
+      });
+    }
+
     // 6. Schedules left open at subscriptions that can no longer be charged (a revocation that could not be sent).
     await each("ended subscriptions' schedules", async (ctx) => {
       report.orphansRevoked += await this.services.subscriptions.revokeOrphans(ctx, BATCH);
