@@ -408,7 +408,7 @@ export class PaymentService {
       const payment = await em.findOne(Payment, { merchantUid: orderUid }, { lockMode: LockMode.PESSIMISTIC_WRITE, refresh: true });
       if (!payment) return null;
       const previous = payment.status;
-      if (ip.merchant_uid === payment.merchantUid && changedSince(payment, fetchedAt)) {
+      if (ip.merchant_uid === payment.merchantUid && changedSince(payment, fetchedAt) && wouldChange(payment, ip)) {
         try {
           ip = await this.fetchPayment(ctx, ip.imp_uid);
         } catch (err) {
@@ -568,10 +568,22 @@ export class PaymentService {
 /** Margin for clocks of several server processes and timestamp rounding. */
 const STALE_MARGIN_MS = 1000;
 
-/** True when the row was written after (or about when) Iamport was asked about it. */
+/**
+ * True when another flow applied an Iamport answer to the row after (or about
+ * when) this one asked: its answer may be older than what the row holds. A row
+ * only created meanwhile (no answer applied yet) is not newer than any answer.
+ */
 function changedSince(p: Payment, fetchedAt: Date): boolean {
-  const since = fetchedAt.getTime() - STALE_MARGIN_MS;
-  return p.updatedAt.getTime() >= since || (p.checkedAt?.getTime() ?? 0) >= since;
+  return (p.checkedAt?.getTime() ?? 0) >= fetchedAt.getTime() - STALE_MARGIN_MS;
+}
+
+/** Whether applying this answer would change what the row says (a repeat of what it holds needs no re-check). */
+function wouldChange(p: Payment, ip: IamportPayment): boolean {
+  return (
+    decide(p, ip).status !== p.status ||
+    Math.round(Number(ip.cancel_amount ?? 0)) !== p.cancelledAmount ||
+    (p.impUid !== null && p.impUid !== undefined && p.impUid !== ip.imp_uid)
+  );
 }
 
 /** The `again` request of a payment row: always its own merchant_uid, so a repeat cannot charge twice. */
