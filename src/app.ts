@@ -1,4 +1,5 @@
 import crypto from "node:crypto";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { ApolloServer } from "@apollo/server";
 import {
   ApolloServerPluginCacheControlDisabled,
@@ -7,22 +8,24 @@ import {
   ApolloServerPluginUsageReportingDisabled,
 } from "@apollo/server/plugin/disabled";
 import { expressMiddleware } from "@as-integrations/express5";
-import type { MikroORM } from "@mikro-orm/postgresql";
+import type { EntityManager, MikroORM } from "@mikro-orm/postgresql";
 import { ApolloArmor } from "@escape.tech/graphql-armor";
 import cors from "cors";
 import express, { Express } from "express";
 import helmet from "helmet";
 import type { Logger } from "pino";
+import type { Ctx } from "./billing/context";
 import type { Services } from "./billing/services";
 import type { Config } from "./config";
 import type { GraphQLContext } from "./graphql/context";
 import { formatError } from "./graphql/errors";
 import { buildBillingSchema } from "./graphql/schema";
-import { parseApiKeys, requireCaller } from "./http/auth";
+import { authenticate, parseApiKeys, requireCaller } from "./http/auth";
+import { graphqlEndpoint, type Middleware } from "./http/graphql-endpoint";
 import { graphiqlRouter } from "./http/graphiql";
 import { healthRoutes } from "./http/health";
 import { bodyParsers, errorHandler, restRoutes } from "./http/routes";
-import { graphqlRateLimit, ipRateLimit, webhookAllowList } from "./http/security";
+import { graphqlRateLimit, ipRateLimit, passThrough, webhookAllowList } from "./http/security";
 import type { IamportClient } from "./iamport/iamport.client";
 import type { Metrics } from "./metrics";
 import { CustomerTokenService } from "./security/customer-token.service";
@@ -46,6 +49,8 @@ export interface AppDeps {
 export interface BuiltApp {
   app: Express;
   apollo: ApolloServer<GraphQLContext>;
+  /** What the node:http server runs: POST /graphql without Express in front, the rest through `app`. */
+  handler: (req: IncomingMessage, res: ServerResponse) => void;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -82,34 +87,21 @@ function webhookOutcome(status: number): string {
 
 /** Builds the express app: request context, REST routes, /graphql, errors. Starts nothing. */
 export async function createApp(deps: AppDeps): Promise<BuiltApp> {
-  const { config, orm, services, logger } = deps;
+  const { config, services, logger } = deps;
   const app = express();
   app.disable("x-powered-by");
   // Behind a load balancer, req.ip must come from X-Forwarded-For of trusted hops only.
   app.set("trust proxy", config.trustProxy);
-  app.use(
-    helmet({
-      // GraphiQL is served from this origin only: scripts and styles from 'self', nothing from a CDN.
-      contentSecurityPolicy: { directives: { "script-src": ["'self'"], "worker-src": ["'self'", "blob:"] } },
-    }),
-  );
+  const securityHeaders = helmet({
+    // GraphiQL is served from this origin only: scripts and styles from 'self', nothing from a CDN.
+    contentSecurityPolicy: { directives: { "script-src": ["'self'"], "worker-src": ["'self'", "blob:"] } },
+  });
+  app.use(securityHeaders);
 
   // Request id, forked EntityManager and one log line per request.
+  const track = requestTracker(deps);
   app.use((req, res, next) => {
-    const incoming = req.headers["x-request-id"];
-    const requestId = typeof incoming === "string" && REQUEST_ID.test(incoming) ? incoming : crypto.randomUUID();
-    res.setHeader("x-request-id", requestId);
-    const log = logger.child({ reqId: requestId });
-    req.ctx = { em: orm.em.fork(), requestId, log };
-    const started = process.hrtime.bigint();
-    res.on("finish", () => {
-      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-      const op = (res.locals.gqlContext as GraphQLContext | undefined)?.operationName;
-      const route = routeLabel(req.originalUrl);
-      deps.metrics.httpDuration.observe({ method: req.method, route, status: String(res.statusCode) }, seconds);
-      if (WEBHOOK_ROUTES.has(route)) deps.metrics.webhooks.inc({ route, outcome: webhookOutcome(res.statusCode) });
-      log.info({ method: req.method, path: req.path, status: res.statusCode, ms: Math.round(seconds * 10000) / 10, op }, "request");
-    });
+    req.ctx = track(req, res, req.originalUrl, req.path);
     next();
   });
 
@@ -181,17 +173,30 @@ export async function createApp(deps: AppDeps): Promise<BuiltApp> {
   await apollo.start();
 
   const customerTokens = new CustomerTokenService(deps.customerTokenSecret, config.customerTokenMaxTtlSeconds);
+  const graphqlCors = cors({ origin: config.corsOrigins.length ? config.corsOrigins : false, allowedHeaders: ["authorization", "content-type", "x-request-id"], maxAge: 600 });
+  const graphqlIpLimit = ipRateLimit(config.rateLimitPublicPerMinute * 10, "graphql-ip", deps.rateLimitStore?.());
+  const callerLimit = graphqlRateLimit(config.rateLimitPerMinute, deps.rateLimitStore?.());
+  /** The request's own context, completed for GraphQL (its lazy em/log stay getters on its prototype). */
+  const graphqlContext = (base: Ctx, res: { locals: Record<string, unknown> }): GraphQLContext => {
+    const ctx = base as GraphQLContext;
+    ctx.services = services;
+    ctx.customerTokens = customerTokens;
+    ctx.caller = res.locals.caller as GraphQLContext["caller"];
+    ctx.startedAt = process.hrtime.bigint();
+    res.locals.gqlContext = ctx;
+    return ctx;
+  };
+  const auth = { keys: parseApiKeys(deps.apiKeys), customerTokenSecret: deps.customerTokenSecret };
+  // Other methods on /graphql (GET queries, CORS preflights) go through Express; POST takes the endpoint below.
   app.use(
     "/graphql",
-    cors({ origin: config.corsOrigins.length ? config.corsOrigins : false, allowedHeaders: ["authorization", "content-type", "x-request-id"], maxAge: 600 }),
-    ipRateLimit(config.rateLimitPublicPerMinute * 10, "graphql-ip", deps.rateLimitStore?.()),
-    requireCaller({ keys: parseApiKeys(deps.apiKeys), customerTokenSecret: deps.customerTokenSecret }),
-    graphqlRateLimit(config.rateLimitPerMinute, deps.rateLimitStore?.()),
+    graphqlCors,
+    graphqlIpLimit,
+    requireCaller(auth),
+    callerLimit,
     expressMiddleware(apollo, {
       context: async ({ req, res }) => {
-        const ctx: GraphQLContext = { ...req.ctx, services, customerTokens, caller: res.locals.caller, startedAt: process.hrtime.bigint() };
-        res.locals.gqlContext = ctx;
-        return ctx;
+        return graphqlContext(req.ctx, res as unknown as { locals: Record<string, unknown> });
       },
     }),
   );
@@ -200,5 +205,104 @@ export async function createApp(deps: AppDeps): Promise<BuiltApp> {
     res.status(404).json({ status: "failed", code: "NOT_FOUND", message: "No such route" });
   });
   app.use(errorHandler(logger));
-  return { app, apollo };
+
+  const endpoint = graphqlEndpoint<GraphQLContext>({
+    apollo,
+    app,
+    bodyLimit: config.bodyLimit,
+    before: [securityHeaders, graphqlCors, graphqlIpLimit].filter((m) => m !== passThrough) as Middleware[],
+    authenticate: (req, res) => {
+      const caller = authenticate(auth, req.headers.authorization);
+      if (!caller) {
+        res.statusCode = 401;
+        res.setHeader("content-type", "application/json; charset=utf-8");
+        res.end(JSON.stringify(UNAUTHENTICATED_BODY));
+        return false;
+      }
+      res.locals.caller = caller;
+      return true;
+    },
+    after: [callerLimit].filter((m) => m !== passThrough) as Middleware[],
+    context: (req, res) => graphqlContext((req as IncomingMessage & { ctx: Ctx }).ctx, res),
+    onError: (err, req) => logger.error({ err, reqId: (req as IncomingMessage & { ctx?: Ctx }).ctx?.requestId }, "request failed"),
+  });
+
+  /** The node:http handler: POST /graphql straight to Apollo, everything else to Express. */
+  const handler = (req: IncomingMessage, res: ServerResponse): void => {
+    const url = req.url ?? "";
+    if (req.method === "POST" && (url === "/graphql" || url.startsWith("/graphql?"))) {
+      (req as IncomingMessage & { ctx: Ctx }).ctx = track(req, res, url, "/graphql");
+      void endpoint(req, res);
+      return;
+    }
+    app(req, res);
+  };
+  return { app, apollo, handler };
+}
+
+const UNAUTHENTICATED_BODY = {
+  errors: [{ message: "A valid API key or customer token is required: send Authorization: Bearer <key>", extensions: { code: "UNAUTHENTICATED" } }],
+};
+
+/**
+ * A request's Ctx. The EntityManager fork and the logger child are made on
+ * first use, through getters on the prototype: Apollo copies the context's own
+ * properties into each operation's context, which must not run them.
+ */
+class RequestContext implements Ctx {
+  private emValue?: EntityManager;
+  private logValue?: Logger;
+  readonly db: EntityManager;
+
+  constructor(
+    readonly requestId: string,
+    private readonly orm: MikroORM,
+    private readonly rootLogger: Logger,
+  ) {
+    this.db = orm.em as unknown as EntityManager;
+  }
+
+  get em(): EntityManager {
+    return (this.emValue ??= this.orm.em.fork() as unknown as EntityManager);
+  }
+
+  set em(value: EntityManager) {
+    this.emValue = value;
+  }
+
+  get log(): Logger {
+    return (this.logValue ??= this.rootLogger.child({ reqId: this.requestId }));
+  }
+
+  set log(value: Logger) {
+    this.logValue = value;
+  }
+}
+
+/**
+ * Per request: the request id (echoed as x-request-id), a context whose
+ * EntityManager fork and logger child are made on first use (a read that never
+ * touches the ORM pays for neither), and on finish the duration metric and one
+ * log line.
+ */
+function requestTracker(deps: AppDeps) {
+  const { orm, logger, metrics } = deps;
+  return (req: IncomingMessage, res: ServerResponse, originalUrl: string, path: string): Ctx => {
+    const incoming = req.headers["x-request-id"];
+    const requestId = typeof incoming === "string" && REQUEST_ID.test(incoming) ? incoming : crypto.randomUUID();
+    res.setHeader("x-request-id", requestId);
+    const ctx = new RequestContext(requestId, orm, logger);
+    const started = process.hrtime.bigint();
+    res.on("finish", () => {
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      const op = ((res as ServerResponse & { locals?: { gqlContext?: GraphQLContext } }).locals?.gqlContext)?.operationName;
+      const route = routeLabel(originalUrl);
+      metrics.httpDuration.observe({ method: req.method ?? "", route, status: String(res.statusCode) }, seconds);
+      if (WEBHOOK_ROUTES.has(route)) metrics.webhooks.inc({ route, outcome: webhookOutcome(res.statusCode) });
+      if (logger.isLevelEnabled("info")) {
+        ctx.log.info({ method: req.method, path, status: res.statusCode, ms: Math.round(seconds * 10000) / 10, op }, "request");
+      }
+    });
+    return ctx;
+  };
 }

@@ -130,10 +130,10 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
             return () => new PostgresRateLimitStore(orm, `rl${++n}`);
           })()
         : undefined;
-    const { app, apollo } = await createApp({ config, orm, services, iamport, logger, apiKeys, customerTokenSecret, rateLimitStore, metrics });
+    const { handler, apollo } = await createApp({ config, orm, services, iamport, logger, apiKeys, customerTokenSecret, rateLimitStore, metrics });
     closers.push(["apollo", () => apollo.stop()]);
 
-    const server = http.createServer(app);
+    const server = http.createServer(handler);
     server.keepAliveTimeout = 65_000;
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);

@@ -19,6 +19,17 @@ export interface Ctx {
   em: EntityManager;
   requestId: string;
   log: Logger;
+  /**
+   * The ORM's root EntityManager, for plain SQL outside any unit of work
+   * (`sql()`), so a read need not fork `em`. Absent inside transactions:
+   * there `em` is the transaction's.
+   */
+  db?: EntityManager;
+}
+
+/** The same caller and logger on another EntityManager (a transaction's). */
+export function withEm(ctx: Ctx, em: EntityManager): Ctx {
+  return { requestId: ctx.requestId, log: ctx.log, em };
 }
 
 export interface BillingDeps {

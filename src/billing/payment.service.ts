@@ -1,11 +1,12 @@
-import { LockMode, type FilterQuery } from "@mikro-orm/core";
+import { LockMode } from "@mikro-orm/core";
 import { Payment } from "../db/entities";
 import { PaymentKind, PaymentStatus } from "../db/entities/enums";
 import { BadUserInputError, ConflictError, NotFoundError, UpstreamUnavailableError } from "../errors";
 import { IamportNotFoundError, IamportRefusedError } from "../iamport/iamport.errors";
 import type { AgainRequest, IamportPayment, IamportSchedule, ScheduleEntry } from "../iamport/iamport.types";
 import type { CardService } from "./card.service";
-import { BillingDeps, Ctx, guardUnique, newMerchantUid, outcomeUnknown, upstreamError } from "./context";
+import { BillingDeps, Ctx, withEm, guardUnique, newMerchantUid, outcomeUnknown, upstreamError } from "./context";
+import { pgTime, sql } from "../db/sql";
 import { decodeCursor, encodeCursor, Page } from "./pagination";
 import {
   checkAmount,
@@ -404,7 +405,7 @@ export class PaymentService {
     const orderUid = claimedMerchantUid ?? fetched.merchant_uid;
     let ip = fetched;
     const result = await ctx.em.transactional(async (em): Promise<VerifiedPayment | null> => {
-      const tx: Ctx = { ...ctx, em };
+      const tx: Ctx = withEm(ctx, em);
       const payment = await em.findOne(Payment, { merchantUid: orderUid }, { lockMode: LockMode.PESSIMISTIC_WRITE, refresh: true });
       if (!payment) return null;
       const previous = payment.status;
@@ -524,31 +525,39 @@ export class PaymentService {
 
   // ---- reading -----------------------------------------------------------------
 
-  async find(ctx: Ctx, by: { merchantUid?: string | null; impUid?: string | null }): Promise<Payment | null> {
+  /** One order as a plain row (no entity: reads skip the unit of work). */
+  async find(ctx: Ctx, by: { merchantUid?: string | null; impUid?: string | null }): Promise<PaymentView | null> {
     if (!by.merchantUid && !by.impUid) throw new BadUserInputError("merchantUid", "give merchantUid or impUid");
     // Validated like everything else: a value no uid can have (a NUL byte) would otherwise fail in SQL.
-    const where: FilterQuery<Payment> = {};
-    if (by.merchantUid) where.merchantUid = checkUid("merchantUid", by.merchantUid);
-    if (by.impUid) where.impUid = checkUid("impUid", by.impUid);
-    return ctx.em.findOne(Payment, where);
+    const where: string[] = [];
+    const values: unknown[] = [];
+    if (by.merchantUid) where.push(`merchant_uid = $${values.push(checkUid("merchantUid", by.merchantUid))}`);
+    if (by.impUid) where.push(`imp_uid = $${values.push(checkUid("impUid", by.impUid))}`);
+    const rows = await sql<PaymentRow>(ctx.db ?? ctx.em, `select ${PAYMENT_VIEW_COLUMNS} from payments where ${where.join(" and ")}`, values);
+    return rows.length ? paymentView(rows[0]) : null;
   }
 
-  /** Newest first, keyset-paginated by id. */
-  async list(ctx: Ctx, filter: PaymentFilter, first: number, after?: string | null): Promise<Page<Payment>> {
+  /** Newest first, keyset-paginated by id; plain rows. */
+  async list(ctx: Ctx, filter: PaymentFilter, first: number, after?: string | null): Promise<Page<PaymentView>> {
     const limit = checkFirst(first);
-    const where: FilterQuery<Payment> = {};
-    if (filter.customerUid) where.customerUid = checkUid("customerUid", filter.customerUid);
-    if (filter.subscriptionId) where.subscription = checkUid("subscriptionId", filter.subscriptionId);
-    if (filter.status) where.status = filter.status;
+    const where: string[] = [];
+    const values: unknown[] = [];
+    if (filter.customerUid) where.push(`customer_uid = $${values.push(checkUid("customerUid", filter.customerUid))}`);
+    if (filter.subscriptionId) where.push(`subscription_id = $${values.push(checkUid("subscriptionId", filter.subscriptionId))}`);
+    if (filter.status) where.push(`status = $${values.push(filter.status)}`);
     if (after !== undefined && after !== null) {
       const key = decodeCursor("after", after);
       // Payment keys are bigint ids: anything else was not made by this API (and would fail in SQL).
       if (!/^[1-9]\d{0,17}$/.test(key)) throw new BadUserInputError("after", "is not a cursor returned by this API");
-      where.id = { $lt: key };
+      where.push(`id < $${values.push(key)}`);
     }
-    const rows = await ctx.em.find(Payment, where, { orderBy: { id: "desc" }, limit: limit + 1 });
+    const rows = await sql<PaymentRow>(
+      ctx.db ?? ctx.em,
+      `select ${PAYMENT_VIEW_COLUMNS} from payments ${where.length ? `where ${where.join(" and ")}` : ""} order by id desc limit ${limit + 1}`,
+      values,
+    );
     const hasNextPage = rows.length > limit;
-    const nodes = hasNextPage ? rows.slice(0, limit) : rows;
+    const nodes = (hasNextPage ? rows.slice(0, limit) : rows).map(paymentView);
     return { nodes, pageInfo: { hasNextPage, endCursor: nodes.length ? encodeCursor(nodes[nodes.length - 1].id) : null } };
   }
 
@@ -597,6 +606,80 @@ export function againRequest(payment: Payment, noticeUrl?: string): AgainRequest
     buyer_email: payment.buyerEmail ?? undefined,
     buyer_tel: payment.buyerTel ?? undefined,
     notice_url: noticeUrl,
+  };
+}
+
+/** The columns a GraphQL Payment shows (plus id for cursors and subscription_id for its field). */
+const PAYMENT_VIEW_COLUMNS =
+  "id, merchant_uid, imp_uid, customer_uid, name, amount, paid_amount, cancelled_amount, currency, status, fail_reason, " +
+  "scheduled_at, paid_at, failed_at, cancelled_at, receipt_url, subscription_id, created_at, updated_at";
+
+interface PaymentRow {
+  id: string;
+  merchant_uid: string;
+  imp_uid: string | null;
+  customer_uid: string | null;
+  name: string;
+  amount: number;
+  paid_amount: number | null;
+  cancelled_amount: number;
+  currency: string;
+  status: PaymentStatus;
+  fail_reason: string | null;
+  scheduled_at: string | Date | null;
+  paid_at: string | Date | null;
+  failed_at: string | Date | null;
+  cancelled_at: string | Date | null;
+  receipt_url: string | null;
+  subscription_id: string | null;
+  created_at: string | Date;
+  updated_at: string | Date;
+}
+
+/** What reads return: the fields of a Payment that GraphQL shows, as a plain object. */
+export type PaymentView = Pick<
+  Payment,
+  | "id"
+  | "merchantUid"
+  | "impUid"
+  | "customerUid"
+  | "name"
+  | "amount"
+  | "paidAmount"
+  | "cancelledAmount"
+  | "currency"
+  | "status"
+  | "failReason"
+  | "scheduledAt"
+  | "paidAt"
+  | "failedAt"
+  | "cancelledAt"
+  | "receiptUrl"
+  | "createdAt"
+  | "updatedAt"
+> & { subscription: { id: string } | null };
+
+function paymentView(r: PaymentRow): PaymentView {
+  return {
+    id: r.id,
+    merchantUid: r.merchant_uid,
+    impUid: r.imp_uid,
+    customerUid: r.customer_uid,
+    name: r.name,
+    amount: r.amount,
+    paidAmount: r.paid_amount,
+    cancelledAmount: r.cancelled_amount,
+    currency: r.currency,
+    status: r.status,
+    failReason: r.fail_reason,
+    scheduledAt: pgTime(r.scheduled_at),
+    paidAt: pgTime(r.paid_at),
+    failedAt: pgTime(r.failed_at),
+    cancelledAt: pgTime(r.cancelled_at),
+    receiptUrl: r.receipt_url,
+    subscription: r.subscription_id === null ? null : { id: r.subscription_id },
+    createdAt: pgTime(r.created_at)!,
+    updatedAt: pgTime(r.updated_at)!,
   };
 }
 

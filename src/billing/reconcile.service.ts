@@ -3,7 +3,7 @@ import { Payment, Subscription, WebhookEvent } from "../db/entities";
 import { PaymentKind, PaymentStatus, SubscriptionStatus } from "../db/entities/enums";
 import { toAppError } from "../errors";
 import { IamportNotFoundError } from "../iamport/iamport.errors";
-import type { BillingDeps, Ctx } from "./context";
+import { withEm, type BillingDeps, type Ctx } from "./context";
 import type { Services } from "./services";
 
 export interface ReconcileReport {
@@ -188,7 +188,7 @@ export class ReconcileService {
    */
   private async settleRegistration(ctx: Ctx, id: string): Promise<string | null> {
     return ctx.em.transactional(async (em) => {
-      const tx: Ctx = { ...ctx, em };
+      const tx: Ctx = withEm(ctx, em);
       const row = await em.findOneOrFail(Payment, { id }, { lockMode: LockMode.PESSIMISTIC_WRITE, refresh: true });
       if (row.status !== PaymentStatus.PENDING) return null;
       const missing = await this.services.payments.settleSchedules(tx, [row]);

@@ -6,7 +6,7 @@ import { IamportNotFoundError, IamportRefusedError } from "../iamport/iamport.er
 import type { IamportPayment } from "../iamport/iamport.types";
 import { periodOf } from "./billing-dates";
 import type { CardService } from "./card.service";
-import { BillingDeps, Ctx, outcomeUnknown, randomId, upstreamError } from "./context";
+import { BillingDeps, Ctx, withEm, outcomeUnknown, randomId, upstreamError } from "./context";
 import { decodeCursor, encodeCursor, Page } from "./pagination";
 import { againRequest, checkFirst, PaymentService } from "./payment.service";
 import { checkAmount, checkFuture, checkText, checkUid, optionalText } from "./validation";
@@ -260,7 +260,7 @@ export class SubscriptionService {
     // Whether the paid period is over is a question for Iamport's clock, which runs the schedules.
     const now = await this.iamportNow();
     await ctx.em.transactional(async (em) => {
-      const tx: Ctx = { ...ctx, em };
+      const tx: Ctx = withEm(ctx, em);
       await em.find(
         Payment,
         { subscription: id, status: { $in: [PaymentStatus.SCHEDULED, PaymentStatus.PENDING] } },
@@ -313,7 +313,7 @@ export class SubscriptionService {
           { lockMode: LockMode.PESSIMISTIC_WRITE, orderBy: { id: "asc" } },
         );
         const sub = await em.findOneOrFail(Subscription, { id: subId }, { lockMode: LockMode.PESSIMISTIC_WRITE, refresh: true });
-        if (sub.status === SubscriptionStatus.CANCELED || sub.status === SubscriptionStatus.UNPAID) await this.revokePending({ ...ctx, em }, sub);
+        if (sub.status === SubscriptionStatus.CANCELED || sub.status === SubscriptionStatus.UNPAID) await this.revokePending(withEm(ctx, em), sub);
       });
     }
     return subs.length;
@@ -496,7 +496,7 @@ export class SubscriptionService {
       locked.failedAt = new Date();
       locked.checkedAt = new Date();
       await em.flush();
-      await this.onPaymentVerified({ ...ctx, em }, locked, PaymentStatus.PENDING, { outcome: "FAILED", status: PaymentStatus.FAILED, message: reason });
+      await this.onPaymentVerified(withEm(ctx, em), locked, PaymentStatus.PENDING, { outcome: "FAILED", status: PaymentStatus.FAILED, message: reason });
     });
   }
 

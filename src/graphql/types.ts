@@ -1,3 +1,4 @@
+import type { PaymentView } from "../billing/payment.service";
 import { Field, ID, InputType, Int, ObjectType, registerEnumType } from "type-graphql";
 import { Payment, Subscription } from "../db/entities";
 import { BillingInterval } from "../db/entities/enums";
@@ -23,7 +24,7 @@ export class PageInfo {
 @ObjectType()
 export class PaymentConnection {
   @Field(() => [Payment])
-  nodes!: Payment[];
+  nodes!: PaymentView[];
 
   @Field(() => PageInfo)
   pageInfo!: PageInfo;

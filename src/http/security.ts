@@ -5,7 +5,7 @@ import type { Caller } from "../graphql/context";
 import { callerKey } from "./auth";
 
 /** A limit of 0 turns the limiter off: nothing is mounted (no per-request cost). */
-const passThrough = (_req: Request, _res: Response, next: NextFunction): void => next();
+export const passThrough = (_req: Request, _res: Response, next: NextFunction): void => next();
 
 /**
  * Per-caller (API key or customer token) limit on /graphql, answered the way

@@ -1,6 +1,7 @@
 import { Arg, Ctx, FieldResolver, ID, Int, Mutation, Query, Resolver, Root } from "type-graphql";
 import { Payment, Subscription } from "../../db/entities";
 import { PaymentStatus } from "../../db/entities/enums";
+import type { PaymentView } from "../../billing/payment.service";
 import { owned, ownCustomerFilter, requireMerchant } from "../authz";
 import type { GraphQLContext } from "../context";
 import {
@@ -21,7 +22,7 @@ export class PaymentResolver {
     @Arg("merchantUid", () => String, { nullable: true }) merchantUid: string | null,
     @Arg("impUid", () => String, { nullable: true }) impUid: string | null,
     @Ctx() ctx: GraphQLContext,
-  ): Promise<Payment | null> {
+  ): Promise<PaymentView | null> {
     return owned(ctx, await ctx.services.payments.find(ctx, { merchantUid, impUid }));
   }
 
@@ -40,7 +41,7 @@ export class PaymentResolver {
   }
 
   @FieldResolver(() => Subscription, { nullable: true })
-  subscription(@Root() payment: Payment, @Ctx() ctx: GraphQLContext): Promise<Subscription | null> | null {
+  subscription(@Root() payment: { subscription?: { id: string } | null }, @Ctx() ctx: GraphQLContext): Promise<Subscription | null> | null {
     if (!payment.subscription) return null;
     return ctx.em.findOne(Subscription, { id: payment.subscription.id });
   }

@@ -1,0 +1,53 @@
+import type { EntityManager } from "@mikro-orm/postgresql";
+
+/** The part of a `pg` client this module uses. */
+interface PgClient {
+  query(config: { text: string; values: unknown[] }): Promise<{ rows: Record<string, unknown>[]; rowCount: number | null }>;
+}
+
+interface KnexClient {
+  acquireConnection(): Promise<PgClient>;
+  releaseConnection(conn: PgClient): Promise<unknown>;
+}
+
+/**
+ * Runs one parameterized statement ($1, $2, ...) on a connection of the ORM's
+ * own pool and returns plain rows: no entity hydration, no identity map, no
+ * change-set snapshot. For the hot paths (GraphQL reads, renewals), where the
+ * unit of work cost 5-10x the query itself (bench/README.md). Inside a
+ * transaction of `em` it runs on that transaction's connection.
+ */
+export async function sql<T = Record<string, unknown>>(em: EntityManager, text: string, values: unknown[] = []): Promise<T[]> {
+  const trx = em.getTransactionContext();
+  if (trx) {
+    // The transaction's connection: knex.raw on it keeps the statement inside the transaction.
+    const knex = em.getKnex();
+    const ordered: unknown[] = [];
+    const converted = text.replace(/\$(\d+)/g, (_m, n: string) => {
+      ordered.push(values[Number(n) - 1]);
+      return "?";
+    });
+    const res = (await knex.raw(converted, ordered as never[]).transacting(trx)) as { rows: T[] };
+    return res.rows;
+  }
+  const client = (em.getKnex() as unknown as { client: KnexClient }).client;
+  const conn = await client.acquireConnection();
+  try {
+    const res = await conn.query({ text, values });
+    return res.rows as T[];
+  } finally {
+    await client.releaseConnection(conn);
+  }
+}
+
+/**
+ * A timestamptz as the ORM's connections return it ("2026-11-21 15:46:12.577+00":
+ * MikroORM turns pg's date parsing off) or as a Date.
+ */
+export function pgTime(v: string | Date | null): Date | null {
+  if (v === null || v instanceof Date) return v;
+  const iso = v.replace(" ", "T").replace(/([+-]\d\d)$/, "$1:00");
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) throw new Error(`unreadable timestamp from the database: ${v}`);
+  return d;
+}
