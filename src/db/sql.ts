@@ -46,6 +46,14 @@ export async function sql<T = Record<string, unknown>>(em: EntityManager, text: 
  */
 export function pgTime(v: string | Date | null): Date | null {
   if (v === null || v instanceof Date) return v;
+  // The common form, in UTC ("YYYY-MM-DD HH:MM:SS[.ffffff]+00"), read by position: a regex and
+  // Date's string parser cost more than the rest of a row's mapping.
+  if (v.length >= 22 && v.endsWith("+00") && v.charCodeAt(10) === 32) {
+    const n = (from: number, to: number) => Number(v.slice(from, to));
+    const ms = v.charCodeAt(19) === 46 ? Math.floor(Number(`0${v.slice(19, v.length - 3)}`) * 1000) : 0;
+    const t = Date.UTC(n(0, 4), n(5, 7) - 1, n(8, 10), n(11, 13), n(14, 16), n(17, 19), ms);
+    if (!Number.isNaN(t)) return new Date(t);
+  }
   const iso = v.replace(" ", "T").replace(/([+-]\d\d)$/, "$1:00");
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) throw new Error(`unreadable timestamp from the database: ${v}`);
