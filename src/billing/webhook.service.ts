@@ -5,6 +5,7 @@ import { AppError, BadUserInputError, NotFoundError, toAppError } from "../error
 import type { Ctx } from "./context";
 import type { PaymentService, VerifiedPayment } from "./payment.service";
 import { checkUid } from "./validation";
+import { sql } from "../db/sql";
 import type { Verification } from "./verification";
 
 export type EventSource = "iamport-webhook" | "schedule-callback" | "mobile-redirect" | "complete";
@@ -18,10 +19,16 @@ export interface Notice {
   claimedStatus?: string;
 }
 
+/** A recorded event: its row id and the imp_uid it names. */
+export interface RecordedEvent {
+  id: string;
+  impUid?: string | null;
+}
+
 export type EventResult =
-  | { kind: "verified"; event: WebhookEvent; result: VerifiedPayment }
-  | { kind: "ignored"; event: WebhookEvent; reason: string }
-  | { kind: "retry"; event: WebhookEvent; error: AppError };
+  | { kind: "verified"; event: RecordedEvent; result: VerifiedPayment }
+  | { kind: "ignored"; event: RecordedEvent; reason: string }
+  | { kind: "retry"; event: RecordedEvent; error: AppError };
 
 /**
  * The inbox: every webhook, schedule callback and browser return is recorded
@@ -74,44 +81,48 @@ export class WebhookService {
     notice: Notice,
     meta: { remoteIp?: string; claimMerchantUid?: boolean; extra?: Record<string, unknown> },
   ): Promise<EventResult> {
-    const event = ctx.em.create(WebhookEvent, {
-      source,
-      impUid: notice.impUid,
-      merchantUid: notice.merchantUid ?? null,
-      claimedStatus: notice.claimedStatus ?? null,
-      body: { imp_uid: notice.impUid, merchant_uid: notice.merchantUid, status: notice.claimedStatus, ...meta.extra },
-      remoteIp: meta.remoteIp?.slice(0, 64) ?? null,
-    });
-    await ctx.em.persistAndFlush(event);
-    return this.process(ctx, event, meta.claimMerchantUid ? notice.merchantUid : undefined);
+    // Recorded with one statement of its own (committed before anything is asked of Iamport):
+    // no unit of work, so the event stays out of the verification's flushes.
+    const body = { imp_uid: notice.impUid, merchant_uid: notice.merchantUid, status: notice.claimedStatus, ...meta.extra };
+    const [row] = await sql<{ id: string }>(
+      ctx.db ?? ctx.em,
+      `insert into webhook_events (source, imp_uid, merchant_uid, claimed_status, body, remote_ip, received_at, attempts)
+       values ($1, $2, $3, $4, $5, $6, $7, 0) returning id`,
+      [source, notice.impUid, notice.merchantUid ?? null, notice.claimedStatus ?? null, JSON.stringify(body), meta.remoteIp?.slice(0, 64) ?? null, new Date()],
+    );
+    return this.process(ctx, { id: row.id, impUid: notice.impUid }, meta.claimMerchantUid ? notice.merchantUid : undefined);
   }
 
   /** Processes a recorded event (first delivery or reconciliation of one left unprocessed). */
-  async process(ctx: Ctx, event: WebhookEvent, claimedMerchantUid?: string): Promise<EventResult> {
-    event.attempts += 1;
+  async process(ctx: Ctx, event: RecordedEvent, claimedMerchantUid?: string): Promise<EventResult> {
     let result: EventResult;
+    let outcome: string;
+    let processed = true;
     try {
       const verified = await this.payments.verify(ctx, event.impUid!, claimedMerchantUid, this.afterVerification);
       // The order's new status, or (when nothing was applied) the verdict and why.
-      event.outcome = verified.applied ? verified.payment.status : `${verified.status}: ${verified.message}`.slice(0, 500);
-      event.processedAt = new Date();
+      outcome = verified.applied ? verified.payment.status : `${verified.status}: ${verified.message}`;
       result = { kind: "verified", event, result: verified };
     } catch (err) {
       const e = toAppError(err);
       if (e instanceof NotFoundError || e.code === "BAD_USER_INPUT") {
         // Not ours (no such order or payment): durably known to be irrelevant.
-        event.outcome = `ignored: ${e.message}`.slice(0, 500);
-        event.processedAt = new Date();
+        outcome = `ignored: ${e.message}`;
         result = { kind: "ignored", event, reason: e.message };
       } else {
         // Iamport unreachable or our own failure: leave it for a retry or reconciliation.
-        event.outcome = `error: ${e.code}: ${e.message}`.slice(0, 500);
+        outcome = `error: ${e.code}: ${e.message}`;
+        processed = false;
         ctx.log.warn({ eventId: event.id, impUid: event.impUid, err: e.message, code: e.code }, "webhook not processed");
         if (e.code === "INTERNAL_SERVER_ERROR") ctx.log.error({ err }, "webhook processing failed");
         result = { kind: "retry", event, error: e };
       }
     }
-    await ctx.em.flush();
+    await sql(
+      ctx.db ?? ctx.em,
+      `update webhook_events set attempts = attempts + 1, outcome = $2, processed_at = coalesce($3, processed_at) where id = $1`,
+      [event.id, outcome.slice(0, 500), processed ? new Date() : null],
+    );
     return result;
   }
 
