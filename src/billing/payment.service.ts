@@ -371,6 +371,7 @@ export class PaymentService {
     impUidRaw: string,
     claimedMerchantUid?: string | null,
     after?: (ctx: Ctx, payment: Payment, previous: PaymentStatus, v: Verification) => Promise<void>,
+    fast?: (ctx: Ctx, ip: IamportPayment, fetchedAt: Date) => Promise<VerifiedPayment | null>,
   ): Promise<VerifiedPayment> {
     const impUid = checkUid("impUid", impUidRaw);
     const claimed = claimedMerchantUid === undefined || claimedMerchantUid === null ? undefined : checkUid("merchantUid", claimedMerchantUid);
@@ -380,6 +381,11 @@ export class PaymentService {
       ip = await this.fetchPayment(ctx, impUid);
     } catch (err) {
       throw upstreamError(err, `Payment ${impUid} at Iamport`);
+    }
+    // The common renewal without the unit of work; null: not that case, nothing written.
+    if (fast && claimed === undefined) {
+      const done = await fast(ctx, ip, fetchedAt);
+      if (done) return done;
     }
     return this.verifyFetched(ctx, ip, claimed, after, fetchedAt);
   }
@@ -582,12 +588,12 @@ const STALE_MARGIN_MS = 1000;
  * when) this one asked: its answer may be older than what the row holds. A row
  * only created meanwhile (no answer applied yet) is not newer than any answer.
  */
-function changedSince(p: Payment, fetchedAt: Date): boolean {
+export function changedSince(p: Pick<Payment, "checkedAt">, fetchedAt: Date): boolean {
   return (p.checkedAt?.getTime() ?? 0) >= fetchedAt.getTime() - STALE_MARGIN_MS;
 }
 
 /** Whether applying this answer would change what the row says (a repeat of what it holds needs no re-check). */
-function wouldChange(p: Payment, ip: IamportPayment): boolean {
+export function wouldChange(p: Pick<Payment, "status" | "cancelledAmount" | "impUid" | "amount" | "merchantUid">, ip: IamportPayment): boolean {
   return (
     decide(p, ip).status !== p.status ||
     Math.round(Number(ip.cancel_amount ?? 0)) !== p.cancelledAmount ||

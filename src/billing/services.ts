@@ -1,6 +1,7 @@
 import { CardService } from "./card.service";
 import type { BillingDeps } from "./context";
 import { PaymentService } from "./payment.service";
+import { FastRenewal } from "./renewal";
 import { SubscriptionService } from "./subscription.service";
 import { WebhookService } from "./webhook.service";
 
@@ -27,5 +28,7 @@ export function createServices(deps: BillingDeps, observers: BillingObservers = 
     await subscriptions.onPaymentVerified(ctx, payment, previous, v);
     if (payment.subscription && payment.status !== previous) observers.subscriptionCharge?.(payment.status, payment.attempt ?? 1);
   });
+  const fast = new FastRenewal(deps, payments, observers);
+  webhooks.fastRenewal = (ctx, ip, fetchedAt) => fast.run(ctx, ip, fetchedAt);
   return { cards, payments, subscriptions, webhooks };
 }

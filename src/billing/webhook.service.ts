@@ -7,6 +7,7 @@ import type { PaymentService, VerifiedPayment } from "./payment.service";
 import { checkUid } from "./validation";
 import { sql } from "../db/sql";
 import type { Verification } from "./verification";
+import type { IamportPayment } from "../iamport/iamport.types";
 
 export type EventSource = "iamport-webhook" | "schedule-callback" | "mobile-redirect" | "complete";
 
@@ -40,6 +41,9 @@ export class WebhookService {
   afterVerification?: AfterVerification;
 
   constructor(private readonly payments: PaymentService) {}
+
+  /** The common renewal in plain SQL (renewal.ts); null: take the general path. */
+  fastRenewal?: (ctx: Ctx, ip: IamportPayment, fetchedAt: Date) => Promise<VerifiedPayment | null>;
 
   /** Subscriptions register their renewal step here (it runs under the payment's row lock). */
   setAfterVerification(fn: AfterVerification): void {
@@ -99,7 +103,7 @@ export class WebhookService {
     let outcome: string;
     let processed = true;
     try {
-      const verified = await this.payments.verify(ctx, event.impUid!, claimedMerchantUid, this.afterVerification);
+      const verified = await this.payments.verify(ctx, event.impUid!, claimedMerchantUid, this.afterVerification, this.fastRenewal);
       // The order's new status, or (when nothing was applied) the verdict and why.
       outcome = verified.applied ? verified.payment.status : `${verified.status}: ${verified.message}`;
       result = { kind: "verified", event, result: verified };

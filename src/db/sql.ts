@@ -40,6 +40,34 @@ export async function sql<T = Record<string, unknown>>(em: EntityManager, text: 
   }
 }
 
+/** One statement on a connection held by `transaction`. */
+export type Query = <T = Record<string, unknown>>(text: string, values?: unknown[]) => Promise<T[]>;
+
+/**
+ * Runs `fn` in a transaction on one connection of the ORM's pool (plain SQL,
+ * no unit of work). Commits what `fn` returns; rolls back when it throws or
+ * returns `null` (the caller's "not for me, nothing written").
+ */
+export async function transaction<R>(em: EntityManager, fn: (q: Query) => Promise<R | null>): Promise<R | null> {
+  const client = (em.getKnex() as unknown as { client: KnexClient }).client;
+  const conn = await client.acquireConnection();
+  const q: Query = async <T>(text: string, values: unknown[] = []) => (await conn.query({ text, values })).rows as T[];
+  try {
+    await conn.query({ text: "begin", values: [] });
+    let result: R | null;
+    try {
+      result = await fn(q);
+    } catch (err) {
+      await conn.query({ text: "rollback", values: [] }).catch(() => undefined);
+      throw err;
+    }
+    await conn.query({ text: result === null ? "rollback" : "commit", values: [] });
+    return result;
+  } finally {
+    await client.releaseConnection(conn);
+  }
+}
+
 /**
  * A timestamptz as the ORM's connections return it ("2026-11-21 15:46:12.577+00":
  * MikroORM turns pg's date parsing off) or as a Date.
