@@ -66,6 +66,8 @@ export interface VerifiedPayment extends Verification {
    * payment, and `payment` the order as it stays.
    */
   applied: boolean;
+  /** The webhook event's outcome was written in the same transaction (the fast renewal). */
+  eventSettled?: boolean;
 }
 
 /** Statuses Iamport can still change without our asking (reconciliation looks at these). */

@@ -34,6 +34,20 @@ interface PaymentRow {
 }
 
 interface SubscriptionRow {
+  s_id: string | null;
+  s_customer_uid: string;
+  s_name: string;
+  s_amount: number;
+  s_interval: BillingInterval;
+  s_interval_count: number;
+  s_anchor_at: string | Date;
+  s_status: SubscriptionStatus;
+  s_current_period: number;
+  s_cancel_at_period_end: boolean;
+  s_has_later: boolean;
+}
+
+interface Sub {
   id: string;
   customer_uid: string;
   name: string;
@@ -77,13 +91,26 @@ export class FastRenewal {
     private readonly observers: BillingObservers = {},
   ) {}
 
-  async run(ctx: Ctx, ip: IamportPayment, fetchedAt: Date): Promise<VerifiedPayment | null> {
+  async run(ctx: Ctx, ip: IamportPayment, fetchedAt: Date, eventId?: string): Promise<VerifiedPayment | null> {
     if (ip.status !== "paid" || !ip.merchant_uid) return null;
     const tz = this.deps.config.billingTimeZone;
-    let done: { payment: Payment; sub: SubscriptionRow; period: number; attempt: number; next: string } | null;
+    let done: { payment: Payment; sub: Sub; period: number; attempt: number; next: string } | null;
     try {
       done = await transaction(ctx.db ?? ctx.em, async (q) => {
-        const [row] = await q<PaymentRow>(`select ${PAYMENT_COLUMNS} from payments where merchant_uid = $1 for update`, [ip.merchant_uid]);
+        // The payment and its subscription, locked in that order (as the general path and cancellations do),
+        // with whether anything was already created after this charge, in one statement.
+        const [row] = await q<PaymentRow & SubscriptionRow>(
+          `select ${PAYMENT_COLUMNS.split(", ").map((c) => `p.${c}`).join(", ")},
+                  s.id as s_id, s.customer_uid as s_customer_uid, s.name as s_name, s.amount as s_amount, s.interval as s_interval,
+                  s.interval_count as s_interval_count, s.anchor_at as s_anchor_at, s.status as s_status,
+                  s.current_period as s_current_period, s.cancel_at_period_end as s_cancel_at_period_end,
+                  exists (select 1 from payments l where l.subscription_id = p.subscription_id
+                           and (l.period > p.period or (l.period = p.period and l.attempt > p.attempt))) as s_has_later
+             from payments p join subscriptions s on s.id = p.subscription_id
+            where p.merchant_uid = $1
+              for update`,
+          [ip.merchant_uid],
+        );
         if (!row || row.subscription_id === null || row.status === PaymentStatus.PAID) return null;
         const payment = toPayment(row);
         if (changedSince(payment, fetchedAt) && wouldChange(payment, ip)) return null;
@@ -92,14 +119,7 @@ export class FastRenewal {
         if (v.status !== PaymentStatus.PAID) return null;
         const period = row.period ?? 1;
         const attempt = row.attempt ?? 1;
-
-        const [sub] = await q<SubscriptionRow>(
-          `select s.id, s.customer_uid, s.name, s.amount, s.interval, s.interval_count, s.anchor_at, s.status, s.current_period,
-                  s.cancel_at_period_end,
-                  exists (select 1 from payments p where p.subscription_id = s.id and (p.period > $2 or (p.period = $2 and p.attempt > $3))) as has_later
-             from subscriptions s where s.id = $1 for update of s`,
-          [row.subscription_id, period, attempt],
-        );
+        const sub = toSubscription(row);
         if (!sub || sub.has_later || sub.cancel_at_period_end || sub.current_period < 1) return null;
         if (sub.status !== SubscriptionStatus.ACTIVE && sub.status !== SubscriptionStatus.PAST_DUE) return null;
 
@@ -148,6 +168,8 @@ export class FastRenewal {
                insert into payments (merchant_uid, customer_uid, name, amount, cancelled_amount, currency, status, kind, scheduled_at,
                                      subscription_id, period, attempt, checked_at, created_at, updated_at)
                values ($15, $16, $17, $18, 0, 'KRW', 'SCHEDULED', 'SCHEDULE', $19, $20, $21, 1, $14, $14, $14) returning id
+             ), ev as (
+               update webhook_events set attempts = attempts + 1, outcome = 'PAID', processed_at = $14 where id = $25 returning id
              )
              update subscriptions set status = 'ACTIVE', status_reason = null,
                     current_period = coalesce($22, current_period), current_period_start = coalesce($23, current_period_start),
@@ -179,6 +201,7 @@ export class FastRenewal {
               current ? period : null,
               current?.start ?? null,
               current?.end ?? null,
+              eventId ?? null,
             ],
           );
         } catch (err) {
@@ -196,8 +219,25 @@ export class FastRenewal {
     if (this.deps.logger.isLevelEnabled("info")) {
       ctx.log.info({ subscriptionId: done.sub.id, period: done.period, attempt: done.attempt, merchantUid: done.payment.merchantUid, next: done.next }, "renewal paid");
     }
-    return { payment: done.payment, outcome: "PAID", status: PaymentStatus.PAID, message: "Paid", applied: true };
+    return { payment: done.payment, outcome: "PAID", status: PaymentStatus.PAID, message: "Paid", applied: true, eventSettled: eventId !== undefined };
   }
+}
+
+function toSubscription(r: SubscriptionRow): Sub | null {
+  if (r.s_id === null) return null;
+  return {
+    id: r.s_id,
+    customer_uid: r.s_customer_uid,
+    name: r.s_name,
+    amount: r.s_amount,
+    interval: r.s_interval,
+    interval_count: r.s_interval_count,
+    anchor_at: r.s_anchor_at,
+    status: r.s_status,
+    current_period: r.s_current_period,
+    cancel_at_period_end: r.s_cancel_at_period_end,
+    has_later: r.s_has_later,
+  };
 }
 
 /** The row as the fields of a Payment that the verification reads and writes. */

@@ -29,6 +29,6 @@ export function createServices(deps: BillingDeps, observers: BillingObservers = 
     if (payment.subscription && payment.status !== previous) observers.subscriptionCharge?.(payment.status, payment.attempt ?? 1);
   });
   const fast = new FastRenewal(deps, payments, observers);
-  webhooks.fastRenewal = (ctx, ip, fetchedAt) => fast.run(ctx, ip, fetchedAt);
+  webhooks.fastRenewal = (ctx, ip, fetchedAt, eventId) => fast.run(ctx, ip, fetchedAt, eventId);
   return { cards, payments, subscriptions, webhooks };
 }

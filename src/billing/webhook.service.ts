@@ -43,7 +43,7 @@ export class WebhookService {
   constructor(private readonly payments: PaymentService) {}
 
   /** The common renewal in plain SQL (renewal.ts); null: take the general path. */
-  fastRenewal?: (ctx: Ctx, ip: IamportPayment, fetchedAt: Date) => Promise<VerifiedPayment | null>;
+  fastRenewal?: (ctx: Ctx, ip: IamportPayment, fetchedAt: Date, eventId: string) => Promise<VerifiedPayment | null>;
 
   /** Subscriptions register their renewal step here (it runs under the payment's row lock). */
   setAfterVerification(fn: AfterVerification): void {
@@ -103,7 +103,15 @@ export class WebhookService {
     let outcome: string;
     let processed = true;
     try {
-      const verified = await this.payments.verify(ctx, event.impUid!, claimedMerchantUid, this.afterVerification, this.fastRenewal);
+      const fast = this.fastRenewal;
+      const verified = await this.payments.verify(
+        ctx,
+        event.impUid!,
+        claimedMerchantUid,
+        this.afterVerification,
+        fast && ((c, ip, at) => fast(c, ip, at, event.id)),
+      );
+      if (verified.eventSettled) return { kind: "verified", event, result: verified };
       // The order's new status, or (when nothing was applied) the verdict and why.
       outcome = verified.applied ? verified.payment.status : `${verified.status}: ${verified.message}`;
       result = { kind: "verified", event, result: verified };
