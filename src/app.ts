@@ -24,7 +24,8 @@ import { authenticate, parseApiKeys, requireCaller } from "./http/auth";
 import { graphqlEndpoint, type Middleware } from "./http/graphql-endpoint";
 import { graphiqlRouter } from "./http/graphiql";
 import { healthRoutes } from "./http/health";
-import { bodyParsers, errorHandler, restRoutes } from "./http/routes";
+import { fastRoute } from "./http/fast-routes";
+import { bodyParsers, errorHandler, restRoutes, webhookHandler } from "./http/routes";
 import { graphqlRateLimit, ipRateLimit, passThrough, webhookAllowList } from "./http/security";
 import type { IamportClient } from "./iamport/iamport.client";
 import type { Metrics } from "./metrics";
@@ -117,7 +118,8 @@ export async function createApp(deps: AppDeps): Promise<BuiltApp> {
   app.use(graphiqlRouter({ enabled: config.graphiqlEnabled, apiKey: config.env !== "production" ? deps.apiKeys[0] : undefined }));
   const webhookPaths = ["/iamport-webhook", "/iamport-callback/schedule"];
   // Iamport sends bursts from few addresses (every renewal of the 1st of the month): a larger budget there.
-  app.use(webhookPaths, webhookAllowList(config.webhookAllowedIps), ipRateLimit(config.rateLimitPublicPerMinute * 10, "webhook", deps.rateLimitStore?.()));
+  const webhookGuards = [webhookAllowList(config.webhookAllowedIps), ipRateLimit(config.rateLimitPublicPerMinute * 10, "webhook", deps.rateLimitStore?.())];
+  app.use(webhookPaths, ...webhookGuards);
   app.use(/^\/(?!graphql|iamport-webhook|iamport-callback|healthz|readyz|metrics|graphiql).*/, ipRateLimit(config.rateLimitPublicPerMinute, "public", deps.rateLimitStore?.()));
   app.use(bodyParsers(config.bodyLimit));
   app.use(restRoutes(services, config));
@@ -204,7 +206,8 @@ export async function createApp(deps: AppDeps): Promise<BuiltApp> {
   app.use((_req, res) => {
     res.status(404).json({ status: "failed", code: "NOT_FOUND", message: "No such route" });
   });
-  app.use(errorHandler(logger));
+  const handleError = errorHandler(logger);
+  app.use(handleError);
 
   const endpoint = graphqlEndpoint<GraphQLContext>({
     apollo,
@@ -227,13 +230,37 @@ export async function createApp(deps: AppDeps): Promise<BuiltApp> {
     onError: (err, req) => logger.error({ err, reqId: (req as IncomingMessage & { ctx?: Ctx }).ctx?.requestId }, "request failed"),
   });
 
-  /** The node:http handler: POST /graphql straight to Apollo, everything else to Express. */
+  // Iamport's webhooks on node:http too: the same guards and handler as their Express routes.
+  const webhookRoutes = new Map(
+    (["iamport-webhook", "schedule-callback"] as const).map((source, i) => [
+      webhookPaths[i],
+      fastRoute({
+        app,
+        bodyLimit: config.bodyLimit,
+        before: [securityHeaders, ...webhookGuards].filter((m) => m !== passThrough) as Middleware[],
+        handler: webhookHandler(services, source) as unknown as Middleware,
+        onError: (err, req, res) => handleError(err, req as never, res as never, () => undefined),
+      }),
+    ]),
+  );
+
+  /** The node:http handler: POST /graphql straight to Apollo, webhooks to their handler, everything else to Express. */
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
     const url = req.url ?? "";
-    if (req.method === "POST" && (url === "/graphql" || url.startsWith("/graphql?"))) {
-      (req as IncomingMessage & { ctx: Ctx }).ctx = track(req, res, url, "/graphql");
-      void endpoint(req, res);
-      return;
+    if (req.method === "POST") {
+      const q = url.indexOf("?");
+      const path = q < 0 ? url : url.slice(0, q);
+      if (path === "/graphql") {
+        (req as IncomingMessage & { ctx: Ctx }).ctx = track(req, res, url, "/graphql");
+        void endpoint(req, res);
+        return;
+      }
+      const webhook = webhookRoutes.get(path);
+      if (webhook) {
+        (req as IncomingMessage & { ctx: Ctx }).ctx = track(req, res, url, path);
+        void webhook(req, res);
+        return;
+      }
     }
     app(req, res);
   };

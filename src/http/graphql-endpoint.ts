@@ -23,7 +23,7 @@ export interface GraphqlEndpointDeps<TContext extends object> {
   onError(err: unknown, req: IncomingMessage): void;
 }
 
-type Res = ServerResponse & {
+export type Res = ServerResponse & {
   locals: Record<string, unknown>;
   status(code: number): Res;
   json(body: unknown): Res;
@@ -31,7 +31,7 @@ type Res = ServerResponse & {
   append(name: string, value: string | string[]): Res;
 };
 
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
+export function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const out = JSON.stringify(body);
   res.statusCode = status;
   res.setHeader("content-type", "application/json; charset=utf-8");
@@ -44,7 +44,7 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
  * express-rate-limit use, on a plain node:http pair: so the same middleware
  * instances guard /graphql here and on the Express routes.
  */
-function expressLike(req: IncomingMessage, res: ServerResponse, app: Express): Res {
+export function expressLike(req: IncomingMessage, res: ServerResponse, app: Express): Res {
   const r = res as Res;
   r.locals = {};
   r.status = (code) => {
@@ -72,7 +72,7 @@ function expressLike(req: IncomingMessage, res: ServerResponse, app: Express): R
   return r;
 }
 
-function runMiddleware(mw: Middleware, req: IncomingMessage, res: Res): Promise<boolean> {
+export function runMiddleware(mw: Middleware, req: IncomingMessage, res: Res): Promise<boolean> {
   return new Promise((resolve, reject) => {
     let called = false;
     const next = (err?: unknown) => {
@@ -100,7 +100,7 @@ function runMiddleware(mw: Middleware, req: IncomingMessage, res: Res): Promise<
 
 const MEDIA_JSON = /^application\/json\s*(;|$)/i;
 
-class BodyError extends Error {
+export class BodyError extends Error {
   constructor(
     readonly status: number,
     readonly code: string,
@@ -110,7 +110,7 @@ class BodyError extends Error {
   }
 }
 
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers["content-length"]);
     if (Number.isFinite(declared) && declared > limit) {

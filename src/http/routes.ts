@@ -29,25 +29,32 @@ function stringField(body: Record<string, unknown>, field: string, required = fa
   return v;
 }
 
+/**
+ * A webhook (Iamport's notice or its schedule callback): 200 once durably
+ * handled or known irrelevant; 5xx only when a retry could help. Mounted here
+ * and on the node:http fast path (src/http/fast-routes.ts).
+ */
+export function webhookHandler(services: Services, source: EventSource) {
+  return route(async (req, res) => {
+    const notice = services.webhooks.parseNotice(req.body);
+    const result = await services.webhooks.handle(req.ctx, source, notice, { remoteIp: req.ip });
+    if (result.kind === "retry") {
+      res.status(result.error.code === "UPSTREAM_UNAVAILABLE" ? 503 : 500).json({ status: "error", message: "not processed; retry later" });
+      return;
+    }
+    res.status(200).json({
+      status: result.kind === "verified" ? "ok" : "ignored",
+      outcome: result.kind === "verified" ? result.result.outcome : undefined,
+      message: result.kind === "verified" ? result.result.message : result.reason,
+    });
+  });
+}
+
 /** The REST routes of DESIGN.md: Iamport's webhooks, browser returns and billing-key forms. */
 export function restRoutes(services: Services, config: Config): Router {
   const r = Router();
 
-  // Webhooks: 200 once durably handled or known irrelevant; 5xx only when a retry could help.
-  const webhook = (source: EventSource) =>
-    route(async (req, res) => {
-      const notice = services.webhooks.parseNotice(req.body);
-      const result = await services.webhooks.handle(req.ctx, source, notice, { remoteIp: req.ip });
-      if (result.kind === "retry") {
-        res.status(result.error.code === "UPSTREAM_UNAVAILABLE" ? 503 : 500).json({ status: "error", message: "not processed; retry later" });
-        return;
-      }
-      res.status(200).json({
-        status: result.kind === "verified" ? "ok" : "ignored",
-        outcome: result.kind === "verified" ? result.result.outcome : undefined,
-        message: result.kind === "verified" ? result.result.message : result.reason,
-      });
-    });
+  const webhook = (source: EventSource) => webhookHandler(services, source);
   r.post("/iamport-webhook", webhook("iamport-webhook"));
   r.post("/iamport-callback/schedule", webhook("schedule-callback"));
 
