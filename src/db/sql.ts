@@ -1,8 +1,36 @@
+import crypto from "node:crypto";
 import type { EntityManager } from "@mikro-orm/postgresql";
 
 /** The part of a `pg` client this module uses. */
 interface PgClient {
-  query(config: { text: string; values: unknown[] }): Promise<{ rows: Record<string, unknown>[]; rowCount: number | null }>;
+  query(config: { name?: string; text: string; values: unknown[] }): Promise<{ rows: Record<string, unknown>[]; rowCount: number | null }>;
+}
+
+/**
+ * Prepared statements, named per connection: PostgreSQL parses and plans a
+ * statement once per connection instead of on every call (on this 2-core
+ * machine PostgreSQL's CPU is shared with the server: bench/README.md). Names
+ * carry the process and the connection, because the embedded database is one
+ * session for every connection, where statements outlive the connection that
+ * prepared them.
+ */
+const PREFIX = `q${process.pid.toString(36)}${crypto.randomBytes(3).toString("hex")}`;
+const MAX_NAMED_PER_CONNECTION = 200;
+let connections = 0;
+const prepared = new WeakMap<PgClient, { id: number; names: Map<string, string> }>();
+
+function statement(conn: PgClient, text: string, values: unknown[]): { name?: string; text: string; values: unknown[] } {
+  let c = prepared.get(conn);
+  if (!c) {
+    c = { id: ++connections, names: new Map() };
+    prepared.set(conn, c);
+  }
+  let name = c.names.get(text);
+  if (name === undefined && c.names.size < MAX_NAMED_PER_CONNECTION) {
+    name = `${PREFIX}_${c.id.toString(36)}_${c.names.size.toString(36)}`;
+    c.names.set(text, name);
+  }
+  return name === undefined ? { text, values } : { name, text, values };
 }
 
 interface KnexClient {
@@ -33,7 +61,7 @@ export async function sql<T = Record<string, unknown>>(em: EntityManager, text: 
   const client = (em.getKnex() as unknown as { client: KnexClient }).client;
   const conn = await client.acquireConnection();
   try {
-    const res = await conn.query({ text, values });
+    const res = await conn.query(statement(conn, text, values));
     return res.rows as T[];
   } finally {
     await client.releaseConnection(conn);
@@ -51,7 +79,7 @@ export type Query = <T = Record<string, unknown>>(text: string, values?: unknown
 export async function transaction<R>(em: EntityManager, fn: (q: Query) => Promise<R | null>): Promise<R | null> {
   const client = (em.getKnex() as unknown as { client: KnexClient }).client;
   const conn = await client.acquireConnection();
-  const q: Query = async <T>(text: string, values: unknown[] = []) => (await conn.query({ text, values })).rows as T[];
+  const q: Query = async <T>(text: string, values: unknown[] = []) => (await conn.query(statement(conn, text, values))).rows as T[];
   try {
     await conn.query({ text: "begin", values: [] });
     let result: R | null;
