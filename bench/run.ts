@@ -39,7 +39,7 @@ const { values: argv } = parseArgs({
     connections: { type: "string", default: "32" },
     latency: { type: "string", default: "50" },
     "webhook-concurrency": { type: "string", default: "16" },
-    pool: { type: "string", default: "10" },
+    pool: { type: "string", default: "20" },
     only: { type: "string" },
     profile: { type: "string" },
     json: { type: "string", default: path.join(__dirname, "..", "..", "bench", "results.json") },
@@ -59,8 +59,8 @@ const opts = {
   connections: intArg("connections", argv.connections, 32),
   latencyMs: intArg("latency", argv.latency, 50),
   webhookConcurrency: intArg("webhook-concurrency", argv["webhook-concurrency"], 16),
-  /** DATABASE_POOL_MAX of the server, the raw server and the seed handler (the embedded database: always 1). */
-  pool: intArg("pool", argv.pool, 10),
+  /** DATABASE_POOL_MAX of the server, the raw server and the seed handler: the server's default, 20 (the embedded database: always 1). */
+  pool: intArg("pool", argv.pool, 20),
   phases: new Set((argv.only ?? "read,burst,latency,scale").split(",").map((s) => s.trim())),
   profileDir: argv.profile ? path.resolve(argv.profile) : undefined,
 };

@@ -36,7 +36,7 @@ const envSchema = z.object({
   PORT: port.default(4000),
   HOST: z.string().trim().default("0.0.0.0"),
   DATABASE_URL: optionalString.pipe(url.optional()),
-  DATABASE_POOL_MAX: z.coerce.number().int().min(1).max(200).default(10),
+  DATABASE_POOL_MAX: z.coerce.number().int().min(1).max(200).default(20),
   PGLITE_DATA_DIR: z.string().trim().default("./.data/pglite"),
   IAMPORT_API_URL: optionalString.pipe(url.optional()),
   IAMPORT_API_KEY: optionalString,
