@@ -57,6 +57,12 @@ export interface PaymentFilter {
   status?: PaymentStatus | null;
 }
 
+/** A look-up of Iamport's payment already under way, and when it was asked. */
+export interface Prefetched {
+  at: Date;
+  payment: Promise<IamportPayment>;
+}
+
 export interface VerifiedPayment extends Verification {
   payment: Payment;
   /**
@@ -374,13 +380,14 @@ export class PaymentService {
     claimedMerchantUid?: string | null,
     after?: (ctx: Ctx, payment: Payment, previous: PaymentStatus, v: Verification) => Promise<void>,
     fast?: (ctx: Ctx, ip: IamportPayment, fetchedAt: Date) => Promise<VerifiedPayment | null>,
+    prefetched?: Prefetched,
   ): Promise<VerifiedPayment> {
     const impUid = checkUid("impUid", impUidRaw);
     const claimed = claimedMerchantUid === undefined || claimedMerchantUid === null ? undefined : checkUid("merchantUid", claimedMerchantUid);
-    const fetchedAt = new Date();
+    const { at: fetchedAt, payment } = prefetched ?? this.prefetch(ctx, impUid);
     let ip: IamportPayment;
     try {
-      ip = await this.fetchPayment(ctx, impUid);
+      ip = await payment;
     } catch (err) {
       throw upstreamError(err, `Payment ${impUid} at Iamport`);
     }
@@ -390,6 +397,18 @@ export class PaymentService {
       if (done) return done;
     }
     return this.verifyFetched(ctx, ip, claimed, after, fetchedAt);
+  }
+
+  /**
+   * Starts asking Iamport about a payment (verify's first step), so a caller
+   * can do its own work meanwhile (the webhook inbox records the event). The
+   * promise never rejects unobserved: verify awaits it.
+   */
+  prefetch(ctx: Ctx, impUidRaw: string): Prefetched {
+    const at = new Date();
+    const payment = this.fetchPayment(ctx, checkUid("impUid", impUidRaw));
+    payment.catch(() => undefined);
+    return { at, payment };
   }
 
   private fetchPayment(ctx: Ctx, impUid: string): Promise<IamportPayment> {

@@ -3,7 +3,7 @@ import type { Payment } from "../db/entities";
 import type { PaymentStatus } from "../db/entities/enums";
 import { AppError, BadUserInputError, NotFoundError, toAppError } from "../errors";
 import type { Ctx } from "./context";
-import type { PaymentService, VerifiedPayment } from "./payment.service";
+import type { PaymentService, Prefetched, VerifiedPayment } from "./payment.service";
 import { checkUid } from "./validation";
 import { sql } from "../db/sql";
 import type { Verification } from "./verification";
@@ -88,17 +88,19 @@ export class WebhookService {
     // Recorded with one statement of its own (committed before anything is asked of Iamport):
     // no unit of work, so the event stays out of the verification's flushes.
     const body = { imp_uid: notice.impUid, merchant_uid: notice.merchantUid, status: notice.claimedStatus, ...meta.extra };
+    // Iamport is asked while the event is being recorded; nothing is decided before the record is committed.
+    const prefetched = this.payments.prefetch(ctx, notice.impUid);
     const [row] = await sql<{ id: string }>(
       ctx.db ?? ctx.em,
       `insert into webhook_events (source, imp_uid, merchant_uid, claimed_status, body, remote_ip, received_at, attempts)
        values ($1, $2, $3, $4, $5, $6, $7, 0) returning id`,
       [source, notice.impUid, notice.merchantUid ?? null, notice.claimedStatus ?? null, JSON.stringify(body), meta.remoteIp?.slice(0, 64) ?? null, new Date()],
     );
-    return this.process(ctx, { id: row.id, impUid: notice.impUid }, meta.claimMerchantUid ? notice.merchantUid : undefined);
+    return this.process(ctx, { id: row.id, impUid: notice.impUid }, meta.claimMerchantUid ? notice.merchantUid : undefined, prefetched);
   }
 
   /** Processes a recorded event (first delivery or reconciliation of one left unprocessed). */
-  async process(ctx: Ctx, event: RecordedEvent, claimedMerchantUid?: string): Promise<EventResult> {
+  async process(ctx: Ctx, event: RecordedEvent, claimedMerchantUid?: string, prefetched?: Prefetched): Promise<EventResult> {
     let result: EventResult;
     let outcome: string;
     let processed = true;
@@ -110,6 +112,7 @@ export class WebhookService {
         claimedMerchantUid,
         this.afterVerification,
         fast && ((c, ip, at) => fast(c, ip, at, event.id)),
+        prefetched,
       );
       if (verified.eventSettled) return { kind: "verified", event, result: verified };
       // The order's new status, or (when nothing was applied) the verdict and why.
