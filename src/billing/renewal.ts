@@ -125,8 +125,10 @@ export class FastRenewal {
 
         applyVerification(payment, ip, v);
         const anchor = pgTime(sub.anchor_at)!;
-        const current = period > sub.current_period ? periodOf(anchor, sub.interval, sub.interval_count, period, tz) : null;
-        const nextStart = periodOf(anchor, sub.interval, sub.interval_count, period + 1, tz).start;
+        // Period n ends where period n+1 starts (both are boundaries from the anchor: billing-dates.ts).
+        const paidPeriod = periodOf(anchor, sub.interval, sub.interval_count, period, tz);
+        const current = period > sub.current_period ? paidPeriod : null;
+        const nextStart = paidPeriod.end;
         // Iamport refuses schedules in its past: a renewal confirmed late is charged a minute after it.
         const floor = Math.floor((payment.paidAt ?? new Date()).getTime() / 1000) * 1000 + 60_000;
         const at = nextStart.getTime() < floor ? new Date(floor) : nextStart;
