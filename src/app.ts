@@ -252,13 +252,13 @@ export async function createApp(deps: AppDeps): Promise<BuiltApp> {
       const path = q < 0 ? url : url.slice(0, q);
       if (path === "/graphql") {
         (req as IncomingMessage & { ctx: Ctx }).ctx = track(req, res, url, "/graphql");
-        void endpoint(req, res);
+        endpoint(req, res).catch(() => res.destroy());
         return;
       }
       const webhook = webhookRoutes.get(path);
       if (webhook) {
         (req as IncomingMessage & { ctx: Ctx }).ctx = track(req, res, url, path);
-        void webhook(req, res);
+        webhook(req, res).catch(() => res.destroy());
         return;
       }
     }

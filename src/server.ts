@@ -1,6 +1,7 @@
 import "reflect-metadata";
 import crypto from "node:crypto";
 import http from "node:http";
+import { usePreparedStatements } from "./db/sql";
 import type { AddressInfo } from "node:net";
 import type { MikroORM } from "@mikro-orm/postgresql";
 import type { Logger } from "pino";
@@ -63,6 +64,7 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
         "DATABASE_URL is not set: using the embedded PostgreSQL (PGlite). Set DATABASE_URL for production.",
       );
     }
+    usePreparedStatements(!embedded && config.databasePreparedStatements);
     const orm = await openOrm(databaseUrl, embedded ? 1 : config.databasePoolMax, logger);
     closers.push(["database pool", () => orm.close(true)]);
     if (config.migrateOnStart) {

@@ -580,8 +580,8 @@ export class PaymentService {
     }
     const rows = await sql<PaymentRow>(
       ctx.db ?? ctx.em,
-      `select ${PAYMENT_VIEW_COLUMNS} from payments ${where.length ? `where ${where.join(" and ")}` : ""} order by id desc limit ${limit + 1}`,
-      values,
+      `select ${PAYMENT_VIEW_COLUMNS} from payments ${where.length ? `where ${where.join(" and ")}` : ""} order by id desc limit $${values.length + 1}`,
+      [...values, limit + 1],
     );
     const hasNextPage = rows.length > limit;
     const nodes = (hasNextPage ? rows.slice(0, limit) : rows).map(paymentView);

@@ -1,6 +1,7 @@
 import type { Payment } from "../db/entities";
 import { PaymentStatus, SubscriptionStatus, type BillingInterval, type PaymentKind } from "../db/entities/enums";
 import { pgTime, transaction } from "../db/sql";
+import { IamportNotFoundError, IamportRefusedError } from "../iamport/iamport.errors";
 import type { IamportPayment } from "../iamport/iamport.types";
 import { periodOf } from "./billing-dates";
 import type { BillingDeps, Ctx } from "./context";
@@ -44,7 +45,6 @@ interface SubscriptionRow {
   s_status: SubscriptionStatus;
   s_current_period: number;
   s_cancel_at_period_end: boolean;
-  s_has_later: boolean;
 }
 
 interface Sub {
@@ -58,7 +58,6 @@ interface Sub {
   status: SubscriptionStatus;
   current_period: number;
   cancel_at_period_end: boolean;
-  has_later: boolean;
 }
 
 const PAYMENT_COLUMNS =
@@ -69,20 +68,24 @@ const PAYMENT_COLUMNS =
 class TakeGeneralPath extends Error {}
 
 /**
- * The renewal of the first of the month, in five statements: the schedule
- * webhook of a subscription charge that Iamport reports paid, for an ACTIVE or
- * PAST_DUE subscription with nothing after this charge yet. Under the same row
- * locks and in the same order as the general path (payment, then subscription),
- * it applies the same verdict (`decide`, `applyVerification`), registers the next
- * period's charge with Iamport, and writes the payment, the next charge
- * (SCHEDULED) and the subscription in one statement, in one transaction.
+ * The renewal of the first of the month, in one transaction of three
+ * statements and the commit: the schedule webhook of a subscription charge that
+ * Iamport reports paid, for an ACTIVE or PAST_DUE subscription with nothing
+ * after this charge yet. Under the same row locks and in the same order as the
+ * general path (payment, then subscription), it applies the same verdict
+ * (`decide`, `supersedes`, `applyVerification`), registers the next period's
+ * charge with Iamport, and writes the payment, the next charge, the webhook
+ * event and the subscription in one statement.
  *
- * Everything else (a first payment, a decline, a redelivery, a stale answer, a
- * canceled subscription, an Iamport refusal or timeout, any database error
- * after the schedule call) returns null with nothing written, and the caller
- * runs the general path (PaymentService.verifyFetched + onPaymentVerified),
- * which knows every case. The general path stays the reference; this one only
- * skips the unit of work (18 statements, ~6.5 ms of CPU a renewal: bench/README.md).
+ * The next charge is SCHEDULED when Iamport confirmed it, and PENDING when the
+ * outcome is unknown (timeout, Iamport down): committed with the payment, as
+ * the general path's registerNext leaves it, for cancellation and
+ * reconciliation to find. Everything else (a first payment, a decline, a
+ * redelivery, a stale answer, a canceled subscription, an Iamport refusal, a
+ * database error) returns null with nothing written, and the caller runs the
+ * general path (PaymentService.verifyFetched + onPaymentVerified), which knows
+ * every case. The general path stays the reference; this one only skips the
+ * unit of work (18 statements, ~6.5 ms of CPU a renewal: bench/README.md).
  */
 export class FastRenewal {
   constructor(
@@ -103,9 +106,7 @@ export class FastRenewal {
           `select ${PAYMENT_COLUMNS.split(", ").map((c) => `p.${c}`).join(", ")},
                   s.id as s_id, s.customer_uid as s_customer_uid, s.name as s_name, s.amount as s_amount, s.interval as s_interval,
                   s.interval_count as s_interval_count, s.anchor_at as s_anchor_at, s.status as s_status,
-                  s.current_period as s_current_period, s.cancel_at_period_end as s_cancel_at_period_end,
-                  exists (select 1 from payments l where l.subscription_id = p.subscription_id
-                           and (l.period > p.period or (l.period = p.period and l.attempt > p.attempt))) as s_has_later
+                  s.current_period as s_current_period, s.cancel_at_period_end as s_cancel_at_period_end
              from payments p join subscriptions s on s.id = p.subscription_id
             where p.merchant_uid = $1
               for update`,
@@ -120,8 +121,15 @@ export class FastRenewal {
         const period = row.period ?? 1;
         const attempt = row.attempt ?? 1;
         const sub = toSubscription(row);
-        if (!sub || sub.has_later || sub.cancel_at_period_end || sub.current_period < 1) return null;
+        if (!sub || sub.cancel_at_period_end || sub.current_period < 1) return null;
         if (sub.status !== SubscriptionStatus.ACTIVE && sub.status !== SubscriptionStatus.PAST_DUE) return null;
+        // Asked once both locks are held, in a statement of its own: a subquery of the locking statement
+        // would read the snapshot taken before it waited for the locks, missing rows committed meanwhile.
+        const [later] = await q<{ found: boolean }>(
+          `select exists (select 1 from payments where subscription_id = $1 and (period > $2 or (period = $2 and attempt > $3))) as found`,
+          [sub.id, period, attempt],
+        );
+        if (later.found) return null;
 
         applyVerification(payment, ip, v);
         const anchor = pgTime(sub.anchor_at)!;
@@ -134,28 +142,47 @@ export class FastRenewal {
         const at = nextStart.getTime() < floor ? new Date(floor) : nextStart;
         const next = renewalMerchantUid(sub.id, period + 1, 1);
 
-        let scheduledAt: Date;
-        try {
-          const results = await this.deps.iamport.schedule(
-            sub.customer_uid,
-            [
-              {
-                merchant_uid: next,
-                schedule_at: Math.floor(at.getTime() / 1000),
-                amount: sub.amount,
-                name: sub.name,
-                currency: "KRW",
-                notice_url: this.payments.scheduleNoticeUrl(),
-              },
-            ],
-            { requestId: ctx.requestId },
-          );
+        // Registered: SCHEDULED at Iamport's time. Refused: nothing was registered, so the general path may
+        // take it from the start (it moves a time Iamport finds past, or fails the attempt). Unknown (timeout,
+        // Iamport down, an answer without this schedule): the next charge is committed PENDING with the
+        // payment, locks held until then, so a cancellation sees it and revokes it, and reconciliation
+        // looks it up by merchant_uid and registers it if Iamport never got it, as registerNext leaves it.
+        let scheduledAt = at;
+        let registered = false;
+        const entry = {
+          merchant_uid: next,
+          schedule_at: Math.floor(at.getTime() / 1000),
+          amount: sub.amount,
+          name: sub.name,
+          currency: "KRW",
+          notice_url: this.payments.scheduleNoticeUrl(),
+        };
+        const register = async (): Promise<void> => {
+          const results = await this.deps.iamport.schedule(sub.customer_uid, [entry], { requestId: ctx.requestId });
           const mine = results.find((r) => r.merchant_uid === next);
-          if (!mine || mine.schedule_status !== "scheduled") throw new TakeGeneralPath("unexpected schedule answer");
-          scheduledAt = new Date(mine.schedule_at * 1000);
-        } catch {
-          // Refused, timed out or odd: the general path settles it (it looks the schedule up by merchant_uid).
-          throw new TakeGeneralPath("schedule call");
+          if (mine?.schedule_status === "scheduled") {
+            scheduledAt = new Date(mine.schedule_at * 1000);
+            registered = true;
+          }
+        };
+        try {
+          await register();
+        } catch (err) {
+          if (err instanceof IamportRefusedError) throw new TakeGeneralPath("schedule refused");
+          // Unknown outcome: asked by merchant_uid, and sent once more only if Iamport never got it
+          // (Iamport refuses a second schedule with the same merchant_uid), as registerSchedules does.
+          try {
+            const found = await this.deps.iamport.getSchedule(next, { requestId: ctx.requestId });
+            if (found.schedule_status === "scheduled") {
+              scheduledAt = new Date(found.schedule_at * 1000);
+              registered = true;
+            }
+          } catch (lookup) {
+            if (lookup instanceof IamportNotFoundError) await register().catch(() => undefined);
+          }
+        }
+        if (!registered) {
+          ctx.log.warn({ subscriptionId: sub.id, merchantUid: next }, "next charge not registered yet; reconciliation will retry");
         }
 
         const now = new Date();
@@ -169,7 +196,7 @@ export class FastRenewal {
              ), nxt as (
                insert into payments (merchant_uid, customer_uid, name, amount, cancelled_amount, currency, status, kind, scheduled_at,
                                      subscription_id, period, attempt, checked_at, created_at, updated_at)
-               values ($15, $16, $17, $18, 0, 'KRW', 'SCHEDULED', 'SCHEDULE', $19, $20, $21, 1, $14, $14, $14) returning id
+               values ($15, $16, $17, $18, 0, 'KRW', $26, 'SCHEDULE', $19, $20, $21, 1, $27, $14, $14) returning id
              ), ev as (
                update webhook_events set attempts = attempts + 1, outcome = 'PAID', processed_at = $14 where id = $25 returning id
              )
@@ -204,6 +231,8 @@ export class FastRenewal {
               current?.start ?? null,
               current?.end ?? null,
               eventId ?? null,
+              registered ? PaymentStatus.SCHEDULED : PaymentStatus.PENDING,
+              registered ? now : null,
             ],
           );
         } catch (err) {
@@ -238,7 +267,6 @@ function toSubscription(r: SubscriptionRow): Sub | null {
     status: r.s_status,
     current_period: r.s_current_period,
     cancel_at_period_end: r.s_cancel_at_period_end,
-    has_later: r.s_has_later,
   };
 }
 

@@ -18,8 +18,19 @@ const PREFIX = `q${process.pid.toString(36)}${crypto.randomBytes(3).toString("he
 const MAX_NAMED_PER_CONNECTION = 200;
 let connections = 0;
 const prepared = new WeakMap<PgClient, { id: number; names: Map<string, string> }>();
+let preparing = true;
+
+/**
+ * Turns named statements off (DATABASE_PREPARED_STATEMENTS=false behind a
+ * transaction-mode pooler, and always on the embedded database, whose one
+ * session would keep the statements of every connection ever opened).
+ */
+export function usePreparedStatements(enabled: boolean): void {
+  preparing = enabled;
+}
 
 function statement(conn: PgClient, text: string, values: unknown[]): { name?: string; text: string; values: unknown[] } {
+  if (!preparing) return { text, values };
   let c = prepared.get(conn);
   if (!c) {
     c = { id: ++connections, names: new Map() };
@@ -80,16 +91,31 @@ export async function transaction<R>(em: EntityManager, fn: (q: Query) => Promis
   const client = (em.getKnex() as unknown as { client: KnexClient }).client;
   const conn = await client.acquireConnection();
   const q: Query = async <T>(text: string, values: unknown[] = []) => (await conn.query(statement(conn, text, values))).rows as T[];
+  // A connection whose transaction state is unknown (BEGIN, COMMIT or ROLLBACK failed) must not go back
+  // to the pool, where the next user would find it inside a transaction holding row locks.
+  const control = async (text: string): Promise<string | undefined> => {
+    try {
+      return ((await conn.query({ text, values: [] })) as { command?: string }).command;
+    } catch (err) {
+      (conn as PgClient & { __knex__disposed?: unknown }).__knex__disposed = err;
+      throw err;
+    }
+  };
   try {
-    await conn.query({ text: "begin", values: [] });
+    await control("begin");
     let result: R | null;
     try {
       result = await fn(q);
     } catch (err) {
-      await conn.query({ text: "rollback", values: [] }).catch(() => undefined);
+      await control("rollback").catch(() => undefined);
       throw err;
     }
-    await conn.query({ text: result === null ? "rollback" : "commit", values: [] });
+    if (result === null) {
+      await control("rollback");
+      return null;
+    }
+    // COMMIT of a transaction that an error aborted answers ROLLBACK, not an error.
+    if ((await control("commit")) !== "COMMIT") throw new Error("the transaction was rolled back by the database");
     return result;
   } finally {
     await client.releaseConnection(conn);

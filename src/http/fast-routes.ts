@@ -69,8 +69,12 @@ export function fastRoute(deps: FastRouteDeps) {
       }
       await runMiddleware(deps.handler, req, res);
     } catch (err) {
-      if (!res.headersSent) deps.onError(err, req, res);
-      else res.destroy();
+      try {
+        if (!res.headersSent) deps.onError(err, req, res);
+        else res.destroy();
+      } catch {
+        res.destroy();
+      }
     }
   };
 }

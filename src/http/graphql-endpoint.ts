@@ -87,7 +87,11 @@ export function runMiddleware(mw: Middleware, req: IncomingMessage, res: Res): P
         () => {
           if (!called) {
             if (res.writableEnded || res.headersSent) resolve(false);
-            else res.once("finish", () => resolve(false));
+            else {
+              // Answered later, or never: the client went away.
+              res.once("finish", () => resolve(false));
+              res.once("close", () => resolve(false));
+            }
           }
         },
         reject,
@@ -134,10 +138,13 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
     req.on("end", () => {
       if (!failed) resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks));
     });
-    req.on("error", (err) => {
-      if (!failed) reject(err);
+    // The client went away mid-body: nothing to answer, nothing to log as a server error.
+    const gone = () => {
+      if (!failed) reject(new BodyError(400, "BAD_USER_INPUT", "The body could not be read"));
       failed = true;
-    });
+    };
+    req.on("error", gone);
+    req.on("aborted", gone);
   });
 }
 

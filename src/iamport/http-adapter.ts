@@ -74,14 +74,18 @@ export function nodeHttpAdapter(agents: { http: http.Agent; https: https.Agent }
           });
         },
       );
+      // Counted from when the request has a socket: a call still queued behind the agent's maxSockets
+      // was never sent, and must not be reported as a timeout (an unknown outcome) for that.
       const timeout = config.timeout ?? 0;
-      const timer =
-        timeout > 0
-          ? setTimeout(() => {
-              fail(new AxiosError(`timeout of ${timeout}ms exceeded`, AxiosError.ECONNABORTED, config, req));
-              req.destroy();
-            }, timeout)
-          : undefined;
+      let timer: NodeJS.Timeout | undefined;
+      if (timeout > 0) {
+        req.once("socket", () => {
+          timer = setTimeout(() => {
+            fail(new AxiosError(`timeout of ${timeout}ms exceeded`, AxiosError.ECONNABORTED, config, req));
+            req.destroy();
+          }, timeout);
+        });
+      }
       req.on("error", (err: NodeJS.ErrnoException) => fail(AxiosError.from(err, err.code ?? AxiosError.ERR_NETWORK, config, req)));
       req.end(body);
     });

@@ -161,6 +161,30 @@ describe("registering the next schedule", () => {
     expect(sub.nextPaymentAt).toBe(new Date(scheduled[0].schedule_at * 1000).toISOString());
   });
 
+  it("leaves no live schedule behind when a cancellation races a renewal whose registration outcome is unknown", async () => {
+    const sub = await start();
+    // The registration lands at Iamport but its answer is lost, and so is the look-up that would settle it.
+    await fault("POST /subscribe/payments/schedule", "timeout");
+    await fault("GET /subscribe/payments/schedule/{merchant_uid}", "http500");
+    const renewal = advancePastNextPayment(h, sub);
+    // The cancellation arrives while the renewal waits for Iamport (its timeout is 1 s here).
+    await new Promise((r) => setTimeout(r, 300));
+    const canceled = await cancelSub(h, sub.id);
+    started.splice(started.indexOf(sub), 1);
+    const r = await renewal;
+    expect(r.webhooks.failed).toBe(0);
+    expect(canceled.status).toBe("CANCELED");
+    // Whichever finished first, the charge made is recorded and the one registered meanwhile is revoked.
+    const rows = await paymentRows(h, sub.id);
+    expect(rows.slice(0, 2).map((p) => [p.period, p.status])).toEqual([
+      [1, "PAID"],
+      [2, "PAID"],
+    ]);
+    expect(rows.slice(2).every((p) => p.status === "REVOKED")).toBe(true);
+    expect(await customerSchedules(h, sub.customerUid, "scheduled")).toEqual([]);
+    expect((await getSub(h, sub.id)).status).toBe("CANCELED");
+  });
+
   it("leaves it PENDING when Iamport refuses to answer, and reconciliation registers it once", async () => {
     const sub = await start();
     await fault("POST /subscribe/payments/schedule", "http500", 2);
