@@ -114,7 +114,14 @@ describe("one renewal webhook delivered many times at once", () => {
         ),
       ),
     );
-    expect(answers.every((a) => a.status === 200)).toBe(true);
+    // 50 deliveries at once on a loaded CI machine: a look-up at Iamport may time out, which is answered
+    // 503 ("retry later") and retried as Iamport would. Anything else than 200 or 503 is a failure.
+    const retry = answers.map((a, i) => ({ a, i })).filter(({ a }) => a.status !== 200);
+    expect(retry.map(({ a }) => a.status).filter((s) => s !== 503)).toEqual([]);
+    for (const { a } of retry) {
+      const again = await h.http.post("/iamport-callback/schedule", JSON.parse(String(a.config.data)));
+      expect(again.status).toBe(200);
+    }
     for (const s of subs) await expectRenewedOnce(s);
   });
 
