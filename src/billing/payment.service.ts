@@ -560,7 +560,7 @@ export class PaymentService {
     const values: unknown[] = [];
     if (by.merchantUid) where.push(`merchant_uid = $${values.push(checkUid("merchantUid", by.merchantUid))}`);
     if (by.impUid) where.push(`imp_uid = $${values.push(checkUid("impUid", by.impUid))}`);
-    const rows = await sql<PaymentRow>(ctx.db ?? ctx.em, `select ${PAYMENT_VIEW_COLUMNS} from payments where ${where.join(" and ")}`, values);
+    const rows = await sql<PaymentViewRow>(ctx.db ?? ctx.em, `select ${PAYMENT_VIEW_COLUMNS} from payments where ${where.join(" and ")}`, values);
     return rows.length ? paymentView(rows[0]) : null;
   }
 
@@ -578,7 +578,7 @@ export class PaymentService {
       if (!/^[1-9]\d{0,17}$/.test(key)) throw new BadUserInputError("after", "is not a cursor returned by this API");
       where.push(`id < $${values.push(key)}`);
     }
-    const rows = await sql<PaymentRow>(
+    const rows = await sql<PaymentViewRow>(
       ctx.db ?? ctx.em,
       `select ${PAYMENT_VIEW_COLUMNS} from payments ${where.length ? `where ${where.join(" and ")}` : ""} order by id desc limit $${values.length + 1}`,
       [...values, limit + 1],
@@ -637,11 +637,11 @@ export function againRequest(payment: Payment, noticeUrl?: string): AgainRequest
 }
 
 /** The columns a GraphQL Payment shows (plus id for cursors and subscription_id for its field). */
-const PAYMENT_VIEW_COLUMNS =
+export const PAYMENT_VIEW_COLUMNS =
   "id, merchant_uid, imp_uid, customer_uid, name, amount, paid_amount, cancelled_amount, currency, status, fail_reason, " +
   "scheduled_at, paid_at, failed_at, cancelled_at, receipt_url, subscription_id, created_at, updated_at";
 
-interface PaymentRow {
+export interface PaymentViewRow {
   id: string;
   merchant_uid: string;
   imp_uid: string | null;
@@ -686,7 +686,7 @@ export type PaymentView = Pick<
   | "updatedAt"
 > & { subscription: { id: string } | null };
 
-function paymentView(r: PaymentRow): PaymentView {
+export function paymentView(r: PaymentViewRow): PaymentView {
   return {
     id: r.id,
     merchantUid: r.merchant_uid,

@@ -5,37 +5,19 @@ import { IamportNotFoundError, IamportRefusedError } from "../iamport/iamport.er
 import type { IamportPayment } from "../iamport/iamport.types";
 import { periodOf } from "./billing-dates";
 import type { BillingDeps, Ctx } from "./context";
-import { changedSince, wouldChange, type PaymentService, type VerifiedPayment } from "./payment.service";
+import { changedSince, paymentView, PAYMENT_VIEW_COLUMNS, wouldChange, type PaymentService, type PaymentViewRow, type VerifiedPayment } from "./payment.service";
 import type { BillingObservers } from "./services";
 import { renewalMerchantUid } from "./subscription.service";
 import { applyVerification, decide, supersedes } from "./verification";
 
-interface PaymentRow {
-  id: string;
-  merchant_uid: string;
-  imp_uid: string | null;
-  customer_uid: string | null;
-  name: string;
-  amount: number;
-  paid_amount: number | null;
-  cancelled_amount: number;
-  currency: string;
-  status: PaymentStatus;
+/** A payment row with what the verification needs beyond what GraphQL shows, and its subscription (s_). */
+interface Row extends PaymentViewRow {
   kind: PaymentKind;
-  fail_reason: string | null;
   pay_method: string | null;
-  receipt_url: string | null;
-  paid_at: string | Date | null;
-  failed_at: string | Date | null;
-  cancelled_at: string | Date | null;
   checked_at: string | Date | null;
-  subscription_id: string | null;
   period: number | null;
   attempt: number | null;
-}
-
-interface SubscriptionRow {
-  s_id: string | null;
+  s_id: string;
   s_customer_uid: string;
   s_name: string;
   s_amount: number;
@@ -47,22 +29,7 @@ interface SubscriptionRow {
   s_cancel_at_period_end: boolean;
 }
 
-interface Sub {
-  id: string;
-  customer_uid: string;
-  name: string;
-  amount: number;
-  interval: BillingInterval;
-  interval_count: number;
-  anchor_at: string | Date;
-  status: SubscriptionStatus;
-  current_period: number;
-  cancel_at_period_end: boolean;
-}
-
-const PAYMENT_COLUMNS =
-  "id, merchant_uid, imp_uid, customer_uid, name, amount, paid_amount, cancelled_amount, currency, status, kind, fail_reason, " +
-  "pay_method, receipt_url, paid_at, failed_at, cancelled_at, checked_at, subscription_id, period, attempt";
+const PAYMENT_COLUMNS = `${PAYMENT_VIEW_COLUMNS}, kind, pay_method, checked_at, period, attempt`;
 
 /** Thrown inside the transaction to roll it back and leave the renewal to the general path. */
 class TakeGeneralPath extends Error {}
@@ -97,12 +64,12 @@ export class FastRenewal {
   async run(ctx: Ctx, ip: IamportPayment, fetchedAt: Date, eventId?: string): Promise<VerifiedPayment | null> {
     if (ip.status !== "paid" || !ip.merchant_uid) return null;
     const tz = this.deps.config.billingTimeZone;
-    let done: { payment: Payment; sub: Sub; period: number; attempt: number; next: string } | null;
+    let done: { payment: Payment; subscriptionId: string; period: number; attempt: number; next: string } | null;
     try {
       done = await transaction(ctx.db ?? ctx.em, async (q) => {
         // The payment and its subscription, locked in that order (as the general path and cancellations do),
         // with whether anything was already created after this charge, in one statement.
-        const [row] = await q<PaymentRow & SubscriptionRow>(
+        const [row] = await q<Row>(
           `select ${PAYMENT_COLUMNS.split(", ").map((c) => `p.${c}`).join(", ")},
                   s.id as s_id, s.customer_uid as s_customer_uid, s.name as s_name, s.amount as s_amount, s.interval as s_interval,
                   s.interval_count as s_interval_count, s.anchor_at as s_anchor_at, s.status as s_status,
@@ -120,27 +87,27 @@ export class FastRenewal {
         if (v.status !== PaymentStatus.PAID) return null;
         const period = row.period ?? 1;
         const attempt = row.attempt ?? 1;
-        const sub = toSubscription(row);
-        if (!sub || sub.cancel_at_period_end || sub.current_period < 1) return null;
-        if (sub.status !== SubscriptionStatus.ACTIVE && sub.status !== SubscriptionStatus.PAST_DUE) return null;
+        if (row.s_cancel_at_period_end || row.s_current_period < 1) return null;
+        if (row.s_status !== SubscriptionStatus.ACTIVE && row.s_status !== SubscriptionStatus.PAST_DUE) return null;
+        const subscriptionId = row.s_id;
         // Asked once both locks are held, in a statement of its own: a subquery of the locking statement
         // would read the snapshot taken before it waited for the locks, missing rows committed meanwhile.
         const [later] = await q<{ found: boolean }>(
           `select exists (select 1 from payments where subscription_id = $1 and (period > $2 or (period = $2 and attempt > $3))) as found`,
-          [sub.id, period, attempt],
+          [subscriptionId, period, attempt],
         );
         if (later.found) return null;
 
         applyVerification(payment, ip, v);
-        const anchor = pgTime(sub.anchor_at)!;
+        const anchor = pgTime(row.s_anchor_at)!;
         // Period n ends where period n+1 starts (both are boundaries from the anchor: billing-dates.ts).
-        const paidPeriod = periodOf(anchor, sub.interval, sub.interval_count, period, tz);
-        const current = period > sub.current_period ? paidPeriod : null;
+        const paidPeriod = periodOf(anchor, row.s_interval, row.s_interval_count, period, tz);
+        const current = period > row.s_current_period ? paidPeriod : null;
         const nextStart = paidPeriod.end;
         // Iamport refuses schedules in its past: a renewal confirmed late is charged a minute after it.
         const floor = Math.floor((payment.paidAt ?? new Date()).getTime() / 1000) * 1000 + 60_000;
         const at = nextStart.getTime() < floor ? new Date(floor) : nextStart;
-        const next = renewalMerchantUid(sub.id, period + 1, 1);
+        const next = renewalMerchantUid(subscriptionId, period + 1, 1);
 
         // Registered: SCHEDULED at Iamport's time. Refused: nothing was registered, so the general path may
         // take it from the start (it moves a time Iamport finds past, or fails the attempt). Unknown (timeout,
@@ -152,13 +119,13 @@ export class FastRenewal {
         const entry = {
           merchant_uid: next,
           schedule_at: Math.floor(at.getTime() / 1000),
-          amount: sub.amount,
-          name: sub.name,
+          amount: row.s_amount,
+          name: row.s_name,
           currency: "KRW",
           notice_url: this.payments.scheduleNoticeUrl(),
         };
         const register = async (): Promise<void> => {
-          const results = await this.deps.iamport.schedule(sub.customer_uid, [entry], { requestId: ctx.requestId });
+          const results = await this.deps.iamport.schedule(row.s_customer_uid, [entry], { requestId: ctx.requestId });
           const mine = results.find((r) => r.merchant_uid === next);
           if (mine?.schedule_status === "scheduled") {
             scheduledAt = new Date(mine.schedule_at * 1000);
@@ -182,7 +149,7 @@ export class FastRenewal {
           }
         }
         if (!registered) {
-          ctx.log.warn({ subscriptionId: sub.id, merchantUid: next }, "next charge not registered yet; reconciliation will retry");
+          ctx.log.warn({ subscriptionId, merchantUid: next }, "next charge not registered yet; reconciliation will retry");
         }
 
         const now = new Date();
@@ -221,11 +188,11 @@ export class FastRenewal {
               JSON.stringify(payment.iamport),
               now,
               next,
-              sub.customer_uid,
-              sub.name,
-              sub.amount,
+              row.s_customer_uid,
+              row.s_name,
+              row.s_amount,
               scheduledAt,
-              sub.id,
+              subscriptionId,
               period + 1,
               current ? period : null,
               current?.start ?? null,
@@ -236,10 +203,10 @@ export class FastRenewal {
             ],
           );
         } catch (err) {
-          ctx.log.warn({ subscriptionId: sub.id, err: (err as Error).message }, "renewal write failed after the schedule call; general path");
+          ctx.log.warn({ subscriptionId, err: (err as Error).message }, "renewal write failed after the schedule call; general path");
           throw new TakeGeneralPath("write");
         }
-        return { payment, sub, period, attempt, next };
+        return { payment, subscriptionId, period, attempt, next };
       });
     } catch (err) {
       if (err instanceof TakeGeneralPath) return null;
@@ -248,50 +215,20 @@ export class FastRenewal {
     if (!done) return null;
     this.observers.subscriptionCharge?.(PaymentStatus.PAID, done.attempt);
     if (this.deps.logger.isLevelEnabled("info")) {
-      ctx.log.info({ subscriptionId: done.sub.id, period: done.period, attempt: done.attempt, merchantUid: done.payment.merchantUid, next: done.next }, "renewal paid");
+      ctx.log.info({ subscriptionId: done.subscriptionId, period: done.period, attempt: done.attempt, merchantUid: done.payment.merchantUid, next: done.next }, "renewal paid");
     }
     return { payment: done.payment, outcome: "PAID", status: PaymentStatus.PAID, message: "Paid", applied: true, eventSettled: eventId !== undefined };
   }
 }
 
-function toSubscription(r: SubscriptionRow): Sub | null {
-  if (r.s_id === null) return null;
-  return {
-    id: r.s_id,
-    customer_uid: r.s_customer_uid,
-    name: r.s_name,
-    amount: r.s_amount,
-    interval: r.s_interval,
-    interval_count: r.s_interval_count,
-    anchor_at: r.s_anchor_at,
-    status: r.s_status,
-    current_period: r.s_current_period,
-    cancel_at_period_end: r.s_cancel_at_period_end,
-  };
-}
-
 /** The row as the fields of a Payment that the verification reads and writes. */
-function toPayment(r: PaymentRow): Payment {
+function toPayment(r: Row): Payment {
   return {
-    id: r.id,
-    merchantUid: r.merchant_uid,
-    impUid: r.imp_uid,
-    customerUid: r.customer_uid,
-    name: r.name,
-    amount: r.amount,
-    paidAmount: r.paid_amount,
-    cancelledAmount: r.cancelled_amount,
-    currency: r.currency,
-    status: r.status,
+    ...paymentView(r),
     kind: r.kind,
-    failReason: r.fail_reason,
     payMethod: r.pay_method,
-    receiptUrl: r.receipt_url,
-    paidAt: pgTime(r.paid_at),
-    failedAt: pgTime(r.failed_at),
-    cancelledAt: pgTime(r.cancelled_at),
     checkedAt: pgTime(r.checked_at),
     period: r.period,
     attempt: r.attempt,
-  } as Payment;
+  } as unknown as Payment;
 }

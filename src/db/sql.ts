@@ -52,23 +52,12 @@ interface KnexClient {
 /**
  * Runs one parameterized statement ($1, $2, ...) on a connection of the ORM's
  * own pool and returns plain rows: no entity hydration, no identity map, no
- * change-set snapshot. For the hot paths (GraphQL reads, renewals), where the
- * unit of work cost 5-10x the query itself (bench/README.md). Inside a
- * transaction of `em` it runs on that transaction's connection.
+ * change-set snapshot. For the hot paths (GraphQL reads, the webhook inbox),
+ * where the unit of work cost 5-10x the query itself (bench/README.md).
  */
 export async function sql<T = Record<string, unknown>>(em: EntityManager, text: string, values: unknown[] = []): Promise<T[]> {
-  const trx = em.getTransactionContext();
-  if (trx) {
-    // The transaction's connection: knex.raw on it keeps the statement inside the transaction.
-    const knex = em.getKnex();
-    const ordered: unknown[] = [];
-    const converted = text.replace(/\$(\d+)/g, (_m, n: string) => {
-      ordered.push(values[Number(n) - 1]);
-      return "?";
-    });
-    const res = (await knex.raw(converted, ordered as never[]).transacting(trx)) as { rows: T[] };
-    return res.rows;
-  }
+  // Its own pooled connection, autocommit: inside a transaction of `em` it would silently run outside it.
+  if (em.getTransactionContext()) throw new Error("sql() runs outside transactions; use transaction() for statements that must share one");
   const client = (em.getKnex() as unknown as { client: KnexClient }).client;
   const conn = await client.acquireConnection();
   try {

@@ -1,38 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import querystring from "node:querystring";
 import bytes from "bytes";
 import type { Express } from "express";
-import { BodyError, expressLike, readBody, runMiddleware, sendJson, type Middleware, type Res } from "./graphql-endpoint";
-
-const MEDIA_JSON = /^application\/json\s*(;|$)/i;
-const MEDIA_FORM = /^application\/x-www-form-urlencoded\s*(;|$)/i;
-
-/**
- * The body as express.json() / express.urlencoded({ extended: false,
- * parameterLimit: 100 }) give it (Iamport posts webhooks either way):
- * undefined for other media types.
- */
-async function parseJsonOrForm(req: IncomingMessage, limit: number): Promise<unknown> {
-  const encoding = (req.headers["content-encoding"] ?? "identity").toLowerCase();
-  if (encoding !== "identity") throw new BodyError(415, "UNSUPPORTED_MEDIA_TYPE", `Content-Encoding ${encoding.slice(0, 20)} is not supported`);
-  const raw = await readBody(req, limit);
-  const type = req.headers["content-type"] ?? "";
-  const text = raw.toString("utf8");
-  if (MEDIA_JSON.test(type)) {
-    const first = /^[ \t\n\r]*(.)/.exec(text)?.[1];
-    if (first !== "{" && first !== "[") throw new BodyError(400, "BAD_USER_INPUT", "The body could not be parsed");
-    try {
-      return JSON.parse(text);
-    } catch {
-      throw new BodyError(400, "BAD_USER_INPUT", "The body could not be parsed");
-    }
-  }
-  if (MEDIA_FORM.test(type)) {
-    if (text.split("&").length > 100) throw new BodyError(400, "BAD_USER_INPUT", "The body could not be parsed");
-    return { ...querystring.parse(text) };
-  }
-  return undefined;
-}
+import { expressLike, parseBody, runMiddleware, sendBodyError, type Middleware, type Res } from "./graphql-endpoint";
 
 export interface FastRouteDeps {
   app: Express;
@@ -58,13 +27,10 @@ export function fastRoute(deps: FastRouteDeps) {
     try {
       for (const mw of deps.before) if (!(await runMiddleware(mw, req, res))) return;
       try {
-        (req as IncomingMessage & { body?: unknown }).body = await parseJsonOrForm(req, limit);
+        // Iamport posts webhooks as JSON or as a form.
+        (req as IncomingMessage & { body?: unknown }).body = await parseBody(req, limit, true);
       } catch (err) {
-        if (err instanceof BodyError) {
-          if (err.status === 413) res.setHeader("connection", "close");
-          sendJson(res, err.status, { status: "failed", code: err.code, message: err.message });
-          return;
-        }
+        if (sendBodyError(res, err)) return;
         throw err;
       }
       await runMiddleware(deps.handler, req, res);

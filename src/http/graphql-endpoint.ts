@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { ApolloServer, HeaderMap } from "@apollo/server";
+import querystring from "node:querystring";
 import bytes from "bytes";
 import type { Express } from "express";
 import proxyaddr from "proxy-addr";
@@ -148,22 +149,43 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   });
 }
 
-/** The body as express.json() would give it: an object or array from JSON, undefined for other media types. */
-async function parseBody(req: IncomingMessage, limit: number): Promise<unknown> {
+const MEDIA_FORM = /^application\/x-www-form-urlencoded\s*(;|$)/i;
+
+/**
+ * The body as express.json() gives it (an object or array), and with `form`
+ * as express.urlencoded({ extended: false, parameterLimit: 100 }) too;
+ * undefined for other media types.
+ */
+export async function parseBody(req: IncomingMessage, limit: number, form = false): Promise<unknown> {
   const encoding = (req.headers["content-encoding"] ?? "identity").toLowerCase();
   if (encoding !== "identity") throw new BodyError(415, "UNSUPPORTED_MEDIA_TYPE", `Content-Encoding ${encoding.slice(0, 20)} is not supported`);
   const raw = await readBody(req, limit);
-  const type = req.headers["content-type"];
-  if (!type || !MEDIA_JSON.test(type)) return undefined;
-  const text = raw.toString("utf8");
-  const first = /^[ \t\n\r]*(.)/.exec(text)?.[1];
-  // express.json's strict mode: only objects and arrays.
-  if (first !== "{" && first !== "[") throw new BodyError(400, "BAD_USER_INPUT", "The body could not be parsed");
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new BodyError(400, "BAD_USER_INPUT", "The body could not be parsed");
+  const type = req.headers["content-type"] ?? "";
+  if (MEDIA_JSON.test(type)) {
+    const text = raw.toString("utf8");
+    const first = /^[ \t\n\r]*(.)/.exec(text)?.[1];
+    // express.json's strict mode: only objects and arrays.
+    if (first !== "{" && first !== "[") throw new BodyError(400, "BAD_USER_INPUT", "The body could not be parsed");
+    try {
+      return JSON.parse(text);
+    } catch {
+      throw new BodyError(400, "BAD_USER_INPUT", "The body could not be parsed");
+    }
   }
+  if (form && MEDIA_FORM.test(type)) {
+    const text = raw.toString("utf8");
+    if (text.split("&").length > 100) throw new BodyError(400, "BAD_USER_INPUT", "The body could not be parsed");
+    return { ...querystring.parse(text) };
+  }
+  return undefined;
+}
+
+/** Answers a body that could not be read as the app's error handler would; false for any other error. */
+export function sendBodyError(res: ServerResponse, err: unknown): boolean {
+  if (!(err instanceof BodyError)) return false;
+  if (err.status === 413) res.setHeader("connection", "close");
+  sendJson(res, err.status, { status: "failed", code: err.code, message: err.message });
+  return true;
 }
 
 /**
@@ -186,11 +208,7 @@ export function graphqlEndpoint<TContext extends object>(deps: GraphqlEndpointDe
       try {
         body = await parseBody(req, limit);
       } catch (err) {
-        if (err instanceof BodyError) {
-          if (err.status === 413) res.setHeader("connection", "close");
-          sendJson(res, err.status, { status: "failed", code: err.code, message: err.message });
-          return;
-        }
+        if (sendBodyError(res, err)) return;
         throw err;
       }
       const headers = new HeaderMap();
