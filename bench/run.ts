@@ -33,6 +33,7 @@ const { values: argv } = parseArgs({
   options: {
     quick: { type: "boolean", default: false },
     burst: { type: "string" },
+    "warmup-renewals": { type: "string" },
     rows: { type: "string" },
     duration: { type: "string" },
     rounds: { type: "string" },
@@ -51,6 +52,12 @@ const quick = argv.quick;
 const opts = {
   quick,
   burst: intArg("burst", argv.burst, quick ? 100 : 1000),
+  /**
+   * Renewals run just before each measured burst, by the same processes (server or seed handler, and
+   * emulator): a server on the 1st of the month has been running, so the burst measures code the JIT
+   * has compiled, as the read measurements do after their warm-up. Default: a fifth of the burst, at most 200.
+   */
+  warmupRenewals: intArg("warmup-renewals", argv["warmup-renewals"], Math.min(200, Math.ceil(intArg("burst", argv.burst, quick ? 100 : 1000) / 5))),
   rows: intArg("rows", argv.rows, quick ? 50_000 : 1_000_000),
   durationSeconds: intArg("duration", argv.duration, quick ? 5 : 10),
   /** Alternating rounds of each read measurement (the figure is their median). */
@@ -82,8 +89,13 @@ interface Emulator {
   url: string;
 }
 
+let emulatorsStarted = 0;
+
+/** With --profile, the emulators run under `node --cpu-prof` too (DIR/emulator-N.cpuprofile, setup included). */
 async function startEmulator(latencyMs: number): Promise<Emulator> {
+  emulatorsStarted += 1;
   const child = startChild(`emulator (latency ${latencyMs} ms)`, path.join(__dirname, "emulator-child.js"), {
+    nodeArgs: opts.profileDir ? ["--cpu-prof", `--cpu-prof-dir=${opts.profileDir}`, `--cpu-prof-name=emulator-${emulatorsStarted}.cpuprofile`] : [],
     args: [JSON.stringify({ latencyMs, webhookConcurrency: opts.webhookConcurrency, apiKey: IMP_KEY, apiSecret: IMP_SECRET })],
   });
   const m = await child.waitForLine(/^READY (.*)$/, 30_000);
@@ -102,7 +114,10 @@ async function startBillingServer(db: BenchDb, emulator: Emulator, profileName: 
   const port = samePortAs ? Number(new URL(samePortAs.url).port) : await freePort();
   const url = `http://127.0.0.1:${port}`;
   const child = startChild("billing server", path.join(DIST, "main.js"), {
-    nodeArgs: opts.profileDir && profileName ? ["--cpu-prof", `--cpu-prof-dir=${opts.profileDir}`, `--cpu-prof-name=${profileName}.cpuprofile`] : [],
+    nodeArgs: [
+      ...(process.env.BENCH_SERVER_NODE_ARGS?.split(" ").filter(Boolean) ?? []),
+      ...(opts.profileDir && profileName ? ["--cpu-prof", `--cpu-prof-dir=${opts.profileDir}`, `--cpu-prof-name=${profileName}.cpuprofile`] : []),
+    ],
     env: {
       NODE_ENV: "production",
       PORT: String(port),
@@ -452,39 +467,59 @@ async function serverBurst(db: BenchDb, label: string, prefix: string, latencyMs
   // With --profile the setup runs on a server without the profiler, and the burst on a fresh one with it.
   let server = await startBillingServer(db, emulator, opts.profileDir ? null : "unused");
   try {
-    log(`${label}: ${n} subscriptions through GraphQL (registerCard, startSubscription interval DAY)`);
+    const warm = opts.warmupRenewals;
+    const warmPrefix = `${prefix}w`;
+    log(`${label}: ${warm} + ${n} subscriptions through GraphQL (registerCard, startSubscription interval DAY)`);
     const setupStart = performance.now();
-    const customers = Array.from({ length: n }, (_, i) => `${prefix}${i}`);
-    await forEachLimit(customers, 32, async (customerUid) => {
-      await gql(server.url, REGISTER_CARD, { input: { customerUid, ...CARD } });
-      const s = await gql<{ startSubscription: { status: string; statusReason: string | null } }>(server.url, START_SUBSCRIPTION, {
-        input: { customerUid, name: "Bench daily", amount: 9900, interval: "DAY" },
+    const subscribe = (customers: string[]) =>
+      forEachLimit(customers, 32, async (customerUid) => {
+        await gql(server.url, REGISTER_CARD, { input: { customerUid, ...CARD } });
+        const s = await gql<{ startSubscription: { status: string; statusReason: string | null } }>(server.url, START_SUBSCRIPTION, {
+          input: { customerUid, name: "Bench daily", amount: 9900, interval: "DAY" },
+        });
+        if (s.startSubscription.status !== "ACTIVE") throw new Error(`subscription of ${customerUid} is ${s.startSubscription.status}: ${s.startSubscription.statusReason}`);
       });
-      if (s.startSubscription.status !== "ACTIVE") throw new Error(`subscription of ${customerUid} is ${s.startSubscription.status}: ${s.startSubscription.statusReason}`);
-    });
+    const dueOf = async (pfx: string, count: number) => {
+      const [due] = await db.query<{ n: string; first: number; last: number }>(
+        `select count(*) as n, extract(epoch from min(scheduled_at))::float8 as first, extract(epoch from max(scheduled_at))::float8 as last
+           from payments where customer_uid in ${CUSTOMERS_IN} and period = 2 and status = 'SCHEDULED'`,
+        [pfx, count],
+      );
+      if (Number(due.n) !== count) throw new Error(`${label}: ${due.n} of ${count} second periods scheduled after setup`);
+      return due;
+    };
+    const customers = Array.from({ length: n }, (_, i) => `${prefix}${i}`);
+    // The warm-up's renewals fall due first, 3 s or more before the measured ones: one advance runs them alone.
+    await subscribe(Array.from({ length: warm }, (_, i) => `${warmPrefix}${i}`));
+    if (warm > 0) await sleep(3000);
+    await subscribe(customers);
     const setupSeconds = (performance.now() - setupStart) / 1000;
-    const [due] = await db.query<{ n: string; last: number }>(
-      `select count(*) as n, extract(epoch from max(scheduled_at))::float8 as last from payments
-        where customer_uid in ${CUSTOMERS_IN} and period = 2 and status = 'SCHEDULED'`,
-      [prefix, n],
-    );
-    if (Number(due.n) !== n) throw new Error(`${label}: ${due.n} of ${n} second periods scheduled after setup`);
-    const seconds = Math.ceil(due.last - (await emulatorNow(emulator))) + 1;
+    const due = await dueOf(prefix, n);
     if (opts.profileDir) {
       await server.child.stop();
       server = await startBillingServer(db, emulator, `server-${label.replace(/\W+/g, "-")}`, server);
     }
-    log(`${label}: setup took ${setupSeconds.toFixed(1)} s; advancing the emulator's clock by ${seconds} s: ${n} renewals due at once`);
-
-    const done = async () => {
+    const doneOf = (pfx: string, count: number) => async () => {
       const [r] = await db.query<{ paid: string; next: string }>(
         `select count(*) filter (where period = 2 and status = 'PAID') as paid, count(*) filter (where period = 3 and status = 'SCHEDULED') as next
            from payments where customer_uid in ${CUSTOMERS_IN}`,
-        [prefix, n],
+        [pfx, count],
       );
-      return Number(r.paid) >= n && Number(r.next) >= n;
+      return Number(r.paid) >= count && Number(r.next) >= count;
     };
-    const b = await runBurst(db, emulator, server.child.pid, seconds, done, n);
+    if (warm > 0) {
+      const warmDue = await dueOf(warmPrefix, warm);
+      const to = Math.ceil(warmDue.last) + 1;
+      if (to >= due.first) throw new Error(`${label}: the warm-up's renewals are not due before the measured ones`);
+      const w = await runBurst(db, emulator, server.child.pid, to - (await emulatorNow(emulator)), doneOf(warmPrefix, warm), warm);
+      if (!(await doneOf(warmPrefix, warm)())) throw new Error(`${label}: the warm-up's ${warm} renewals did not all complete`);
+      if (await doneOf(prefix, 1)()) throw new Error(`${label}: a measured renewal ran during the warm-up`);
+      log(`${label}: warm-up: ${warm} renewals in ${w.seconds.toFixed(2)} s = ${(warm / w.seconds).toFixed(1)}/s; ${w.cpuMsPerRenewal?.toFixed(2) ?? "?"} ms CPU per renewal`);
+    }
+    const seconds = Math.ceil(due.last - (await emulatorNow(emulator))) + 1;
+    log(`${label}: setup took ${setupSeconds.toFixed(1)} s; advancing the emulator's clock by ${seconds} s: ${n} renewals due at once`);
+
+    const b = await runBurst(db, emulator, server.child.pid, seconds, doneOf(prefix, n), n);
     server.child.assertAlive();
 
     // Exactly one PAID renewal and one next schedule per subscription, in the database and at the emulator.
@@ -565,39 +600,57 @@ async function seedBurst(db: BenchDb, label: string, prefix: string, latencyMs: 
   const emulator = await startEmulator(latencyMs);
   const seed = await startSeedHandler(db, emulator);
   try {
-    log(`${label}: ${n} billing keys and schedules registered with the emulator directly`);
+    const warm = opts.warmupRenewals;
+    const warmPrefix = `${prefix}w`;
+    log(`${label}: ${warm} + ${n} billing keys and schedules registered with the emulator directly`);
     const setupStart = performance.now();
     const token = await iamportToken(emulator);
-    const at = (await emulatorNow(emulator)) + PERIOD_SECONDS;
+    const warmAt = (await emulatorNow(emulator)) + PERIOD_SECONDS;
+    // The warm-up's renewals fall due 5 s before the measured ones: one advance runs them alone.
+    const at = warmAt + (warm > 0 ? 5 : 0);
     const customers = Array.from({ length: n }, (_, i) => `${prefix}${i}`);
-    await forEachLimit(customers, 32, async (c) => {
-      await iamport(emulator, "POST", `/subscribe/customers/${c}`, token, {
-        card_number: CARD.cardNumber,
-        expiry: CARD.expiry,
-        birth: CARD.birth,
-        pwd_2digit: CARD.pwd2digit,
-      });
-      await iamport(emulator, "POST", "/subscribe/payments/schedule", token, {
-        customer_uid: c,
-        schedules: [{ merchant_uid: `${c}_p2`, schedule_at: at, amount: 9900, name: "Bench daily", notice_url: `${seed.url}/iamport-callback/schedule` }],
-      });
-    });
-    await db.query(
-      `insert into seed_subscriptions (customer_uid, period, status, next_merchant_uid, next_payment_at)
-       select c, 1, 'paid', c || '_p2', to_timestamp($3) from ${CUSTOMERS_IN} as t(c)`,
-      [prefix, n, at],
-    );
+    const register = async (pfx: string, count: number, dueAt: number) => {
+      await forEachLimit(
+        Array.from({ length: count }, (_, i) => `${pfx}${i}`),
+        32,
+        async (c) => {
+          await iamport(emulator, "POST", `/subscribe/customers/${c}`, token, {
+            card_number: CARD.cardNumber,
+            expiry: CARD.expiry,
+            birth: CARD.birth,
+            pwd_2digit: CARD.pwd2digit,
+          });
+          await iamport(emulator, "POST", "/subscribe/payments/schedule", token, {
+            customer_uid: c,
+            schedules: [{ merchant_uid: `${c}_p2`, schedule_at: dueAt, amount: 9900, name: "Bench daily", notice_url: `${seed.url}/iamport-callback/schedule` }],
+          });
+        },
+      );
+      await db.query(
+        `insert into seed_subscriptions (customer_uid, period, status, next_merchant_uid, next_payment_at)
+         select c, 1, 'paid', c || '_p2', to_timestamp($3) from ${CUSTOMERS_IN} as t(c)`,
+        [pfx, count, dueAt],
+      );
+    };
+    await register(warmPrefix, warm, warmAt);
+    await register(prefix, n, at);
     const setupSeconds = (performance.now() - setupStart) / 1000;
-    const seconds = at - (await emulatorNow(emulator)) + 1;
-    log(`${label}: advancing the emulator's clock by ${seconds} s: ${n} renewals due at once`);
-    const done = async () => {
+    const doneOf = (pfx: string, count: number) => async () => {
       const [r] = await db.query<{ paid: string }>(
         `select count(*) as paid from seed_subscriptions where customer_uid in ${CUSTOMERS_IN} and period = 2 and status = 'paid'`,
-        [prefix, n],
+        [pfx, count],
       );
-      return Number(r.paid) >= n;
+      return Number(r.paid) >= count;
     };
-    const b = await runBurst(db, emulator, seed.child.pid, seconds, done, n);
+    if (warm > 0) {
+      const w = await runBurst(db, emulator, seed.child.pid, warmAt + 1 - (await emulatorNow(emulator)), doneOf(warmPrefix, warm), warm);
+      if (!(await doneOf(warmPrefix, warm)())) throw new Error(`${label}: the warm-up's ${warm} renewals did not all complete`);
+      if (await doneOf(prefix, 1)()) throw new Error(`${label}: a measured renewal ran during the warm-up`);
+      log(`${label}: warm-up: ${warm} renewals in ${w.seconds.toFixed(2)} s = ${(warm / w.seconds).toFixed(1)}/s; ${w.cpuMsPerRenewal?.toFixed(2) ?? "?"} ms CPU per renewal`);
+    }
+    const seconds = at - (await emulatorNow(emulator)) + 1;
+    log(`${label}: setup took ${setupSeconds.toFixed(1)} s; advancing the emulator's clock by ${seconds} s: ${n} renewals due at once`);
+    const b = await runBurst(db, emulator, seed.child.pid, seconds, doneOf(prefix, n), n);
     seed.child.assertAlive();
     const rows = await db.query<{ customer_uid: string; period: number; status: string; next_merchant_uid: string | null }>(
       `select customer_uid, period, status, next_merchant_uid from seed_subscriptions where customer_uid in ${CUSTOMERS_IN}`,

@@ -26,7 +26,7 @@ import { graphiqlRouter } from "./http/graphiql";
 import { healthRoutes } from "./http/health";
 import { fastRoute } from "./http/fast-routes";
 import { bodyParsers, errorHandler, restRoutes, webhookHandler } from "./http/routes";
-import { graphqlRateLimit, ipRateLimit, passThrough, webhookAllowList } from "./http/security";
+import { graphqlRateLimit, ipRateLimit, passThrough, precomputedHeaders, webhookAllowList } from "./http/security";
 import type { IamportClient } from "./iamport/iamport.client";
 import type { Metrics } from "./metrics";
 import { CustomerTokenService } from "./security/customer-token.service";
@@ -93,10 +93,12 @@ export async function createApp(deps: AppDeps): Promise<BuiltApp> {
   app.disable("x-powered-by");
   // Behind a load balancer, req.ip must come from X-Forwarded-For of trusted hops only.
   app.set("trust proxy", config.trustProxy);
-  const securityHeaders = helmet({
-    // GraphiQL is served from this origin only: scripts and styles from 'self', nothing from a CDN.
-    contentSecurityPolicy: { directives: { "script-src": ["'self'"], "worker-src": ["'self'", "blob:"] } },
-  });
+  const securityHeaders = precomputedHeaders(
+    helmet({
+      // GraphiQL is served from this origin only: scripts and styles from 'self', nothing from a CDN.
+      contentSecurityPolicy: { directives: { "script-src": ["'self'"], "worker-src": ["'self'", "blob:"] } },
+    }),
+  );
   app.use(securityHeaders);
 
   // Request id, forked EntityManager and one log line per request.
