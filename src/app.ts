@@ -72,10 +72,14 @@ const KNOWN_ROUTES = [
 ];
 const WEBHOOK_ROUTES = new Set(["/iamport-webhook", "/iamport-callback/schedule", "/payments/complete/mobile", "/payments/complete"]);
 
+const KNOWN_PREFIXES = KNOWN_ROUTES.map((r) => [r, `${r}/`] as const);
+
 /** A bounded label for metrics: the known route, never the raw path (which callers control). */
 function routeLabel(url: string): string {
-  const path = url.split("?")[0];
-  return KNOWN_ROUTES.find((r) => path === r || path.startsWith(`${r}/`)) ?? "other";
+  const q = url.indexOf("?");
+  const path = q < 0 ? url : url.slice(0, q);
+  for (const [route, prefix] of KNOWN_PREFIXES) if (path === route || path.startsWith(prefix)) return route;
+  return "other";
 }
 
 function webhookOutcome(status: number): string {

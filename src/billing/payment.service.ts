@@ -6,7 +6,7 @@ import { IamportNotFoundError, IamportRefusedError } from "../iamport/iamport.er
 import type { AgainRequest, IamportPayment, IamportSchedule, ScheduleEntry } from "../iamport/iamport.types";
 import type { CardService } from "./card.service";
 import { BillingDeps, Ctx, withEm, guardUnique, newMerchantUid, outcomeUnknown, upstreamError } from "./context";
-import { pgTime, sql } from "../db/sql";
+import { pgTime, shaped, sql } from "../db/sql";
 import { decodeCursor, encodeCursor, Page } from "./pagination";
 import {
   checkAmount,
@@ -560,7 +560,8 @@ export class PaymentService {
     const values: unknown[] = [];
     if (by.merchantUid) where.push(`merchant_uid = $${values.push(checkUid("merchantUid", by.merchantUid))}`);
     if (by.impUid) where.push(`imp_uid = $${values.push(checkUid("impUid", by.impUid))}`);
-    const rows = await sql<PaymentViewRow>(ctx.db ?? ctx.em, `select ${PAYMENT_VIEW_COLUMNS} from payments where ${where.join(" and ")}`, values);
+    const text = shaped(FIND_TEXTS, where.join(" and "), (w) => `select ${PAYMENT_VIEW_COLUMNS} from payments where ${w}`);
+    const rows = await sql<PaymentViewRow>(ctx.db ?? ctx.em, text, values);
     return rows.length ? paymentView(rows[0]) : null;
   }
 
@@ -578,11 +579,12 @@ export class PaymentService {
       if (!/^[1-9]\d{0,17}$/.test(key)) throw new BadUserInputError("after", "is not a cursor returned by this API");
       where.push(`id < $${values.push(key)}`);
     }
-    const rows = await sql<PaymentViewRow>(
-      ctx.db ?? ctx.em,
-      `select ${PAYMENT_VIEW_COLUMNS} from payments ${where.length ? `where ${where.join(" and ")}` : ""} order by id desc limit $${values.length + 1}`,
-      [...values, limit + 1],
+    const text = shaped(
+      LIST_TEXTS,
+      where.join(" and "),
+      (w) => `select ${PAYMENT_VIEW_COLUMNS} from payments ${w ? `where ${w}` : ""} order by id desc limit $${values.length + 1}`,
     );
+    const rows = await sql<PaymentViewRow>(ctx.db ?? ctx.em, text, [...values, limit + 1]);
     const hasNextPage = rows.length > limit;
     const nodes = (hasNextPage ? rows.slice(0, limit) : rows).map(paymentView);
     return { nodes, pageInfo: { hasNextPage, endCursor: nodes.length ? encodeCursor(nodes[nodes.length - 1].id) : null } };
@@ -640,6 +642,10 @@ export function againRequest(payment: Payment, noticeUrl?: string): AgainRequest
 export const PAYMENT_VIEW_COLUMNS =
   "id, merchant_uid, imp_uid, customer_uid, name, amount, paid_amount, cancelled_amount, currency, status, fail_reason, " +
   "scheduled_at, paid_at, failed_at, cancelled_at, receipt_url, subscription_id, created_at, updated_at";
+
+/** Statement texts of find and list, one per combination of filters (see `shaped`). */
+const FIND_TEXTS = new Map<string, string>();
+const LIST_TEXTS = new Map<string, string>();
 
 export interface PaymentViewRow {
   id: string;

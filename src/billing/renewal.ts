@@ -31,6 +31,15 @@ interface Row extends PaymentViewRow {
 
 const PAYMENT_COLUMNS = `${PAYMENT_VIEW_COLUMNS}, kind, pay_method, checked_at, period, attempt`;
 
+/** The payment and its subscription, locked in that order (built once: see `shaped` in db/sql.ts). */
+const LOCK_TEXT = `select ${PAYMENT_COLUMNS.split(", ").map((c) => `p.${c}`).join(", ")},
+        s.id as s_id, s.customer_uid as s_customer_uid, s.name as s_name, s.amount as s_amount, s.interval as s_interval,
+        s.interval_count as s_interval_count, s.anchor_at as s_anchor_at, s.status as s_status,
+        s.current_period as s_current_period, s.cancel_at_period_end as s_cancel_at_period_end
+   from payments p join subscriptions s on s.id = p.subscription_id
+  where p.merchant_uid = $1
+    for update`;
+
 /** Thrown inside the transaction to roll it back and leave the renewal to the general path. */
 class TakeGeneralPath extends Error {}
 
@@ -67,18 +76,8 @@ export class FastRenewal {
     let done: { payment: Payment; subscriptionId: string; period: number; attempt: number; next: string } | null;
     try {
       done = await transaction(ctx.db ?? ctx.em, async (q) => {
-        // The payment and its subscription, locked in that order (as the general path and cancellations do),
-        // with whether anything was already created after this charge, in one statement.
-        const [row] = await q<Row>(
-          `select ${PAYMENT_COLUMNS.split(", ").map((c) => `p.${c}`).join(", ")},
-                  s.id as s_id, s.customer_uid as s_customer_uid, s.name as s_name, s.amount as s_amount, s.interval as s_interval,
-                  s.interval_count as s_interval_count, s.anchor_at as s_anchor_at, s.status as s_status,
-                  s.current_period as s_current_period, s.cancel_at_period_end as s_cancel_at_period_end
-             from payments p join subscriptions s on s.id = p.subscription_id
-            where p.merchant_uid = $1
-              for update`,
-          [ip.merchant_uid],
-        );
+        // The payment and its subscription, locked in that order (as the general path and cancellations do).
+        const [row] = await q<Row>(LOCK_TEXT, [ip.merchant_uid]);
         if (!row || row.subscription_id === null || row.status === PaymentStatus.PAID) return null;
         const payment = toPayment(row);
         if (changedSince(payment, fetchedAt) && wouldChange(payment, ip)) return null;
