@@ -1,6 +1,7 @@
 /**
- * `npm run bench [-- --quick] [--burst N] [--rows N] [--duration S] [--rounds R] [--connections C]
- *   [--latency MS] [--webhook-concurrency N] [--pool N] [--only read,burst,latency,scale] [--profile DIR] [--json FILE]`
+ * `npm run bench [-- --quick] [--burst N] [--warmup-renewals N] [--burst-rounds R] [--rows N] [--duration S] [--rounds R]
+ *   [--connections C] [--latency MS] [--webhook-concurrency N] [--pool N] [--only read,burst,latency,scale] [--profile DIR]
+ *   [--json FILE]`
  *
  * Measures this server beside a reference measured in the same run, on the
  * same machine and database server, and prints one table (bench/README.md):
@@ -34,6 +35,7 @@ const { values: argv } = parseArgs({
     quick: { type: "boolean", default: false },
     burst: { type: "string" },
     "warmup-renewals": { type: "string" },
+    "burst-rounds": { type: "string" },
     rows: { type: "string" },
     duration: { type: "string" },
     rounds: { type: "string" },
@@ -62,6 +64,8 @@ const opts = {
   durationSeconds: intArg("duration", argv.duration, quick ? 5 : 10),
   /** Alternating rounds of each read measurement (the figure is their median). */
   rounds: intArg("rounds", argv.rounds, quick ? 1 : 3),
+  /** Alternating rounds of each burst (server, seed handler, server, ...): the figure is the median round. */
+  burstRounds: Math.max(1, intArg("burst-rounds", argv["burst-rounds"], quick ? 1 : 3)),
   warmupSeconds: quick ? 1 : 3,
   connections: intArg("connections", argv.connections, 32),
   latencyMs: intArg("latency", argv.latency, 50),
@@ -669,6 +673,35 @@ async function seedBurst(db: BenchDb, label: string, prefix: string, latencyMs: 
   }
 }
 
+/**
+ * The server and the seed handler in alternating rounds (server, seed, server, ...), each on new
+ * customers and fresh emulators, so that a change in the machine's load falls on both alike. Each
+ * side's figure is its median round (by renewals per second); duplicates and losses are summed
+ * over every round, and the peak RSS is the highest of any round.
+ */
+async function burstRounds(db: BenchDb, label: string, prefix: string, latencyMs: number) {
+  const servers: BurstFigures[] = [];
+  const seeds: BurstFigures[] = [];
+  const n = opts.burstRounds;
+  for (let i = 0; i < n; i++) {
+    const round = n > 1 ? ` round ${i + 1}/${n}` : "";
+    servers.push(await serverBurst(db, `${label}: server${round}`, `${prefix}s${i}c`, latencyMs));
+    seeds.push(await seedBurst(db, `${label}: seed handler${round}`, `${prefix}h${i}c`, latencyMs));
+  }
+  const median = (list: BurstFigures[]): BurstFigures => {
+    const mid = [...list].sort((a, b) => a.perSecond - b.perSecond)[Math.floor((list.length - 1) / 2)];
+    return {
+      ...mid,
+      duplicates: list.reduce((sum, b) => sum + b.duplicates, 0),
+      losses: list.reduce((sum, b) => sum + b.losses, 0),
+      problems: list.flatMap((b) => b.problems),
+      peakRssMiB: Math.max(...list.map((b) => b.peakRssMiB)),
+    };
+  };
+  if (n > 1) log(`${label}: ratios of the rounds: ${servers.map((s, i) => (s.perSecond / seeds[i].perSecond).toFixed(2)).join(", ")}`);
+  return { server: median(servers), seed: median(seeds), rounds: { server: servers, seed: seeds } };
+}
+
 const fmtBurst = (b: BurstFigures) =>
   `${b.renewals} renewals in ${b.seconds.toFixed(2)} s = ${b.perSecond.toFixed(1)}/s; webhooks ${JSON.stringify(b.webhooks)}; ` +
   `${b.duplicates} duplicates, ${b.losses} losses; ${b.cpuMsPerRenewal?.toFixed(2) ?? "?"} ms CPU per renewal (${b.cpuSystemMsPerRenewal?.toFixed(2) ?? "?"} system); RSS ${b.rssAtStartMiB?.toFixed(0) ?? "?"} MiB at the start, peak ${b.peakRssMiB.toFixed(0)} MiB${b.problems.length ? `; problems: ${b.problems.join("; ")}` : ""}`;
@@ -762,9 +795,8 @@ async function main(): Promise<void> {
 
     // 2. Renewal burst.
     if (opts.phases.has("burst")) {
-      const server = await serverBurst(db, "burst: server", "bs0c", 0);
-      const seed = await seedBurst(db, "burst: seed handler", "bh0c", 0);
-      results.burst = { server, seed };
+      const { server, seed, rounds } = await burstRounds(db, "burst", "b", 0);
+      results.burst = { server, seed, rounds };
       const ratio = server.perSecond / seed.perSecond;
       row(`renewal burst, ${server.renewals} due at once: renewals/s`, f1(server.perSecond), f1(seed.perSecond), ratio, "≥ 1.5× seed", ratio >= 1.5);
       row(`  time until all PAID and next scheduled (s)`, f2(server.seconds), f2(seed.seconds), seed.seconds / server.seconds, "1,000 within 30 s", server.renewals >= 1000 ? server.seconds * (1000 / server.renewals) <= 30 : null);
@@ -823,9 +855,8 @@ async function main(): Promise<void> {
 
     // 3. Upstream latency.
     if (opts.phases.has("latency")) {
-      const server = await serverBurst(db, `burst +${opts.latencyMs} ms: server`, "ls0c", opts.latencyMs);
-      const seed = await seedBurst(db, `burst +${opts.latencyMs} ms: seed handler`, "lh0c", opts.latencyMs);
-      results.latency = { latencyMs: opts.latencyMs, server, seed };
+      const { server, seed, rounds } = await burstRounds(db, `burst +${opts.latencyMs} ms`, "l", opts.latencyMs);
+      results.latency = { latencyMs: opts.latencyMs, server, seed, rounds };
       const ratio = server.perSecond / seed.perSecond;
       row(`renewal burst, +${opts.latencyMs} ms per Iamport call: renewals/s`, f1(server.perSecond), f1(seed.perSecond), ratio, "(≥ 1.5× seed)", ratio >= 1.5);
       row(`  time (s) / duplicates / losses`, `${f2(server.seconds)} / ${server.duplicates} / ${server.losses}`, `${f2(seed.seconds)} / ${seed.duplicates} / ${seed.losses}`, null, "0 / 0", server.duplicates === 0 && server.losses === 0);
