@@ -407,6 +407,8 @@ interface BurstFigures {
   cpuMsPerRenewal: number | null;
   /** The system-time part of it (syscalls, and loopback TCP delivery to the peer). */
   cpuSystemMsPerRenewal: number | null;
+  /** CPU time of the emulator (Iamport) per renewal: it shares the machine with the handler and the database. */
+  emulatorCpuMsPerRenewal: number | null;
 }
 
 /** Moves the emulator's clock and measures until `done()` holds (polled while it runs when the database allows). */
@@ -417,10 +419,11 @@ async function runBurst(
   seconds: number,
   done: () => Promise<boolean>,
   renewals: number,
-): Promise<Pick<BurstFigures, "seconds" | "advanceSeconds" | "webhooks" | "peakRssMiB" | "maxSampledRssMiB" | "rssAtStartMiB" | "cpuMsPerRenewal" | "cpuSystemMsPerRenewal">> {
+): Promise<Pick<BurstFigures, "seconds" | "advanceSeconds" | "webhooks" | "peakRssMiB" | "maxSampledRssMiB" | "rssAtStartMiB" | "cpuMsPerRenewal" | "cpuSystemMsPerRenewal" | "emulatorCpuMsPerRenewal">> {
   const rssAtStartMiB = memoryOf(pid)?.rssMiB ?? null;
   const memory = sampleMemory(pid);
   const cpuBefore = cpuTimesOf(pid);
+  const emulatorBefore = cpuTimesOf(emulator.child.pid);
   const t0 = performance.now();
   let advancedAt: number | null = null;
   const advance = httpJson<{ executed: unknown[]; webhooks: BurstFigures["webhooks"] }>(
@@ -449,6 +452,7 @@ async function runBurst(
   }
   const mem = memory.stop();
   const cpuAfter = cpuTimesOf(pid);
+  const emulatorAfter = cpuTimesOf(emulator.child.pid);
   const end = Math.max(doneAt ?? performance.now(), advancedAt!);
   return {
     seconds: (end - t0) / 1000,
@@ -459,6 +463,8 @@ async function runBurst(
     rssAtStartMiB,
     cpuMsPerRenewal: cpuBefore && cpuAfter ? ((cpuAfter.user + cpuAfter.system - cpuBefore.user - cpuBefore.system) * 1000) / renewals : null,
     cpuSystemMsPerRenewal: cpuBefore && cpuAfter ? ((cpuAfter.system - cpuBefore.system) * 1000) / renewals : null,
+    emulatorCpuMsPerRenewal:
+      emulatorBefore && emulatorAfter ? ((emulatorAfter.user + emulatorAfter.system - emulatorBefore.user - emulatorBefore.system) * 1000) / renewals : null,
   };
 }
 
@@ -704,7 +710,7 @@ async function burstRounds(db: BenchDb, label: string, prefix: string, latencyMs
 
 const fmtBurst = (b: BurstFigures) =>
   `${b.renewals} renewals in ${b.seconds.toFixed(2)} s = ${b.perSecond.toFixed(1)}/s; webhooks ${JSON.stringify(b.webhooks)}; ` +
-  `${b.duplicates} duplicates, ${b.losses} losses; ${b.cpuMsPerRenewal?.toFixed(2) ?? "?"} ms CPU per renewal (${b.cpuSystemMsPerRenewal?.toFixed(2) ?? "?"} system); RSS ${b.rssAtStartMiB?.toFixed(0) ?? "?"} MiB at the start, peak ${b.peakRssMiB.toFixed(0)} MiB${b.problems.length ? `; problems: ${b.problems.join("; ")}` : ""}`;
+  `${b.duplicates} duplicates, ${b.losses} losses; ${b.cpuMsPerRenewal?.toFixed(2) ?? "?"} ms CPU per renewal (${b.cpuSystemMsPerRenewal?.toFixed(2) ?? "?"} system), emulator ${b.emulatorCpuMsPerRenewal?.toFixed(2) ?? "?"} ms; RSS ${b.rssAtStartMiB?.toFixed(0) ?? "?"} MiB at the start, peak ${b.peakRssMiB.toFixed(0)} MiB${b.problems.length ? `; problems: ${b.problems.join("; ")}` : ""}`;
 
 // ---- 4: bulk load --------------------------------------------------------------------------
 
@@ -803,6 +809,7 @@ async function main(): Promise<void> {
       row(`  duplicates / losses (DB and emulator)`, `${server.duplicates} / ${server.losses}`, `${seed.duplicates} / ${seed.losses}`, null, "0 / 0", server.duplicates === 0 && server.losses === 0);
       row(`  peak RSS (MiB, VmHWM)`, f0(server.peakRssMiB), f0(seed.peakRssMiB), server.peakRssMiB / seed.peakRssMiB, "< 400 MiB", server.peakRssMiB < 400);
       row(`  CPU per renewal (ms, handling process)`, f2(server.cpuMsPerRenewal ?? NaN), f2(seed.cpuMsPerRenewal ?? NaN), ratioOf(server.cpuMsPerRenewal, seed.cpuMsPerRenewal), "", null);
+      row(`  emulator's CPU per renewal (ms)`, f2(server.emulatorCpuMsPerRenewal ?? NaN), f2(seed.emulatorCpuMsPerRenewal ?? NaN), ratioOf(server.emulatorCpuMsPerRenewal, seed.emulatorCpuMsPerRenewal), "", null);
       if (server.duplicates || server.losses) failure = `renewal burst: ${server.duplicates} duplicates and ${server.losses} losses (${server.problems.join("; ")})`;
     }
 
@@ -862,6 +869,7 @@ async function main(): Promise<void> {
       row(`  time (s) / duplicates / losses`, `${f2(server.seconds)} / ${server.duplicates} / ${server.losses}`, `${f2(seed.seconds)} / ${seed.duplicates} / ${seed.losses}`, null, "0 / 0", server.duplicates === 0 && server.losses === 0);
       row(`  peak RSS (MiB)`, f0(server.peakRssMiB), f0(seed.peakRssMiB), server.peakRssMiB / seed.peakRssMiB, "< 400 MiB", server.peakRssMiB < 400);
       row(`  CPU per renewal (ms, handling process)`, f2(server.cpuMsPerRenewal ?? NaN), f2(seed.cpuMsPerRenewal ?? NaN), ratioOf(server.cpuMsPerRenewal, seed.cpuMsPerRenewal), "", null);
+      row(`  emulator's CPU per renewal (ms)`, f2(server.emulatorCpuMsPerRenewal ?? NaN), f2(seed.emulatorCpuMsPerRenewal ?? NaN), ratioOf(server.emulatorCpuMsPerRenewal, seed.emulatorCpuMsPerRenewal), "", null);
       if (server.duplicates || server.losses) failure ??= `latency burst: ${server.duplicates} duplicates and ${server.losses} losses (${server.problems.join("; ")})`;
     }
 

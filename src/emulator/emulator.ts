@@ -7,6 +7,7 @@ import { Clock } from "./clock";
 import { IamportError, unauthorized } from "./errors";
 import { FaultRegistry } from "./faults";
 import { Params } from "./params";
+import { fastApi, type ApiCall } from "./fast-api";
 import { decodePath, RouteTable, type HttpMethod } from "./router";
 import { createControlRouter } from "./routes/control";
 import { createIamportRoutes, errorResult, webhookJob, type ApiResult, type IamportRoute } from "./routes/iamport";
@@ -106,7 +107,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Running
   // Lifecycle: everything that could keep the process alive is tracked here.
   const shutdown = new AbortController();
   setMaxListeners(0, shutdown.signal); // one listener per call waiting out latencyMs
-  const held = new Set<{ timer: NodeJS.Timeout; res: Response }>();
+  const held = new Set<{ timer: NodeJS.Timeout; res: http.ServerResponse }>();
 
   const app = express();
   app.disable("x-powered-by");
@@ -133,11 +134,20 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Running
     }),
   );
 
-  const send = (res: Response, result: ApiResult) => {
-    if (!res.headersSent && !res.destroyed) res.status(result.status).json(result.body);
+  // As Express's res.json answers (no ETag, no X-Powered-By: both disabled above).
+  const send = (res: http.ServerResponse, result: ApiResult) => {
+    if (res.headersSent || res.destroyed) return;
+    const out = JSON.stringify(result.body);
+    res.statusCode = result.status;
+    res.setHeader("Content-Type", "application/json; charset=utf-8");
+    res.setHeader("Content-Length", Buffer.byteLength(out));
+    res.end(out);
   };
 
-  app.use(async (req: Request, res: Response) => {
+  app.use((req: Request, res: Response) => serveApi({ method: req.method, path: req.path, headers: req.headers, query: req.query, body: req.body }, res));
+
+  /** An Iamport API call, from Express (forms, anything unusual) or from the node:http fast path (JSON). */
+  async function serveApi(req: ApiCall, res: http.ServerResponse): Promise<void> {
     const method = req.method.toUpperCase() as HttpMethod;
     const found = routes.match(method, req.path);
     if (!found.match) {
@@ -194,9 +204,9 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Running
     }
     logCall({ method, path: req.path, status: result.status, code: result.body.code }, "iamport call");
     send(res, result);
-  });
+  }
 
-  function runHandler(route: IamportRoute, params: Record<string, string>, req: Request): ApiResult {
+  function runHandler(route: IamportRoute, params: Record<string, string>, req: ApiCall): ApiResult {
     try {
       return route.handle({ params, query: Params.of(req.query), body: Params.of(req.body) });
     } catch (e) {
@@ -232,7 +242,10 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Running
   const ticker = autoRunIntervalMs > 0 ? setInterval(runDue, autoRunIntervalMs) : null;
   ticker?.unref();
 
-  const server = http.createServer(app);
+  const server = http.createServer((req, res) => {
+    const onError = (err: unknown, call: ApiCall) => logger.error({ err, method: call.method, path: call.path }, "emulator internal error");
+    if (!fastApi(req, res, serveApi, send, onError)) void app(req, res);
+  });
   const sockets = new Set<Socket>();
   server.on("connection", (s) => {
     sockets.add(s);
