@@ -25,8 +25,8 @@ const LIMIT = 50 * 1024 * 1024;
  * (strict: an object or an array; an empty body is {}), the query as Express 5's
  * "simple" parser does, and a malformed or oversized body is answered as the
  * emulator's Express error handler answers it. Everything else (the control
- * API, forms, compressed bodies, other charsets, absolute-form URLs) returns
- * false, for Express.
+ * API, forms, compressed bodies, other charsets, a length with another content
+ * type, absolute-form URLs, URLs with a fragment) returns false, for Express.
  */
 export function fastApi(
   req: IncomingMessage,
@@ -36,11 +36,13 @@ export function fastApi(
   onError: (err: unknown, call: ApiCall) => void,
 ): boolean {
   const url = req.url ?? "";
-  // Express matches its mount paths case-insensitively: /__EMULATOR/clock is the control API too.
-  if (!url.startsWith("/") || url.slice(0, 11).toLowerCase() === "/__emulator") return false;
+  // Express matches its mount paths case-insensitively (/__EMULATOR/clock is the control API too),
+  // and its URL parser drops a fragment.
+  if (!url.startsWith("/") || url.slice(0, 11).toLowerCase() === "/__emulator" || url.includes("#")) return false;
   const headers = req.headers;
   if (headers["content-encoding"] !== undefined) return false;
-  const hasBody = headers["transfer-encoding"] !== undefined || (headers["content-length"] !== undefined && headers["content-length"] !== "0");
+  // Express's parsers run (and check the charset) whenever a length is given, even 0.
+  const hasBody = headers["transfer-encoding"] !== undefined || headers["content-length"] !== undefined;
   if (hasBody && !JSON_TYPE.test(headers["content-type"] ?? "")) return false;
 
   const q = url.indexOf("?");
@@ -70,11 +72,12 @@ export function fastApi(
   req.on("error", () => res.destroy());
   req.on("end", () => {
     if (size > LIMIT) {
-      res.setHeader("Connection", "close");
       send(res, { status: 413, body: { code: -1, message: "request entity too large", response: null } });
       return;
     }
-    const text = (chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)).toString("utf8");
+    // Decoded as body-parser decodes: a byte-order mark is not part of the JSON.
+    let text = (chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)).toString("utf8");
+    if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
     if (text.length === 0) call.body = {};
     else {
       const first = /^[ \t\n\r]*(.)/.exec(text)?.[1];

@@ -101,12 +101,23 @@ export function precomputedHeaders<M extends Connect>(mw: M): M {
       },
     );
     // Anything read from the request makes the headers the request's own.
+    const touched = () => {
+      other = true;
+    };
     const req = new Proxy(
       { method, url, headers },
       {
         get(target, prop) {
-          other = true;
+          touched();
           return target[prop as keyof typeof target];
+        },
+        has(target, prop) {
+          touched();
+          return prop in target;
+        },
+        ownKeys(target) {
+          touched();
+          return Reflect.ownKeys(target);
         },
       },
     );
@@ -122,12 +133,13 @@ export function precomputedHeaders<M extends Connect>(mw: M): M {
   const a = record("POST", "/graphql", { "content-type": "application/json" });
   const b = record("GET", "/graphiql?x=1", { "user-agent": "x", "x-forwarded-proto": "https" });
   if (a === null || a !== b) return mw;
-  const ops = JSON.parse(a) as [string, string, unknown][];
-  const set = ops.filter((o) => o[0] === "set").map((o) => [o[1], o[2]] as const);
-  const remove = ops.filter((o) => o[0] === "remove").map((o) => o[1]);
+  // Replayed in the recorded order (a remove then a set of one header must leave it set).
+  const ops = JSON.parse(a) as ["set" | "remove", string, unknown][];
   const replay = (_req: unknown, res: { setHeader(n: string, v: unknown): void; removeHeader(n: string): void }, next: () => void) => {
-    for (const [name, value] of set) res.setHeader(name, value);
-    for (const name of remove) res.removeHeader(name);
+    for (const [op, name, value] of ops) {
+      if (op === "set") res.setHeader(name, value);
+      else res.removeHeader(name);
+    }
     next();
   };
   return replay as unknown as M;

@@ -1,4 +1,20 @@
-import { API_KEY, CARD, startTestEmulator, uid, type Envelope, type TestEmulator } from "./helpers";
+import http from "node:http";
+import { API_KEY, API_SECRET, CARD, startTestEmulator, uid, type Envelope, type TestEmulator } from "./helpers";
+
+/** A request with exactly these headers and bytes (axios would add or rewrite some). */
+function raw(base: string, method: string, path: string, headers: Record<string, string>, body?: Buffer): Promise<{ status: number; body: Envelope }> {
+  return new Promise((resolve, reject) => {
+    // The path as given, fragment included (a URL object would drop it).
+    const { hostname, port } = new URL(base);
+    const req = http.request({ hostname, port, path, method, headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString("utf8")) as Envelope }));
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
+}
 
 /**
  * JSON calls are served from node:http (src/emulator/fast-api.ts), forms and
@@ -59,6 +75,30 @@ describe("emulator: JSON calls without Express answer as the Express path does",
       expect(r.status).toBe(400);
       expect(r.data).toEqual({ code: -1, message: expect.stringContaining("malformed JSON"), response: null });
     }
+  });
+
+  it("reads bodies and URLs as Express does: a byte-order mark, an empty body with a charset, a fragment", async () => {
+    const creds = Buffer.from(JSON.stringify({ imp_key: API_KEY, imp_secret: API_SECRET }));
+    const bom = await raw(t.emulator.url, "POST", "/users/getToken", { "Content-Type": "application/json" }, Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), creds]));
+    expect(bom.status).toBe(200);
+    expect(bom.body.code).toBe(0);
+
+    const latin1 = await raw(t.emulator.url, "POST", "/users/getToken", { "Content-Type": "application/json; charset=latin1", "Content-Length": "0" });
+    expect(latin1.status).toBe(415);
+    expect(latin1.body).toEqual({ code: -1, message: expect.stringContaining("unsupported charset"), response: null });
+    // An empty JSON body is {} on both paths (the form goes through Express).
+    const empty = await raw(t.emulator.url, "POST", "/users/getToken", { "Content-Type": "application/json", "Content-Length": "0" });
+    const emptyForm = await raw(t.emulator.url, "POST", "/users/getToken", { "Content-Type": "application/x-www-form-urlencoded", "Content-Length": "0" });
+    expect(empty.status).toBe(401);
+    expect(empty).toEqual(emptyForm);
+
+    const paid = await t.http.post<{ imp_uid: string }>("/__emulator/checkout", { merchant_uid: uid("m"), amount: 1000, ignore_prepare: true });
+    expect(paid.status).toBe(200);
+    const auth = { Authorization: `Bearer ${await t.token()}` };
+    const plain = await raw(t.emulator.url, "GET", `/payments/${paid.data.imp_uid}`, auth);
+    const fragment = await raw(t.emulator.url, "GET", `/payments/${paid.data.imp_uid}#part`, auth);
+    expect(plain.status).toBe(200);
+    expect(fragment).toEqual(plain);
   });
 
   it("leaves the control API to Express, whatever the case of its path", async () => {

@@ -48,6 +48,28 @@ describe("precomputedHeaders (helmet recorded once, replayed per response)", () 
     expect(precomputedHeaders(dynamic)).toBe(dynamic);
   });
 
+  it("replays in the recorded order, and keeps a middleware that looks at the request in any way", async () => {
+    const removeThenSet: Mw = (_req, res, next) => {
+      res.removeHeader("x-frame-options");
+      res.setHeader("x-frame-options", "DENY");
+      next();
+    };
+    const replayed = precomputedHeaders(removeThenSet);
+    expect(replayed).not.toBe(removeThenSet);
+    expect((await headersThrough(replayed))["x-frame-options"]).toBe("DENY");
+
+    const inspects: Mw = (req, res, next) => {
+      if ("secure" in req) res.setHeader("x-secure", "1");
+      next();
+    };
+    const lists: Mw = (req, res, next) => {
+      res.setHeader("x-fields", String(Object.keys(req).length));
+      next();
+    };
+    expect(precomputedHeaders(inspects)).toBe(inspects);
+    expect(precomputedHeaders(lists)).toBe(lists);
+  });
+
   it("keeps a middleware that does more than set headers", () => {
     const reads: Mw = (req, res, next) => {
       res.setHeader("x-id", String(req.headers["x-id"] ?? "none"));
