@@ -20,7 +20,7 @@ import type { Config } from "./config";
 import type { GraphQLContext } from "./graphql/context";
 import { formatError } from "./graphql/errors";
 import { buildBillingSchema } from "./graphql/schema";
-import { authenticate, parseApiKeys, requireCaller } from "./http/auth";
+import { admitCaller, parseApiKeys, requireCaller } from "./http/auth";
 import { graphqlEndpoint, type Middleware } from "./http/graphql-endpoint";
 import { graphiqlRouter } from "./http/graphiql";
 import { healthRoutes } from "./http/health";
@@ -74,10 +74,20 @@ const WEBHOOK_ROUTES = new Set(["/iamport-webhook", "/iamport-callback/schedule"
 
 const KNOWN_PREFIXES = KNOWN_ROUTES.map((r) => [r, `${r}/`] as const);
 
+/** The middlewares that do something: a limit of 0 is passThrough, and costs nothing when left out. */
+function mounted(...mws: unknown[]): Middleware[] {
+  return mws.filter((m) => m !== passThrough) as Middleware[];
+}
+
+/** The path of a request URL, without its query. */
+function pathOf(url: string): string {
+  const q = url.indexOf("?");
+  return q < 0 ? url : url.slice(0, q);
+}
+
 /** A bounded label for metrics: the known route, never the raw path (which callers control). */
 function routeLabel(url: string): string {
-  const q = url.indexOf("?");
-  const path = q < 0 ? url : url.slice(0, q);
+  const path = pathOf(url);
   for (const [route, prefix] of KNOWN_PREFIXES) if (path === route || path.startsWith(prefix)) return route;
   return "other";
 }
@@ -219,19 +229,9 @@ export async function createApp(deps: AppDeps): Promise<BuiltApp> {
     apollo,
     app,
     bodyLimit: config.bodyLimit,
-    before: [securityHeaders, graphqlCors, graphqlIpLimit].filter((m) => m !== passThrough) as Middleware[],
-    authenticate: (req, res) => {
-      const caller = authenticate(auth, req.headers.authorization);
-      if (!caller) {
-        res.statusCode = 401;
-        res.setHeader("content-type", "application/json; charset=utf-8");
-        res.end(JSON.stringify(UNAUTHENTICATED_BODY));
-        return false;
-      }
-      res.locals.caller = caller;
-      return true;
-    },
-    after: [callerLimit].filter((m) => m !== passThrough) as Middleware[],
+    before: mounted(securityHeaders, graphqlCors, graphqlIpLimit),
+    authenticate: (req, res) => admitCaller(auth, req, res) !== null,
+    after: mounted(callerLimit),
     context: (req, res) => graphqlContext((req as IncomingMessage & { ctx: Ctx }).ctx, res),
     onError: (err, req) => logger.error({ err, reqId: (req as IncomingMessage & { ctx?: Ctx }).ctx?.requestId }, "request failed"),
   });
@@ -243,7 +243,7 @@ export async function createApp(deps: AppDeps): Promise<BuiltApp> {
       fastRoute({
         app,
         bodyLimit: config.bodyLimit,
-        before: [securityHeaders, ...webhookGuards].filter((m) => m !== passThrough) as Middleware[],
+        before: mounted(securityHeaders, ...webhookGuards),
         handler: webhookHandler(services, source) as unknown as Middleware,
         onError: (err, req, res) => handleError(err, req as never, res as never, () => undefined),
       }),
@@ -254,8 +254,7 @@ export async function createApp(deps: AppDeps): Promise<BuiltApp> {
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
     const url = req.url ?? "";
     if (req.method === "POST") {
-      const q = url.indexOf("?");
-      const path = q < 0 ? url : url.slice(0, q);
+      const path = pathOf(url);
       if (path === "/graphql") {
         (req as IncomingMessage & { ctx: Ctx }).ctx = track(req, res, url, "/graphql");
         endpoint(req, res).catch(() => res.destroy());
@@ -272,10 +271,6 @@ export async function createApp(deps: AppDeps): Promise<BuiltApp> {
   };
   return { app, apollo, handler };
 }
-
-const UNAUTHENTICATED_BODY = {
-  errors: [{ message: "A valid API key or customer token is required: send Authorization: Bearer <key>", extensions: { code: "UNAUTHENTICATED" } }],
-};
 
 /**
  * A request's Ctx. The EntityManager fork and the logger child are made on

@@ -1,4 +1,5 @@
 import crypto from "node:crypto";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import type { NextFunction, Request, Response } from "express";
 import type { Caller } from "../graphql/context";
 import { looksLikeJwt, verifyCustomerToken } from "../security/customer-token";
@@ -42,24 +43,33 @@ export function authenticate(auth: Authenticator, header: string | undefined): C
   return null;
 }
 
-/** Refuses /graphql without a valid key or token, answering as GraphQL would (UNAUTHENTICATED). */
+const UNAUTHENTICATED = JSON.stringify({
+  errors: [{ message: "A valid API key or customer token is required: send Authorization: Bearer <key>", extensions: { code: "UNAUTHENTICATED" } }],
+});
+
+/**
+ * The caller of a /graphql request, kept in res.locals.caller; without a valid
+ * key or token, answers 401 as GraphQL would (UNAUTHENTICATED) and returns
+ * null. Used by the Express route and the node:http endpoint alike.
+ */
+export function admitCaller(auth: Authenticator, req: IncomingMessage, res: ServerResponse & { locals: Record<string, unknown> }): Caller | null {
+  const caller = authenticate(auth, req.headers.authorization);
+  if (!caller) {
+    res.statusCode = 401;
+    res.setHeader("content-type", "application/json; charset=utf-8");
+    res.setHeader("content-length", Buffer.byteLength(UNAUTHENTICATED));
+    res.end(UNAUTHENTICATED);
+    return null;
+  }
+  res.locals.caller = caller;
+  return caller;
+}
+
+/** Refuses /graphql without a valid key or token (admitCaller); CORS preflights pass. */
 export function requireCaller(auth: Authenticator) {
   return (req: Request, res: Response, next: NextFunction): void => {
     if (req.method === "OPTIONS") return next();
-    const caller = authenticate(auth, req.headers.authorization);
-    if (!caller) {
-      res.status(401).json({
-        errors: [
-          {
-            message: "A valid API key or customer token is required: send Authorization: Bearer <key>",
-            extensions: { code: "UNAUTHENTICATED" },
-          },
-        ],
-      });
-      return;
-    }
-    res.locals.caller = caller;
-    next();
+    if (admitCaller(auth, req, res)) next();
   };
 }
 

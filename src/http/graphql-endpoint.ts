@@ -163,7 +163,9 @@ export async function parseBody(req: IncomingMessage, limit: number, form = fals
   const raw = await readBody(req, limit);
   const type = req.headers["content-type"] ?? "";
   if (MEDIA_JSON.test(type)) {
-    const text = raw.toString("utf8");
+    // Decoded as express.json() decodes: a UTF-8 byte-order mark is not part of the JSON.
+    let text = raw.toString("utf8");
+    if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
     const first = /^[ \t\n\r]*(.)/.exec(text)?.[1];
     // express.json's strict mode: only objects and arrays.
     if (first !== "{" && first !== "[") throw new BodyError(400, "BAD_USER_INPUT", "The body could not be parsed");

@@ -62,6 +62,21 @@ describe("POST /iamport-webhook", () => {
     expect(ev[0].body).toEqual({ imp_uid: impUid, merchant_uid: merchantUid, status: "paid" });
   });
 
+  it("reads a JSON body that starts with a UTF-8 byte-order mark, as express.json() does, here and on /graphql", async () => {
+    const merchantUid = await prepare(2100);
+    const impUid = await paidSilently(merchantUid, 2100);
+    const bom = (o: unknown) => Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(JSON.stringify(o))]);
+    const json = { "content-type": "application/json" };
+    const r = await h.http.post("/iamport-webhook", bom({ imp_uid: impUid, merchant_uid: merchantUid }), { headers: json });
+    expect(r.status).toBe(200);
+    expect(r.data).toMatchObject({ status: "ok", outcome: "PAID" });
+    const q = await h.http.post("/graphql", bom({ query: `{ payment(merchantUid: "${merchantUid}") { status } }` }), {
+      headers: { ...json, authorization: "Bearer test-merchant-key" },
+    });
+    expect(q.status).toBe(200);
+    expect(q.data).toEqual({ data: { payment: { status: "PAID" } } });
+  });
+
   it("accepts a form body (application/x-www-form-urlencoded)", async () => {
     const merchantUid = await prepare(2100);
     const impUid = await paidSilently(merchantUid, 2100);
