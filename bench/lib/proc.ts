@@ -107,6 +107,11 @@ export function startChild(name: string, script: string, opts: { args?: string[]
 }
 
 /** Stops every child still running (on errors and at exit). */
+/** What every child still running printed last (for a crash report). */
+export function childTails(): string {
+  return [...children].map((c) => `--- ${c.name} (pid ${c.pid}), last lines:\n${c.tail() || "(nothing)"}`).join("\n");
+}
+
 export async function stopAllChildren(): Promise<void> {
   await Promise.all([...children].map((c) => c.stop(5_000).catch(() => undefined)));
 }

@@ -262,7 +262,7 @@ export class IamportClient {
       this.record(endpoint, "timeout", seconds, undefined, requestId);
       return new IamportTimeoutError(`Iamport did not answer ${endpoint} within ${this.options.timeoutMs} ms`, endpoint);
     }
-    this.record(endpoint, "network", seconds, undefined, requestId);
+    this.record(endpoint, "network", seconds, undefined, requestId, undefined, ax.code ?? "network error");
     // Only the error code goes into the message: axios errors carry the request body.
     return new IamportUnavailableError(`Iamport is unreachable for ${endpoint} (${ax.code ?? "network error"})`, endpoint);
   }
@@ -274,11 +274,13 @@ export class IamportClient {
     status: number | undefined,
     requestId: string | undefined,
     code?: number,
+    /** The transport's error code (ECONNRESET, ...): never the error itself, which carries the request body. */
+    error?: string,
   ): void {
     this.options.onCall?.(endpoint, outcome, seconds);
     const level = outcome === "ok" || outcome === "refused" || outcome === "not_found" ? "info" : "warn";
     this.options.logger[level](
-      { iamport: { endpoint, outcome, status, code, ms: Math.round(seconds * 1000) }, reqId: requestId },
+      { iamport: { endpoint, outcome, status, code, error, ms: Math.round(seconds * 1000) }, reqId: requestId },
       "iamport call",
     );
   }
