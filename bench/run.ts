@@ -409,6 +409,8 @@ interface BurstFigures {
   cpuSystemMsPerRenewal: number | null;
   /** CPU time of the emulator (Iamport) per renewal: it shares the machine with the handler and the database. */
   emulatorCpuMsPerRenewal: number | null;
+  /** CPU time of the database's processes per renewal (null for a remote PostgreSQL). */
+  databaseCpuMsPerRenewal: number | null;
 }
 
 /** Moves the emulator's clock and measures until every webhook was answered and `done()` holds. */
@@ -419,11 +421,12 @@ async function runBurst(
   seconds: number,
   done: () => Promise<boolean>,
   renewals: number,
-): Promise<Pick<BurstFigures, "seconds" | "advanceSeconds" | "webhooks" | "peakRssMiB" | "maxSampledRssMiB" | "rssAtStartMiB" | "cpuMsPerRenewal" | "cpuSystemMsPerRenewal" | "emulatorCpuMsPerRenewal">> {
+): Promise<Pick<BurstFigures, "seconds" | "advanceSeconds" | "webhooks" | "peakRssMiB" | "maxSampledRssMiB" | "rssAtStartMiB" | "cpuMsPerRenewal" | "cpuSystemMsPerRenewal" | "emulatorCpuMsPerRenewal" | "databaseCpuMsPerRenewal">> {
   const rssAtStartMiB = memoryOf(pid)?.rssMiB ?? null;
   const memory = sampleMemory(pid);
   const cpuBefore = cpuTimesOf(pid);
   const emulatorBefore = cpuTimesOf(emulator.child.pid);
+  const databaseBefore = cpuOfPids(db.cpuPids());
   const t0 = performance.now();
   let advancedAt: number | null = null;
   const advance = httpJson<{ executed: unknown[]; webhooks: BurstFigures["webhooks"] }>(
@@ -452,6 +455,7 @@ async function runBurst(
   const mem = memory.stop();
   const cpuAfter = cpuTimesOf(pid);
   const emulatorAfter = cpuTimesOf(emulator.child.pid);
+  const databaseAfter = cpuOfPids(db.cpuPids());
   const end = Math.max(doneAt ?? performance.now(), advancedAt!);
   return {
     seconds: (end - t0) / 1000,
@@ -464,7 +468,25 @@ async function runBurst(
     cpuSystemMsPerRenewal: cpuBefore && cpuAfter ? ((cpuAfter.system - cpuBefore.system) * 1000) / renewals : null,
     emulatorCpuMsPerRenewal:
       emulatorBefore && emulatorAfter ? ((emulatorAfter.user + emulatorAfter.system - emulatorBefore.user - emulatorBefore.system) * 1000) / renewals : null,
+    databaseCpuMsPerRenewal: databaseAfter.size === 0 ? null : (cpuSince(databaseBefore, databaseAfter) * 1000) / renewals,
   };
+}
+
+/** User + system CPU seconds of each pid still running. */
+function cpuOfPids(pids: number[]): Map<number, number> {
+  const m = new Map<number, number>();
+  for (const pid of pids) {
+    const t = cpuTimesOf(pid);
+    if (t) m.set(pid, t.user + t.system);
+  }
+  return m;
+}
+
+/** CPU seconds used between two readings (a process started meanwhile counts from zero). */
+function cpuSince(before: Map<number, number>, after: Map<number, number>): number {
+  let sum = 0;
+  for (const [pid, t] of after) sum += t - (before.get(pid) ?? 0);
+  return sum;
 }
 
 /** `customer_uid in (prefix0 .. prefix{n-1})`, with $1 = prefix and $2 = n. */
@@ -709,7 +731,7 @@ async function burstRounds(db: BenchDb, label: string, prefix: string, latencyMs
 
 const fmtBurst = (b: BurstFigures) =>
   `${b.renewals} renewals in ${b.seconds.toFixed(2)} s = ${b.perSecond.toFixed(1)}/s; webhooks ${JSON.stringify(b.webhooks)}; ` +
-  `${b.duplicates} duplicates, ${b.losses} losses; ${b.cpuMsPerRenewal?.toFixed(2) ?? "?"} ms CPU per renewal (${b.cpuSystemMsPerRenewal?.toFixed(2) ?? "?"} system), emulator ${b.emulatorCpuMsPerRenewal?.toFixed(2) ?? "?"} ms; RSS ${b.rssAtStartMiB?.toFixed(0) ?? "?"} MiB at the start, peak ${b.peakRssMiB.toFixed(0)} MiB${b.problems.length ? `; problems: ${b.problems.join("; ")}` : ""}`;
+  `${b.duplicates} duplicates, ${b.losses} losses; ${b.cpuMsPerRenewal?.toFixed(2) ?? "?"} ms CPU per renewal (${b.cpuSystemMsPerRenewal?.toFixed(2) ?? "?"} system), emulator ${b.emulatorCpuMsPerRenewal?.toFixed(2) ?? "?"} ms, database ${b.databaseCpuMsPerRenewal?.toFixed(2) ?? "?"} ms; RSS ${b.rssAtStartMiB?.toFixed(0) ?? "?"} MiB at the start, peak ${b.peakRssMiB.toFixed(0)} MiB${b.problems.length ? `; problems: ${b.problems.join("; ")}` : ""}`;
 
 // ---- 4: bulk load --------------------------------------------------------------------------
 
@@ -809,6 +831,7 @@ async function main(): Promise<void> {
       row(`  peak RSS (MiB, VmHWM)`, f0(server.peakRssMiB), f0(seed.peakRssMiB), server.peakRssMiB / seed.peakRssMiB, "< 400 MiB", server.peakRssMiB < 400);
       row(`  CPU per renewal (ms, handling process)`, f2(server.cpuMsPerRenewal ?? NaN), f2(seed.cpuMsPerRenewal ?? NaN), ratioOf(server.cpuMsPerRenewal, seed.cpuMsPerRenewal), "", null);
       row(`  emulator's CPU per renewal (ms)`, f2(server.emulatorCpuMsPerRenewal ?? NaN), f2(seed.emulatorCpuMsPerRenewal ?? NaN), ratioOf(server.emulatorCpuMsPerRenewal, seed.emulatorCpuMsPerRenewal), "", null);
+      row(`  database's CPU per renewal (ms)`, f2(server.databaseCpuMsPerRenewal ?? NaN), f2(seed.databaseCpuMsPerRenewal ?? NaN), ratioOf(server.databaseCpuMsPerRenewal, seed.databaseCpuMsPerRenewal), "", null);
       if (server.duplicates || server.losses) failure = `renewal burst: ${server.duplicates} duplicates and ${server.losses} losses (${server.problems.join("; ")})`;
     }
 
@@ -869,6 +892,7 @@ async function main(): Promise<void> {
       row(`  peak RSS (MiB)`, f0(server.peakRssMiB), f0(seed.peakRssMiB), server.peakRssMiB / seed.peakRssMiB, "< 400 MiB", server.peakRssMiB < 400);
       row(`  CPU per renewal (ms, handling process)`, f2(server.cpuMsPerRenewal ?? NaN), f2(seed.cpuMsPerRenewal ?? NaN), ratioOf(server.cpuMsPerRenewal, seed.cpuMsPerRenewal), "", null);
       row(`  emulator's CPU per renewal (ms)`, f2(server.emulatorCpuMsPerRenewal ?? NaN), f2(seed.emulatorCpuMsPerRenewal ?? NaN), ratioOf(server.emulatorCpuMsPerRenewal, seed.emulatorCpuMsPerRenewal), "", null);
+      row(`  database's CPU per renewal (ms)`, f2(server.databaseCpuMsPerRenewal ?? NaN), f2(seed.databaseCpuMsPerRenewal ?? NaN), ratioOf(server.databaseCpuMsPerRenewal, seed.databaseCpuMsPerRenewal), "", null);
       if (server.duplicates || server.losses) failure ??= `latency burst: ${server.duplicates} duplicates and ${server.losses} losses (${server.problems.join("; ")})`;
     }
 

@@ -3,6 +3,7 @@
  * end) on the PostgreSQL server of DATABASE_URL, or an embedded PGlite in a
  * child process when DATABASE_URL is not set.
  */
+import fs from "node:fs";
 import path from "node:path";
 import { Client, Pool } from "pg";
 import { httpJson, sleep } from "./http";
@@ -25,6 +26,12 @@ export interface BenchDb {
   /** Several statements, no parameters. */
   exec(sql: string): Promise<void>;
   describe(): string;
+  /**
+   * The processes whose CPU time is the database's: the local PostgreSQL's (every process named
+   * `postgres`: postmaster, backends, WAL writer, ...), none for a remote server, or the embedded
+   * database's child.
+   */
+  cpuPids(): number[];
   close(): Promise<void>;
 }
 
@@ -58,6 +65,7 @@ async function openPostgres(adminUrl: string, poolMax: number): Promise<BenchDb>
     },
     async waitIdle() {},
     describe: () => `PostgreSQL ${version} at ${url.host}, database ${name} (created for this run, dropped after)`,
+    cpuPids: () => (/^(127\.|localhost$|\[::1\]$)/.test(url.hostname) ? pidsNamed("postgres") : []),
     async close() {
       await pool.end();
       const d = new Client({ connectionString: adminUrl });
@@ -97,6 +105,21 @@ async function openEmbedded(): Promise<BenchDb> {
       }
     },
     describe: () => "embedded PGlite (in a child process, one connection at a time)",
+    cpuPids: () => [child.pid],
     close: () => child.stop(),
   };
+}
+
+/** The pids of the processes whose command is `comm` (from /proc). */
+function pidsNamed(comm: string): number[] {
+  const pids: number[] = [];
+  for (const entry of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (fs.readFileSync(`/proc/${entry}/comm`, "utf8").trim() === comm) pids.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return pids;
 }

@@ -94,7 +94,10 @@ export function startChild(name: string, script: string, opts: { args?: string[]
     },
     async stop(graceMs = 15_000) {
       stopping = true;
-      children.delete(child);
+      if (children.delete(child)) {
+        stopped.push(child);
+        if (stopped.length > 6) stopped.shift();
+      }
       if (exit) return;
       proc.kill("SIGTERM");
       const timer = setTimeout(() => proc.kill("SIGKILL"), graceMs);
@@ -107,9 +110,12 @@ export function startChild(name: string, script: string, opts: { args?: string[]
 }
 
 /** Stops every child still running (on errors and at exit). */
-/** What every child still running printed last (for a crash report). */
+/** The children stopped last: a failure's `finally` stops them before the crash is reported. */
+const stopped: Child[] = [];
+
+/** What the children still running, and the ones stopped last, printed last (for a crash report). */
 export function childTails(): string {
-  return [...children].map((c) => `--- ${c.name} (pid ${c.pid}), last lines:\n${c.tail() || "(nothing)"}`).join("\n");
+  return [...stopped, ...children].map((c) => `--- ${c.name} (pid ${c.pid}), last lines:\n${c.tail() || "(nothing)"}`).join("\n");
 }
 
 export async function stopAllChildren(): Promise<void> {
