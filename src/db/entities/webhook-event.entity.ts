@@ -2,7 +2,11 @@ import { Entity, Index, PrimaryKey, Property, OptionalProps } from "@mikro-orm/c
 
 /** Every webhook and redirect received, with its outcome: the audit trail and the inbox. */
 @Entity({ tableName: "webhook_events" })
-@Index({ name: "webhook_events_unprocessed_index", properties: ["processedAt", "receivedAt"] })
+// Partial: only the events still unprocessed (reconciliation's question), not every event ever received.
+@Index({
+  name: "webhook_events_unprocessed_index",
+  expression: `create index "webhook_events_unprocessed_index" on "webhook_events" ("received_at") where "processed_at" is null`,
+})
 @Index({ name: "webhook_events_imp_uid_index", properties: ["impUid"] })
 export class WebhookEvent {
   [OptionalProps]?: "receivedAt" | "attempts";
