@@ -15,9 +15,46 @@ const MAX_RESPONSE_BYTES = 8 * 1024 * 1024;
  * Supports what the client uses: a method, a relative url on baseURL, a
  * string body, headers, a timeout.
  */
+/**
+ * How long a kept-alive connection to Iamport may sit idle before this side
+ * closes it (`timeout` of the agents). node's agent applies a server's
+ * `Keep-Alive: timeout=N` hint (less one second) only when it is shorter than
+ * this, and without an agent timeout never: an idle socket then stayed in the
+ * pool until the server closed it, and a request written onto it in that
+ * moment was answered with a reset (ECONNRESET, seen in the benchmark against
+ * the emulator's 5 s keep-alive).
+ */
+export const IDLE_SOCKET_TIMEOUT_MS = 4_000;
+
+/** Keep-alive agents for Iamport (see IDLE_SOCKET_TIMEOUT_MS). */
+export function iamportAgents(maxSockets: number): { http: http.Agent; https: https.Agent } {
+  const o = { keepAlive: true, maxSockets, timeout: IDLE_SOCKET_TIMEOUT_MS };
+  return { http: new http.Agent(o), https: new https.Agent(o) };
+}
+
+/** Axios request config of the Iamport client: `idempotent` marks a request that may be sent twice. */
+export interface IdempotentConfig {
+  idempotent?: boolean;
+}
+
 export function nodeHttpAdapter(agents: { http: http.Agent; https: https.Agent }): AxiosAdapter {
-  return (config) =>
-    new Promise<AxiosResponse>((resolve, reject) => {
+  return (config) => {
+    const method = (config.method ?? "get").toUpperCase();
+    const idempotent = method === "GET" || method === "HEAD" || (config as IdempotentConfig).idempotent === true;
+    // A kept-alive socket that the server closed while idle fails the request written onto it with a reset,
+    // before any answer: the request never reached the server, and one that may be sent twice is sent again
+    // on a new connection. Others (a charge) are reported as they failed: their callers settle an unknown
+    // outcome by asking Iamport, never by sending again.
+    return send(agents, config, method).catch((err: AxiosError & { staleSocket?: boolean }) => {
+      if (err.staleSocket && idempotent) return send(agents, config, method);
+      throw err;
+    });
+  };
+}
+
+function send(agents: { http: http.Agent; https: https.Agent }, config: Parameters<AxiosAdapter>[0], method: string): Promise<AxiosResponse> {
+  {
+    return new Promise<AxiosResponse>((resolve, reject) => {
       const base = (config.baseURL ?? "").replace(/\/+$/, "");
       const target = new URL(/^https?:\/\//i.test(config.url ?? "") ? config.url! : `${base}${config.url ?? ""}`);
       const secure = target.protocol === "https:";
@@ -37,7 +74,7 @@ export function nodeHttpAdapter(agents: { http: http.Agent; https: https.Agent }
           hostname: target.hostname.replace(/^\[|\]$/g, ""),
           port: target.port || undefined,
           path: `${target.pathname}${target.search}`,
-          method: (config.method ?? "get").toUpperCase(),
+          method,
           headers,
           agent: secure ? agents.https : agents.http,
         },
@@ -86,7 +123,16 @@ export function nodeHttpAdapter(agents: { http: http.Agent; https: https.Agent }
           }, timeout);
         });
       }
-      req.on("error", (err: NodeJS.ErrnoException) => fail(AxiosError.from(err, err.code ?? AxiosError.ERR_NETWORK, config, req)));
+      let answered = false;
+      req.once("response", () => {
+        answered = true;
+      });
+      req.on("error", (err: NodeJS.ErrnoException) => {
+        const e = AxiosError.from(err, err.code ?? AxiosError.ERR_NETWORK, config, req) as AxiosError & { staleSocket?: boolean };
+        e.staleSocket = req.reusedSocket && !answered && (err.code === "ECONNRESET" || err.code === "EPIPE");
+        fail(e);
+      });
       req.end(body);
     });
+  }
 }

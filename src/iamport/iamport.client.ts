@@ -1,8 +1,6 @@
-import http from "node:http";
-import https from "node:https";
-import axios, { AxiosError, AxiosInstance, AxiosResponse, Method } from "axios";
+import axios, { AxiosError, AxiosInstance, AxiosRequestConfig, AxiosResponse, Method } from "axios";
 import type { Logger } from "pino";
-import { nodeHttpAdapter } from "./http-adapter";
+import { iamportAgents, nodeHttpAdapter, type IdempotentConfig } from "./http-adapter";
 import {
   IamportError,
   IamportNotFoundError,
@@ -65,10 +63,7 @@ export class IamportClient {
       validateStatus: () => true,
       // Iamport's API never redirects: requests go straight to node:http (http-adapter.ts).
       maxRedirects: 0,
-      adapter: nodeHttpAdapter({
-        http: new http.Agent({ keepAlive: true, maxSockets: 64 }),
-        https: new https.Agent({ keepAlive: true, maxSockets: 64 }),
-      }),
+      adapter: nodeHttpAdapter(iamportAgents(64)),
     });
     // The same two headers on every call, without axios's per-method defaults (common, get, post, ...),
     // which it deep-merges into every request: ~20% of axios's own CPU a call (bench/README.md).
@@ -79,7 +74,8 @@ export class IamportClient {
 
   /** Issues (or replaces) the billing key of customer_uid. Card data is sent, never logged. */
   issueBillingKey(customerUid: string, body: IssueBillingKeyRequest, o?: CallOptions): Promise<IamportCustomer> {
-    return this.call("POST", `/subscribe/customers/${enc(customerUid)}`, "POST /subscribe/customers/{customer_uid}", body, o);
+    // The same card for the same customer_uid: sending it twice leaves the same billing key.
+    return this.call("POST", `/subscribe/customers/${enc(customerUid)}`, "POST /subscribe/customers/{customer_uid}", body, o, { idempotent: true });
   }
 
   getCustomer(customerUid: string, o?: CallOptions): Promise<IamportCustomer> {
@@ -179,7 +175,8 @@ export class IamportClient {
     const started = process.hrtime.bigint();
     let res: AxiosResponse<IamportEnvelope<IamportToken>>;
     try {
-      res = await this.http.post("/users/getToken", { imp_key: this.options.apiKey, imp_secret: this.options.apiSecret });
+      const idempotent: AxiosRequestConfig & IdempotentConfig = { idempotent: true };
+      res = await this.http.post("/users/getToken", { imp_key: this.options.apiKey, imp_secret: this.options.apiSecret }, idempotent);
     } catch (err) {
       throw this.transportError(err, endpoint, started, undefined);
     }
@@ -211,18 +208,20 @@ export class IamportClient {
     endpoint: string,
     body: unknown,
     o: CallOptions | undefined,
-    isRetry = false,
+    flags: { isRetry?: boolean; idempotent?: boolean } = {},
   ): Promise<T> {
     const token = await this.token();
     const started = process.hrtime.bigint();
     let res: AxiosResponse<IamportEnvelope<T>>;
     try {
-      res = await this.http.request({
+      const config: AxiosRequestConfig & IdempotentConfig = {
         method,
         url: path,
         data: body,
         headers: { Authorization: `Bearer ${token}`, ...(o?.requestId ? { "X-Request-Id": o.requestId } : {}) },
-      });
+      };
+      if (flags.idempotent) config.idempotent = true;
+      res = await this.http.request(config);
     } catch (err) {
       throw this.transportError(err, endpoint, started, o?.requestId);
     }
@@ -232,7 +231,7 @@ export class IamportClient {
       // The token expired early or was revoked: refresh once, repeat once.
       if (this.cached?.token === token) this.cached = undefined;
       this.record(endpoint, "unauthorized", seconds, res.status, o?.requestId);
-      if (!isRetry) return this.call<T>(method, path, endpoint, body, o, true);
+      if (!flags.isRetry) return this.call<T>(method, path, endpoint, body, o, { ...flags, isRetry: true });
       throw new IamportUnauthorizedError(`Iamport answered 401 to ${endpoint} after a token refresh`, endpoint);
     }
     if (res.status >= 500) {
