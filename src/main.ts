@@ -1,4 +1,6 @@
 import "reflect-metadata";
+// Before anything loads MikroORM: its async contexts on only while in use (db/scoped-context.ts).
+import "./db/orm-contexts";
 import { ConfigError, loadConfig } from "./config";
 import { createLogger } from "./logger";
 import { startServer } from "./server";
