@@ -238,8 +238,9 @@ async function listSchedules(emulator: Emulator, status: "scheduled" | "executed
 
 /**
  * A server that has written something through the ORM, as one in service has, before its reads are
- * measured: whatever a flush or transaction leaves behind in the process (on Node 20 a MikroORM
- * transaction used to leave an async hook on every promise: db/scoped-context.ts) is paid by the reads.
+ * measured: whatever a flush or transaction leaves behind in the process is paid by the reads (on
+ * Node 20, MikroORM's first transaction leaves an async_hooks init hook on every promise: change 22
+ * in bench/README.md).
  */
 async function asInService(server: Server): Promise<void> {
   await gql(server.url, REGISTER_CARD, { input: { customerUid: `svc_${process.pid}_${server.url.split(":").pop()}`, ...CARD } });

@@ -1,6 +1,4 @@
 import "reflect-metadata";
-// Before anything loads MikroORM: its async contexts on only while in use (db/scoped-context.ts).
-import "./db/orm-contexts";
 import { ConfigError, loadConfig } from "./config";
 import { createLogger } from "./logger";
 import { startServer } from "./server";

@@ -1,6 +1,4 @@
 import "reflect-metadata";
-// Before anything loads MikroORM: its async contexts on only while in use (db/scoped-context.ts).
-import { ormContextsScoped } from "./db/orm-contexts";
 import crypto from "node:crypto";
 import http from "node:http";
 import { usePreparedStatements } from "./db/sql";
@@ -45,9 +43,6 @@ export interface StartOptions {
 /** Starts the database, Iamport (or the emulator), the HTTP server and reconciliation. */
 export async function startServer(config: Config, opts: StartOptions): Promise<RunningServer> {
   const { logger } = opts;
-  if (!ormContextsScoped()) {
-    logger.warn("MikroORM was loaded before db/orm-contexts: its async contexts stay on for the life of the process (correct, but every promise pays an async hook)");
-  }
   const closers: [string, () => Promise<void>][] = [];
   const closeAll = async () => {
     for (const [name, close] of closers.reverse()) {
