@@ -219,8 +219,8 @@ export class IamportClient {
         url: path,
         data: body,
         headers: { Authorization: `Bearer ${token}`, ...(o?.requestId ? { "X-Request-Id": o.requestId } : {}) },
+        idempotent: flags.idempotent,
       };
-      if (flags.idempotent) config.idempotent = true;
       res = await this.http.request(config);
     } catch (err) {
       throw this.transportError(err, endpoint, started, o?.requestId);
