@@ -421,6 +421,22 @@ interface BurstFigures {
   emulatorCpuMsPerRenewal: number | null;
   /** CPU time of the database's processes per renewal (null for a remote PostgreSQL). */
   databaseCpuMsPerRenewal: number | null;
+  /** The server's mean renewals per database transaction during the burst (its billing_renewal_batch_size); absent for the seed handler. */
+  meanBatch?: number | null;
+}
+
+/** The sum and count of the server's billing_renewal_batch_size histogram (null if /metrics does not answer). */
+async function batchSizes(serverUrl: string): Promise<{ sum: number; count: number } | null> {
+  try {
+    const res = await fetch(`${serverUrl}/metrics`);
+    if (!res.ok) return null;
+    const text = await res.text();
+    const sum = /^billing_renewal_batch_size_sum (\S+)$/m.exec(text);
+    const count = /^billing_renewal_batch_size_count (\S+)$/m.exec(text);
+    return sum && count ? { sum: Number(sum[1]), count: Number(count[1]) } : null;
+  } catch {
+    return null;
+  }
 }
 
 /** Moves the emulator's clock and measures until every webhook was answered and `done()` holds. */
@@ -560,8 +576,14 @@ async function serverBurst(db: BenchDb, label: string, prefix: string, latencyMs
     const seconds = Math.ceil(due.last - (await emulatorNow(emulator))) + 1;
     log(`${label}: setup took ${setupSeconds.toFixed(1)} s; advancing the emulator's clock by ${seconds} s: ${n} renewals due at once`);
 
+    const batchesBefore = await batchSizes(server.url);
     const b = await runBurst(db, emulator, server.child.pid, seconds, doneOf(prefix, n), n);
     server.child.assertAlive();
+    const batchesAfter = await batchSizes(server.url);
+    const meanBatch =
+      batchesBefore && batchesAfter && batchesAfter.count > batchesBefore.count
+        ? (batchesAfter.sum - batchesBefore.sum) / (batchesAfter.count - batchesBefore.count)
+        : null;
 
     // Exactly one PAID renewal and one next schedule per subscription, in the database and at the emulator.
     const problems: string[] = [];
@@ -597,7 +619,7 @@ async function serverBurst(db: BenchDb, label: string, prefix: string, latencyMs
     duplicates += emu.duplicates;
     losses += emu.losses;
     problems.push(...emu.problems);
-    const figures: BurstFigures = { renewals: n, ...b, perSecond: n / b.seconds, duplicates, losses, problems, setupSeconds };
+    const figures: BurstFigures = { renewals: n, ...b, perSecond: n / b.seconds, duplicates, losses, problems, setupSeconds, meanBatch };
     log(`${label}: ${fmtBurst(figures)}`);
     return figures;
   } finally {
@@ -741,7 +763,7 @@ async function burstRounds(db: BenchDb, label: string, prefix: string, latencyMs
 
 const fmtBurst = (b: BurstFigures) =>
   `${b.renewals} renewals in ${b.seconds.toFixed(2)} s = ${b.perSecond.toFixed(1)}/s; webhooks ${JSON.stringify(b.webhooks)}; ` +
-  `${b.duplicates} duplicates, ${b.losses} losses; ${b.cpuMsPerRenewal?.toFixed(2) ?? "?"} ms CPU per renewal (${b.cpuSystemMsPerRenewal?.toFixed(2) ?? "?"} system), emulator ${b.emulatorCpuMsPerRenewal?.toFixed(2) ?? "?"} ms, database ${b.databaseCpuMsPerRenewal?.toFixed(2) ?? "?"} ms; RSS ${b.rssAtStartMiB?.toFixed(0) ?? "?"} MiB at the start, peak ${b.peakRssMiB.toFixed(0)} MiB${b.problems.length ? `; problems: ${b.problems.join("; ")}` : ""}`;
+  `${b.duplicates} duplicates, ${b.losses} losses; ${b.cpuMsPerRenewal?.toFixed(2) ?? "?"} ms CPU per renewal (${b.cpuSystemMsPerRenewal?.toFixed(2) ?? "?"} system), emulator ${b.emulatorCpuMsPerRenewal?.toFixed(2) ?? "?"} ms, database ${b.databaseCpuMsPerRenewal?.toFixed(2) ?? "?"} ms; RSS ${b.rssAtStartMiB?.toFixed(0) ?? "?"} MiB at the start, peak ${b.peakRssMiB.toFixed(0)} MiB${b.meanBatch != null ? `; ${b.meanBatch.toFixed(2)} renewals per transaction` : ""}${b.problems.length ? `; problems: ${b.problems.join("; ")}` : ""}`;
 
 // ---- 4: bulk load --------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ import type { BillingDeps, Ctx } from "./context";
 import { changedSince, paymentView, PAYMENT_VIEW_COLUMNS, wouldChange, type PaymentService, type PaymentViewRow, type VerifiedPayment } from "./payment.service";
 import type { BillingObservers } from "./services";
 import { renewalMerchantUid } from "./subscription.service";
-import { applyVerification, decide, supersedes } from "./verification";
+import { applyVerification, decide, supersedes, type Verification } from "./verification";
 
 /** A payment row with what the verification needs beyond what GraphQL shows, and its subscription (s_). */
 interface Row extends PaymentViewRow {
@@ -31,20 +31,94 @@ interface Row extends PaymentViewRow {
 
 const PAYMENT_COLUMNS = `${PAYMENT_VIEW_COLUMNS}, kind, pay_method, checked_at, period, attempt`;
 
-/** The payment and its subscription, locked in that order (built once: see `shaped` in db/sql.ts). */
+/**
+ * The payments named and their subscriptions, locked in that order, row by row
+ * in payment id order (built once: see `shaped` in db/sql.ts). A batch locks
+ * in one order, so two batches cannot wait on each other's payments.
+ */
 const LOCK_TEXT = `select ${PAYMENT_COLUMNS.split(", ").map((c) => `p.${c}`).join(", ")},
         s.id as s_id, s.customer_uid as s_customer_uid, s.name as s_name, s.amount as s_amount, s.interval as s_interval,
         s.interval_count as s_interval_count, s.anchor_at as s_anchor_at, s.status as s_status,
         s.current_period as s_current_period, s.cancel_at_period_end as s_cancel_at_period_end
    from payments p join subscriptions s on s.id = p.subscription_id
-  where p.merchant_uid = $1
+  where p.merchant_uid = any($1::text[])
+  order by p.id
     for update`;
 
-/** Thrown inside the transaction to roll it back and leave the renewal to the general path. */
+/** Of the subscriptions given with a (period, attempt), those with a charge after it. */
+const LATER_TEXT = `select t.sid from unnest($1::text[], $2::int[], $3::int[]) as t(sid, period, attempt)
+  where exists (select 1 from payments p where p.subscription_id = t.sid and (p.period > t.period or (p.period = t.period and p.attempt > t.attempt)))`;
+
+/** The paid payments, the next charges, the webhook events and the subscriptions of a batch, in one statement. */
+const WRITE_TEXT = `with v as (
+   select * from unnest($1::bigint[], $2::text[], $3::text[], $4::int[], $5::int[], $6::timestamptz[], $7::timestamptz[],
+                        $8::timestamptz[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[],
+                        $16::text[], $17::int[], $18::timestamptz[], $19::text[], $20::int[], $21::int[], $22::timestamptz[],
+                        $23::timestamptz[], $24::bigint[], $25::text[], $26::timestamptz[])
+     as v(pid, status, imp_uid, paid_amount, cancelled_amount, paid_at, failed_at, cancelled_at, fail_reason, receipt_url,
+          pay_method, currency, iamport, next, customer_uid, name, amount, scheduled_at, sid, next_period, cur_period,
+          cur_start, cur_end, event_id, next_status, next_checked_at)
+ ), pay as (
+   update payments p set status = v.status, imp_uid = v.imp_uid, paid_amount = v.paid_amount, cancelled_amount = v.cancelled_amount,
+          paid_at = v.paid_at, failed_at = v.failed_at, cancelled_at = v.cancelled_at, fail_reason = v.fail_reason,
+          receipt_url = v.receipt_url, pay_method = v.pay_method, currency = v.currency, iamport = v.iamport::jsonb,
+          checked_at = $27, updated_at = $27
+     from v where p.id = v.pid returning p.id
+ ), nxt as (
+   insert into payments (merchant_uid, customer_uid, name, amount, cancelled_amount, currency, status, kind, scheduled_at,
+                         subscription_id, period, attempt, checked_at, created_at, updated_at)
+   select v.next, v.customer_uid, v.name, v.amount, 0, 'KRW', v.next_status, 'SCHEDULE', v.scheduled_at, v.sid, v.next_period, 1,
+          v.next_checked_at, $27, $27
+     from v returning id
+ ), ev as (
+   update webhook_events e set attempts = e.attempts + 1, outcome = 'PAID', processed_at = $27 from v where e.id = v.event_id returning e.id
+ )
+ update subscriptions s set status = 'ACTIVE', status_reason = null,
+        current_period = coalesce(v.cur_period, s.current_period), current_period_start = coalesce(v.cur_start, s.current_period_start),
+        current_period_end = coalesce(v.cur_end, s.current_period_end),
+        next_payment_at = v.scheduled_at, next_merchant_uid = v.next, updated_at = $27
+   from v
+  where s.id = v.sid and (select count(*) from pay) = $28 and (select count(*) from nxt) = $28
+ returning s.id`;
+
+/** Renewals settled in one transaction at most (the arrays of one statement). */
+const MAX_BATCH = 32;
+
+/** Thrown inside the transaction to roll it back and leave the renewal(s) to the general path. */
 class TakeGeneralPath extends Error {}
 
+/** A database error of a batch before any Iamport call: its renewals are tried one by one. */
+class BeforeCalls extends Error {
+  constructor(readonly original: unknown) {
+    super("batch failed before any Iamport call");
+  }
+}
+
+interface Item {
+  ctx: Ctx;
+  ip: IamportPayment;
+  fetchedAt: Date;
+  eventId?: string;
+  resolve(v: VerifiedPayment | null): void;
+  reject(err: unknown): void;
+}
+
+/** A renewal of a batch that got as far as its schedule call, and what the write needs of it. */
+interface Renewal {
+  item: Item;
+  row: Row;
+  payment: Payment;
+  period: number;
+  attempt: number;
+  next: string;
+  at: Date;
+  current: { start: Date; end: Date } | null;
+  scheduledAt: Date;
+  registered: boolean;
+}
+
 /**
- * The renewal of the first of the month, in one transaction of three
+ * The renewal of the first of the month, in one transaction of four
  * statements and the commit: the schedule webhook of a subscription charge that
  * Iamport reports paid, for an ACTIVE or PAST_DUE subscription with nothing
  * after this charge yet. Under the same row locks and in the same order as the
@@ -53,170 +127,257 @@ class TakeGeneralPath extends Error {}
  * charge with Iamport, and writes the payment, the next charge, the webhook
  * event and the subscription in one statement.
  *
+ * Renewals that become ready in the same turn of the event loop (a burst of
+ * webhooks) share that transaction: one lock statement, one check for later
+ * charges, their schedule calls side by side, one write and one commit, so a
+ * burst costs the database a few statements per batch instead of per renewal
+ * (the statements' round trips were a third of the server's CPU per renewal:
+ * bench/README.md). Nothing waits for a batch to fill: a renewal alone is a
+ * batch of one.
+ *
  * The next charge is SCHEDULED when Iamport confirmed it, and PENDING when the
  * outcome is unknown (timeout, Iamport down): committed with the payment, as
  * the general path's registerNext leaves it, for cancellation and
  * reconciliation to find. Everything else (a first payment, a decline, a
  * redelivery, a stale answer, a canceled subscription, an Iamport refusal, a
- * database error) returns null with nothing written, and the caller runs the
- * general path (PaymentService.verifyFetched + onPaymentVerified), which knows
- * every case. The general path stays the reference; this one only skips the
- * unit of work (18 statements, ~6.5 ms of CPU a renewal: bench/README.md).
+ * second renewal of the same payment or subscription in one batch) leaves that
+ * renewal out of the write and returns null once the batch committed, and the
+ * caller runs the general path (PaymentService.verifyFetched +
+ * onPaymentVerified), which knows every case. A failed write rolls the whole
+ * batch back and returns null for each. The general path stays the reference;
+ * this one only skips the unit of work (18 statements, ~6.5 ms of CPU a
+ * renewal: bench/README.md).
  */
 export class FastRenewal {
+  private queue: Item[] = [];
+  private flushScheduled = false;
+
   constructor(
     private readonly deps: BillingDeps,
     private readonly payments: PaymentService,
     private readonly observers: BillingObservers = {},
   ) {}
 
-  async run(ctx: Ctx, ip: IamportPayment, fetchedAt: Date, eventId?: string): Promise<VerifiedPayment | null> {
-    if (ip.status !== "paid" || !ip.merchant_uid) return null;
-    const tz = this.deps.config.billingTimeZone;
-    let done: { payment: Payment; subscriptionId: string; period: number; attempt: number; next: string } | null;
+  run(ctx: Ctx, ip: IamportPayment, fetchedAt: Date, eventId?: string): Promise<VerifiedPayment | null> {
+    if (ip.status !== "paid" || !ip.merchant_uid) return Promise.resolve(null);
+    return new Promise((resolve, reject) => {
+      this.queue.push({ ctx, ip, fetchedAt, eventId, resolve, reject });
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        // After the I/O of this turn of the loop: every renewal that became ready in it joins the batch.
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    while (this.queue.length > 0) void this.runBatch(this.queue.splice(0, MAX_BATCH));
+  }
+
+  private async runBatch(items: Item[]): Promise<void> {
+    this.observers.renewalBatch?.(items.length);
+    let results: (VerifiedPayment | null)[];
     try {
-      done = await transaction(ctx.db ?? ctx.em, async (q) => {
-        // The payment and its subscription, locked in that order (as the general path and cancellations do).
-        const [row] = await q<Row>(LOCK_TEXT, [ip.merchant_uid]);
-        if (!row || row.subscription_id === null || row.status === PaymentStatus.PAID) return null;
-        const payment = toPayment(row);
-        if (changedSince(payment, fetchedAt) && wouldChange(payment, ip)) return null;
-        if (!supersedes(payment, ip)) return null;
-        const v = decide(payment, ip);
-        if (v.status !== PaymentStatus.PAID) return null;
-        const period = row.period ?? 1;
-        const attempt = row.attempt ?? 1;
-        if (row.s_cancel_at_period_end || row.s_current_period < 1) return null;
-        if (row.s_status !== SubscriptionStatus.ACTIVE && row.s_status !== SubscriptionStatus.PAST_DUE) return null;
-        const subscriptionId = row.s_id;
-        // Asked once both locks are held, in a statement of its own: a subquery of the locking statement
-        // would read the snapshot taken before it waited for the locks, missing rows committed meanwhile.
-        const [later] = await q<{ found: boolean }>(
-          `select exists (select 1 from payments where subscription_id = $1 and (period > $2 or (period = $2 and attempt > $3))) as found`,
-          [subscriptionId, period, attempt],
-        );
-        if (later.found) return null;
+      results = await this.settle(items);
+    } catch (err) {
+      if (err instanceof BeforeCalls && items.length > 1) {
+        // A lock wait the database broke (deadlock) or another error before Iamport was asked anything: one by one.
+        await Promise.all(items.map((item) => this.runBatch([item])));
+        return;
+      }
+      const cause = err instanceof BeforeCalls ? err.original : err;
+      for (const item of items) item.reject(cause);
+      return;
+    }
+    items.forEach((item, i) => item.resolve(results[i]));
+  }
 
-        applyVerification(payment, ip, v);
-        const anchor = pgTime(row.s_anchor_at)!;
-        // Period n ends where period n+1 starts (both are boundaries from the anchor: billing-dates.ts).
-        const paidPeriod = periodOf(anchor, row.s_interval, row.s_interval_count, period, tz);
-        const current = period > row.s_current_period ? paidPeriod : null;
-        const nextStart = paidPeriod.end;
-        // Iamport refuses schedules in its past: a renewal confirmed late is charged a minute after it.
-        const floor = Math.floor((payment.paidAt ?? new Date()).getTime() / 1000) * 1000 + 60_000;
-        const at = nextStart.getTime() < floor ? new Date(floor) : nextStart;
-        const next = renewalMerchantUid(subscriptionId, period + 1, 1);
-
-        // Registered: SCHEDULED at Iamport's time. Refused: nothing was registered, so the general path may
-        // take it from the start (it moves a time Iamport finds past, or fails the attempt). Unknown (timeout,
-        // Iamport down, an answer without this schedule): the next charge is committed PENDING with the
-        // payment, locks held until then, so a cancellation sees it and revokes it, and reconciliation
-        // looks it up by merchant_uid and registers it if Iamport never got it, as registerNext leaves it.
-        let scheduledAt = at;
-        let registered = false;
-        const entry = {
-          merchant_uid: next,
-          schedule_at: Math.floor(at.getTime() / 1000),
-          amount: row.s_amount,
-          name: row.s_name,
-          currency: "KRW",
-          notice_url: this.payments.scheduleNoticeUrl(),
-        };
-        const register = async (): Promise<void> => {
-          const results = await this.deps.iamport.schedule(row.s_customer_uid, [entry], { requestId: ctx.requestId });
-          const mine = results.find((r) => r.merchant_uid === next);
-          if (mine?.schedule_status === "scheduled") {
-            scheduledAt = new Date(mine.schedule_at * 1000);
-            registered = true;
-          }
-        };
+  /** One transaction for the batch; the result of each item, null for those left to the general path. */
+  private async settle(items: Item[]): Promise<(VerifiedPayment | null)[]> {
+    const tz = this.deps.config.billingTimeZone;
+    const first = items[0].ctx;
+    let done: Renewal[] = [];
+    try {
+      await transaction(first.db ?? first.em, async (q) => {
+        const candidates: { item: Item; row: Row; payment: Payment; v: Verification; period: number; attempt: number }[] = [];
         try {
-          await register();
-        } catch (err) {
-          if (err instanceof IamportRefusedError) throw new TakeGeneralPath("schedule refused");
-          // Unknown outcome: asked by merchant_uid, and sent once more only if Iamport never got it
-          // (Iamport refuses a second schedule with the same merchant_uid), as registerSchedules does.
-          try {
-            const found = await this.deps.iamport.getSchedule(next, { requestId: ctx.requestId });
-            if (found.schedule_status === "scheduled") {
-              scheduledAt = new Date(found.schedule_at * 1000);
-              registered = true;
-            }
-          } catch (lookup) {
-            if (lookup instanceof IamportNotFoundError) await register().catch(() => undefined);
+          // The payments and their subscriptions, locked in that order (as the general path and cancellations do).
+          const rows = await q<Row>(LOCK_TEXT, [[...new Set(items.map((i) => i.ip.merchant_uid!))]]);
+          const byUid = new Map(rows.map((r) => [r.merchant_uid, r]));
+          const taken = new Set<string>();
+          for (const item of items) {
+            const row = byUid.get(item.ip.merchant_uid!);
+            // A second renewal of the same payment or subscription in the batch: the general path, after this commit.
+            if (!row || row.subscription_id === null || taken.has(row.merchant_uid) || taken.has(row.s_id)) continue;
+            if (row.status === PaymentStatus.PAID) continue;
+            const payment = toPayment(row);
+            if (changedSince(payment, item.fetchedAt) && wouldChange(payment, item.ip)) continue;
+            if (!supersedes(payment, item.ip)) continue;
+            const v = decide(payment, item.ip);
+            if (v.status !== PaymentStatus.PAID) continue;
+            if (row.s_cancel_at_period_end || row.s_current_period < 1) continue;
+            if (row.s_status !== SubscriptionStatus.ACTIVE && row.s_status !== SubscriptionStatus.PAST_DUE) continue;
+            taken.add(row.merchant_uid);
+            taken.add(row.s_id);
+            candidates.push({ item, row, payment, v, period: row.period ?? 1, attempt: row.attempt ?? 1 });
           }
+          if (candidates.length === 0) return null;
+          // Asked once the locks are held, in a statement of its own: a subquery of the locking statement
+          // would read the snapshot taken before it waited for the locks, missing rows committed meanwhile.
+          const later = await q<{ sid: string }>(LATER_TEXT, [
+            candidates.map((c) => c.row.s_id),
+            candidates.map((c) => c.period),
+            candidates.map((c) => c.attempt),
+          ]);
+          if (later.length > 0) {
+            const found = new Set(later.map((l) => l.sid));
+            for (let i = candidates.length - 1; i >= 0; i--) if (found.has(candidates[i].row.s_id)) candidates.splice(i, 1);
+            if (candidates.length === 0) return null;
+          }
+        } catch (err) {
+          throw new BeforeCalls(err);
         }
-        if (!registered) {
-          ctx.log.warn({ subscriptionId, merchantUid: next }, "next charge not registered yet; reconciliation will retry");
-        }
+
+        const renewals = candidates.map(({ item, row, payment, v, period, attempt }): Renewal => {
+          applyVerification(payment, item.ip, v);
+          const anchor = pgTime(row.s_anchor_at)!;
+          // Period n ends where period n+1 starts (both are boundaries from the anchor: billing-dates.ts).
+          const paidPeriod = periodOf(anchor, row.s_interval, row.s_interval_count, period, tz);
+          // Iamport refuses schedules in its past: a renewal confirmed late is charged a minute after it.
+          const floor = Math.floor((payment.paidAt ?? new Date()).getTime() / 1000) * 1000 + 60_000;
+          const at = paidPeriod.end.getTime() < floor ? new Date(floor) : paidPeriod.end;
+          return {
+            item,
+            row,
+            payment,
+            period,
+            attempt,
+            next: renewalMerchantUid(row.s_id, period + 1, 1),
+            at,
+            current: period > row.s_current_period ? paidPeriod : null,
+            scheduledAt: at,
+            registered: false,
+          };
+        });
+        // Side by side; a refused one leaves the batch (nothing was registered for it).
+        const scheduled = await Promise.all(renewals.map((r) => this.registerNext(r).then(() => r, (err) => {
+          if (err instanceof TakeGeneralPath) return null;
+          throw err;
+        })));
+        done = scheduled.filter((r): r is Renewal => r !== null);
+        if (done.length === 0) return null;
 
         const now = new Date();
+        let written: unknown[];
         try {
-          await q(
-            `with pay as (
-               update payments set status = $2, imp_uid = $3, paid_amount = $4, cancelled_amount = $5, paid_at = $6, failed_at = $7,
-                      cancelled_at = $8, fail_reason = $9, receipt_url = $10, pay_method = $11, currency = $12, iamport = $13,
-                      checked_at = $14, updated_at = $14
-                where id = $1 returning id
-             ), nxt as (
-               insert into payments (merchant_uid, customer_uid, name, amount, cancelled_amount, currency, status, kind, scheduled_at,
-                                     subscription_id, period, attempt, checked_at, created_at, updated_at)
-               values ($15, $16, $17, $18, 0, 'KRW', $26, 'SCHEDULE', $19, $20, $21, 1, $27, $14, $14) returning id
-             ), ev as (
-               update webhook_events set attempts = attempts + 1, outcome = 'PAID', processed_at = $14 where id = $25 returning id
-             )
-             update subscriptions set status = 'ACTIVE', status_reason = null,
-                    current_period = coalesce($22, current_period), current_period_start = coalesce($23, current_period_start),
-                    current_period_end = coalesce($24, current_period_end),
-                    next_payment_at = $19, next_merchant_uid = $15, updated_at = $14
-              where id = $20 and exists (select 1 from pay) and exists (select 1 from nxt)`,
-            [
-              payment.id,
-              payment.status,
-              payment.impUid,
-              payment.paidAmount,
-              payment.cancelledAmount,
-              payment.paidAt,
-              payment.failedAt,
-              payment.cancelledAt,
-              payment.failReason,
-              payment.receiptUrl,
-              payment.payMethod,
-              payment.currency,
-              JSON.stringify(payment.iamport),
-              now,
-              next,
-              row.s_customer_uid,
-              row.s_name,
-              row.s_amount,
-              scheduledAt,
-              subscriptionId,
-              period + 1,
-              current ? period : null,
-              current?.start ?? null,
-              current?.end ?? null,
-              eventId ?? null,
-              registered ? PaymentStatus.SCHEDULED : PaymentStatus.PENDING,
-              registered ? now : null,
-            ],
-          );
+          const col = <T>(f: (r: Renewal) => T): T[] => done.map(f);
+          written = await q(WRITE_TEXT, [
+            col((r) => r.payment.id),
+            col((r) => r.payment.status),
+            col((r) => r.payment.impUid),
+            col((r) => r.payment.paidAmount),
+            col((r) => r.payment.cancelledAmount),
+            col((r) => r.payment.paidAt),
+            col((r) => r.payment.failedAt),
+            col((r) => r.payment.cancelledAt),
+            col((r) => r.payment.failReason),
+            col((r) => r.payment.receiptUrl),
+            col((r) => r.payment.payMethod),
+            col((r) => r.payment.currency),
+            col((r) => JSON.stringify(r.payment.iamport)),
+            col((r) => r.next),
+            col((r) => r.row.s_customer_uid),
+            col((r) => r.row.s_name),
+            col((r) => r.row.s_amount),
+            col((r) => r.scheduledAt),
+            col((r) => r.row.s_id),
+            col((r) => r.period + 1),
+            col((r) => (r.current ? r.period : null)),
+            col((r) => r.current?.start ?? null),
+            col((r) => r.current?.end ?? null),
+            col((r) => r.item.eventId ?? null),
+            col((r) => (r.registered ? PaymentStatus.SCHEDULED : PaymentStatus.PENDING)),
+            col((r) => (r.registered ? now : null)),
+            now,
+            done.length,
+          ]);
         } catch (err) {
-          ctx.log.warn({ subscriptionId, err: (err as Error).message }, "renewal write failed after the schedule call; general path");
+          first.log.warn({ renewals: done.length, err: (err as Error).message }, "renewal write failed after the schedule call; general path");
           throw new TakeGeneralPath("write");
         }
-        return { payment, subscriptionId, period, attempt, next };
-      });
+        if (written.length !== done.length) {
+          first.log.warn({ renewals: done.length, written: written.length }, "renewal write matched fewer rows than renewals; general path");
+          throw new TakeGeneralPath("write");
+        }
+        return done;
+      }, { genericPlans: true });
     } catch (err) {
-      if (err instanceof TakeGeneralPath) return null;
+      if (err instanceof TakeGeneralPath) return items.map(() => null);
       throw err;
     }
-    if (!done) return null;
-    this.observers.subscriptionCharge?.(PaymentStatus.PAID, done.attempt);
-    if (this.deps.logger.isLevelEnabled("info")) {
-      ctx.log.info({ subscriptionId: done.subscriptionId, period: done.period, attempt: done.attempt, merchantUid: done.payment.merchantUid, next: done.next }, "renewal paid");
+    const byItem = new Map(done.map((r) => [r.item, r]));
+    return items.map((item) => {
+      const r = byItem.get(item);
+      if (!r) return null;
+      this.observers.subscriptionCharge?.(PaymentStatus.PAID, r.attempt);
+      if (this.deps.logger.isLevelEnabled("info")) {
+        item.ctx.log.info(
+          { subscriptionId: r.row.s_id, period: r.period, attempt: r.attempt, merchantUid: r.payment.merchantUid, next: r.next },
+          "renewal paid",
+        );
+      }
+      return { payment: r.payment, outcome: "PAID", status: PaymentStatus.PAID, message: "Paid", applied: true, eventSettled: item.eventId !== undefined };
+    });
+  }
+
+  /**
+   * Registers the next charge with Iamport. Registered: SCHEDULED at Iamport's
+   * time. Refused: nothing was registered, so the general path may take it
+   * from the start (it moves a time Iamport finds past, or fails the attempt):
+   * TakeGeneralPath. Unknown (timeout, Iamport down, an answer without this
+   * schedule): the next charge is committed PENDING with the payment, locks
+   * held until then, so a cancellation sees it and revokes it, and
+   * reconciliation looks it up by merchant_uid and registers it if Iamport
+   * never got it, as registerNext leaves it.
+   */
+  private async registerNext(r: Renewal): Promise<void> {
+    const { ctx } = r.item;
+    const entry = {
+      merchant_uid: r.next,
+      schedule_at: Math.floor(r.at.getTime() / 1000),
+      amount: r.row.s_amount,
+      name: r.row.s_name,
+      currency: "KRW",
+      notice_url: this.payments.scheduleNoticeUrl(),
+    };
+    const register = async (): Promise<void> => {
+      const results = await this.deps.iamport.schedule(r.row.s_customer_uid, [entry], { requestId: ctx.requestId });
+      const mine = results.find((x) => x.merchant_uid === r.next);
+      if (mine?.schedule_status === "scheduled") {
+        r.scheduledAt = new Date(mine.schedule_at * 1000);
+        r.registered = true;
+      }
+    };
+    try {
+      await register();
+    } catch (err) {
+      if (err instanceof IamportRefusedError) throw new TakeGeneralPath("schedule refused");
+      // Unknown outcome: asked by merchant_uid, and sent once more only if Iamport never got it
+      // (Iamport refuses a second schedule with the same merchant_uid), as registerSchedules does.
+      try {
+        const found = await this.deps.iamport.getSchedule(r.next, { requestId: ctx.requestId });
+        if (found.schedule_status === "scheduled") {
+          r.scheduledAt = new Date(found.schedule_at * 1000);
+          r.registered = true;
+        }
+      } catch (lookup) {
+        if (lookup instanceof IamportNotFoundError) await register().catch(() => undefined);
+      }
     }
-    return { payment: done.payment, outcome: "PAID", status: PaymentStatus.PAID, message: "Paid", applied: true, eventSettled: eventId !== undefined };
+    if (!r.registered) {
+      ctx.log.warn({ subscriptionId: r.row.s_id, merchantUid: r.next }, "next charge not registered yet; reconciliation will retry");
+    }
   }
 }
 

@@ -16,6 +16,8 @@ export interface Services {
 export interface BillingObservers {
   /** A subscription charge changed to PAID, FAILED or FORGERY_SUSPECTED (attempt 1 = renewal, 2.. = retry). */
   subscriptionCharge?(status: string, attempt: number): void;
+  /** Renewals settled together in one transaction of the fast path (renewal.ts). */
+  renewalBatch?(size: number): void;
 }
 
 /** Wires the billing services once per process; they hold no per-request state. */

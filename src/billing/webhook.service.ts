@@ -43,7 +43,7 @@ export class WebhookService {
   constructor(private readonly payments: PaymentService) {}
 
   /** The common renewal in plain SQL (renewal.ts); null: take the general path. */
-  fastRenewal?: (ctx: Ctx, ip: IamportPayment, fetchedAt: Date, eventId: string) => Promise<VerifiedPayment | null>;
+  fastRenewal?: (ctx: Ctx, ip: IamportPayment, fetchedAt: Date, eventId?: string) => Promise<VerifiedPayment | null>;
 
   /** Subscriptions register their renewal step here (it runs under the payment's row lock). */
   setAfterVerification(fn: AfterVerification): void {

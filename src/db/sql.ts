@@ -75,8 +75,14 @@ export type Query = <T = Record<string, unknown>>(text: string, values?: unknown
  * Runs `fn` in a transaction on one connection of the ORM's pool (plain SQL,
  * no unit of work). Commits what `fn` returns; rolls back when it throws or
  * returns `null` (the caller's "not for me, nothing written").
+ *
+ * `genericPlans`: the transaction's statements run on their generic plans
+ * (`set local plan_cache_mode = force_generic_plan`, sent with the BEGIN).
+ * For statements over arrays of parameters (`= any($1)`, `unnest($1, ...)`),
+ * whose custom plans PostgreSQL finds cheaper by its row estimates and so
+ * re-plans on every execution: a quarter of its CPU in a renewal burst.
  */
-export async function transaction<R>(em: EntityManager, fn: (q: Query) => Promise<R | null>): Promise<R | null> {
+export async function transaction<R>(em: EntityManager, fn: (q: Query) => Promise<R | null>, opts: { genericPlans?: boolean } = {}): Promise<R | null> {
   const client = (em.getKnex() as unknown as { client: KnexClient }).client;
   const conn = await client.acquireConnection();
   const q: Query = async <T>(text: string, values: unknown[] = []) => (await conn.query(statement(conn, text, values))).rows as T[];
@@ -91,7 +97,7 @@ export async function transaction<R>(em: EntityManager, fn: (q: Query) => Promis
     }
   };
   try {
-    await control("begin");
+    await control(opts.genericPlans ? "begin; set local plan_cache_mode = force_generic_plan" : "begin");
     let result: R | null;
     try {
       result = await fn(q);

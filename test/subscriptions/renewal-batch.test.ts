@@ -1,0 +1,132 @@
+import pino from "pino";
+import type { Ctx } from "../../src/billing/context";
+import type { IamportPayment } from "../../src/iamport/iamport.types";
+import { Harness, registerCard, uid } from "../support/harness";
+import {
+  advanceTo,
+  cancelSub,
+  customerSchedules,
+  getSub,
+  paymentRows,
+  renewalUid,
+  startSub,
+  startSubHarness,
+  Sub,
+  unix,
+  webhooksSettled,
+} from "./helpers";
+
+/**
+ * Renewals whose Iamport answers arrive in the same turn of the event loop (a
+ * burst of webhooks) are settled in one transaction (src/billing/renewal.ts).
+ * These call the fast renewal directly, all in one turn, so the batch is
+ * certain, against the real database and the emulator: each renewal of a
+ * batch must end exactly as a renewal alone does, and one that cannot be
+ * taken must leave the others written and itself untouched for the general path.
+ */
+let h: Harness;
+beforeAll(async () => {
+  h = await startSubHarness();
+});
+afterAll(async () => {
+  await h?.close();
+});
+
+const started: Sub[] = [];
+afterEach(async () => {
+  for (const s of started.splice(0)) await cancelSub(h, s.id);
+});
+
+const log = pino({ level: "silent" });
+const ctx = (): Ctx => ({ em: h.server.orm.em.fork(), db: h.server.orm.em, requestId: "batch-test", log });
+
+/** Starts daily subscriptions and lets Iamport charge their second period with the webhooks lost; Iamport's answers. */
+async function dueRenewals(n: number): Promise<{ subs: Sub[]; paid: IamportPayment[] }> {
+  const subs: Sub[] = [];
+  for (let i = 0; i < n; i++) subs.push(await startSub(h, { customerUid: await registerCard(h, uid("batch")), interval: "DAY" }));
+  started.push(...subs);
+  await webhooksSettled(
+    h,
+    subs.map((s) => renewalUid(s.id, 1)),
+  );
+  await h.emu.post("/__emulator/faults", { mode: "drop_webhook", times: n });
+  const r = await advanceTo(h, Math.max(...subs.map((s) => unix(s.nextPaymentAt!))) + 10);
+  // The charges were registered a moment ago on the server's clock (a day ago on Iamport's): an answer fetched
+  // within a second of a row's last check is re-asked under the lock, which is not what this is about.
+  await h.sql(`update payments set checked_at = checked_at - interval '1 hour' where subscription_id in (${subs.map(() => "?").join(", ")})`, subs.map((s) => s.id));
+  const paid: IamportPayment[] = [];
+  for (const s of subs) {
+    const e = r.executed.find((x) => x.merchant_uid === renewalUid(s.id, 2));
+    expect(e?.status).toBe("paid");
+    paid.push(await h.server.iamport.getPayment(e!.imp_uid, { requestId: "batch-test" }));
+  }
+  return { subs, paid };
+}
+
+async function batchHistogram(): Promise<{ sum: number; count: number }> {
+  const m = (await h.server.metrics.renewalBatch.get()).values;
+  return {
+    sum: m.find((v) => v.metricName === "billing_renewal_batch_size_sum")?.value ?? 0,
+    count: m.find((v) => v.metricName === "billing_renewal_batch_size_count")?.value ?? 0,
+  };
+}
+
+async function expectRenewedOnce(sub: Sub): Promise<void> {
+  const rows = await paymentRows(h, sub.id);
+  expect(rows.map((r) => [r.period, r.attempt, r.status])).toEqual([
+    [1, 1, "PAID"],
+    [2, 1, "PAID"],
+    [3, 1, "SCHEDULED"],
+  ]);
+  const scheduled = await customerSchedules(h, sub.customerUid, "scheduled");
+  expect(scheduled.map((s) => s.merchant_uid)).toEqual([renewalUid(sub.id, 3)]);
+  const now = await getSub(h, sub.id);
+  expect(now).toMatchObject({ status: "ACTIVE", currentPeriodStart: sub.currentPeriodEnd });
+  expect(now.nextPaymentAt).toBe(new Date(scheduled[0].schedule_at * 1000).toISOString());
+}
+
+describe("renewals ready at once", () => {
+  it("are settled in one transaction, each as a renewal alone would be", async () => {
+    const { subs, paid } = await dueRenewals(6);
+    const before = await batchHistogram();
+    const fast = h.server.services.webhooks.fastRenewal!;
+    const at = new Date();
+    const results = await Promise.all(paid.map((ip) => fast(ctx(), ip, at)));
+    expect(results.map((r) => r?.status)).toEqual(Array(6).fill("PAID"));
+    const after = await batchHistogram();
+    expect([after.count - before.count, after.sum - before.sum]).toEqual([1, 6]);
+    for (const s of subs) await expectRenewedOnce(s);
+  });
+
+  it("leave one Iamport refuses to schedule untouched for the general path, and write the others", async () => {
+    const { subs, paid } = await dueRenewals(4);
+    // Iamport already holds the first subscription's next merchant_uid: it refuses the renewal's schedule call.
+    const token = await h.iamportToken();
+    const taken = await h.emu.post(
+      "/subscribe/payments/schedule",
+      { customer_uid: subs[0].customerUid, schedules: [{ merchant_uid: renewalUid(subs[0].id, 3), schedule_at: unix(subs[0].nextPaymentAt!) + 5 * 86400, amount: 1000, name: "Taken elsewhere" }] },
+      { headers: { Authorization: token } },
+    );
+    expect([taken.data.code, taken.data.message]).toEqual([0, null]);
+    const fast = h.server.services.webhooks.fastRenewal!;
+    const at = new Date();
+    const results = await Promise.all(paid.map((ip) => fast(ctx(), ip, at)));
+    expect(results.map((r) => r?.status ?? null)).toEqual([null, "PAID", "PAID", "PAID"]);
+    // Nothing written for the refused one: its charge still SCHEDULED, no next row, the subscription unmoved.
+    expect((await paymentRows(h, subs[0].id)).map((r) => [r.period, r.status])).toEqual([
+      [1, "PAID"],
+      [2, "SCHEDULED"],
+    ]);
+    expect((await getSub(h, subs[0].id)).currentPeriodStart).toBe(subs[0].currentPeriodStart);
+    for (const s of subs.slice(1)) await expectRenewedOnce(s);
+  });
+
+  it("settle a payment named twice in one batch once; the second is left to the general path", async () => {
+    const { subs, paid } = await dueRenewals(2);
+    const fast = h.server.services.webhooks.fastRenewal!;
+    const at = new Date();
+    const results = await Promise.all([paid[0], paid[1], paid[0]].map((ip) => fast(ctx(), ip, at)));
+    expect(results.map((r) => r?.status ?? null)).toEqual(["PAID", "PAID", null]);
+    for (const s of subs) await expectRenewedOnce(s);
+  });
+});
