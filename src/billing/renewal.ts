@@ -32,25 +32,33 @@ interface Row extends PaymentViewRow {
 const PAYMENT_COLUMNS = `${PAYMENT_VIEW_COLUMNS}, kind, pay_method, checked_at, period, attempt`;
 
 /**
- * The payments named and their subscriptions, locked in that order, row by row
- * in payment id order (built once: see `shaped` in db/sql.ts). A batch locks
- * in one order, so two batches cannot wait on each other's payments.
+ * The payments named, then their subscriptions, locked in that order (as the
+ * general path and cancellations lock: payment, then subscription), each
+ * table in id order, so two batches cannot wait on each other. Every table is
+ * reached by its key with `= any(...)` (the subscriptions' ids come from the
+ * locked payments, as an array): the plan is an index look-up per row whatever
+ * the tables' sizes, also as a generic plan (`keyedPlans`). Built once (see
+ * `shaped` in db/sql.ts).
  */
-const LOCK_TEXT = `select ${PAYMENT_COLUMNS.split(", ").map((c) => `p.${c}`).join(", ")},
+export const LOCK_TEXT = `with p as (
+   select ${PAYMENT_COLUMNS} from payments where merchant_uid = any($1::text[]) order by id for update
+ ), s as (
+   select id, customer_uid, name, amount, interval, interval_count, anchor_at, status, current_period, cancel_at_period_end
+     from subscriptions where id = any(array(select subscription_id from p)) order by id for update
+ )
+ select ${PAYMENT_COLUMNS.split(", ").map((c) => `p.${c}`).join(", ")},
         s.id as s_id, s.customer_uid as s_customer_uid, s.name as s_name, s.amount as s_amount, s.interval as s_interval,
         s.interval_count as s_interval_count, s.anchor_at as s_anchor_at, s.status as s_status,
         s.current_period as s_current_period, s.cancel_at_period_end as s_cancel_at_period_end
-   from payments p join subscriptions s on s.id = p.subscription_id
-  where p.merchant_uid = any($1::text[])
-  order by p.id
-    for update`;
+   from p join s on s.id = p.subscription_id`;
 
 /** Of the subscriptions given with a (period, attempt), those with a charge after it. */
-const LATER_TEXT = `select t.sid from unnest($1::text[], $2::int[], $3::int[]) as t(sid, period, attempt)
-  where exists (select 1 from payments p where p.subscription_id = t.sid and (p.period > t.period or (p.period = t.period and p.attempt > t.attempt)))`;
+export const LATER_TEXT = `select t.sid from unnest($1::text[], $2::int[], $3::int[]) as t(sid, period, attempt)
+  where exists (select 1 from payments p where p.subscription_id = any($1::text[]) and p.subscription_id = t.sid
+                   and (p.period > t.period or (p.period = t.period and p.attempt > t.attempt)))`;
 
 /** The paid payments, the next charges, the webhook events and the subscriptions of a batch, in one statement. */
-const WRITE_TEXT = `with v as (
+export const WRITE_TEXT = `with v as (
    select * from unnest($1::bigint[], $2::text[], $3::text[], $4::int[], $5::int[], $6::timestamptz[], $7::timestamptz[],
                         $8::timestamptz[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[],
                         $16::text[], $17::int[], $18::timestamptz[], $19::text[], $20::int[], $21::int[], $22::timestamptz[],
@@ -63,7 +71,7 @@ const WRITE_TEXT = `with v as (
           paid_at = v.paid_at, failed_at = v.failed_at, cancelled_at = v.cancelled_at, fail_reason = v.fail_reason,
           receipt_url = v.receipt_url, pay_method = v.pay_method, currency = v.currency, iamport = v.iamport::jsonb,
           checked_at = $27, updated_at = $27
-     from v where p.id = v.pid returning p.id
+     from v where p.id = any($1::bigint[]) and p.id = v.pid returning p.id
  ), nxt as (
    insert into payments (merchant_uid, customer_uid, name, amount, cancelled_amount, currency, status, kind, scheduled_at,
                          subscription_id, period, attempt, checked_at, created_at, updated_at)
@@ -71,14 +79,14 @@ const WRITE_TEXT = `with v as (
           v.next_checked_at, $27, $27
      from v returning id
  ), ev as (
-   update webhook_events e set attempts = e.attempts + 1, outcome = 'PAID', processed_at = $27 from v where e.id = v.event_id returning e.id
+   update webhook_events set attempts = attempts + 1, outcome = 'PAID', processed_at = $27 where id = any($24::bigint[]) returning id
  )
  update subscriptions s set status = 'ACTIVE', status_reason = null,
         current_period = coalesce(v.cur_period, s.current_period), current_period_start = coalesce(v.cur_start, s.current_period_start),
         current_period_end = coalesce(v.cur_end, s.current_period_end),
         next_payment_at = v.scheduled_at, next_merchant_uid = v.next, updated_at = $27
    from v
-  where s.id = v.sid and (select count(*) from pay) = $28 and (select count(*) from nxt) = $28
+  where s.id = any($19::text[]) and s.id = v.sid and (select count(*) from pay) = $28 and (select count(*) from nxt) = $28
  returning s.id`;
 
 /** Renewals settled in one transaction at most (the arrays of one statement). */
@@ -311,7 +319,7 @@ export class FastRenewal {
           throw new TakeGeneralPath("write");
         }
         return done;
-      }, { genericPlans: true });
+      }, { keyedPlans: true });
     } catch (err) {
       if (err instanceof TakeGeneralPath) return items.map(() => null);
       throw err;

@@ -72,17 +72,28 @@ export async function sql<T = Record<string, unknown>>(em: EntityManager, text: 
 export type Query = <T = Record<string, unknown>>(text: string, values?: unknown[]) => Promise<T[]>;
 
 /**
+ * The settings of a `keyedPlans` transaction (see `transaction`), sent with
+ * its BEGIN; exported for the test that reads the plans they give.
+ */
+export const KEYED_PLANS =
+  "set local plan_cache_mode = force_generic_plan; set local enable_seqscan = off; set local enable_hashjoin = off; set local enable_mergejoin = off";
+
+/**
  * Runs `fn` in a transaction on one connection of the ORM's pool (plain SQL,
  * no unit of work). Commits what `fn` returns; rolls back when it throws or
  * returns `null` (the caller's "not for me, nothing written").
  *
- * `genericPlans`: the transaction's statements run on their generic plans
- * (`set local plan_cache_mode = force_generic_plan`, sent with the BEGIN).
- * For statements over arrays of parameters (`= any($1)`, `unnest($1, ...)`),
- * whose custom plans PostgreSQL finds cheaper by its row estimates and so
- * re-plans on every execution: a quarter of its CPU in a renewal burst.
+ * `keyedPlans`: for statements that find a few rows by primary or unique
+ * keys (`= any($1)`, joins to `unnest($1, ...)` on keys). They run on generic
+ * plans (`plan_cache_mode = force_generic_plan`): their custom plans look
+ * cheaper to PostgreSQL by its row estimates, so it planned them again on
+ * every execution, a quarter of its CPU in a renewal burst. And the plans are
+ * nested loops over index scans (sequential scans, hash and merge joins off),
+ * which is right at every table size: a generic plan made while a table was
+ * small must not keep a sequential scan once it is large. All `set local`,
+ * sent with the BEGIN: no round trip of their own, gone at the commit.
  */
-export async function transaction<R>(em: EntityManager, fn: (q: Query) => Promise<R | null>, opts: { genericPlans?: boolean } = {}): Promise<R | null> {
+export async function transaction<R>(em: EntityManager, fn: (q: Query) => Promise<R | null>, opts: { keyedPlans?: boolean } = {}): Promise<R | null> {
   const client = (em.getKnex() as unknown as { client: KnexClient }).client;
   const conn = await client.acquireConnection();
   const q: Query = async <T>(text: string, values: unknown[] = []) => (await conn.query(statement(conn, text, values))).rows as T[];
@@ -97,7 +108,7 @@ export async function transaction<R>(em: EntityManager, fn: (q: Query) => Promis
     }
   };
   try {
-    await control(opts.genericPlans ? "begin; set local plan_cache_mode = force_generic_plan" : "begin");
+    await control(opts.keyedPlans ? `begin; ${KEYED_PLANS}` : "begin");
     let result: R | null;
     try {
       result = await fn(q);
