@@ -41,7 +41,7 @@ const PAYMENT_COLUMNS = `${PAYMENT_VIEW_COLUMNS}, kind, pay_method, checked_at, 
  * `shaped` in db/sql.ts).
  */
 export const LOCK_TEXT = `with p as (
-   select ${PAYMENT_COLUMNS} from payments where merchant_uid = any($1::text[]) order by id for update
+   select ${PAYMENT_COLUMNS} from payments where merchant_uid = any($1::text[]) and subscription_id is not null order by id for update
  ), s as (
    select id, customer_uid, name, amount, interval, interval_count, anchor_at, status, current_period, cancel_at_period_end
      from subscriptions where id = any(array(select subscription_id from p)) order by id for update
@@ -102,6 +102,16 @@ class BeforeCalls extends Error {
   }
 }
 
+/** An error after the schedule calls (a failed commit): the renewals of `written` are in doubt. */
+class AfterCalls extends Error {
+  constructor(
+    readonly original: unknown,
+    readonly written: Set<Item>,
+  ) {
+    super("batch failed after its Iamport calls");
+  }
+}
+
 interface Item {
   ctx: Ctx;
   ip: IamportPayment;
@@ -127,21 +137,21 @@ interface Renewal {
 
 /**
  * The renewal of the first of the month, in one transaction of four
- * statements and the commit: the schedule webhook of a subscription charge that
- * Iamport reports paid, for an ACTIVE or PAST_DUE subscription with nothing
- * after this charge yet. Under the same row locks and in the same order as the
- * general path (payment, then subscription), it applies the same verdict
- * (`decide`, `supersedes`, `applyVerification`), registers the next period's
- * charge with Iamport, and writes the payment, the next charge, the webhook
- * event and the subscription in one statement.
+ * statements (lock, check, savepoint, write) and the commit: the schedule
+ * webhook of a subscription charge that Iamport reports paid, for an ACTIVE
+ * or PAST_DUE subscription with nothing after this charge yet. Under the same
+ * row locks and in the same order as the general path (payment, then
+ * subscription), it applies the same verdict (`decide`, `supersedes`,
+ * `applyVerification`), registers the next period's charge with Iamport, and
+ * writes the payment, the next charge, the webhook event and the subscription
+ * in one statement.
  *
  * Renewals that become ready in the same turn of the event loop (a burst of
  * webhooks) share that transaction: one lock statement, one check for later
  * charges, their schedule calls side by side, one write and one commit, so a
  * burst costs the database a few statements per batch instead of per renewal
- * (the statements' round trips were a third of the server's CPU per renewal:
- * bench/README.md). Nothing waits for a batch to fill: a renewal alone is a
- * batch of one.
+ * (bench/README.md, changes 24 and 25). Nothing waits for a batch to fill: a
+ * renewal alone is a batch of one.
  *
  * The next charge is SCHEDULED when Iamport confirmed it, and PENDING when the
  * outcome is unknown (timeout, Iamport down): committed with the payment, as
@@ -151,10 +161,12 @@ interface Renewal {
  * second renewal of the same payment or subscription in one batch) leaves that
  * renewal out of the write and returns null once the batch committed, and the
  * caller runs the general path (PaymentService.verifyFetched +
- * onPaymentVerified), which knows every case. A failed write rolls the whole
- * batch back and returns null for each. The general path stays the reference;
- * this one only skips the unit of work (18 statements, ~6.5 ms of CPU a
- * renewal: bench/README.md).
+ * onPaymentVerified), which knows every case. A write that fails is undone to
+ * a savepoint and each renewal written alone, so only one that fails again
+ * leaves the batch; a failed commit answers the written renewals with the
+ * error (their events are retried) and the others with null. The general
+ * path stays the reference; this one only skips the unit of work (18
+ * statements, ~6.5 ms of CPU a renewal: bench/README.md).
  */
 export class FastRenewal {
   private queue: Item[] = [];
@@ -184,14 +196,21 @@ export class FastRenewal {
   }
 
   private async runBatch(items: Item[]): Promise<void> {
-    this.observers.renewalBatch?.(items.length);
     let results: (VerifiedPayment | null)[];
     try {
+      this.observers.renewalBatch?.(items.length);
       results = await this.settle(items);
     } catch (err) {
       if (err instanceof BeforeCalls && items.length > 1) {
         // A lock wait the database broke (deadlock) or another error before Iamport was asked anything: one by one.
         await Promise.all(items.map((item) => this.runBatch([item])));
+        return;
+      }
+      if (err instanceof AfterCalls) {
+        // The commit (or a statement after the schedule calls) failed: the renewals that were written are in
+        // doubt and answered as errors (their events are retried); the others were never written, general path.
+        for (const item of items) if (err.written.has(item)) item.reject(err.original);
+        else item.resolve(null);
         return;
       }
       const cause = err instanceof BeforeCalls ? err.original : err;
@@ -206,6 +225,7 @@ export class FastRenewal {
     const tz = this.deps.config.billingTimeZone;
     const first = items[0].ctx;
     let done: Renewal[] = [];
+    let writtenItems = new Set<Item>();
     try {
       await transaction(first.db ?? first.em, async (q) => {
         const candidates: { item: Item; row: Row; payment: Payment; v: Verification; period: number; attempt: number }[] = [];
@@ -247,82 +267,109 @@ export class FastRenewal {
           throw new BeforeCalls(err);
         }
 
-        const renewals = candidates.map(({ item, row, payment, v, period, attempt }): Renewal => {
-          applyVerification(payment, item.ip, v);
-          const anchor = pgTime(row.s_anchor_at)!;
-          // Period n ends where period n+1 starts (both are boundaries from the anchor: billing-dates.ts).
-          const paidPeriod = periodOf(anchor, row.s_interval, row.s_interval_count, period, tz);
-          // Iamport refuses schedules in its past: a renewal confirmed late is charged a minute after it.
-          const floor = Math.floor((payment.paidAt ?? new Date()).getTime() / 1000) * 1000 + 60_000;
-          const at = paidPeriod.end.getTime() < floor ? new Date(floor) : paidPeriod.end;
-          return {
-            item,
-            row,
-            payment,
-            period,
-            attempt,
-            next: renewalMerchantUid(row.s_id, period + 1, 1),
-            at,
-            current: period > row.s_current_period ? paidPeriod : null,
-            scheduledAt: at,
-            registered: false,
-          };
+        const renewals: Renewal[] = [];
+        for (const { item, row, payment, v, period, attempt } of candidates) {
+          try {
+            applyVerification(payment, item.ip, v);
+            const anchor = pgTime(row.s_anchor_at)!;
+            // Period n ends where period n+1 starts (both are boundaries from the anchor: billing-dates.ts).
+            const paidPeriod = periodOf(anchor, row.s_interval, row.s_interval_count, period, tz);
+            // Iamport refuses schedules in its past: a renewal confirmed late is charged a minute after it.
+            const floor = Math.floor((payment.paidAt ?? new Date()).getTime() / 1000) * 1000 + 60_000;
+            const at = paidPeriod.end.getTime() < floor ? new Date(floor) : paidPeriod.end;
+            renewals.push({
+              item,
+              row,
+              payment,
+              period,
+              attempt,
+              next: renewalMerchantUid(row.s_id, period + 1, 1),
+              at,
+              current: period > row.s_current_period ? paidPeriod : null,
+              scheduledAt: at,
+              registered: false,
+            });
+          } catch (err) {
+            // Nothing asked of Iamport for it yet: the general path, after this commit.
+            item.ctx.log.warn({ subscriptionId: row.s_id, err: (err as Error).message }, "renewal left to the general path");
+          }
+        }
+        // Side by side, each to its end: a refused one leaves the batch (nothing was registered for it); any other
+        // failure is an unknown outcome, written PENDING like a timeout, for reconciliation to settle.
+        const settled = await Promise.allSettled(renewals.map((r) => this.registerNext(r)));
+        done = renewals.filter((r, i) => {
+          const o = settled[i];
+          if (o.status === "fulfilled") return true;
+          if (o.reason instanceof TakeGeneralPath) return false;
+          r.item.ctx.log.warn({ subscriptionId: r.row.s_id, merchantUid: r.next, err: (o.reason as Error)?.message }, "next charge registration failed; written PENDING");
+          return true;
         });
-        // Side by side; a refused one leaves the batch (nothing was registered for it).
-        const scheduled = await Promise.all(renewals.map((r) => this.registerNext(r).then(() => r, (err) => {
-          if (err instanceof TakeGeneralPath) return null;
-          throw err;
-        })));
-        done = scheduled.filter((r): r is Renewal => r !== null);
         if (done.length === 0) return null;
 
         const now = new Date();
-        let written: unknown[];
-        try {
-          const col = <T>(f: (r: Renewal) => T): T[] => done.map(f);
-          written = await q(WRITE_TEXT, [
-            col((r) => r.payment.id),
-            col((r) => r.payment.status),
-            col((r) => r.payment.impUid),
-            col((r) => r.payment.paidAmount),
-            col((r) => r.payment.cancelledAmount),
-            col((r) => r.payment.paidAt),
-            col((r) => r.payment.failedAt),
-            col((r) => r.payment.cancelledAt),
-            col((r) => r.payment.failReason),
-            col((r) => r.payment.receiptUrl),
-            col((r) => r.payment.payMethod),
-            col((r) => r.payment.currency),
-            col((r) => JSON.stringify(r.payment.iamport)),
-            col((r) => r.next),
-            col((r) => r.row.s_customer_uid),
-            col((r) => r.row.s_name),
-            col((r) => r.row.s_amount),
-            col((r) => r.scheduledAt),
-            col((r) => r.row.s_id),
-            col((r) => r.period + 1),
-            col((r) => (r.current ? r.period : null)),
-            col((r) => r.current?.start ?? null),
-            col((r) => r.current?.end ?? null),
-            col((r) => r.item.eventId ?? null),
-            col((r) => (r.registered ? PaymentStatus.SCHEDULED : PaymentStatus.PENDING)),
-            col((r) => (r.registered ? now : null)),
-            now,
-            done.length,
-          ]);
-        } catch (err) {
-          first.log.warn({ renewals: done.length, err: (err as Error).message }, "renewal write failed after the schedule call; general path");
-          throw new TakeGeneralPath("write");
+        const write = async (list: Renewal[]): Promise<boolean> => {
+          try {
+            const col = <T>(f: (r: Renewal) => T): T[] => list.map(f);
+            const written = await q(WRITE_TEXT, [
+              col((r) => r.payment.id),
+              col((r) => r.payment.status),
+              col((r) => r.payment.impUid),
+              col((r) => r.payment.paidAmount),
+              col((r) => r.payment.cancelledAmount),
+              col((r) => r.payment.paidAt),
+              col((r) => r.payment.failedAt),
+              col((r) => r.payment.cancelledAt),
+              col((r) => r.payment.failReason),
+              col((r) => r.payment.receiptUrl),
+              col((r) => r.payment.payMethod),
+              col((r) => r.payment.currency),
+              col((r) => JSON.stringify(r.payment.iamport)),
+              col((r) => r.next),
+              col((r) => r.row.s_customer_uid),
+              col((r) => r.row.s_name),
+              col((r) => r.row.s_amount),
+              col((r) => r.scheduledAt),
+              col((r) => r.row.s_id),
+              col((r) => r.period + 1),
+              col((r) => (r.current ? r.period : null)),
+              col((r) => r.current?.start ?? null),
+              col((r) => r.current?.end ?? null),
+              col((r) => r.item.eventId ?? null),
+              col((r) => (r.registered ? PaymentStatus.SCHEDULED : PaymentStatus.PENDING)),
+              col((r) => (r.registered ? now : null)),
+              now,
+              list.length,
+            ]);
+            if (written.length === list.length) return true;
+            first.log.warn({ renewals: list.length, written: written.length }, "renewal write matched fewer rows than renewals");
+          } catch (err) {
+            first.log.warn({ renewals: list.length, err: (err as Error).message }, "renewal write failed");
+          }
+          return false;
+        };
+        // A savepoint, so that a write that fails (or matches fewer rows) is undone alone, with the locks still
+        // held: then each renewal is written on its own, and only one that fails again leaves the batch, its
+        // schedule registered but no row (the general path finds and keeps it), as a renewal alone would.
+        await q("savepoint renewal_write");
+        if (!(await write(done))) {
+          await q("rollback to savepoint renewal_write");
+          if (done.length === 1) throw new TakeGeneralPath("write");
+          const kept: Renewal[] = [];
+          for (const r of done) {
+            await q("savepoint renewal_write_one");
+            if (await write([r])) kept.push(r);
+            else await q("rollback to savepoint renewal_write_one");
+          }
+          done = kept;
+          if (done.length === 0) throw new TakeGeneralPath("write");
         }
-        if (written.length !== done.length) {
-          first.log.warn({ renewals: done.length, written: written.length }, "renewal write matched fewer rows than renewals; general path");
-          throw new TakeGeneralPath("write");
-        }
+        writtenItems = new Set(done.map((r) => r.item));
         return done;
       }, { keyedPlans: true });
     } catch (err) {
       if (err instanceof TakeGeneralPath) return items.map(() => null);
-      throw err;
+      if (err instanceof BeforeCalls || writtenItems.size === 0) throw err;
+      throw new AfterCalls(err, writtenItems);
     }
     const byItem = new Map(done.map((r) => [r.item, r]));
     return items.map((item) => {

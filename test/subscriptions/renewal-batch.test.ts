@@ -121,6 +121,36 @@ describe("renewals ready at once", () => {
     for (const s of subs.slice(1)) await expectRenewedOnce(s);
   });
 
+  it("keep the others written when one renewal's write fails, with that one left untouched", async () => {
+    const { subs, paid } = await dueRenewals(3);
+    // A stray order already holds the second subscription's next merchant_uid: its insert breaks the unique key,
+    // after its schedule call. The batch's write fails; written one by one, only that renewal fails again.
+    await h.sql(
+      `insert into payments (merchant_uid, name, amount, cancelled_amount, currency, status, kind, created_at, updated_at)
+       values (?, 'stray', 1000, 0, 'KRW', 'PENDING', 'AGAIN', now(), now())`,
+      [renewalUid(subs[1].id, 3)],
+    );
+    const fast = h.server.services.webhooks.fastRenewal!;
+    const at = new Date();
+    const results = await Promise.all(paid.map((ip) => fast(ctx(), ip, at)));
+    expect(results.map((r) => r?.status ?? null)).toEqual(["PAID", null, "PAID"]);
+    expect((await paymentRows(h, subs[1].id)).map((r) => [r.period, r.status])).toEqual([
+      [1, "PAID"],
+      [2, "SCHEDULED"],
+    ]);
+    for (const s of [subs[0], subs[2]]) await expectRenewedOnce(s);
+    // Its next charge was registered before the write failed: the general path (run by the webhook's caller,
+    // not here) finds it at Iamport. Revoked here, so that it does not run in the next test's clock moves.
+    const next = await customerSchedules(h, subs[1].customerUid, "scheduled");
+    expect(next.map((x) => x.merchant_uid)).toEqual([renewalUid(subs[1].id, 3)]);
+    const revoked = await h.emu.post(
+      "/subscribe/payments/unschedule",
+      { customer_uid: subs[1].customerUid, merchant_uid: [renewalUid(subs[1].id, 3)] },
+      { headers: { Authorization: await h.iamportToken() } },
+    );
+    expect(revoked.data.code).toBe(0);
+  });
+
   it("settle a payment named twice in one batch once; the second is left to the general path", async () => {
     const { subs, paid } = await dueRenewals(2);
     const fast = h.server.services.webhooks.fastRenewal!;
