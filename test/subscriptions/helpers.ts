@@ -215,3 +215,19 @@ export async function ageOpenWork(h: Harness, seconds: number): Promise<void> {
   await h.sql(`update payments set created_at = created_at - make_interval(secs => ?) where status = 'PENDING'`, [seconds]);
   await h.sql(`update webhook_events set received_at = received_at - make_interval(secs => ?) where processed_at is null`, [seconds]);
 }
+
+/** Exactly one PAID payment for period 2, one next (period 3) in the database and exactly one pending schedule at Iamport. */
+export async function expectRenewedOnce(h: Harness, sub: Sub): Promise<void> {
+  const rows = await paymentRows(h, sub.id);
+  expect(rows.map((r) => [r.period, r.attempt, r.status])).toEqual([
+    [1, 1, "PAID"],
+    [2, 1, "PAID"],
+    [3, 1, "SCHEDULED"],
+  ]);
+  const scheduled = await customerSchedules(h, sub.customerUid, "scheduled");
+  expect(scheduled.map((s) => s.merchant_uid)).toEqual([renewalUid(sub.id, 3)]);
+  expect(await customerSchedules(h, sub.customerUid)).toHaveLength(2); // p2 executed, p3 scheduled
+  const now = await getSub(h, sub.id);
+  expect(now).toMatchObject({ status: "ACTIVE", currentPeriodStart: sub.currentPeriodEnd });
+  expect(now.nextPaymentAt).toBe(new Date(scheduled[0].schedule_at * 1000).toISOString());
+}
