@@ -347,13 +347,14 @@ export class FastRenewal {
           }
           return false;
         };
-        // A savepoint, so that a write that fails (or matches fewer rows) is undone alone, with the locks still
-        // held: then each renewal is written on its own, and only one that fails again leaves the batch, its
-        // schedule registered but no row (the general path finds and keeps it), as a renewal alone would.
-        await q("savepoint renewal_write");
+        // With more than one renewal, a savepoint, so that a write that fails (or matches fewer rows) is undone
+        // alone, with the locks still held: then each renewal is written on its own, and only one that fails
+        // again leaves the batch, its schedule registered but no row (the general path finds and keeps it), as
+        // a renewal alone does (its failed write rolls the transaction back: no savepoint needed).
+        if (done.length > 1) await q("savepoint renewal_write");
         if (!(await write(done))) {
-          await q("rollback to savepoint renewal_write");
           if (done.length === 1) throw new TakeGeneralPath("write");
+          await q("rollback to savepoint renewal_write");
           const kept: Renewal[] = [];
           for (const r of done) {
             await q("savepoint renewal_write_one");
