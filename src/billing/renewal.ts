@@ -79,7 +79,7 @@ export const WRITE_TEXT = `with v as (
           v.next_checked_at, $27, $27
      from v returning id
  ), ev as (
-   update webhook_events set attempts = attempts + 1, outcome = 'PAID', processed_at = $27 where id = any($24::bigint[]) returning id
+   update webhook_events set attempts = attempts + 1, outcome = 'PAID', processed_at = $27 where id = any($24::bigint[])
  )
  update subscriptions s set status = 'ACTIVE', status_reason = null,
         current_period = coalesce(v.cur_period, s.current_period), current_period_start = coalesce(v.cur_start, s.current_period_start),
@@ -225,10 +225,10 @@ export class FastRenewal {
     const tz = this.deps.config.billingTimeZone;
     const first = items[0].ctx;
     let done: Renewal[] = [];
-    let writtenItems = new Set<Item>();
+    let written = false;
     try {
       await transaction(first.db ?? first.em, async (q) => {
-        const candidates: { item: Item; row: Row; payment: Payment; v: Verification; period: number; attempt: number }[] = [];
+        let candidates: { item: Item; row: Row; payment: Payment; v: Verification; period: number; attempt: number }[] = [];
         try {
           // The payments and their subscriptions, locked in that order (as the general path and cancellations do).
           const rows = await q<Row>(LOCK_TEXT, [[...new Set(items.map((i) => i.ip.merchant_uid!))]]);
@@ -237,7 +237,7 @@ export class FastRenewal {
           for (const item of items) {
             const row = byUid.get(item.ip.merchant_uid!);
             // A second renewal of the same payment or subscription in the batch: the general path, after this commit.
-            if (!row || row.subscription_id === null || taken.has(row.merchant_uid) || taken.has(row.s_id)) continue;
+            if (!row || taken.has(row.merchant_uid) || taken.has(row.s_id)) continue;
             if (row.status === PaymentStatus.PAID) continue;
             const payment = toPayment(row);
             if (changedSince(payment, item.fetchedAt) && wouldChange(payment, item.ip)) continue;
@@ -260,7 +260,7 @@ export class FastRenewal {
           ]);
           if (later.length > 0) {
             const found = new Set(later.map((l) => l.sid));
-            for (let i = candidates.length - 1; i >= 0; i--) if (found.has(candidates[i].row.s_id)) candidates.splice(i, 1);
+            candidates = candidates.filter((c) => !found.has(c.row.s_id));
             if (candidates.length === 0) return null;
           }
         } catch (err) {
@@ -364,13 +364,13 @@ export class FastRenewal {
           done = kept;
           if (done.length === 0) throw new TakeGeneralPath("write");
         }
-        writtenItems = new Set(done.map((r) => r.item));
+        written = true;
         return done;
       }, { keyedPlans: true });
     } catch (err) {
       if (err instanceof TakeGeneralPath) return items.map(() => null);
-      if (err instanceof BeforeCalls || writtenItems.size === 0) throw err;
-      throw new AfterCalls(err, writtenItems);
+      if (!written) throw err;
+      throw new AfterCalls(err, new Set(done.map((r) => r.item)));
     }
     const byItem = new Map(done.map((r) => [r.item, r]));
     return items.map((item) => {

@@ -1,17 +1,15 @@
 import { Harness, registerCard, uid } from "../support/harness";
 import {
   advancePastNextPayment,
-  advanceTo,
   cancelSub,
   expectRenewedOnce,
   iamportSchedule,
   paymentRows,
   renewalUid,
+  runRenewalsSilently,
   startSub,
   startSubHarness,
   Sub,
-  unix,
-  webhooksSettled,
 } from "./helpers";
 
 let h: Harness;
@@ -33,31 +31,10 @@ afterEach(async () => {
   for (const s of started.splice(0)) await cancelSub(h, s.id);
 });
 
-/** Lets Iamport run the subscriptions' next payments while their webhooks are lost; returns each one's imp_uid. */
-async function runRenewalsSilently(subs: Sub[]): Promise<Map<string, string>> {
-  await webhooksSettled(
-    h,
-    subs.map((s) => renewalUid(s.id, 1)),
-  );
-  await h.emu.post("/__emulator/faults", { mode: "drop_webhook", times: subs.length });
-  const due = Math.max(...subs.map((s) => unix(s.nextPaymentAt!)));
-  const r = await advanceTo(h, due + 10);
-  const byUid = new Map(r.executed.map((e) => [e.merchant_uid, e.imp_uid]));
-  const out = new Map<string, string>();
-  for (const s of subs) {
-    const impUid = byUid.get(renewalUid(s.id, 2));
-    expect(impUid).toEqual(expect.any(String));
-    out.set(s.id, impUid!);
-    // Not heard of yet.
-    expect((await paymentRows(h, s.id)).find((p) => p.period === 2)?.status).toBe("SCHEDULED");
-  }
-  return out;
-}
-
 describe("one renewal webhook delivered many times at once", () => {
   it("acts once when Iamport delivers it 25 times concurrently", async () => {
     const sub = await start("WEEK");
-    const impUids = await runRenewalsSilently([sub]);
+    const impUids = await runRenewalsSilently(h, [sub]);
     const r = await h.emu.post("/__emulator/webhooks/redeliver", { imp_uid: impUids.get(sub.id), times: 25, concurrency: 25 });
     expect(r.status).toBe(200);
     expect(r.data.webhooks).toMatchObject({ delivered: 25, failed: 0 });
@@ -72,7 +49,7 @@ describe("one renewal webhook delivered many times at once", () => {
 
   it("acts once when 30 posts (schedule callback and webhook, JSON and form) arrive in parallel", async () => {
     const sub = await start("MONTH");
-    const impUid = (await runRenewalsSilently([sub])).get(sub.id)!;
+    const impUid = (await runRenewalsSilently(h, [sub])).get(sub.id)!;
     const body = { imp_uid: impUid, merchant_uid: renewalUid(sub.id, 2), status: "paid" };
     const form = new URLSearchParams(body).toString();
     const posts = Array.from({ length: 30 }, (_, i) => {
@@ -89,7 +66,7 @@ describe("one renewal webhook delivered many times at once", () => {
   it("acts once per subscription when 10 renewals fall due together and each webhook comes 5 times at once", async () => {
     const subs: Sub[] = [];
     for (let i = 0; i < 10; i++) subs.push(await start("DAY"));
-    const impUids = await runRenewalsSilently(subs);
+    const impUids = await runRenewalsSilently(h, subs);
     const answers = await Promise.all(
       subs.flatMap((s) =>
         Array.from({ length: 5 }, () =>

@@ -231,3 +231,24 @@ export async function expectRenewedOnce(h: Harness, sub: Sub): Promise<void> {
   expect(now).toMatchObject({ status: "ACTIVE", currentPeriodStart: sub.currentPeriodEnd });
   expect(now.nextPaymentAt).toBe(new Date(scheduled[0].schedule_at * 1000).toISOString());
 }
+
+/** Lets Iamport run the subscriptions' next payments while their webhooks are lost; returns each one's imp_uid. */
+export async function runRenewalsSilently(h: Harness, subs: Sub[]): Promise<Map<string, string>> {
+  await webhooksSettled(
+    h,
+    subs.map((s) => renewalUid(s.id, 1)),
+  );
+  await h.emu.post("/__emulator/faults", { mode: "drop_webhook", times: subs.length });
+  const due = Math.max(...subs.map((s) => unix(s.nextPaymentAt!)));
+  const r = await advanceTo(h, due + 10);
+  const byUid = new Map(r.executed.map((e) => [e.merchant_uid, e.imp_uid]));
+  const out = new Map<string, string>();
+  for (const s of subs) {
+    const impUid = byUid.get(renewalUid(s.id, 2));
+    expect(impUid).toEqual(expect.any(String));
+    out.set(s.id, impUid!);
+    // Not heard of yet.
+    expect((await paymentRows(h, s.id)).find((p) => p.period === 2)?.status).toBe("SCHEDULED");
+  }
+  return out;
+}
