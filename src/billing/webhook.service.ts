@@ -6,6 +6,7 @@ import type { Ctx } from "./context";
 import type { PaymentService, Prefetched, VerifiedPayment } from "./payment.service";
 import { checkUid } from "./validation";
 import { sql } from "../db/sql";
+import { TurnBatcher, type Pending } from "../db/batch";
 import type { Verification } from "./verification";
 import type { IamportPayment } from "../iamport/iamport.types";
 
@@ -31,6 +32,37 @@ export type EventResult =
   | { kind: "ignored"; event: RecordedEvent; reason: string }
   | { kind: "retry"; event: RecordedEvent; error: AppError };
 
+/** An event to record, with the context of the request that received it. */
+interface InboxRow {
+  ctx: Ctx;
+  source: EventSource;
+  impUid: string;
+  merchantUid: string | null;
+  claimedStatus: string | null;
+  body: string;
+  remoteIp: string | null;
+  receivedAt: Date;
+}
+
+/** Events inserted by one statement at most. */
+const INBOX_BATCH = 64;
+
+/**
+ * The inbox insert of a batch. The ids are drawn in a CTE of their own,
+ * materialized once (it is read twice and calls nextval), so each id comes
+ * back beside the position of its event (`n`), whatever order the insert
+ * returns rows in.
+ */
+export const INBOX_INSERT = `with v as (
+   select nextval('webhook_events_id_seq') as id, v.*
+     from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[]) with ordinality
+       as v(source, imp_uid, merchant_uid, claimed_status, body, remote_ip, received_at, n)
+ ), ins as (
+   insert into webhook_events (id, source, imp_uid, merchant_uid, claimed_status, body, remote_ip, received_at, attempts)
+   select id, source, imp_uid, merchant_uid, claimed_status, body::jsonb, remote_ip, received_at, 0 from v
+ )
+ select id, n from v`;
+
 /**
  * The inbox: every webhook, schedule callback and browser return is recorded
  * first, then verified against Iamport. The body is a hint only; duplicate and
@@ -39,6 +71,13 @@ export type EventResult =
 export class WebhookService {
   /** The renewal step, also used by verifyPayment so every path acts the same. */
   afterVerification?: AfterVerification;
+
+  /**
+   * The inbox's insert: the events received in one turn of the event loop
+   * (a burst of webhooks) are inserted by one statement, committed before
+   * any of them is processed.
+   */
+  private readonly inbox = new TurnBatcher<InboxRow, string>(INBOX_BATCH, (batch) => this.record(batch));
 
   constructor(private readonly payments: PaymentService) {}
 
@@ -85,18 +124,50 @@ export class WebhookService {
     notice: Notice,
     meta: { remoteIp?: string; claimMerchantUid?: boolean; extra?: Record<string, unknown> },
   ): Promise<EventResult> {
-    // Recorded with one statement of its own (committed before anything is asked of Iamport):
-    // no unit of work, so the event stays out of the verification's flushes.
+    // Recorded and committed before anything is decided; Iamport is asked meanwhile (prefetch).
     const body = { imp_uid: notice.impUid, merchant_uid: notice.merchantUid, status: notice.claimedStatus, ...meta.extra };
-    // Iamport is asked while the event is being recorded; nothing is decided before the record is committed.
     const prefetched = this.payments.prefetch(ctx, notice.impUid);
-    const [row] = await sql<{ id: string }>(
-      ctx.db ?? ctx.em,
-      `insert into webhook_events (source, imp_uid, merchant_uid, claimed_status, body, remote_ip, received_at, attempts)
-       values ($1, $2, $3, $4, $5, $6, $7, 0) returning id`,
-      [source, notice.impUid, notice.merchantUid ?? null, notice.claimedStatus ?? null, JSON.stringify(body), meta.remoteIp?.slice(0, 64) ?? null, new Date()],
-    );
-    return this.process(ctx, { id: row.id, impUid: notice.impUid }, meta.claimMerchantUid ? notice.merchantUid : undefined, prefetched);
+    const id = await this.inbox.push({
+      ctx,
+      source,
+      impUid: notice.impUid,
+      merchantUid: notice.merchantUid ?? null,
+      claimedStatus: notice.claimedStatus ?? null,
+      body: JSON.stringify(body),
+      remoteIp: meta.remoteIp?.slice(0, 64) ?? null,
+      receivedAt: new Date(),
+    });
+    return this.process(ctx, { id, impUid: notice.impUid }, meta.claimMerchantUid ? notice.merchantUid : undefined, prefetched);
+  }
+
+  /**
+   * Inserts a batch of events with one statement of its own (autocommit: no
+   * unit of work, so the events stay out of the verifications' flushes). If
+   * it fails, each event is inserted alone, so that one bad row cannot keep
+   * the others out of the inbox.
+   */
+  private async record(batch: Pending<InboxRow, string>[]): Promise<void> {
+    const insert = async (list: Pending<InboxRow, string>[]) => {
+      const col = <T>(f: (r: InboxRow) => T): T[] => list.map((p) => f(p.input));
+      const first = list[0].input.ctx;
+      const rows = await sql<{ id: string; n: string }>(first.db ?? first.em, INBOX_INSERT, [
+        col((r) => r.source),
+        col((r) => r.impUid),
+        col((r) => r.merchantUid),
+        col((r) => r.claimedStatus),
+        col((r) => r.body),
+        col((r) => r.remoteIp),
+        col((r) => r.receivedAt),
+      ]);
+      for (const row of rows) list[Number(row.n) - 1].resolve(row.id);
+    };
+    if (batch.length === 1) return insert(batch);
+    try {
+      await insert(batch);
+    } catch (err) {
+      batch[0].input.ctx.log.warn({ events: batch.length, err: (err as Error).message }, "inbox batch insert failed; inserting one by one");
+      await Promise.all(batch.map((p) => insert([p]).catch((e: unknown) => p.reject(e))));
+    }
   }
 
   /** Processes a recorded event (first delivery or reconciliation of one left unprocessed). */

@@ -1,3 +1,5 @@
+import pino from "pino";
+import type { Ctx } from "../../src/billing/context";
 import { Harness, PAYMENT_FIELDS, registerCard, startHarness, uid } from "../support/harness";
 
 /**
@@ -279,5 +281,81 @@ describe("duplicate and concurrent deliveries", () => {
     const next = list.payments.nodes.find((p) => p.status === "SCHEDULED")!;
     const s = await h.emu.get(`/subscribe/payments/schedule/${next.merchantUid}`, { headers: { Authorization: token } });
     expect(s.data.response.schedule_status).toBe("scheduled");
+  });
+});
+
+/**
+ * Events received in the same turn of the event loop (a burst) are recorded
+ * by one insert (src/billing/webhook.service.ts). These call the inbox
+ * directly, all in one turn, so the batch is certain. A trigger of the test
+ * notes the transaction that inserted each row (processing updates the rows,
+ * so their own xmin is the last update's): one insert, one transaction.
+ */
+describe("events received together", () => {
+  beforeAll(async () => {
+    await h.sql(`create table inserted_by (event_id bigint primary key, tx bigint not null)`);
+    await h.sql(`create function note_insert() returns trigger language plpgsql as $$
+      begin insert into inserted_by values (new.id, txid_current()); return new; end $$`);
+    await h.sql(`create trigger note_insert after insert on webhook_events for each row execute function note_insert()`);
+  });
+  afterAll(async () => {
+    await h.sql(`drop trigger note_insert on webhook_events`);
+    await h.sql(`drop function note_insert()`);
+    await h.sql(`drop table inserted_by`);
+  });
+  const log = pino({ level: "silent" });
+  const ctx = (): Ctx => ({ em: h.server.orm.em.fork(), db: h.server.orm.em, requestId: "inbox-batch", log });
+  const handle = (impUid: string) => h.server.services.webhooks.handle(ctx(), "iamport-webhook", { impUid, claimedStatus: "paid" }, { remoteIp: "127.0.0.9" });
+  /** The rows of these events (not those of the emulator's own deliveries). */
+  const rows = (impUids: string[]) =>
+    h.sql<{ id: string; imp_uid: string; tx: string; outcome: string | null; remote_ip: string }>(
+      `select id, imp_uid, i.tx::text as tx, outcome, remote_ip from webhook_events join inserted_by i on i.event_id = id
+        where remote_ip = '127.0.0.9' and imp_uid in (${impUids.map(() => "?").join(", ")})`,
+      impUids,
+    );
+
+  it("are inserted by one statement, each event processed as its own", async () => {
+    const paidOrder = await prepare(4000);
+    const paid = await paidSilently(paidOrder, 4000);
+    const blockedOrder = await prepare(5000);
+    const blocked = (await h.emu.post("/__emulator/checkout", { merchant_uid: blockedOrder, amount: 50 })).data.imp_uid as string;
+    const stranger = (await h.emu.post("/__emulator/checkout", { merchant_uid: uid("stranger"), amount: 1000 })).data.imp_uid as string;
+    const unknown = `imp_${Date.now()}`;
+    // Each event's own outcome tells a mix-up of ids apart: the results name their rows, the rows their imp_uids.
+    const impUids = [paid, blocked, stranger, unknown];
+    const results = await Promise.all(impUids.map(handle));
+    expect(results.map((r) => r.kind)).toEqual(["verified", "verified", "ignored", "ignored"]);
+    const byId = new Map((await rows(impUids)).map((r) => [r.id, r]));
+    expect(byId.size).toBe(4);
+    results.forEach((r, i) => expect(byId.get(r.event.id)).toMatchObject({ imp_uid: impUids[i], remote_ip: "127.0.0.9" }));
+    const outcome = (i: number) => byId.get(results[i].event.id)!.outcome;
+    expect([outcome(0), outcome(1)]).toEqual(["PAID", "FAILED"]);
+    expect(outcome(2)).toMatch(/^ignored: /);
+    expect(outcome(3)).toMatch(/^ignored: /);
+    expect(new Set([...byId.values()].map((r) => r.tx)).size).toBe(1);
+    expect([await status(paidOrder), await status(blockedOrder)]).toEqual(["PAID", "FAILED"]);
+  });
+
+  it("are inserted one by one when the batch's insert fails, so one bad event keeps no other out", async () => {
+    const orders = [await prepare(2000), await prepare(2000)];
+    const good = [await paidSilently(orders[0], 2000), await paidSilently(orders[1], 2000)];
+    const bad = `imp_refused_${Date.now()}`;
+    // A row the database refuses (as a constraint would), standing for any row-level failure.
+    await h.sql(`create function refuse_event() returns trigger language plpgsql as $$
+      begin if new.imp_uid = '${bad}' then raise exception 'refused by test trigger'; end if; return new; end $$`);
+    await h.sql(`create trigger refuse_event before insert on webhook_events for each row execute function refuse_event()`);
+    try {
+      const results = await Promise.allSettled([handle(good[0]), handle(bad), handle(good[1])]);
+      expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
+      expect(String((results[1] as PromiseRejectedResult).reason)).toMatch(/refused by test trigger/);
+    } finally {
+      await h.sql(`drop trigger refuse_event on webhook_events`);
+      await h.sql(`drop function refuse_event()`);
+    }
+    const written = await rows([...good, bad]);
+    expect(written.map((r) => [r.imp_uid, r.outcome]).sort()).toEqual(good.map((g) => [g, "PAID"]).sort());
+    // Inserted alone: a transaction each.
+    expect(new Set(written.map((r) => r.tx)).size).toBe(2);
+    expect([await status(orders[0]), await status(orders[1])]).toEqual(["PAID", "PAID"]);
   });
 });
