@@ -1,5 +1,6 @@
 import type { Payment } from "../db/entities";
 import { PaymentStatus, SubscriptionStatus, type BillingInterval, type PaymentKind } from "../db/entities/enums";
+import { TurnBatcher } from "../db/batch";
 import { pgTime, transaction } from "../db/sql";
 import { IamportNotFoundError, IamportRefusedError } from "../iamport/iamport.errors";
 import type { IamportPayment } from "../iamport/iamport.types";
@@ -112,11 +113,14 @@ class AfterCalls extends Error {
   }
 }
 
-interface Item {
+interface RenewalInput {
   ctx: Ctx;
   ip: IamportPayment;
   fetchedAt: Date;
   eventId?: string;
+}
+
+interface Item extends RenewalInput {
   resolve(v: VerifiedPayment | null): void;
   reject(err: unknown): void;
 }
@@ -169,8 +173,10 @@ interface Renewal {
  * statements, ~6.5 ms of CPU a renewal: bench/README.md).
  */
 export class FastRenewal {
-  private queue: Item[] = [];
-  private flushScheduled = false;
+  /** Renewals that became ready in the same turn of the event loop: one batch. */
+  private readonly batcher = new TurnBatcher<RenewalInput, VerifiedPayment | null>(MAX_BATCH, (batch) =>
+    this.runBatch(batch.map((p) => ({ ...p.input, resolve: p.resolve, reject: p.reject }))),
+  );
 
   constructor(
     private readonly deps: BillingDeps,
@@ -180,19 +186,7 @@ export class FastRenewal {
 
   run(ctx: Ctx, ip: IamportPayment, fetchedAt: Date, eventId?: string): Promise<VerifiedPayment | null> {
     if (ip.status !== "paid" || !ip.merchant_uid) return Promise.resolve(null);
-    return new Promise((resolve, reject) => {
-      this.queue.push({ ctx, ip, fetchedAt, eventId, resolve, reject });
-      if (!this.flushScheduled) {
-        this.flushScheduled = true;
-        // After the I/O of this turn of the loop: every renewal that became ready in it joins the batch.
-        setImmediate(() => this.flush());
-      }
-    });
-  }
-
-  private flush(): void {
-    this.flushScheduled = false;
-    while (this.queue.length > 0) void this.runBatch(this.queue.splice(0, MAX_BATCH));
+    return this.batcher.push({ ctx, ip, fetchedAt, eventId });
   }
 
   private async runBatch(items: Item[]): Promise<void> {
