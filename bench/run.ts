@@ -423,20 +423,33 @@ interface BurstFigures {
   databaseCpuMsPerRenewal: number | null;
   /** The server's mean renewals per database transaction during the burst (its billing_renewal_batch_size); absent for the seed handler. */
   meanBatch?: number | null;
+  /** The server's mean webhook events per inbox insert during the burst (its billing_inbox_batch_size); absent for the seed handler. */
+  meanInboxBatch?: number | null;
 }
 
-/** The sum and count of the server's billing_renewal_batch_size histogram (null if /metrics does not answer). */
-async function batchSizes(serverUrl: string): Promise<{ sum: number; count: number } | null> {
+type BatchHistograms = Record<"billing_renewal_batch_size" | "billing_inbox_batch_size", { sum: number; count: number } | null>;
+
+/** The sum and count of the server's batch-size histograms (null where /metrics does not answer). */
+async function batchSizes(serverUrl: string): Promise<BatchHistograms> {
+  const read = (text: string, name: string) => {
+    const sum = new RegExp(`^${name}_sum (\\S+)$`, "m").exec(text);
+    const count = new RegExp(`^${name}_count (\\S+)$`, "m").exec(text);
+    return sum && count ? { sum: Number(sum[1]), count: Number(count[1]) } : null;
+  };
   try {
     const res = await fetch(`${serverUrl}/metrics`);
-    if (!res.ok) return null;
-    const text = await res.text();
-    const sum = /^billing_renewal_batch_size_sum (\S+)$/m.exec(text);
-    const count = /^billing_renewal_batch_size_count (\S+)$/m.exec(text);
-    return sum && count ? { sum: Number(sum[1]), count: Number(count[1]) } : null;
+    const text = res.ok ? await res.text() : "";
+    return { billing_renewal_batch_size: read(text, "billing_renewal_batch_size"), billing_inbox_batch_size: read(text, "billing_inbox_batch_size") };
   } catch {
-    return null;
+    return { billing_renewal_batch_size: null, billing_inbox_batch_size: null };
   }
+}
+
+/** The mean batch of one histogram between two readings. */
+function meanOf(before: BatchHistograms, after: BatchHistograms, name: keyof BatchHistograms): number | null {
+  const b = before[name];
+  const a = after[name];
+  return b && a && a.count > b.count ? (a.sum - b.sum) / (a.count - b.count) : null;
 }
 
 /** Moves the emulator's clock and measures until every webhook was answered and `done()` holds. */
@@ -580,10 +593,8 @@ async function serverBurst(db: BenchDb, label: string, prefix: string, latencyMs
     const b = await runBurst(db, emulator, server.child.pid, seconds, doneOf(prefix, n), n);
     server.child.assertAlive();
     const batchesAfter = await batchSizes(server.url);
-    const meanBatch =
-      batchesBefore && batchesAfter && batchesAfter.count > batchesBefore.count
-        ? (batchesAfter.sum - batchesBefore.sum) / (batchesAfter.count - batchesBefore.count)
-        : null;
+    const meanBatch = meanOf(batchesBefore, batchesAfter, "billing_renewal_batch_size");
+    const meanInboxBatch = meanOf(batchesBefore, batchesAfter, "billing_inbox_batch_size");
 
     // Exactly one PAID renewal and one next schedule per subscription, in the database and at the emulator.
     const problems: string[] = [];
@@ -619,7 +630,7 @@ async function serverBurst(db: BenchDb, label: string, prefix: string, latencyMs
     duplicates += emu.duplicates;
     losses += emu.losses;
     problems.push(...emu.problems);
-    const figures: BurstFigures = { renewals: n, ...b, perSecond: n / b.seconds, duplicates, losses, problems, setupSeconds, meanBatch };
+    const figures: BurstFigures = { renewals: n, ...b, perSecond: n / b.seconds, duplicates, losses, problems, setupSeconds, meanBatch, meanInboxBatch };
     log(`${label}: ${fmtBurst(figures)}`);
     return figures;
   } finally {
@@ -763,7 +774,7 @@ async function burstRounds(db: BenchDb, label: string, prefix: string, latencyMs
 
 const fmtBurst = (b: BurstFigures) =>
   `${b.renewals} renewals in ${b.seconds.toFixed(2)} s = ${b.perSecond.toFixed(1)}/s; webhooks ${JSON.stringify(b.webhooks)}; ` +
-  `${b.duplicates} duplicates, ${b.losses} losses; ${b.cpuMsPerRenewal?.toFixed(2) ?? "?"} ms CPU per renewal (${b.cpuSystemMsPerRenewal?.toFixed(2) ?? "?"} system), emulator ${b.emulatorCpuMsPerRenewal?.toFixed(2) ?? "?"} ms, database ${b.databaseCpuMsPerRenewal?.toFixed(2) ?? "?"} ms; RSS ${b.rssAtStartMiB?.toFixed(0) ?? "?"} MiB at the start, peak ${b.peakRssMiB.toFixed(0)} MiB${b.meanBatch != null ? `; ${b.meanBatch.toFixed(2)} renewals per transaction` : ""}${b.problems.length ? `; problems: ${b.problems.join("; ")}` : ""}`;
+  `${b.duplicates} duplicates, ${b.losses} losses; ${b.cpuMsPerRenewal?.toFixed(2) ?? "?"} ms CPU per renewal (${b.cpuSystemMsPerRenewal?.toFixed(2) ?? "?"} system), emulator ${b.emulatorCpuMsPerRenewal?.toFixed(2) ?? "?"} ms, database ${b.databaseCpuMsPerRenewal?.toFixed(2) ?? "?"} ms; RSS ${b.rssAtStartMiB?.toFixed(0) ?? "?"} MiB at the start, peak ${b.peakRssMiB.toFixed(0)} MiB${b.meanBatch != null ? `; ${b.meanBatch.toFixed(2)} renewals per transaction` : ""}${b.meanInboxBatch != null ? `, ${b.meanInboxBatch.toFixed(2)} events per inbox insert` : ""}${b.problems.length ? `; problems: ${b.problems.join("; ")}` : ""}`;
 
 // ---- 4: bulk load --------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ export interface Metrics {
   renewals: Counter<"result">;
   retries: Counter<"result">;
   renewalBatch: Histogram;
+  inboxBatch: Histogram;
   reconciliations: Counter<"result">;
   reconciledItems: Counter<"kind">;
 }
@@ -59,6 +60,12 @@ export function createMetrics(opts: { orm?: MikroORM; defaultMetrics?: boolean }
       name: "billing_renewal_batch_size",
       help: "Renewals settled together in one database transaction (webhooks that became ready at once)",
       buckets: [1, 2, 4, 8, 16, 32],
+      registers: [registry],
+    }),
+    inboxBatch: new Histogram({
+      name: "billing_inbox_batch_size",
+      help: "Webhook events recorded together by one insert (received in the same turn of the event loop)",
+      buckets: [1, 2, 4, 8, 16, 32, 64],
       registers: [registry],
     }),
     retries: new Counter({

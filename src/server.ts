@@ -126,6 +126,9 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
         renewalBatch(size) {
           metrics.renewalBatch.observe(size);
         },
+        inboxBatch(size) {
+          metrics.inboxBatch.observe(size);
+        },
       },
     );
     const rateLimitStore =

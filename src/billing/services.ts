@@ -18,6 +18,8 @@ export interface BillingObservers {
   subscriptionCharge?(status: string, attempt: number): void;
   /** Renewals settled together in one transaction of the fast path (renewal.ts). */
   renewalBatch?(size: number): void;
+  /** Events recorded together by one insert into the inbox (webhook.service.ts). */
+  inboxBatch?(size: number): void;
 }
 
 /** Wires the billing services once per process; they hold no per-request state. */
@@ -25,7 +27,7 @@ export function createServices(deps: BillingDeps, observers: BillingObservers = 
   const cards = new CardService(deps);
   const payments = new PaymentService(deps, cards);
   const subscriptions = new SubscriptionService(deps, cards, payments);
-  const webhooks = new WebhookService(payments);
+  const webhooks = new WebhookService(payments, observers);
   webhooks.setAfterVerification(async (ctx, payment, previous, v) => {
     await subscriptions.onPaymentVerified(ctx, payment, previous, v);
     if (payment.subscription && payment.status !== previous) observers.subscriptionCharge?.(payment.status, payment.attempt ?? 1);

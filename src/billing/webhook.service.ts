@@ -4,6 +4,7 @@ import type { PaymentStatus } from "../db/entities/enums";
 import { AppError, BadUserInputError, NotFoundError, toAppError } from "../errors";
 import type { Ctx } from "./context";
 import type { PaymentService, Prefetched, VerifiedPayment } from "./payment.service";
+import type { BillingObservers } from "./services";
 import { checkUid } from "./validation";
 import { sql } from "../db/sql";
 import { TurnBatcher, type Pending } from "../db/batch";
@@ -79,7 +80,10 @@ export class WebhookService {
    */
   private readonly inbox = new TurnBatcher<InboxRow, string>(INBOX_BATCH, (batch) => this.record(batch));
 
-  constructor(private readonly payments: PaymentService) {}
+  constructor(
+    private readonly payments: PaymentService,
+    private readonly observers: BillingObservers = {},
+  ) {}
 
   /** The common renewal in plain SQL (renewal.ts); null: take the general path. */
   fastRenewal?: (ctx: Ctx, ip: IamportPayment, fetchedAt: Date, eventId?: string) => Promise<VerifiedPayment | null>;
@@ -161,6 +165,7 @@ export class WebhookService {
       ]);
       for (const row of rows) list[Number(row.n) - 1].resolve(row.id);
     };
+    this.observers.inboxBatch?.(batch.length);
     if (batch.length === 1) return insert(batch);
     try {
       await insert(batch);

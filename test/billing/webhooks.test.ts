@@ -306,6 +306,13 @@ describe("events received together", () => {
   const log = pino({ level: "silent" });
   const ctx = (): Ctx => ({ em: h.server.orm.em.fork(), db: h.server.orm.em, requestId: "inbox-batch", log });
   const handle = (impUid: string) => h.server.services.webhooks.handle(ctx(), "iamport-webhook", { impUid, claimedStatus: "paid" }, { remoteIp: "127.0.0.9" });
+  async function inboxHistogram(): Promise<{ sum: number; count: number }> {
+    const m = (await h.server.metrics.inboxBatch.get()).values;
+    return {
+      sum: m.find((v) => v.metricName === "billing_inbox_batch_size_sum")?.value ?? 0,
+      count: m.find((v) => v.metricName === "billing_inbox_batch_size_count")?.value ?? 0,
+    };
+  }
   /** The rows of these events (not those of the emulator's own deliveries). */
   const rows = (impUids: string[]) =>
     h.sql<{ id: string; imp_uid: string; tx: string; outcome: string | null; remote_ip: string }>(
@@ -323,7 +330,10 @@ describe("events received together", () => {
     const unknown = `imp_${Date.now()}`;
     // Each event's own outcome tells a mix-up of ids apart: the results name their rows, the rows their imp_uids.
     const impUids = [paid, blocked, stranger, unknown];
+    const before = await inboxHistogram();
     const results = await Promise.all(impUids.map(handle));
+    const after = await inboxHistogram();
+    expect([after.count - before.count, after.sum - before.sum]).toEqual([1, 4]);
     expect(results.map((r) => r.kind)).toEqual(["verified", "verified", "ignored", "ignored"]);
     const byId = new Map((await rows(impUids)).map((r) => [r.id, r]));
     expect(byId.size).toBe(4);
