@@ -52,7 +52,7 @@ const INBOX_BATCH = 64;
  * The inbox insert of a batch. The ids are drawn in a CTE of their own,
  * materialized once (it is read twice and calls nextval), so each id comes
  * back beside the position of its event (`n`), whatever order the insert
- * returns rows in.
+ * returns rows in; only ids of rows the insert returned come back.
  */
 export const INBOX_INSERT = `with v as (
    select nextval('webhook_events_id_seq') as id, v.*
@@ -61,8 +61,19 @@ export const INBOX_INSERT = `with v as (
  ), ins as (
    insert into webhook_events (id, source, imp_uid, merchant_uid, claimed_status, body, remote_ip, received_at, attempts)
    select id, source, imp_uid, merchant_uid, claimed_status, body::jsonb, remote_ip, received_at, 0 from v
+   returning id
  )
- select id, n from v`;
+ select v.id, v.n from v join ins on ins.id = v.id`;
+
+/**
+ * A failure of the database to take a row of the batch: data (class 22),
+ * integrity constraint (23) or an exception raised by a trigger (P0001).
+ * The statement failed as a whole: nothing of the batch was written.
+ */
+function refusedRow(err: unknown): boolean {
+  const code = (err as { code?: unknown })?.code;
+  return typeof code === "string" && (code.startsWith("22") || code.startsWith("23") || code === "P0001");
+}
 
 /**
  * The inbox: every webhook, schedule callback and browser return is recorded
@@ -146,9 +157,12 @@ export class WebhookService {
 
   /**
    * Inserts a batch of events with one statement of its own (autocommit: no
-   * unit of work, so the events stay out of the verifications' flushes). If
-   * it fails, each event is inserted alone, so that one bad row cannot keep
-   * the others out of the inbox.
+   * unit of work, so the events stay out of the verifications' flushes).
+   * When the database refuses a row (bad data, a constraint, a trigger), each
+   * event is inserted alone, so that one bad row cannot keep the others out
+   * of the inbox. Any other failure (connection, pool) leaves the outcome
+   * unknown: the whole batch fails, and Iamport delivers again, rather than
+   * a second copy of events that may have been committed.
    */
   private async record(batch: Pending<InboxRow, string>[]): Promise<void> {
     const insert = async (list: Pending<InboxRow, string>[]) => {
@@ -163,14 +177,19 @@ export class WebhookService {
         col((r) => r.remoteIp),
         col((r) => r.receivedAt),
       ]);
+      this.observers.inboxBatch?.(list.length);
+      // An event without a row (none today) is left unanswered: TurnBatcher rejects it.
       for (const row of rows) list[Number(row.n) - 1].resolve(row.id);
     };
-    this.observers.inboxBatch?.(batch.length);
     if (batch.length === 1) return insert(batch);
     try {
       await insert(batch);
     } catch (err) {
-      batch[0].input.ctx.log.warn({ events: batch.length, err: (err as Error).message }, "inbox batch insert failed; inserting one by one");
+      if (!refusedRow(err)) throw err;
+      batch[0].input.ctx.log.warn(
+        { events: batch.length, requestIds: batch.map((p) => p.input.ctx.requestId), err: (err as Error).message },
+        "inbox batch insert refused; inserting one by one",
+      );
       await Promise.all(batch.map((p) => insert([p]).catch((e: unknown) => p.reject(e))));
     }
   }

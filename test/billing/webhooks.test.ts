@@ -346,26 +346,48 @@ describe("events received together", () => {
     expect([await status(paidOrder), await status(blockedOrder)]).toEqual(["PAID", "FAILED"]);
   });
 
-  it("are inserted one by one when the batch's insert fails, so one bad event keeps no other out", async () => {
-    const orders = [await prepare(2000), await prepare(2000)];
-    const good = [await paidSilently(orders[0], 2000), await paidSilently(orders[1], 2000)];
-    const bad = `imp_refused_${Date.now()}`;
-    // A row the database refuses (as a constraint would), standing for any row-level failure.
+  /** Runs `fn` with a trigger that fails the insert of `impUid` with SQLSTATE `errcode`. */
+  async function refusing<T>(impUid: string, errcode: string, fn: () => Promise<T>): Promise<T> {
     await h.sql(`create function refuse_event() returns trigger language plpgsql as $$
-      begin if new.imp_uid = '${bad}' then raise exception 'refused by test trigger'; end if; return new; end $$`);
+      begin if new.imp_uid = '${impUid}' then raise exception 'refused by test trigger' using errcode = '${errcode}'; end if; return new; end $$`);
     await h.sql(`create trigger refuse_event before insert on webhook_events for each row execute function refuse_event()`);
     try {
-      const results = await Promise.allSettled([handle(good[0]), handle(bad), handle(good[1])]);
-      expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
-      expect(String((results[1] as PromiseRejectedResult).reason)).toMatch(/refused by test trigger/);
+      return await fn();
     } finally {
       await h.sql(`drop trigger refuse_event on webhook_events`);
       await h.sql(`drop function refuse_event()`);
     }
+  }
+
+  it("are inserted one by one when the database refuses a row of the batch, so one bad event keeps no other out", async () => {
+    const orders = [await prepare(2000), await prepare(2000)];
+    const good = [await paidSilently(orders[0], 2000), await paidSilently(orders[1], 2000)];
+    const bad = `imp_refused_${Date.now()}`;
+    const before = await inboxHistogram();
+    // A row the database refuses (P0001, as a trigger raises; a constraint would be class 23).
+    const results = await refusing(bad, "P0001", () => Promise.allSettled([handle(good[0]), handle(bad), handle(good[1])]));
+    expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
+    expect(String((results[1] as PromiseRejectedResult).reason)).toMatch(/refused by test trigger/);
     const written = await rows([...good, bad]);
     expect(written.map((r) => [r.imp_uid, r.outcome]).sort()).toEqual(good.map((g) => [g, "PAID"]).sort());
-    // Inserted alone: a transaction each.
+    // Inserted alone: a transaction each, and two inserts of one event in the histogram.
     expect(new Set(written.map((r) => r.tx)).size).toBe(2);
+    const after = await inboxHistogram();
+    expect([after.count - before.count, after.sum - before.sum]).toEqual([2, 2]);
     expect([await status(orders[0]), await status(orders[1])]).toEqual(["PAID", "PAID"]);
+  });
+
+  it("all fail when the batch's insert fails for another reason, and none is inserted twice", async () => {
+    const order = await prepare(2000);
+    const good = await paidSilently(order, 2000);
+    const bad = `imp_conflict_${Date.now()}`;
+    // Not a refused row (40001, as a serialization failure): the batch's outcome is not retried event by event.
+    const results = await refusing(bad, "40001", () => Promise.allSettled([handle(good), handle(bad)]));
+    expect(results.map((r) => r.status)).toEqual(["rejected", "rejected"]);
+    expect(await rows([good, bad])).toEqual([]);
+    expect(await status(order)).toBe("PENDING");
+    // Iamport's next delivery records and settles it.
+    expect((await handle(good)).kind).toBe("verified");
+    expect(await status(order)).toBe("PAID");
   });
 });
