@@ -1,0 +1,49 @@
+import { TurnBatcher, type Pending } from "../../src/db/batch";
+
+/** A batcher that records each batch's inputs and answers with `answer`. */
+function recording(max: number, answer: (batch: Pending<number, string>[]) => Promise<void> | void) {
+  const batches: number[][] = [];
+  const batcher = new TurnBatcher<number, string>(max, async (batch) => {
+    batches.push(batch.map((p) => p.input));
+    await answer(batch);
+  });
+  return { batcher, batches };
+}
+
+const echo = (batch: Pending<number, string>[]) => batch.forEach((p) => p.resolve(`r${p.input}`));
+
+describe("TurnBatcher", () => {
+  it("runs the calls of one turn of the event loop together, and a later call in a batch of its own", async () => {
+    const { batcher, batches } = recording(10, echo);
+    const first = [batcher.push(1), batcher.push(2), batcher.push(3)];
+    expect(batches).toEqual([]); // nothing runs before the turn's I/O is done
+    expect(await Promise.all(first)).toEqual(["r1", "r2", "r3"]);
+    expect(await batcher.push(4)).toBe("r4");
+    expect(batches).toEqual([[1, 2, 3], [4]]);
+  });
+
+  it("splits a turn's calls into batches of at most `max`, in order", async () => {
+    const { batcher, batches } = recording(2, echo);
+    const results = await Promise.all([1, 2, 3, 4, 5].map((n) => batcher.push(n)));
+    expect(results).toEqual(["r1", "r2", "r3", "r4", "r5"]);
+    expect(batches).toEqual([[1, 2], [3, 4], [5]]);
+  });
+
+  it("rejects the calls a batch left unanswered, and only those", async () => {
+    const { batcher } = recording(10, (batch) => batch.filter((p) => p.input % 2 === 0).forEach((p) => p.resolve("even")));
+    const results = await Promise.allSettled([1, 2, 3].map((n) => batcher.push(n)));
+    expect(results.map((r) => r.status)).toEqual(["rejected", "fulfilled", "rejected"]);
+    expect(String((results[0] as PromiseRejectedResult).reason)).toMatch(/without an answer/);
+  });
+
+  it("rejects the unanswered calls with the error of a batch that throws, keeping the answers given before", async () => {
+    const failure = new Error("database down");
+    const { batcher } = recording(10, (batch) => {
+      batch[0].resolve("early");
+      throw failure;
+    });
+    const results = await Promise.allSettled([batcher.push(1), batcher.push(2)]);
+    expect(results[0]).toEqual({ status: "fulfilled", value: "early" });
+    expect(results[1]).toEqual({ status: "rejected", reason: failure });
+  });
+});
