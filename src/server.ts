@@ -11,7 +11,7 @@ import type { BillingDeps, Ctx } from "./billing/context";
 import { createServices, Services } from "./billing/services";
 import { Config, describeSecrets } from "./config";
 import { EmbeddedDatabase, startEmbeddedDatabase } from "./db/embedded";
-import { migrate, openOrm } from "./db/orm";
+import { checkPostgresVersion, migrate, openOrm } from "./db/orm";
 import { PostgresRateLimitStore } from "./http/rate-limit-store";
 import { IamportClient } from "./iamport/iamport.client";
 import { createMetrics, Metrics } from "./metrics";
@@ -67,6 +67,7 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
     usePreparedStatements(!embedded && config.databasePreparedStatements);
     const orm = await openOrm(databaseUrl, embedded ? 1 : config.databasePoolMax, logger);
     closers.push(["database pool", () => orm.close(true)]);
+    await checkPostgresVersion(orm);
     if (config.migrateOnStart) {
       const applied = await migrate(orm);
       if (applied.length) logger.info({ applied }, "migrations applied");

@@ -30,6 +30,28 @@ export async function openOrm(clientUrl: string, poolMax: number, logger?: Logge
   return MikroORM.init(ormOptions(clientUrl, poolMax, logger));
 }
 
+/** The oldest PostgreSQL this server runs on (README, Production), as `server_version_num`. */
+export const MIN_POSTGRES_VERSION_NUM = 130000;
+
+/**
+ * Why a database of this `server_version_num` cannot be used, or null. The
+ * renewal batches set `plan_cache_mode` (PostgreSQL 12 and later) with their
+ * BEGIN: on an older server every batch would fail, and with it every
+ * renewal webhook, so the server refuses to start instead.
+ */
+export function unsupportedPostgres(versionNum: string): string | null {
+  const v = Number(versionNum);
+  if (Number.isInteger(v) && v >= MIN_POSTGRES_VERSION_NUM) return null;
+  return `PostgreSQL 13 or later is required; the database at DATABASE_URL reports server_version_num ${JSON.stringify(versionNum)}`;
+}
+
+/** Throws when the database is older than this server supports. */
+export async function checkPostgresVersion(orm: MikroORM): Promise<void> {
+  const rows = (await orm.em.getConnection().execute("show server_version_num")) as { server_version_num: string }[];
+  const problem = unsupportedPostgres(String(rows[0]?.server_version_num));
+  if (problem) throw new Error(problem);
+}
+
 /** Applies committed migrations; returns the names applied now. */
 export async function migrate(orm: MikroORM): Promise<string[]> {
   const applied = await orm.getMigrator().up();
