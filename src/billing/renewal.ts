@@ -1,6 +1,6 @@
 import type { Payment } from "../db/entities";
 import { PaymentStatus, SubscriptionStatus, type BillingInterval, type PaymentKind } from "../db/entities/enums";
-import { TurnBatcher } from "../db/batch";
+import { TurnBatcher, type Pending } from "../db/batch";
 import { pgTime, transaction } from "../db/sql";
 import { IamportNotFoundError, IamportRefusedError } from "../iamport/iamport.errors";
 import type { IamportPayment } from "../iamport/iamport.types";
@@ -120,10 +120,8 @@ interface RenewalInput {
   eventId?: string;
 }
 
-interface Item extends RenewalInput {
-  resolve(v: VerifiedPayment | null): void;
-  reject(err: unknown): void;
-}
+/** A renewal waiting in a batch: its input and how to answer it. */
+type Item = Pending<RenewalInput, VerifiedPayment | null>;
 
 /** A renewal of a batch that got as far as its schedule call, and what the write needs of it. */
 interface Renewal {
@@ -174,9 +172,7 @@ interface Renewal {
  */
 export class FastRenewal {
   /** Renewals that became ready in the same turn of the event loop: one batch. */
-  private readonly batcher = new TurnBatcher<RenewalInput, VerifiedPayment | null>(MAX_BATCH, (batch) =>
-    this.runBatch(batch.map((p) => ({ ...p.input, resolve: p.resolve, reject: p.reject }))),
-  );
+  private readonly batcher = new TurnBatcher<RenewalInput, VerifiedPayment | null>(MAX_BATCH, (batch) => this.runBatch(batch));
 
   constructor(
     private readonly deps: BillingDeps,
@@ -217,7 +213,7 @@ export class FastRenewal {
   /** One transaction for the batch; the result of each item, null for those left to the general path. */
   private async settle(items: Item[]): Promise<(VerifiedPayment | null)[]> {
     const tz = this.deps.config.billingTimeZone;
-    const first = items[0].ctx;
+    const first = items[0].input.ctx;
     let done: Renewal[] = [];
     let written = false;
     try {
@@ -225,18 +221,18 @@ export class FastRenewal {
         let candidates: { item: Item; row: Row; payment: Payment; v: Verification; period: number; attempt: number }[] = [];
         try {
           // The payments and their subscriptions, locked in that order (as the general path and cancellations do).
-          const rows = await q<Row>(LOCK_TEXT, [[...new Set(items.map((i) => i.ip.merchant_uid!))]]);
+          const rows = await q<Row>(LOCK_TEXT, [[...new Set(items.map((i) => i.input.ip.merchant_uid!))]]);
           const byUid = new Map(rows.map((r) => [r.merchant_uid, r]));
           const taken = new Set<string>();
           for (const item of items) {
-            const row = byUid.get(item.ip.merchant_uid!);
+            const row = byUid.get(item.input.ip.merchant_uid!);
             // A second renewal of the same payment or subscription in the batch: the general path, after this commit.
             if (!row || taken.has(row.merchant_uid) || taken.has(row.s_id)) continue;
             if (row.status === PaymentStatus.PAID) continue;
             const payment = toPayment(row);
-            if (changedSince(payment, item.fetchedAt) && wouldChange(payment, item.ip)) continue;
-            if (!supersedes(payment, item.ip)) continue;
-            const v = decide(payment, item.ip);
+            if (changedSince(payment, item.input.fetchedAt) && wouldChange(payment, item.input.ip)) continue;
+            if (!supersedes(payment, item.input.ip)) continue;
+            const v = decide(payment, item.input.ip);
             if (v.status !== PaymentStatus.PAID) continue;
             if (row.s_cancel_at_period_end || row.s_current_period < 1) continue;
             if (row.s_status !== SubscriptionStatus.ACTIVE && row.s_status !== SubscriptionStatus.PAST_DUE) continue;
@@ -264,7 +260,7 @@ export class FastRenewal {
         const renewals: Renewal[] = [];
         for (const { item, row, payment, v, period, attempt } of candidates) {
           try {
-            applyVerification(payment, item.ip, v);
+            applyVerification(payment, item.input.ip, v);
             const anchor = pgTime(row.s_anchor_at)!;
             // Period n ends where period n+1 starts (both are boundaries from the anchor: billing-dates.ts).
             const paidPeriod = periodOf(anchor, row.s_interval, row.s_interval_count, period, tz);
@@ -285,7 +281,7 @@ export class FastRenewal {
             });
           } catch (err) {
             // Nothing asked of Iamport for it yet: the general path, after this commit.
-            item.ctx.log.warn({ subscriptionId: row.s_id, err: (err as Error).message }, "renewal left to the general path");
+            item.input.ctx.log.warn({ subscriptionId: row.s_id, err: (err as Error).message }, "renewal left to the general path");
           }
         }
         // Side by side, each to its end: a refused one leaves the batch (nothing was registered for it); any other
@@ -295,7 +291,7 @@ export class FastRenewal {
           const o = settled[i];
           if (o.status === "fulfilled") return true;
           if (o.reason instanceof TakeGeneralPath) return false;
-          r.item.ctx.log.warn({ subscriptionId: r.row.s_id, merchantUid: r.next, err: (o.reason as Error)?.message }, "next charge registration failed; written PENDING");
+          r.item.input.ctx.log.warn({ subscriptionId: r.row.s_id, merchantUid: r.next, err: (o.reason as Error)?.message }, "next charge registration failed; written PENDING");
           return true;
         });
         if (done.length === 0) return null;
@@ -328,7 +324,7 @@ export class FastRenewal {
               col((r) => (r.current ? r.period : null)),
               col((r) => r.current?.start ?? null),
               col((r) => r.current?.end ?? null),
-              col((r) => r.item.eventId ?? null),
+              col((r) => r.item.input.eventId ?? null),
               col((r) => (r.registered ? PaymentStatus.SCHEDULED : PaymentStatus.PENDING)),
               col((r) => (r.registered ? now : null)),
               now,
@@ -372,12 +368,12 @@ export class FastRenewal {
       if (!r) return null;
       this.observers.subscriptionCharge?.(PaymentStatus.PAID, r.attempt);
       if (this.deps.logger.isLevelEnabled("info")) {
-        item.ctx.log.info(
+        item.input.ctx.log.info(
           { subscriptionId: r.row.s_id, period: r.period, attempt: r.attempt, merchantUid: r.payment.merchantUid, next: r.next },
           "renewal paid",
         );
       }
-      return { payment: r.payment, outcome: "PAID", status: PaymentStatus.PAID, message: "Paid", applied: true, eventSettled: item.eventId !== undefined };
+      return { payment: r.payment, outcome: "PAID", status: PaymentStatus.PAID, message: "Paid", applied: true, eventSettled: item.input.eventId !== undefined };
     });
   }
 
@@ -392,7 +388,7 @@ export class FastRenewal {
    * never got it, as registerNext leaves it.
    */
   private async registerNext(r: Renewal): Promise<void> {
-    const { ctx } = r.item;
+    const { ctx } = r.item.input;
     const entry = {
       merchant_uid: r.next,
       schedule_at: Math.floor(r.at.getTime() / 1000),

@@ -31,7 +31,7 @@ export async function openOrm(clientUrl: string, poolMax: number, logger?: Logge
 }
 
 /** The oldest PostgreSQL this server runs on (README, Production), as `server_version_num`. */
-export const MIN_POSTGRES_VERSION_NUM = 130000;
+const MIN_POSTGRES_VERSION_NUM = 130000;
 
 /**
  * Why a database of this `server_version_num` cannot be used, or null. The

@@ -1,6 +1,6 @@
 import pino from "pino";
 import type { Ctx } from "../../src/billing/context";
-import { Harness, PAYMENT_FIELDS, registerCard, startHarness, uid } from "../support/harness";
+import { Harness, histogramTotals, PAYMENT_FIELDS, registerCard, startHarness, uid } from "../support/harness";
 
 /**
  * The webhook inbox (POST /iamport-webhook, POST /iamport-callback/schedule):
@@ -306,13 +306,7 @@ describe("events received together", () => {
   const log = pino({ level: "silent" });
   const ctx = (): Ctx => ({ em: h.server.orm.em.fork(), db: h.server.orm.em, requestId: "inbox-batch", log });
   const handle = (impUid: string) => h.server.services.webhooks.handle(ctx(), "iamport-webhook", { impUid, claimedStatus: "paid" }, { remoteIp: "127.0.0.9" });
-  async function inboxHistogram(): Promise<{ sum: number; count: number }> {
-    const m = (await h.server.metrics.inboxBatch.get()).values;
-    return {
-      sum: m.find((v) => v.metricName === "billing_inbox_batch_size_sum")?.value ?? 0,
-      count: m.find((v) => v.metricName === "billing_inbox_batch_size_count")?.value ?? 0,
-    };
-  }
+  const inboxHistogram = () => histogramTotals(h.server.metrics.inboxBatch);
   /** The rows of these events (not those of the emulator's own deliveries). */
   const rows = (impUids: string[]) =>
     h.sql<{ id: string; imp_uid: string; tx: string; outcome: string | null; remote_ip: string }>(

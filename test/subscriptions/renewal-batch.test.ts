@@ -1,7 +1,7 @@
 import pino from "pino";
 import type { Ctx } from "../../src/billing/context";
 import type { IamportPayment } from "../../src/iamport/iamport.types";
-import { Harness, registerCard, uid } from "../support/harness";
+import { Harness, histogramTotals, registerCard, uid } from "../support/harness";
 import {
   cancelSub,
   customerSchedules,
@@ -58,13 +58,7 @@ async function dueRenewals(n: number): Promise<{ subs: Sub[]; paid: IamportPayme
   return { subs, paid };
 }
 
-async function batchHistogram(): Promise<{ sum: number; count: number }> {
-  const m = (await h.server.metrics.renewalBatch.get()).values;
-  return {
-    sum: m.find((v) => v.metricName === "billing_renewal_batch_size_sum")?.value ?? 0,
-    count: m.find((v) => v.metricName === "billing_renewal_batch_size_count")?.value ?? 0,
-  };
-}
+const batchHistogram = () => histogramTotals(h.server.metrics.renewalBatch);
 
 describe("renewals ready at once", () => {
   it("are settled in one transaction, each as a renewal alone would be", async () => {
