@@ -53,10 +53,18 @@ export const LOCK_TEXT = `with p as (
         s.current_period as s_current_period, s.cancel_at_period_end as s_cancel_at_period_end
    from p join s on s.id = p.subscription_id`;
 
-/** Of the subscriptions given with a (period, attempt), those with a charge after it. */
-export const LATER_TEXT = `select t.sid from unnest($1::text[], $2::int[], $3::int[]) as t(sid, period, attempt)
-  where exists (select 1 from payments p where p.subscription_id = any($1::text[]) and p.subscription_id = t.sid
-                   and (p.period > t.period or (p.period = t.period and p.attempt > t.attempt)))`;
+/**
+ * Of the subscription charges named, those whose subscription has a charge
+ * after them (a later period, or a later attempt of the same period).
+ * Sent after LOCK_TEXT in the same round trip, as a statement of its own:
+ * a subquery of the locking statement would read the snapshot taken before
+ * it waited for the locks, missing rows committed meanwhile; this one's
+ * snapshot is taken once the locks are held.
+ */
+export const LATER_TEXT = `select p0.merchant_uid from payments p0
+  where p0.merchant_uid = any($1::text[]) and p0.subscription_id is not null
+    and exists (select 1 from payments p where p.subscription_id = p0.subscription_id
+                   and (p.period > coalesce(p0.period, 1) or (p.period = coalesce(p0.period, 1) and p.attempt > coalesce(p0.attempt, 1))))`;
 
 /** The paid payments, the next charges, the webhook events and the subscriptions of a batch, in one statement. */
 export const WRITE_TEXT = `with v as (
@@ -138,8 +146,9 @@ interface Renewal {
 }
 
 /**
- * The renewal of the first of the month, in one transaction of four
- * statements (lock, check, savepoint, write) and the commit: the schedule
+ * The renewal of the first of the month, in one transaction of three round
+ * trips to the database (the BEGIN with the lock, the check for later
+ * charges and a savepoint; the write; the commit): the schedule
  * webhook of a subscription charge that Iamport reports paid, for an ACTIVE
  * or PAST_DUE subscription with nothing after this charge yet. Under the same
  * row locks and in the same order as the general path (payment, then
@@ -218,17 +227,25 @@ export class FastRenewal {
     let written = false;
     try {
       await transaction(first.db ?? first.em, async (q) => {
-        let candidates: { item: Item; row: Row; payment: Payment; v: Verification; period: number; attempt: number }[] = [];
+        const candidates: { item: Item; row: Row; payment: Payment; v: Verification; period: number; attempt: number }[] = [];
         try {
-          // The payments and their subscriptions, locked in that order (as the general path and cancellations do).
-          const rows = await q<Row>(LOCK_TEXT, [[...new Set(items.map((i) => i.input.ip.merchant_uid!))]]);
+          // In one round trip with the BEGIN: the payments and their subscriptions, locked in that order (as the
+          // general path and cancellations do); those with a later charge, read once the locks are held; and the
+          // savepoint that a failed write is undone to.
+          const uids = [...new Set(items.map((i) => i.input.ip.merchant_uid!))];
+          const [rows, laterRows] = (await q.all([
+            { text: LOCK_TEXT, values: [uids] },
+            { text: LATER_TEXT, values: [uids] },
+            { text: "savepoint renewal_write" },
+          ])) as [Row[], { merchant_uid: string }[]];
+          const later = new Set(laterRows.map((l) => l.merchant_uid));
           const byUid = new Map(rows.map((r) => [r.merchant_uid, r]));
           const taken = new Set<string>();
           for (const item of items) {
             const row = byUid.get(item.input.ip.merchant_uid!);
             // A second renewal of the same payment or subscription in the batch: the general path, after this commit.
             if (!row || taken.has(row.merchant_uid) || taken.has(row.s_id)) continue;
-            if (row.status === PaymentStatus.PAID) continue;
+            if (row.status === PaymentStatus.PAID || later.has(row.merchant_uid)) continue;
             const payment = toPayment(row);
             if (changedSince(payment, item.input.fetchedAt) && wouldChange(payment, item.input.ip)) continue;
             if (!supersedes(payment, item.input.ip)) continue;
@@ -241,18 +258,6 @@ export class FastRenewal {
             candidates.push({ item, row, payment, v, period: row.period ?? 1, attempt: row.attempt ?? 1 });
           }
           if (candidates.length === 0) return null;
-          // Asked once the locks are held, in a statement of its own: a subquery of the locking statement
-          // would read the snapshot taken before it waited for the locks, missing rows committed meanwhile.
-          const later = await q<{ sid: string }>(LATER_TEXT, [
-            candidates.map((c) => c.row.s_id),
-            candidates.map((c) => c.period),
-            candidates.map((c) => c.attempt),
-          ]);
-          if (later.length > 0) {
-            const found = new Set(later.map((l) => l.sid));
-            candidates = candidates.filter((c) => !found.has(c.row.s_id));
-            if (candidates.length === 0) return null;
-          }
         } catch (err) {
           throw new BeforeCalls(err);
         }
@@ -337,11 +342,9 @@ export class FastRenewal {
           }
           return false;
         };
-        // With more than one renewal, a savepoint, so that a write that fails (or matches fewer rows) is undone
-        // alone, with the locks still held: then each renewal is written on its own, and only one that fails
-        // again leaves the batch, its schedule registered but no row (the general path finds and keeps it), as
-        // a renewal alone does (its failed write rolls the transaction back: no savepoint needed).
-        if (done.length > 1) await q("savepoint renewal_write");
+        // A write that fails (or matches fewer rows) is undone to the savepoint, with the locks still held: then
+        // each renewal is written on its own, and only one that fails again leaves the batch, its schedule
+        // registered but no row (the general path finds and keeps it). A renewal alone leaves the batch at once.
         if (!(await write(done))) {
           if (done.length === 1) throw new TakeGeneralPath("write");
           await q("rollback to savepoint renewal_write");

@@ -1,9 +1,17 @@
 import crypto from "node:crypto";
 import type { EntityManager } from "@mikro-orm/postgresql";
+import { escapeLiteral } from "pg";
+import { prepareValue } from "pg/lib/utils";
 
 /** The part of a `pg` client this module uses. */
 interface PgClient {
-  query(config: { name?: string; text: string; values: unknown[] }): Promise<{ rows: Record<string, unknown>[]; rowCount: number | null }>;
+  query(config: { name?: string; text: string; values: unknown[] }): Promise<PgResult | PgResult[]>;
+}
+
+interface PgResult {
+  rows: Record<string, unknown>[];
+  rowCount: number | null;
+  command?: string;
 }
 
 /**
@@ -17,7 +25,8 @@ interface PgClient {
 const PREFIX = `q${process.pid.toString(36)}${crypto.randomBytes(3).toString("hex")}`;
 const MAX_NAMED_PER_CONNECTION = 200;
 let connections = 0;
-const prepared = new WeakMap<PgClient, { id: number; names: Map<string, string> }>();
+/** Per connection: the names given to statement texts, and those the connection has prepared (run once). */
+const prepared = new WeakMap<PgClient, { id: number; names: Map<string, string>; ready: Set<string> }>();
 let preparing = true;
 
 /**
@@ -33,7 +42,7 @@ function statement(conn: PgClient, text: string, values: unknown[]): { name?: st
   if (!preparing) return { text, values };
   let c = prepared.get(conn);
   if (!c) {
-    c = { id: ++connections, names: new Map() };
+    c = { id: ++connections, names: new Map(), ready: new Set() };
     prepared.set(conn, c);
   }
   let name = c.names.get(text);
@@ -42,6 +51,41 @@ function statement(conn: PgClient, text: string, values: unknown[]): { name?: st
     c.names.set(text, name);
   }
   return name === undefined ? { text, values } : { name, text, values };
+}
+
+/** Runs a statement; a named one is then known to be prepared on the connection (see `inline`). */
+async function run(conn: PgClient, text: string, values: unknown[]): Promise<Record<string, unknown>[]> {
+  const config = statement(conn, text, values);
+  const res = (await conn.query(config)) as PgResult;
+  if (config.name !== undefined) prepared.get(conn)!.ready.add(config.name);
+  return res.rows;
+}
+
+/** A parameter as an SQL literal: the text pg would send for it (prepareValue), quoted by pg's escapeLiteral. */
+function literal(value: unknown): string {
+  const v = prepareValue(value);
+  if (v === null) return "null";
+  if (typeof v !== "string") throw new Error("binary parameters cannot be sent as literals");
+  return escapeLiteral(v);
+}
+
+/**
+ * A statement as SQL text without parameters, to be sent with others in one
+ * simple query: `execute <name>(<literals>)` of the statement as this
+ * connection prepared it (its generic plan, as a parameterized call would
+ * use), or, without prepared statements, the text with each `$n` replaced by
+ * its literal (planned per call, as an unnamed statement is anyway).
+ * Undefined while the connection has not prepared it yet. Each literal is
+ * quoted by pg's escapeLiteral and read by PostgreSQL with the parameter's
+ * type, as the parameter would be. `text` must contain `$` only in its
+ * parameters (the statements of this project are constants).
+ */
+function inline(conn: PgClient, text: string, values: unknown[]): string | undefined {
+  if (values.length === 0) return text;
+  const config = statement(conn, text, values);
+  if (config.name === undefined) return text.replace(/\$(\d+)/g, (_, n: string) => `(${literal(values[Number(n) - 1])})`);
+  if (!prepared.get(conn)!.ready.has(config.name)) return undefined;
+  return `execute ${config.name}(${values.map(literal).join(", ")})`;
 }
 
 interface KnexClient {
@@ -61,15 +105,26 @@ export async function sql<T = Record<string, unknown>>(em: EntityManager, text: 
   const client = (em.getKnex() as unknown as { client: KnexClient }).client;
   const conn = await client.acquireConnection();
   try {
-    const res = await conn.query(statement(conn, text, values));
-    return res.rows as T[];
+    return (await run(conn, text, values)) as T[];
   } finally {
     await client.releaseConnection(conn);
   }
 }
 
-/** One statement on a connection held by `transaction`. */
-export type Query = <T = Record<string, unknown>>(text: string, values?: unknown[]) => Promise<T[]>;
+/** A statement and its parameters ($1, $2, ...). */
+export interface Statement {
+  text: string;
+  values?: unknown[];
+}
+
+/**
+ * Statements on a connection held by `transaction`: one (its rows), or
+ * several in one round trip (`all`: each one's rows, in order).
+ */
+export interface Query {
+  <T = Record<string, unknown>>(text: string, values?: unknown[]): Promise<T[]>;
+  all(statements: Statement[]): Promise<Record<string, unknown>[][]>;
+}
 
 /**
  * The settings of a `keyedPlans` transaction (see `transaction`), sent with
@@ -82,6 +137,16 @@ export const KEYED_PLANS =
  * Runs `fn` in a transaction on one connection of the ORM's pool (plain SQL,
  * no unit of work). Commits what `fn` returns; rolls back when it throws or
  * returns `null` (the caller's "not for me, nothing written").
+ *
+ * The BEGIN is not a round trip of its own: it is sent with `fn`'s first
+ * statements. `q.all` sends several statements at once, as one simple query
+ * (BEGIN included, when first): each as `execute` of the statement this
+ * connection prepared, with its parameters as literals (`inline`). On a
+ * connection that has not prepared them yet they go one by one, which
+ * prepares them, and the next transaction on it sends them together. Each
+ * statement of a simple query reads a snapshot of its own (READ COMMITTED),
+ * taken when it starts: a statement after one that waited for row locks sees
+ * what was committed meanwhile, as it would in a round trip of its own.
  *
  * `keyedPlans`: for statements that find a few rows by primary or unique
  * keys (`= any($1)`, joins to `unnest($1, ...)` on keys). They run on generic
@@ -96,32 +161,55 @@ export const KEYED_PLANS =
 export async function transaction<R>(em: EntityManager, fn: (q: Query) => Promise<R | null>, opts: { keyedPlans?: boolean } = {}): Promise<R | null> {
   const client = (em.getKnex() as unknown as { client: KnexClient }).client;
   const conn = await client.acquireConnection();
-  const q: Query = async <T>(text: string, values: unknown[] = []) => (await conn.query(statement(conn, text, values))).rows as T[];
   // A connection whose transaction state is unknown (BEGIN, COMMIT or ROLLBACK failed) must not go back
   // to the pool, where the next user would find it inside a transaction holding row locks.
-  const control = async (text: string): Promise<string | undefined> => {
+  const control = async (text: string): Promise<PgResult | PgResult[]> => {
     try {
-      return ((await conn.query({ text, values: [] })) as { command?: string }).command;
+      return await conn.query({ text, values: [] });
     } catch (err) {
       (conn as PgClient & { __knex__disposed?: unknown }).__knex__disposed = err;
       throw err;
     }
   };
+  /** Sent with the first statement(s); undefined once sent. */
+  let begin: string | undefined = opts.keyedPlans ? `begin; ${KEYED_PLANS}` : "begin";
+  const opened = begin;
+  const q = (async <T>(text: string, values: unknown[] = []) => {
+    if (begin !== undefined) {
+      await control(begin);
+      begin = undefined;
+    }
+    return (await run(conn, text, values)) as T[];
+  }) as Query;
+  q.all = async (statements) => {
+    const texts = statements.map((st) => inline(conn, st.text, st.values ?? []));
+    if (texts.some((t) => t === undefined)) {
+      const rows: Record<string, unknown>[][] = [];
+      for (const st of statements) rows.push(await q(st.text, st.values));
+      return rows;
+    }
+    const head = begin === undefined ? "" : `${begin}; `;
+    begin = undefined;
+    const res = await conn.query({ text: head + texts.join("; "), values: [] });
+    const results = Array.isArray(res) ? res : [res];
+    return results.slice(results.length - statements.length).map((r) => r.rows);
+  };
   try {
-    await control(opts.keyedPlans ? `begin; ${KEYED_PLANS}` : "begin");
     let result: R | null;
     try {
       result = await fn(q);
     } catch (err) {
-      await control("rollback").catch(() => undefined);
+      if (begin !== opened) await control("rollback").catch(() => undefined);
       throw err;
     }
+    // Nothing was sent: nothing to end.
+    if (begin === opened) return result;
     if (result === null) {
       await control("rollback");
       return null;
     }
     // COMMIT of a transaction that an error aborted answers ROLLBACK, not an error.
-    if ((await control("commit")) !== "COMMIT") throw new Error("the transaction was rolled back by the database");
+    if (((await control("commit")) as PgResult).command !== "COMMIT") throw new Error("the transaction was rolled back by the database");
     return result;
   } finally {
     await client.releaseConnection(conn);
