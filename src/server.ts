@@ -64,7 +64,12 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
         "DATABASE_URL is not set: using the embedded PostgreSQL (PGlite). Set DATABASE_URL for production.",
       );
     }
-    usePreparedStatements(!embedded && config.databasePreparedStatements);
+    usePreparedStatements(!embedded && config.databasePreparedStatements, (err) =>
+      logger.warn(
+        { err: err.message },
+        "PostgreSQL does not know this server's prepared statements by name (a pooler in transaction mode?): statements batched into one round trip are sent one by one from now on",
+      ),
+    );
     const orm = await openOrm(databaseUrl, embedded ? 1 : config.databasePoolMax, logger);
     closers.push(["database pool", () => orm.close(true)]);
     await checkPostgresVersion(orm);

@@ -28,14 +28,21 @@ let connections = 0;
 /** Per connection: the names given to statement texts, and those the connection has prepared (run once). */
 const prepared = new WeakMap<PgClient, { id: number; names: Map<string, string>; ready: Set<string> }>();
 let preparing = true;
+/** False once PostgreSQL did not know a statement by this side's name (a pooler renames them): see `inline`. */
+let executing = true;
+let onExecuteUnavailable: ((err: Error) => void) | undefined;
 
 /**
  * Turns named statements off (DATABASE_PREPARED_STATEMENTS=false behind a
  * transaction-mode pooler, and always on the embedded database, whose one
  * session would keep the statements of every connection ever opened).
+ * `onExecuteUnavailable` is told once when `execute` of a prepared statement
+ * fails because PostgreSQL does not know it by this side's name (see `inline`).
  */
-export function usePreparedStatements(enabled: boolean): void {
+export function usePreparedStatements(enabled: boolean, onExecuteUnavailableFn?: (err: Error) => void): void {
   preparing = enabled;
+  executing = true;
+  onExecuteUnavailable = onExecuteUnavailableFn;
 }
 
 function statement(conn: PgClient, text: string, values: unknown[]): { name?: string; text: string; values: unknown[] } {
@@ -75,7 +82,10 @@ function literal(value: unknown): string {
  * connection prepared it (its generic plan, as a parameterized call would
  * use), or, without prepared statements, the text with each `$n` replaced by
  * its literal (planned per call, as an unnamed statement is anyway).
- * Undefined while the connection has not prepared it yet. Each literal is
+ * Undefined while the connection has not prepared it yet, and for good once
+ * PostgreSQL did not know a statement by its name: a pooler in transaction
+ * mode (PgBouncer 1.21+) prepares statements on its server connections under
+ * names of its own, and passes `execute` through untouched. Each literal is
  * quoted by pg's escapeLiteral and read by PostgreSQL with the parameter's
  * type, as the parameter would be. `text` must contain `$` only in its
  * parameters (the statements of this project are constants).
@@ -84,7 +94,7 @@ function inline(conn: PgClient, text: string, values: unknown[]): string | undef
   if (values.length === 0) return text;
   const config = statement(conn, text, values);
   if (config.name === undefined) return text.replace(/\$(\d+)/g, (_, n: string) => `(${literal(values[Number(n) - 1])})`);
-  if (!prepared.get(conn)!.ready.has(config.name)) return undefined;
+  if (!executing || !prepared.get(conn)!.ready.has(config.name)) return undefined;
   return `execute ${config.name}(${values.map(literal).join(", ")})`;
 }
 
@@ -181,16 +191,32 @@ export async function transaction<R>(em: EntityManager, fn: (q: Query) => Promis
     }
     return (await run(conn, text, values)) as T[];
   }) as Query;
+  const oneByOne = async (statements: Statement[]) => {
+    const rows: Record<string, unknown>[][] = [];
+    for (const st of statements) rows.push(await q(st.text, st.values));
+    return rows;
+  };
   q.all = async (statements) => {
     const texts = statements.map((st) => inline(conn, st.text, st.values ?? []));
-    if (texts.some((t) => t === undefined)) {
-      const rows: Record<string, unknown>[][] = [];
-      for (const st of statements) rows.push(await q(st.text, st.values));
-      return rows;
-    }
+    if (texts.some((t) => t === undefined)) return oneByOne(statements);
     const head = begin === undefined ? "" : `${begin}; `;
     begin = undefined;
-    const res = await conn.query({ text: head + texts.join("; "), values: [] });
+    let res: PgResult | PgResult[];
+    try {
+      res = await conn.query({ text: head + texts.join("; "), values: [] });
+    } catch (err) {
+      // PostgreSQL does not know a statement by the name it was prepared under (invalid_sql_statement_name):
+      // a pooler in between (see `inline`). Sent with the BEGIN, nothing else happened in the transaction:
+      // begun again, one by one, and from now on always so.
+      if (!head || (err as { code?: unknown }).code !== "26000" || !texts.some((t) => t!.startsWith("execute "))) throw err;
+      await control("rollback");
+      begin = opened;
+      if (executing) {
+        executing = false;
+        onExecuteUnavailable?.(err as Error);
+      }
+      return oneByOne(statements);
+    }
     const results = Array.isArray(res) ? res : [res];
     return results.slice(results.length - statements.length).map((r) => r.rows);
   };

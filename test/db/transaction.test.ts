@@ -1,5 +1,5 @@
 import { Client } from "pg";
-import { pgTime, transaction, type Query, type Statement } from "../../src/db/sql";
+import { pgTime, transaction, usePreparedStatements, type Query, type Statement } from "../../src/db/sql";
 import { adminDatabaseUrl, Harness, startHarness } from "../support/harness";
 
 /**
@@ -14,6 +14,8 @@ import { adminDatabaseUrl, Harness, startHarness } from "../support/harness";
 let h: Harness;
 /** Each round trip of the server's connections: the connection and the text sent. */
 const sent: { conn: object; text: string }[] = [];
+/** Plays a pooler in transaction mode: PostgreSQL knows the statements under other names than this side's. */
+let pooled = false;
 beforeAll(async () => {
   h = await startHarness();
   const client = (h.server.orm.em.getKnex() as unknown as { client: { acquireConnection(): Promise<unknown> } }).client;
@@ -27,6 +29,7 @@ beforeAll(async () => {
       // The ORM's own queries pass a callback: every argument is passed on.
       conn.query = (c, ...rest) => {
         sent.push({ conn, text: typeof c === "string" ? c : c.text });
+        if (pooled && typeof c !== "string") c = { ...c, text: c.text.replace(/\bexecute (\w+)\(/g, "execute pgbouncer_$1(") };
         return query(c, ...rest);
       };
     }
@@ -158,5 +161,37 @@ describe("transaction", () => {
   it("sends nothing for a transaction that ran no statement", async () => {
     const { result, trips } = await tx(async () => null);
     expect([result, trips]).toEqual([null, []]);
+  });
+
+  // Last: it turns the batching off for the rest of the server's life.
+  (preparing ? it : it.skip)("sends the statements one by one, from then on, when PostgreSQL does not know them by name (a pooler)", async () => {
+    const statements: Statement[] = [
+      { text: "select count(*)::int as n from tx_probe where id = any($1::int[]) and note = $2", values: [[1], "pooled"] },
+      { text: "savepoint pooled" },
+    ];
+    const batch = (q: Query) => q.all(statements);
+    await untilAgain(batch);
+    pooled = true;
+    try {
+      const runs = await untilAgain(batch);
+      const warned = () => h.logs.filter((l) => l.includes("sent one by one from now on"));
+      // On the connection that had them prepared: refused (26000), rolled back, begun again and sent one by one.
+      expect(runs[0].result).toEqual([[{ n: 0 }], []]);
+      expect(runs[0].trips).toHaveLength(6);
+      expect(runs[0].trips[0]).toMatch(/^begin; .*; execute \w+\(/);
+      expect(runs[0].trips.slice(1, 3)).toEqual(["rollback", expect.stringMatching(/^begin; set local/)]);
+      expect(runs[0].trips.slice(3)).toEqual([statements[0].text, "savepoint pooled", "commit"]);
+      expect(warned()).toHaveLength(1);
+      // From then on, never an execute: one by one, and told once.
+      const after = await untilAgain(batch);
+      for (const run of after) {
+        expect(run.result).toEqual([[{ n: 0 }], []]);
+        expect(run.trips.some((t) => /\bexecute /.test(t))).toBe(false);
+      }
+      expect(warned()).toHaveLength(1);
+    } finally {
+      pooled = false;
+      usePreparedStatements(true);
+    }
   });
 });
