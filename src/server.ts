@@ -67,7 +67,7 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
     usePreparedStatements(!embedded && config.databasePreparedStatements, (err) =>
       logger.warn(
         { err: err.message },
-        "PostgreSQL does not know this server's prepared statements by name (a pooler in transaction mode?): statements batched into one round trip are sent one by one from now on",
+        "PostgreSQL does not know this server's prepared statements by name (a pooler in transaction mode?): statements sent together carry their parameters inlined from now on",
       ),
     );
     const orm = await openOrm(databaseUrl, embedded ? 1 : config.databasePoolMax, logger);

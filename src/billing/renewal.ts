@@ -148,7 +148,8 @@ interface Renewal {
 /**
  * The renewal of the first of the month, in one transaction of three round
  * trips to the database (the BEGIN with the lock, the check for later
- * charges and a savepoint; the write; the commit): the schedule
+ * charges and a savepoint, sent together once the connection prepared them:
+ * `q.all` in db/sql.ts; the write; the commit): the schedule
  * webhook of a subscription charge that Iamport reports paid, for an ACTIVE
  * or PAST_DUE subscription with nothing after this charge yet. Under the same
  * row locks and in the same order as the general path (payment, then

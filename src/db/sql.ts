@@ -28,7 +28,7 @@ let connections = 0;
 /** Per connection: the names given to statement texts, and those the connection has prepared (run once). */
 const prepared = new WeakMap<PgClient, { id: number; names: Map<string, string>; ready: Set<string> }>();
 let preparing = true;
-/** False once PostgreSQL did not know a statement by this side's name (a pooler renames them): see `inline`. */
+/** False once PostgreSQL did not know a prepared statement by this side's name (a pooler renames them): see `inline`. */
 let executing = true;
 let onExecuteUnavailable: ((err: Error) => void) | undefined;
 
@@ -68,34 +68,47 @@ async function run(conn: PgClient, text: string, values: unknown[]): Promise<Rec
   return res.rows;
 }
 
-/** A parameter as an SQL literal: the text pg would send for it (prepareValue), quoted by pg's escapeLiteral. */
-function literal(value: unknown): string {
+/**
+ * A parameter as an SQL literal: the text pg sends for it as a parameter
+ * (prepareValue), quoted by pg's escapeLiteral. Undefined for a binary value.
+ */
+function literal(value: unknown): string | undefined {
   const v = prepareValue(value);
   if (v === null) return "null";
-  if (typeof v !== "string") throw new Error("binary parameters cannot be sent as literals");
-  return escapeLiteral(v);
+  return typeof v === "string" ? escapeLiteral(v) : undefined;
 }
 
 /**
  * A statement as SQL text without parameters, to be sent with others in one
  * simple query: `execute <name>(<literals>)` of the statement as this
- * connection prepared it (its generic plan, as a parameterized call would
- * use), or, without prepared statements, the text with each `$n` replaced by
- * its literal (planned per call, as an unnamed statement is anyway).
- * Undefined while the connection has not prepared it yet, and for good once
- * PostgreSQL did not know a statement by its name: a pooler in transaction
- * mode (PgBouncer 1.21+) prepares statements on its server connections under
- * names of its own, and passes `execute` through untouched. Each literal is
- * quoted by pg's escapeLiteral and read by PostgreSQL with the parameter's
- * type, as the parameter would be. `text` must contain `$` only in its
- * parameters (the statements of this project are constants).
+ * connection prepared it (the same plan as a parameterized call: generic
+ * under `keyedPlans`), or, without prepared statements, the text with each
+ * `$n` replaced by its literal (planned per call, as an unnamed statement is
+ * anyway). Each literal is read by PostgreSQL with the parameter's type, as
+ * the parameter would be. `text` must contain `$` only in its parameters
+ * (the statements of this project are constants).
+ *
+ * Undefined (the statement goes in a round trip of its own) while the
+ * connection has not prepared it yet, and for a binary value. Once
+ * PostgreSQL did not know a statement by this side's name, never `execute`
+ * again, literals in the text instead: a pooler in transaction mode
+ * (PgBouncer 1.21+) prepares statements on its server connections under
+ * names of its own, and passes `execute` through untouched.
  */
 function inline(conn: PgClient, text: string, values: unknown[]): string | undefined {
   if (values.length === 0) return text;
+  const lits = values.map(literal);
+  if (lits.includes(undefined)) return undefined;
   const config = statement(conn, text, values);
-  if (config.name === undefined) return text.replace(/\$(\d+)/g, (_, n: string) => `(${literal(values[Number(n) - 1])})`);
-  if (!executing || !prepared.get(conn)!.ready.has(config.name)) return undefined;
-  return `execute ${config.name}(${values.map(literal).join(", ")})`;
+  if (config.name === undefined || !executing) {
+    return text.replace(/\$(\d+)/g, (_, n: string) => {
+      const lit = lits[Number(n) - 1];
+      if (lit === undefined) throw new Error(`statement has no value for $${n}`);
+      return `(${lit})`;
+    });
+  }
+  if (!prepared.get(conn)!.ready.has(config.name)) return undefined;
+  return `execute ${config.name}(${lits.join(", ")})`;
 }
 
 interface KnexClient {
@@ -148,15 +161,17 @@ export const KEYED_PLANS =
  * no unit of work). Commits what `fn` returns; rolls back when it throws or
  * returns `null` (the caller's "not for me, nothing written").
  *
- * The BEGIN is not a round trip of its own: it is sent with `fn`'s first
- * statements. `q.all` sends several statements at once, as one simple query
- * (BEGIN included, when first): each as `execute` of the statement this
- * connection prepared, with its parameters as literals (`inline`). On a
- * connection that has not prepared them yet they go one by one, which
- * prepares them, and the next transaction on it sends them together. Each
- * statement of a simple query reads a snapshot of its own (READ COMMITTED),
- * taken when it starts: a statement after one that waited for row locks sees
- * what was committed meanwhile, as it would in a round trip of its own.
+ * The BEGIN is sent with the first statement: in its own round trip before
+ * a single one (`q`), in the same simple query with a batch (`q.all`). `q.all`
+ * sends several statements as one simple query, each as `execute` of the
+ * statement this connection prepared, with its parameters as literals
+ * (`inline`). On a connection that has not prepared them yet they go one by
+ * one, which prepares them, and the next transaction on it sends them
+ * together. Each statement of a simple query reads a snapshot of its own
+ * (READ COMMITTED), taken when it starts: a statement after one that waited
+ * for row locks sees what was committed meanwhile, as it would in a round
+ * trip of its own. A batch that fails with the BEGIN is rolled back at once:
+ * nothing of the transaction is left.
  *
  * `keyedPlans`: for statements that find a few rows by primary or unique
  * keys (`= any($1)`, joins to `unnest($1, ...)` on keys). They run on generic
@@ -186,19 +201,19 @@ export async function transaction<R>(em: EntityManager, fn: (q: Query) => Promis
   const opened = begin;
   const q = (async <T>(text: string, values: unknown[] = []) => {
     if (begin !== undefined) {
-      await control(begin);
+      const b = begin;
       begin = undefined;
+      await control(b);
     }
     return (await run(conn, text, values)) as T[];
   }) as Query;
-  const oneByOne = async (statements: Statement[]) => {
-    const rows: Record<string, unknown>[][] = [];
-    for (const st of statements) rows.push(await q(st.text, st.values));
-    return rows;
-  };
   q.all = async (statements) => {
     const texts = statements.map((st) => inline(conn, st.text, st.values ?? []));
-    if (texts.some((t) => t === undefined)) return oneByOne(statements);
+    if (texts.includes(undefined)) {
+      const rows: Record<string, unknown>[][] = [];
+      for (const st of statements) rows.push(await q(st.text, st.values));
+      return rows;
+    }
     const head = begin === undefined ? "" : `${begin}; `;
     begin = undefined;
     let res: PgResult | PgResult[];
@@ -206,16 +221,23 @@ export async function transaction<R>(em: EntityManager, fn: (q: Query) => Promis
       res = await conn.query({ text: head + texts.join("; "), values: [] });
     } catch (err) {
       // PostgreSQL does not know a statement by the name it was prepared under (invalid_sql_statement_name):
-      // a pooler in between (see `inline`). Sent with the BEGIN, nothing else happened in the transaction:
-      // begun again, one by one, and from now on always so.
-      if (!head || (err as { code?: unknown }).code !== "26000" || !texts.some((t) => t!.startsWith("execute "))) throw err;
-      await control("rollback");
-      begin = opened;
-      if (executing) {
+      // a pooler in between (see `inline`). From now on, literals in the text instead of `execute`.
+      const unknownName = (err as { code?: unknown }).code === "26000" && texts.some((t) => t!.startsWith("execute "));
+      if (unknownName && executing) {
         executing = false;
         onExecuteUnavailable?.(err as Error);
       }
-      return oneByOne(statements);
+      if (!head) throw err;
+      // Sent with the BEGIN: nothing else happened in the transaction. Rolled back, so that nothing runs
+      // outside it; begun again with the next statement (this batch once more, when its names were unknown).
+      try {
+        await control("rollback");
+      } catch {
+        throw err; // the connection is discarded (control): the batch's own error is the one to report
+      }
+      begin = opened;
+      if (unknownName) return q.all(statements);
+      throw err;
     }
     const results = Array.isArray(res) ? res : [res];
     return results.slice(results.length - statements.length).map((r) => r.rows);

@@ -126,6 +126,32 @@ describe("renewals ready at once", () => {
     expect(revoked.data.code).toBe(0);
   });
 
+  it("leave a charge whose subscription already has a later one untouched for the general path", async () => {
+    const { subs, paid } = await dueRenewals(2);
+    // A second attempt of the same period is already recorded for the first subscription (a retry that
+    // another path created): the paid answer about the first attempt must not renew the subscription.
+    await h.sql(
+      `insert into payments (merchant_uid, customer_uid, name, amount, cancelled_amount, currency, status, kind, subscription_id, period, attempt, created_at, updated_at)
+       values (?, ?, 'retry', 1000, 0, 'KRW', 'PENDING', 'SCHEDULE', ?, 2, 2, now(), now())`,
+      [renewalUid(subs[0].id, 2, 2), subs[0].customerUid, subs[0].id],
+    );
+    try {
+      const fast = h.server.services.webhooks.fastRenewal!;
+      const at = new Date();
+      const results = await Promise.all(paid.map((ip) => fast(ctx(), ip, at)));
+      expect(results.map((r) => r?.status ?? null)).toEqual([null, "PAID"]);
+      expect((await paymentRows(h, subs[0].id)).map((r) => [r.period, r.attempt, r.status])).toEqual([
+        [1, 1, "PAID"],
+        [2, 1, "SCHEDULED"],
+        [2, 2, "PENDING"],
+      ]);
+      expect((await getSub(h, subs[0].id)).currentPeriodStart).toBe(subs[0].currentPeriodStart);
+      await expectRenewedOnce(h, subs[1]);
+    } finally {
+      await h.sql(`delete from payments where merchant_uid = ?`, [renewalUid(subs[0].id, 2, 2)]);
+    }
+  });
+
   it("settle a payment named twice in one batch once; the second is left to the general path", async () => {
     const { subs, paid } = await dueRenewals(2);
     const fast = h.server.services.webhooks.fastRenewal!;
