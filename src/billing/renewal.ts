@@ -1,7 +1,7 @@
 import type { Payment } from "../db/entities";
 import { PaymentStatus, SubscriptionStatus, type BillingInterval, type PaymentKind } from "../db/entities/enums";
 import { TurnBatcher, type Pending } from "../db/batch";
-import { pgTime, RolledBackToSavepoint, transaction, type Statement } from "../db/sql";
+import { pgTime, transaction } from "../db/sql";
 import { IamportNotFoundError, IamportRefusedError } from "../iamport/iamport.errors";
 import type { IamportPayment } from "../iamport/iamport.types";
 import { periodOf } from "./billing-dates";
@@ -66,11 +66,7 @@ export const LATER_TEXT = `select p0.merchant_uid from payments p0
     and exists (select 1 from payments p where p.subscription_id = p0.subscription_id
                    and (p.period > coalesce(p0.period, 1) or (p.period = coalesce(p0.period, 1) and p.attempt > coalesce(p0.attempt, 1))))`;
 
-/**
- * The paid payments, the next charges, the webhook events and the subscriptions of a batch, in one statement,
- * which fails as a whole unless it reached one payment, one next charge and one subscription per renewal
- * (`renewal_rows_written`, a migration): it is sent with the COMMIT.
- */
+/** The paid payments, the next charges, the webhook events and the subscriptions of a batch, in one statement. */
 export const WRITE_TEXT = `with v as (
    select * from unnest($1::bigint[], $2::text[], $3::text[], $4::int[], $5::int[], $6::timestamptz[], $7::timestamptz[],
                         $8::timestamptz[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[],
@@ -93,14 +89,14 @@ export const WRITE_TEXT = `with v as (
      from v returning id
  ), ev as (
    update webhook_events set attempts = attempts + 1, outcome = 'PAID', processed_at = $27 where id = any($24::bigint[])
- ), sub as (
-   update subscriptions s set status = 'ACTIVE', status_reason = null,
-          current_period = coalesce(v.cur_period, s.current_period), current_period_start = coalesce(v.cur_start, s.current_period_start),
-          current_period_end = coalesce(v.cur_end, s.current_period_end),
-          next_payment_at = v.scheduled_at, next_merchant_uid = v.next, updated_at = $27
-     from v where s.id = any($19::text[]) and s.id = v.sid returning s.id
  )
- select renewal_rows_written((select count(*) from pay), (select count(*) from nxt), (select count(*) from sub), $28) as written`;
+ update subscriptions s set status = 'ACTIVE', status_reason = null,
+        current_period = coalesce(v.cur_period, s.current_period), current_period_start = coalesce(v.cur_start, s.current_period_start),
+        current_period_end = coalesce(v.cur_end, s.current_period_end),
+        next_payment_at = v.scheduled_at, next_merchant_uid = v.next, updated_at = $27
+   from v
+  where s.id = any($19::text[]) and s.id = v.sid and (select count(*) from pay) = $28 and (select count(*) from nxt) = $28
+ returning s.id`;
 
 /** Renewals settled in one transaction at most (the arrays of one statement). */
 const MAX_BATCH = 32;
@@ -150,10 +146,10 @@ interface Renewal {
 }
 
 /**
- * The renewal of the first of the month, in one transaction of two round
+ * The renewal of the first of the month, in one transaction of three round
  * trips to the database (the BEGIN with the lock, the check for later
  * charges and a savepoint, sent together once the connection prepared them:
- * `q.all` in db/sql.ts; then the write with the COMMIT: `q.commit`): the schedule
+ * `q.all` in db/sql.ts; the write; the commit): the schedule
  * webhook of a subscription charge that Iamport reports paid, for an ACTIVE
  * or PAST_DUE subscription with nothing after this charge yet. Under the same
  * row locks and in the same order as the general path (payment, then
@@ -177,13 +173,10 @@ interface Renewal {
  * second renewal of the same payment or subscription in one batch) leaves that
  * renewal out of the write and returns null once the batch committed, and the
  * caller runs the general path (PaymentService.verifyFetched +
- * onPaymentVerified), which knows every case. A write that fails (it fails
- * as a whole, before the COMMIT sent with it, unless it reaches one row of
- * each kind per renewal) is undone to the savepoint and each renewal written
- * alone, so only one that fails again leaves the batch; a failed COMMIT (or
- * connection: committed or not) answers the written renewals with the error
- * (their events are retried, and the general path settles them by asking
- * Iamport) and the others with null. The general
+ * onPaymentVerified), which knows every case. A write that fails is undone to
+ * a savepoint and each renewal written alone, so only one that fails again
+ * leaves the batch; a failed commit answers the written renewals with the
+ * error (their events are retried) and the others with null. The general
  * path stays the reference; this one only skips the unit of work (18
  * statements, ~6.5 ms of CPU a renewal: bench/README.md).
  */
@@ -310,11 +303,10 @@ export class FastRenewal {
         if (done.length === 0) return null;
 
         const now = new Date();
-        const statement = (list: Renewal[]): Statement => {
-          const col = <T>(f: (r: Renewal) => T): T[] => list.map(f);
-          return {
-            text: WRITE_TEXT,
-            values: [
+        const write = async (list: Renewal[]): Promise<boolean> => {
+          try {
+            const col = <T>(f: (r: Renewal) => T): T[] => list.map(f);
+            const written = await q(WRITE_TEXT, [
               col((r) => r.payment.id),
               col((r) => r.payment.status),
               col((r) => r.payment.impUid),
@@ -343,39 +335,29 @@ export class FastRenewal {
               col((r) => (r.registered ? now : null)),
               now,
               list.length,
-            ],
-          };
-        };
-        // The write and the commit in one round trip. From here until it is known that the write failed,
-        // the renewals are in doubt: a failed COMMIT (or connection) may or may not have committed them.
-        written = true;
-        try {
-          await q.commit([statement(done)], "renewal_write");
-          return done;
-        } catch (err) {
-          if (!(err instanceof RolledBackToSavepoint)) throw err;
-          written = false;
-          first.log.warn({ renewals: done.length, err: (err.original as Error)?.message }, "renewal write failed");
-        }
-        // The write failed (renewal_rows_written raises when it would reach fewer rows than renewals), and the
-        // transaction is back at the savepoint, locks still held: each renewal is written on its own, and only
-        // one that fails again leaves the batch, its schedule registered but no row (the general path finds
-        // and keeps it). A renewal alone leaves the batch at once.
-        if (done.length === 1) throw new TakeGeneralPath("write");
-        const kept: Renewal[] = [];
-        for (const r of done) {
-          await q("savepoint renewal_write_one");
-          try {
-            const one = statement([r]);
-            await q(one.text, one.values);
-            kept.push(r);
+            ]);
+            if (written.length === list.length) return true;
+            first.log.warn({ renewals: list.length, written: written.length }, "renewal write matched fewer rows than renewals");
           } catch (err) {
-            first.log.warn({ renewals: 1, subscriptionId: r.row.s_id, err: (err as Error).message }, "renewal write failed");
-            await q("rollback to savepoint renewal_write_one");
+            first.log.warn({ renewals: list.length, err: (err as Error).message }, "renewal write failed");
           }
+          return false;
+        };
+        // A write that fails (or matches fewer rows) is undone to the savepoint, with the locks still held: then
+        // each renewal is written on its own, and only one that fails again leaves the batch, its schedule
+        // registered but no row (the general path finds and keeps it). A renewal alone leaves the batch at once.
+        if (!(await write(done))) {
+          if (done.length === 1) throw new TakeGeneralPath("write");
+          await q("rollback to savepoint renewal_write");
+          const kept: Renewal[] = [];
+          for (const r of done) {
+            await q("savepoint renewal_write_one");
+            if (await write([r])) kept.push(r);
+            else await q("rollback to savepoint renewal_write_one");
+          }
+          done = kept;
+          if (done.length === 0) throw new TakeGeneralPath("write");
         }
-        done = kept;
-        if (done.length === 0) throw new TakeGeneralPath("write");
         written = true;
         return done;
       }, { keyedPlans: true });

@@ -147,19 +147,6 @@ export interface Statement {
 export interface Query {
   <T = Record<string, unknown>>(text: string, values?: unknown[]): Promise<T[]>;
   all(statements: Statement[]): Promise<Record<string, unknown>[][]>;
-  /**
-   * The statements, then COMMIT, in one round trip where `all` would send
-   * them in one; the transaction ends there (`transaction` sends no COMMIT
-   * of its own, and no statement may follow). When it fails, either a
-   * statement failed (PostgreSQL skipped the rest and the COMMIT: the
-   * transaction is still open) or the COMMIT or the connection did (the
-   * transaction is over, committed or not). ROLLBACK TO SAVEPOINT tells
-   * them apart, as it succeeds only inside the transaction: `savepoint`
-   * must have been taken before. RolledBackToSavepoint: a statement failed,
-   * and the transaction is open again at the savepoint. Any other error:
-   * the outcome is unknown, and `transaction` rejects with it.
-   */
-  commit(statements: Statement[], savepoint: string): Promise<Record<string, unknown>[][]>;
 }
 
 /**
@@ -172,8 +159,7 @@ export const KEYED_PLANS =
 /**
  * Runs `fn` in a transaction on one connection of the ORM's pool (plain SQL,
  * no unit of work). Commits what `fn` returns; rolls back when it throws or
- * returns `null` (the caller's "not for me, nothing written"). A last batch
- * may carry the COMMIT itself (`q.commit`): one round trip less.
+ * returns `null` (the caller's "not for me, nothing written").
  *
  * The BEGIN is sent with the first statement: in its own round trip before
  * a single one (`q`), in the same simple query with a batch (`q.all`). `q.all`
@@ -213,11 +199,7 @@ export async function transaction<R>(em: EntityManager, fn: (q: Query) => Promis
   /** Sent with the first statement(s); undefined once sent. */
   let begin: string | undefined = opts.keyedPlans ? `begin; ${KEYED_PLANS}` : "begin";
   const opened = begin;
-  /** Set once `q.commit` ended the transaction: committed, or (`inDoubt`) unknown. */
-  let ended = false;
-  let inDoubt: unknown;
   const q = (async <T>(text: string, values: unknown[] = []) => {
-    if (ended) throw new Error("the transaction has ended: no statement may follow its commit");
     if (begin !== undefined) {
       const b = begin;
       begin = undefined;
@@ -225,20 +207,18 @@ export async function transaction<R>(em: EntityManager, fn: (q: Query) => Promis
     }
     return (await run(conn, text, values)) as T[];
   }) as Query;
-  /** The statements (then COMMIT) in one simple query, each inlined; one by one while any cannot be. */
-  const send = async (statements: Statement[], commit: boolean): Promise<{ rows: Record<string, unknown>[][]; committed?: PgResult }> => {
-    if (ended) throw new Error("the transaction has ended: no statement may follow its commit");
+  q.all = async (statements) => {
     const texts = statements.map((st) => inline(conn, st.text, st.values ?? []));
     if (texts.includes(undefined)) {
       const rows: Record<string, unknown>[][] = [];
       for (const st of statements) rows.push(await q(st.text, st.values));
-      return { rows, committed: commit ? ((await conn.query({ text: "commit", values: [] })) as PgResult) : undefined };
+      return rows;
     }
     const head = begin === undefined ? "" : `${begin}; `;
     begin = undefined;
     let res: PgResult | PgResult[];
     try {
-      res = await conn.query({ text: head + texts.join("; ") + (commit ? "; commit" : ""), values: [] });
+      res = await conn.query({ text: head + texts.join("; "), values: [] });
     } catch (err) {
       // PostgreSQL does not know a statement by the name it was prepared under (invalid_sql_statement_name):
       // a pooler in between (see `inline`). From now on, literals in the text instead of `execute`.
@@ -248,49 +228,19 @@ export async function transaction<R>(em: EntityManager, fn: (q: Query) => Promis
         onExecuteUnavailable?.(err as Error);
       }
       if (!head) throw err;
-      // Sent with the BEGIN: nothing else happened in the transaction (or a COMMIT that failed ended it).
-      // Rolled back, so that nothing runs outside it; begun again with the next statement (this batch once
-      // more, when its names were unknown).
+      // Sent with the BEGIN: nothing else happened in the transaction. Rolled back, so that nothing runs
+      // outside it; begun again with the next statement (this batch once more, when its names were unknown).
       try {
         await control("rollback");
       } catch {
         throw err; // the connection is discarded (control): the batch's own error is the one to report
       }
       begin = opened;
-      if (unknownName) return send(statements, commit);
+      if (unknownName) return q.all(statements);
       throw err;
     }
     const results = Array.isArray(res) ? res : [res];
-    // One result per statement (after the BEGIN's and the settings'), then the COMMIT's.
-    const committed = commit ? results.pop() : undefined;
-    return { rows: results.slice(results.length - statements.length).map((r) => r.rows), committed };
-  };
-  q.all = async (statements) => (await send(statements, false)).rows;
-  q.commit = async (statements, savepoint) => {
-    let sent: { rows: Record<string, unknown>[][]; committed?: PgResult };
-    try {
-      sent = await send(statements, true);
-    } catch (err) {
-      if (ended) throw err;
-      // A statement failed (PostgreSQL skipped the rest and the COMMIT: the transaction is open, aborted), or
-      // the COMMIT or the connection did (the transaction is over, its outcome unknown). Only ROLLBACK TO
-      // SAVEPOINT tells them apart: it succeeds only inside the transaction.
-      try {
-        await run(conn, `rollback to savepoint ${savepoint}`, []);
-      } catch {
-        ended = true;
-        inDoubt = err;
-        throw err;
-      }
-      throw new RolledBackToSavepoint(err);
-    }
-    ended = true;
-    // COMMIT of a transaction that an error aborted answers ROLLBACK, not an error.
-    if (sent.committed?.command !== "COMMIT") {
-      inDoubt = new Error("the transaction was rolled back by the database");
-      throw inDoubt;
-    }
-    return sent.rows;
+    return results.slice(results.length - statements.length).map((r) => r.rows);
   };
   try {
     let result: R | null;
@@ -300,9 +250,8 @@ export async function transaction<R>(em: EntityManager, fn: (q: Query) => Promis
       if (begin !== opened) await control("rollback").catch(() => undefined);
       throw err;
     }
-    if (inDoubt !== undefined) throw inDoubt;
-    // Committed by q.commit; or nothing was sent: nothing to end.
-    if (ended || begin === opened) return result;
+    // Nothing was sent: nothing to end.
+    if (begin === opened) return result;
     if (result === null) {
       await control("rollback");
       return null;
@@ -312,17 +261,6 @@ export async function transaction<R>(em: EntityManager, fn: (q: Query) => Promis
     return result;
   } finally {
     await client.releaseConnection(conn);
-  }
-}
-
-/**
- * Thrown by `q.commit` when one of its statements failed: PostgreSQL skipped
- * the rest and the COMMIT, and the transaction, still open, is back at the
- * savepoint named (what came before it is still there, its locks held).
- */
-export class RolledBackToSavepoint extends Error {
-  constructor(readonly original: unknown) {
-    super(`rolled back to the savepoint: ${(original as Error)?.message ?? String(original)}`);
   }
 }
 

@@ -1,5 +1,5 @@
 import { Client } from "pg";
-import { pgTime, RolledBackToSavepoint, transaction, usePreparedStatements, type Query, type Statement } from "../../src/db/sql";
+import { pgTime, transaction, usePreparedStatements, type Query, type Statement } from "../../src/db/sql";
 import { adminDatabaseUrl, Harness, startHarness } from "../support/harness";
 
 /**
@@ -175,99 +175,6 @@ describe("transaction", () => {
     for (let id = 8; id < 18; id++) await tx((q) => q("insert into tx_probe (id, note) values ($1, $2)", [id, "kept"]));
     expect(await h.sql("select count(*)::int as n from tx_probe where note = 'kept'")).toEqual([{ n: 10 }]);
     await h.sql("delete from tx_probe");
-  });
-
-  it("sends a last batch with its COMMIT in one round trip, and nothing after it", async () => {
-    let next = 100;
-    const fn = async (q: Query) => {
-      await q.all([{ text: "select count(*)::int as n from tx_probe where id = any($1::int[])", values: [[next]] }, { text: "savepoint last" }]);
-      return q.commit([{ text: "insert into tx_probe (id, note) values ($1, $2) returning id", values: [next++, "committed"] }], "last");
-    };
-    const runs = await untilAgain(fn);
-    for (const r of runs) expect(r.result).toEqual([[{ id: expect.any(Number) }]]);
-    // The opening batch with the BEGIN, then the insert with the COMMIT: no COMMIT of the transaction's own.
-    expect(runs[0].trips).toHaveLength(2);
-    expect(runs[0].trips[1]).toMatch(preparing ? /^execute \w+\('\d+', 'committed'\); commit$/ : /^insert into tx_probe .*; commit$/);
-    // The first time on a connection, one by one (which prepares them), the COMMIT last.
-    if (preparing) expect(runs[runs.length - 1].trips.slice(-2)).toEqual(["insert into tx_probe (id, note) values ($1, $2) returning id", "commit"]);
-    expect(await h.sql("select count(*)::int as n from tx_probe where note = 'committed'")).toEqual([{ n: next - 100 }]);
-    await expect(
-      tx(async (q) => {
-        await fn(q);
-        return q("select 1");
-      }),
-    ).rejects.toThrow(/no statement may follow/);
-    await h.sql("delete from tx_probe");
-  });
-
-  it("goes back to the savepoint when a statement sent with the COMMIT fails, and keeps what came before it", async () => {
-    let next = 30;
-    const fn = async (q: Query) => {
-      const id = next++;
-      await q.all([{ text: "insert into tx_probe (id, note) values ($1, $2)", values: [id, "before the savepoint"] }, { text: "savepoint last" }]);
-      try {
-        await q.commit([{ text: "insert into tx_probe (id, note) values ($1, $2)", values: [id, "duplicate key"] }], "last");
-        return "committed";
-      } catch (err) {
-        expect(err).toBeInstanceOf(RolledBackToSavepoint);
-        expect(((err as RolledBackToSavepoint).original as { code?: string }).code).toBe("23505");
-      }
-      // Still in the transaction: the first insert is there, and a statement after the savepoint is kept.
-      await q("insert into tx_probe (id, note) values ($1, $2)", [id + 1000, "after the failure"]);
-      return "recovered";
-    };
-    const runs = await untilAgain(fn);
-    expect(runs.map((r) => r.result)).toEqual(runs.map(() => "recovered"));
-    // The batch with its COMMIT, rolled back to the savepoint, the statement after, and the transaction's commit.
-    expect(runs[0].trips.slice(1)).toEqual([
-      expect.stringMatching(preparing ? /^execute \w+\('\d+', 'duplicate key'\); commit$/ : /^insert into tx_probe .*; commit$/),
-      "rollback to savepoint last",
-      "insert into tx_probe (id, note) values ($1, $2)",
-      "commit",
-    ]);
-    const rows = await h.sql<{ id: number; note: string }>("select id, note from tx_probe order by id");
-    const ids = Array.from({ length: next - 30 }, (_, i) => 30 + i);
-    expect(rows).toEqual([...ids.map((id) => ({ id, note: "before the savepoint" })), ...ids.map((id) => ({ id: id + 1000, note: "after the failure" }))]);
-    await h.sql("delete from tx_probe");
-  });
-
-  it("rejects with the COMMIT's own error when the COMMIT fails, leaving nothing and the connection clean", async () => {
-    // A deferred check that fails at COMMIT for one note: the statements succeed, the COMMIT does not.
-    await h.sql(`create function tx_probe_refuse() returns trigger language plpgsql as $$ begin raise exception 'refused at commit'; end $$`);
-    await h.sql(
-      `create constraint trigger tx_probe_refuse after insert on tx_probe deferrable initially deferred for each row
-         when (new.note = 'refused') execute function tx_probe_refuse()`,
-    );
-    try {
-      let next = 200;
-      const fn = (note: string) => async (q: Query) => {
-        await q.all([{ text: "select count(*)::int as n from tx_probe where id = any($1::int[])", values: [[next]] }, { text: "savepoint last" }]);
-        return q.commit([{ text: "insert into tx_probe (id, note) values ($1, $2)", values: [next++, note] }], "last");
-      };
-      await untilAgain(fn("kept"));
-      await h.sql("delete from tx_probe");
-      let together = 0;
-      for (let i = 0; i < 30 && together < 2; i++) {
-        const from = sent.length;
-        const err = await tx(fn("refused")).catch((e: unknown) => e);
-        expect(err).not.toBeInstanceOf(RolledBackToSavepoint);
-        expect((err as Error).message).toMatch(/refused at commit/);
-        if (sent[from + 1]?.text.endsWith("; commit")) {
-          together++;
-          // The probe that found the transaction over, then the ROLLBACK that leaves the connection clean.
-          expect(sent.slice(from + 2).map((x) => x.text)).toEqual(["rollback to savepoint last", "rollback"]);
-        }
-        expect(await h.sql("select count(*)::int as n from tx_probe")).toEqual([{ n: 0 }]);
-      }
-      expect(together).toBe(2);
-      // The connections are outside any transaction: the next transactions commit.
-      for (let id = 50; id < 60; id++) await tx((q) => q("insert into tx_probe (id, note) values ($1, $2)", [id, "kept"]));
-      expect(await h.sql("select count(*)::int as n from tx_probe where note = 'kept'")).toEqual([{ n: 10 }]);
-    } finally {
-      await h.sql("drop trigger if exists tx_probe_refuse on tx_probe");
-      await h.sql("drop function if exists tx_probe_refuse()");
-      await h.sql("delete from tx_probe");
-    }
   });
 
   it("sends nothing for a transaction that ran no statement", async () => {

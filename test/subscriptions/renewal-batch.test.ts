@@ -1,8 +1,6 @@
 import pino from "pino";
 import type { Ctx } from "../../src/billing/context";
 import type { IamportPayment } from "../../src/iamport/iamport.types";
-import { WRITE_TEXT } from "../../src/billing/renewal";
-import { transaction } from "../../src/db/sql";
 import { Harness, histogramTotals, registerCard, uid } from "../support/harness";
 import {
   cancelSub,
@@ -170,71 +168,4 @@ describe("renewals ready at once", () => {
     for (const s of subs) await expectRenewedOnce(h, s);
   });
 
-  it("write nothing when the write would reach fewer rows than renewals: the statement fails as a whole", async () => {
-    const { subs, paid } = await dueRenewals(1);
-    const [row] = await h.sql<{ id: string }>(`select id from payments where merchant_uid = ?`, [renewalUid(subs[0].id, 2)]);
-    const now = new Date();
-    // The statement as the batch sends it, for one renewal whose payment id names no row: the next charge
-    // and the subscription would be written, the payment not.
-    const values = (paymentId: string): unknown[] => [
-      [paymentId], ["PAID"], [paid[0].imp_uid], [1000], [0], [now], [null], [null], [null], [null], ["card"], ["KRW"], ["{}"],
-      [renewalUid(subs[0].id, 3)], [subs[0].customerUid], ["short write"], [1000], [now], [subs[0].id], [3], [null], [null], [null],
-      [null], ["SCHEDULED"], [now], now, 1,
-    ];
-    await expect(transaction(h.server.orm.em, (q) => q(WRITE_TEXT, values("-1")))).rejects.toThrow(
-      /renewal write reached 0 payments, 1 next charges and 1 subscriptions of 1/,
-    );
-    expect((await paymentRows(h, subs[0].id)).map((r) => [r.period, r.status])).toEqual([
-      [1, "PAID"],
-      [2, "SCHEDULED"],
-    ]);
-    expect(await h.sql(`select next_merchant_uid from subscriptions where id = ?`, [subs[0].id])).toEqual([{ next_merchant_uid: renewalUid(subs[0].id, 2) }]);
-    expect((await getSub(h, subs[0].id)).currentPeriodStart).toBe(subs[0].currentPeriodStart);
-    // With the payment's own id it reaches one of each (rolled back here: the test leaves the renewal undone).
-    const written = await transaction(h.server.orm.em, async (q) => {
-      const rows = await q<{ written: string }>(WRITE_TEXT, values(row.id));
-      return rows.length > 0 ? null : rows;
-    });
-    expect(written).toBeNull();
-  });
-
-  it("answer the renewals with the error when the COMMIT sent with their write fails, and write nothing; the next delivery renews each once", async () => {
-    const { subs, paid } = await dueRenewals(2);
-    const nexts = subs.map((s) => renewalUid(s.id, 3));
-    // A deferred check that refuses the first renewal's next charge at COMMIT: the write succeeds, its COMMIT fails.
-    await h.sql(`create or replace function batch_test_refuse() returns trigger language plpgsql as $$ begin raise exception 'refused at commit'; end $$`);
-    await h.sql(
-      `create constraint trigger batch_test_refuse after insert on payments deferrable initially deferred for each row
-         when (new.merchant_uid = '${nexts[0]}') execute function batch_test_refuse()`,
-    );
-    let outcomes: PromiseSettledResult<unknown>[];
-    try {
-      const fast = h.server.services.webhooks.fastRenewal!;
-      const at = new Date();
-      outcomes = await Promise.allSettled(paid.map((ip) => fast(ctx(), ip, at)));
-    } finally {
-      await h.sql("drop trigger if exists batch_test_refuse on payments");
-      await h.sql("drop function if exists batch_test_refuse()");
-    }
-    // Both were in the write that the failed COMMIT took with it: in doubt, so answered with the error (their
-    // webhooks are delivered again), not left to the general path as if nothing had been tried.
-    expect(outcomes.map((o) => o.status)).toEqual(["rejected", "rejected"]);
-    expect(outcomes.map((o) => String((o as PromiseRejectedResult).reason?.message))).toEqual([
-      expect.stringMatching(/refused at commit/),
-      expect.stringMatching(/refused at commit/),
-    ]);
-    for (const s of subs) {
-      expect((await paymentRows(h, s.id)).map((r) => [r.period, r.status])).toEqual([
-        [1, "PAID"],
-        [2, "SCHEDULED"],
-      ]);
-    }
-    // Their next charges were registered with Iamport before the write: the redelivered webhooks find them
-    // there and renew each subscription once.
-    for (const [i, s] of subs.entries()) {
-      const answer = await h.http.post("/iamport-webhook", { imp_uid: paid[i].imp_uid, merchant_uid: renewalUid(s.id, 2), status: "paid" });
-      expect(answer.status).toBe(200);
-    }
-    for (const s of subs) await expectRenewedOnce(h, s);
-  });
 });
