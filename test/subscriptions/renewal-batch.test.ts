@@ -167,5 +167,4 @@ describe("renewals ready at once", () => {
     expect(results.map((r) => r?.status ?? null)).toEqual(["PAID", "PAID", null]);
     for (const s of subs) await expectRenewedOnce(h, s);
   });
-
 });
