@@ -5,9 +5,24 @@
  * session, where prepared statements outlive connections), on the same database server. No framework, no
  * ORM, no GraphQL: what is left is the HTTP and PostgreSQL round trips.
  *
- * Env: PORT, DATABASE_URL, DATABASE_POOL_MAX (10), API_KEY.
+ * With READ_SERVER=apollo it is the framework's floor instead: the same
+ * node:http handler, key check and queries, but the body is run by Apollo
+ * Server and graphql-js (a schema written in SDL, two resolvers around the
+ * same queries, Apollo's per-request plugins off as in the server). No
+ * type-graphql, no ORM pool, no security headers, no metrics: what Apollo and
+ * graphql-js cost on this machine, whatever the application does.
+ *
+ * Env: PORT, DATABASE_URL, DATABASE_POOL_MAX (10), API_KEY, READ_SERVER (raw | apollo).
  */
 import http from "node:http";
+import { ApolloServer, HeaderMap } from "@apollo/server";
+import {
+  ApolloServerPluginCacheControlDisabled,
+  ApolloServerPluginInlineTraceDisabled,
+  ApolloServerPluginLandingPageDisabled,
+  ApolloServerPluginUsageReportingDisabled,
+} from "@apollo/server/plugin/disabled";
+import { buildSchema } from "graphql";
 import { Pool } from "pg";
 
 const port = Number(process.env.PORT ?? 0);
@@ -57,31 +72,62 @@ function present(r: Row) {
   };
 }
 
+async function paymentOf(merchantUid: string) {
+  const r = await pool.query<Row>({ name: `payment_${process.pid}`, text: `select ${PAYMENT_COLUMNS} from payments where merchant_uid = $1`, values: [merchantUid] });
+  return r.rows[0] ? present(r.rows[0]) : null;
+}
+
+async function paymentsOf(customerUid: string) {
+  const r = await pool.query<Row>({
+    name: `payments_${process.pid}`,
+    text: `select id, ${PAYMENT_COLUMNS} from payments where customer_uid = $1 order by id desc limit 21`,
+    values: [customerUid],
+  });
+  const rows = r.rows.slice(0, 20);
+  const last = rows[rows.length - 1];
+  return {
+    nodes: rows.map(present),
+    pageInfo: { hasNextPage: r.rows.length > 20, endCursor: last ? Buffer.from(`c:${last.id}`).toString("base64url") : null },
+  };
+}
+
 async function answer(body: { variables?: { merchantUid?: string; customerUid?: string } }): Promise<unknown> {
   const v = body.variables ?? {};
-  if (v.merchantUid !== undefined) {
-    const r = await pool.query<Row>({ name: `payment_${process.pid}`, text: `select ${PAYMENT_COLUMNS} from payments where merchant_uid = $1`, values: [v.merchantUid] });
-    return { data: { payment: r.rows[0] ? present(r.rows[0]) : null } };
-  }
-  if (v.customerUid !== undefined) {
-    const r = await pool.query<Row>({
-      name: `payments_${process.pid}`,
-      text: `select id, ${PAYMENT_COLUMNS} from payments where customer_uid = $1 order by id desc limit 21`,
-      values: [v.customerUid],
-    });
-    const rows = r.rows.slice(0, 20);
-    const last = rows[rows.length - 1];
-    return {
-      data: {
-        payments: {
-          nodes: rows.map(present),
-          pageInfo: { hasNextPage: r.rows.length > 20, endCursor: last ? Buffer.from(`c:${last.id}`).toString("base64url") : null },
-        },
-      },
-    };
-  }
+  if (v.merchantUid !== undefined) return { data: { payment: await paymentOf(v.merchantUid) } };
+  if (v.customerUid !== undefined) return { data: { payments: await paymentsOf(v.customerUid) } };
   return { errors: [{ message: "unknown operation" }] };
 }
+
+/** The floor: the same two lookups behind Apollo Server and graphql-js (READ_SERVER=apollo). */
+function apolloFloor(): ApolloServer {
+  const schema = buildSchema(`
+    type Payment {
+      merchantUid: String! impUid: String customerUid: String name: String! amount: Int! paidAmount: Int
+      cancelledAmount: Int! currency: String! status: String! failReason: String
+      scheduledAt: String paidAt: String createdAt: String! updatedAt: String!
+    }
+    type PageInfo { hasNextPage: Boolean! endCursor: String }
+    type PaymentConnection { nodes: [Payment!]! pageInfo: PageInfo! }
+    type Query { payment(merchantUid: String!): Payment payments(customerUid: String!, first: Int): PaymentConnection! }
+  `);
+  return new ApolloServer({
+    schema,
+    rootValue: {
+      payment: (args: { merchantUid: string }) => paymentOf(args.merchantUid),
+      payments: (args: { customerUid: string }) => paymentsOf(args.customerUid),
+    },
+    allowBatchedHttpRequests: false,
+    persistedQueries: false,
+    plugins: [
+      ApolloServerPluginLandingPageDisabled(),
+      ApolloServerPluginCacheControlDisabled(),
+      ApolloServerPluginInlineTraceDisabled(),
+      ApolloServerPluginUsageReportingDisabled(),
+    ],
+  });
+}
+
+const apollo = process.env.READ_SERVER === "apollo" ? apolloFloor() : null;
 
 const server = http.createServer((req, res) => {
   const send = (status: number, value: unknown) => {
@@ -100,6 +146,19 @@ const server = http.createServer((req, res) => {
     } catch {
       return send(400, { errors: [{ message: "bad JSON" }] });
     }
+    if (apollo) {
+      const headers = new HeaderMap();
+      for (const [k, v] of Object.entries(req.headers)) if (typeof v === "string") headers.set(k, v);
+      apollo.executeHTTPGraphQLRequest({ httpGraphQLRequest: { method: "POST", headers, search: "", body }, context: async () => ({}) }).then(
+        (r) => {
+          if (r.body.kind !== "complete") return send(500, { errors: [{ message: "incremental delivery is not served here" }] });
+          for (const [k, v] of r.headers) res.setHeader(k, v);
+          res.writeHead(r.status ?? 200, { "content-length": Buffer.byteLength(r.body.string) }).end(r.body.string);
+        },
+        (e: unknown) => send(500, { errors: [{ message: (e as Error).message }] }),
+      );
+      return;
+    }
     answer(body).then(
       (out) => send(200, out),
       (e: unknown) => send(500, { errors: [{ message: (e as Error).message }] }),
@@ -107,7 +166,9 @@ const server = http.createServer((req, res) => {
   });
 });
 server.keepAliveTimeout = 65_000;
-server.listen(port, "127.0.0.1", () => console.log(`READY ${JSON.stringify({ port: (server.address() as { port: number }).port })}`));
+void (apollo?.start() ?? Promise.resolve()).then(() =>
+  server.listen(port, "127.0.0.1", () => console.log(`READY ${JSON.stringify({ port: (server.address() as { port: number }).port })}`)),
+);
 
 const stop = () => {
   server.close();

@@ -5,7 +5,8 @@
  *
  * Measures this server beside a reference measured in the same run, on the
  * same machine and database server, and prints one table (bench/README.md):
- *   1. GraphQL reads (payment, payments) vs a raw node:http + pg server;
+ *   1. GraphQL reads (payment, payments) vs a raw node:http + pg server, with
+ *      the framework's floor beside them (Apollo + graphql-js around the same SQL);
  *   2. a renewal burst vs the plainly written schedule webhook handler;
  *   3. the same burst with 50 ms added to every Iamport call;
  *   4. the reads with 1,000,000 payments in the table vs a small table.
@@ -146,10 +147,11 @@ async function startBillingServer(db: BenchDb, emulator: Emulator, profileName: 
   return { child, url };
 }
 
-async function startRawServer(db: BenchDb): Promise<Server> {
+/** `apollo`: the framework's floor, the same server with Apollo + graphql-js around the same queries (raw-server.ts). */
+async function startRawServer(db: BenchDb, kind: "raw" | "apollo" = "raw"): Promise<Server> {
   await db.waitIdle();
-  const child = startChild("raw node:http + pg", path.join(__dirname, "raw-server.js"), {
-    env: { PORT: "0", DATABASE_URL: db.url, DATABASE_POOL_MAX: String(db.poolMax), API_KEY },
+  const child = startChild(kind === "raw" ? "raw node:http + pg" : "Apollo + graphql-js floor", path.join(__dirname, "raw-server.js"), {
+    env: { PORT: "0", DATABASE_URL: db.url, DATABASE_POOL_MAX: String(db.poolMax), API_KEY, READ_SERVER: kind },
   });
   const m = await child.waitForLine(/^READY (.*)$/, 30_000);
   const url = `http://127.0.0.1:${(JSON.parse(m[1]) as { port: number }).port}`;
@@ -826,6 +828,15 @@ function row(figure: string, project: string, reference: string, ratio: number |
   rows.push({ figure, project, reference, ratio: ratio === null ? "" : ratio.toFixed(2), target, met: met === null ? "—" : met ? "yes" : "NO" });
 }
 
+/**
+ * The framework's floor beside the raw limit: Apollo + graphql-js around the same
+ * queries, in the "this server" column (the server's own rows are above it).
+ */
+function floorRows(fl: LoadResult, r: LoadResult): void {
+  row(`  floor, Apollo + graphql-js alone: req/s`, f0(fl.rps), f0(r.rps), fl.rps / r.rps, "(reference)", null);
+  row(`    p50 / p99 (ms); CPU per request (ms)`, `${fl.p50} / ${fl.p99}; ${f3(fl.cpuMsPerRequest)}`, `${r.p50} / ${r.p99}; ${f3(r.cpuMsPerRequest)}`, ratioOf(fl.cpuMsPerRequest, r.cpuMsPerRequest), "", null);
+}
+
 function printTable(): string {
   const head: Row = { figure: "figure", project: "this server", reference: "reference", ratio: "ratio", target: "target", met: "—" };
   const cols = ["figure", "project", "reference", "ratio", "target", "met"] as const;
@@ -892,11 +903,21 @@ async function main(): Promise<void> {
         if (db.concurrentQueries) {
           // Both up at once, measured in alternating rounds; they must give the same answers.
           const raw = await startRawServer(db);
+          const floor = await startRawServer(db, "apollo");
           try {
-            diffs = await compareAnswers(server.url, raw.url, keys!);
-            figures = await measureReads([{ name: "server", server }, { name: "raw", server: raw }], keys!, opts.rounds);
+            diffs = [...(await compareAnswers(server.url, raw.url, keys!)), ...(await compareAnswers(floor.url, raw.url, keys!)).map((d) => `floor: ${d}`)];
+            figures = await measureReads(
+              [
+                { name: "server", server },
+                { name: "raw", server: raw },
+                { name: "floor", server: floor },
+              ],
+              keys!,
+              opts.rounds,
+            );
           } finally {
             await raw.child.stop();
+            await floor.child.stop();
           }
         } else {
           figures = await measureReads([{ name: "server", server }], keys!, opts.rounds);
@@ -907,23 +928,30 @@ async function main(): Promise<void> {
       }
       if (!db.concurrentQueries) {
         // The embedded database takes one client at a time: the raw server after the server.
-        const raw = await startRawServer(db);
-        try {
-          figures.raw = (await measureReads([{ name: "raw", server: raw }], keys!, opts.rounds)).raw;
-        } finally {
-          await raw.child.stop();
+        // The embedded database takes one client at a time: the raw server, then the floor, after the server.
+        for (const kind of ["raw", "apollo"] as const) {
+          const name = kind === "raw" ? "raw" : "floor";
+          const ref = await startRawServer(db, kind);
+          try {
+            figures[name] = (await measureReads([{ name, server: ref }], keys!, opts.rounds))[name];
+          } finally {
+            await ref.child.stop();
+          }
         }
       }
       if (diffs.length) log(`WARNING: the raw server's answers differ from the server's: ${diffs.join(" | ")}`);
       const s = figures.server;
       const r = figures.raw;
-      results.read = { rows: Number(n), server: s, raw: r, answersDiffer: diffs };
+      const fl = figures.floor;
+      results.read = { rows: Number(n), server: s, raw: r, floor: fl, answersDiffer: diffs };
       row(`GraphQL payment(merchantUid), ${opts.connections} conns: req/s`, f0(s.payment.rps), f0(r.payment.rps), s.payment.rps / r.payment.rps, "≥ 0.35 of raw", s.payment.rps / r.payment.rps >= 0.35);
       row(`  p50 / p99 latency (ms)`, `${s.payment.p50} / ${s.payment.p99}`, `${r.payment.p50} / ${r.payment.p99}`, null, "p99 < 20 ms", s.payment.p99 < 20);
       row(`  CPU per request (ms, serving process)`, f3(s.payment.cpuMsPerRequest), f3(r.payment.cpuMsPerRequest), ratioOf(s.payment.cpuMsPerRequest, r.payment.cpuMsPerRequest), "", null);
+      floorRows(fl.payment, r.payment);
       row(`GraphQL payments(customerUid, first: 20): req/s`, f0(s.payments.rps), f0(r.payments.rps), s.payments.rps / r.payments.rps, "(≥ 0.35 of raw)", s.payments.rps / r.payments.rps >= 0.35);
       row(`  p50 / p99 latency (ms)`, `${s.payments.p50} / ${s.payments.p99}`, `${r.payments.p50} / ${r.payments.p99}`, null, "(p99 < 20 ms)", s.payments.p99 < 20);
       row(`  CPU per request (ms, serving process)`, f3(s.payments.cpuMsPerRequest), f3(r.payments.cpuMsPerRequest), ratioOf(s.payments.cpuMsPerRequest, r.payments.cpuMsPerRequest), "", null);
+      floorRows(fl.payments, r.payments);
     }
 
     // 3. Upstream latency.
