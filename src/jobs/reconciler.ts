@@ -33,12 +33,22 @@ function ormDb(orm: MikroORM): PgBoss.Db {
  * interval (one job per interval, whoever sends it) and works the queue, so
  * several processes share the work without doing a run twice, and one
  * process alone also works.
+ *
+ * The queue is worked by a loop of our own (fetch, run, then complete or
+ * fail, each awaited) rather than `boss.work()`: pg-boss's worker records a
+ * job's outcome without waiting for it, so a database error at that moment
+ * (a blip, or the pool closing at shutdown) was an unhandled rejection,
+ * which ends a Node process.
  */
 export class Reconciler {
   private boss?: PgBoss;
   private timer?: NodeJS.Timeout;
   private running?: Promise<ReconcileReport>;
   private queued?: Promise<ReconcileReport>;
+  private loop?: Promise<void>;
+  private sending?: Promise<unknown>;
+  private stopping = false;
+  private wake?: () => void;
 
   constructor(
     private readonly orm: MikroORM,
@@ -65,17 +75,52 @@ export class Reconciler {
     const queue = { name: QUEUE, policy: "short", retryLimit: 0, expireInSeconds: Math.max(60, this.intervalSeconds * 5) } as const;
     await boss.createQueue(QUEUE, queue);
     await boss.updateQueue(QUEUE, queue); // a queue created by an earlier version keeps its old policy otherwise
-    await boss.work(QUEUE, { pollingIntervalSeconds: Math.max(0.5, Math.min(this.intervalSeconds, 2)) }, async () => {
-      await this.runOnce();
-    });
     this.boss = boss;
+    this.loop = this.work(boss, Math.max(0.5, Math.min(this.intervalSeconds, 2)) * 1000);
     const enqueue = () =>
-      boss
+      (this.sending = boss
         .send(QUEUE, {}, { singletonKey: QUEUE, singletonSeconds: this.intervalSeconds })
-        .catch((err: Error) => this.logger.warn({ err: err.message }, "could not enqueue reconciliation"));
+        .catch((err: Error) => this.logger.warn({ err: err.message }, "could not enqueue reconciliation")));
     await enqueue();
     this.timer = setInterval(enqueue, this.intervalSeconds * 1000);
     this.timer.unref();
+  }
+
+  /** Takes the queue's jobs one at a time until stop(); every database call awaited, every failure logged. */
+  private async work(boss: PgBoss, pollMs: number): Promise<void> {
+    while (!this.stopping) {
+      let took = false;
+      try {
+        const [job] = await boss.fetch(QUEUE, { batchSize: 1 });
+        if (job) {
+          took = true;
+          let failure: Error | undefined;
+          try {
+            await this.runOnce();
+          } catch (err) {
+            failure = err as Error;
+          }
+          if (failure) {
+            this.logger.warn({ err: failure.message, job: job.id }, "reconciliation run failed");
+            await boss.fail(QUEUE, job.id, { message: failure.message });
+          } else {
+            await boss.complete(QUEUE, job.id);
+          }
+        }
+      } catch (err) {
+        // The job's outcome could not be recorded: it expires (expireInSeconds) and a later interval runs again.
+        this.logger.warn({ err: (err as Error).message }, "reconciliation queue: a database call failed");
+      }
+      if (took || this.stopping) continue;
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, pollMs);
+        this.wake = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      });
+      this.wake = undefined;
+    }
   }
 
   /**
@@ -105,6 +150,11 @@ export class Reconciler {
 
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
+    this.stopping = true;
+    this.wake?.();
+    // The job in hand is run to its end and its outcome recorded before the pool can close.
+    if (this.loop) await this.loop;
+    if (this.sending) await this.sending;
     if (this.boss) await this.boss.stop({ graceful: true, wait: true, timeout: 10_000 });
     if (this.queued) await this.queued.catch(() => undefined);
     if (this.running) await this.running.catch(() => undefined);
