@@ -76,7 +76,9 @@ export class Reconciler {
     await boss.createQueue(QUEUE, queue);
     await boss.updateQueue(QUEUE, queue); // a queue created by an earlier version keeps its old policy otherwise
     this.boss = boss;
-    this.loop = this.work(boss, Math.max(0.5, Math.min(this.intervalSeconds, 2)) * 1000);
+    this.loop = this.work(boss, Math.max(0.5, Math.min(this.intervalSeconds, 2)) * 1000).catch((err: Error) =>
+      this.logger.error({ err: err.message }, "reconciliation queue loop ended"),
+    );
     const enqueue = () =>
       (this.sending = boss
         .send(QUEUE, {}, { singletonKey: QUEUE, singletonSeconds: this.intervalSeconds })
@@ -86,7 +88,11 @@ export class Reconciler {
     this.timer.unref();
   }
 
-  /** Takes the queue's jobs one at a time until stop(); every database call awaited, every failure logged. */
+  /**
+   * Takes the queue's jobs one at a time until stop(); each job's outcome is
+   * awaited and a failure to record it logged. (pg-boss's fetch itself answers
+   * no jobs when the database fails: the loop then polls again.)
+   */
   private async work(boss: PgBoss, pollMs: number): Promise<void> {
     while (!this.stopping) {
       let took = false;
@@ -94,15 +100,17 @@ export class Reconciler {
         const [job] = await boss.fetch(QUEUE, { batchSize: 1 });
         if (job) {
           took = true;
-          let failure: Error | undefined;
+          let failed = false;
+          let message = "";
           try {
             await this.runOnce();
           } catch (err) {
-            failure = err as Error;
+            failed = true;
+            message = err instanceof Error ? err.message : String(err);
           }
-          if (failure) {
-            this.logger.warn({ err: failure.message, job: job.id }, "reconciliation run failed");
-            await boss.fail(QUEUE, job.id, { message: failure.message });
+          if (failed) {
+            this.logger.warn({ err: message, job: job.id }, "reconciliation run failed");
+            await boss.fail(QUEUE, job.id, { message });
           } else {
             await boss.complete(QUEUE, job.id);
           }
