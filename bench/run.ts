@@ -901,7 +901,7 @@ async function main(): Promise<void> {
       let diffs: string[] = [];
       try {
         if (db.concurrentQueries) {
-          // Both up at once, measured in alternating rounds; they must give the same answers.
+          // All three up at once, measured in alternating rounds; they must give the same answers.
           const raw = await startRawServer(db);
           const floor = await startRawServer(db, "apollo");
           try {
@@ -927,7 +927,6 @@ async function main(): Promise<void> {
         await emulator.child.stop();
       }
       if (!db.concurrentQueries) {
-        // The embedded database takes one client at a time: the raw server after the server.
         // The embedded database takes one client at a time: the raw server, then the floor, after the server.
         for (const kind of ["raw", "apollo"] as const) {
           const name = kind === "raw" ? "raw" : "floor";
@@ -939,7 +938,7 @@ async function main(): Promise<void> {
           }
         }
       }
-      if (diffs.length) log(`WARNING: the raw server's answers differ from the server's: ${diffs.join(" | ")}`);
+      if (diffs.length) log(`WARNING: the raw server's answers differ from the server's or the floor's: ${diffs.join(" | ")}`);
       const s = figures.server;
       const r = figures.raw;
       const fl = figures.floor;

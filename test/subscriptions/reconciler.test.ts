@@ -85,7 +85,7 @@ describe("reconciliation through pg-boss", () => {
 
   it("logs a job whose outcome the database refuses, without an unhandled rejection, and goes on working the queue", async () => {
     // An unhandled rejection here fails this test: jest-circus's own handler reports it against the running test
-    // (with boss.work(), pg-boss's unawaited complete() rejected three times during this test).
+    // (with boss.work(), pg-boss's unawaited complete() rejected during this test).
     const logsBefore = h.logs.length;
     // As during a connection loss at that moment: recording a reconcile job as completed fails.
     await h.sql(`create function refuse_reconcile_outcome() returns trigger language plpgsql as $$ begin raise exception 'refused by the test'; end $$`);
