@@ -149,12 +149,14 @@ export async function createApp(deps: AppDeps): Promise<BuiltApp> {
     maxTokens: { enabled: false },
     costLimit: { maxCost: limits.maxCost },
     maxDirectives: { n: 10 },
-    blockFieldSuggestion: { enabled: config.env === "production" },
+    // Field suggestions ("Did you mean ...?") are hidden by formatError below, in the one pass every
+    // error already takes: armor's plugin for it added its hooks to every request.
+    blockFieldSuggestion: { enabled: false },
   });
   const protection = armor.protect();
   const apollo = new ApolloServer<GraphQLContext>({
     schema: buildBillingSchema(),
-    formatError: formatError(logger, config.env === "development"),
+    formatError: formatError(logger, { exposeDetails: config.env === "development", hideSuggestions: config.env === "production" }),
     includeStacktraceInErrorResponses: false,
     introspection: config.introspection,
     // Batched operations multiply the cost of one request past every limit: refused.

@@ -25,7 +25,24 @@ export function scrubCoercionMessage(message: string): string {
  * field; anything else becomes INTERNAL_SERVER_ERROR without details (logged).
  * GraphQL's own validation errors keep Apollo's codes.
  */
-export function formatError(logger: Logger, exposeDetails: boolean) {
+export function formatError(logger: Logger, opts: { exposeDetails: boolean; hideSuggestions: boolean }) {
+  const format = formatWith(logger, opts.exposeDetails);
+  if (!opts.hideSuggestions) return format;
+  return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
+    const out = format(formatted, error);
+    return SUGGESTION.test(out.message) ? { ...out, message: out.message.replace(SUGGESTION_ALL, "") } : out;
+  };
+}
+
+/**
+ * graphql-js's hints at names the schema has ('Cannot query field "paymnt" on
+ * type "Query". Did you mean "payment"?', also for arguments, types and enum
+ * values): in production they would map the schema that introspection hides.
+ */
+const SUGGESTION = /\s*Did you mean [^?]*\?/;
+const SUGGESTION_ALL = new RegExp(SUGGESTION.source, "g");
+
+function formatWith(logger: Logger, exposeDetails: boolean) {
   return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
     const original = unwrapResolverError(error);
     if (original instanceof AppError) {

@@ -18,5 +18,23 @@ describe("pgTime (timestamptz text from the ORM's connections)", () => {
     expect(pgTime(d)).toBe(d);
     expect(pgTime(null)).toBeNull();
     expect(() => pgTime("yesterday")).toThrow(/unreadable timestamp/);
+    // The fast path reads by position: a non-digit anywhere sends the text to the general parser, which refuses it.
+    expect(() => pgTime("2026-1x-21 15:46:12+00")).toThrow(/unreadable timestamp/);
+    expect(() => pgTime("2026-11-21 15:46:1x.577+00")).toThrow(/unreadable timestamp/);
+    expect(() => pgTime("2026-11-21 15:46:12.5x7+00")).toThrow(/unreadable timestamp/);
+  });
+
+  it("agrees with Date's own parser on any instant and any fraction length", () => {
+    let seed = 42;
+    const next = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    for (let i = 0; i < 5000; i++) {
+      const ms = Math.floor(next() * 4102444800000); // 1970..2100
+      const iso = new Date(ms).toISOString(); // YYYY-MM-DDTHH:MM:SS.mmmZ
+      const micros = String(Math.floor(next() * 1000)).padStart(3, "0");
+      const fraction = `${iso.slice(20, 23)}${micros}`.slice(0, Math.floor(next() * 7)).replace(/0+$/, "");
+      const text = `${iso.slice(0, 10)} ${iso.slice(11, 19)}${fraction ? `.${fraction}` : ""}+00`;
+      const expected = Date.parse(`${iso.slice(0, 19)}.${fraction.padEnd(3, "0").slice(0, 3)}Z`);
+      expect([text, pgTime(text)!.getTime()]).toEqual([text, expected]);
+    }
   });
 });
