@@ -273,7 +273,7 @@ export function pgTime(v: string | Date | null): Date | null {
   // The common form, in UTC ("YYYY-MM-DD HH:MM:SS[.ffffff]+00"), read digit by digit: a regex and
   // Date's string parser cost more than the rest of a row's mapping, and slices cost a string each.
   const end = v.length - 3;
-  if (end >= 19 && v.charCodeAt(end) === 43 && v.charCodeAt(end + 1) === 48 && v.charCodeAt(end + 2) === 48 && v.charCodeAt(10) === 32) {
+  if (end >= 19 && v.charCodeAt(end) === 43 && v.charCodeAt(end + 1) === 48 && v.charCodeAt(end + 2) === 48 && separated(v)) {
     let ms = 0;
     let fractionOk = end === 19;
     if (v.charCodeAt(19) === 46 && end > 20) {
@@ -294,6 +294,11 @@ export function pgTime(v: string | Date | null): Date | null {
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) throw new Error(`unreadable timestamp from the database: ${v}`);
   return d;
+}
+
+/** "YYYY-MM-DD HH:MM:SS": the separators where the fast path expects them. */
+function separated(v: string): boolean {
+  return v.charCodeAt(4) === 45 && v.charCodeAt(7) === 45 && v.charCodeAt(10) === 32 && v.charCodeAt(13) === 58 && v.charCodeAt(16) === 58;
 }
 
 /** The decimal number in v[from, to), or NaN if a character there is not a digit. */

@@ -22,6 +22,9 @@ describe("pgTime (timestamptz text from the ORM's connections)", () => {
     expect(() => pgTime("2026-1x-21 15:46:12+00")).toThrow(/unreadable timestamp/);
     expect(() => pgTime("2026-11-21 15:46:1x.577+00")).toThrow(/unreadable timestamp/);
     expect(() => pgTime("2026-11-21 15:46:12.5x7+00")).toThrow(/unreadable timestamp/);
+    expect(() => pgTime("2026-11-21 15:46:12.+00")).toThrow(/unreadable timestamp/);
+    expect(() => pgTime("2026/11/21 15:46:12+00")).toThrow(/unreadable timestamp/);
+    expect(() => pgTime("2026-11-21 15-46-12+00")).toThrow(/unreadable timestamp/);
   });
 
   it("agrees with Date's own parser on any instant and any fraction length", () => {
