@@ -12,6 +12,8 @@ export type ErrorCode =
   | "CARD_REJECTED"
   | "CONFLICT"
   | "UPSTREAM_UNAVAILABLE"
+  | "OUTCOME_UNKNOWN"
+  | "DATABASE_UNAVAILABLE"
   | "INTERNAL_SERVER_ERROR";
 
 export class AppError extends Error {
@@ -74,6 +76,35 @@ export class UpstreamUnavailableError extends AppError {
   }
 }
 
+/**
+ * Iamport may have been asked to move money, but this server could not learn or
+ * record the answer (Iamport timed out, or the database failed afterwards). The
+ * payment row is settled later by reconciliation under the same merchantUid;
+ * the caller retries with that merchantUid, never with a new one, and is never
+ * charged twice for it.
+ */
+export class OutcomeUnknownError extends AppError {
+  constructor(merchantUid: string, options?: { cause?: unknown }) {
+    super(
+      "OUTCOME_UNKNOWN",
+      `The outcome of payment ${merchantUid} is not known yet; it is settled by reconciliation. Retry with the same merchantUid (never a new one) or query the payment later`,
+      { merchantUid, retryable: true },
+      options,
+    );
+  }
+}
+
+/**
+ * The database did not answer in time (statement, lock or pool timeout) or the
+ * connection was lost before anything was sent to Iamport: nothing happened,
+ * and the same request may be retried.
+ */
+export class DatabaseUnavailableError extends AppError {
+  constructor(message = "The database is not answering; nothing was done. Retry later", options?: { cause?: unknown }) {
+    super("DATABASE_UNAVAILABLE", message, { retryable: true }, options);
+  }
+}
+
 const HTTP_STATUS: Record<ErrorCode, number> = {
   BAD_USER_INPUT: 400,
   UNAUTHENTICATED: 401,
@@ -82,6 +113,8 @@ const HTTP_STATUS: Record<ErrorCode, number> = {
   CARD_REJECTED: 402,
   CONFLICT: 409,
   UPSTREAM_UNAVAILABLE: 503,
+  OUTCOME_UNKNOWN: 503,
+  DATABASE_UNAVAILABLE: 503,
   INTERNAL_SERVER_ERROR: 500,
 };
 
