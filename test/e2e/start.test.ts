@@ -45,11 +45,15 @@ describe("npm start with no environment", () => {
   }, 120_000);
 
   afterAll(async () => {
-    // Whatever is left of the group (npm, sh, node): gone.
-    try {
-      process.kill(-child.pid!, "SIGKILL");
-    } catch {
-      // already exited
+    // Whatever is left of the group (npm, sh, node) is stopped, and its exit awaited before the data goes.
+    if (child && child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((resolve) => child.once("exit", resolve));
+      try {
+        process.kill(-child.pid!, "SIGKILL");
+      } catch {
+        // the group is already gone
+      }
+      await exited;
     }
     fs.rmSync(dataDir, { recursive: true, force: true });
   });

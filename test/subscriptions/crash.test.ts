@@ -1,5 +1,4 @@
-import { ChildProcess, spawn, spawnSync } from "node:child_process";
-import fs from "node:fs";
+import { ChildProcess, spawn } from "node:child_process";
 import net from "node:net";
 import path from "node:path";
 import axios from "axios";
@@ -18,42 +17,12 @@ import { START, Sub, waitFor } from "./helpers";
  */
 
 const ROOT = path.resolve(__dirname, "../..");
-/** A private build (git-ignored), so that the shared dist/ is not rewritten under other people's feet. */
-const BUILD_DIR = path.join(ROOT, ".data", "crash-test-dist");
-const MAIN = path.join(BUILD_DIR, "main.js");
+/** The suite's build (jest's global setup compiles src/ to dist/ when stale; a build with type errors fails it). */
+const MAIN = path.join(ROOT, "dist", "main.js");
 const API_KEY = "crash-test-key";
 const SUBSCRIPTIONS = 30;
 
 const withPostgres = adminDatabaseUrl() ? describe : describe.skip;
-
-function newestSource(dir: string): number {
-  let newest = 0;
-  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, entry.name);
-    newest = Math.max(newest, entry.isDirectory() ? newestSource(p) : fs.statSync(p).mtimeMs);
-  }
-  return newest;
-}
-
-/** Compiles src/ with tsc (incrementally) when the private build is older than the sources. */
-function ensureBuild(): void {
-  const stamp = path.join(BUILD_DIR, ".built");
-  const tsBuildInfo = path.join(BUILD_DIR, ".tsbuildinfo");
-  const built = fs.existsSync(stamp) && fs.existsSync(MAIN) ? fs.statSync(stamp).mtimeMs : 0;
-  if (built > newestSource(path.join(ROOT, "src"))) return;
-  const startedAt = Date.now();
-  const r = spawnSync(
-    process.execPath,
-    [require.resolve("typescript/bin/tsc"), "-p", "tsconfig.build.json", "--outDir", BUILD_DIR, "--incremental", "--tsBuildInfoFile", tsBuildInfo],
-    { cwd: ROOT, encoding: "utf8" },
-  );
-  // tsc emits even with type errors elsewhere in the tree (others' work in progress), and an
-  // incremental build rewrites only what changed: a build happened when its build info was written.
-  const wrote = fs.existsSync(tsBuildInfo) && fs.statSync(tsBuildInfo).mtimeMs >= startedAt - 1000;
-  if (!fs.existsSync(MAIN) || (r.status !== 0 && !wrote)) throw new Error(`build failed:\n${r.stdout}\n${r.stderr}`);
-  fs.writeFileSync(stamp, new Date(startedAt).toISOString());
-  fs.utimesSync(stamp, new Date(startedAt), new Date(startedAt));
-}
 
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -110,7 +79,6 @@ withPostgres("a server killed with SIGKILL in the middle of a burst of renewals"
   const procs: ServerProcess[] = [];
 
   beforeAll(async () => {
-    ensureBuild();
     db = (await createTestDatabase())!;
     pg = new Client({ connectionString: db.url });
     await pg.connect();
@@ -245,10 +213,16 @@ withPostgres("a server killed with SIGKILL in the middle of a burst of renewals"
   }, 240_000);
 
   it("leaves every started subscription paid once with its next schedule when killed in a burst of first charges", async () => {
+    // The server the previous test left running, or a new one when this test runs alone.
+    let running = procs.find((p) => p.child.exitCode === null && p.child.signalCode === null);
+    if (!running) {
+      running = spawnServer(env);
+      procs.push(running);
+      await waitHealthy(url, running);
+    }
     const emu = axios.create({ baseURL: emulator.url, validateStatus: () => true });
     const paymentsBefore = (await emu.get("/__emulator/health")).data.payments as number;
     const [{ n: subsBefore }] = await rows<{ n: string }>(`select count(*) as n from subscriptions`);
-    const running = procs[procs.length - 1];
     const customers = Array.from({ length: SUBSCRIPTIONS }, (_, i) => `burst_${i}_${Date.now().toString(36)}`);
     for (const customerUid of customers) {
       await gql(REGISTER_CARD, { input: { customerUid, cardNumber: GOOD_CARD, expiry: "2031-12", birth: "880101", pwd2digit: "12" } });

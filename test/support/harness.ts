@@ -84,7 +84,6 @@ export interface HarnessOptions {
  * (real PostgreSQL when TEST_DATABASE_URL/DATABASE_URL is set, else PGlite in memory).
  */
 export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> {
-  const db = await createTestDatabase();
   const logs: string[] = [];
   const sink = new Writable({
     write(chunk, _enc, cb) {
@@ -93,23 +92,28 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     },
   });
   const logger = createLogger({ level: "debug", destination: sink });
-  const emulator = await startEmulator({ port: 0, autoRunIntervalMs: 0, timeoutHoldMs: 5_000, ...opts.emulator });
-  const config = loadConfig({
-    NODE_ENV: "test",
-    PORT: "0",
-    HOST: "127.0.0.1",
-    API_KEYS: API_KEY,
-    RECONCILE_INTERVAL_SECONDS: "0",
-    IAMPORT_TIMEOUT_MS: "2000",
-    ...(db ? { DATABASE_URL: db.url } : {}),
-    ...opts.env,
-  });
+  // Whatever was started is stopped again when a later step fails, in reverse order.
+  let db: Awaited<ReturnType<typeof createTestDatabase>>;
+  let emulator: RunningEmulator | undefined;
   let server: RunningServer;
+  let config: Config;
   try {
+    db = await createTestDatabase();
+    emulator = await startEmulator({ port: 0, autoRunIntervalMs: 0, timeoutHoldMs: 5_000, ...opts.emulator });
+    config = loadConfig({
+      NODE_ENV: "test",
+      PORT: "0",
+      HOST: "127.0.0.1",
+      API_KEYS: API_KEY,
+      RECONCILE_INTERVAL_SECONDS: "0",
+      IAMPORT_TIMEOUT_MS: "2000",
+      ...(db ? { DATABASE_URL: db.url } : {}),
+      ...opts.env,
+    });
     server = await startServer(config, { logger, iamportUrl: emulator.url, embeddedInMemory: true });
   } catch (err) {
-    await emulator.close();
-    await db?.drop();
+    // The start's own failure is the one worth reporting, not a failure while cleaning up after it.
+    await closeInOrder([() => emulator?.close(), () => db?.drop()]).catch(() => undefined);
     throw err;
   }
   emulator.setWebhookUrl(`${server.url}/iamport-webhook`);
@@ -141,11 +145,22 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
       return r.data.response.access_token as string;
     },
     async close() {
-      await server.close();
-      await emulator.close();
-      await db?.drop();
+      await closeInOrder([() => server.close(), () => emulator!.close(), () => db?.drop()]);
     },
   };
+}
+
+/** Runs every step even when one fails (so nothing is left running), then throws the first failure. */
+async function closeInOrder(steps: (() => Promise<unknown> | undefined)[]): Promise<void> {
+  let first: unknown;
+  for (const step of steps) {
+    try {
+      await step();
+    } catch (err) {
+      first ??= err;
+    }
+  }
+  if (first !== undefined) throw first;
 }
 
 /** A Luhn-valid card number that the emulator charges normally. */

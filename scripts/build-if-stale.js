@@ -1,0 +1,55 @@
+#!/usr/bin/env node
+/**
+ * Compiles src/ to dist/ with tsc only when something it is built from changed
+ * since the last build: `npm start` and the test suite's global setup call it,
+ * so a restart with nothing changed starts at once instead of type-checking
+ * the whole program again. `npm run build` (--force) always compiles.
+ */
+const { execFileSync } = require("node:child_process");
+const fs = require("node:fs");
+const path = require("node:path");
+
+const root = path.resolve(__dirname, "..");
+/** Written after each successful build; its time is the build's. */
+const STAMP = path.join(root, "dist", ".build-stamp");
+const INPUTS = ["src", "tsconfig.json", "tsconfig.build.json", "package.json", "package-lock.json"];
+
+function newestMtime(p) {
+  if (!fs.existsSync(p)) return 0;
+  const st = fs.statSync(p);
+  if (!st.isDirectory()) return st.mtimeMs;
+  let newest = st.mtimeMs; // a deleted or renamed file changes its directory's time
+  for (const entry of fs.readdirSync(p)) newest = Math.max(newest, newestMtime(path.join(p, entry)));
+  return newest;
+}
+
+/** True when dist/ is missing or older than any of its inputs. */
+function stale() {
+  if (!fs.existsSync(STAMP) || !fs.existsSync(path.join(root, "dist", "main.js"))) return true;
+  const built = fs.statSync(STAMP).mtimeMs;
+  return INPUTS.some((input) => newestMtime(path.join(root, input)) > built);
+}
+
+function buildIfStale({ quiet = false, force = false } = {}) {
+  if (!force && !stale()) {
+    if (!quiet) console.log("dist/ is up to date with src/: starting without a build (npm run build forces one)");
+    return false;
+  }
+  if (!quiet) console.log(force ? "building dist/ with tsc..." : "building dist/ with tsc (src/ changed since the last build)...");
+  const started = Date.now();
+  execFileSync(process.execPath, [path.join(root, "node_modules", "typescript", "bin", "tsc"), "-p", "tsconfig.build.json"], { cwd: root, stdio: "inherit" });
+  fs.writeFileSync(STAMP, `${new Date().toISOString()}\n`);
+  if (!quiet) console.log(`built in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  return true;
+}
+
+module.exports = { buildIfStale };
+
+if (require.main === module) {
+  try {
+    buildIfStale({ force: process.argv.includes("--force") });
+  } catch {
+    // tsc has printed its errors.
+    process.exit(1);
+  }
+}
