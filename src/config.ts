@@ -156,13 +156,20 @@ export interface Config {
   bodyLimit: string;
 }
 
+export interface ConfigProblem {
+  variable: string;
+  message: string;
+}
+
+/** Every invalid or missing variable at once, in one line: a deployment learns them all from one start. */
 export class ConfigError extends Error {
-  constructor(
-    readonly variable: string,
-    message: string,
-  ) {
-    super(`Invalid configuration: ${variable} ${message}`);
+  /** The first variable named (all of them are in `problems`). */
+  readonly variable: string;
+
+  constructor(readonly problems: ConfigProblem[]) {
+    super(`Invalid configuration: ${problems.map((p) => `${p.variable} ${p.message}`).join("; ")}`);
     this.name = "ConfigError";
+    this.variable = problems[0].variable;
   }
 }
 
@@ -175,30 +182,41 @@ function list(value: string | undefined): string[] {
 
 /** Validates the environment once; everything else receives the typed Config. */
 export function loadConfig(source: Record<string, string | undefined> = process.env): Config {
+  const problems: ConfigProblem[] = [];
   const parsed = envSchema.safeParse(source);
   if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const variable = String(issue.path[0] ?? "environment");
-    throw new ConfigError(variable, issue.message);
+    const named = new Set<string>();
+    for (const issue of parsed.error.issues) {
+      const variable = String(issue.path[0] ?? "environment");
+      // One problem per variable: zod may report several for one value.
+      if (!named.has(variable)) problems.push({ variable, message: issue.message });
+      named.add(variable);
+    }
   }
+  // The rules between variables read the raw values, so that they are reported with the invalid ones.
+  const raw = (name: string): string | undefined => {
+    const v = source[name]?.trim();
+    return v ? v : undefined;
+  };
+  const production = raw("NODE_ENV") === "production";
+  const apiKey = raw("IAMPORT_API_KEY");
+  if ((apiKey === undefined) !== (raw("IAMPORT_API_SECRET") === undefined)) {
+    problems.push({
+      variable: apiKey ? "IAMPORT_API_SECRET" : "IAMPORT_API_KEY",
+      message: "must be set together with its pair (IAMPORT_API_KEY and IAMPORT_API_SECRET)",
+    });
+  }
+  if (production && list(raw("API_KEYS")).length === 0) problems.push({ variable: "API_KEYS", message: "is required when NODE_ENV=production" });
+  if (production && apiKey === undefined) {
+    problems.push({ variable: "IAMPORT_API_KEY", message: "is required when NODE_ENV=production (the emulator is for development)" });
+  }
+  if (production && raw("CUSTOMER_TOKEN_SECRET") === undefined) {
+    problems.push({ variable: "CUSTOMER_TOKEN_SECRET", message: "is required when NODE_ENV=production (at least 32 characters)" });
+  }
+  if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
   const e = parsed.data;
-  if ((e.IAMPORT_API_KEY === undefined) !== (e.IAMPORT_API_SECRET === undefined)) {
-    throw new ConfigError(
-      e.IAMPORT_API_KEY ? "IAMPORT_API_SECRET" : "IAMPORT_API_KEY",
-      "must be set together with its pair (IAMPORT_API_KEY and IAMPORT_API_SECRET)",
-    );
-  }
   const apiKeys = list(e.API_KEYS);
-  if (e.NODE_ENV === "production" && apiKeys.length === 0) {
-    throw new ConfigError("API_KEYS", "is required when NODE_ENV=production");
-  }
   const useEmulator = e.IAMPORT_API_KEY === undefined;
-  if (e.NODE_ENV === "production" && useEmulator) {
-    throw new ConfigError("IAMPORT_API_KEY", "is required when NODE_ENV=production (the emulator is for development)");
-  }
-  if (e.NODE_ENV === "production" && !e.CUSTOMER_TOKEN_SECRET) {
-    throw new ConfigError("CUSTOMER_TOKEN_SECRET", "is required when NODE_ENV=production (at least 32 characters)");
-  }
   return {
     env: e.NODE_ENV,
     port: e.PORT,

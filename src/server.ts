@@ -15,6 +15,7 @@ import { checkPostgresVersion, migrate, openOrm } from "./db/orm";
 import { PostgresRateLimitStore } from "./http/rate-limit-store";
 import { IamportClient } from "./iamport/iamport.client";
 import { createMetrics, Metrics } from "./metrics";
+import { checkPortFree, databaseConnectError, listenError } from "./startup-checks";
 import { Reconciler } from "./jobs/reconciler";
 
 export interface RunningServer {
@@ -52,6 +53,9 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
     }
   };
   try {
+    // The ports first: a clash is reported at once, naming the variable, before the embedded database opens.
+    await checkPortFree("PORT", config.host, config.port);
+    if (config.iamport.useEmulator && !opts.iamportUrl && !config.iamport.apiUrl) await checkPortFree("IAMPORT_EMULATOR_PORT", "127.0.0.1", config.emulator.port);
     // Database: the configured PostgreSQL, or PGlite in-process behind a local socket.
     let databaseUrl = config.databaseUrl;
     let embedded: EmbeddedDatabase | undefined;
@@ -70,9 +74,14 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
         "PostgreSQL does not know this server's prepared statements by name (a pooler in transaction mode?): statements sent together carry their parameters inlined from now on",
       ),
     );
-    const orm = await openOrm(databaseUrl, embedded ? 1 : config.databasePoolMax, logger);
+    const connectError = (err: unknown) => (embedded ? err : databaseConnectError(err, databaseUrl!));
+    const orm = await openOrm(databaseUrl, embedded ? 1 : config.databasePoolMax, logger).catch((err) => {
+      throw connectError(err);
+    });
     closers.push(["database pool", () => orm.close(true)]);
-    await checkPostgresVersion(orm);
+    await checkPostgresVersion(orm).catch((err) => {
+      throw connectError(err);
+    });
     if (config.migrateOnStart) {
       const applied = await migrate(orm);
       if (applied.length) logger.info({ applied }, "migrations applied");
@@ -150,7 +159,7 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
     const server = http.createServer(handler);
     server.keepAliveTimeout = 65_000;
     await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
+      server.once("error", (err) => reject(listenError(err, "PORT", config.host, config.port)));
       server.listen(config.port, config.host, () => resolve());
     });
     closers.push([

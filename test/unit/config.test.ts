@@ -63,3 +63,19 @@ describe("parseDurationList", () => {
     expect(() => parseDurationList("3 days")).toThrow();
   });
 });
+
+describe("loadConfig reports every problem at once", () => {
+  it("names each invalid or missing variable in one error and one line", () => {
+    let err: ConfigError | undefined;
+    try {
+      loadConfig({ NODE_ENV: "production", PORT: "abc", RETRY_SCHEDULE: "soon" });
+    } catch (e) {
+      err = e as ConfigError;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    expect(err!.problems.map((p) => p.variable)).toEqual(["PORT", "RETRY_SCHEDULE", "API_KEYS", "IAMPORT_API_KEY", "CUSTOMER_TOKEN_SECRET"]);
+    expect(err!.variable).toBe("PORT");
+    expect(err!.message).not.toContain("\n");
+    for (const v of ["PORT", "RETRY_SCHEDULE", "API_KEYS", "IAMPORT_API_KEY", "CUSTOMER_TOKEN_SECRET"]) expect(err!.message).toContain(v);
+  });
+});
