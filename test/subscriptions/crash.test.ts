@@ -1,10 +1,9 @@
-import { ChildProcess, spawn } from "node:child_process";
-import net from "node:net";
 import path from "node:path";
 import axios from "axios";
 import { Client } from "pg";
 import { RunningEmulator, startEmulator } from "../../src/emulator";
 import { adminDatabaseUrl, createTestDatabase, GOOD_CARD, REGISTER_CARD } from "../support/harness";
+import { freePort, isRunning, ROOT, ServerProcess, spawnServer, stopServer, waitHealthy } from "../support/processes";
 import { START, Sub, waitFor } from "./helpers";
 
 /*
@@ -16,58 +15,12 @@ import { START, Sub, waitFor } from "./helpers";
  * embedded database lives inside the process that is killed.
  */
 
-const ROOT = path.resolve(__dirname, "../..");
 /** The suite's build (jest's global setup compiles src/ to dist/ when stale; a build with type errors fails it). */
 const MAIN = path.join(ROOT, "dist", "main.js");
 const API_KEY = "crash-test-key";
 const SUBSCRIPTIONS = 30;
 
 const withPostgres = adminDatabaseUrl() ? describe : describe.skip;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-interface ServerProcess {
-  child: ChildProcess;
-  output: string[];
-  exited: Promise<number | null>;
-}
-
-function spawnServer(env: Record<string, string>): ServerProcess {
-  const { NODE_OPTIONS: _ignored, ...inherited } = process.env;
-  const child = spawn(process.execPath, [MAIN], { cwd: ROOT, env: { ...inherited, ...env }, stdio: ["ignore", "pipe", "pipe"] });
-  const output: string[] = [];
-  const keep = (chunk: Buffer) => {
-    output.push(...String(chunk).split("\n").filter(Boolean));
-    if (output.length > 400) output.splice(0, output.length - 400);
-  };
-  child.stdout!.on("data", keep);
-  child.stderr!.on("data", keep);
-  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
-  return { child, output, exited };
-}
-
-async function waitHealthy(url: string, proc: ServerProcess): Promise<void> {
-  let dead = false;
-  void proc.exited.then(() => (dead = true));
-  await waitFor(
-    async () => {
-      if (dead) throw new Error(`the server exited:\n${proc.output.slice(-40).join("\n")}`);
-      const r = await axios.get(`${url}/healthz`, { validateStatus: () => true, timeout: 1000 }).catch(() => null);
-      return r?.status === 200;
-    },
-    60_000,
-    100,
-  );
-}
 
 withPostgres("a server killed with SIGKILL in the middle of a burst of renewals", () => {
   let emulator: RunningEmulator;
@@ -105,18 +58,7 @@ withPostgres("a server killed with SIGKILL in the middle of a burst of renewals"
   }, 240_000);
 
   afterAll(async () => {
-    for (const p of procs) {
-      if (p.child.exitCode === null && p.child.signalCode === null) {
-        p.child.kill("SIGTERM");
-        let timer: NodeJS.Timeout | undefined;
-        await Promise.race([p.exited, new Promise((r) => (timer = setTimeout(r, 10_000)))]);
-        clearTimeout(timer);
-        if (p.child.exitCode === null && p.child.signalCode === null) {
-          p.child.kill("SIGKILL");
-          await p.exited;
-        }
-      }
-    }
+    for (const p of procs) await stopServer(p);
     await pg?.end();
     await emulator?.close();
     await db?.drop();
@@ -149,7 +91,7 @@ withPostgres("a server killed with SIGKILL in the middle of a burst of renewals"
   }
 
   it("lands every renewal exactly once after a restart and reconciliation", async () => {
-    const first = spawnServer(env);
+    const first = spawnServer(MAIN, env);
     procs.push(first);
     await waitHealthy(url, first);
 
@@ -188,7 +130,7 @@ withPostgres("a server killed with SIGKILL in the middle of a burst of renewals"
     expect(await allRenewedOnce(subs)).toBe(false);
 
     // A new process on the same database and port; its reconciliation (pg-boss, every second) finishes the work.
-    const second = spawnServer(env);
+    const second = spawnServer(MAIN, env);
     procs.push(second);
     await waitHealthy(url, second);
     await waitFor(() => allRenewedOnce(subs), 90_000, 250);
@@ -214,9 +156,9 @@ withPostgres("a server killed with SIGKILL in the middle of a burst of renewals"
 
   it("leaves every started subscription paid once with its next schedule when killed in a burst of first charges", async () => {
     // The server the previous test left running, or a new one when this test runs alone.
-    let running = procs.find((p) => p.child.exitCode === null && p.child.signalCode === null);
+    let running = procs.find(isRunning);
     if (!running) {
-      running = spawnServer(env);
+      running = spawnServer(MAIN, env);
       procs.push(running);
       await waitHealthy(url, running);
     }
@@ -244,7 +186,7 @@ withPostgres("a server killed with SIGKILL in the middle of a burst of renewals"
     const answers = await Promise.all(starting);
     expect(answers).toContain("cut");
 
-    const next = spawnServer(env);
+    const next = spawnServer(MAIN, env);
     procs.push(next);
     await waitHealthy(url, next);
     const started = async () =>
