@@ -64,9 +64,12 @@ export async function startEmbeddedDatabase(opts: { dataDir?: string; port?: num
       async close() {
         try {
           await server.stop();
-          await open.close();
         } finally {
-          lock?.release();
+          try {
+            await open.close();
+          } finally {
+            lock?.release();
+          }
         }
       },
     };

@@ -86,9 +86,9 @@ export class StateFileWriter {
 
   private flush(): Promise<void> {
     this.dirty = false;
-    // Serialized now, synchronously: the records are live objects that the next call changes.
-    const text = JSON.stringify({ version: VERSION, ...this.take() });
-    this.writing = writeAtomically(this.file, text)
+    // Serialized now, synchronously (the records are live objects that the next call changes); a failure is logged.
+    this.writing = new Promise<string>((resolve) => resolve(JSON.stringify({ version: VERSION, ...this.take() })))
+      .then((text) => writeAtomically(this.file, text))
       .catch((err: unknown) => this.logger.error({ err, file: this.file }, "could not write the emulator state file"))
       .finally(() => {
         this.writing = null;
