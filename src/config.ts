@@ -46,6 +46,7 @@ const envSchema = z.object({
   IAMPORT_EMULATOR_API_KEY: z.string().trim().min(1).default("imp_apikey"),
   IAMPORT_EMULATOR_API_SECRET: z.string().trim().min(1).default("emulator_secret"),
   IAMPORT_EMULATOR_WEBHOOK_URL: optionalString.pipe(url.optional()),
+  IAMPORT_EMULATOR_STATE_FILE: optionalString,
   PUBLIC_URL: optionalString.pipe(url.optional()),
   API_KEYS: optionalString,
   BILLING_TIME_ZONE: z
@@ -124,7 +125,14 @@ export interface Config {
     timeoutMs: number;
     useEmulator: boolean;
   };
-  emulator: { port: number; apiKey: string; apiSecret: string; webhookUrl?: string };
+  emulator: {
+    port: number;
+    apiKey: string;
+    apiSecret: string;
+    webhookUrl?: string;
+    /** Where the in-process emulator keeps its state; unset: inside the embedded data directory outside tests, else memory. */
+    stateFile?: string;
+  };
   /** This server's public base; derived from the listening port unless PUBLIC_URL is set. */
   publicUrl: string;
   publicUrlExplicit: boolean;
@@ -236,6 +244,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       apiKey: e.IAMPORT_EMULATOR_API_KEY,
       apiSecret: e.IAMPORT_EMULATOR_API_SECRET,
       webhookUrl: e.IAMPORT_EMULATOR_WEBHOOK_URL,
+      stateFile: e.IAMPORT_EMULATOR_STATE_FILE,
     },
     publicUrl: (e.PUBLIC_URL ?? `http://localhost:${e.PORT}`).replace(/\/+$/, ""),
     publicUrlExplicit: e.PUBLIC_URL !== undefined,

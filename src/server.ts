@@ -1,6 +1,7 @@
 import "reflect-metadata";
 import crypto from "node:crypto";
 import http from "node:http";
+import path from "node:path";
 import { usePreparedStatements } from "./db/sql";
 import type { AddressInfo } from "node:net";
 import type { MikroORM } from "@mikro-orm/postgresql";
@@ -17,6 +18,9 @@ import { IamportClient } from "./iamport/iamport.client";
 import { createMetrics, Metrics } from "./metrics";
 import { checkPortFree, databaseConnectError, listenError } from "./startup-checks";
 import { Reconciler } from "./jobs/reconciler";
+
+/** The in-process emulator's state file inside the embedded data directory (PostgreSQL ignores files it does not know there). */
+export const EMULATOR_STATE_FILE = "iamport-emulator.json";
 
 export interface RunningServer {
   url: string;
@@ -92,17 +96,23 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
     let setEmulatorWebhook: ((url: string) => void) | undefined;
     if (config.iamport.useEmulator && !iamportUrl) {
       const { startEmulator } = await import("./emulator/emulator");
+      // The emulator's keys and schedules belong with the database that refers to them: a development
+      // server keeps them in its embedded data directory, so a restart finds both (delete the directory to reset both).
+      const stateFile =
+        config.emulator.stateFile ??
+        (embedded && !opts.embeddedInMemory && config.env !== "test" ? path.join(path.resolve(config.pgliteDataDir), EMULATOR_STATE_FILE) : undefined);
       const emulator = await startEmulator({
         port: config.emulator.port,
         apiKey: config.emulator.apiKey,
         apiSecret: config.emulator.apiSecret,
+        stateFile,
         logger: logger.child({ component: "emulator" }),
       });
       closers.push(["emulator", () => emulator.close()]);
       iamportUrl = emulator.url;
       setEmulatorWebhook = (url) => emulator.setWebhookUrl(url);
       logger.info(
-        { emulator: emulator.url },
+        { emulator: emulator.url, stateFile: stateFile ?? "memory" },
         "IAMPORT_API_KEY is not set: using the Iamport emulator in-process (test cards only). Set IAMPORT_API_KEY and IAMPORT_API_SECRET for production.",
       );
     }

@@ -17,6 +17,12 @@ export class Clock {
     return this.now();
   }
 
+  /** Continues a clock saved earlier (the state file): real time plus the offset it had. */
+  restoreOffset(seconds: number): void {
+    if (!Number.isSafeInteger(seconds) || seconds < 0) throw new RangeError("offset must be a non-negative whole number of seconds");
+    this.offsetSeconds = seconds;
+  }
+
   /** Back to real time. */
   reset(): void {
     this.offsetSeconds = 0;

@@ -1,5 +1,6 @@
 import { setMaxListeners } from "node:events";
 import http from "node:http";
+import path from "node:path";
 import type { AddressInfo, Socket } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import express, { type NextFunction, type Request, type Response } from "express";
@@ -12,6 +13,7 @@ import { decodePath, RouteTable, type HttpMethod } from "./router";
 import { createControlRouter } from "./routes/control";
 import { createIamportRoutes, errorResult, webhookJob, type ApiResult, type IamportRoute } from "./routes/iamport";
 import { IamportState } from "./state";
+import { readStateFile, StateFileWriter } from "./state-file";
 import { tokenFromHeaders, TokenIssuer } from "./tokens";
 import { WebhookSender } from "./webhooks";
 
@@ -52,6 +54,12 @@ export interface EmulatorOptions {
   timeoutHoldMs?: number;
   /** If > 0, a background ticker runs schedules that became due as real time passes; default 1000; 0 disables. */
   autoRunIntervalMs?: number;
+  /**
+   * A JSON file that keeps billing keys (masked card details only), payments,
+   * schedules, prepared amounts and the clock across restarts: read at start,
+   * written shortly after every change and on close. Default: none (memory only).
+   */
+  stateFile?: string;
   /** Default silent. */
   logger?: EmulatorLogger;
 }
@@ -78,6 +86,17 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Running
   const clock = new Clock();
   const state = new IamportState(clock, (impUid) => `${baseUrl}/__emulator/receipts/${encodeURIComponent(impUid)}`);
   const tokens = new TokenIssuer();
+  const stateFile = opts.stateFile ? path.resolve(opts.stateFile) : undefined;
+  if (stateFile) {
+    const saved = readStateFile(stateFile);
+    if (saved) {
+      clock.restoreOffset(saved.clockOffsetSeconds);
+      state.restore(saved.state);
+      logger.info({ stateFile, ...state.counts() }, "Iamport emulator state restored");
+    }
+  }
+  // Faults, tokens and the webhook log are not kept: they describe one run.
+  const persist = stateFile ? new StateFileWriter(stateFile, () => ({ clockOffsetSeconds: clock.offset, state: state.snapshot() }), logger) : null;
   // Handlers only call sendWebhooks at request time, after `webhooks` exists.
   const routes = new RouteTable<IamportRoute>(
     createIamportRoutes({
@@ -188,6 +207,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Running
     if (fault?.mode === "timeout") {
       // The call took effect; its answer never comes. The socket is destroyed
       // after timeoutHoldMs unless the client gave up first.
+      if (method !== "GET") persist?.changed();
       const entry = {
         res,
         timer: setTimeout(() => {
@@ -236,6 +256,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Running
   const runDue = () => {
     const executed = state.runDue(clock.now());
     if (executed.length === 0) return;
+    persist?.changed();
     logger.info({ count: executed.length }, "ran due schedules");
     webhooks.send(executed.flatMap((e) => (e.payment ? [webhookJob(e.payment, "schedule")] : [])));
   };
@@ -243,6 +264,8 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Running
   ticker?.unref();
 
   const server = http.createServer((req, res) => {
+    // Every call that can change the records (Iamport's and the control API's) is a POST, PUT or DELETE.
+    if (persist && req.method !== "GET" && req.method !== "HEAD") res.once("close", persist.changed);
     const onError = (err: unknown, call: ApiCall) => logger.error({ err, method: call.method, path: call.path }, "emulator internal error");
     if (!fastApi(req, res, serveApi, send, onError)) void app(req, res);
   });
@@ -275,6 +298,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Running
       for (const s of sockets) s.destroy();
       await webhooks.close();
       await closed;
+      await persist?.close();
     })();
     return closing;
   };

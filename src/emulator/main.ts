@@ -22,6 +22,7 @@ const envSchema = z.object({
   IAMPORT_EMULATOR_WEBHOOK_CONTENT_TYPE: z.enum(["json", "form"]).default("json"),
   IAMPORT_EMULATOR_WEBHOOK_RETRIES: intVar(0, 100).default(0),
   IAMPORT_EMULATOR_LATENCY_MS: intVar(0, 600_000).default(0),
+  IAMPORT_EMULATOR_STATE_FILE: z.string().min(1).optional(),
 });
 
 /** Parses the environment; on a bad variable, one line naming it. */
@@ -70,6 +71,7 @@ async function main(): Promise<void> {
     webhookContentType: env.IAMPORT_EMULATOR_WEBHOOK_CONTENT_TYPE,
     webhookRetries: env.IAMPORT_EMULATOR_WEBHOOK_RETRIES,
     latencyMs: env.IAMPORT_EMULATOR_LATENCY_MS,
+    stateFile: env.IAMPORT_EMULATOR_STATE_FILE,
     logger,
   });
 

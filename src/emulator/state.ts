@@ -90,6 +90,22 @@ export interface Page<T> {
   list: T[];
 }
 
+/**
+ * A billing key's card as the state file keeps it: what Iamport shows about
+ * it and the test-card behaviour. Never the number (nor the fingerprint, which
+ * with the masked digits gives the number back), expiry, birth or password.
+ */
+export type SavedCard = Pick<CardProfile, "masked" | "behaviour" | "cardCode" | "cardName" | "cardType">;
+
+/** Everything the emulator holds as Iamport would, for the state file. */
+export interface StateSnapshot {
+  seq: number;
+  customers: (Omit<Customer, "card"> & { card: SavedCard })[];
+  payments: Payment[];
+  schedules: Schedule[];
+  prepares: Prepare[];
+}
+
 interface DueEntry {
   at: number;
   seq: number;
@@ -143,6 +159,33 @@ export class IamportState {
     this.prepares.clear();
     this.onetimeCharges.clear();
     this.due.clear();
+  }
+
+  /** The records, for the state file; serialize before the next mutation (they are shared). */
+  snapshot(): StateSnapshot {
+    return {
+      seq: this.seq,
+      customers: [...this.customers.values()].map(({ card, ...c }) => ({
+        ...c,
+        card: { masked: card.masked, behaviour: card.behaviour, cardCode: card.cardCode, cardName: card.cardName, cardType: card.cardType },
+      })),
+      payments: [...this.payments.values()],
+      schedules: [...this.allSchedules],
+      prepares: [...this.prepares.values()],
+    };
+  }
+
+  /** Replaces everything with a snapshot; pending schedules run again when their time comes. */
+  restore(snapshot: StateSnapshot): void {
+    this.reset();
+    this.seq = Math.max(this.seq, snapshot.seq);
+    for (const c of snapshot.customers) {
+      // The expiry was not saved, so a restored key does not expire; the fingerprint only counts keyless charges.
+      this.customers.set(c.customer_uid, { ...c, card: { ...c.card, validUntil: Number.POSITIVE_INFINITY, fingerprint: "" } });
+    }
+    for (const p of [...snapshot.payments].sort((a, b) => a.seq - b.seq)) this.addPayment(p);
+    for (const s of [...snapshot.schedules].sort((a, b) => a.seq - b.seq)) this.addSchedule(s);
+    for (const p of snapshot.prepares) this.prepares.set(p.merchant_uid, p);
   }
 
   counts() {
@@ -418,15 +461,20 @@ export class IamportState {
         pg_id: null,
         failure_without_payment: null,
       };
-      this.schedulesByMerchant.set(s.merchant_uid, s);
-      let list = this.schedulesByCustomer.get(customerUid);
-      if (!list) this.schedulesByCustomer.set(customerUid, (list = []));
-      list.push(s);
-      this.allSchedules.push(s);
-      this.due.push({ at: s.schedule_at, seq: s.seq, schedule: s });
+      this.addSchedule(s);
       created.push(s);
     }
     return created;
+  }
+
+  /** Indexes a schedule; a later one of the same merchant_uid replaces the earlier as its current schedule. */
+  private addSchedule(s: Schedule): void {
+    this.schedulesByMerchant.set(s.merchant_uid, s);
+    let list = this.schedulesByCustomer.get(s.customer_uid);
+    if (!list) this.schedulesByCustomer.set(s.customer_uid, (list = []));
+    list.push(s);
+    this.allSchedules.push(s);
+    if (s.schedule_status === "scheduled") this.due.push({ at: s.schedule_at, seq: s.seq, schedule: s });
   }
 
   private isReplaceable(s: Schedule): boolean {

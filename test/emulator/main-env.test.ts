@@ -25,6 +25,7 @@ describe("emulator standalone: environment", () => {
       IAMPORT_EMULATOR_WEBHOOK_CONTENT_TYPE: "form",
       IAMPORT_EMULATOR_WEBHOOK_RETRIES: "5",
       IAMPORT_EMULATOR_LATENCY_MS: "",
+      IAMPORT_EMULATOR_STATE_FILE: "./.data/emulator.json",
       UNRELATED: "x",
     });
     expect(env).toMatchObject({
@@ -35,6 +36,7 @@ describe("emulator standalone: environment", () => {
       IAMPORT_EMULATOR_WEBHOOK_CONTENT_TYPE: "form",
       IAMPORT_EMULATOR_WEBHOOK_RETRIES: 5,
       IAMPORT_EMULATOR_LATENCY_MS: 0,
+      IAMPORT_EMULATOR_STATE_FILE: "./.data/emulator.json",
     });
   });
 

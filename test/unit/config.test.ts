@@ -18,6 +18,11 @@ describe("loadConfig", () => {
     expect(c.emulator).toMatchObject({ port: 4010, apiKey: "imp_apikey", apiSecret: "emulator_secret" });
   });
 
+  it("reads the in-process emulator's state file; unset leaves the choice to the server", () => {
+    expect(loadConfig({}).emulator.stateFile).toBeUndefined();
+    expect(loadConfig({ IAMPORT_EMULATOR_STATE_FILE: " /srv/dev/emulator.json " }).emulator.stateFile).toBe("/srv/dev/emulator.json");
+  });
+
   it("uses the real Iamport when a key and secret are set", () => {
     const c = loadConfig({ IAMPORT_API_KEY: "k", IAMPORT_API_SECRET: "s" });
     expect(c.iamport).toMatchObject({ useEmulator: false, apiUrl: "https://api.iamport.kr" });
