@@ -202,7 +202,8 @@ export class SubscriptionService {
         sub.currentPeriodEnd = p.end;
       }
       sub.status = SubscriptionStatus.ACTIVE;
-      sub.statusReason = null;
+      // A cancellation that met this charge takes effect at the end of the period it paid for.
+      sub.statusReason = sub.cancelAtPeriodEnd ? "cancels at the end of the current period, which its renewal charge paid for" : null;
       sub.nextPaymentAt = null;
       sub.nextMerchantUid = null;
       if (!sub.cancelAtPeriodEnd) {
@@ -226,8 +227,20 @@ export class SubscriptionService {
       ctx.log.info({ subscriptionId: sub.id, merchantUid: payment.merchantUid }, "first payment declined; subscription canceled");
       return;
     }
-    const delays = this.deps.config.retryScheduleSeconds;
     const reason = payment.failReason ?? "";
+    if (sub.cancelAtPeriodEnd) {
+      // Canceled while this charge's outcome was unknown: no period was paid after the one that
+      // ended, so the subscription ends now, with no retry.
+      sub.status = SubscriptionStatus.CANCELED;
+      sub.canceledAt = new Date();
+      sub.statusReason = `canceled: the renewal charge the cancellation met failed (${reason})`;
+      sub.nextPaymentAt = null;
+      sub.nextMerchantUid = null;
+      await em.flush();
+      ctx.log.info({ subscriptionId: sub.id, merchantUid: payment.merchantUid }, "renewal failed after a cancellation; subscription canceled");
+      return;
+    }
+    const delays = this.deps.config.retryScheduleSeconds;
     const hard = HARD_DECLINE.test(reason);
     if (attempt <= delays.length && !hard) {
       sub.status = SubscriptionStatus.PAST_DUE;
@@ -250,6 +263,17 @@ export class SubscriptionService {
    * and then the subscription are locked, in the renewal step's order, so a
    * renewal running at the same moment either finishes first (and its new
    * schedule is revoked here) or sees the cancellation and schedules nothing.
+   *
+   * A period paid by a renewal (a charge Iamport's schedule made) is never left
+   * without service: a cancellation during it, now or at its end, takes effect
+   * at its end. A renewal charge that could not be revoked because Iamport
+   * already ran it (or is running it) is settled first, through the
+   * verification the webhook uses, with the cancellation already recorded as
+   * at-period-end: the renewal step then grants the period that charge paid
+   * for and schedules nothing after it, or, the charge declined, ends the
+   * subscription. When Iamport cannot tell yet, the cancellation stays
+   * at-period-end and the charge's webhook or reconciliation finishes it the
+   * same way, so the end state does not depend on which the server hears first.
    */
   async cancel(ctx: Ctx, input: CancelSubscriptionInput): Promise<Subscription> {
     const reason = optionalText("reason", input.reason, 200) ?? null;
@@ -268,17 +292,36 @@ export class SubscriptionService {
       );
       const sub = await em.findOneOrFail(Subscription, { id }, { lockMode: LockMode.PESSIMISTIC_WRITE, refresh: true });
       if (sub.status === SubscriptionStatus.CANCELED) return;
-      await this.revokePending(tx, sub);
+      const wasAtPeriodEnd = sub.cancelAtPeriodEnd;
+      const ran = await this.revokePending(tx, sub);
       sub.cancelReason = reason;
       sub.nextPaymentAt = null;
       sub.nextMerchantUid = null;
+      if (ran.length > 0) {
+        sub.cancelAtPeriodEnd = true;
+        sub.statusReason = "cancels at the end of the period: a renewal charge Iamport may have made is being settled";
+        await em.flush();
+        const unsettled = await this.settleRan(tx, ran);
+        // Declined: the renewal step ended it (the settling changed the row). Unknown: its webhook or reconciliation finishes it.
+        if ((sub.status as SubscriptionStatus) === SubscriptionStatus.CANCELED || unsettled) return;
+      }
       const periodStillPaid =
         sub.status === SubscriptionStatus.ACTIVE && !!sub.currentPeriodEnd && sub.currentPeriodEnd.getTime() > now.getTime();
-      if (input.atPeriodEnd && periodStillPaid) {
+      const paidByRenewal = periodStillPaid && (await this.paidBySchedule(tx, sub));
+      if (periodStillPaid && (input.atPeriodEnd || paidByRenewal)) {
         sub.cancelAtPeriodEnd = true;
-        sub.statusReason = "cancels at the end of the current period";
+        sub.statusReason = input.atPeriodEnd
+          ? "cancels at the end of the current period"
+          : "cancels at the end of the current period, which its renewal charge paid for";
+      } else if (input.atPeriodEnd && sub.status === SubscriptionStatus.ACTIVE && sub.currentPeriodEnd) {
+        // The period is already over and nothing was paid after it: it ended at its end.
+        sub.status = SubscriptionStatus.CANCELED;
+        sub.cancelAtPeriodEnd = true;
+        sub.canceledAt = new Date();
+        sub.statusReason = "canceled at the end of the period";
       } else {
         sub.status = SubscriptionStatus.CANCELED;
+        sub.cancelAtPeriodEnd = wasAtPeriodEnd;
         sub.canceledAt = new Date();
         sub.statusReason = reason ? `canceled: ${reason}` : "canceled";
       }
@@ -286,6 +329,42 @@ export class SubscriptionService {
     });
     await ctx.em.refresh(exists);
     return exists;
+  }
+
+  /**
+   * Settles, by merchant_uid, charges Iamport ran (or may be running) before
+   * they could be revoked, through the webhook's verification and renewal
+   * step, under the locks the caller holds. Returns true when one of them
+   * could not be settled (Iamport has no payment for it yet, or cannot be asked).
+   */
+  private async settleRan(ctx: Ctx, ran: Payment[]): Promise<boolean> {
+    let unsettled = false;
+    for (const p of ran) {
+      const askedAt = new Date();
+      let ip: IamportPayment | null;
+      try {
+        ip = await this.findAtIamport(ctx, p.merchantUid);
+      } catch (err) {
+        ctx.log.warn({ merchantUid: p.merchantUid, err: (err as Error).message }, "charge met by a cancellation could not be looked up; left to its webhook");
+        unsettled = true;
+        continue;
+      }
+      if (ip) await this.payments.verifyFetched(ctx, ip, null, this.afterVerification, askedAt);
+      if (p.status === PaymentStatus.SCHEDULED || p.status === PaymentStatus.PENDING) unsettled = true;
+    }
+    return unsettled;
+  }
+
+  /** Whether the subscription's current period was paid by a charge of Iamport's schedule (a renewal, or a first charge given startAt). */
+  private async paidBySchedule(ctx: Ctx, sub: Subscription): Promise<boolean> {
+    if (sub.currentPeriod < 1) return false;
+    const paid = await ctx.em.count(Payment, {
+      subscription: sub.id,
+      period: sub.currentPeriod,
+      kind: PaymentKind.SCHEDULE,
+      status: PaymentStatus.PAID,
+    });
+    return paid > 0;
   }
 
   /**
@@ -319,20 +398,39 @@ export class SubscriptionService {
     return subs.length;
   }
 
-  /** Marks subscriptions set to cancel at period end as CANCELED once their period is over. */
+  /**
+   * Marks subscriptions set to cancel at period end as CANCELED once their
+   * period is over, each under its open payments' and its own row locks (the
+   * renewal step's order), so a renewal that grants the next period at the
+   * same moment is seen. One with a charge still open (a renewal Iamport ran
+   * as the cancellation arrived, its outcome not known yet) waits: its
+   * webhook or reconciliation settles it first, and a paid one moves the end.
+   */
   async expireCanceledAtPeriodEnd(ctx: Ctx, now: Date): Promise<number> {
     const due = await ctx.em.find(Subscription, {
       cancelAtPeriodEnd: true,
       status: { $ne: SubscriptionStatus.CANCELED },
       currentPeriodEnd: { $lte: now },
     });
-    for (const s of due) {
-      s.status = SubscriptionStatus.CANCELED;
-      s.canceledAt = now;
-      s.statusReason = "canceled at the end of the period";
+    let ended = 0;
+    for (const { id } of due) {
+      const done = await ctx.em.fork().transactional(async (em) => {
+        const open = await em.find(
+          Payment,
+          { subscription: id, status: { $in: [PaymentStatus.SCHEDULED, PaymentStatus.PENDING] } },
+          { lockMode: LockMode.PESSIMISTIC_WRITE, orderBy: { id: "asc" } },
+        );
+        const sub = await em.findOneOrFail(Subscription, { id }, { lockMode: LockMode.PESSIMISTIC_WRITE, refresh: true });
+        const over = sub.cancelAtPeriodEnd && !!sub.currentPeriodEnd && sub.currentPeriodEnd.getTime() <= now.getTime();
+        if (sub.status === SubscriptionStatus.CANCELED || !over || open.length > 0) return false;
+        sub.status = SubscriptionStatus.CANCELED;
+        sub.canceledAt = now;
+        sub.statusReason = "canceled at the end of the period";
+        return true;
+      });
+      if (done) ended += 1;
     }
-    await ctx.em.flush();
-    return due.length;
+    return ended;
   }
 
   async get(ctx: Ctx, id: string): Promise<Subscription | null> {
@@ -500,13 +598,18 @@ export class SubscriptionService {
     });
   }
 
-  private async revokePending(ctx: Ctx, sub: Subscription): Promise<void> {
+  /**
+   * Revokes the subscription's open schedules at Iamport. Returns those left
+   * open: schedules Iamport already ran (or is running), whose charge is to
+   * be settled by the caller.
+   */
+  private async revokePending(ctx: Ctx, sub: Subscription): Promise<Payment[]> {
     const pending = await ctx.em.find(Payment, {
       subscription: sub.id,
       status: { $in: [PaymentStatus.SCHEDULED, PaymentStatus.PENDING] },
       kind: PaymentKind.SCHEDULE,
     });
-    if (pending.length === 0) return;
+    if (pending.length === 0) return [];
     let revoked = new Set<string>();
     try {
       const result = await this.deps.iamport.unschedule(
@@ -539,6 +642,7 @@ export class SubscriptionService {
       }
     }
     await ctx.em.flush();
+    return pending.filter((p) => p.status === PaymentStatus.SCHEDULED || p.status === PaymentStatus.PENDING);
   }
 }
 
