@@ -1,7 +1,7 @@
 import { LockMode, type FilterQuery } from "@mikro-orm/core";
 import { Payment, Subscription } from "../db/entities";
 import { BillingInterval, PaymentKind, PaymentStatus, SubscriptionStatus } from "../db/entities/enums";
-import { BadUserInputError, NotFoundError, toAppError, UpstreamUnavailableError } from "../errors";
+import { BadUserInputError, ConflictError, NotFoundError, toAppError, UpstreamUnavailableError } from "../errors";
 import { IamportNotFoundError, IamportRefusedError } from "../iamport/iamport.errors";
 import type { IamportPayment } from "../iamport/iamport.types";
 import { periodOf } from "./billing-dates";
@@ -161,7 +161,7 @@ export class SubscriptionService {
    * cancellation) never interleave. The next payment's row has a unique
    * (subscription, period, attempt) key and a deterministic merchant_uid.
    */
-  async onPaymentVerified(ctx: Ctx, payment: Payment, previous: PaymentStatus, _v: Verification): Promise<void> {
+  async onPaymentVerified(ctx: Ctx, payment: Payment, previous: PaymentStatus, v: Verification): Promise<void> {
     if (!payment.subscription || payment.status === previous) return;
     const em = ctx.em;
     const sub = await em.findOne(Subscription, { id: payment.subscription.id }, { lockMode: LockMode.PESSIMISTIC_WRITE, refresh: true });
@@ -241,7 +241,7 @@ export class SubscriptionService {
       return;
     }
     const delays = this.deps.config.retryScheduleSeconds;
-    const hard = HARD_DECLINE.test(reason);
+    const hard = v.final === true || HARD_DECLINE.test(reason);
     if (attempt <= delays.length && !hard) {
       sub.status = SubscriptionStatus.PAST_DUE;
       sub.statusReason = `renewal failed (${reason}); retry ${attempt} of ${delays.length} scheduled`;
@@ -365,6 +365,36 @@ export class SubscriptionService {
       status: PaymentStatus.PAID,
     });
     return paid > 0;
+  }
+
+  /**
+   * Before the customer's billing key is deleted (CardService.delete): the
+   * subscriptions that would still charge it (INCOMPLETE, PAST_DUE, or ACTIVE
+   * and not ending at the period end) are canceled now through `cancel` when
+   * `cancelSubscriptions` is set (a period a renewal paid for is still served
+   * to its end, with nothing scheduled), and otherwise the deletion is refused
+   * with CONFLICT naming them (extensions.subscriptionIds).
+   */
+  async releaseCard(ctx: Ctx, customerUid: string, cancelSubscriptions: boolean): Promise<void> {
+    const live = await ctx.em.find(
+      Subscription,
+      {
+        customerUid,
+        status: { $in: [SubscriptionStatus.INCOMPLETE, SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE] },
+        cancelAtPeriodEnd: false,
+      },
+      { orderBy: { id: "asc" } },
+    );
+    if (live.length === 0) return;
+    const ids = live.map((s) => s.id);
+    if (!cancelSubscriptions) {
+      const named = ids.length > 10 ? `${ids.slice(0, 10).join(", ")} and ${ids.length - 10} more` : ids.join(", ");
+      throw new ConflictError(
+        `Card ${customerUid} pays for live subscriptions (${named}): cancel them first, or pass cancelSubscriptions: true`,
+        { subscriptionIds: ids },
+      );
+    }
+    for (const id of ids) await this.cancel(ctx, { id, reason: "the card was deleted" });
   }
 
   /**
@@ -514,27 +544,31 @@ export class SubscriptionService {
    * renewal step, and reconciliation of a registration that failed). A row
    * whose time is already past by Iamport's clock, which Iamport refuses,
    * is moved to a minute from Iamport's now: it was never registered, so
-   * moving it cannot double it. If Iamport still refuses it then, for a
-   * reason of its own (the billing key was deleted...), the attempt fails
-   * as Iamport's schedule would have failed at its time, and dunning goes on.
+   * moving it cannot double it. A row Iamport refuses for a reason of its own
+   * (the billing key was deleted at Iamport...) can never run: it is settled
+   * FAILED with Iamport's reason at once, through the renewal step, and since
+   * Iamport would refuse its retries too, dunning ends there.
    */
   async registerNext(ctx: Ctx, sub: Subscription, row: Payment): Promise<void> {
-    let refused: { reason: string; at: Date } | null = null;
+    let refused: { error: BadUserInputError; at: Date } | null = null;
     try {
       try {
         await this.payments.registerSchedules(ctx, sub.customerUid, [row], { keepRowsOnRefusal: true });
       } catch (err) {
         if (!(err instanceof BadUserInputError) || row.status !== PaymentStatus.PENDING) throw err;
         const now = await this.iamportNow();
-        if (!row.scheduledAt || row.scheduledAt.getTime() > now.getTime() + 5_000) throw err;
-        row.scheduledAt = new Date(wholeSeconds(now).getTime() + 60_000);
-        await ctx.em.flush();
-        ctx.log.info({ subscriptionId: sub.id, merchantUid: row.merchantUid, at: row.scheduledAt }, "charge time already past at Iamport; moved");
-        try {
-          await this.payments.registerSchedules(ctx, sub.customerUid, [row], { keepRowsOnRefusal: true });
-        } catch (again) {
-          if (!(again instanceof BadUserInputError) || row.status !== PaymentStatus.PENDING) throw again;
-          refused = { reason: again.message.replace(/^schedules /, ""), at: now };
+        if (!row.scheduledAt || row.scheduledAt.getTime() > now.getTime() + 5_000) {
+          refused = { error: err, at: now };
+        } else {
+          row.scheduledAt = new Date(wholeSeconds(now).getTime() + 60_000);
+          await ctx.em.flush();
+          ctx.log.info({ subscriptionId: sub.id, merchantUid: row.merchantUid, at: row.scheduledAt }, "charge time already past at Iamport; moved");
+          try {
+            await this.payments.registerSchedules(ctx, sub.customerUid, [row], { keepRowsOnRefusal: true });
+          } catch (again) {
+            if (!(again instanceof BadUserInputError) || row.status !== PaymentStatus.PENDING) throw again;
+            refused = { error: again, at: now };
+          }
         }
       }
     } catch (err) {
@@ -549,13 +583,10 @@ export class SubscriptionService {
     }
     await ctx.em.flush();
     if (refused) {
-      ctx.log.warn({ subscriptionId: sub.id, merchantUid: row.merchantUid, reason: refused.reason }, "charge due and refused by Iamport; counted as failed");
-      row.status = PaymentStatus.FAILED;
-      row.failReason = refused.reason;
-      row.failedAt = refused.at;
-      row.checkedAt = new Date();
+      const reason = this.payments.failRefused([row], refused.error, refused.at);
+      ctx.log.warn({ subscriptionId: sub.id, merchantUid: row.merchantUid, reason }, "charge refused by Iamport's scheduler; counted as failed");
       await ctx.em.flush();
-      await this.onPaymentVerified(ctx, row, PaymentStatus.PENDING, { outcome: "FAILED", status: PaymentStatus.FAILED, message: refused.reason });
+      await this.onPaymentVerified(ctx, row, PaymentStatus.PENDING, { outcome: "FAILED", status: PaymentStatus.FAILED, message: reason, final: true });
     }
   }
 
