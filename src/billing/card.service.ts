@@ -30,9 +30,22 @@ const GRAPHQL_FIELDS: CardFieldNames = {
   pwd2digit: "pwd2digit",
 };
 
+/**
+ * Before a billing key is deleted: refuses (CONFLICT) while live subscriptions
+ * would still charge it, or cancels them when `cancelSubscriptions` is set.
+ * Subscriptions register it (they are built on top of cards).
+ */
+export type ReleaseSubscriptions = (ctx: Ctx, customerUid: string, cancelSubscriptions: boolean) => Promise<void>;
+
 /** Billing keys: issued by Iamport from card data that passes through memory only. */
 export class CardService {
+  private releaseSubscriptions?: ReleaseSubscriptions;
+
   constructor(private readonly deps: BillingDeps) {}
+
+  setReleaseSubscriptions(fn: ReleaseSubscriptions): void {
+    this.releaseSubscriptions = fn;
+  }
 
   /** Issues (or replaces) the billing key for customerUid and stores what Iamport returned. */
   async register(ctx: Ctx, input: RegisterCardInput, fields: CardFieldNames = GRAPHQL_FIELDS): Promise<Card> {
@@ -78,11 +91,16 @@ export class CardService {
     return this.upsert(ctx, customer);
   }
 
-  /** Deletes the billing key at Iamport and marks the card DELETED. */
-  async delete(ctx: Ctx, customerUidRaw: string): Promise<Card> {
+  /**
+   * Deletes the billing key at Iamport and marks the card DELETED. Refused
+   * with CONFLICT while live subscriptions would still charge it, unless
+   * `cancelSubscriptions`: then they are canceled first (revoking their schedules).
+   */
+  async delete(ctx: Ctx, customerUidRaw: string, opts: { cancelSubscriptions?: boolean | null } = {}): Promise<Card> {
     const customerUid = checkUid("customerUid", customerUidRaw);
     const card = await ctx.em.findOne(Card, { customerUid, status: CardStatus.ACTIVE });
     if (!card) throw new NotFoundError(`Card ${customerUid}`);
+    await this.releaseSubscriptions?.(ctx, customerUid, opts.cancelSubscriptions === true);
     try {
       await this.deps.iamport.deleteCustomer(customerUid, { requestId: ctx.requestId });
     } catch (err) {

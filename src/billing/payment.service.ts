@@ -281,6 +281,23 @@ export class PaymentService {
     };
   }
 
+  /**
+   * Records PENDING schedule rows that Iamport refused to register (its
+   * `registerSchedules` refusal) as FAILED with Iamport's reason: they can
+   * never run. Returns the reason.
+   */
+  failRefused(rows: Payment[], refusal: BadUserInputError, at: Date): string {
+    const reason = refusal.message.replace(/^schedules /, "");
+    for (const p of rows) {
+      if (p.status !== PaymentStatus.PENDING) continue;
+      p.status = PaymentStatus.FAILED;
+      p.failReason = reason;
+      p.failedAt = at;
+      p.checkedAt = new Date();
+    }
+    return reason;
+  }
+
   /** Looks up schedules by merchant_uid; returns the rows Iamport has no record of. */
   async settleSchedules(ctx: Ctx, rows: Payment[]): Promise<Payment[]> {
     const missing: Payment[] = [];

@@ -1,7 +1,7 @@
 import { LockMode, QueryOrder } from "@mikro-orm/core";
 import { Payment, Subscription, WebhookEvent } from "../db/entities";
 import { PaymentKind, PaymentStatus, SubscriptionStatus } from "../db/entities/enums";
-import { toAppError } from "../errors";
+import { BadUserInputError, toAppError } from "../errors";
 import { IamportNotFoundError } from "../iamport/iamport.errors";
 import { withEm, type BillingDeps, type Ctx } from "./context";
 import type { Services } from "./services";
@@ -184,7 +184,9 @@ export class ReconcileService {
   /**
    * Looks a PENDING schedule up at Iamport and registers it when Iamport never
    * got it, under the row lock (then the subscription's, the renewal step's
-   * order). Returns the imp_uid when the schedule already ran, for verification.
+   * order); one Iamport refuses to register is settled FAILED with its reason,
+   * so it is not asked about again. Returns the imp_uid when the schedule
+   * already ran, for verification.
    */
   private async settleRegistration(ctx: Ctx, id: string): Promise<string | null> {
     return ctx.em.transactional(async (em) => {
@@ -205,7 +207,14 @@ export class ReconcileService {
         await this.services.subscriptions.registerNext(tx, sub, row);
         if (row.status === PaymentStatus.PENDING) throw new Error(`schedule ${row.merchantUid} is still not registered with Iamport`);
       } else {
-        await this.services.payments.registerSchedules(tx, row.customerUid!, missing, { keepRowsOnRefusal: true });
+        try {
+          await this.services.payments.registerSchedules(tx, row.customerUid!, missing, { keepRowsOnRefusal: true });
+        } catch (err) {
+          if (!(err instanceof BadUserInputError)) throw err;
+          // Refused (the billing key was deleted at Iamport, its time has passed...): it can never run.
+          const reason = this.services.payments.failRefused(missing, err, new Date());
+          ctx.log.warn({ merchantUid: row.merchantUid, reason }, "schedule refused by Iamport; counted as failed");
+        }
       }
       return null;
     });

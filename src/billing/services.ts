@@ -27,6 +27,7 @@ export function createServices(deps: BillingDeps, observers: BillingObservers = 
   const cards = new CardService(deps);
   const payments = new PaymentService(deps, cards);
   const subscriptions = new SubscriptionService(deps, cards, payments);
+  cards.setReleaseSubscriptions((ctx, customerUid, cancel) => subscriptions.releaseCard(ctx, customerUid, cancel));
   const webhooks = new WebhookService(payments, observers);
   webhooks.setAfterVerification(async (ctx, payment, previous, v) => {
     await subscriptions.onPaymentVerified(ctx, payment, previous, v);

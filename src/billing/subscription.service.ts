@@ -1,7 +1,7 @@
 import { LockMode, type FilterQuery } from "@mikro-orm/core";
 import { Payment, Subscription } from "../db/entities";
 import { BillingInterval, PaymentKind, PaymentStatus, SubscriptionStatus } from "../db/entities/enums";
-import { BadUserInputError, NotFoundError, toAppError, UpstreamUnavailableError } from "../errors";
+import { BadUserInputError, ConflictError, NotFoundError, toAppError, UpstreamUnavailableError } from "../errors";
 import { IamportNotFoundError, IamportRefusedError } from "../iamport/iamport.errors";
 import type { IamportPayment } from "../iamport/iamport.types";
 import { periodOf } from "./billing-dates";
@@ -161,7 +161,7 @@ export class SubscriptionService {
    * cancellation) never interleave. The next payment's row has a unique
    * (subscription, period, attempt) key and a deterministic merchant_uid.
    */
-  async onPaymentVerified(ctx: Ctx, payment: Payment, previous: PaymentStatus, _v: Verification): Promise<void> {
+  async onPaymentVerified(ctx: Ctx, payment: Payment, previous: PaymentStatus, v: Verification): Promise<void> {
     if (!payment.subscription || payment.status === previous) return;
     const em = ctx.em;
     const sub = await em.findOne(Subscription, { id: payment.subscription.id }, { lockMode: LockMode.PESSIMISTIC_WRITE, refresh: true });
@@ -202,7 +202,8 @@ export class SubscriptionService {
         sub.currentPeriodEnd = p.end;
       }
       sub.status = SubscriptionStatus.ACTIVE;
-      sub.statusReason = null;
+      // A cancellation that met this charge takes effect at the end of the period it paid for.
+      sub.statusReason = sub.cancelAtPeriodEnd ? "cancels at the end of the current period, which its renewal charge paid for" : null;
       sub.nextPaymentAt = null;
       sub.nextMerchantUid = null;
       if (!sub.cancelAtPeriodEnd) {
@@ -226,9 +227,21 @@ export class SubscriptionService {
       ctx.log.info({ subscriptionId: sub.id, merchantUid: payment.merchantUid }, "first payment declined; subscription canceled");
       return;
     }
-    const delays = this.deps.config.retryScheduleSeconds;
     const reason = payment.failReason ?? "";
-    const hard = HARD_DECLINE.test(reason);
+    if (sub.cancelAtPeriodEnd) {
+      // Canceled while this charge's outcome was unknown: no period was paid after the one that
+      // ended, so the subscription ends now, with no retry.
+      sub.status = SubscriptionStatus.CANCELED;
+      sub.canceledAt = new Date();
+      sub.statusReason = `canceled: the renewal charge the cancellation met failed (${reason})`;
+      sub.nextPaymentAt = null;
+      sub.nextMerchantUid = null;
+      await em.flush();
+      ctx.log.info({ subscriptionId: sub.id, merchantUid: payment.merchantUid }, "renewal failed after a cancellation; subscription canceled");
+      return;
+    }
+    const delays = this.deps.config.retryScheduleSeconds;
+    const hard = v.final === true || HARD_DECLINE.test(reason);
     if (attempt <= delays.length && !hard) {
       sub.status = SubscriptionStatus.PAST_DUE;
       sub.statusReason = `renewal failed (${reason}); retry ${attempt} of ${delays.length} scheduled`;
@@ -250,6 +263,17 @@ export class SubscriptionService {
    * and then the subscription are locked, in the renewal step's order, so a
    * renewal running at the same moment either finishes first (and its new
    * schedule is revoked here) or sees the cancellation and schedules nothing.
+   *
+   * A period paid by a renewal (a charge Iamport's schedule made) is never left
+   * without service: a cancellation during it, now or at its end, takes effect
+   * at its end. A renewal charge that could not be revoked because Iamport
+   * already ran it (or is running it) is settled first, through the
+   * verification the webhook uses, with the cancellation already recorded as
+   * at-period-end: the renewal step then grants the period that charge paid
+   * for and schedules nothing after it, or, the charge declined, ends the
+   * subscription. When Iamport cannot tell yet, the cancellation stays
+   * at-period-end and the charge's webhook or reconciliation finishes it the
+   * same way, so the end state does not depend on which the server hears first.
    */
   async cancel(ctx: Ctx, input: CancelSubscriptionInput): Promise<Subscription> {
     const reason = optionalText("reason", input.reason, 200) ?? null;
@@ -268,17 +292,36 @@ export class SubscriptionService {
       );
       const sub = await em.findOneOrFail(Subscription, { id }, { lockMode: LockMode.PESSIMISTIC_WRITE, refresh: true });
       if (sub.status === SubscriptionStatus.CANCELED) return;
-      await this.revokePending(tx, sub);
+      const wasAtPeriodEnd = sub.cancelAtPeriodEnd;
+      const ran = await this.revokePending(tx, sub);
       sub.cancelReason = reason;
       sub.nextPaymentAt = null;
       sub.nextMerchantUid = null;
+      if (ran.length > 0) {
+        sub.cancelAtPeriodEnd = true;
+        sub.statusReason = "cancels at the end of the period: a renewal charge Iamport may have made is being settled";
+        await em.flush();
+        const unsettled = await this.settleRan(tx, ran);
+        // Declined: the renewal step ended it (the settling changed the row). Unknown: its webhook or reconciliation finishes it.
+        if ((sub.status as SubscriptionStatus) === SubscriptionStatus.CANCELED || unsettled) return;
+      }
       const periodStillPaid =
         sub.status === SubscriptionStatus.ACTIVE && !!sub.currentPeriodEnd && sub.currentPeriodEnd.getTime() > now.getTime();
-      if (input.atPeriodEnd && periodStillPaid) {
+      const paidByRenewal = periodStillPaid && (await this.paidBySchedule(tx, sub));
+      if (periodStillPaid && (input.atPeriodEnd || paidByRenewal)) {
         sub.cancelAtPeriodEnd = true;
-        sub.statusReason = "cancels at the end of the current period";
+        sub.statusReason = input.atPeriodEnd
+          ? "cancels at the end of the current period"
+          : "cancels at the end of the current period, which its renewal charge paid for";
+      } else if (input.atPeriodEnd && sub.status === SubscriptionStatus.ACTIVE && sub.currentPeriodEnd) {
+        // The period is already over and nothing was paid after it: it ended at its end.
+        sub.status = SubscriptionStatus.CANCELED;
+        sub.cancelAtPeriodEnd = true;
+        sub.canceledAt = new Date();
+        sub.statusReason = "canceled at the end of the period";
       } else {
         sub.status = SubscriptionStatus.CANCELED;
+        sub.cancelAtPeriodEnd = wasAtPeriodEnd;
         sub.canceledAt = new Date();
         sub.statusReason = reason ? `canceled: ${reason}` : "canceled";
       }
@@ -286,6 +329,72 @@ export class SubscriptionService {
     });
     await ctx.em.refresh(exists);
     return exists;
+  }
+
+  /**
+   * Settles, by merchant_uid, charges Iamport ran (or may be running) before
+   * they could be revoked, through the webhook's verification and renewal
+   * step, under the locks the caller holds. Returns true when one of them
+   * could not be settled (Iamport has no payment for it yet, or cannot be asked).
+   */
+  private async settleRan(ctx: Ctx, ran: Payment[]): Promise<boolean> {
+    let unsettled = false;
+    for (const p of ran) {
+      const askedAt = new Date();
+      let ip: IamportPayment | null;
+      try {
+        ip = await this.findAtIamport(ctx, p.merchantUid);
+      } catch (err) {
+        ctx.log.warn({ merchantUid: p.merchantUid, err: (err as Error).message }, "charge met by a cancellation could not be looked up; left to its webhook");
+        unsettled = true;
+        continue;
+      }
+      if (ip) await this.payments.verifyFetched(ctx, ip, null, this.afterVerification, askedAt);
+      if (p.status === PaymentStatus.SCHEDULED || p.status === PaymentStatus.PENDING) unsettled = true;
+    }
+    return unsettled;
+  }
+
+  /** Whether the subscription's current period was paid by a charge of Iamport's schedule (a renewal, or a first charge given startAt). */
+  private async paidBySchedule(ctx: Ctx, sub: Subscription): Promise<boolean> {
+    if (sub.currentPeriod < 1) return false;
+    const paid = await ctx.em.count(Payment, {
+      subscription: sub.id,
+      period: sub.currentPeriod,
+      kind: PaymentKind.SCHEDULE,
+      status: PaymentStatus.PAID,
+    });
+    return paid > 0;
+  }
+
+  /**
+   * Before the customer's billing key is deleted (CardService.delete): the
+   * subscriptions that would still charge it (INCOMPLETE, PAST_DUE, or ACTIVE
+   * and not ending at the period end) are canceled now through `cancel` when
+   * `cancelSubscriptions` is set (a period a renewal paid for is still served
+   * to its end, with nothing scheduled), and otherwise the deletion is refused
+   * with CONFLICT naming them (extensions.subscriptionIds).
+   */
+  async releaseCard(ctx: Ctx, customerUid: string, cancelSubscriptions: boolean): Promise<void> {
+    const live = await ctx.em.find(
+      Subscription,
+      {
+        customerUid,
+        status: { $in: [SubscriptionStatus.INCOMPLETE, SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE] },
+        cancelAtPeriodEnd: false,
+      },
+      { orderBy: { id: "asc" } },
+    );
+    if (live.length === 0) return;
+    const ids = live.map((s) => s.id);
+    if (!cancelSubscriptions) {
+      const named = ids.length > 10 ? `${ids.slice(0, 10).join(", ")} and ${ids.length - 10} more` : ids.join(", ");
+      throw new ConflictError(
+        `Card ${customerUid} pays for live subscriptions (${named}): cancel them first, or pass cancelSubscriptions: true`,
+        { subscriptionIds: ids },
+      );
+    }
+    for (const id of ids) await this.cancel(ctx, { id, reason: "the card was deleted" });
   }
 
   /**
@@ -319,20 +428,39 @@ export class SubscriptionService {
     return subs.length;
   }
 
-  /** Marks subscriptions set to cancel at period end as CANCELED once their period is over. */
+  /**
+   * Marks subscriptions set to cancel at period end as CANCELED once their
+   * period is over, each under its open payments' and its own row locks (the
+   * renewal step's order), so a renewal that grants the next period at the
+   * same moment is seen. One with a charge still open (a renewal Iamport ran
+   * as the cancellation arrived, its outcome not known yet) waits: its
+   * webhook or reconciliation settles it first, and a paid one moves the end.
+   */
   async expireCanceledAtPeriodEnd(ctx: Ctx, now: Date): Promise<number> {
     const due = await ctx.em.find(Subscription, {
       cancelAtPeriodEnd: true,
       status: { $ne: SubscriptionStatus.CANCELED },
       currentPeriodEnd: { $lte: now },
     });
-    for (const s of due) {
-      s.status = SubscriptionStatus.CANCELED;
-      s.canceledAt = now;
-      s.statusReason = "canceled at the end of the period";
+    let ended = 0;
+    for (const { id } of due) {
+      const done = await ctx.em.fork().transactional(async (em) => {
+        const open = await em.find(
+          Payment,
+          { subscription: id, status: { $in: [PaymentStatus.SCHEDULED, PaymentStatus.PENDING] } },
+          { lockMode: LockMode.PESSIMISTIC_WRITE, orderBy: { id: "asc" } },
+        );
+        const sub = await em.findOneOrFail(Subscription, { id }, { lockMode: LockMode.PESSIMISTIC_WRITE, refresh: true });
+        const over = sub.cancelAtPeriodEnd && !!sub.currentPeriodEnd && sub.currentPeriodEnd.getTime() <= now.getTime();
+        if (sub.status === SubscriptionStatus.CANCELED || !over || open.length > 0) return false;
+        sub.status = SubscriptionStatus.CANCELED;
+        sub.canceledAt = now;
+        sub.statusReason = "canceled at the end of the period";
+        return true;
+      });
+      if (done) ended += 1;
     }
-    await ctx.em.flush();
-    return due.length;
+    return ended;
   }
 
   async get(ctx: Ctx, id: string): Promise<Subscription | null> {
@@ -416,27 +544,31 @@ export class SubscriptionService {
    * renewal step, and reconciliation of a registration that failed). A row
    * whose time is already past by Iamport's clock, which Iamport refuses,
    * is moved to a minute from Iamport's now: it was never registered, so
-   * moving it cannot double it. If Iamport still refuses it then, for a
-   * reason of its own (the billing key was deleted...), the attempt fails
-   * as Iamport's schedule would have failed at its time, and dunning goes on.
+   * moving it cannot double it. A row Iamport refuses for a reason of its own
+   * (the billing key was deleted at Iamport...) can never run: it is settled
+   * FAILED with Iamport's reason at once, through the renewal step, and since
+   * Iamport would refuse its retries too, dunning ends there.
    */
   async registerNext(ctx: Ctx, sub: Subscription, row: Payment): Promise<void> {
-    let refused: { reason: string; at: Date } | null = null;
+    let refused: { error: BadUserInputError; at: Date } | null = null;
     try {
       try {
         await this.payments.registerSchedules(ctx, sub.customerUid, [row], { keepRowsOnRefusal: true });
       } catch (err) {
         if (!(err instanceof BadUserInputError) || row.status !== PaymentStatus.PENDING) throw err;
         const now = await this.iamportNow();
-        if (!row.scheduledAt || row.scheduledAt.getTime() > now.getTime() + 5_000) throw err;
-        row.scheduledAt = new Date(wholeSeconds(now).getTime() + 60_000);
-        await ctx.em.flush();
-        ctx.log.info({ subscriptionId: sub.id, merchantUid: row.merchantUid, at: row.scheduledAt }, "charge time already past at Iamport; moved");
-        try {
-          await this.payments.registerSchedules(ctx, sub.customerUid, [row], { keepRowsOnRefusal: true });
-        } catch (again) {
-          if (!(again instanceof BadUserInputError) || row.status !== PaymentStatus.PENDING) throw again;
-          refused = { reason: again.message.replace(/^schedules /, ""), at: now };
+        if (!row.scheduledAt || row.scheduledAt.getTime() > now.getTime() + 5_000) {
+          refused = { error: err, at: now };
+        } else {
+          row.scheduledAt = new Date(wholeSeconds(now).getTime() + 60_000);
+          await ctx.em.flush();
+          ctx.log.info({ subscriptionId: sub.id, merchantUid: row.merchantUid, at: row.scheduledAt }, "charge time already past at Iamport; moved");
+          try {
+            await this.payments.registerSchedules(ctx, sub.customerUid, [row], { keepRowsOnRefusal: true });
+          } catch (again) {
+            if (!(again instanceof BadUserInputError) || row.status !== PaymentStatus.PENDING) throw again;
+            refused = { error: again, at: now };
+          }
         }
       }
     } catch (err) {
@@ -451,13 +583,10 @@ export class SubscriptionService {
     }
     await ctx.em.flush();
     if (refused) {
-      ctx.log.warn({ subscriptionId: sub.id, merchantUid: row.merchantUid, reason: refused.reason }, "charge due and refused by Iamport; counted as failed");
-      row.status = PaymentStatus.FAILED;
-      row.failReason = refused.reason;
-      row.failedAt = refused.at;
-      row.checkedAt = new Date();
+      const reason = this.payments.failRefused([row], refused.error, refused.at);
+      ctx.log.warn({ subscriptionId: sub.id, merchantUid: row.merchantUid, reason }, "charge refused by Iamport's scheduler; counted as failed");
       await ctx.em.flush();
-      await this.onPaymentVerified(ctx, row, PaymentStatus.PENDING, { outcome: "FAILED", status: PaymentStatus.FAILED, message: refused.reason });
+      await this.onPaymentVerified(ctx, row, PaymentStatus.PENDING, { outcome: "FAILED", status: PaymentStatus.FAILED, message: reason, final: true });
     }
   }
 
@@ -500,13 +629,18 @@ export class SubscriptionService {
     });
   }
 
-  private async revokePending(ctx: Ctx, sub: Subscription): Promise<void> {
+  /**
+   * Revokes the subscription's open schedules at Iamport. Returns those left
+   * open: schedules Iamport already ran (or is running), whose charge is to
+   * be settled by the caller.
+   */
+  private async revokePending(ctx: Ctx, sub: Subscription): Promise<Payment[]> {
     const pending = await ctx.em.find(Payment, {
       subscription: sub.id,
       status: { $in: [PaymentStatus.SCHEDULED, PaymentStatus.PENDING] },
       kind: PaymentKind.SCHEDULE,
     });
-    if (pending.length === 0) return;
+    if (pending.length === 0) return [];
     let revoked = new Set<string>();
     try {
       const result = await this.deps.iamport.unschedule(
@@ -539,6 +673,7 @@ export class SubscriptionService {
       }
     }
     await ctx.em.flush();
+    return pending.filter((p) => p.status === PaymentStatus.SCHEDULED || p.status === PaymentStatus.PENDING);
   }
 }
 

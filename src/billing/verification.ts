@@ -9,6 +9,8 @@ export interface Verification {
   message: string;
   /** The status the payment must have now. */
   status: PaymentStatus;
+  /** A failure no retry can mend: Iamport refused to schedule the charge, so it would refuse its retries too. */
+  final?: boolean;
 }
 
 /**

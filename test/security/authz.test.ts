@@ -136,7 +136,8 @@ const OPS: Op[] = [
   {
     name: "deleteCard",
     customer: "own",
-    query: `mutation($c: String!) { deleteCard(customerUid: $c) { status } }`,
+    // The fixture's subscription is live: deleting its card cancels it (deleteCard alone answers CONFLICT).
+    query: `mutation($c: String!) { deleteCard(customerUid: $c, cancelSubscriptions: true) { status } }`,
     vars: (f) => ({ c: f.customerUid }),
     before: (f) => registerCard(h, f.customerUid),
   },

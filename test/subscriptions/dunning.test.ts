@@ -191,78 +191,31 @@ describe("dunning when the billing key was deleted at Iamport", () => {
     expect(r.data.code).toBe(0);
   }
 
-  it("fails the renewal, keeps trying on RETRY_SCHEDULE although Iamport refuses to schedule the retries, and ends UNPAID", async () => {
+  it("fails the renewal; the retry Iamport refuses to schedule is FAILED with its reason and the subscription UNPAID at once", async () => {
     const customerUid = await registerCard(h, uid("c"));
     const sub = await startSub(h, { customerUid, interval: "MONTH" });
     await deleteKeyAtIamport(customerUid);
 
     await advancePastNextPayment(h, sub);
-    let s = await getSub(h, sub.id);
-    expect(s.status).toBe("PAST_DUE");
-    let rows = await paymentRows(h, sub.id);
+    const rows = await paymentRows(h, sub.id);
     expect(rows.map((r) => [r.period, r.attempt, r.status])).toEqual([
       [1, 1, "PAID"],
       [2, 1, "FAILED"],
-      [2, 2, "PENDING"],
+      [2, 2, "FAILED"],
     ]);
     expect(rows[1].fail_reason).toMatch(/등록된 고객정보가 없습니다/);
-    // Iamport refuses to schedule a charge of a billing key it no longer has: the retry waits in the database.
+    // Iamport refuses to schedule a charge of a billing key it no longer has, and would refuse every retry
+    // too: the retry fails with Iamport's reason, and dunning ends.
+    expect(rows[2].fail_reason).toMatch(/^Iamport refused the schedule: 등록된 고객정보가 없습니다/);
+    expect(rows[2].failed_at).not.toBeNull();
     expect(await iamportSchedule(h, renewalUid(sub.id, 2, 2))).toBeNull();
-    expect(unix(s.nextPaymentAt!) - unix(rows[1].failed_at!)).toBe(DAY);
-
-    for (const [attempt, delay] of [
-      [2, 3 * DAY],
-      [3, 5 * DAY],
-    ] as const) {
-      // Reconciliation tries to register it on every run; once its time has passed, it counts as failed.
-      await advancePastNextPayment(h, s);
-      await ageOpenWork(h, 600);
-      const report = await h.server.reconciler.runOnce();
-      expect(report.errors).toBe(0);
-      rows = await paymentRows(h, sub.id);
-      const failed = rows.find((r) => r.period === 2 && r.attempt === attempt)!;
-      expect(failed).toMatchObject({ status: "FAILED", fail_reason: expect.stringMatching(/등록된 고객정보가 없습니다/) });
-      s = await getSub(h, sub.id);
-      expect(s.status).toBe("PAST_DUE");
-      expect(unix(s.nextPaymentAt!) - unix(failed.failed_at!)).toBe(delay);
-    }
-    await advancePastNextPayment(h, s);
-    await ageOpenWork(h, 600);
-    await h.server.reconciler.runOnce();
-    s = await getSub(h, sub.id);
-    expect(s.status).toBe("UNPAID");
-    expect(s.nextPaymentAt).toBeNull();
-    expect((await paymentRows(h, sub.id)).map((r) => [r.period, r.attempt, r.status])).toEqual([
-      [1, 1, "PAID"],
-      [2, 1, "FAILED"],
-      [2, 2, "FAILED"],
-      [2, 3, "FAILED"],
-      [2, 4, "FAILED"],
-    ]);
-    // Nothing is left for reconciliation either.
+    const s = await getSub(h, sub.id);
+    expect(s).toMatchObject({ status: "UNPAID", nextPaymentAt: null });
+    expect(s.statusReason).toMatch(/retries cannot fix: Iamport refused the schedule/);
+    // Nothing is left for reconciliation.
     await ageOpenWork(h, 600);
     expect(await h.server.reconciler.runOnce()).toMatchObject({ unregisteredSchedules: 0, errors: 0 });
-  });
-
-  it("registers the waiting retry once the customer registers a card again, and it pays", async () => {
-    const customerUid = await registerCard(h, uid("c"));
-    const sub = await startSub(h, { customerUid, interval: "WEEK" });
-    await deleteKeyAtIamport(customerUid);
-    await advancePastNextPayment(h, sub);
-    const pastDue = await getSub(h, sub.id);
-    expect(pastDue.status).toBe("PAST_DUE");
-
-    await registerCard(h, customerUid, GOOD_CARD);
-    await ageOpenWork(h, 600);
-    expect(await h.server.reconciler.runOnce()).toMatchObject({ unregisteredSchedules: 1, errors: 0 });
-    const retry = await iamportSchedule(h, renewalUid(sub.id, 2, 2));
-    expect(retry).toMatchObject({ schedule_status: "scheduled", schedule_at: unix(pastDue.nextPaymentAt!) });
-
-    const r = await advancePastNextPayment(h, pastDue);
-    expect(ofSub(r, sub.id)).toEqual([expect.objectContaining({ merchant_uid: renewalUid(sub.id, 2, 2), status: "paid" })]);
-    const s = await getSub(h, sub.id);
-    expect(s).toMatchObject({ status: "ACTIVE", currentPeriodStart: sub.currentPeriodEnd });
-    expect((await customerSchedules(h, customerUid, "scheduled")).map((x) => x.merchant_uid)).toEqual([renewalUid(sub.id, 3)]);
+    expect(await paymentRows(h, sub.id)).toEqual(rows);
   });
 });
 

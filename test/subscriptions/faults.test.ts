@@ -173,7 +173,8 @@ describe("registering the next schedule", () => {
     started.splice(started.indexOf(sub), 1);
     const r = await renewal;
     expect(r.webhooks.failed).toBe(0);
-    expect(canceled.status).toBe("CANCELED");
+    // The renewal was paid: its period is granted, and the cancellation takes effect at its end.
+    expect(canceled).toMatchObject({ status: "ACTIVE", cancelAtPeriodEnd: true, currentPeriodStart: sub.currentPeriodEnd, nextPaymentAt: null });
     // Whichever finished first, the charge made is recorded and the one registered meanwhile is revoked.
     const rows = await paymentRows(h, sub.id);
     expect(rows.slice(0, 2).map((p) => [p.period, p.status])).toEqual([
@@ -182,7 +183,7 @@ describe("registering the next schedule", () => {
     ]);
     expect(rows.slice(2).every((p) => p.status === "REVOKED")).toBe(true);
     expect(await customerSchedules(h, sub.customerUid, "scheduled")).toEqual([]);
-    expect((await getSub(h, sub.id)).status).toBe("CANCELED");
+    expect(await getSub(h, sub.id)).toMatchObject({ status: "ACTIVE", cancelAtPeriodEnd: true, nextPaymentAt: null });
   });
 
   it("leaves it PENDING when Iamport refuses to answer, and reconciliation registers it once", async () => {

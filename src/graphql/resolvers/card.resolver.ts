@@ -18,9 +18,21 @@ export class CardResolver {
     return ctx.services.cards.register(ctx, input);
   }
 
-  @Mutation(() => Card)
-  deleteCard(@Arg("customerUid", () => String) customerUid: string, @Ctx() ctx: GraphQLContext): Promise<Card> {
+  @Mutation(() => Card, {
+    description:
+      "Delete the billing key. Refused with CONFLICT (extensions.subscriptionIds) while live subscriptions use it, unless cancelSubscriptions.",
+  })
+  deleteCard(
+    @Arg("customerUid", () => String) customerUid: string,
+    @Arg("cancelSubscriptions", () => Boolean, {
+      nullable: true,
+      defaultValue: false,
+      description: "Cancel the customer's live subscriptions first (as cancelSubscription without atPeriodEnd), then delete the key.",
+    })
+    cancelSubscriptions: boolean | null,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<Card> {
     requireCustomer(ctx, customerUid);
-    return ctx.services.cards.delete(ctx, customerUid);
+    return ctx.services.cards.delete(ctx, customerUid, { cancelSubscriptions });
   }
 }
