@@ -1,9 +1,9 @@
 import { Card } from "../db/entities";
 import { CardStatus, CardType } from "../db/entities/enums";
-import { CardRejectedError, NotFoundError } from "../errors";
+import { CardRejectedError, ConflictError, NotFoundError } from "../errors";
 import { IamportNotFoundError, IamportRefusedError } from "../iamport/iamport.errors";
 import type { IamportCustomer } from "../iamport/iamport.types";
-import { BillingDeps, Ctx, upstreamError } from "./context";
+import { BillingDeps, Ctx, upstreamError, withEm } from "./context";
 import { checkBirth, checkExpiry, checkPwd2, checkUid, normalizeCardNumber, optionalText } from "./validation";
 
 export interface RegisterCardInput {
@@ -17,6 +17,8 @@ export interface RegisterCardInput {
   customerEmail?: string | null;
   customerTel?: string | null;
   pg?: string | null;
+  /** Replace the customer's ACTIVE card; without it, registering over one is CONFLICT. */
+  replace?: boolean | null;
 }
 
 /** Field names of RegisterCardInput as the caller spelled them (GraphQL camelCase or the REST form's snake_case). */
@@ -34,7 +36,14 @@ const GRAPHQL_FIELDS: CardFieldNames = {
 export class CardService {
   constructor(private readonly deps: BillingDeps) {}
 
-  /** Issues (or replaces) the billing key for customerUid and stores what Iamport returned. */
+  /**
+   * Issues the billing key for customerUid and stores what Iamport returned.
+   * Over an ACTIVE card this is a replacement: refused with CONFLICT (nothing
+   * sent to Iamport) unless input.replace, and recorded on the card when done.
+   * The check, the Iamport call and the write run under the customer's lock
+   * (underCustomerLock), so two registrations at once cannot both find no active
+   * card: the second waits and then sees the first one's card.
+   */
   async register(ctx: Ctx, input: RegisterCardInput, fields: CardFieldNames = GRAPHQL_FIELDS): Promise<Card> {
     const customerUid = checkUid(fields.customerUid, input.customerUid);
     const card_number = normalizeCardNumber(fields.cardNumber, input.cardNumber);
@@ -47,35 +56,49 @@ export class CardService {
     const customer_tel = optionalText("customerTel", input.customerTel, 40);
     const pg = optionalText("pg", input.pg, 80);
 
-    let customer: IamportCustomer;
-    try {
-      customer = await this.deps.iamport.issueBillingKey(
-        customerUid,
-        { card_number, expiry, birth, pwd_2digit, customer_id, customer_name, customer_email, customer_tel, pg },
-        { requestId: ctx.requestId },
-      );
-    } catch (err) {
-      if (err instanceof IamportRefusedError) {
-        ctx.log.info({ customerUid, iamportCode: err.code }, "billing key refused");
-        throw new CardRejectedError(err.iamportMessage || "The card was refused", err.code);
+    return this.underCustomerLock(ctx, customerUid, async (tx, existing) => {
+      const replaced = existing?.status === CardStatus.ACTIVE ? existing : null;
+      if (replaced && !input.replace) {
+        throw new ConflictError(`Customer ${customerUid} already has an active card; replacing it takes replace: true`, { customerUid });
       }
-      throw upstreamError(err, "billing key");
-    }
-    const card = await this.upsert(ctx, customer);
-    ctx.log.info({ customerUid, card: card.cardNumberMasked }, "billing key issued");
-    return card;
+      const previousCard = replaced?.cardNumberMasked ?? null;
+      let customer: IamportCustomer;
+      try {
+        customer = await this.deps.iamport.issueBillingKey(
+          customerUid,
+          { card_number, expiry, birth, pwd_2digit, customer_id, customer_name, customer_email, customer_tel, pg },
+          { requestId: tx.requestId },
+        );
+      } catch (err) {
+        if (err instanceof IamportRefusedError) {
+          tx.log.info({ customerUid, iamportCode: err.code }, "billing key refused");
+          throw new CardRejectedError(err.iamportMessage || "The card was refused", err.code);
+        }
+        throw upstreamError(err, "billing key");
+      }
+      const card = await this.store(tx, customerUid, existing, customer, replaced !== null);
+      if (replaced) tx.log.info({ customerUid, previousCard, card: card.cardNumberMasked, replacements: card.replacements }, "card replaced");
+      else tx.log.info({ customerUid, card: card.cardNumberMasked }, "billing key issued");
+      return card;
+    });
   }
 
-  /** Confirms a billing key issued in the browser (IMP.request_pay with customer_uid) and stores the card. */
+  /**
+   * Confirms a billing key issued in the browser (IMP.request_pay with
+   * customer_uid) and stores the card Iamport holds. Iamport has the key
+   * already, so there is nothing to refuse: the row follows Iamport.
+   */
   async confirm(ctx: Ctx, customerUidRaw: string, field = "customerUid"): Promise<Card> {
     const customerUid = checkUid(field, customerUidRaw);
-    let customer: IamportCustomer;
-    try {
-      customer = await this.deps.iamport.getCustomer(customerUid, { requestId: ctx.requestId });
-    } catch (err) {
-      throw upstreamError(err, `Billing key ${customerUid}`);
-    }
-    return this.upsert(ctx, customer);
+    return this.underCustomerLock(ctx, customerUid, async (tx, existing) => {
+      let customer: IamportCustomer;
+      try {
+        customer = await this.deps.iamport.getCustomer(customerUid, { requestId: tx.requestId });
+      } catch (err) {
+        throw upstreamError(err, `Billing key ${customerUid}`);
+      }
+      return this.store(tx, customerUid, existing, customer, false);
+    });
   }
 
   /** Deletes the billing key at Iamport and marks the card DELETED. */
@@ -106,10 +129,25 @@ export class CardService {
     return card;
   }
 
-  private async upsert(ctx: Ctx, c: IamportCustomer): Promise<Card> {
-    const em = ctx.em;
+  /**
+   * Runs fn in a transaction that holds the customer's advisory lock (a row
+   * lock cannot serve: a new customer has no row yet), with the customer's card
+   * row as it is under that lock. Registrations and confirmations of one
+   * customer take turns; the lock is held across their Iamport call so that
+   * what Iamport holds and what the row says are decided by the same turn.
+   */
+  private async underCustomerLock<T>(ctx: Ctx, customerUid: string, fn: (tx: Ctx, existing: Card | null) => Promise<T>): Promise<T> {
+    return ctx.em.transactional(async (em) => {
+      await em.execute(`select pg_advisory_xact_lock(hashtextextended(?, 0))`, [`cards:${customerUid}`]);
+      const existing = await em.findOne(Card, { customerUid }, { refresh: true });
+      return fn(withEm(ctx, em), existing);
+    });
+  }
+
+  /** Writes what Iamport returned into the customer's row (under underCustomerLock), counting a replacement. */
+  private async store(tx: Ctx, customerUid: string, existing: Card | null, c: IamportCustomer, replacement: boolean): Promise<Card> {
+    const now = new Date();
     const data = {
-      customerUid: c.customer_uid,
       customerId: c.customer_id ?? null,
       cardName: c.card_name ?? null,
       cardCode: c.card_code ?? null,
@@ -119,13 +157,15 @@ export class CardService {
       pgId: c.pg_id ?? null,
       status: CardStatus.ACTIVE,
       deletedAt: null,
-      updatedAt: new Date(),
+      updatedAt: now,
     };
-    // One statement: concurrent registrations of the same customer_uid converge on one row.
-    const card = await em.upsert(Card, { ...data, createdAt: new Date() }, {
-      onConflictFields: ["customerUid"],
-      onConflictExcludeFields: ["createdAt"],
-    });
+    const card = existing ?? tx.em.create(Card, { customerUid, createdAt: now, ...data });
+    if (existing) tx.em.assign(existing, data);
+    if (replacement) {
+      card.replacedAt = now;
+      card.replacements += 1;
+    }
+    await tx.em.flush();
     return card;
   }
 }
