@@ -137,8 +137,10 @@ export async function createApp(deps: AppDeps): Promise<BuiltApp> {
   const webhookGuards = [webhookAllowList(config.webhookAllowedIps), ipRateLimit(config.rateLimitPublicPerMinute * 10, "webhook", deps.rateLimitStore?.())];
   app.use(webhookPaths, ...webhookGuards);
   app.use(/^\/(?!graphql|iamport-webhook|iamport-callback|healthz|readyz|metrics|graphiql).*/, ipRateLimit(config.rateLimitPublicPerMinute, "public", deps.rateLimitStore?.()));
+  // Who is calling: one authenticator for /graphql and the REST card routes.
+  const auth = { keys: parseApiKeys(deps.apiKeys), customerTokenSecret: deps.customerTokenSecret };
   app.use(bodyParsers(config.bodyLimit));
-  app.use(restRoutes(services, config));
+  app.use(restRoutes(services, config, auth));
 
   const limits = config.graphqlLimits;
   const armor = new ApolloArmor({
@@ -206,7 +208,6 @@ export async function createApp(deps: AppDeps): Promise<BuiltApp> {
     res.locals.gqlContext = ctx;
     return ctx;
   };
-  const auth = { keys: parseApiKeys(deps.apiKeys), customerTokenSecret: deps.customerTokenSecret };
   // Other methods on /graphql (GET queries, CORS preflights) go through Express; POST takes the endpoint below.
   app.use(
     "/graphql",

@@ -16,6 +16,8 @@ const SENSITIVE = [
   "apiSecret",
   "password",
   "token",
+  "customer_token",
+  "customerToken",
 ];
 
 function redactPaths(): string[] {

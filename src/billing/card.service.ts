@@ -1,6 +1,7 @@
+import { claimCard, releaseCard } from "../db/card-claims";
 import { Card } from "../db/entities";
 import { CardStatus, CardType } from "../db/entities/enums";
-import { CardRejectedError, NotFoundError } from "../errors";
+import { CardRejectedError, ConflictError, NotFoundError } from "../errors";
 import { IamportNotFoundError, IamportRefusedError } from "../iamport/iamport.errors";
 import type { IamportCustomer } from "../iamport/iamport.types";
 import { BillingDeps, Ctx, upstreamError } from "./context";
@@ -17,6 +18,8 @@ export interface RegisterCardInput {
   customerEmail?: string | null;
   customerTel?: string | null;
   pg?: string | null;
+  /** Replace the customer's ACTIVE card; without it, registering over one is CONFLICT. */
+  replace?: boolean | null;
 }
 
 /** Field names of RegisterCardInput as the caller spelled them (GraphQL camelCase or the REST form's snake_case). */
@@ -47,7 +50,14 @@ export class CardService {
     this.releaseSubscriptions = fn;
   }
 
-  /** Issues (or replaces) the billing key for customerUid and stores what Iamport returned. */
+  /**
+   * Issues the billing key for customerUid and stores what Iamport returned.
+   * Over an ACTIVE card this is a replacement: refused with CONFLICT (nothing
+   * sent to Iamport) unless input.replace, and recorded on the card when done.
+   * The check, the Iamport call and the write run under the customer's claim
+   * (underClaim), so two registrations at once cannot both find no active card:
+   * the second is CONFLICT while the first is in progress.
+   */
   async register(ctx: Ctx, input: RegisterCardInput, fields: CardFieldNames = GRAPHQL_FIELDS): Promise<Card> {
     const customerUid = checkUid(fields.customerUid, input.customerUid);
     const card_number = normalizeCardNumber(fields.cardNumber, input.cardNumber);
@@ -60,35 +70,49 @@ export class CardService {
     const customer_tel = optionalText("customerTel", input.customerTel, 40);
     const pg = optionalText("pg", input.pg, 80);
 
-    let customer: IamportCustomer;
-    try {
-      customer = await this.deps.iamport.issueBillingKey(
-        customerUid,
-        { card_number, expiry, birth, pwd_2digit, customer_id, customer_name, customer_email, customer_tel, pg },
-        { requestId: ctx.requestId },
-      );
-    } catch (err) {
-      if (err instanceof IamportRefusedError) {
-        ctx.log.info({ customerUid, iamportCode: err.code }, "billing key refused");
-        throw new CardRejectedError(err.iamportMessage || "The card was refused", err.code);
+    return this.underClaim(ctx, customerUid, async (existing) => {
+      const replaced = existing?.status === CardStatus.ACTIVE ? existing : null;
+      if (replaced && !input.replace) {
+        throw new ConflictError(`Customer ${customerUid} already has an active card; replacing it takes replace: true`, { customerUid });
       }
-      throw upstreamError(err, "billing key");
-    }
-    const card = await this.upsert(ctx, customer);
-    ctx.log.info({ customerUid, card: card.cardNumberMasked }, "billing key issued");
-    return card;
+      const previousCard = replaced?.cardNumberMasked ?? null;
+      let customer: IamportCustomer;
+      try {
+        customer = await this.deps.iamport.issueBillingKey(
+          customerUid,
+          { card_number, expiry, birth, pwd_2digit, customer_id, customer_name, customer_email, customer_tel, pg },
+          { requestId: ctx.requestId },
+        );
+      } catch (err) {
+        if (err instanceof IamportRefusedError) {
+          ctx.log.info({ customerUid, iamportCode: err.code }, "billing key refused");
+          throw new CardRejectedError(err.iamportMessage || "The card was refused", err.code);
+        }
+        throw upstreamError(err, "billing key");
+      }
+      const card = await this.store(ctx, customerUid, existing, customer, replaced !== null);
+      if (replaced) ctx.log.info({ customerUid, previousCard, card: card.cardNumberMasked, replacements: card.replacements }, "card replaced");
+      else ctx.log.info({ customerUid, card: card.cardNumberMasked }, "billing key issued");
+      return card;
+    });
   }
 
-  /** Confirms a billing key issued in the browser (IMP.request_pay with customer_uid) and stores the card. */
+  /**
+   * Confirms a billing key issued in the browser (IMP.request_pay with
+   * customer_uid) and stores the card Iamport holds. Iamport has the key
+   * already, so there is nothing to refuse: the row follows Iamport.
+   */
   async confirm(ctx: Ctx, customerUidRaw: string, field = "customerUid"): Promise<Card> {
     const customerUid = checkUid(field, customerUidRaw);
-    let customer: IamportCustomer;
-    try {
-      customer = await this.deps.iamport.getCustomer(customerUid, { requestId: ctx.requestId });
-    } catch (err) {
-      throw upstreamError(err, `Billing key ${customerUid}`);
-    }
-    return this.upsert(ctx, customer);
+    return this.underClaim(ctx, customerUid, async (existing) => {
+      let customer: IamportCustomer;
+      try {
+        customer = await this.deps.iamport.getCustomer(customerUid, { requestId: ctx.requestId });
+      } catch (err) {
+        throw upstreamError(err, `Billing key ${customerUid}`);
+      }
+      return this.store(ctx, customerUid, existing, customer, false);
+    });
   }
 
   /**
@@ -98,19 +122,22 @@ export class CardService {
    */
   async delete(ctx: Ctx, customerUidRaw: string, opts: { cancelSubscriptions?: boolean | null } = {}): Promise<Card> {
     const customerUid = checkUid("customerUid", customerUidRaw);
-    const card = await ctx.em.findOne(Card, { customerUid, status: CardStatus.ACTIVE });
-    if (!card) throw new NotFoundError(`Card ${customerUid}`);
+    const active = await ctx.em.findOne(Card, { customerUid, status: CardStatus.ACTIVE });
+    if (!active) throw new NotFoundError(`Card ${customerUid}`);
     await this.releaseSubscriptions?.(ctx, customerUid, opts.cancelSubscriptions === true);
-    try {
-      await this.deps.iamport.deleteCustomer(customerUid, { requestId: ctx.requestId });
-    } catch (err) {
-      // Already gone at Iamport: the goal is reached.
-      if (!(err instanceof IamportNotFoundError)) throw upstreamError(err, `Billing key ${customerUid}`);
-    }
-    card.status = CardStatus.DELETED;
-    card.deletedAt = new Date();
-    await ctx.em.flush();
-    return card;
+    return this.underClaim(ctx, customerUid, async (card) => {
+      if (card?.status !== CardStatus.ACTIVE) throw new NotFoundError(`Card ${customerUid}`);
+      try {
+        await this.deps.iamport.deleteCustomer(customerUid, { requestId: ctx.requestId });
+      } catch (err) {
+        // Already gone at Iamport: the goal is reached.
+        if (!(err instanceof IamportNotFoundError)) throw upstreamError(err, `Billing key ${customerUid}`);
+      }
+      card.status = CardStatus.DELETED;
+      card.deletedAt = new Date();
+      await ctx.em.flush();
+      return card;
+    });
   }
 
   async get(ctx: Ctx, customerUid: string): Promise<Card | null> {
@@ -124,10 +151,32 @@ export class CardService {
     return card;
   }
 
-  private async upsert(ctx: Ctx, c: IamportCustomer): Promise<Card> {
-    const em = ctx.em;
+  /**
+   * Runs fn while this request holds the customer's card claim
+   * (src/db/card-claims.ts), with the card row as it is once claimed. The claim
+   * is committed before fn calls Iamport and released after fn recorded the
+   * answer, so no lock or connection is held while Iamport answers; a second
+   * change for the same customer meanwhile is CONFLICT, retryable. The claim
+   * outlives the slowest Iamport answer (its timeout, a token refresh and one
+   * repeat), and expires by itself if this process dies.
+   */
+  private async underClaim<T>(ctx: Ctx, customerUid: string, fn: (existing: Card | null) => Promise<T>): Promise<T> {
+    const seconds = Math.ceil((3 * this.deps.config.iamport.timeoutMs) / 1000) + 5;
+    if (!(await claimCard(ctx.em, customerUid, seconds))) {
+      throw new ConflictError(`Another change to customer ${customerUid}'s card is in progress; retry when it is done`, { customerUid, retryable: true });
+    }
+    try {
+      const existing = await ctx.em.findOne(Card, { customerUid }, { refresh: true });
+      return await fn(existing);
+    } finally {
+      await releaseCard(ctx.em, customerUid).catch((err) => ctx.log.warn({ customerUid, err: (err as Error).message }, "card claim not released; it expires by itself"));
+    }
+  }
+
+  /** Writes what Iamport returned into the customer's row (under underClaim), counting a replacement. */
+  private async store(tx: Ctx, customerUid: string, existing: Card | null, c: IamportCustomer, replacement: boolean): Promise<Card> {
+    const now = new Date();
     const data = {
-      customerUid: c.customer_uid,
       customerId: c.customer_id ?? null,
       cardName: c.card_name ?? null,
       cardCode: c.card_code ?? null,
@@ -137,13 +186,15 @@ export class CardService {
       pgId: c.pg_id ?? null,
       status: CardStatus.ACTIVE,
       deletedAt: null,
-      updatedAt: new Date(),
+      updatedAt: now,
     };
-    // One statement: concurrent registrations of the same customer_uid converge on one row.
-    const card = await em.upsert(Card, { ...data, createdAt: new Date() }, {
-      onConflictFields: ["customerUid"],
-      onConflictExcludeFields: ["createdAt"],
-    });
+    const card = existing ?? tx.em.create(Card, { customerUid, createdAt: now, ...data });
+    if (existing) tx.em.assign(existing, data);
+    if (replacement) {
+      card.replacedAt = now;
+      card.replacements += 1;
+    }
+    await tx.em.flush();
     return card;
   }
 }

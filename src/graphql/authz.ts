@@ -1,4 +1,5 @@
 import { ForbiddenError } from "../errors";
+import { requireActingFor } from "../security/authz";
 import type { GraphQLContext } from "./context";
 
 /**
@@ -11,10 +12,7 @@ export function requireMerchant(ctx: GraphQLContext): void {
 }
 
 export function requireCustomer(ctx: GraphQLContext, customerUid: string | null | undefined): void {
-  if (ctx.caller.kind === "merchant") return;
-  if (!customerUid || customerUid !== ctx.caller.customerUid) {
-    throw new ForbiddenError("A customer token may only act on its own customer's data");
-  }
+  requireActingFor(ctx.caller, customerUid);
 }
 
 /** The entity when the caller may see it; FORBIDDEN when it belongs to another customer. */

@@ -82,6 +82,12 @@ export class RegisterCardInput {
 
   @Field(() => String, { nullable: true })
   pg?: string | null;
+
+  @Field(() => Boolean, {
+    nullable: true,
+    description: "Replace the customer's active card. Without it, registering over an active card is CONFLICT and nothing is sent to Iamport.",
+  })
+  replace?: boolean | null;
 }
 
 @InputType()

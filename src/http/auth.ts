@@ -1,6 +1,7 @@
 import crypto from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { NextFunction, Request, Response } from "express";
+import { UnauthenticatedError } from "../errors";
 import type { Caller } from "../graphql/context";
 import { looksLikeJwt, verifyCustomerToken } from "../security/customer-token";
 
@@ -36,11 +37,31 @@ export function authenticate(auth: Authenticator, header: string | undefined): C
   let found: KeyEntry | null = null;
   for (const e of auth.keys) if (crypto.timingSafeEqual(e.digest, digest)) found = e;
   if (found) return { kind: "merchant", keyId: found.id };
-  if (looksLikeJwt(presented)) {
-    const claims = verifyCustomerToken(auth.customerTokenSecret, presented);
-    if (claims) return { kind: "customer", customerUid: claims.customerUid };
+  return customerCaller(auth, presented);
+}
+
+function customerCaller(auth: Authenticator, presented: string): Caller | null {
+  if (!looksLikeJwt(presented)) return null;
+  const claims = verifyCustomerToken(auth.customerTokenSecret, presented);
+  return claims ? { kind: "customer", customerUid: claims.customerUid } : null;
+}
+
+/**
+ * The caller of a REST card route: the Authorization header when one is sent
+ * (a merchant key or a customer token, as on /graphql), otherwise the
+ * `customer_token` field of the body, for a plain HTML form that cannot set
+ * headers. That field takes customer tokens only: a merchant key never belongs
+ * in a page. UNAUTHENTICATED when neither is valid.
+ */
+export function restCaller(auth: Authenticator, header: string | undefined, formToken: unknown): Caller {
+  const caller =
+    header ? authenticate(auth, header) : typeof formToken === "string" && formToken !== "" ? customerCaller(auth, formToken.trim()) : null;
+  if (!caller) {
+    throw new UnauthenticatedError(
+      "A merchant API key or a customer token for this customer is required: send Authorization: Bearer <key or token>, or the form field customer_token",
+    );
   }
-  return null;
+  return caller;
 }
 
 const UNAUTHENTICATED = JSON.stringify({

@@ -48,7 +48,10 @@ export function exampleTabs(now = new Date()): ExampleTab[] {
 # 1. Register a card: Iamport issues a billing key
 # (the card number goes to Iamport, nowhere else).
 # Emulator test cards: ${EXAMPLE_CARD_NUMBER} pays,
-# 4000-0000-0000-0002 is declined.
+# 4000-0000-0000-0002 is declined. Once the
+# customer has an active card, registering again
+# is CONFLICT: add "replace": true to the input
+# to replace it.
 mutation RegisterCard($input: RegisterCardInput!) {
   registerCard(input: $input) {
     customerUid

@@ -9,6 +9,8 @@ export function presentCard(c: Card) {
     cardType: c.cardType ?? null,
     pgProvider: c.pgProvider ?? null,
     status: c.status,
+    replacedAt: c.replacedAt ?? null,
+    replacements: c.replacements,
   };
 }
 

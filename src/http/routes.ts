@@ -5,6 +5,8 @@ import type { EventSource, Notice } from "../billing/webhook.service";
 import { isUid, storableText } from "../billing/validation";
 import { WebhookEvent } from "../db/entities";
 import { AppError, BadUserInputError, httpStatusOf, toAppError } from "../errors";
+import { requireActingFor } from "../security/authz";
+import { type Authenticator, restCaller } from "./auth";
 import { presentCard, presentPayment } from "./present";
 
 /** Express handler that may throw or reject: errors go to the error middleware. */
@@ -29,6 +31,30 @@ function stringField(body: Record<string, unknown>, field: string, required = fa
   return v;
 }
 
+/** An optional boolean flag of a form or JSON body: true or "true"; absent, false or "false" is false. */
+function flagField(body: Record<string, unknown>, field: string): boolean {
+  const v = body[field];
+  if (v === undefined || v === null || v === "" || v === false || v === "false") return false;
+  if (v === true || v === "true") return true;
+  throw new BadUserInputError(field, "must be true or false");
+}
+
+/**
+ * The customer a card route acts for, once the caller may act for it: a
+ * merchant key, or a customer token for that customer_uid (header, or the
+ * `customer_token` field of a plain form). Checked before anything is sent to
+ * Iamport or stored: 401 without valid credentials, 403 for another customer.
+ * The token field is taken out of the body, so nothing after this sees it.
+ */
+function actingCustomer(auth: Authenticator, req: Request, body: Record<string, unknown>): string {
+  const formToken = body.customer_token;
+  delete body.customer_token;
+  const caller = restCaller(auth, req.headers.authorization, formToken);
+  const customerUid = stringField(body, "customer_uid", true);
+  requireActingFor(caller, customerUid);
+  return customerUid;
+}
+
 /**
  * A webhook (Iamport's notice or its schedule callback): 200 once durably
  * handled or known irrelevant; 5xx only when a retry could help. Mounted here
@@ -50,8 +76,12 @@ export function webhookHandler(services: Services, source: EventSource) {
   });
 }
 
-/** The REST routes of DESIGN.md: Iamport's webhooks, browser returns and billing-key forms. */
-export function restRoutes(services: Services, config: Config): Router {
+/**
+ * The REST routes of DESIGN.md: Iamport's webhooks, browser returns and billing-key forms.
+ * The card routes act for one customer and take credentials (actingCustomer); the webhooks
+ * and checkout returns take none, since nothing in them is believed without asking Iamport.
+ */
+export function restRoutes(services: Services, config: Config, auth: Authenticator): Router {
   const r = Router();
 
   const webhook = (source: EventSource) => webhookHandler(services, source);
@@ -138,24 +168,27 @@ export function restRoutes(services: Services, config: Config): Router {
   r.post(
     "/billings",
     route(async (req, res) => {
-      const customerUid = stringField(bodyOf(req), "customer_uid", true);
+      const customerUid = actingCustomer(auth, req, bodyOf(req));
       const card = await services.cards.confirm(req.ctx, customerUid, "customer_uid");
       res.json({ status: "success", card: presentCard(card) });
     }),
   );
 
   // The seed's billing-key form: card data in, {status, message} out. Card data is never echoed.
+  // Replacing the customer's active card takes replace=true (CONFLICT otherwise).
   const issueBilling = route(async (req, res) => {
     const b = bodyOf(req);
     try {
+      const customerUid = actingCustomer(auth, req, b);
       const card = await services.cards.register(
         req.ctx,
         {
-          customerUid: stringField(b, "customer_uid", true),
+          customerUid,
           cardNumber: stringField(b, "card_number", true),
           expiry: stringField(b, "expiry", true),
           birth: stringField(b, "birth", true),
           pwd2digit: stringField(b, "pwd_2digit"),
+          replace: flagField(b, "replace"),
         },
         { customerUid: "customer_uid", cardNumber: "card_number", expiry: "expiry", birth: "birth", pwd2digit: "pwd_2digit" },
       );

@@ -1,4 +1,4 @@
-import { Harness, REGISTER_CARD, startHarness, TEST_CARDS, uid } from "../support/harness";
+import { API_KEY, Harness, REGISTER_CARD, startHarness, TEST_CARDS, uid } from "../support/harness";
 
 /**
  * Card data passes through memory only: after registering cards through
@@ -27,7 +27,8 @@ afterAll(async () => {
   await h?.close();
 });
 
-const FORM = { headers: { "content-type": "application/x-www-form-urlencoded" } };
+const MERCHANT = { authorization: `Bearer ${API_KEY}` };
+const FORM = { headers: { "content-type": "application/x-www-form-urlencoded", ...MERCHANT } };
 const form = (customerUid: string, cardNumber: string, patch: Record<string, string> = {}) =>
   new URLSearchParams({ customer_uid: customerUid, card_number: cardNumber, expiry: EXPIRY, birth: BIRTH, pwd_2digit: PWD, ...patch }).toString();
 const gqlInput = (customerUid: string, cardNumber: string, patch: Record<string, unknown> = {}) => ({
@@ -83,13 +84,20 @@ describe("card data is never stored or logged", () => {
     // REST form: accepted (both paths, form and JSON), refused, bad input, Iamport down.
     const restOk = uid("cdf");
     expect((await h.http.post("/subscriptions/issue-billing", form(restOk, CARD_B), FORM)).data.status).toBe("success");
-    const json = await h.http.post("/subscription/issue-billing", { customer_uid: uid("cdj"), card_number: digits(CARD_B), expiry: EXPIRY, birth: BIRTH, pwd_2digit: PWD });
+    const restJson = uid("cdj");
+    const json = await h.http.post("/subscription/issue-billing", { customer_uid: restJson, card_number: digits(CARD_B), expiry: EXPIRY, birth: BIRTH, pwd_2digit: PWD }, { headers: MERCHANT });
     expect(json.data.status).toBe("success");
     expect((await h.http.post("/subscriptions/issue-billing", form(uid("cdfr"), TEST_CARDS.refused), FORM)).data).toMatchObject({ status: "failed" });
     expect((await h.http.post("/subscriptions/issue-billing", form(uid("cdfl"), LUHN_BAD), FORM)).status).toBe(400);
     expect((await h.http.post("/subscriptions/issue-billing", form(uid("cdfp"), CARD_B, { pwd_2digit: "4x" }), FORM)).status).toBe(400);
     await h.emu.post("/__emulator/faults", { route: "POST /subscribe/customers/{customer_uid}", mode: "http500", times: 1 });
     expect((await h.http.post("/subscriptions/issue-billing", form(uid("cdfu"), CARD_B), FORM)).status).toBe(503);
+    // Refused before Iamport: no credentials (401), a card over an active one without replace (409);
+    // and a replacement, which is logged with the masked numbers only.
+    const anonymous = { headers: { "content-type": "application/x-www-form-urlencoded" } };
+    expect((await h.http.post("/subscriptions/issue-billing", form(uid("cdfa"), CARD_B), anonymous)).status).toBe(401);
+    expect((await h.http.post("/subscriptions/issue-billing", form(restOk, CARD_A), FORM)).status).toBe(409);
+    expect((await h.http.post("/subscriptions/issue-billing", form(restJson, CARD_A, { replace: "true" }), FORM)).data.status).toBe("success");
 
     // The successful registrations are really stored (so the search below looks at real rows).
     const stored = await h.sql<{ customer_uid: string; card_number_masked: string }>(
@@ -102,6 +110,7 @@ describe("card data is never stored or logged", () => {
     // Logs: the server logged these requests (and Iamport calls), but no secret.
     expect(h.logs.length).toBeGreaterThan(20);
     expect(h.logs.some((l) => l.includes("billing key issued"))).toBe(true);
+    expect(h.logs.some((l) => l.includes("card replaced"))).toBe(true);
     const logText = h.logs.join("\n");
     for (const needle of NEEDLES) expect({ needle, inLogs: logText.includes(needle) }).toEqual({ needle, inLogs: false });
     // The password, as a value of any field (it is too short to search as a substring).

@@ -121,11 +121,11 @@ describe("registerCard", () => {
     expect(registerCard.status).toBe("ACTIVE");
   });
 
-  it("re-registering a customerUid replaces the card: one row, the new card, createdAt kept", async () => {
+  it("re-registering a customerUid with replace: true replaces the card: one row, the new card, createdAt kept", async () => {
     const customerUid = uid("c");
     const first = (await h.client.request<{ registerCard: CardOut }>(REGISTER_CARD, { input: input(customerUid) })).registerCard;
     const second = (
-      await h.client.request<{ registerCard: CardOut }>(REGISTER_CARD, { input: input(customerUid, { cardNumber: "5555-5555-5555-4444" }) })
+      await h.client.request<{ registerCard: CardOut }>(REGISTER_CARD, { input: input(customerUid, { cardNumber: "5555-5555-5555-4444", replace: true }) })
     ).registerCard;
     expect(first.cardNumberMasked).toMatch(/4242$/);
     expect(second.cardNumberMasked).toMatch(/4444$/);
@@ -224,6 +224,9 @@ describe("deleteCard", () => {
   });
 });
 
+// The REST card routes with the merchant key (who else may call them: test/security/rest-card-routes.test.ts).
+const MERCHANT = { authorization: `Bearer ${API_KEY}` };
+
 describe("POST /billings (a billing key issued in the browser)", () => {
   it("confirms the key with Iamport and stores the card", async () => {
     const customerUid = uid("web");
@@ -234,7 +237,7 @@ describe("POST /billings (a billing key issued in the browser)", () => {
       { headers: { Authorization: token } },
     );
     expect(issued.data.code).toBe(0);
-    const r = await h.http.post("/billings", { customer_uid: customerUid });
+    const r = await h.http.post("/billings", { customer_uid: customerUid }, { headers: MERCHANT });
     expect(r.status).toBe(200);
     expect(r.data).toMatchObject({ status: "success", card: { customerUid, status: "ACTIVE", cardNumberMasked: issued.data.response.card_number } });
     expect((await cardRows(customerUid))[0]).toMatchObject({ status: "ACTIVE" });
@@ -247,7 +250,7 @@ describe("POST /billings (a billing key issued in the browser)", () => {
     const token = await h.iamportToken();
     await h.emu.post(`/subscribe/customers/${customerUid}`, { card_number: GOOD_CARD, expiry: "2032-06" }, { headers: { Authorization: token } });
     const r = await h.http.post("/billings", new URLSearchParams({ customer_uid: customerUid }).toString(), {
-      headers: { "content-type": "application/x-www-form-urlencoded" },
+      headers: { "content-type": "application/x-www-form-urlencoded", ...MERCHANT },
     });
     expect(r.status).toBe(200);
     expect(r.data.card.customerUid).toBe(customerUid);
@@ -255,7 +258,7 @@ describe("POST /billings (a billing key issued in the browser)", () => {
 
   it("answers 404 for a customer_uid Iamport does not know, and stores nothing", async () => {
     const customerUid = uid("ghost");
-    const r = await h.http.post("/billings", { customer_uid: customerUid });
+    const r = await h.http.post("/billings", { customer_uid: customerUid }, { headers: MERCHANT });
     expect(r.status).toBe(404);
     expect(r.data).toMatchObject({ status: "failed", code: "NOT_FOUND" });
     expect(await cardRows(customerUid)).toHaveLength(0);
@@ -266,7 +269,7 @@ describe("POST /billings (a billing key issued in the browser)", () => {
     ["a number", { customer_uid: 12 }],
     ["a bad customer_uid", { customer_uid: "a b" }],
   ])("answers 400 for %s", async (_what, body) => {
-    const r = await h.http.post("/billings", body);
+    const r = await h.http.post("/billings", body, { headers: MERCHANT });
     expect(r.status).toBe(400);
     expect(r.data).toMatchObject({ status: "failed", code: "BAD_USER_INPUT", field: "customer_uid" });
   });
@@ -274,7 +277,8 @@ describe("POST /billings (a billing key issued in the browser)", () => {
 
 describe("POST /subscriptions/issue-billing", () => {
   const form = (fields: Record<string, string>) => new URLSearchParams(fields).toString();
-  const FORM = { headers: { "content-type": "application/x-www-form-urlencoded" } };
+  const FORM = { headers: { "content-type": "application/x-www-form-urlencoded", ...MERCHANT } };
+  const JSON_BODY = { headers: MERCHANT };
 
   it.each(["/subscriptions/issue-billing", "/subscription/issue-billing"])("%s issues a billing key from a form body", async (path) => {
     const customerUid = uid("form");
@@ -288,7 +292,7 @@ describe("POST /subscriptions/issue-billing", () => {
 
   it("issues a billing key from a JSON body (pwd_2digit optional)", async () => {
     const customerUid = uid("json");
-    const r = await h.http.post("/subscriptions/issue-billing", { customer_uid: customerUid, card_number: "5555555555554444", expiry: "2031-12", birth: "880101" });
+    const r = await h.http.post("/subscriptions/issue-billing", { customer_uid: customerUid, card_number: "5555555555554444", expiry: "2031-12", birth: "880101" }, JSON_BODY);
     expect(r.status).toBe(200);
     expect(r.data.status).toBe("success");
     expect((await cardRows(customerUid))[0].card_number_masked).toMatch(/4444$/);
@@ -315,7 +319,7 @@ describe("POST /subscriptions/issue-billing", () => {
   ])("answers 400 naming the field for %s", async (_what, patch, field) => {
     const customerUid = uid("bad");
     const body: Record<string, unknown> = { customer_uid: customerUid, card_number: GOOD_CARD, expiry: "2031-12", birth: "880101", ...patch };
-    const r = await h.http.post("/subscriptions/issue-billing", body);
+    const r = await h.http.post("/subscriptions/issue-billing", body, JSON_BODY);
     expect(r.status).toBe(400);
     expect(r.data).toMatchObject({ status: "failed", code: "BAD_USER_INPUT", field });
     expect(JSON.stringify(r.data)).not.toContain("4242");

@@ -67,7 +67,8 @@ const OPS: Op[] = [
   {
     name: "registerCard",
     customer: "own",
-    query: `mutation($c: String!) { registerCard(input: {customerUid: $c, cardNumber: "4242424242424242", expiry: "2031-01", birth: "900101"}) { customerUid } }`,
+    // The fixture's customers have an active card: registering again is a replacement, which says so.
+    query: `mutation($c: String!) { registerCard(input: {customerUid: $c, cardNumber: "4242424242424242", expiry: "2031-01", birth: "900101", replace: true}) { customerUid } }`,
     vars: (f) => ({ c: f.customerUid }),
   },
   {
@@ -139,7 +140,7 @@ const OPS: Op[] = [
     // The fixture's subscription is live: deleting its card cancels it (deleteCard alone answers CONFLICT).
     query: `mutation($c: String!) { deleteCard(customerUid: $c, cancelSubscriptions: true) { status } }`,
     vars: (f) => ({ c: f.customerUid }),
-    before: (f) => registerCard(h, f.customerUid),
+    before: (f) => registerCard(h, f.customerUid, undefined, { replace: true }),
   },
 ];
 

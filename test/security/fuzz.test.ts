@@ -975,6 +975,9 @@ function restArb(): fc.Arbitrary<FuzzRequest> {
   };
   const names = Object.keys(cardFields);
   const required = names.filter((n) => cardFields[n].required);
+  // The card routes need credentials: mostly the merchant key, so the bodies reach the parsers; sometimes none (401).
+  const merchant = { authorization: `Bearer ${API_KEY}` };
+  const credentials = fc.constantFrom<Record<string, string>>(merchant, merchant, merchant, {});
   // One field bad, one required field blank or missing, or the body unreadable: never a card issued.
   const issue = fc
     .tuple(
@@ -985,10 +988,11 @@ function restArb(): fc.Arbitrary<FuzzRequest> {
         fc.constantFrom(...required).map((n) => ({ kind: "blank", name: n, value: "" })),
         fc.constantFrom(...required).map((n) => ({ kind: "missing", name: n, value: undefined })),
       ),
-      fc.array(fc.tuple(fc.constantFrom("customer_name", "__proto__", "card_number ", "CARD_NUMBER", "pwd2digit"), F.hostileString), { maxLength: 2 }),
+      fc.array(fc.tuple(fc.constantFrom("customer_name", "__proto__", "card_number ", "CARD_NUMBER", "pwd2digit", "customer_token", "replace"), F.hostileString), { maxLength: 2 }),
       fc.constantFrom("json", "json", "form", "form", "text", "empty", "top-level"),
+      credentials,
     )
-    .map(([route, base, inv, extra, enc]): FuzzRequest => {
+    .map(([route, base, inv, extra, enc, auth]): FuzzRequest => {
       const values: Record<string, unknown> = { ...base, [inv.name]: inv.value };
       const fields: [string, unknown][] = [...Object.entries(values), ...extra];
       let body: string;
@@ -999,13 +1003,20 @@ function restArb(): fc.Arbitrary<FuzzRequest> {
       } else {
         ({ body, contentType } = encodeBody(fields, enc));
       }
-      return { category: cat, variant: `${route} ${enc}`, method: "POST", url: route, headers: { "content-type": contentType }, body, refused: true };
+      return { category: cat, variant: `${route} ${enc}`, method: "POST", url: route, headers: { "content-type": contentType, ...auth }, body, refused: true };
     });
   const billings = fc
-    .tuple(fc.oneof(F.badUidRequired, F.goodUid, fc.constantFrom<unknown>(S.customerUid, S.cardless, "..", ".")), fc.constantFrom("json", "form", "text", "empty"))
-    .map(([customer, enc]): FuzzRequest => {
-      const { body, contentType } = encodeBody([["customer_uid", customer]], enc);
-      return { category: cat, variant: `/billings ${enc}`, method: "POST", url: "/billings", headers: { "content-type": contentType }, body };
+    .tuple(
+      fc.oneof(F.badUidRequired, F.goodUid, fc.constantFrom<unknown>(S.customerUid, S.cardless, "..", ".")),
+      fc.constantFrom("json", "form", "text", "empty"),
+      credentials,
+      fc.option(F.hostileString, { nil: undefined }),
+    )
+    .map(([customer, enc, auth, formToken]): FuzzRequest => {
+      const fields: [string, unknown][] = [["customer_uid", customer]];
+      if (formToken !== undefined) fields.push(["customer_token", formToken]);
+      const { body, contentType } = encodeBody(fields, enc);
+      return { category: cat, variant: `/billings ${enc}`, method: "POST", url: "/billings", headers: { "content-type": contentType, ...auth }, body };
     });
   const complete = fc.tuple(webhookFields(), fc.constantFrom("json", "json", "form", "text", "empty", "multipart")).map(([fields, enc]): FuzzRequest => {
     const { body, contentType } = encodeBody(fields, enc);

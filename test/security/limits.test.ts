@@ -112,7 +112,7 @@ describe("rate limits", () => {
   it("limits public routes per IP with 429", async () => {
     const statuses: number[] = [];
     for (let i = 0; i < 25; i++) statuses.push((await h.http.post("/billings", {})).status);
-    expect(statuses.slice(0, 20).every((s) => s === 400)).toBe(true);
+    expect(statuses.slice(0, 20).every((s) => s === 401)).toBe(true);
     expect(statuses.slice(20)).toEqual([429, 429, 429, 429, 429]);
     // Health checks are never limited.
     expect((await h.http.get("/healthz")).status).toBe(200);

@@ -69,7 +69,7 @@ describe("cancelSubscription now", () => {
   it("cancels a PAST_DUE subscription at once, revoking its retry, even when asked for the period end", async () => {
     const customerUid = await registerCard(h, uid("c"));
     const sub = await startSub(h, { customerUid, interval: "WEEK" });
-    await registerCard(h, customerUid, TEST_CARDS.insufficient);
+    await registerCard(h, customerUid, TEST_CARDS.insufficient, { replace: true });
     await advancePastNextPayment(h, sub);
     expect((await getSub(h, sub.id)).status).toBe("PAST_DUE");
     expect((await iamportSchedule(h, renewalUid(sub.id, 2, 2)))?.schedule_status).toBe("scheduled");

@@ -51,7 +51,7 @@ describe("dunning with the default RETRY_SCHEDULE (1d,3d,5d)", () => {
     const customerUid = await registerCard(h, uid("c"));
     const sub = await startSub(h, { customerUid, interval: "MONTH" });
     // The customer's card runs out of money: Iamport now charges a card with insufficient balance.
-    await registerCard(h, customerUid, TEST_CARDS.insufficient);
+    await registerCard(h, customerUid, TEST_CARDS.insufficient, { replace: true });
 
     const renewal = await advancePastNextPayment(h, sub);
     expect(ofSub(renewal, sub.id)).toEqual([expect.objectContaining({ merchant_uid: renewalUid(sub.id, 2, 1), status: "failed" })]);
@@ -111,14 +111,14 @@ describe("dunning with the default RETRY_SCHEDULE (1d,3d,5d)", () => {
   it("returns to ACTIVE when a retry pays, without moving the billing anchor", async () => {
     const customerUid = await registerCard(h, uid("c"));
     const sub = await startSub(h, { customerUid, interval: "MONTH" });
-    await registerCard(h, customerUid, TEST_CARDS.declined);
+    await registerCard(h, customerUid, TEST_CARDS.declined, { replace: true });
     await advancePastNextPayment(h, sub);
     const pastDue = await getSub(h, sub.id);
     expect(pastDue.status).toBe("PAST_DUE");
     expect(pastDue.statusReason).toMatch(/한도초과/);
 
     // The customer registers a working card before the retry.
-    await registerCard(h, customerUid, GOOD_CARD);
+    await registerCard(h, customerUid, GOOD_CARD, { replace: true });
     const retry = await advancePastNextPayment(h, pastDue);
     expect(ofSub(retry, sub.id)).toEqual([expect.objectContaining({ merchant_uid: renewalUid(sub.id, 2, 2), status: "paid" })]);
 
@@ -231,7 +231,7 @@ describe("dunning with RETRY_SCHEDULE=1h,2h", () => {
   it("retries after 1 hour and 2 hours, then gives up: three attempts in all", async () => {
     const customerUid = await registerCard(h, uid("c"));
     const sub = await startSub(h, { customerUid, interval: "DAY" });
-    await registerCard(h, customerUid, TEST_CARDS.declined);
+    await registerCard(h, customerUid, TEST_CARDS.declined, { replace: true });
     let s = sub;
     const gaps: number[] = [];
     for (let attempt = 1; attempt <= 3; attempt++) {

@@ -180,10 +180,10 @@ export const REGISTER_CARD = /* GraphQL */ `
 
 export const PAYMENT_FIELDS = `merchantUid impUid customerUid name amount paidAmount cancelledAmount currency status failReason scheduledAt paidAt failedAt cancelledAt receiptUrl createdAt updatedAt`;
 
-/** Registers a card through GraphQL; returns the customerUid. */
-export async function registerCard(h: Harness, customerUid: string, cardNumber = GOOD_CARD): Promise<string> {
+/** Registers a card through GraphQL; returns the customerUid. `replace` replaces the customer's active card. */
+export async function registerCard(h: Harness, customerUid: string, cardNumber = GOOD_CARD, opts: { replace?: boolean } = {}): Promise<string> {
   await h.client.request(REGISTER_CARD, {
-    input: { customerUid, cardNumber, expiry: "2031-12", birth: "880101", pwd2digit: "12" },
+    input: { customerUid, cardNumber, expiry: "2031-12", birth: "880101", pwd2digit: "12", ...(opts.replace ? { replace: true } : {}) },
   });
   return customerUid;
 }

@@ -46,6 +46,8 @@ export type RegisterCardInput = {
   expiry: string;
   pg?: string | null | undefined;
   pwd2digit?: string | null | undefined;
+  /** Replace the customer's active card. Without it, registering over an active card is CONFLICT and nothing is sent to Iamport. */
+  replace?: boolean | null | undefined;
 };
 
 export type StartSubscriptionInput = {

@@ -1,12 +1,12 @@
 import { Entity, Enum, PrimaryKey, Property, OptionalProps } from "@mikro-orm/core";
-import { Field, ObjectType } from "type-graphql";
+import { Field, Int, ObjectType } from "type-graphql";
 import { CardStatus, CardType } from "./enums";
 
 /** A billing key registered with Iamport. Never card number, expiry, birth or password: only what Iamport returns. */
 @ObjectType({ description: "A billing key registered with Iamport. Card numbers are never stored: only what Iamport returns." })
 @Entity({ tableName: "cards" })
 export class Card {
-  [OptionalProps]?: "status" | "createdAt" | "updatedAt";
+  [OptionalProps]?: "status" | "createdAt" | "updatedAt" | "replacements";
 
   @PrimaryKey({ type: "bigint", autoincrement: true })
   id!: string;
@@ -55,4 +55,12 @@ export class Card {
 
   @Property({ type: "datetime", nullable: true })
   deletedAt?: Date | null;
+
+  @Field(() => Date, { nullable: true, description: "When this customer's active card was last replaced by another (registerCard with replace: true)." })
+  @Property({ type: "datetime", nullable: true })
+  replacedAt?: Date | null;
+
+  @Field(() => Int, { description: "How many times this customer's active card was replaced by another." })
+  @Property({ type: "integer" })
+  replacements: number = 0;
 }
