@@ -22,7 +22,10 @@ describe("schema.graphql", () => {
   it("only adds to the contract's enums and arguments (dangerous changes are listed here on purpose)", () => {
     const contract = buildSchema(fs.readFileSync(path.join(__dirname, "../fixtures/contract.graphql"), "utf8"));
     const dangerous = findDangerousChanges(contract, buildBillingSchema()).map((c) => c.description);
-    expect(dangerous).toEqual(["INCOMPLETE was added to enum type SubscriptionStatus."]);
+    expect(dangerous).toEqual([
+      "INCOMPLETE was added to enum type SubscriptionStatus.",
+      "An optional field allowDuplicate on input type StartSubscriptionInput was added.",
+    ]);
   });
 
   it("detects a breaking change (the check is not vacuous)", () => {

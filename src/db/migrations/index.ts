@@ -2,10 +2,12 @@ import type { MigrationObject } from "@mikro-orm/core";
 import { Migration20261121133414_initial } from "./Migration20261121133414_initial";
 import { Migration20261121140000_rate_limits } from "./Migration20261121140000_rate_limits";
 import { Migration20261121210000_unprocessed_events_index } from "./Migration20261121210000_unprocessed_events_index";
+import { Migration20261207004000_idempotency } from "./Migration20261207004000_idempotency";
 
 /** Every committed migration, in order. Listed explicitly so that compiled and test runs find the same set. */
 export const migrationsList: MigrationObject[] = [
   { name: "Migration20261121133414_initial", class: Migration20261121133414_initial },
   { name: "Migration20261121140000_rate_limits", class: Migration20261121140000_rate_limits },
   { name: "Migration20261121210000_unprocessed_events_index", class: Migration20261121210000_unprocessed_events_index },
+  { name: "Migration20261207004000_idempotency", class: Migration20261207004000_idempotency },
 ];
