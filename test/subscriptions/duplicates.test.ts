@@ -95,4 +95,33 @@ describe("a second live subscription of the same name", () => {
     expect(refused.errors?.[0].extensions).toMatchObject({ code: "CONFLICT", subscriptionId: first.data!.startSubscription.id });
     expect(await h.sql<{ n: number }>(`select count(*)::int as n from payments where customer_uid = ?`, [c])).toEqual(schedules);
   });
+
+  it("migrates a database that already holds live duplicates: the oldest keeps the name, the others run on as allowDuplicate", async () => {
+    const c = await registerCard(h, uid("c"));
+    const migrator = h.server.orm.getMigrator();
+    await migrator.down("Migration20261207004000_idempotency");
+    try {
+      // As the server made them before the rule: three live "Legacy" subscriptions and a canceled one.
+      const legacy = [
+        ["0", "CANCELED", "2025-12-01T00:00:00Z"],
+        ["1", "ACTIVE", "2026-01-01T00:00:00Z"],
+        ["2", "PAST_DUE", "2026-02-01T00:00:00Z"],
+        ["3", "INCOMPLETE", "2026-03-01T00:00:00Z"],
+      ];
+      for (const [n, status, at] of legacy) {
+        await h.sql(
+          `insert into subscriptions (id, customer_uid, name, amount, interval, anchor_at, status, created_at, updated_at)
+           values (?, ?, 'Legacy', 9900, 'MONTH', ?, ?, ?, ?)`,
+          [`s_${c}_${n}`.slice(0, 24), c, at, status, at, at],
+        );
+      }
+    } finally {
+      await migrator.up();
+    }
+    const rows = await h.sql<{ id: string; allow_duplicate: boolean }>(`select id, allow_duplicate from subscriptions where customer_uid = ? order by created_at`, [c]);
+    expect(rows.map((r) => r.allow_duplicate)).toEqual([false, false, true, true]);
+
+    const refused = await h.gql(START, plan(c, { name: "Legacy" }));
+    expect(refused.errors?.[0].extensions).toMatchObject({ code: "CONFLICT", subscriptionId: rows[1].id });
+  });
 });
