@@ -19,6 +19,8 @@ import type { Services } from "./billing/services";
 import type { Config } from "./config";
 import type { GraphQLContext } from "./graphql/context";
 import { formatError } from "./graphql/errors";
+import { IDEMPOTENCY_HEADER, idempotencyPlugin, REPLAYED_HEADER } from "./graphql/idempotency";
+import { IdempotencyStore } from "./db/idempotency";
 import { buildBillingSchema } from "./graphql/schema";
 import { admitCaller, parseApiKeys, requireCaller } from "./http/auth";
 import { graphqlEndpoint, type Middleware } from "./http/graphql-endpoint";
@@ -156,9 +158,13 @@ export async function createApp(deps: AppDeps): Promise<BuiltApp> {
     blockFieldSuggestion: { enabled: false },
   });
   const protection = armor.protect();
+  const formatGraphqlError = formatError(logger, { exposeDetails: config.env === "development", hideSuggestions: config.env === "production" });
+  // A duplicate waits at least as long as one charge may take (three Iamport calls), and 30 s under load;
+  // a claim twice that old is abandoned.
+  const idempotencyWaitMs = Math.max(30_000, 3 * config.iamport.timeoutMs + 5_000);
   const apollo = new ApolloServer<GraphQLContext>({
     schema: buildBillingSchema(),
-    formatError: formatError(logger, { exposeDetails: config.env === "development", hideSuggestions: config.env === "production" }),
+    formatError: formatGraphqlError,
     includeStacktraceInErrorResponses: false,
     introspection: config.introspection,
     // Batched operations multiply the cost of one request past every limit: refused.
@@ -174,6 +180,13 @@ export async function createApp(deps: AppDeps): Promise<BuiltApp> {
       ApolloServerPluginCacheControlDisabled(),
       ApolloServerPluginInlineTraceDisabled(),
       ApolloServerPluginUsageReportingDisabled(),
+      idempotencyPlugin({
+        store: new IdempotencyStore(deps.orm),
+        secret: deps.customerTokenSecret,
+        waitMs: idempotencyWaitMs,
+        leaseMs: 2 * idempotencyWaitMs,
+        formatError: formatGraphqlError,
+      }),
       {
         async requestDidStart() {
           return {
@@ -195,7 +208,7 @@ export async function createApp(deps: AppDeps): Promise<BuiltApp> {
   await apollo.start();
 
   const customerTokens = new CustomerTokenService(deps.customerTokenSecret, config.customerTokenMaxTtlSeconds);
-  const graphqlCors = cors({ origin: config.corsOrigins.length ? config.corsOrigins : false, allowedHeaders: ["authorization", "content-type", "x-request-id"], maxAge: 600 });
+  const graphqlCors = cors({ origin: config.corsOrigins.length ? config.corsOrigins : false, allowedHeaders: ["authorization", "content-type", "x-request-id", IDEMPOTENCY_HEADER], exposedHeaders: [REPLAYED_HEADER], maxAge: 600 });
   const graphqlIpLimit = ipRateLimit(config.rateLimitPublicPerMinute * 10, "graphql-ip", deps.rateLimitStore?.());
   const callerLimit = graphqlRateLimit(config.rateLimitPerMinute, deps.rateLimitStore?.());
   /** The request's own context, completed for GraphQL (its lazy em/log stay getters on its prototype). */

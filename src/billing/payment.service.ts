@@ -99,7 +99,7 @@ export class PaymentService {
     const customerUid = checkUid("customerUid", input.customerUid);
     const amount = checkAmount("amount", input.amount, this.deps.config.maxAmount);
     const name = checkText("name", input.name, 200);
-    const merchantUid = input.merchantUid ? checkMerchantUid("merchantUid", input.merchantUid) : newMerchantUid();
+    const merchantUid = input.merchantUid ? checkMerchantUid("merchantUid", input.merchantUid) : newMerchantUid(ctx);
     const buyer = this.buyer(input);
     await this.cards.requireActive(ctx, customerUid);
 
@@ -192,7 +192,7 @@ export class PaymentService {
       const scheduledAt = checkFuture(`${field}.scheduleAt`, item.scheduleAt, now);
       const amount = checkAmount(`${field}.amount`, item.amount, this.deps.config.maxAmount);
       const name = checkText(`${field}.name`, item.name, 200);
-      const merchantUid = item.merchantUid ? checkMerchantUid(`${field}.merchantUid`, item.merchantUid) : newMerchantUid("sch");
+      const merchantUid = item.merchantUid ? checkMerchantUid(`${field}.merchantUid`, item.merchantUid) : newMerchantUid(ctx, "sch");
       if (seen.has(merchantUid)) throw new BadUserInputError(`${field}.merchantUid`, "is repeated in this request");
       seen.add(merchantUid);
       return ctx.em.create(Payment, {
@@ -361,7 +361,7 @@ export class PaymentService {
   async prepare(ctx: Ctx, input: PreparePaymentInput): Promise<Payment> {
     const amount = checkAmount("amount", input.amount, this.deps.config.maxAmount);
     const name = checkText("name", input.name, 200);
-    const merchantUid = input.merchantUid ? checkMerchantUid("merchantUid", input.merchantUid) : newMerchantUid("ord");
+    const merchantUid = input.merchantUid ? checkMerchantUid("merchantUid", input.merchantUid) : newMerchantUid(ctx, "ord");
     const customerUid = input.customerUid ? checkUid("customerUid", input.customerUid) : null;
     const payment = ctx.em.create(Payment, {
       merchantUid,

@@ -1,6 +1,7 @@
 import { LockMode, QueryOrder } from "@mikro-orm/core";
 import { Payment, Subscription, WebhookEvent } from "../db/entities";
 import { PaymentKind, PaymentStatus, SubscriptionStatus } from "../db/entities/enums";
+import { purgeExpiredIdempotencyKeys } from "../db/idempotency";
 import { BadUserInputError, toAppError } from "../errors";
 import { IamportNotFoundError } from "../iamport/iamport.errors";
 import { withEm, type BillingDeps, type Ctx } from "./context";
@@ -16,6 +17,8 @@ export interface ReconcileReport {
   orphansRevoked: number;
   /** Browser checkouts and virtual accounts re-queried (their webhook may have been lost). */
   checkouts: number;
+  /** Idempotency keys past their 24 hours, deleted. */
+  idempotencyKeysPurged: number;
   errors: number;
 }
 
@@ -59,6 +62,7 @@ export class ReconcileService {
       expired: 0,
       orphansRevoked: 0,
       checkouts: 0,
+      idempotencyKeysPurged: 0,
       errors: 0,
     };
     const iamportNow = new Date((await this.deps.iamport.serverNow()) * 1000);
@@ -170,6 +174,10 @@ export class ReconcileService {
     // 6. Schedules left open at subscriptions that can no longer be charged (a revocation that could not be sent).
     await each("ended subscriptions' schedules", async (ctx) => {
       report.orphansRevoked += await this.services.subscriptions.revokeOrphans(ctx, BATCH);
+    });
+    // 8. Idempotency keys past their time (an expired key is already ignored; this frees the space).
+    await each("expired idempotency keys", async (ctx) => {
+      report.idempotencyKeysPurged += await purgeExpiredIdempotencyKeys(ctx.em, 10 * BATCH);
     });
     if (Object.values(report).some((n) => n > 0)) {
       root.log.info({ reconcile: report }, "reconciliation run");

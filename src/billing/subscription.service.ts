@@ -1,12 +1,12 @@
-import { LockMode, type FilterQuery } from "@mikro-orm/core";
+import { LockMode, UniqueConstraintViolationException, type FilterQuery } from "@mikro-orm/core";
 import { Payment, Subscription } from "../db/entities";
-import { BillingInterval, PaymentKind, PaymentStatus, SubscriptionStatus } from "../db/entities/enums";
+import { BillingInterval, LIVE_SUBSCRIPTION_STATUSES, PaymentKind, PaymentStatus, SubscriptionStatus } from "../db/entities/enums";
 import { BadUserInputError, ConflictError, NotFoundError, toAppError, UpstreamUnavailableError } from "../errors";
 import { IamportNotFoundError, IamportRefusedError } from "../iamport/iamport.errors";
 import type { IamportPayment } from "../iamport/iamport.types";
 import { periodOf } from "./billing-dates";
 import type { CardService } from "./card.service";
-import { BillingDeps, Ctx, withEm, outcomeUnknown, randomId, upstreamError } from "./context";
+import { BillingDeps, Ctx, derivedId, withEm, outcomeUnknown, randomId, upstreamError } from "./context";
 import { decodeCursor, encodeCursor, Page } from "./pagination";
 import { againRequest, checkFirst, PaymentService } from "./payment.service";
 import { checkAmount, checkFuture, checkText, checkUid, optionalText } from "./validation";
@@ -19,6 +19,8 @@ export interface StartSubscriptionInput {
   interval: BillingInterval;
   intervalCount?: number | null;
   startAt?: Date | null;
+  /** Start it even while the customer has a live subscription of the same name. */
+  allowDuplicate?: boolean | null;
 }
 
 export interface CancelSubscriptionInput {
@@ -50,6 +52,14 @@ export class SubscriptionService {
   /**
    * Starts a subscription. Without startAt the first period is charged now and,
    * when paid, the next one is scheduled; with startAt the first charge is scheduled.
+   * A second live subscription of the same name for the customer is refused
+   * (CONFLICT naming the first) unless allowDuplicate: the row is inserted
+   * before Iamport is asked anything, and a partial unique index decides
+   * between two starts racing each other. Under an Idempotency-Key, the
+   * re-run of a request whose first attempt ended without a stored answer
+   * answers the subscription that attempt created, as it is now (its first
+   * charge, if still PENDING, is settled by reconciliation under its own
+   * merchant_uid): it never starts or charges a second one.
    */
   async start(ctx: Ctx, input: StartSubscriptionInput): Promise<Subscription> {
     const customerUid = checkUid("customerUid", input.customerUid);
@@ -61,7 +71,14 @@ export class SubscriptionService {
       throw new BadUserInputError("intervalCount", "must be a whole number from 1 to 366");
     }
     const startAt = input.startAt ? checkFuture("startAt", input.startAt) : null;
+    const allowDuplicate = input.allowDuplicate === true;
+    const requestRef = derivedId(ctx) ?? null;
     await this.cards.requireActive(ctx, customerUid);
+    if (requestRef) {
+      const earlier = await ctx.em.findOne(Subscription, { requestRef });
+      if (earlier) return earlier;
+    }
+    if (!allowDuplicate) await this.refuseLiveDuplicate(ctx, customerUid, name);
 
     const sub = ctx.em.create(Subscription, {
       // Time-ordered (base36 milliseconds, then random): lists sort newest first by id.
@@ -76,11 +93,29 @@ export class SubscriptionService {
       anchorAt: wholeSeconds(startAt ?? new Date()),
       status: startAt ? SubscriptionStatus.ACTIVE : SubscriptionStatus.INCOMPLETE,
       statusReason: startAt ? "first payment scheduled" : "first payment in progress",
+      allowDuplicate,
+      requestRef,
     });
     const first = this.newPayment(ctx, sub, 1, 1, startAt ? PaymentKind.SCHEDULE : PaymentKind.AGAIN, startAt ? wholeSeconds(startAt) : null);
     sub.nextPaymentAt = first.scheduledAt ?? null;
     sub.nextMerchantUid = first.merchantUid;
-    await ctx.em.persistAndFlush([sub, first]);
+    try {
+      await ctx.em.persistAndFlush([sub, first]);
+    } catch (err) {
+      if (!(err instanceof UniqueConstraintViolationException)) throw err;
+      // Another start got there first (nothing was sent to Iamport for this one).
+      ctx.em.clear();
+      const constraint = (err as { constraint?: string }).constraint;
+      if (requestRef && constraint === "subscriptions_request_ref_unique") {
+        const earlier = await ctx.em.findOne(Subscription, { requestRef });
+        if (earlier) return earlier;
+      }
+      if (constraint === "subscriptions_live_name_unique") {
+        await this.refuseLiveDuplicate(ctx, customerUid, name);
+        throw new ConflictError(`A live subscription named ${JSON.stringify(name)} was being started for customer ${customerUid} at the same time`);
+      }
+      throw err;
+    }
 
     if (startAt) {
       await this.scheduleFirst(ctx, sub, first);
@@ -380,7 +415,7 @@ export class SubscriptionService {
       Subscription,
       {
         customerUid,
-        status: { $in: [SubscriptionStatus.INCOMPLETE, SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE] },
+        status: { $in: LIVE_SUBSCRIPTION_STATUSES },
         cancelAtPeriodEnd: false,
       },
       { orderBy: { id: "asc" } },
@@ -486,6 +521,16 @@ export class SubscriptionService {
   }
 
   // ---- internals -------------------------------------------------------------
+
+  /** CONFLICT naming the customer's live subscription of this name, if there is one. */
+  private async refuseLiveDuplicate(ctx: Ctx, customerUid: string, name: string): Promise<void> {
+    const live = await ctx.em.findOne(Subscription, { customerUid, name, status: { $in: LIVE_SUBSCRIPTION_STATUSES } }, { orderBy: { id: "asc" } });
+    if (!live) return;
+    throw new ConflictError(
+      `Customer ${customerUid} already has a live subscription named ${JSON.stringify(name)}: ${live.id} (${live.status}). Cancel it first, or pass allowDuplicate: true to start another`,
+      { subscriptionId: live.id },
+    );
+  }
 
   private newPayment(ctx: Ctx, sub: Subscription, period: number, attempt: number, kind: PaymentKind, at: Date | null): Payment {
     return ctx.em.create(Payment, {

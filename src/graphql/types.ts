@@ -202,6 +202,14 @@ export class StartSubscriptionInput {
 
   @Field(() => Date, { nullable: true, description: "When the first payment is taken; now (charged at once) when omitted." })
   startAt?: Date | null;
+
+  @Field(() => Boolean, {
+    nullable: true,
+    defaultValue: false,
+    description:
+      "Start it even while the customer has a live (INCOMPLETE, ACTIVE or PAST_DUE) subscription of the same name; without it such a start is CONFLICT naming that subscription.",
+  })
+  allowDuplicate?: boolean | null;
 }
 
 @InputType()

@@ -74,7 +74,8 @@ const OPS: Op[] = [
   {
     name: "startSubscription",
     customer: "own",
-    query: `mutation($c: String!, $at: DateTime) { startSubscription(input: {customerUid: $c, name: "p", amount: 100, interval: DAY, startAt: $at}) { id } }`,
+    // Started once per caller tried: allowDuplicate, or the second would be refused as a duplicate.
+    query: `mutation($c: String!, $at: DateTime) { startSubscription(input: {customerUid: $c, name: "p", amount: 100, interval: DAY, startAt: $at, allowDuplicate: true}) { id } }`,
     vars: (f) => ({ c: f.customerUid, at: future() }),
   },
   {

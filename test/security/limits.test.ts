@@ -86,6 +86,10 @@ describe("HTTP limits", () => {
   it("allows CORS from CORS_ORIGINS on /graphql only", async () => {
     const ok = await h.http.options("/graphql", { headers: { origin: "https://shop.example", "access-control-request-method": "POST" } });
     expect(ok.headers["access-control-allow-origin"]).toBe("https://shop.example");
+    // A browser app may send Idempotency-Key and read whether the answer was a replay.
+    expect(ok.headers["access-control-allow-headers"]?.split(",")).toContain("idempotency-key");
+    const post = await h.http.post("/graphql", { query: "{ __typename }" }, { headers: { origin: "https://shop.example" } });
+    expect(post.headers["access-control-expose-headers"]).toBe("idempotent-replayed");
     const evil = await h.http.options("/graphql", { headers: { origin: "https://evil.example", "access-control-request-method": "POST" } });
     expect(evil.headers["access-control-allow-origin"]).toBeUndefined();
     const rest = await h.http.get("/healthz", { headers: { origin: "https://shop.example" } });

@@ -57,8 +57,8 @@ describe("deleteCard with live subscriptions", () => {
   it("is refused with CONFLICT naming them, and nothing changes; with cancelSubscriptions they are canceled and the key deleted", async () => {
     const customerUid = await registerCard(h, uid("c"));
     const now = await startSub(h, { customerUid, interval: "MONTH" });
-    const later = await startSub(h, { customerUid, interval: "WEEK", startAt: new Date(((await emulatorNow(h)) + 2 * DAY) * 1000).toISOString() });
-    const ended = await startSub(h, { customerUid, interval: "MONTH" });
+    const later = await startSub(h, { customerUid, name: "Weekly", interval: "WEEK", startAt: new Date(((await emulatorNow(h)) + 2 * DAY) * 1000).toISOString() });
+    const ended = await startSub(h, { customerUid, name: "Ended", interval: "MONTH" });
     await cancelSub(h, ended.id);
     const live = [now.id, later.id].sort();
 

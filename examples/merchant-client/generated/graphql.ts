@@ -51,6 +51,8 @@ export type RegisterCardInput = {
 };
 
 export type StartSubscriptionInput = {
+  /** Start it even while the customer has a live (INCOMPLETE, ACTIVE or PAST_DUE) subscription of the same name; without it such a start is CONFLICT naming that subscription. */
+  allowDuplicate?: boolean | null | undefined;
   amount: number;
   customerUid: string;
   interval: BillingInterval;

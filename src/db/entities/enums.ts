@@ -39,6 +39,9 @@ export enum SubscriptionStatus {
   CANCELED = "CANCELED",
 }
 
+/** Subscriptions that are or may be charged: a second one of the same name needs allowDuplicate. */
+export const LIVE_SUBSCRIPTION_STATUSES = [SubscriptionStatus.INCOMPLETE, SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE];
+
 export enum BillingInterval {
   DAY = "DAY",
   WEEK = "WEEK",

@@ -1,4 +1,4 @@
-import { Entity, Enum, Index, PrimaryKey, Property, OptionalProps } from "@mikro-orm/core";
+import { Entity, Enum, Index, PrimaryKey, Property, OptionalProps, Unique } from "@mikro-orm/core";
 import { Field, ID, Int, ObjectType } from "type-graphql";
 import { BillingInterval, SubscriptionStatus } from "./enums";
 
@@ -7,8 +7,14 @@ import { BillingInterval, SubscriptionStatus } from "./enums";
 @Entity({ tableName: "subscriptions" })
 @Index({ name: "subscriptions_customer_uid_id_index", properties: ["customerUid", "id"] })
 @Index({ name: "subscriptions_status_next_payment_at_index", properties: ["status", "nextPaymentAt"] })
+// One live subscription of a name per customer, unless started with allowDuplicate: two starts racing
+// each other cannot both pass it (SubscriptionService.start).
+@Unique({
+  name: "subscriptions_live_name_unique",
+  expression: `create unique index "subscriptions_live_name_unique" on "subscriptions" ("customer_uid", "name") where "status" in ('INCOMPLETE', 'ACTIVE', 'PAST_DUE') and not "allow_duplicate"`,
+})
 export class Subscription {
-  [OptionalProps]?: "intervalCount" | "status" | "currentPeriod" | "cancelAtPeriodEnd" | "createdAt" | "updatedAt";
+  [OptionalProps]?: "intervalCount" | "status" | "currentPeriod" | "cancelAtPeriodEnd" | "allowDuplicate" | "createdAt" | "updatedAt";
 
   /** Short random id, e.g. "s8f3k2j9q1x": it goes into deterministic merchant_uids. */
   @Field(() => ID)
@@ -78,6 +84,18 @@ export class Subscription {
 
   @Property({ type: "text", nullable: true })
   cancelReason?: string | null;
+
+  /** Started with allowDuplicate: it may run beside another live subscription of the same name. */
+  @Property({ type: "boolean" })
+  allowDuplicate: boolean = false;
+
+  /**
+   * Derived from the Idempotency-Key of the request that started it: the re-run
+   * of that request (after an unknown outcome) finds this subscription instead
+   * of starting and charging another.
+   */
+  @Property({ type: "string", length: 40, nullable: true, unique: "subscriptions_request_ref_unique" })
+  requestRef?: string | null;
 
   @Field(() => Date)
   @Property({ type: "datetime" })

@@ -3,6 +3,7 @@ import { Migration20261121133414_initial } from "./Migration20261121133414_initi
 import { Migration20261121140000_rate_limits } from "./Migration20261121140000_rate_limits";
 import { Migration20261121210000_unprocessed_events_index } from "./Migration20261121210000_unprocessed_events_index";
 import { Migration20261207001000_card_replacements } from "./Migration20261207001000_card_replacements";
+import { Migration20261207004000_idempotency } from "./Migration20261207004000_idempotency";
 
 /** Every committed migration, in order. Listed explicitly so that compiled and test runs find the same set. */
 export const migrationsList: MigrationObject[] = [
@@ -10,4 +11,5 @@ export const migrationsList: MigrationObject[] = [
   { name: "Migration20261121140000_rate_limits", class: Migration20261121140000_rate_limits },
   { name: "Migration20261121210000_unprocessed_events_index", class: Migration20261121210000_unprocessed_events_index },
   { name: "Migration20261207001000_card_replacements", class: Migration20261207001000_card_replacements },
+  { name: "Migration20261207004000_idempotency", class: Migration20261207004000_idempotency },
 ];
