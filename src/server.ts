@@ -70,7 +70,7 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
         "PostgreSQL does not know this server's prepared statements by name (a pooler in transaction mode?): statements sent together carry their parameters inlined from now on",
       ),
     );
-    const orm = await openOrm(databaseUrl, embedded ? 1 : config.databasePoolMax, logger);
+    const orm = await openOrm(databaseUrl, embedded ? 1 : config.databasePoolMax, logger, config.databaseTimeouts);
     closers.push(["database pool", () => orm.close(true)]);
     await checkPostgresVersion(orm);
     if (config.migrateOnStart) {
