@@ -3,7 +3,7 @@ import { Migration } from "@mikro-orm/migrations";
 import { Client } from "pg";
 import { ormOptions, withoutStatementTimeout } from "../../src/db/orm";
 import { toAppError } from "../../src/errors";
-import { adminDatabaseUrl, createTestDatabase, Harness, PAYMENT_FIELDS, registerCard, startHarness, uid } from "../support/harness";
+import { adminDatabaseUrl, API_KEY, createTestDatabase, Harness, PAYMENT_FIELDS, registerCard, startHarness, uid } from "../support/harness";
 import { waitFor } from "../subscriptions/helpers";
 
 /**
@@ -164,5 +164,34 @@ withPostgres("on PostgreSQL", () => {
     } finally {
       await db.drop();
     }
+  });
+
+  describe("with the rate limits kept in PostgreSQL (RATE_LIMIT_STORE=postgres)", () => {
+    let shared: Harness;
+    beforeAll(async () => {
+      shared = await startHarness({
+        env: { RATE_LIMIT_STORE: "postgres", DATABASE_LOCK_TIMEOUT_MS: "500", DATABASE_STATEMENT_TIMEOUT_MS: "500", DATABASE_ACQUIRE_TIMEOUT_MS: "500" },
+      });
+    });
+    afterAll(async () => {
+      await shared?.close();
+    });
+
+    it("a rate-limit store that does not answer is 503 DATABASE_UNAVAILABLE on /graphql and on the REST routes", async () => {
+      const locker = new Client({ connectionString: shared.config.databaseUrl });
+      await locker.connect();
+      try {
+        await locker.query("begin");
+        await locker.query("lock table rate_limits in access exclusive mode");
+        const graphql = await shared.http.post("/graphql", { query: PAYMENT, variables: { m: "order_1" } }, { headers: { authorization: `Bearer ${API_KEY}` } });
+        expect({ status: graphql.status, code: graphql.data.code }).toEqual({ status: 503, code: "DATABASE_UNAVAILABLE" });
+        const rest = await shared.http.post("/billings", { customer_uid: "cust_1" });
+        expect({ status: rest.status, code: rest.data.code }).toEqual({ status: 503, code: "DATABASE_UNAVAILABLE" });
+      } finally {
+        await locker.query("rollback");
+        await locker.end();
+      }
+      expect((await shared.gql(PAYMENT, { m: "order_1" })).data).toEqual({ payment: null });
+    });
   });
 });
