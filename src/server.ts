@@ -161,22 +161,22 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
     });
     drainHttp = () =>
       new Promise<void>((resolve) => {
-        // Every response from now on says Connection: close, so no client sends another request on its connection.
+        // Every response not yet begun says Connection: close, so no client sends another request on its connection.
         draining = true;
+        // Keep-alive connections idle now; later, those whose last response began before the drain.
+        const sweep = setInterval(() => server.closeIdleConnections(), 50);
+        const force = setTimeout(() => {
+          logger.warn({ drainMs: config.shutdownDrainMs }, "requests still in flight after SHUTDOWN_DRAIN_MS: closing their connections");
+          server.closeAllConnections();
+        }, config.shutdownDrainMs);
         // Stop accepting; the callback runs once every connection has ended.
         server.close(() => {
           clearInterval(sweep);
           clearTimeout(force);
           resolve();
         });
-        logger.info({ drainMs: config.shutdownDrainMs }, "stopped accepting connections; finishing in-flight requests");
-        // Keep-alive connections with no request in progress; later, those whose last response began before the drain.
         server.closeIdleConnections();
-        const sweep = setInterval(() => server.closeIdleConnections(), 50);
-        const force = setTimeout(() => {
-          logger.warn({ drainMs: config.shutdownDrainMs }, "requests still in flight after SHUTDOWN_DRAIN_MS: closing their connections");
-          server.closeAllConnections();
-        }, config.shutdownDrainMs);
+        logger.info({ drainMs: config.shutdownDrainMs }, "stopped accepting connections; finishing in-flight requests");
       });
     const port = (server.address() as AddressInfo).port;
     if (!config.publicUrlExplicit) config.publicUrl = `http://localhost:${port}`;
