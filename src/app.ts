@@ -166,6 +166,9 @@ export async function createApp(deps: AppDeps): Promise<BuiltApp> {
     schema: buildBillingSchema(),
     formatError: formatGraphqlError,
     includeStacktraceInErrorResponses: false,
+    // The server stops Apollo itself after the HTTP server has drained (src/server.ts): Apollo's own
+    // SIGTERM handler stopped it at once, failing every operation still arriving with a 500.
+    stopOnTerminationSignals: false,
     introspection: config.introspection,
     // Batched operations multiply the cost of one request past every limit: refused.
     allowBatchedHttpRequests: false,

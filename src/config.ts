@@ -37,6 +37,9 @@ const envSchema = z.object({
   HOST: z.string().trim().default("0.0.0.0"),
   DATABASE_URL: optionalString.pipe(url.optional()),
   DATABASE_POOL_MAX: z.coerce.number().int().min(1).max(200).default(20),
+  DATABASE_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(0).max(3_600_000).default(5000),
+  DATABASE_LOCK_TIMEOUT_MS: z.coerce.number().int().min(0).max(3_600_000).default(5000),
+  DATABASE_ACQUIRE_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(5000),
   PGLITE_DATA_DIR: z.string().trim().default("./.data/pglite"),
   IAMPORT_API_URL: optionalString.pipe(url.optional()),
   IAMPORT_API_KEY: optionalString,
@@ -97,6 +100,7 @@ const envSchema = z.object({
   GRAPHQL_MAX_ALIASES: z.coerce.number().int().min(0).max(100).default(15),
   GRAPHQL_MAX_TOKENS: z.coerce.number().int().min(50).max(100_000).default(2000),
   GRAPHQL_MAX_COST: z.coerce.number().int().min(10).max(1_000_000).default(5000),
+  SHUTDOWN_DRAIN_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
   BODY_LIMIT: z
     .string()
     .trim()
@@ -116,6 +120,8 @@ export interface Config {
   /** undefined: the embedded PGlite database is used. */
   databaseUrl?: string;
   databasePoolMax: number;
+  /** Bounds on every pooled connection's waits; 0 turns a statement or lock timeout off (see src/db/orm.ts). */
+  databaseTimeouts: DatabaseTimeouts;
   pgliteDataDir: string;
   iamport: {
     /** undefined: the in-process emulator is started and used. */
@@ -162,6 +168,14 @@ export interface Config {
   graphiqlEnabled: boolean;
   graphqlLimits: { maxDepth: number; maxAliases: number; maxTokens: number; maxCost: number };
   bodyLimit: string;
+  /** How long a shutdown waits for in-flight requests before closing their connections. */
+  shutdownDrainMs: number;
+}
+
+export interface DatabaseTimeouts {
+  statementMs: number;
+  lockMs: number;
+  acquireMs: number;
 }
 
 export interface ConfigProblem {
@@ -231,6 +245,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     host: e.HOST,
     databaseUrl: e.DATABASE_URL,
     databasePoolMax: e.DATABASE_POOL_MAX,
+    databaseTimeouts: { statementMs: e.DATABASE_STATEMENT_TIMEOUT_MS, lockMs: e.DATABASE_LOCK_TIMEOUT_MS, acquireMs: e.DATABASE_ACQUIRE_TIMEOUT_MS },
     pgliteDataDir: e.PGLITE_DATA_DIR,
     iamport: {
       apiUrl: e.IAMPORT_API_URL ?? (useEmulator ? undefined : "https://api.iamport.kr"),
@@ -274,6 +289,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       maxCost: e.GRAPHQL_MAX_COST,
     },
     bodyLimit: e.BODY_LIMIT.toLowerCase(),
+    shutdownDrainMs: e.SHUTDOWN_DRAIN_MS,
   };
 }
 

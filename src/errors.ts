@@ -1,3 +1,5 @@
+import { isDatabaseUnavailable } from "./db/errors";
+
 /**
  * One error hierarchy for the whole server. Each error has a stable `code`,
  * mapped once to GraphQL `extensions.code` (src/graphql/errors.ts) and once to
@@ -105,6 +107,15 @@ export class DatabaseUnavailableError extends AppError {
   }
 }
 
+/**
+ * What toAppError says for a driver error of src/db/errors.ts: a statement
+ * that failed was rolled back with its transaction, and what a service did
+ * at Iamport before is safe to repeat with the same request (a billing key
+ * per customer, a refund guarded by Iamport's checksum; a failure after a
+ * charge was sent is OUTCOME_UNKNOWN, raised by the payment service).
+ */
+const DATABASE_UNAVAILABLE_MESSAGE = "The database did not answer in time; the request was not completed. Retry later";
+
 const HTTP_STATUS: Record<ErrorCode, number> = {
   BAD_USER_INPUT: 400,
   UNAUTHENTICATED: 401,
@@ -122,8 +133,13 @@ export function httpStatusOf(code: ErrorCode): number {
   return HTTP_STATUS[code];
 }
 
-/** Whatever was thrown, as an AppError; unknown errors become INTERNAL_SERVER_ERROR with no details. */
+/**
+ * Whatever was thrown, as an AppError: a database that timed out or went away
+ * is DATABASE_UNAVAILABLE (retryable); other unknown errors become
+ * INTERNAL_SERVER_ERROR with no details.
+ */
 export function toAppError(err: unknown): AppError {
   if (err instanceof AppError) return err;
+  if (isDatabaseUnavailable(err)) return new DatabaseUnavailableError(DATABASE_UNAVAILABLE_MESSAGE, { cause: err });
   return new AppError("INTERNAL_SERVER_ERROR", "Internal server error", {}, { cause: err });
 }

@@ -1,5 +1,6 @@
 import type { MikroORM } from "@mikro-orm/postgresql";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import { BoundedProbe, DATABASE_PROBE_MS } from "./db/probe";
 
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
@@ -90,18 +91,22 @@ export function createMetrics(opts: { orm?: MikroORM; defaultMetrics?: boolean }
 
   if (opts.orm) {
     const orm = opts.orm;
+    // A scrape waits at most DATABASE_PROBE_MS for the count; otherwise (database slow or gone) it shows the last one.
+    const counts = new BoundedProbe(
+      () => orm.em.fork().getConnection().execute<{ status: string; n: string }[]>(`select status, count(*) as n from subscriptions group by status`),
+      DATABASE_PROBE_MS,
+    );
+    let lastCounts: { status: string; n: string }[] = [];
     new Gauge({
       name: "billing_subscriptions",
-      help: "Subscriptions by status",
+      help: "Subscriptions by status (the last count read when the database does not answer within a second)",
       labelNames: ["status"],
       registers: [registry],
       async collect() {
-        const rows = await orm.em
-          .fork()
-          .getConnection()
-          .execute<{ status: string; n: string }[]>(`select status, count(*) as n from subscriptions group by status`);
+        const answer = await counts.ask();
+        if (answer.ok) lastCounts = answer.value;
         this.reset();
-        for (const r of rows) this.set({ status: r.status }, Number(r.n));
+        for (const r of lastCounts) this.set({ status: r.status }, Number(r.n));
       },
     });
     new Gauge({

@@ -48,14 +48,19 @@ export interface StartOptions {
 /** Starts the database, Iamport (or the emulator), the HTTP server and reconciliation. */
 export async function startServer(config: Config, opts: StartOptions): Promise<RunningServer> {
   const { logger } = opts;
+  // Closed in reverse order, after the HTTP server has drained (see drainHttp).
   const closers: [string, () => Promise<void>][] = [];
+  let drainHttp: (() => Promise<void>) | undefined;
   const closeAll = async () => {
+    // First stop taking requests and answer those in flight: they still need Apollo, Iamport and the pool.
+    if (drainHttp) await drainHttp();
     for (const [name, close] of closers.reverse()) {
       const started = Date.now();
       await close().catch((err) => logger.warn({ err: (err as Error).message, name }, "error while closing"));
       logger.debug({ name, ms: Date.now() - started }, "closed");
     }
   };
+  let closing: Promise<void> | undefined;
   try {
     // The ports first: a clash is reported at once, naming the variable, before the embedded database opens.
     await checkPortFree("PORT", config.host, config.port);
@@ -79,7 +84,7 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
       ),
     );
     const connectError = (err: unknown) => (embedded ? err : databaseConnectError(err, databaseUrl!));
-    const orm = await openOrm(databaseUrl, embedded ? 1 : config.databasePoolMax, logger).catch((err) => {
+    const orm = await openOrm(databaseUrl, embedded ? 1 : config.databasePoolMax, logger, config.databaseTimeouts).catch((err) => {
       throw connectError(err);
     });
     closers.push(["database pool", () => orm.close(true)]);
@@ -166,27 +171,32 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
     const { handler, apollo } = await createApp({ config, orm, services, iamport, logger, apiKeys, customerTokenSecret, rateLimitStore, metrics });
     closers.push(["apollo", () => apollo.stop()]);
 
-    const server = http.createServer(handler);
+    let draining = false;
+    const server = http.createServer({ ServerResponse: drainAwareResponse(() => draining) }, handler);
     server.keepAliveTimeout = 65_000;
     await new Promise<void>((resolve, reject) => {
       server.once("error", (err) => reject(listenError(err, "PORT", config.host, config.port)));
       server.listen(config.port, config.host, () => resolve());
     });
-    closers.push([
-      "http server",
-      () =>
-        new Promise<void>((resolve) => {
-          // Stop accepting, let in-flight requests finish, and drop keep-alive sockets as soon as they are idle.
-          const sweep = setInterval(() => server.closeIdleConnections(), 50);
-          const force = setTimeout(() => server.closeAllConnections(), 10_000);
-          server.close(() => {
-            clearInterval(sweep);
-            clearTimeout(force);
-            resolve();
-          });
-          server.closeIdleConnections();
-        }),
-    ]);
+    drainHttp = () =>
+      new Promise<void>((resolve) => {
+        // Every response not yet begun says Connection: close, so no client sends another request on its connection.
+        draining = true;
+        // Keep-alive connections idle now; later, those whose last response began before the drain.
+        const sweep = setInterval(() => server.closeIdleConnections(), 50);
+        const force = setTimeout(() => {
+          logger.warn({ drainMs: config.shutdownDrainMs }, "requests still in flight after SHUTDOWN_DRAIN_MS: closing their connections");
+          server.closeAllConnections();
+        }, config.shutdownDrainMs);
+        // Stop accepting; the callback runs once every connection has ended.
+        server.close(() => {
+          clearInterval(sweep);
+          clearTimeout(force);
+          resolve();
+        });
+        server.closeIdleConnections();
+        logger.info({ drainMs: config.shutdownDrainMs }, "stopped accepting connections; finishing in-flight requests");
+      });
     const port = (server.address() as AddressInfo).port;
     if (!config.publicUrlExplicit) config.publicUrl = `http://localhost:${port}`;
     setEmulatorWebhook?.(config.emulator.webhookUrl ?? `${config.publicUrl}/iamport-webhook`);
@@ -197,11 +207,26 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
 
     const url = `http://localhost:${port}`;
     logger.info({ graphql: `${url}/graphql` }, "billing server listening");
-    return { url, port, orm, services, reconciler, iamport, metrics, iamportUrl: iamportUrl!, apiKeys, close: closeAll };
+    return { url, port, orm, services, reconciler, iamport, metrics, iamportUrl: iamportUrl!, apiKeys, close: () => (closing ??= closeAll()) };
   } catch (err) {
     await closeAll();
     throw err;
   }
+}
+
+/**
+ * Responses that add `Connection: close` while the server drains: the client
+ * then opens no further request on that connection (which a shutdown would
+ * reset), and Node closes the connection once the response is sent.
+ */
+function drainAwareResponse(isDraining: () => boolean): typeof http.ServerResponse {
+  return class DrainAwareResponse extends http.ServerResponse {
+    // Every response passes here: an explicit writeHead, or Node's implicit one at the first write.
+    override writeHead(...args: unknown[]): this {
+      if (isDraining() && !this.headersSent) this.setHeader("connection", "close");
+      return super.writeHead(...(args as Parameters<http.ServerResponse["writeHead"]>));
+    }
+  } as typeof http.ServerResponse;
 }
 
 /** Reconciliation with its runs and settled items counted. */

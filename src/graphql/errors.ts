@@ -1,7 +1,7 @@
 import { GraphQLError, type GraphQLFormattedError } from "graphql";
 import { unwrapResolverError } from "@apollo/server/errors";
 import type { Logger } from "pino";
-import { AppError } from "../errors";
+import { AppError, toAppError } from "../errors";
 import { scrubText } from "../logger";
 
 /**
@@ -24,7 +24,9 @@ export function scrubCoercionMessage(message: string): string {
 
 /**
  * Maps errors once to `extensions.code`. AppErrors keep their message and
- * field; anything else becomes INTERNAL_SERVER_ERROR without details (logged).
+ * field; a database that timed out or went away is DATABASE_UNAVAILABLE
+ * (toAppError); anything else becomes INTERNAL_SERVER_ERROR without details
+ * (logged).
  * GraphQL's own validation errors keep Apollo's codes.
  */
 export function formatError(logger: Logger, opts: { exposeDetails: boolean; hideSuggestions: boolean }) {
@@ -65,7 +67,14 @@ export function withoutSuggestions(message: string): string {
 
 function formatWith(logger: Logger, exposeDetails: boolean) {
   return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
-    const original = unwrapResolverError(error);
+    let original = unwrapResolverError(error);
+    if (!(original instanceof AppError) && !(original instanceof GraphQLError)) {
+      const mapped = toAppError(original);
+      if (mapped.code !== "INTERNAL_SERVER_ERROR") {
+        logger.warn({ err: original, code: mapped.code }, "GraphQL operation failed: the database did not answer");
+        original = mapped;
+      }
+    }
     if (original instanceof AppError) {
       return {
         message: original.message,

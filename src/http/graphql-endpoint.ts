@@ -4,6 +4,7 @@ import querystring from "node:querystring";
 import bytes from "bytes";
 import type { Express } from "express";
 import proxyaddr from "proxy-addr";
+import { httpStatusOf, toAppError } from "../errors";
 
 /** A connect-style middleware (helmet, cors, express-rate-limit). */
 export type Middleware = (req: never, res: never, next: (err?: unknown) => void) => void;
@@ -237,7 +238,9 @@ export function graphqlEndpoint<TContext extends object>(deps: GraphqlEndpointDe
       res.end();
     } catch (err) {
       deps.onError(err, req);
-      if (!res.headersSent) sendJson(res, 500, { status: "failed", code: "INTERNAL_SERVER_ERROR", message: "Internal server error" });
+      // As the app's error handler answers: a database that did not answer (a shared rate-limit store) is a 503.
+      const e = toAppError(err);
+      if (!res.headersSent) sendJson(res, httpStatusOf(e.code), { status: "failed", code: e.code, message: e.message });
       else res.destroy();
     }
   };

@@ -1,34 +1,44 @@
 import { Router } from "express";
 import type { AppDeps } from "../app";
 import { migrationsPending } from "../db/orm";
+import { BoundedProbe, DATABASE_PROBE_MS } from "../db/probe";
 
-/** Liveness (the process answers) and readiness (database, migrations, Iamport token). */
+/**
+ * Liveness (the process answers; never touches the database) and readiness
+ * (database, migrations, Iamport token). The database probe takes a
+ * connection from the server's own pool, so a pool exhausted by waiting
+ * statements makes the server not ready too.
+ */
 export function healthRoutes(deps: Pick<AppDeps, "orm" | "iamport" | "logger">): Router {
   const r = Router();
+  const database = new BoundedProbe(async () => {
+    await deps.orm.em.fork().getConnection().execute("select 1");
+    return migrationsPending(deps.orm);
+  }, DATABASE_PROBE_MS);
   r.get("/healthz", (_req, res) => {
     res.json({ status: "ok" });
   });
-  r.get("/readyz", async (req, res) => {
+  r.get("/readyz", async (_req, res) => {
     const checks: Record<string, string> = {};
     let ready = true;
-    try {
-      await req.ctx.em.getConnection().execute("select 1");
+    const [db, iamport] = await Promise.all([
+      database.ask(),
+      deps.iamport.ensureToken().then(
+        () => "ok",
+        (err: Error) => err.name,
+      ),
+    ]);
+    if (db.ok) {
       checks.database = "ok";
-      const pending = await migrationsPending(deps.orm);
-      checks.migrations = pending === 0 ? "ok" : `${pending} pending`;
-      if (pending > 0) ready = false;
-    } catch (err) {
-      deps.logger.warn({ err: (err as Error).message }, "readiness: database unreachable");
-      checks.database = "unreachable";
+      checks.migrations = db.value === 0 ? "ok" : `${db.value} pending`;
+      if (db.value > 0) ready = false;
+    } else {
+      checks.database = db.reason === "timeout" ? "timeout" : "unreachable";
+      deps.logger.warn({ err: db.reason === "error" ? db.error.message : db.reason }, "readiness: database not answering");
       ready = false;
     }
-    try {
-      await deps.iamport.ensureToken();
-      checks.iamport = "ok";
-    } catch (err) {
-      checks.iamport = (err as Error).name;
-      ready = false;
-    }
+    checks.iamport = iamport;
+    if (iamport !== "ok") ready = false;
     res.status(ready ? 200 : 503).json({ status: ready ? "ready" : "not ready", checks });
   });
   return r;

@@ -65,7 +65,9 @@ export function webhookHandler(services: Services, source: EventSource) {
     const notice = services.webhooks.parseNotice(req.body);
     const result = await services.webhooks.handle(req.ctx, source, notice, { remoteIp: req.ip });
     if (result.kind === "retry") {
-      res.status(result.error.code === "UPSTREAM_UNAVAILABLE" ? 503 : 500).json({ status: "error", message: "not processed; retry later" });
+      // 503 when waiting helps (Iamport or the database not answering): Iamport delivers the webhook again.
+      const status = httpStatusOf(result.error.code);
+      res.status(status >= 500 ? status : 500).json({ status: "error", message: "not processed; retry later" });
       return;
     }
     res.status(200).json({
