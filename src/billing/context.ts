@@ -76,7 +76,10 @@ export function upstreamError(err: unknown, what: string): AppError | unknown {
   return err;
 }
 
-/** True when the outcome of a write at Iamport is unknown and must be settled by asking. */
+/**
+ * True when the outcome of a write at Iamport is unknown and must be settled by
+ * asking; false for a call that never left this server (no token, connection refused).
+ */
 export function outcomeUnknown(err: unknown): boolean {
-  return err instanceof IamportTimeoutError || err instanceof IamportUnavailableError;
+  return (err instanceof IamportTimeoutError || err instanceof IamportUnavailableError) && !err.notSent;
 }
