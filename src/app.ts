@@ -156,7 +156,7 @@ export async function createApp(deps: AppDeps): Promise<BuiltApp> {
   const protection = armor.protect();
   const apollo = new ApolloServer<GraphQLContext>({
     schema: buildBillingSchema(),
-    formatError: formatError(logger, { exposeDetails: config.env === "development", hideSuggestions: config.env === "production" }),
+    formatError: formatError(logger, { hideSuggestions: config.env === "production" }),
     includeStacktraceInErrorResponses: false,
     introspection: config.introspection,
     // Batched operations multiply the cost of one request past every limit: refused.
