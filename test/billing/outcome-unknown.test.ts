@@ -71,12 +71,15 @@ async function loseDatabase(): Promise<() => Promise<void>> {
   };
 }
 
-/** Makes the database refuse to record `merchantUid` as paid (a failure right after Iamport charged); returns the undo. */
-async function refuseToRecordPaid(merchantUidLike: string): Promise<() => Promise<void>> {
+/**
+ * Makes the database refuse to record a payment (merchant_uid LIKE the pattern) as `status`:
+ * a failure right after Iamport answered. Returns the undo.
+ */
+async function refuseToRecordPaid(merchantUidLike: string, status = "PAID"): Promise<() => Promise<void>> {
   await h.sql(`create or replace function outcome_probe_fail() returns trigger language plpgsql as $$
     begin raise exception 'simulated: the database failed after the charge'; end $$`);
   await h.sql(`create trigger outcome_probe before update on payments for each row
-    when (new.merchant_uid like '${merchantUidLike}' and new.status = 'PAID') execute function outcome_probe_fail()`);
+    when (new.merchant_uid like '${merchantUidLike}' and new.status = '${status}') execute function outcome_probe_fail()`);
   return async () => {
     await h.sql(`drop trigger outcome_probe on payments`);
   };
@@ -297,5 +300,54 @@ describe("chargeAgain repeated under the same merchantUid", () => {
     expect(results.map((r) => r.errors?.[0].extensions?.code ?? r.data?.chargeAgain.status)).toEqual(Array(6).fill("PAID"));
     expect(new Set(results.map((r) => r.data?.chargeAgain.impUid)).size).toBe(1);
     expect(await emulatorPayments()).toBe(before + 1);
+  });
+});
+
+describe("other calls after which Iamport holds money or a schedule", () => {
+  it("verifyPayment: a paid checkout the database fails to record answers OUTCOME_UNKNOWN; verifying again records it", async () => {
+    const merchantUid = uid("vfail_o");
+    await h.client.request(`mutation { preparePayment(input: { amount: 7700, name: "Order", merchantUid: "${merchantUid}" }) { status } }`);
+    await fault("*", "drop_webhook");
+    const paid = await h.emu.post("/__emulator/checkout", { merchant_uid: merchantUid, amount: 7700 });
+    expect(paid.data.status).toBe("paid");
+    const VERIFY = `mutation V($input: VerifyPaymentInput!) { verifyPayment(input: $input) { outcome payment { status } } }`;
+    const undo = await refuseToRecordPaid("vfail_%");
+    let r;
+    try {
+      r = await h.gql(VERIFY, { input: { impUid: paid.data.imp_uid, merchantUid } });
+    } finally {
+      await undo();
+    }
+    expect(r.errors?.[0].extensions).toMatchObject({ code: "OUTCOME_UNKNOWN", merchantUid });
+    expect((await row(merchantUid)).status).toBe("PENDING");
+    const again = await h.gql<{ verifyPayment: { outcome: string; payment: { status: string } } }>(VERIFY, { input: { impUid: paid.data.imp_uid, merchantUid } });
+    expect(again.data?.verifyPayment).toEqual({ outcome: "PAID", payment: { status: "PAID" } });
+  });
+
+  it("schedulePayments: a registration the database fails to record answers OUTCOME_UNKNOWN; the same request again answers the rows, registered once", async () => {
+    const customerUid = await registerCard(h, uid("sfail"));
+    const merchantUid = uid("sfail_o");
+    const scheduleAt = new Date(((await h.emu.get<{ now: number }>("/__emulator/clock")).data.now + 7200) * 1000).toISOString();
+    const SCHEDULE = `mutation S($input: SchedulePaymentsInput!) { schedulePayments(input: $input) { merchantUid status } }`;
+    const input = { customerUid, schedules: [{ scheduleAt, amount: 6600, name: "later", merchantUid }] };
+    const undo = await refuseToRecordPaid("sfail_%", "SCHEDULED");
+    let r;
+    try {
+      r = await h.gql(SCHEDULE, { input });
+    } finally {
+      await undo();
+    }
+    expect(r.errors?.[0].extensions).toMatchObject({ code: "OUTCOME_UNKNOWN", merchantUid, merchantUids: [merchantUid] });
+    expect((await row(merchantUid)).status).toBe("PENDING");
+    const token = await h.iamportToken();
+    const atIamportSchedule = () => h.emu.get(`/subscribe/payments/schedule/${merchantUid}`, { headers: { Authorization: token } });
+    expect((await atIamportSchedule()).data.response.schedule_status).toBe("scheduled");
+
+    const again = await h.gql<{ schedulePayments: { merchantUid: string; status: string }[] }>(SCHEDULE, { input });
+    expect(again.data?.schedulePayments).toEqual([{ merchantUid, status: "SCHEDULED" }]);
+    expect((await atIamportSchedule()).data.response.schedule_status).toBe("scheduled");
+    // Another request under the same merchantUid is still a conflict.
+    const other = await h.gql(SCHEDULE, { input: { ...input, schedules: [{ ...input.schedules[0], amount: 6601 }] } });
+    expect(other.errors?.[0].extensions?.code).toBe("CONFLICT");
   });
 });
