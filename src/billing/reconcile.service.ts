@@ -77,7 +77,8 @@ export class ReconcileService {
       } catch (err) {
         report.errors += 1;
         const e = toAppError(err);
-        root.log.warn({ what, code: e.code, err: e.message }, "reconciliation step failed; will retry next run");
+        // The error itself (serialized without request bodies): for an internal one, e.message is only "Internal server error".
+        root.log.warn({ what, code: e.code, err }, "reconciliation step failed; will retry next run");
       }
     };
 

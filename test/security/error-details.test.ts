@@ -50,3 +50,31 @@ it("answers a database failure in development with a generic message and logs th
     .filter((l) => l.level >= 50);
   expect(errors.some((l) => l.err?.message?.includes("simulated database failure") && /update "payments"/.test(l.err.message))).toBe(true);
 });
+
+it("logs the full error of a reconciliation step that fails, not the generic message", async () => {
+  const customerUid = await registerCard(h, uid("leak_r")); // the server holds a valid token now
+  const merchantUid = uid("leak_r_o");
+  // Nothing reaches Iamport (no token): the charge stays PENDING, and after 10 minutes reconciliation fails it.
+  await h.emu.post("/__emulator/faults", { route: "*", mode: "expire_token" });
+  await h.emu.post("/__emulator/faults", { route: "POST /users/getToken", mode: "http500" });
+  const r = await h.gql(CHARGE, { input: { customerUid, amount: 1234, name: "never made", merchantUid } });
+  expect(r.errors?.[0].extensions?.code).toBe("UPSTREAM_UNAVAILABLE");
+  await h.sql(`update payments set created_at = created_at - interval '11 minutes' where merchant_uid = ?`, [merchantUid]);
+  await h.sql(`create function leak_probe_fail2() returns trigger language plpgsql as $$
+    begin raise exception 'simulated reconciliation failure'; end $$`);
+  await h.sql(`create trigger leak_probe2 before update on payments for each row
+    when (new.merchant_uid = '${merchantUid}') execute function leak_probe_fail2()`);
+  const logsBefore = h.logs.length;
+  try {
+    expect((await h.server.reconciler.runOnce()).errors).toBe(1);
+  } finally {
+    await h.sql(`drop trigger leak_probe2 on payments`);
+    await h.sql(`drop function leak_probe_fail2()`);
+  }
+  const failed = h.logs
+    .slice(logsBefore)
+    .map((l) => JSON.parse(l) as { msg: string; err?: { message?: string } })
+    .filter((l) => l.msg.startsWith("reconciliation step failed"));
+  expect(failed).toHaveLength(1);
+  expect(failed[0].err?.message).toContain("simulated reconciliation failure");
+});
