@@ -158,7 +158,7 @@ export async function createApp(deps: AppDeps): Promise<BuiltApp> {
     blockFieldSuggestion: { enabled: false },
   });
   const protection = armor.protect();
-  const formatGraphqlError = formatError(logger, { exposeDetails: config.env === "development", hideSuggestions: config.env === "production" });
+  const formatGraphqlError = formatError(logger, { hideSuggestions: config.env === "production" });
   // A duplicate waits at least as long as one charge may take (three Iamport calls), and 30 s under load;
   // a claim twice that old is abandoned.
   const idempotencyWaitMs = Math.max(30_000, 3 * config.iamport.timeoutMs + 5_000);

@@ -86,11 +86,18 @@ export class UpstreamUnavailableError extends AppError {
  * charged twice for it.
  */
 export class OutcomeUnknownError extends AppError {
-  constructor(merchantUid: string, options?: { cause?: unknown }) {
+  /**
+   * `advice` replaces the default "retry with the same merchantUid" where a
+   * retry would not reach the same payment (a new subscription would charge
+   * again); `details` adds extensions (and may set `retryable: false` then).
+   */
+  constructor(merchantUid: string, options?: { cause?: unknown; advice?: string; details?: Record<string, unknown> }) {
     super(
       "OUTCOME_UNKNOWN",
-      `The outcome of payment ${merchantUid} is not known yet; it is settled by reconciliation. Retry with the same merchantUid (never a new one) or query the payment later`,
-      { merchantUid, retryable: true },
+      `The outcome of payment ${merchantUid} is not known yet; it is settled by reconciliation. ${
+        options?.advice ?? "Retry with the same merchantUid (never a new one) or query the payment later"
+      }`,
+      { merchantUid, retryable: true, ...options?.details },
       options,
     );
   }

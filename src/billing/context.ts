@@ -3,7 +3,7 @@ import type { EntityManager } from "@mikro-orm/postgresql";
 import { UniqueConstraintViolationException } from "@mikro-orm/core";
 import type { Logger } from "pino";
 import type { Config } from "../config";
-import { ConflictError, NotFoundError, UpstreamUnavailableError, AppError, BadUserInputError } from "../errors";
+import { ConflictError, NotFoundError, UpstreamUnavailableError, AppError, BadUserInputError, OutcomeUnknownError, type ErrorCode } from "../errors";
 import type { IamportClient } from "../iamport/iamport.client";
 import {
   IamportError,
@@ -100,7 +100,35 @@ export function upstreamError(err: unknown, what: string): AppError | unknown {
   return err;
 }
 
-/** True when the outcome of a write at Iamport is unknown and must be settled by asking. */
+/**
+ * True when the outcome of a write at Iamport is unknown and must be settled by
+ * asking; false for a call that never left this server (no token, connection refused).
+ */
 export function outcomeUnknown(err: unknown): boolean {
-  return err instanceof IamportTimeoutError || err instanceof IamportUnavailableError;
+  return (err instanceof IamportTimeoutError || err instanceof IamportUnavailableError) && !err.notSent;
+}
+
+/**
+ * Runs what follows a call after which Iamport may have moved money for
+ * `merchantUid` (a charge, a schedule, a verified payment being recorded).
+ * Whatever fails from there on (the database lost, Iamport not answering the
+ * look-up) answers OUTCOME_UNKNOWN naming the merchant_uid: the row committed
+ * before the call is settled by reconciliation, and the caller must not pay
+ * again under a new merchantUid. Only the codes in `keep` (answers about the
+ * request itself) pass unchanged. The full error goes to the log.
+ */
+export async function afterIamport<T>(
+  ctx: Ctx,
+  merchantUid: string,
+  fn: () => Promise<T>,
+  opts: { keep?: ErrorCode[]; unknown?: (cause: unknown) => OutcomeUnknownError } = {},
+): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof OutcomeUnknownError) throw err;
+    if (err instanceof AppError && opts.keep?.includes(err.code)) throw err;
+    ctx.log.error({ err, merchantUid }, "outcome unknown after asking Iamport; reconciliation settles it");
+    throw opts.unknown ? opts.unknown(err) : new OutcomeUnknownError(merchantUid, { cause: err });
+  }
 }

@@ -1,11 +1,11 @@
-import { LockMode } from "@mikro-orm/core";
+import { LockMode, UniqueConstraintViolationException } from "@mikro-orm/core";
 import { Payment } from "../db/entities";
 import { PaymentKind, PaymentStatus } from "../db/entities/enums";
-import { BadUserInputError, ConflictError, NotFoundError, UpstreamUnavailableError } from "../errors";
+import { BadUserInputError, ConflictError, NotFoundError, OutcomeUnknownError, UpstreamUnavailableError } from "../errors";
 import { IamportNotFoundError, IamportRefusedError } from "../iamport/iamport.errors";
 import type { AgainRequest, IamportPayment, IamportSchedule, ScheduleEntry } from "../iamport/iamport.types";
 import type { CardService } from "./card.service";
-import { BillingDeps, Ctx, withEm, guardUnique, newMerchantUid, outcomeUnknown, upstreamError } from "./context";
+import { afterIamport, BillingDeps, Ctx, withEm, guardUnique, newMerchantUid, outcomeUnknown, upstreamError } from "./context";
 import { pgTime, shaped, sql } from "../db/sql";
 import { decodeCursor, encodeCursor, Page } from "./pagination";
 import {
@@ -94,6 +94,13 @@ export class PaymentService {
    * Charges a billing key now. The order is committed as PENDING before Iamport
    * is called, so a crash or timeout leaves a row that is settled by asking
    * Iamport about its merchant_uid, never by charging under a new one.
+   *
+   * A merchantUid that already has a payment is a repeat of that request when
+   * customerUid, amount and name are the same (a client retrying after a lost
+   * answer or OUTCOME_UNKNOWN): the stored payment is the answer, and one still
+   * PENDING is first settled with Iamport (charged now, under the same
+   * merchant_uid, only if Iamport never got it). A different request under a
+   * used merchantUid is CONFLICT.
    */
   async chargeAgain(ctx: Ctx, input: ChargeAgainInput): Promise<Payment> {
     const customerUid = checkUid("customerUid", input.customerUid);
@@ -101,6 +108,11 @@ export class PaymentService {
     const name = checkText("name", input.name, 200);
     const merchantUid = input.merchantUid ? checkMerchantUid("merchantUid", input.merchantUid) : newMerchantUid(ctx);
     const buyer = this.buyer(input);
+    const request = { merchantUid, customerUid, amount, name };
+    if (input.merchantUid) {
+      const stored = await ctx.em.findOne(Payment, { merchantUid });
+      if (stored) return this.repeatCharge(ctx, stored, request);
+    }
     await this.cards.requireActive(ctx, customerUid);
 
     const payment = ctx.em.create(Payment, {
@@ -112,48 +124,88 @@ export class PaymentService {
       status: PaymentStatus.PENDING,
       ...buyer,
     });
-    await guardUnique(`A payment with merchantUid ${merchantUid}`, () => ctx.em.persistAndFlush(payment));
+    try {
+      await ctx.em.persistAndFlush(payment);
+    } catch (err) {
+      if (!(err instanceof UniqueConstraintViolationException)) throw err;
+      // The same merchantUid arrived twice at once: the first one's row answers this one too.
+      ctx.em.clear();
+      const stored = await ctx.em.findOne(Payment, { merchantUid });
+      if (!stored) throw err;
+      return this.repeatCharge(ctx, stored, request);
+    }
     return this.executeAgain(ctx, payment);
   }
 
+  /** A chargeAgain under a merchantUid that already has a payment (see chargeAgain). */
+  private async repeatCharge(
+    ctx: Ctx,
+    stored: Payment,
+    request: { merchantUid: string; customerUid: string; amount: number; name: string },
+  ): Promise<Payment> {
+    const same =
+      stored.kind === PaymentKind.AGAIN &&
+      !stored.subscription &&
+      stored.customerUid === request.customerUid &&
+      stored.amount === request.amount &&
+      stored.name === request.name;
+    if (!same) {
+      throw new ConflictError(
+        `A payment with merchantUid ${request.merchantUid} already exists for another request (a repeat must have the same customerUid, amount and name)`,
+        { merchantUid: request.merchantUid },
+      );
+    }
+    if (stored.status !== PaymentStatus.PENDING) return stored;
+    ctx.log.info({ merchantUid: stored.merchantUid }, "repeated charge of a PENDING payment; settling it with Iamport");
+    // Iamport first: the earlier request may have been charged and only its answer lost.
+    const known = await afterIamport(ctx, stored.merchantUid, () => this.settle(ctx, stored));
+    if (known) return stored;
+    // Iamport never got it: charging now under the same merchant_uid cannot charge twice.
+    return this.executeAgain(ctx, stored);
+  }
+
   /**
-   * Sends `again` for a PENDING payment row and records the outcome. Used by
-   * chargeAgain, subscriptions and reconciliation (always the same merchant_uid).
+   * Sends `again` for a PENDING payment row and records the outcome (always
+   * under the row's own merchant_uid). A call Iamport never executed (no
+   * token, refused connection, 401) is UPSTREAM_UNAVAILABLE; from the moment
+   * Iamport may have charged, any failure is OUTCOME_UNKNOWN (see afterIamport).
    */
   async executeAgain(ctx: Ctx, payment: Payment, opts: { noticeUrl?: string; repeatOnNoRecord?: boolean } = {}): Promise<Payment> {
     let ip: IamportPayment;
     try {
       ip = await this.deps.iamport.again(againRequest(payment, opts.noticeUrl), { requestId: ctx.requestId });
     } catch (err) {
-      if (err instanceof IamportRefusedError) {
-        // A refusal may mean "this merchant_uid is already paid" (a repeat after a
-        // lost answer): what Iamport has for the order wins over the refusal.
-        // Only an explicit "no record" means nothing was charged: if Iamport cannot be asked, the row stays PENDING.
-        if (await this.settle(ctx, payment)) return payment;
-        // Refused outright (e.g. unknown billing key): nothing was charged.
-        payment.status = PaymentStatus.FAILED;
-        payment.failReason = err.iamportMessage;
-        payment.failedAt = new Date();
-        await ctx.em.flush();
-        return payment;
-      }
-      if (!outcomeUnknown(err)) throw upstreamError(err, "charge");
-      ctx.log.warn({ merchantUid: payment.merchantUid, err: (err as Error).message }, "charge outcome unknown; settling by merchant_uid");
-      const settled = await this.settle(ctx, payment);
-      if (settled) return payment;
-      if (opts.repeatOnNoRecord !== false) {
-        // Iamport has no record of it: repeating with the SAME merchant_uid cannot double-charge.
-        return this.executeAgain(ctx, payment, { ...opts, repeatOnNoRecord: false });
-      }
-      throw new UpstreamUnavailableError(
-        `Iamport did not confirm the charge; payment ${payment.merchantUid} stays PENDING and will be settled by reconciliation`,
-        { cause: err },
-      );
+      if (!(err instanceof IamportRefusedError) && !outcomeUnknown(err)) throw upstreamError(err, "charge");
+      return afterIamport(ctx, payment.merchantUid, () => this.settleAgain(ctx, payment, err, opts));
     }
-    this.apply(payment, ip);
-    await ctx.em.flush();
-    ctx.log.info({ merchantUid: payment.merchantUid, status: payment.status }, "charge recorded");
-    return payment;
+    return afterIamport(ctx, payment.merchantUid, async () => {
+      this.apply(payment, ip);
+      await ctx.em.flush();
+      ctx.log.info({ merchantUid: payment.merchantUid, status: payment.status }, "charge recorded");
+      return payment;
+    });
+  }
+
+  /** Settles a charge whose `again` was refused or whose answer was lost. */
+  private async settleAgain(ctx: Ctx, payment: Payment, err: unknown, opts: { noticeUrl?: string; repeatOnNoRecord?: boolean }): Promise<Payment> {
+    if (err instanceof IamportRefusedError) {
+      // A refusal may mean "this merchant_uid is already paid" (a repeat after a
+      // lost answer): what Iamport has for the order wins over the refusal.
+      if (await this.settle(ctx, payment)) return payment;
+      // Refused outright (e.g. unknown billing key): nothing was charged.
+      payment.status = PaymentStatus.FAILED;
+      payment.failReason = err.iamportMessage;
+      payment.failedAt = new Date();
+      await ctx.em.flush();
+      return payment;
+    }
+    ctx.log.warn({ merchantUid: payment.merchantUid, err: (err as Error).message }, "charge outcome unknown; settling by merchant_uid");
+    if (await this.settle(ctx, payment)) return payment;
+    if (opts.repeatOnNoRecord !== false) {
+      // Iamport has no record of it: repeating with the SAME merchant_uid cannot double-charge.
+      return this.executeAgain(ctx, payment, { ...opts, repeatOnNoRecord: false });
+    }
+    throw new OutcomeUnknownError(payment.merchantUid, { cause: err });
   }
 
   /**
@@ -180,14 +232,20 @@ export class PaymentService {
 
   // ---- schedules -----------------------------------------------------------
 
-  /** Registers future charges of a billing key with Iamport's scheduler. */
+  /**
+   * Registers future charges of a billing key with Iamport's scheduler. A
+   * request whose merchantUids all exist already, each for the same customer,
+   * time, amount and name, is a repeat (after a lost answer or
+   * OUTCOME_UNKNOWN): the stored rows answer it, those still PENDING settled
+   * with Iamport first. Any other use of an existing merchantUid is CONFLICT.
+   */
   async schedule(ctx: Ctx, customerUidRaw: string, items: ScheduleItemInput[]): Promise<Payment[]> {
     const customerUid = checkUid("customerUid", customerUidRaw);
     if (items.length === 0) throw new BadUserInputError("schedules", "must contain at least one schedule");
     if (items.length > 100) throw new BadUserInputError("schedules", "must contain at most 100 schedules");
     const now = new Date();
     const seen = new Set<string>();
-    const rows = items.map((item, i) => {
+    const wanted = items.map((item, i) => {
       const field = `schedules[${i}]`;
       const scheduledAt = checkFuture(`${field}.scheduleAt`, item.scheduleAt, now);
       const amount = checkAmount(`${field}.amount`, item.amount, this.deps.config.maxAmount);
@@ -195,25 +253,55 @@ export class PaymentService {
       const merchantUid = item.merchantUid ? checkMerchantUid(`${field}.merchantUid`, item.merchantUid) : newMerchantUid(ctx, "sch");
       if (seen.has(merchantUid)) throw new BadUserInputError(`${field}.merchantUid`, "is repeated in this request");
       seen.add(merchantUid);
-      return ctx.em.create(Payment, {
-        merchantUid,
-        customerUid,
-        name,
-        amount,
-        scheduledAt,
-        kind: PaymentKind.SCHEDULE,
-        status: PaymentStatus.PENDING,
-        ...this.buyer(item),
-      });
+      return { merchantUid, customerUid, name, amount, scheduledAt, ...this.buyer(item) };
     });
+    if (items.every((item) => item.merchantUid)) {
+      const stored = await ctx.em.find(Payment, { merchantUid: { $in: wanted.map((w) => w.merchantUid) } });
+      if (stored.length > 0) return this.repeatSchedule(ctx, customerUid, wanted, stored);
+    }
     await this.cards.requireActive(ctx, customerUid);
+    const rows = wanted.map((w) => ctx.em.create(Payment, { ...w, kind: PaymentKind.SCHEDULE, status: PaymentStatus.PENDING }));
     await guardUnique("A payment with one of these merchantUids", () => ctx.em.persistAndFlush(rows));
     return this.registerSchedules(ctx, customerUid, rows);
   }
 
+  /** A schedulePayments whose merchantUids exist already (see schedule). */
+  private async repeatSchedule(
+    ctx: Ctx,
+    customerUid: string,
+    wanted: { merchantUid: string; customerUid: string; name: string; amount: number; scheduledAt: Date }[],
+    stored: Payment[],
+  ): Promise<Payment[]> {
+    const byUid = new Map(stored.map((p) => [p.merchantUid, p]));
+    const rows = wanted.map((w) => byUid.get(w.merchantUid));
+    const same = rows.every(
+      (p, i) =>
+        p !== undefined &&
+        p.kind === PaymentKind.SCHEDULE &&
+        !p.subscription &&
+        p.customerUid === wanted[i].customerUid &&
+        p.amount === wanted[i].amount &&
+        p.name === wanted[i].name &&
+        // Iamport keeps whole seconds, and a registered row holds Iamport's time.
+        !!p.scheduledAt &&
+        Math.floor(p.scheduledAt.getTime() / 1000) === Math.floor(wanted[i].scheduledAt.getTime() / 1000),
+    );
+    if (!same) {
+      throw new ConflictError(
+        "A payment with one of these merchantUids already exists for another request (a repeat must have the same merchantUids, customerUid, times, amounts and names)",
+      );
+    }
+    const found = rows as Payment[];
+    const pending = found.filter((p) => p.status === PaymentStatus.PENDING);
+    // Iamport refuses a merchant_uid it already holds, and registerSchedules then finds it there.
+    if (pending.length > 0) await this.registerSchedules(ctx, customerUid, pending);
+    return found;
+  }
+
   /**
    * Sends PENDING schedule rows to Iamport and marks them SCHEDULED. On an
-   * unknown outcome each one is looked up by merchant_uid.
+   * unknown outcome each one is looked up by merchant_uid. Once Iamport may
+   * hold the schedules, a failure is OUTCOME_UNKNOWN naming their merchant_uids.
    */
   async registerSchedules(
     ctx: Ctx,
@@ -222,32 +310,56 @@ export class PaymentService {
     opts: { keepRowsOnRefusal?: boolean } = {},
   ): Promise<Payment[]> {
     const entries = rows.map((p) => this.scheduleEntry(p));
+    const unknown = (cause: unknown) =>
+      new OutcomeUnknownError(rows[0].merchantUid, { cause, details: { merchantUids: rows.map((p) => p.merchantUid) } });
+    let results: IamportSchedule[];
     try {
-      const results = await this.deps.iamport.schedule(customerUid, entries, { requestId: ctx.requestId });
-      const byUid = new Map(results.map((r) => [r.merchant_uid, r]));
-      for (const p of rows) this.applySchedule(p, byUid.get(p.merchantUid));
-      await ctx.em.flush();
-      return rows;
+      results = await this.deps.iamport.schedule(customerUid, entries, { requestId: ctx.requestId });
     } catch (err) {
-      if (err instanceof IamportRefusedError) {
-        // A redelivery may find its merchant_uid already registered: that is success, not refusal.
-        const missing = await this.settleSchedules(ctx, rows);
-        if (missing.length === 0) return rows;
-        if (opts.keepRowsOnRefusal) throw new BadUserInputError("schedules", `Iamport refused the schedule: ${err.iamportMessage}`);
-        // Nothing was scheduled: the rows must not stay as if it were.
-        ctx.em.remove(rows);
-        await ctx.em.flush();
-        throw new BadUserInputError("schedules", `Iamport refused the schedule: ${err.iamportMessage}`);
-      }
-      if (!outcomeUnknown(err)) throw upstreamError(err, "schedule");
-      ctx.log.warn({ customerUid, count: rows.length }, "schedule outcome unknown; looking each one up");
-      const unresolved = await this.settleSchedules(ctx, rows);
-      if (unresolved.length > 0) {
-        // Never registered: one more attempt with the same merchant_uids is safe (Iamport refuses duplicates).
-        return this.registerSchedulesOnce(ctx, customerUid, rows, unresolved);
-      }
-      return rows;
+      if (!(err instanceof IamportRefusedError) && !outcomeUnknown(err)) throw upstreamError(err, "schedule");
+      return afterIamport(ctx, rows[0].merchantUid, () => this.settleScheduleCall(ctx, customerUid, rows, err, opts), {
+        keep: ["BAD_USER_INPUT"],
+        unknown,
+      });
     }
+    return afterIamport(
+      ctx,
+      rows[0].merchantUid,
+      async () => {
+        const byUid = new Map(results.map((r) => [r.merchant_uid, r]));
+        for (const p of rows) this.applySchedule(p, byUid.get(p.merchantUid));
+        await ctx.em.flush();
+        return rows;
+      },
+      { unknown },
+    );
+  }
+
+  /** Settles a schedule call that Iamport refused or whose answer was lost. */
+  private async settleScheduleCall(
+    ctx: Ctx,
+    customerUid: string,
+    rows: Payment[],
+    err: unknown,
+    opts: { keepRowsOnRefusal?: boolean },
+  ): Promise<Payment[]> {
+    if (err instanceof IamportRefusedError) {
+      // A redelivery may find its merchant_uid already registered: that is success, not refusal.
+      const missing = await this.settleSchedules(ctx, rows);
+      if (missing.length === 0) return rows;
+      if (opts.keepRowsOnRefusal) throw new BadUserInputError("schedules", `Iamport refused the schedule: ${err.iamportMessage}`);
+      // Nothing was scheduled: the rows must not stay as if it were.
+      ctx.em.remove(rows);
+      await ctx.em.flush();
+      throw new BadUserInputError("schedules", `Iamport refused the schedule: ${err.iamportMessage}`);
+    }
+    ctx.log.warn({ customerUid, count: rows.length }, "schedule outcome unknown; looking each one up");
+    const unresolved = await this.settleSchedules(ctx, rows);
+    if (unresolved.length > 0) {
+      // Never registered: one more attempt with the same merchant_uids is safe (Iamport refuses duplicates).
+      return this.registerSchedulesOnce(ctx, customerUid, rows, unresolved);
+    }
+    return rows;
   }
 
   private async registerSchedulesOnce(ctx: Ctx, customerUid: string, all: Payment[], missing: Payment[]): Promise<Payment[]> {
@@ -260,10 +372,8 @@ export class PaymentService {
       await ctx.em.flush();
       return all;
     } catch (err) {
-      throw new UpstreamUnavailableError(
-        "Iamport did not confirm the schedule; the payments stay PENDING and will be settled by reconciliation",
-        { cause: err },
-      );
+      // The payments stay PENDING and are settled by reconciliation.
+      throw new OutcomeUnknownError(all[0].merchantUid, { cause: err, details: { merchantUids: all.map((p) => p.merchantUid) } });
     }
   }
 
@@ -408,12 +518,23 @@ export class PaymentService {
     } catch (err) {
       throw upstreamError(err, `Payment ${impUid} at Iamport`);
     }
-    // The common renewal without the unit of work; null: not that case, nothing written.
-    if (fast && claimed === undefined) {
-      const done = await fast(ctx, ip, fetchedAt);
-      if (done) return done;
-    }
-    return this.verifyFetched(ctx, ip, claimed, after, fetchedAt);
+    // Recording what Iamport said may fail half-way (the database lost at the commit): the answer
+    // then says the outcome is unknown, naming the order, rather than that nothing happened.
+    return afterIamport(
+      ctx,
+      claimed ?? ip.merchant_uid,
+      async () => {
+        // The common renewal without the unit of work; null: not that case, nothing written.
+        if (fast && claimed === undefined) {
+          const done = await fast(ctx, ip, fetchedAt);
+          if (done) return done;
+        }
+        return this.verifyFetched(ctx, ip, claimed, after, fetchedAt);
+      },
+      // Answers about the request (no such order) and an Iamport that could not be asked again under
+      // the row lock (the transaction is rolled back: nothing was recorded) keep their codes.
+      { keep: ["NOT_FOUND", "BAD_USER_INPUT", "UPSTREAM_UNAVAILABLE"] },
+    );
   }
 
   /**

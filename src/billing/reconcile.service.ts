@@ -22,7 +22,14 @@ export interface ReconcileReport {
   errors: number;
 }
 
-/** After this long with no record at Iamport, a non-subscription charge is declared never made. */
+/**
+ * After this long with no record at Iamport, a non-subscription charge is
+ * declared never made (FAILED). Until then it stays PENDING: a request still
+ * running (several Iamport calls of up to IAMPORT_TIMEOUT_MS each) or a client
+ * repeating chargeAgain under the same merchantUid may still charge it, and a
+ * FAILED row must never get a payment behind it. After FAILED, a repeat
+ * answers the FAILED payment and charges nothing.
+ */
 const ABANDON_AFTER_MS = 10 * 60_000;
 const BATCH = 200;
 /** How long a browser checkout or virtual account is watched for a lost webhook, and how often it is asked about. */
@@ -74,7 +81,8 @@ export class ReconcileService {
       } catch (err) {
         report.errors += 1;
         const e = toAppError(err);
-        root.log.warn({ what, code: e.code, err: e.message }, "reconciliation step failed; will retry next run");
+        // The error itself (serialized without request bodies): for an internal one, e.message is only "Internal server error".
+        root.log.warn({ what, code: e.code, err }, "reconciliation step failed; will retry next run");
       }
     };
 
@@ -242,10 +250,13 @@ export class ReconcileService {
       // Iamport never saw it: charge with the SAME merchant_uid (Iamport refuses a paid one twice).
       await this.services.subscriptions.chargeAndApply(ctx, row);
     } else if (localNow - row.createdAt.getTime() > ABANDON_AFTER_MS) {
-      row.status = PaymentStatus.FAILED;
-      row.failReason = "Iamport has no record of this charge: it was never made";
-      row.failedAt = new Date();
-      await ctx.em.flush();
+      // Only if still PENDING: a repeated chargeAgain may have charged and recorded it meanwhile.
+      const now = new Date();
+      await ctx.em.nativeUpdate(
+        Payment,
+        { id: row.id, status: PaymentStatus.PENDING },
+        { status: PaymentStatus.FAILED, failReason: "Iamport has no record of this charge: it was never made", failedAt: now, checkedAt: now, updatedAt: now },
+      );
     }
   }
 }

@@ -1,12 +1,12 @@
 import { LockMode, UniqueConstraintViolationException, type FilterQuery } from "@mikro-orm/core";
 import { Payment, Subscription } from "../db/entities";
 import { BillingInterval, LIVE_SUBSCRIPTION_STATUSES, PaymentKind, PaymentStatus, SubscriptionStatus } from "../db/entities/enums";
-import { BadUserInputError, ConflictError, NotFoundError, toAppError, UpstreamUnavailableError } from "../errors";
+import { BadUserInputError, ConflictError, NotFoundError, OutcomeUnknownError, toAppError } from "../errors";
 import { IamportNotFoundError, IamportRefusedError } from "../iamport/iamport.errors";
 import type { IamportPayment } from "../iamport/iamport.types";
 import { periodOf } from "./billing-dates";
 import type { CardService } from "./card.service";
-import { BillingDeps, Ctx, derivedId, withEm, outcomeUnknown, randomId, upstreamError } from "./context";
+import { afterIamport, BillingDeps, Ctx, derivedId, withEm, outcomeUnknown, randomId, upstreamError } from "./context";
 import { decodeCursor, encodeCursor, Page } from "./pagination";
 import { againRequest, checkFirst, PaymentService } from "./payment.service";
 import { checkAmount, checkFuture, checkText, checkUid, optionalText } from "./validation";
@@ -121,20 +121,35 @@ export class SubscriptionService {
       await this.scheduleFirst(ctx, sub, first);
       return sub;
     }
+    let unconfirmed = false;
     try {
       await this.chargeAndApply(ctx, first);
     } catch (err) {
       const e = toAppError(err);
-      if (e.code !== "UPSTREAM_UNAVAILABLE") throw err;
-      // Only while nothing else settled it meanwhile (the charge's webhook may have arrived).
-      await ctx.em.nativeUpdate(
-        Subscription,
-        { id: sub.id, status: SubscriptionStatus.INCOMPLETE },
-        { statusReason: "first payment not confirmed yet: it will be settled with Iamport by reconciliation" },
-      );
+      // Not sent (UPSTREAM_UNAVAILABLE) or maybe charged (OUTCOME_UNKNOWN): the subscription stays
+      // INCOMPLETE, and reconciliation settles (or makes) the first charge under its merchant_uid.
+      if (e.code !== "UPSTREAM_UNAVAILABLE" && e.code !== "OUTCOME_UNKNOWN") throw err;
+      unconfirmed = true;
     }
-    await ctx.em.refresh(sub);
-    return sub;
+    // The first charge may have been made: from here a failure must not read as "nothing happened",
+    // and starting again would create (and charge) a second subscription.
+    return afterIamport(
+      ctx,
+      first.merchantUid,
+      async () => {
+        if (unconfirmed) {
+          // Only while nothing else settled it meanwhile (the charge's webhook may have arrived).
+          await ctx.em.nativeUpdate(
+            Subscription,
+            { id: sub.id, status: SubscriptionStatus.INCOMPLETE },
+            { statusReason: "first payment not confirmed yet: it will be settled with Iamport by reconciliation" },
+          );
+        }
+        await ctx.em.refresh(sub);
+        return sub;
+      },
+      { unknown: (cause) => startUnknown(sub, first, cause) },
+    );
   }
 
   /**
@@ -154,35 +169,38 @@ export class SubscriptionService {
     }
     let ip: IamportPayment;
     // When Iamport was asked: verification asks again if the row changed after that.
-    let askedAt = new Date();
+    const askedAt = new Date();
     try {
       ip = await this.deps.iamport.again(againRequest(payment), { requestId: ctx.requestId });
     } catch (err) {
-      if (err instanceof IamportRefusedError) {
-        // Refused outright (no billing key, order already paid...): nothing was charged now.
-        // An order Iamport already has a payment for is settled from that payment instead.
-        askedAt = new Date();
-        const existing = await this.findAtIamport(ctx, payment.merchantUid);
-        if (existing) {
-          await this.payments.verifyFetched(ctx, existing, null, after, askedAt);
-          return;
-        }
-        await this.failUnmade(ctx, payment, err.iamportMessage || "Iamport refused the charge");
+      // Never executed (no token, refused connection, 401): nothing was charged.
+      if (!(err instanceof IamportRefusedError) && !outcomeUnknown(err)) throw upstreamError(err, "charge");
+      // From here Iamport may have charged: any failure is OUTCOME_UNKNOWN (afterIamport).
+      await afterIamport(ctx, payment.merchantUid, () => this.settleCharge(ctx, payment, err));
+      return;
+    }
+    await afterIamport(ctx, payment.merchantUid, () => this.payments.verifyFetched(ctx, ip, null, after, askedAt));
+  }
+
+  /** Settles a subscription charge whose `again` was refused or whose answer was lost. */
+  private async settleCharge(ctx: Ctx, payment: Payment, err: unknown): Promise<void> {
+    const askedAt = new Date();
+    if (err instanceof IamportRefusedError) {
+      // Refused outright (no billing key, order already paid...): nothing was charged now.
+      // An order Iamport already has a payment for is settled from that payment instead.
+      const existing = await this.findAtIamport(ctx, payment.merchantUid);
+      if (existing) {
+        await this.payments.verifyFetched(ctx, existing, null, this.afterVerification, askedAt);
         return;
       }
-      if (!outcomeUnknown(err)) throw upstreamError(err, "charge");
-      ctx.log.warn({ merchantUid: payment.merchantUid, err: (err as Error).message }, "charge outcome unknown; settling by merchant_uid");
-      askedAt = new Date();
-      const found = await this.findAtIamport(ctx, payment.merchantUid);
-      if (!found) {
-        throw new UpstreamUnavailableError(
-          `Iamport did not confirm the charge; payment ${payment.merchantUid} stays PENDING and will be settled by reconciliation`,
-          { cause: err },
-        );
-      }
-      ip = found;
+      await this.failUnmade(ctx, payment, err.iamportMessage || "Iamport refused the charge");
+      return;
     }
-    await this.payments.verifyFetched(ctx, ip, null, after, askedAt);
+    ctx.log.warn({ merchantUid: payment.merchantUid, err: (err as Error).message }, "charge outcome unknown; settling by merchant_uid");
+    const found = await this.findAtIamport(ctx, payment.merchantUid);
+    // Not found yet: the payment stays PENDING and reconciliation settles it.
+    if (!found) throw new OutcomeUnknownError(payment.merchantUid, { cause: err });
+    await this.payments.verifyFetched(ctx, found, null, this.afterVerification, askedAt);
   }
 
   /** The renewal step as the verification hook (bound, so it can be handed around). */
@@ -561,9 +579,10 @@ export class SubscriptionService {
         await ctx.em.flush();
         throw new BadUserInputError("startAt", `could not be scheduled: ${err.message}`);
       }
-      if (toAppError(err).code !== "UPSTREAM_UNAVAILABLE") throw err;
+      const code = toAppError(err).code;
+      if (code !== "UPSTREAM_UNAVAILABLE" && code !== "OUTCOME_UNKNOWN") throw err;
       sub.statusReason = "first payment not registered with Iamport yet: reconciliation will register it";
-      await ctx.em.flush();
+      await afterIamport(ctx, first.merchantUid, () => ctx.em.flush(), { unknown: (cause) => startUnknown(sub, first, cause) });
     }
   }
 
@@ -720,6 +739,19 @@ export class SubscriptionService {
     await ctx.em.flush();
     return pending.filter((p) => p.status === PaymentStatus.SCHEDULED || p.status === PaymentStatus.PENDING);
   }
+}
+
+/**
+ * The first charge of a new subscription may have been made but cannot be
+ * confirmed: starting again would create and charge a second subscription,
+ * so the answer names the subscription to query instead of inviting a retry.
+ */
+function startUnknown(sub: Subscription, first: Payment, cause: unknown): OutcomeUnknownError {
+  return new OutcomeUnknownError(first.merchantUid, {
+    cause,
+    advice: `Do not start the subscription again: query subscription ${sub.id} later`,
+    details: { subscriptionId: sub.id, retryable: false },
+  });
 }
 
 function wholeSeconds(d: Date): Date {

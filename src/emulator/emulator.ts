@@ -10,7 +10,7 @@ import { FaultRegistry } from "./faults";
 import { Params } from "./params";
 import { fastApi, type ApiCall } from "./fast-api";
 import { decodePath, RouteTable, type HttpMethod } from "./router";
-import { createControlRouter } from "./routes/control";
+import { createControlRouter, type HeldCall } from "./routes/control";
 import { createIamportRoutes, errorResult, webhookJob, type ApiResult, type IamportRoute } from "./routes/iamport";
 import { IamportState } from "./state";
 import { readStateFile, StateFileWriter } from "./state-file";
@@ -127,6 +127,9 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Running
   const shutdown = new AbortController();
   setMaxListeners(0, shutdown.signal); // one listener per call waiting out latencyMs
   const held = new Set<{ timer: NodeJS.Timeout; res: http.ServerResponse }>();
+  /** Answers of "hold" faults, waiting for the control API to release them. */
+  const holding = new Map<number, HeldCall & { timer: NodeJS.Timeout; res: http.ServerResponse; result: ApiResult }>();
+  let nextHoldId = 1;
 
   const app = express();
   app.disable("x-powered-by");
@@ -142,6 +145,20 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Running
       clock,
       faults,
       webhooks,
+      tokenStats: () => tokens.stats(),
+      held: () => [...holding.values()].map(({ id, method, path }) => ({ id, method, path })),
+      release: (id) => {
+        let released = 0;
+        for (const h of [...holding.values()]) {
+          if (id !== undefined && h.id !== id) continue;
+          clearTimeout(h.timer);
+          holding.delete(h.id);
+          logCall({ method: h.method, path: h.path, status: h.result.status, code: h.result.body.code }, "iamport call (released)");
+          send(h.res, h.result);
+          released += 1;
+        }
+        return released;
+      },
       baseUrl: () => baseUrl,
       reset: () => {
         state.reset();
@@ -222,6 +239,28 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Running
       });
       return;
     }
+    if (fault?.mode === "hold") {
+      // The call took effect; its answer waits for POST /__emulator/faults/release
+      // (after timeoutHoldMs the socket is destroyed, as for "timeout").
+      const id = nextHoldId++;
+      const entry = {
+        id,
+        method,
+        path: req.path,
+        res,
+        result,
+        timer: setTimeout(() => {
+          holding.delete(id);
+          res.socket?.destroy();
+        }, timeoutHoldMs),
+      };
+      holding.set(id, entry);
+      res.on("close", () => {
+        clearTimeout(entry.timer);
+        holding.delete(id);
+      });
+      return;
+    }
     logCall({ method, path: req.path, status: result.status, code: result.body.code }, "iamport call");
     send(res, result);
   }
@@ -293,6 +332,8 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Running
       shutdown.abort();
       for (const h of held) clearTimeout(h.timer);
       held.clear();
+      for (const h of holding.values()) clearTimeout(h.timer);
+      holding.clear();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
       for (const s of sockets) s.destroy();

@@ -5,11 +5,14 @@ import { decodePath, HTTP_METHODS, templateShape, type HttpMethod } from "./rout
  *  - http500:      answer a 500 envelope; the call has no effect.
  *  - timeout:      the call takes effect but its answer is held until the client
  *                  gives up (the realistic "unknown outcome").
+ *  - hold:         the call takes effect and its answer is held until the control
+ *                  API releases it, so a test decides when the client hears it
+ *                  (and what happens meanwhile).
  *  - expire_token: the next authenticated call gets 401 and its token really expires.
  *  - drop_webhook: the next `times` webhooks are not sent, whatever route caused them.
  */
 
-export const FAULT_MODES = ["http500", "timeout", "expire_token", "drop_webhook"] as const;
+export const FAULT_MODES = ["http500", "timeout", "hold", "expire_token", "drop_webhook"] as const;
 export type FaultMode = (typeof FAULT_MODES)[number];
 
 type FaultTarget =

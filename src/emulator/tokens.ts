@@ -17,15 +17,23 @@ export interface TokenAnswer {
  */
 export class TokenIssuer {
   private current: { token: string; expiresAt: number } | null = null;
+  /** getToken calls answered, and how many of them issued a new token (the control API reports both). */
+  private readonly counts = { requests: 0, issued: 0 };
 
   issue(now: number): TokenAnswer {
+    this.counts.requests += 1;
     const c = this.current;
     if (c && now < c.expiresAt) {
       if (c.expiresAt - now <= EXTEND_WINDOW) c.expiresAt += EXTENSION;
       return { access_token: c.token, now, expired_at: c.expiresAt };
     }
     this.current = { token: accessToken(), expiresAt: now + TOKEN_LIFETIME };
+    this.counts.issued += 1;
     return { access_token: this.current.token, now, expired_at: this.current.expiresAt };
+  }
+
+  stats(): { token_requests: number; tokens_issued: number } {
+    return { token_requests: this.counts.requests, tokens_issued: this.counts.issued };
   }
 
   isValid(token: string, now: number): boolean {

@@ -25,12 +25,13 @@ export function scrubCoercionMessage(message: string): string {
 /**
  * Maps errors once to `extensions.code`. AppErrors keep their message and
  * field; a database that timed out or went away is DATABASE_UNAVAILABLE
- * (toAppError); anything else becomes INTERNAL_SERVER_ERROR without details
- * (logged).
+ * (toAppError); anything else becomes INTERNAL_SERVER_ERROR with a generic
+ * message in every mode (a database error's message carries its statement and
+ * values: payment ids, amounts, Iamport's JSON); the full error goes to the log.
  * GraphQL's own validation errors keep Apollo's codes.
  */
-export function formatError(logger: Logger, opts: { exposeDetails: boolean; hideSuggestions: boolean }) {
-  const format = formatWith(logger, opts.exposeDetails);
+export function formatError(logger: Logger, opts: { hideSuggestions: boolean }) {
+  const format = formatWith(logger);
   if (!opts.hideSuggestions) return format;
   return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
     const out = format(formatted, error);
@@ -65,7 +66,7 @@ export function withoutSuggestions(message: string): string {
   return out + message.slice(from);
 }
 
-function formatWith(logger: Logger, exposeDetails: boolean) {
+function formatWith(logger: Logger) {
   return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
     let original = unwrapResolverError(error);
     if (!(original instanceof AppError) && !(original instanceof GraphQLError)) {
@@ -100,7 +101,7 @@ function formatWith(logger: Logger, exposeDetails: boolean) {
     }
     logger.error({ err: original }, "unexpected GraphQL error");
     return {
-      message: exposeDetails && original instanceof Error ? original.message : "Internal server error",
+      message: "Internal server error",
       path: formatted.path,
       extensions: { code: "INTERNAL_SERVER_ERROR" },
     };

@@ -202,15 +202,35 @@ export class IamportClient {
     return cached;
   }
 
+  /**
+   * A token for a call that Iamport answered 401 with `refused`: one issued
+   * after that answer. A refresh already in flight may have been asked before
+   * the token expired and bring the same token back; then it is asked once more.
+   * Iamport handing back `refused` even so means it still calls that token valid.
+   */
+  private async tokenAfter(refused: string): Promise<string> {
+    for (let i = 0; i < 2; i++) {
+      if (this.cached?.token === refused) this.cached = undefined;
+      const token = await this.token();
+      if (token !== refused) return token;
+    }
+    return refused;
+  }
+
   private async call<T>(
     method: Method,
     path: string,
     endpoint: string,
     body: unknown,
     o: CallOptions | undefined,
-    flags: { isRetry?: boolean; idempotent?: boolean } = {},
+    flags: { idempotent?: boolean; token?: string; repeats?: number } = {},
   ): Promise<T> {
-    const token = await this.token();
+    let token: string;
+    try {
+      token = flags.token ?? (await this.token());
+    } catch (err) {
+      throw notSent(err, endpoint);
+    }
     const started = process.hrtime.bigint();
     let res: AxiosResponse<IamportEnvelope<T>>;
     try {
@@ -228,11 +248,24 @@ export class IamportClient {
     const seconds = elapsed(started);
     const env = res.data;
     if (res.status === 401) {
-      // The token expired early or was revoked: refresh once, repeat once.
-      if (this.cached?.token === token) this.cached = undefined;
+      // Iamport did not execute the call: its token expired or was revoked meanwhile. Every call
+      // refused with that token waits for the same single refresh and is sent again with the new
+      // token, unchanged (a charge under its same merchant_uid, which Iamport never charges twice).
+      // Under load a token can expire while calls are in flight on it more than once in a row, so
+      // the repeat is per refused token; only a token Iamport still calls valid ends it (the 401 is
+      // then about the credentials), or MAX_TOKEN_REPEATS, a bound against a misbehaving Iamport.
       this.record(endpoint, "unauthorized", seconds, res.status, o?.requestId);
-      if (!flags.isRetry) return this.call<T>(method, path, endpoint, body, o, { ...flags, isRetry: true });
-      throw new IamportUnauthorizedError(`Iamport answered 401 to ${endpoint} after a token refresh`, endpoint);
+      let next: string;
+      try {
+        next = await this.tokenAfter(token);
+      } catch (err) {
+        throw notSent(err, endpoint);
+      }
+      const repeats = flags.repeats ?? 0;
+      if (next !== token && repeats < MAX_TOKEN_REPEATS) {
+        return this.call<T>(method, path, endpoint, body, o, { ...flags, token: next, repeats: repeats + 1 });
+      }
+      throw new IamportUnauthorizedError(`Iamport answered 401 to ${endpoint} with a token it issued after the previous refusal`, endpoint);
     }
     if (res.status >= 500) {
       this.record(endpoint, "unavailable", seconds, res.status, o?.requestId);
@@ -263,7 +296,10 @@ export class IamportClient {
     }
     this.record(endpoint, "network", seconds, undefined, requestId, undefined, ax.code ?? "network error");
     // Only the error code goes into the message: axios errors carry the request body.
-    return new IamportUnavailableError(`Iamport is unreachable for ${endpoint} (${ax.code ?? "network error"})`, endpoint);
+    // A refused connection carried nothing to Iamport; any other network error may have come after the request.
+    return new IamportUnavailableError(`Iamport is unreachable for ${endpoint} (${ax.code ?? "network error"})`, endpoint, {
+      notSent: ax.code === "ECONNREFUSED",
+    });
   }
 
   private record(
@@ -283,6 +319,20 @@ export class IamportClient {
       "iamport call",
     );
   }
+}
+
+/**
+ * How many times one call is sent again after 401s, each time with a token
+ * Iamport issued after the previous refusal. A token expires every 30
+ * minutes; this only bounds an Iamport that keeps refusing the tokens it issues.
+ */
+const MAX_TOKEN_REPEATS = 8;
+
+/** A call that failed before it was sent (no token): wrong credentials stay what they are; anything else is "unavailable, nothing sent". */
+function notSent(err: unknown, endpoint: string): IamportError {
+  if (err instanceof IamportUnauthorizedError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new IamportUnavailableError(`No Iamport token for ${endpoint}, so it was not sent: ${message}`, endpoint, { cause: err, notSent: true });
 }
 
 function enc(s: string): string {

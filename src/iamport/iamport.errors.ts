@@ -3,13 +3,20 @@
  * answer; the billing services translate them into the server's AppErrors.
  */
 export class IamportError extends Error {
+  /**
+   * True when the call itself never reached Iamport (no token could be had,
+   * the connection was refused): whatever it asked for cannot have happened.
+   */
+  readonly notSent: boolean;
+
   constructor(
     message: string,
     readonly endpoint: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; notSent?: boolean },
   ) {
     super(message, options);
     this.name = new.target.name;
+    this.notSent = options?.notSent ?? false;
   }
 }
 
@@ -35,7 +42,7 @@ export class IamportNotFoundError extends IamportError {
   }
 }
 
-/** HTTP 401 even after one token refresh: wrong credentials. */
+/** HTTP 401 that a new token does not cure (wrong credentials, or a token Iamport still calls valid): the call was not executed. */
 export class IamportUnauthorizedError extends IamportError {}
 
 /** No answer in time: the call may or may not have taken effect. */

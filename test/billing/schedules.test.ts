@@ -205,16 +205,23 @@ describe("schedulePayments when Iamport fails", () => {
     });
   });
 
-  it("answers UPSTREAM_UNAVAILABLE when Iamport keeps failing; the rows stay PENDING for reconciliation and nothing is scheduled", async () => {
+  it("answers OUTCOME_UNKNOWN naming the merchantUids when Iamport keeps failing; the rows stay PENDING, and the same request again registers them", async () => {
     const customerUid = await registerCard(h, uid("schdown"));
     const merchantUid = uid("down");
     await h.emu.post("/__emulator/faults", { route: "POST /subscribe/payments/schedule", mode: "http500", times: 2 });
-    const r = await h.gql(SCHEDULE, {
-      input: { customerUid, schedules: [{ scheduleAt: (await later(3600)).toISOString(), amount: 1000, name: "down", merchantUid }] },
-    });
-    expect(r.errors?.[0].extensions?.code).toBe("UPSTREAM_UNAVAILABLE");
+    const input = { customerUid, schedules: [{ scheduleAt: (await later(3600)).toISOString(), amount: 1000, name: "down", merchantUid }] };
+    const r = await h.gql(SCHEDULE, { input });
+    expect(r.errors?.[0].extensions).toMatchObject({ code: "OUTCOME_UNKNOWN", merchantUid, merchantUids: [merchantUid] });
     expect((await rows(customerUid)).map((x) => x.status)).toEqual(["PENDING"]);
     expect((await atIamport(merchantUid)).status).toBe(404);
+
+    const again = await h.gql<{ schedulePayments: { merchantUid: string; status: string }[] }>(SCHEDULE, { input });
+    expect(again.data?.schedulePayments).toMatchObject([{ merchantUid, status: "SCHEDULED" }]);
+    expect((await atIamport(merchantUid)).data.response.schedule_status).toBe("scheduled");
+    // Repeated once more, it answers the same rows and registers nothing new.
+    const third = await h.gql<{ schedulePayments: { merchantUid: string; status: string }[] }>(SCHEDULE, { input });
+    expect(third.data?.schedulePayments).toMatchObject([{ merchantUid, status: "SCHEDULED" }]);
+    expect((await rows(customerUid)).map((x) => x.status)).toEqual(["SCHEDULED"]);
   });
 });
 

@@ -102,6 +102,39 @@ describe("emulator: fault injection", () => {
     }
   });
 
+  it("hold: the call takes effect at once and its answer waits until the control API releases it", async () => {
+    const cu = uid("cust");
+    await issueKey(t, cu);
+    await fault({ route: "POST /subscribe/payments/again", mode: "hold" });
+    const mu = uid("order");
+    const answer = charge(cu, mu);
+    let held: Array<{ id: number; method: string; path: string }> = [];
+    while (held.length === 0) held = (await t.http.get<{ held: typeof held }>("/__emulator/faults/held")).data.held;
+    expect(held).toEqual([{ id: expect.any(Number), method: "POST", path: "/subscribe/payments/again" }]);
+    // Charged already, while the caller still waits for the answer.
+    expect((await t.api.get<Envelope<{ status: string }>>(`/payments/find/${mu}`)).data.response.status).toBe("paid");
+    expect((await t.http.post("/__emulator/faults/release", { id: held[0].id })).data).toEqual({ released: 1 });
+    const r = await answer;
+    expect(r.status).toBe(200);
+    expect(r.data.response.status).toBe("paid");
+    expect((await t.http.get("/__emulator/faults/held")).data.held).toEqual([]);
+    expect((await t.http.post("/__emulator/faults/release", {})).data).toEqual({ released: 0 });
+  });
+
+  it("health counts getToken calls and the tokens they issued", async () => {
+    const before = (await t.http.get<{ token_requests: number; tokens_issued: number }>("/__emulator/health")).data;
+    const first = await t.token();
+    expect(await t.token()).toBe(first);
+    await fault({ route: "*", mode: "expire_token" });
+    expect((await t.http.get("/payments/imps_x", { headers: { Authorization: first } })).status).toBe(401);
+    expect(await t.token()).not.toBe(first);
+    const after = (await t.http.get<{ token_requests: number; tokens_issued: number }>("/__emulator/health")).data;
+    expect(after.token_requests - before.token_requests).toBe(3);
+    // The first call may reuse a token issued before this test; the one after the expiry is always new.
+    expect(after.tokens_issued - before.tokens_issued).toBeGreaterThanOrEqual(1);
+    expect(after.tokens_issued - before.tokens_issued).toBeLessThanOrEqual(2);
+  });
+
   it("expire_token: the next authenticated call gets 401, the token is really expired and getToken issues a new one", async () => {
     const first = await t.token();
     await fault({ route: "*", mode: "expire_token" });
@@ -116,6 +149,21 @@ describe("emulator: fault injection", () => {
     const second = await t.token();
     expect(second).not.toBe(first);
     expect((await t.http.get("/payments/imps_x", { headers: { Authorization: second } })).status).toBe(404);
+  });
+
+  it("expire_token: a charge answered 401 was not made, and the same merchant_uid charges normally with a new token", async () => {
+    const cu = uid("cust");
+    await issueKey(t, cu);
+    const token = await t.token();
+    await fault({ route: "POST /subscribe/payments/again", mode: "expire_token" });
+    const mu = uid("order");
+    const body = { customer_uid: cu, merchant_uid: mu, amount: 1000, name: "x" };
+    expect((await t.http.post("/subscribe/payments/again", body, { headers: { Authorization: token } })).status).toBe(401);
+    expect((await t.api.get(`/payments/find/${mu}`)).status).toBe(404);
+    const paid = await charge(cu, mu);
+    expect(paid.data.response.status).toBe("paid");
+    // And a paid merchant_uid is never charged again.
+    expect((await charge(cu, mu)).data.code).not.toBe(0);
   });
 
   it("drop_webhook: the next webhooks are not sent, whatever the route, and are reported as dropped", async () => {

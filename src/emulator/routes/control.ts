@@ -15,11 +15,24 @@ import { webhookJob } from "./iamport";
  * a test can assert on consequences without sleeping.
  */
 
+/** An Iamport call whose answer a "hold" fault keeps back. */
+export interface HeldCall {
+  id: number;
+  method: string;
+  path: string;
+}
+
 export interface ControlDeps {
   state: IamportState;
   clock: Clock;
   faults: FaultRegistry;
   webhooks: WebhookSender;
+  /** getToken calls answered and new tokens issued. */
+  tokenStats(): { token_requests: number; tokens_issued: number };
+  /** Calls held by "hold" faults, oldest first. */
+  held(): HeldCall[];
+  /** Sends the held answers (all, or the one with `id`); returns how many. */
+  release(id?: number): number;
   /** Empties the state, resets the clock and clears faults. */
   reset(): void;
   /** Base URL of the emulator, for receipt links. */
@@ -58,6 +71,8 @@ const redeliverSchema = z.object({
   times: z.coerce.number().int().min(1).max(10_000).default(1),
   concurrency: z.coerce.number().int().min(1).max(1_000).default(1),
 });
+
+const releaseSchema = z.object({ id: z.coerce.number().int().positive().optional() });
 
 const faultSchema = z.object({
   route: z.string().optional(),
@@ -110,7 +125,7 @@ export function createControlRouter(deps: ControlDeps): express.Router {
     webhooks.deliverAll([webhookJob(p, source)]);
 
   router.get("/health", (_req, res) => {
-    res.json({ status: "ok", now: clock.now(), ...state.counts() });
+    res.json({ status: "ok", now: clock.now(), ...state.counts(), ...deps.tokenStats() });
   });
 
   router.get("/clock", (_req, res) => {
@@ -224,6 +239,18 @@ export function createControlRouter(deps: ControlDeps): express.Router {
       }
       const fault = faults.add(route, mode, times);
       res.status(201).json({ fault: { id: fault.id, route: fault.route, mode: fault.mode, remaining: fault.remaining }, faults: faults.list() });
+    }),
+  );
+
+  router.get("/faults/held", (_req, res) => {
+    res.json({ held: deps.held() });
+  });
+
+  router.post(
+    "/faults/release",
+    handle((req, res) => {
+      const { id } = parse(releaseSchema, req.body ?? {});
+      res.json({ released: deps.release(id) });
     }),
   );
 
