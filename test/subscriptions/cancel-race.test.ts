@@ -152,7 +152,7 @@ describe.each([
 
   it("a renewal Iamport declined: nothing was paid, so the subscription ends with no retry", async () => {
     const sub = await startMonthly();
-    await registerCard(h, sub.customerUid, TEST_CARDS.insufficient);
+    await registerCard(h, sub.customerUid, TEST_CARDS.insufficient, { replace: true });
     await runRenewalsSilently(h, [sub]);
     const answer = await cancelSub(h, sub.id, atPeriodEnd);
     expect(answer.status).toBe("CANCELED");
