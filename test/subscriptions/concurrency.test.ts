@@ -14,7 +14,11 @@ import {
 
 let h: Harness;
 beforeAll(async () => {
-  h = await startSubHarness();
+  // Deliveries of one payment take turns on its row lock, and the turn that renews holds it across
+  // Iamport's schedule call; on a loaded machine a duplicate can wait longer than the default 5 s
+  // lock timeout and be answered 503 (harmless: the first delivery is doing the work). These tests
+  // are about duplicates having one effect; bounded waits are test/ops/db-timeouts.test.ts's.
+  h = await startSubHarness({ env: { DATABASE_LOCK_TIMEOUT_MS: "60000", DATABASE_STATEMENT_TIMEOUT_MS: "60000" } });
 });
 afterAll(async () => {
   await h?.close();

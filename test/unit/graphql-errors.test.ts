@@ -54,12 +54,12 @@ describe("error messages that echo the caller's text", () => {
     ["repeated 'cannot represent'", (n) => `Variable "$x" got invalid value "a"; ${"cannot represent ".repeat(Math.floor(n / 17))}`],
   ];
   const format = (m: string) => withoutSuggestions(scrubCoercionMessage(m));
-  /** The fastest of three runs of fn, in ms: the least disturbed by the rest of the machine. */
+  /** The fastest of five runs of fn (each doing it four times, so that a run is long enough to time), in ms. */
   const fastest = (fn: () => void): number => {
     let best = Infinity;
-    for (let i = 0; i < 3; i++) {
+    for (let i = 0; i < 5; i++) {
       const t0 = process.hrtime.bigint();
-      fn();
+      for (let k = 0; k < 4; k++) fn();
       best = Math.min(best, Number(process.hrtime.bigint() - t0) / 1e6);
     }
     return best;
@@ -70,7 +70,7 @@ describe("error messages that echo the caller's text", () => {
     format(long); // warm-up: compile the regexes and the scan before measuring
     const longMs = fastest(() => format(long));
     const shortsMs = fastest(() => shorts.forEach(format));
-    // Generous for noise (a linear scan measures about 1); a quadratic one measures about 20.
-    expect(longMs / Math.max(shortsMs, 0.5)).toBeLessThan(6);
+    // Generous for noise on a loaded machine (a linear scan measures about 1); a quadratic one measures about 20.
+    expect(longMs / Math.max(shortsMs, 2)).toBeLessThan(8);
   });
 });
