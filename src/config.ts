@@ -31,6 +31,14 @@ const optionalString = z
   .transform((v) => (v === "" ? undefined : v))
   .optional();
 
+/**
+ * How long a request waits for a pooled connection. The embedded database has
+ * one connection that every request takes in turn, so a burst queues behind it
+ * for longer than on a PostgreSQL pool of many.
+ */
+const ACQUIRE_TIMEOUT_MS = 5000;
+const EMBEDDED_ACQUIRE_TIMEOUT_MS = 30_000;
+
 const envSchema = z.object({
   NODE_ENV: z.enum(["development", "production", "test"]).default("development"),
   PORT: port.default(4000),
@@ -39,7 +47,7 @@ const envSchema = z.object({
   DATABASE_POOL_MAX: z.coerce.number().int().min(1).max(200).default(20),
   DATABASE_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(0).max(3_600_000).default(5000),
   DATABASE_LOCK_TIMEOUT_MS: z.coerce.number().int().min(0).max(3_600_000).default(5000),
-  DATABASE_ACQUIRE_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(5000),
+  DATABASE_ACQUIRE_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).optional(),
   PGLITE_DATA_DIR: z.string().trim().default("./.data/pglite"),
   IAMPORT_API_URL: optionalString.pipe(url.optional()),
   IAMPORT_API_KEY: optionalString,
@@ -245,7 +253,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     host: e.HOST,
     databaseUrl: e.DATABASE_URL,
     databasePoolMax: e.DATABASE_POOL_MAX,
-    databaseTimeouts: { statementMs: e.DATABASE_STATEMENT_TIMEOUT_MS, lockMs: e.DATABASE_LOCK_TIMEOUT_MS, acquireMs: e.DATABASE_ACQUIRE_TIMEOUT_MS },
+    databaseTimeouts: { statementMs: e.DATABASE_STATEMENT_TIMEOUT_MS, lockMs: e.DATABASE_LOCK_TIMEOUT_MS, acquireMs: e.DATABASE_ACQUIRE_TIMEOUT_MS ?? (e.DATABASE_URL ? ACQUIRE_TIMEOUT_MS : EMBEDDED_ACQUIRE_TIMEOUT_MS) },
     pgliteDataDir: e.PGLITE_DATA_DIR,
     iamport: {
       apiUrl: e.IAMPORT_API_URL ?? (useEmulator ? undefined : "https://api.iamport.kr"),

@@ -45,10 +45,11 @@ describe("isDatabaseUnavailable: the one classification of driver errors", () =>
 });
 
 describe("database timeouts and the shutdown drain in the configuration", () => {
-  it("default to 5 s per statement, lock and pool acquire, and 10 s of drain", () => {
-    const c = loadConfig({});
+  it("default to 5 s per statement, lock and pool acquire on PostgreSQL (30 s to acquire the embedded database's one connection), and 10 s of drain", () => {
+    const c = loadConfig({ DATABASE_URL: "postgres://db.internal/billing" });
     expect(c.databaseTimeouts).toEqual({ statementMs: 5000, lockMs: 5000, acquireMs: 5000 });
     expect(c.shutdownDrainMs).toBe(10_000);
+    expect(loadConfig({}).databaseTimeouts).toEqual({ statementMs: 5000, lockMs: 5000, acquireMs: 30_000 });
   });
 
   it("are read from the environment; 0 turns a statement or lock timeout off", () => {
