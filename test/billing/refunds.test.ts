@@ -1,5 +1,3 @@
-import { createLogger } from "../../src/logger";
-import type { IamportPayment } from "../../src/iamport/iamport.types";
 import { Harness, PAYMENT_FIELDS, registerCard, startHarness, TEST_CARDS, uid } from "../support/harness";
 
 /** refundPayment: partial and full refunds with Iamport's checksum, refused refunds, lost answers. */
@@ -35,6 +33,14 @@ async function atIamport(impUid: string) {
     cancel_amount: number;
     cancel_history: unknown[];
   };
+}
+
+/** Waits until the emulator holds the answer of a call (a "hold" fault); returns its id. */
+async function heldCall(): Promise<number> {
+  for (;;) {
+    const held = (await h.emu.get<{ held: { id: number }[] }>("/__emulator/faults/held")).data.held;
+    if (held.length > 0) return held[0].id;
+  }
 }
 
 async function row(merchantUid: string) {
@@ -167,18 +173,23 @@ describe("refundPayment", () => {
 
   it("a webhook whose answer from Iamport predates a refund does not undo it (the answer is asked again under the lock)", async () => {
     const p = await paid(10_000);
-    // A webhook handler asked Iamport about the payment (before the refund) and is slow to apply it...
-    const fetchedAt = new Date();
-    const token = await h.iamportToken();
-    const stale = (await h.emu.get(`/payments/${p.impUid}`, { headers: { Authorization: token } })).data.response as IamportPayment;
-    expect(stale.cancel_amount).toBe(0);
+    // A webhook for the payment arrives; Iamport answers the server's look-up (before the refund) but the
+    // answer is held on its way back, so the handler is slow to apply it...
+    await h.emu.post("/__emulator/faults", { route: "GET /payments/{imp_uid}", mode: "hold", times: 1 });
+    const webhook = h.http.post("/iamport-webhook", { imp_uid: p.impUid, merchant_uid: p.merchantUid, status: "paid" });
+    const held = await heldCall();
     // ...while the merchant refunds part of it.
     expect((await refund(p.merchantUid, 3000)).cancelledAmount).toBe(3000);
-    // The slow handler now applies what it fetched (the same service path the webhook takes).
-    const ctx = { em: h.server.orm.em.fork(), requestId: "stale-webhook", log: createLogger({ level: "silent" }) };
-    const v = await h.server.services.payments.verifyFetched(ctx, stale, null, undefined, fetchedAt);
-    expect(v.payment).toMatchObject({ status: "PAID", cancelledAmount: 3000 });
+    // The slow handler now gets the answer it asked for before the refund.
+    expect((await h.emu.post("/__emulator/faults/release", { id: held })).data).toEqual({ released: 1 });
+    const r = await webhook;
+    expect(r.status).toBe(200);
+    expect(r.data).toMatchObject({ status: "ok", outcome: "PAID" });
     expect(await row(p.merchantUid)).toMatchObject({ status: "PAID", cancelled_amount: 3000 });
+    expect((await h.client.request<{ payment: Pay }>(`query P($m: String!) { payment(merchantUid: $m) { ${PAYMENT_FIELDS} } }`, { m: p.merchantUid })).payment).toMatchObject({
+      status: "PAID",
+      cancelledAmount: 3000,
+    });
     // And the next refund's checksum is right.
     expect((await refund(p.merchantUid, 2000)).cancelledAmount).toBe(5000);
   });

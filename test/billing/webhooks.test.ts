@@ -1,6 +1,4 @@
-import pino from "pino";
-import type { Ctx } from "../../src/billing/context";
-import { Harness, histogramTotals, PAYMENT_FIELDS, registerCard, startHarness, uid } from "../support/harness";
+import { Harness, PAYMENT_FIELDS, registerCard, startHarness, uid } from "../support/harness";
 
 /**
  * The webhook inbox (POST /iamport-webhook, POST /iamport-callback/schedule):
@@ -285,58 +283,43 @@ describe("duplicate and concurrent deliveries", () => {
 });
 
 /**
- * Events received in the same turn of the event loop (a burst) are recorded
- * by one insert (src/billing/webhook.service.ts). These call the inbox
- * directly, all in one turn, so the batch is certain. A trigger of the test
- * notes the transaction that inserted each row (processing updates the rows,
- * so their own xmin is the last update's): one insert, one transaction.
+ * Events that arrive together (a burst of deliveries, sent side by side):
+ * each one is recorded and processed as its own, with its own outcome, and
+ * an event the database refuses keeps no other out.
  */
 describe("events received together", () => {
-  beforeAll(async () => {
-    await h.sql(`create table inserted_by (event_id bigint primary key, tx bigint not null)`);
-    await h.sql(`create function note_insert() returns trigger language plpgsql as $$
-      begin insert into inserted_by values (new.id, txid_current()); return new; end $$`);
-    await h.sql(`create trigger note_insert after insert on webhook_events for each row execute function note_insert()`);
-  });
-  afterAll(async () => {
-    await h.sql(`drop trigger note_insert on webhook_events`);
-    await h.sql(`drop function note_insert()`);
-    await h.sql(`drop table inserted_by`);
-  });
-  const log = pino({ level: "silent" });
-  const ctx = (): Ctx => ({ em: h.server.orm.em.fork(), db: h.server.orm.em, requestId: "inbox-batch", log });
-  const handle = (impUid: string) => h.server.services.webhooks.handle(ctx(), "iamport-webhook", { impUid, claimedStatus: "paid" }, { remoteIp: "127.0.0.9" });
-  const inboxHistogram = () => histogramTotals(h.server.metrics.inboxBatch);
-  /** The rows of these events (not those of the emulator's own deliveries). */
-  const rows = (impUids: string[]) =>
-    h.sql<{ id: string; imp_uid: string; tx: string; outcome: string | null; remote_ip: string }>(
-      `select id, imp_uid, i.tx::text as tx, outcome, remote_ip from webhook_events join inserted_by i on i.event_id = id
-        where remote_ip = '127.0.0.9' and imp_uid in (${impUids.map(() => "?").join(", ")})`,
-      impUids,
-    );
+  /** Posts these webhooks to the server all at once; its answers, in order. */
+  const burst = (impUids: string[]) =>
+    Promise.all(impUids.map((imp_uid) => h.http.post("/iamport-webhook", { imp_uid, status: "paid" }).then((r) => ({ status: r.status, data: r.data }))));
+  /** A checkout at the emulator whose own webhook is lost, so the test's deliveries are the only ones. */
+  async function checkoutSilently(merchantUid: string, amount: number): Promise<string> {
+    await h.emu.post("/__emulator/faults", { mode: "drop_webhook", times: 1 });
+    return (await h.emu.post("/__emulator/checkout", { merchant_uid: merchantUid, amount })).data.imp_uid as string;
+  }
 
-  it("are inserted by one statement, each event processed as its own", async () => {
+  it("are each recorded and processed as their own", async () => {
     const paidOrder = await prepare(4000);
     const paid = await paidSilently(paidOrder, 4000);
     const blockedOrder = await prepare(5000);
-    const blocked = (await h.emu.post("/__emulator/checkout", { merchant_uid: blockedOrder, amount: 50 })).data.imp_uid as string;
-    const stranger = (await h.emu.post("/__emulator/checkout", { merchant_uid: uid("stranger"), amount: 1000 })).data.imp_uid as string;
+    const blocked = await checkoutSilently(blockedOrder, 50);
+    const stranger = await checkoutSilently(uid("stranger"), 1000);
     const unknown = `imp_${Date.now()}`;
-    // Each event's own outcome tells a mix-up of ids apart: the results name their rows, the rows their imp_uids.
+    // Each event's own outcome tells a mix-up of ids apart: the answers and the rows name their imp_uids.
     const impUids = [paid, blocked, stranger, unknown];
-    const before = await inboxHistogram();
-    const results = await Promise.all(impUids.map(handle));
-    const after = await inboxHistogram();
-    expect([after.count - before.count, after.sum - before.sum]).toEqual([1, 4]);
-    expect(results.map((r) => r.kind)).toEqual(["verified", "verified", "ignored", "ignored"]);
-    const byId = new Map((await rows(impUids)).map((r) => [r.id, r]));
-    expect(byId.size).toBe(4);
-    results.forEach((r, i) => expect(byId.get(r.event.id)).toMatchObject({ imp_uid: impUids[i], remote_ip: "127.0.0.9" }));
-    const outcome = (i: number) => byId.get(results[i].event.id)!.outcome;
-    expect([outcome(0), outcome(1)]).toEqual(["PAID", "FAILED"]);
-    expect(outcome(2)).toMatch(/^ignored: /);
-    expect(outcome(3)).toMatch(/^ignored: /);
-    expect(new Set([...byId.values()].map((r) => r.tx)).size).toBe(1);
+    const answers = await burst(impUids);
+    expect(answers.map((a) => [a.status, a.data.status])).toEqual([
+      [200, "ok"],
+      [200, "ok"],
+      [200, "ignored"],
+      [200, "ignored"],
+    ]);
+    expect([answers[0].data.outcome, answers[1].data.outcome]).toEqual(["PAID", "FAILED"]);
+    const recorded = await Promise.all(impUids.map(events));
+    expect(recorded.map((ev) => ev.length)).toEqual([1, 1, 1, 1]);
+    expect([recorded[0][0].outcome, recorded[1][0].outcome]).toEqual(["PAID", "FAILED"]);
+    expect(recorded[2][0].outcome).toMatch(/^ignored: /);
+    expect(recorded[3][0].outcome).toMatch(/^ignored: /);
+    for (const ev of recorded) expect(ev[0].processed_at).not.toBeNull();
     expect([await status(paidOrder), await status(blockedOrder)]).toEqual(["PAID", "FAILED"]);
   });
 
@@ -353,35 +336,40 @@ describe("events received together", () => {
     }
   }
 
-  it("are inserted one by one when the database refuses a row of the batch, so one bad event keeps no other out", async () => {
+  it("keep the others when the database refuses one event's row", async () => {
     const orders = [await prepare(2000), await prepare(2000)];
     const good = [await paidSilently(orders[0], 2000), await paidSilently(orders[1], 2000)];
     const bad = `imp_refused_${Date.now()}`;
-    const before = await inboxHistogram();
     // A row the database refuses (P0001, as a trigger raises; a constraint would be class 23).
-    const results = await refusing(bad, "P0001", () => Promise.allSettled([handle(good[0]), handle(bad), handle(good[1])]));
-    expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
-    expect(String((results[1] as PromiseRejectedResult).reason)).toMatch(/refused by test trigger/);
-    const written = await rows([...good, bad]);
-    expect(written.map((r) => [r.imp_uid, r.outcome]).sort()).toEqual(good.map((g) => [g, "PAID"]).sort());
-    // Inserted alone: a transaction each, and two inserts of one event in the histogram.
-    expect(new Set(written.map((r) => r.tx)).size).toBe(2);
-    const after = await inboxHistogram();
-    expect([after.count - before.count, after.sum - before.sum]).toEqual([2, 2]);
+    const answers = await refusing(bad, "P0001", () => burst([good[0], bad, good[1]]));
+    expect(answers.map((a) => (a.status >= 500 ? "5xx" : a.status))).toEqual([200, "5xx", 200]);
+    expect([answers[0].data.outcome, answers[2].data.outcome]).toEqual(["PAID", "PAID"]);
+    expect(JSON.stringify(answers[1].data)).not.toMatch(/refused by test trigger/);
+    expect(await events(bad)).toEqual([]);
+    for (const g of good) expect((await events(g)).map((e) => e.outcome)).toEqual(["PAID"]);
     expect([await status(orders[0]), await status(orders[1])]).toEqual(["PAID", "PAID"]);
   });
 
-  it("all fail when the batch's insert fails for another reason, and none is inserted twice", async () => {
+  it("answer 5xx for an event the database could not record for a passing reason, record none twice, and settle on redelivery", async () => {
     const order = await prepare(2000);
     const good = await paidSilently(order, 2000);
     const bad = `imp_conflict_${Date.now()}`;
-    // Not a refused row (40001, as a serialization failure): the batch's outcome is not retried event by event.
-    const results = await refusing(bad, "40001", () => Promise.allSettled([handle(good), handle(bad)]));
-    expect(results.map((r) => r.status)).toEqual(["rejected", "rejected"]);
-    expect(await rows([good, bad])).toEqual([]);
-    expect(await status(order)).toBe("PENDING");
-    // Iamport's next delivery records and settles it.
-    expect((await handle(good)).kind).toBe("verified");
+    // A serialization failure (40001): a retry can help.
+    const answers = await refusing(bad, "40001", () => burst([good, bad]));
+    expect(answers[1].status).toBeGreaterThanOrEqual(500);
+    expect(await events(bad)).toEqual([]);
+    // The other event is recorded once if it was answered 200, and not at all if it was answered 5xx.
+    const goodEvents = await events(good);
+    if (answers[0].status === 200) expect(goodEvents.map((e) => e.outcome)).toEqual(["PAID"]);
+    else expect([answers[0].status >= 500, goodEvents]).toEqual([true, []]);
+    // Iamport's next deliveries record and settle them.
+    const again = await burst([good, bad]);
+    expect(again.map((a) => [a.status, a.data.status])).toEqual([
+      [200, "ok"],
+      [200, "ignored"],
+    ]);
     expect(await status(order)).toBe("PAID");
+    expect((await events(good)).filter((e) => e.outcome === "PAID")).toHaveLength(goodEvents.length + 1);
+    expect(await events(bad)).toHaveLength(1);
   });
 });

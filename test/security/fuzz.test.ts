@@ -1,5 +1,6 @@
 import fc from "fast-check";
 import { adminDatabaseUrl, API_KEY, GOOD_CARD, Harness, registerCard, startHarness, TEST_CARDS, uid } from "../support/harness";
+import { waitFor } from "../subscriptions/helpers";
 import * as F from "./fuzz-helpers";
 import type { FuzzRequest } from "./fuzz-helpers";
 
@@ -99,14 +100,12 @@ async function seedData(): Promise<Seed> {
     `{ payments(first: 1) { pageInfo { endCursor } } subscriptions(first: 1) { pageInfo { endCursor } } }`,
     {},
   );
-  // The emulator delivers webhooks of the seed charges asynchronously: let them land before the first snapshot.
-  let last = -1;
-  for (let i = 0; i < 50; i++) {
-    const n = Number((await h.sql<{ n: string }>(`select count(*) as n from webhook_events`))[0].n);
-    if (n === last) break;
-    last = n;
-    await new Promise((r) => setTimeout(r, 200));
-  }
+  // The emulator delivers webhooks of the seed charges asynchronously: every one it decided to send (its
+  // delivery log records them before the call that caused them answers) has landed before the first snapshot.
+  await waitFor(async () => {
+    const log = (await h.emu.get<{ webhooks: { outcome: string; attempts: number }[] }>("/__emulator/webhooks")).data.webhooks;
+    return log.every((w) => w.outcome !== "dropped" || w.attempts === 0);
+  }, 30_000, 50);
   const seed = {
     customerUid,
     cardless: uid("fznocard"),

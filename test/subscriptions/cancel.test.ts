@@ -7,18 +7,22 @@ import {
   customerSchedules,
   emulatorNow,
   getSub,
+  heldCall,
   iamportPaymentByOrder,
   iamportSchedule,
   paymentRows,
+  release,
   renewalUid,
   startSub,
   startSubHarness,
   unix,
+  webhooksSettled,
 } from "./helpers";
 
 let h: Harness;
 beforeAll(async () => {
-  h = await startSubHarness();
+  // Races are staged by holding Iamport's answers: the server's client must not give up on one meanwhile.
+  h = await startSubHarness({ env: { IAMPORT_TIMEOUT_MS: "30000" } });
 });
 afterAll(async () => {
   await h?.close();
@@ -117,33 +121,62 @@ describe("cancelSubscription at the period end", () => {
 });
 
 describe("cancelSubscription racing a renewal", () => {
-  it("never leaves a schedule at Iamport when cancels arrive while the renewals' webhooks are processed", async () => {
-    const subs: Awaited<ReturnType<typeof startSub>>[] = [];
-    for (let i = 0; i < 6; i++) subs.push(await startSub(h, { customerUid: await registerCard(h, uid("c")), interval: "DAY" }));
-    const due = Math.max(...subs.map((s) => unix(s.nextPaymentAt!)));
-    // Iamport runs all six renewals and delivers their webhooks while the merchant cancels all six.
-    const advancing = advanceTo(h, due + 10);
-    const cancels = subs.map(async (s, i) => {
-      await new Promise((r) => setTimeout(r, i * 5));
-      return cancelSub(h, s.id);
-    });
-    const [adv, ...canceled] = await Promise.all([advancing, ...cancels]);
-    expect(adv.webhooks.failed).toBe(0);
+  // Each ordering is staged by holding one Iamport call open until the test releases it.
+  const hold = async (route: string) => expect((await h.emu.post("/__emulator/faults", { route, mode: "hold", times: 1 })).status).toBe(201);
 
-    for (const [i, s] of subs.entries()) {
-      expect(await customerSchedules(h, s.customerUid, "scheduled")).toEqual([]);
-      const rows = await paymentRows(h, s.id);
-      // The renewal either ran before the cancel (paid, its successor revoked) or was revoked itself.
-      expect(rows.filter((r) => r.status === "SCHEDULED" || r.status === "PENDING")).toEqual([]);
-      expect(rows.filter((r) => r.period === 2 && r.status === "PAID").length).toBeLessThanOrEqual(1);
-      // A paid renewal keeps its period: the cancellation takes effect at its end.
-      if (rows.some((r) => r.period === 2 && r.status === "PAID")) {
-        expect(canceled[i]).toMatchObject({ status: "ACTIVE", cancelAtPeriodEnd: true, currentPeriodStart: s.currentPeriodEnd });
-      } else {
-        expect(canceled[i].status).toBe("CANCELED");
-      }
-    }
-    const later = await h.advance(3 * DAY);
-    expect(later.executed.filter((e) => subs.some((s) => e.merchant_uid.includes(s.id)))).toEqual([]);
+  it("sent while the renewal's webhook waits for Iamport's answer: the charge is settled by the cancellation, its period served", async () => {
+    const sub = await startSub(h, { customerUid: await registerCard(h, uid("c")), interval: "DAY" });
+    await webhooksSettled(h, [renewalUid(sub.id, 1)]);
+    // Iamport runs the renewal and calls back; the server's look-up of the payment is held.
+    await hold("GET /payments/{imp_uid}");
+    const advancing = advancePastNextPayment(h, sub);
+    const held = await heldCall(h, /^GET \/payments\//);
+    // The server has not heard of the charge when the cancellation arrives: it finds the schedule already
+    // run, settles the charge with Iamport and serves the period it paid for.
+    const canceled = await cancelSub(h, sub.id);
+    expect(canceled).toMatchObject({ status: "ACTIVE", cancelAtPeriodEnd: true, currentPeriodStart: sub.currentPeriodEnd, nextPaymentAt: null });
+    expect((await paymentRows(h, sub.id)).map((r) => [r.period, r.status])).toEqual([
+      [1, "PAID"],
+      [2, "PAID"],
+    ]);
+    // The webhook then gets its answer and changes nothing.
+    await release(h, held);
+    expect((await advancing).webhooks).toMatchObject({ delivered: 1, failed: 0 });
+    expect((await paymentRows(h, sub.id)).map((r) => [r.period, r.status])).toEqual([
+      [1, "PAID"],
+      [2, "PAID"],
+    ]);
+    expect(await customerSchedules(h, sub.customerUid, "scheduled")).toEqual([]);
+    expect(await getSub(h, sub.id)).toMatchObject({ status: "ACTIVE", cancelAtPeriodEnd: true, currentPeriodStart: sub.currentPeriodEnd, nextPaymentAt: null });
+    // Nothing is charged when the next period would have started; reconciliation ends it then.
+    const later = await advancePastNextPayment(h, { nextPaymentAt: sub.currentPeriodEnd }, DAY + 60);
+    expect(later.executed.filter((e) => e.merchant_uid.includes(sub.id))).toEqual([]);
+    await h.server.reconciler.runOnce();
+    expect((await getSub(h, sub.id)).status).toBe("CANCELED");
+  });
+
+  it("sent while the next charge's registration waits for Iamport's answer: the registered charge is revoked, the paid period served", async () => {
+    const sub = await startSub(h, { customerUid: await registerCard(h, uid("c")), interval: "DAY" });
+    await webhooksSettled(h, [renewalUid(sub.id, 1)]);
+    // The server heard of the renewal and registers the next charge; Iamport takes it, its answer is held.
+    await hold("POST /subscribe/payments/schedule");
+    const advancing = advancePastNextPayment(h, sub);
+    const held = await heldCall(h, /^POST \/subscribe\/payments\/schedule$/);
+    expect((await iamportSchedule(h, renewalUid(sub.id, 3)))?.schedule_status).toBe("scheduled");
+    const canceling = cancelSub(h, sub.id);
+    await release(h, held);
+    const [canceled, advanced] = await Promise.all([canceling, advancing]);
+    expect(advanced.webhooks).toMatchObject({ delivered: 1, failed: 0 });
+    expect(canceled).toMatchObject({ status: "ACTIVE", cancelAtPeriodEnd: true, currentPeriodStart: sub.currentPeriodEnd, nextPaymentAt: null });
+    expect((await paymentRows(h, sub.id)).map((r) => [r.period, r.status])).toEqual([
+      [1, "PAID"],
+      [2, "PAID"],
+      [3, "REVOKED"],
+    ]);
+    expect((await iamportSchedule(h, renewalUid(sub.id, 3)))?.schedule_status).toBe("revoked");
+    expect(await customerSchedules(h, sub.customerUid, "scheduled")).toEqual([]);
+    expect(await getSub(h, sub.id)).toMatchObject({ status: "ACTIVE", cancelAtPeriodEnd: true, currentPeriodStart: sub.currentPeriodEnd, nextPaymentAt: null });
+    const later = await advancePastNextPayment(h, { nextPaymentAt: sub.currentPeriodEnd }, DAY + 60);
+    expect(later.executed.filter((e) => e.merchant_uid.includes(sub.id))).toEqual([]);
   });
 });

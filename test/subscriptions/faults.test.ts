@@ -6,6 +6,7 @@ import {
   customerSchedules,
   emulatorPaymentCount,
   getSub,
+  heldCall,
   iamportPaymentByOrder,
   paymentRows,
   renewalUid,
@@ -38,7 +39,7 @@ afterEach(async () => {
   for (const s of started.splice(0)) await cancelSub(h, s.id);
 });
 
-async function fault(route: string, mode: "http500" | "timeout" | "expire_token" | "drop_webhook", times = 1): Promise<void> {
+async function fault(route: string, mode: "http500" | "timeout" | "hold" | "expire_token" | "drop_webhook", times = 1): Promise<void> {
   const r = await h.emu.post("/__emulator/faults", { route, mode, times });
   expect(r.status).toBe(201);
 }
@@ -161,27 +162,52 @@ describe("registering the next schedule", () => {
     expect(sub.nextPaymentAt).toBe(new Date(scheduled[0].schedule_at * 1000).toISOString());
   });
 
-  it("leaves no live schedule behind when a cancellation races a renewal whose registration outcome is unknown", async () => {
+  it("leaves no live schedule behind when a cancellation follows a renewal whose registration outcome is unknown", async () => {
     const sub = await start();
     // The registration lands at Iamport but its answer is lost, and so is the look-up that would settle it.
     await fault("POST /subscribe/payments/schedule", "timeout");
     await fault("GET /subscribe/payments/schedule/{merchant_uid}", "http500");
-    const renewal = advancePastNextPayment(h, sub);
-    // The cancellation arrives while the renewal waits for Iamport (its timeout is 1 s here).
-    await new Promise((r) => setTimeout(r, 300));
-    const canceled = await cancelSub(h, sub.id);
-    started.splice(started.indexOf(sub), 1);
-    const r = await renewal;
-    expect(r.webhooks.failed).toBe(0);
-    // The renewal was paid: its period is granted, and the cancellation takes effect at its end.
-    expect(canceled).toMatchObject({ status: "ACTIVE", cancelAtPeriodEnd: true, currentPeriodStart: sub.currentPeriodEnd, nextPaymentAt: null });
-    // Whichever finished first, the charge made is recorded and the one registered meanwhile is revoked.
-    const rows = await paymentRows(h, sub.id);
-    expect(rows.slice(0, 2).map((p) => [p.period, p.status])).toEqual([
+    const r = await advancePastNextPayment(h, sub);
+    expect(r.webhooks).toMatchObject({ delivered: 1, failed: 0 });
+    // The renewal is recorded with its next charge PENDING (registered at Iamport, unknown to the server).
+    expect((await paymentRows(h, sub.id)).map((p) => [p.period, p.status])).toEqual([
       [1, "PAID"],
       [2, "PAID"],
+      [3, "PENDING"],
     ]);
-    expect(rows.slice(2).every((p) => p.status === "REVOKED")).toBe(true);
+    expect((await customerSchedules(h, sub.customerUid, "scheduled")).map((s) => s.merchant_uid)).toEqual([renewalUid(sub.id, 3)]);
+    const canceled = await cancelSub(h, sub.id);
+    started.splice(started.indexOf(sub), 1);
+    // The renewal was paid: its period is granted, and the cancellation takes effect at its end.
+    expect(canceled).toMatchObject({ status: "ACTIVE", cancelAtPeriodEnd: true, currentPeriodStart: sub.currentPeriodEnd, nextPaymentAt: null });
+    // The charge registered meanwhile is revoked at Iamport and recorded so.
+    expect((await paymentRows(h, sub.id)).map((p) => [p.period, p.status])).toEqual([
+      [1, "PAID"],
+      [2, "PAID"],
+      [3, "REVOKED"],
+    ]);
+    expect(await customerSchedules(h, sub.customerUid, "scheduled")).toEqual([]);
+    expect(await getSub(h, sub.id)).toMatchObject({ status: "ACTIVE", cancelAtPeriodEnd: true, nextPaymentAt: null });
+  });
+
+  it("leaves no live schedule behind when a cancellation arrives while a registration whose answer is then lost is in flight", async () => {
+    const sub = await start();
+    // The registration lands at Iamport and its answer is held until the server's client gives up (1 s here);
+    // the look-up that would settle it fails too.
+    await fault("POST /subscribe/payments/schedule", "hold");
+    await fault("GET /subscribe/payments/schedule/{merchant_uid}", "http500");
+    const renewal = advancePastNextPayment(h, sub);
+    await heldCall(h, /^POST \/subscribe\/payments\/schedule$/);
+    // The cancellation is sent while the registration is in flight.
+    const [canceled, r] = await Promise.all([cancelSub(h, sub.id), renewal]);
+    started.splice(started.indexOf(sub), 1);
+    expect(r.webhooks).toMatchObject({ delivered: 1, failed: 0 });
+    expect(canceled).toMatchObject({ status: "ACTIVE", cancelAtPeriodEnd: true, currentPeriodStart: sub.currentPeriodEnd, nextPaymentAt: null });
+    expect((await paymentRows(h, sub.id)).map((p) => [p.period, p.status])).toEqual([
+      [1, "PAID"],
+      [2, "PAID"],
+      [3, "REVOKED"],
+    ]);
     expect(await customerSchedules(h, sub.customerUid, "scheduled")).toEqual([]);
     expect(await getSub(h, sub.id)).toMatchObject({ status: "ACTIVE", cancelAtPeriodEnd: true, nextPaymentAt: null });
   });

@@ -188,6 +188,22 @@ export async function waitFor<T>(fn: () => Promise<T>, timeoutMs = 10_000, inter
 }
 
 /**
+ * Waits until the emulator holds the answer of a call (a "hold" fault set with
+ * POST /__emulator/faults) and returns its id, for POST /__emulator/faults/release.
+ */
+export async function heldCall(h: Harness, route?: RegExp): Promise<number> {
+  const id = await waitFor(async () => {
+    const held = (await h.emu.get<{ held: { id: number; method: string; path: string }[] }>("/__emulator/faults/held")).data.held;
+    return held.find((c) => !route || route.test(`${c.method} ${c.path}`))?.id;
+  }, 20_000, 20);
+  return id!;
+}
+
+export async function release(h: Harness, id: number): Promise<void> {
+  expect((await h.emu.post("/__emulator/faults/release", { id })).data).toEqual({ released: 1 });
+}
+
+/**
  * Waits until the emulator finished delivering (or failed to deliver) a webhook
  * for each of these orders: a charge's webhook goes out in the background, and
  * a drop_webhook fault must not catch it instead of the one a test means.

@@ -3,20 +3,12 @@ import { Writable } from "node:stream";
 import axios, { AxiosInstance } from "axios";
 import { GraphQLClient } from "graphql-request";
 import { Client } from "pg";
-import type { Histogram } from "prom-client";
 import { loadConfig, Config } from "../../src/config";
 import { startEmulator, RunningEmulator, EmulatorOptions } from "../../src/emulator";
 import { createLogger } from "../../src/logger";
 import { startServer, RunningServer } from "../../src/server";
 
 export const API_KEY = "test-merchant-key";
-
-/** The sum and count of one of the server's histograms (e.g. `h.server.metrics.inboxBatch`), to compare before and after. */
-export async function histogramTotals(histogram: Histogram): Promise<{ sum: number; count: number }> {
-  const m = await histogram.get();
-  const total = (suffix: string) => m.values.find((v) => v.metricName === `${m.name}${suffix}`)?.value ?? 0;
-  return { sum: total("_sum"), count: total("_count") };
-}
 
 /** The real PostgreSQL server the suite uses when one is configured; undefined: the embedded database. */
 export function adminDatabaseUrl(): string | undefined {
