@@ -129,6 +129,7 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
       apiSecret: config.iamport.useEmulator ? config.emulator.apiSecret : config.iamport.apiSecret!,
       timeoutMs: config.iamport.timeoutMs,
       logger: logger.child({ component: "iamport" }),
+      emulator: config.iamport.useEmulator,
     });
 
     let apiKeys = config.apiKeys;
