@@ -10,7 +10,7 @@ import { createApp } from "./app";
 import { ReconcileReport, ReconcileService } from "./billing/reconcile.service";
 import type { BillingDeps, Ctx } from "./billing/context";
 import { createServices, Services } from "./billing/services";
-import { Config, describeSecrets } from "./config";
+import { Config, configWarnings, describeSecrets } from "./config";
 import { EmbeddedDatabase, startEmbeddedDatabase } from "./db/embedded";
 import { checkPostgresVersion, migrate, openOrm } from "./db/orm";
 import { PostgresRateLimitStore } from "./http/rate-limit-store";
@@ -156,6 +156,7 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
       logger.warn("CUSTOMER_TOKEN_SECRET is not set: customer tokens are signed with a per-process key and die with it");
     }
     logger.info({ secrets: describeSecrets(config) }, "configuration");
+    for (const w of configWarnings(config)) logger.warn({ variable: w.variable }, `${w.variable} ${w.message}`);
 
     const services = createServices(
       { iamport, config, logger },
