@@ -309,3 +309,28 @@ export function describeSecrets(config: Config): Record<string, "set" | "unset">
     CUSTOMER_TOKEN_SECRET: config.customerTokenSecret ? "set" : "unset",
   };
 }
+
+/** Whether a URL points at this machine only (localhost, 127.0.0.0/8, ::1, 0.0.0.0). */
+export function isLoopbackUrl(value: string): boolean {
+  let host: string;
+  try {
+    host = new URL(value).hostname.toLowerCase().replace(/^\[|\]$/g, "");
+  } catch {
+    return false;
+  }
+  return host === "localhost" || host.endsWith(".localhost") || /^127\.\d+\.\d+\.\d+$/.test(host) || host === "::1" || host === "0.0.0.0";
+}
+
+/** Valid settings that are probably a mistake: logged as warnings at start, never refused. */
+export function configWarnings(config: Config): ConfigProblem[] {
+  const warnings: ConfigProblem[] = [];
+  if (config.env === "production" && isLoopbackUrl(config.publicUrl)) {
+    warnings.push({
+      variable: "PUBLIC_URL",
+      message:
+        `${config.publicUrlExplicit ? "is" : "is not set and defaults to"} ${config.publicUrl}, a loopback address Iamport cannot reach: ` +
+        "the schedules' webhooks (notice_url) never arrive and renewals wait for reconciliation; set PUBLIC_URL to this server's public address",
+    });
+  }
+  return warnings;
+}

@@ -29,6 +29,7 @@ async function main(): Promise<void> {
     pretty: config.env === "development" && process.stdout.isTTY && prettyAvailable(),
   });
   const server = await startServer(config, { logger });
+  if (server.readyText) process.stdout.write(server.readyText);
 
   let stopping = false;
   const stop = (signal: string) => {

@@ -10,7 +10,7 @@ import { createApp } from "./app";
 import { ReconcileReport, ReconcileService } from "./billing/reconcile.service";
 import type { BillingDeps, Ctx } from "./billing/context";
 import { createServices, Services } from "./billing/services";
-import { Config, describeSecrets } from "./config";
+import { Config, configWarnings, describeSecrets } from "./config";
 import { EmbeddedDatabase, startEmbeddedDatabase } from "./db/embedded";
 import { checkPostgresVersion, migrate, openOrm } from "./db/orm";
 import { PostgresRateLimitStore } from "./http/rate-limit-store";
@@ -18,9 +18,8 @@ import { IamportClient } from "./iamport/iamport.client";
 import { createMetrics, Metrics } from "./metrics";
 import { checkPortFree, databaseConnectError, listenError } from "./startup-checks";
 import { Reconciler } from "./jobs/reconciler";
-
-/** The in-process emulator's state file inside the embedded data directory (PostgreSQL ignores files it does not know there). */
-export const EMULATOR_STATE_FILE = "iamport-emulator.json";
+import { DEV_KEY_FILE, generateDevKey, inProcessEmulatorStateFile, loadOrCreateDevKey } from "./dev-state";
+import { startupBlock } from "./startup-block";
 
 export interface RunningServer {
   url: string;
@@ -34,6 +33,10 @@ export interface RunningServer {
   iamportUrl: string;
   /** The keys accepted on /graphql (the generated one in development). */
   apiKeys: string[];
+  /** What to print once ready, outside production: URLs, the development key, how to reset (see startup-block.ts). */
+  readyText?: string;
+  /** Settles once the start-up's background checks (cards the in-process emulator does not know) have logged. */
+  checked: Promise<void>;
   close(): Promise<void>;
 }
 
@@ -99,13 +102,11 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
     // Iamport: the real API with credentials, or the emulator.
     let iamportUrl = opts.iamportUrl ?? config.iamport.apiUrl;
     let setEmulatorWebhook: ((url: string) => void) | undefined;
+    let inProcessEmulator: { url: string; hasCustomer(customerUid: string): boolean } | undefined;
     if (config.iamport.useEmulator && !iamportUrl) {
       const { startEmulator } = await import("./emulator/emulator");
-      // The emulator's keys and schedules belong with the database that refers to them: a development
-      // server keeps them in its embedded data directory, so a restart finds both (delete the directory to reset both).
-      const stateFile =
-        config.emulator.stateFile ??
-        (embedded && !opts.embeddedInMemory && config.env !== "test" ? path.join(path.resolve(config.pgliteDataDir), EMULATOR_STATE_FILE) : undefined);
+      // A development server keeps the emulator's state in its embedded data directory, so a restart finds both.
+      const stateFile = inProcessEmulatorStateFile(config, !!embedded && !opts.embeddedInMemory);
       const emulator = await startEmulator({
         port: config.emulator.port,
         apiKey: config.emulator.apiKey,
@@ -116,6 +117,7 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
       closers.push(["emulator", () => emulator.close()]);
       iamportUrl = emulator.url;
       setEmulatorWebhook = (url) => emulator.setWebhookUrl(url);
+      inProcessEmulator = emulator;
       logger.info(
         { emulator: emulator.url, stateFile: stateFile ?? "memory" },
         "IAMPORT_API_KEY is not set: using the Iamport emulator in-process (test cards only). Set IAMPORT_API_KEY and IAMPORT_API_SECRET for production.",
@@ -129,14 +131,23 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
       apiSecret: config.iamport.useEmulator ? config.emulator.apiSecret : config.iamport.apiSecret!,
       timeoutMs: config.iamport.timeoutMs,
       logger: logger.child({ component: "iamport" }),
+      emulator: config.iamport.useEmulator,
     });
 
     let apiKeys = config.apiKeys;
+    let devKey: { key: string; file: string } | undefined;
     if (apiKeys.length === 0) {
-      const devKey = `dev_${crypto.randomBytes(18).toString("base64url")}`;
-      apiKeys = [devKey];
-      // Printed on purpose: it is a throw-away development key (production refuses to start without API_KEYS).
-      logger.warn(`API_KEYS is not set: use this development key on /graphql: Authorization: Bearer ${devKey}`);
+      // Production refuses to start without API_KEYS. In development the key is kept in a file, so a
+      // restart accepts the same one; elsewhere (tests) it lives as long as the process.
+      if (config.env === "development") {
+        const kept = loadOrCreateDevKey(DEV_KEY_FILE);
+        devKey = { key: kept.key, file: displayPath(kept.file) };
+        apiKeys = [kept.key];
+        logger.warn({ file: devKey.file, created: kept.created }, "API_KEYS is not set: /graphql accepts the development key kept in this file (printed when ready)");
+      } else {
+        apiKeys = [generateDevKey()];
+        logger.warn("API_KEYS is not set: /graphql accepts only a key generated for this process");
+      }
     }
     let customerTokenSecret = config.customerTokenSecret;
     if (!customerTokenSecret) {
@@ -145,6 +156,7 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
       logger.warn("CUSTOMER_TOKEN_SECRET is not set: customer tokens are signed with a per-process key and die with it");
     }
     logger.info({ secrets: describeSecrets(config) }, "configuration");
+    for (const w of configWarnings(config)) logger.warn({ variable: w.variable }, `${w.variable} ${w.message}`);
 
     const services = createServices(
       { iamport, config, logger },
@@ -207,10 +219,69 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
 
     const url = `http://localhost:${port}`;
     logger.info({ graphql: `${url}/graphql` }, "billing server listening");
-    return { url, port, orm, services, reconciler, iamport, metrics, iamportUrl: iamportUrl!, apiKeys, close: () => (closing ??= closeAll()) };
+    const readyText =
+      config.env === "production"
+        ? undefined
+        : startupBlock({
+            url,
+            graphiqlEnabled: config.graphiqlEnabled,
+            devKey,
+            emulatorUrl: inProcessEmulator?.url,
+            dataDir: embedded && !opts.embeddedInMemory ? config.pgliteDataDir : undefined,
+          });
+    // Not awaited: a slow or failed check never delays or fails the start.
+    const checked = inProcessEmulator ? warnOfCardsUnknownToEmulator(orm, inProcessEmulator, logger, !!embedded && !opts.embeddedInMemory) : Promise.resolve();
+    return {
+      url,
+      port,
+      orm,
+      services,
+      reconciler,
+      iamport,
+      metrics,
+      iamportUrl: iamportUrl!,
+      apiKeys,
+      readyText,
+      checked,
+      close: () => (closing ??= closeAll()),
+    };
   } catch (err) {
     await closeAll();
     throw err;
+  }
+}
+
+/** A path under the working directory as ./relative (how the README names it), any other as it is. */
+function displayPath(file: string): string {
+  const rel = path.relative(process.cwd(), file);
+  return rel && !rel.startsWith("..") && !path.isAbsolute(rel) ? `./${rel}` : file;
+}
+
+/**
+ * The database keeps its cards across restarts; an in-process emulator whose
+ * state was lost (memory only, a deleted or foreign state file) no longer
+ * knows their billing keys, and every charge on them fails ("등록된
+ * 고객정보가 없습니다"). One query and the emulator's own records find them.
+ */
+async function warnOfCardsUnknownToEmulator(
+  orm: MikroORM,
+  emulator: { hasCustomer(customerUid: string): boolean },
+  logger: Logger,
+  devReset: boolean,
+): Promise<void> {
+  try {
+    const rows = await orm.em.fork().getConnection().execute<{ customer_uid: string }[]>(`select customer_uid from cards where status = 'ACTIVE'`);
+    const unknown = rows.map((r) => r.customer_uid).filter((uid) => !emulator.hasCustomer(uid));
+    if (unknown.length === 0) return;
+    logger.warn(
+      { cards: unknown.length, examples: unknown.slice(0, 5) },
+      `the database holds ${unknown.length} ACTIVE card(s) the in-process Iamport emulator does not know: charges on them fail. ` +
+        (devReset
+          ? "Start both afresh: stop the server, then npm run dev:reset"
+          : "The emulator's state was not kept with this database (IAMPORT_EMULATOR_STATE_FILE); register the cards again or use a fresh database"),
+    );
+  } catch (err) {
+    logger.debug({ err }, "could not compare the database's cards with the emulator's");
   }
 }
 

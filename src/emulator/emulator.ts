@@ -69,6 +69,8 @@ export interface RunningEmulator {
   port: number;
   close(): Promise<void>;
   setWebhookUrl(url: string | undefined): void;
+  /** Whether a billing key is registered for customer_uid (what GET /subscribe/customers/{customer_uid} finds). */
+  hasCustomer(customerUid: string): boolean;
 }
 
 const SILENT: EmulatorLogger = { info() {}, warn() {}, error() {} };
@@ -349,5 +351,6 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Running
     port,
     close,
     setWebhookUrl: (url) => webhooks.setUrl(url),
+    hasCustomer: (customerUid) => state.customers.has(customerUid),
   };
 }

@@ -32,6 +32,12 @@ export interface IamportClientOptions {
   refreshMarginSeconds?: number;
   /** Called after every call (metrics). */
   onCall?: (endpoint: string, outcome: string, seconds: number) => void;
+  /**
+   * The API is the emulator: a call refused 401 is then its clock moving past
+   * the token's expiry (POST /__emulator/clock/advance), an expected event
+   * logged at info with that reason instead of a warning.
+   */
+  emulator?: boolean;
 }
 
 interface CachedToken {
@@ -254,7 +260,7 @@ export class IamportClient {
       // Under load a token can expire while calls are in flight on it more than once in a row, so
       // the repeat is per refused token; only a token Iamport still calls valid ends it (the 401 is
       // then about the credentials), or MAX_TOKEN_REPEATS, a bound against a misbehaving Iamport.
-      this.record(endpoint, "unauthorized", seconds, res.status, o?.requestId);
+      this.record(endpoint, "unauthorized", seconds, res.status, o?.requestId, undefined, undefined, this.options.emulator ? EMULATOR_TOKEN_EXPIRED : undefined);
       let next: string;
       try {
         next = await this.tokenAfter(token);
@@ -311,11 +317,13 @@ export class IamportClient {
     code?: number,
     /** The transport's error code (ECONNRESET, ...): never the error itself, which carries the request body. */
     error?: string,
+    /** Why an outcome that is usually a warning is expected here: logged at info with this reason. */
+    expected?: string,
   ): void {
     this.options.onCall?.(endpoint, outcome, seconds);
-    const level = outcome === "ok" || outcome === "refused" || outcome === "not_found" ? "info" : "warn";
+    const level = expected || outcome === "ok" || outcome === "refused" || outcome === "not_found" ? "info" : "warn";
     this.options.logger[level](
-      { iamport: { endpoint, outcome, status, code, error, ms: Math.round(seconds * 1000) }, reqId: requestId },
+      { iamport: { endpoint, outcome, status, code, error, ms: Math.round(seconds * 1000) }, reqId: requestId, ...(expected ? { reason: expected } : {}) },
       "iamport call",
     );
   }
@@ -327,6 +335,8 @@ export class IamportClient {
  * minutes; this only bounds an Iamport that keeps refusing the tokens it issues.
  */
 const MAX_TOKEN_REPEATS = 8;
+
+const EMULATOR_TOKEN_EXPIRED = "the access token expired when the emulator's clock moved ahead; the call is sent again with a new token";
 
 /** A call that failed before it was sent (no token): wrong credentials stay what they are; anything else is "unavailable, nothing sent". */
 function notSent(err: unknown, endpoint: string): IamportError {

@@ -1,3 +1,6 @@
+import { Writable } from "node:stream";
+import { IamportClient } from "../../src/iamport/iamport.client";
+import { createLogger } from "../../src/logger";
 import { Harness, PAYMENT_FIELDS, registerCard, startHarness, uid } from "../support/harness";
 
 /**
@@ -52,4 +55,50 @@ it("charges every one of N concurrent chargeAgain exactly once while the token e
   expect(after.tokens_issued - before.tokens_issued).toBeLessThanOrEqual(EXPIRIES + 1);
   const rows = await h.sql<{ status: string }>(`select status from payments where merchant_uid in (?)`, [merchantUids]);
   expect(rows.map((r) => r.status)).toEqual(Array(N).fill("PAID"));
+});
+
+describe("a 401 after the emulator's clock moved past the token's expiry", () => {
+  const unauthorizedLines = (logs: string[]) =>
+    logs.map((l) => JSON.parse(l)).filter((l) => l.msg === "iamport call" && l.iamport?.outcome === "unauthorized");
+
+  it("is logged at info with the reason when the API is the emulator, and the call still succeeds", async () => {
+    await registerCard(h, uid("clock"));
+    const seen = h.logs.length;
+    await h.advance(2 * 3600); // tokens live 30 minutes
+    const customerUid = await registerCard(h, uid("clock"));
+    expect(customerUid).toBeTruthy();
+    const lines = unauthorizedLines(h.logs.slice(seen));
+    expect(lines.length).toBeGreaterThan(0);
+    for (const l of lines) {
+      expect(l.level).toBe(30);
+      expect(l.reason).toContain("emulator's clock");
+    }
+  });
+
+  it("stays a warning against a real Iamport (the client is not told it talks to the emulator)", async () => {
+    const logs: string[] = [];
+    const sink = new Writable({
+      write(chunk, _enc, cb) {
+        logs.push(...String(chunk).split("\n").filter(Boolean));
+        cb();
+      },
+    });
+    const client = new IamportClient({
+      baseUrl: h.emulator.url,
+      apiKey: h.config.emulator.apiKey,
+      apiSecret: h.config.emulator.apiSecret,
+      timeoutMs: 2000,
+      logger: createLogger({ level: "debug", destination: sink }),
+    });
+    const customerUid = await registerCard(h, uid("clock"));
+    await client.getCustomer(customerUid);
+    await h.advance(2 * 3600);
+    await client.getCustomer(customerUid);
+    const lines = unauthorizedLines(logs);
+    expect(lines.length).toBeGreaterThan(0);
+    for (const l of lines) {
+      expect(l.level).toBe(40);
+      expect(l.reason).toBeUndefined();
+    }
+  });
 });

@@ -6,6 +6,7 @@
 import { execFile } from "node:child_process";
 import path from "node:path";
 import { promisify } from "node:util";
+import { freePort } from "../support/processes";
 import { BillingApiError, createBillingClient, type BillingClient, type Card, type Payment, type Subscription } from "../../examples/merchant-client/client";
 import { API_KEY, GOOD_CARD, startHarness, TEST_CARDS, uid, type Harness } from "../support/harness";
 
@@ -73,5 +74,18 @@ describe("typed merchant client", () => {
     expect(stdout).toContain(`card ${customerUid}:`);
     expect(stdout).toMatch(/subscription \S+: ACTIVE/);
     expect(stdout).toMatch(/payment \S+: PAID 9900 KRW/);
+  }, 90_000);
+
+  it("the demo says which BILLING_URL it cannot reach, without a stack, when no server answers there", async () => {
+    const tsx = path.join(root, "node_modules/tsx/dist/cli.mjs");
+    const url = `http://127.0.0.1:${await freePort()}/graphql`;
+    const env: NodeJS.ProcessEnv = { ...process.env, BILLING_URL: url, BILLING_API_KEY: API_KEY };
+    delete env.NODE_OPTIONS;
+    const failed = await promisify(execFile)(process.execPath, [tsx, "examples/merchant-client/main.ts"], { cwd: root, env, timeout: 60_000 }).then(
+      () => undefined,
+      (e: { code: number; stderr: string }) => e,
+    );
+    expect(failed?.code).toBe(1);
+    expect(failed?.stderr.trim()).toBe(`Cannot reach the billing server at ${url} (ECONNREFUSED): start it (npm start), or set BILLING_URL to its /graphql address.`);
   }, 90_000);
 });

@@ -38,7 +38,7 @@ describe("npm start with no environment", () => {
     child.stdout!.on("data", (d) => (output += String(d)));
     child.stderr!.on("data", (d) => (output += String(d)));
     const deadline = Date.now() + 100_000;
-    while (!output.includes("billing server listening")) {
+    while (!output.includes("Billing server ready on")) {
       if (Date.now() > deadline || child.exitCode !== null) throw new Error(`server did not start:\n${output}`);
       await new Promise((r) => setTimeout(r, 100));
     }

@@ -32,10 +32,10 @@ export interface ServerProcess {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-/** Starts `node <main>` with the test process's environment plus `env` (without jest's NODE_OPTIONS). */
-export function spawnServer(main: string, env: Record<string, string>, keepLines = 400): ServerProcess {
+/** Starts `node <main>` in `cwd` with the test process's environment plus `env` (without jest's NODE_OPTIONS). */
+export function spawnServer(main: string, env: Record<string, string>, keepLines = 400, cwd = ROOT): ServerProcess {
   const { NODE_OPTIONS: _ignored, ...inherited } = process.env;
-  const child = spawn(process.execPath, [main], { cwd: ROOT, env: { ...inherited, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [main], { cwd, env: { ...inherited, ...env }, stdio: ["ignore", "pipe", "pipe"] });
   const output: string[] = [];
   const keep = (chunk: Buffer) => {
     output.push(...String(chunk).split("\n").filter(Boolean));
