@@ -1,3 +1,4 @@
+import { DECLINE_REASONS } from "../../src/emulator/cards";
 import { TEST_CARDS } from "../../src/emulator";
 import { CARD, issueKey, startTestEmulator, uid, WebhookReceiver, webhooksSentFor, type Envelope, type TestEmulator } from "./helpers";
 
@@ -125,6 +126,33 @@ describe("emulator: charges, look-ups and cancels", () => {
     expect((await charge(cu)).response.status).toBe("paid");
     expect((await charge(cu)).response.status).toBe("failed");
     expect((await charge(cu)).response.status).toBe("failed");
+  });
+
+  it("approves the first charge of the 3220 card and declines every later one softly (잔액부족)", async () => {
+    const cu = uid("cust");
+    await issueKey(t, cu, { card_number: TEST_CARDS.SOFT_DECLINES_AFTER_FIRST_CHARGE });
+    expect((await charge(cu)).response.status).toBe("paid");
+    for (let i = 0; i < 4; i++) {
+      const r = (await charge(cu)).response;
+      expect(r).toMatchObject({ status: "failed", fail_reason: DECLINE_REASONS.balance });
+    }
+  });
+
+  it("approves the first charge of the 3238 card, declines the next two softly, then approves again", async () => {
+    const cu = uid("cust");
+    await issueKey(t, cu, { card_number: TEST_CARDS.RECOVERS_AFTER_TWO_DECLINES });
+    const outcomes: [string, string | null][] = [];
+    for (let i = 0; i < 5; i++) {
+      const r = (await charge(cu)).response;
+      outcomes.push([r.status, r.fail_reason]);
+    }
+    expect(outcomes).toEqual([
+      ["paid", null],
+      ["failed", DECLINE_REASONS.balance],
+      ["failed", DECLINE_REASONS.balance],
+      ["paid", null],
+      ["paid", null],
+    ]);
   });
 
   it("lets a failed merchant_uid be charged again, and find returns the latest attempt", async () => {
