@@ -368,10 +368,10 @@ export class IamportState {
     });
     p.cancel_amount += amount;
     p.cancel_reason = reason;
-    if (p.cancel_amount >= p.amount) {
-      p.status = "cancelled";
-      p.cancelled_at = now;
-    }
+    // Iamport sets cancelled_at at a partial cancel too: the time of the latest cancellation,
+    // which is also that entry's time in cancel_history. The status stays paid until nothing is left.
+    p.cancelled_at = now;
+    if (p.cancel_amount >= p.amount) p.status = "cancelled";
     return p;
   }
 

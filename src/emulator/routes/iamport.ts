@@ -148,7 +148,23 @@ function enumValue<T extends string>(value: string | null, allowed: readonly T[]
 }
 
 export function webhookJob(p: Payment, source: WebhookJob["source"]): WebhookJob {
-  return { noticeUrl: p.notice_url, body: { imp_uid: p.imp_uid, merchant_uid: p.merchant_uid, status: p.status }, source };
+  const body: WebhookJob["body"] = { imp_uid: p.imp_uid, merchant_uid: p.merchant_uid, status: p.status };
+  // A cancelled payment's notice names its last cancellation, as Iamport's cancellation notices do.
+  const last = p.cancel_history.at(-1);
+  if (p.status === "cancelled" && last) body.cancellation_id = last.cancellation_id;
+  return { noticeUrl: p.notice_url, body, source };
+}
+
+/**
+ * The notice of one cancellation (`enable_webhook`): status `cancelled` even
+ * when a partial cancel leaves the payment `paid`, since it reports the event;
+ * the receiver re-queries the payment for its state.
+ */
+export function cancelWebhookJob(p: Payment): WebhookJob {
+  const last = p.cancel_history.at(-1);
+  const body: WebhookJob["body"] = { imp_uid: p.imp_uid, merchant_uid: p.merchant_uid, status: "cancelled" };
+  if (last) body.cancellation_id = last.cancellation_id;
+  return { noticeUrl: p.notice_url, body, source: "cancel" };
 }
 
 export function createIamportRoutes(deps: IamportDeps): IamportRoute[] {
@@ -269,6 +285,7 @@ export function createIamportRoutes(deps: IamportDeps): IamportRoute[] {
       const impUid = body.optStr("imp_uid");
       const merchantUid = body.optStr("merchant_uid");
       if (impUid === null && merchantUid === null) throw badRequest("imp_uid 또는 merchant_uid 파라미터가 필요합니다.");
+      const enableWebhook = body.optBool("enable_webhook") === true;
       const p = state.cancel({
         imp_uid: impUid,
         merchant_uid: merchantUid,
@@ -276,7 +293,9 @@ export function createIamportRoutes(deps: IamportDeps): IamportRoute[] {
         checksum: body.optNum("checksum", { min: 0 }),
         reason: body.optStr("reason"),
       });
-      return ok(paymentToWire(p)); // API cancels send no webhook (Iamport's default)
+      // API cancels send no webhook unless asked (Iamport's default); the console always sends one.
+      if (enableWebhook) deps.sendWebhooks([cancelWebhookJob(p)]);
+      return ok(paymentToWire(p));
     }),
     route("POST", "/payments/prepare", ({ body }) =>
       ok(prepareToWire(state.prepare(body.str("merchant_uid", 40), body.num("amount", { min: 0 }), body.optStr("currency")))),
