@@ -119,7 +119,7 @@ function parsePg(pg: string | null): { provider: string; id: string } {
   return { provider: pg.slice(0, dot) || DEFAULT_PG.provider, id: pg.slice(dot + 1) || DEFAULT_PG.id };
 }
 
-function paginate<T>(items: T[], page: number, size: number): Page<T> {
+export function paginate<T>(items: T[], page: number, size: number): Page<T> {
   const start = (page - 1) * size;
   return {
     total: items.length,
@@ -127,6 +127,66 @@ function paginate<T>(items: T[], page: number, size: number): Page<T> {
     next: start + size < items.length ? page + 1 : 0,
     list: items.slice(start, start + size),
   };
+}
+
+/** `sorting` of Iamport's payment listings; a leading `-` means newest first. */
+export const PAYMENT_SORTINGS = ["-started", "started", "-paid", "paid", "-updated", "updated"] as const;
+export type PaymentSorting = (typeof PAYMENT_SORTINGS)[number];
+
+function sortKey(p: Payment, sorting: PaymentSorting): number {
+  switch (sorting.replace(/^-/, "")) {
+    case "paid":
+      return p.paid_at;
+    case "updated":
+      return Math.max(p.started_at, p.paid_at, p.failed_at, p.cancelled_at);
+    default:
+      return p.started_at;
+  }
+}
+
+/** Sorts payments given in the order they were made; ties keep that order (newest first when descending). */
+function sortPayments(list: Payment[], sorting: PaymentSorting): Payment[] {
+  const descending = sorting.startsWith("-");
+  const ordered = descending ? [...list].reverse() : [...list];
+  return ordered.sort((a, b) => (descending ? sortKey(b, sorting) - sortKey(a, sorting) : sortKey(a, sorting) - sortKey(b, sorting)));
+}
+
+/** The time a payment is searched by in `/payments/status/{status}`: that of its current status. */
+function statusTime(p: Payment): number {
+  switch (p.status) {
+    case "paid":
+      return p.paid_at;
+    case "failed":
+      return p.failed_at;
+    case "cancelled":
+      return p.cancelled_at;
+    default:
+      return p.started_at;
+  }
+}
+
+export interface BalanceAmounts {
+  tax_free: number;
+  supply: number;
+  vat: number;
+  service: number;
+}
+
+export interface PaymentBalance {
+  amount: number;
+  cash_receipt: BalanceAmounts;
+  primary: BalanceAmounts;
+  secondary: BalanceAmounts;
+  discount: BalanceAmounts;
+  histories: (Omit<PaymentBalance, "amount" | "histories"> & { created: number })[];
+}
+
+const ZERO_BALANCE: BalanceAmounts = { tax_free: 0, supply: 0, vat: 0, service: 0 };
+
+/** An amount split as a taxed card payment: VAT is 1/11 of it, rounded to the won (negative for refunds). */
+function splitAmount(amount: number): BalanceAmounts {
+  const vat = Math.sign(amount) * Math.round(Math.abs(amount) / 11);
+  return { tax_free: 0, supply: amount - vat, vat, service: 0 };
 }
 
 export class IamportState {
@@ -255,6 +315,59 @@ export class IamportState {
       if (!status || list[i].status === status) return list[i];
     }
     return undefined;
+  }
+
+  /** Every payment of an order (`/payments/findAll`), sorted, optionally of one status. */
+  findPayments(merchantUid: string, status: PaymentStatus | null, sorting: PaymentSorting): Payment[] {
+    const list = (this.paymentsByMerchant.get(merchantUid) ?? []).filter((p) => !status || p.status === status);
+    return sortPayments(list, sorting);
+  }
+
+  /** `/payments/status/{status}`: payments whose current status' time is within [from, to]. */
+  listPaymentsByStatus(q: { status: PaymentStatus | null; from: number; to: number; sorting: PaymentSorting; page: number; limit: number }): Page<Payment> {
+    const list: Payment[] = [];
+    for (const p of this.payments.values()) {
+      if (q.status && p.status !== q.status) continue;
+      const at = statusTime(p);
+      if (at >= q.from && at <= q.to) list.push(p);
+    }
+    return paginate(sortPayments(list, q.sorting), q.page, q.limit);
+  }
+
+  /** `/subscribe/customers/{customer_uid}/payments`: the key's payments, newest first, 20 a page. */
+  listCustomerPayments(customerUid: string, page: number): Page<Payment> {
+    const list: Payment[] = [];
+    for (const p of this.payments.values()) if (p.customer_uid === customerUid) list.push(p);
+    if (list.length === 0 && !this.customers.has(customerUid)) throw notFound(UNKNOWN_CUSTOMER);
+    return paginate(sortPayments(list, "-started"), page, SCHEDULE_PAGE_SIZE);
+  }
+
+  /**
+   * `/payments/{imp_uid}/balance`: what is left of a payment, as a taxed card
+   * payment (VAT 1/11, no tax-free part, points or discounts); each history
+   * entry is one event's amounts (the payment, then each cancellation, negative).
+   */
+  paymentBalance(impUid: string): PaymentBalance {
+    const p = this.payments.get(impUid);
+    if (!p) throw notFound("존재하지 않는 결제정보입니다.");
+    const events: { amount: number; at: number }[] = [];
+    if (p.paid_at > 0) events.push({ amount: p.amount, at: p.paid_at });
+    for (const c of p.cancel_history) events.push({ amount: -c.amount, at: c.cancelled_at });
+    const net = events.reduce((sum, e) => sum + e.amount, 0);
+    return {
+      amount: p.amount,
+      cash_receipt: { ...ZERO_BALANCE },
+      primary: splitAmount(net),
+      secondary: { ...ZERO_BALANCE },
+      discount: { ...ZERO_BALANCE },
+      histories: events.map((e) => ({
+        cash_receipt: { ...ZERO_BALANCE },
+        primary: splitAmount(e.amount),
+        secondary: { ...ZERO_BALANCE },
+        discount: { ...ZERO_BALANCE },
+        created: e.at,
+      })),
+    };
   }
 
   private isPaidOrder(merchantUid: string): boolean {
