@@ -629,6 +629,41 @@ export class IamportState {
     return s;
   }
 
+  /**
+   * The schedule a failed or revoked run may be tried again for (reschedule,
+   * retry): one still pending, or whose order was paid, is a 400.
+   */
+  private retryable(merchantUid: string): Schedule {
+    const s = this.getSchedule(merchantUid);
+    const failedRun =
+      s.schedule_status === "executed" && (s.failure_without_payment !== null || (s.imp_uid !== null && this.payments.get(s.imp_uid)?.status === "failed"));
+    if (!(failedRun || s.schedule_status === "revoked") || this.isPaidOrder(merchantUid)) {
+      throw badRequest("아직 실행되지 않았거나 이미 승인된 결제예약입니다. (실패하거나 취소된 결제예약만 다시 시도할 수 있습니다.)");
+    }
+    if (!this.customers.has(s.customer_uid)) throw notFound(UNKNOWN_CUSTOMER);
+    return s;
+  }
+
+  /** `POST /subscribe/payments/schedule/{merchant_uid}/reschedule`: a failed or revoked schedule runs again at `scheduleAt`. */
+  rescheduleFailed(merchantUid: string, scheduleAt: number): Schedule {
+    const s = this.retryable(merchantUid);
+    const now = this.clock.now();
+    if (scheduleAt < now) throw badRequest(`예약시각(schedule_at: ${scheduleAt})이 현재시각(${now})보다 과거입니다.`);
+    Object.assign(s, { schedule_status: "scheduled", schedule_at: scheduleAt, executed_at: 0, revoked_at: 0, imp_uid: null, failure_without_payment: null });
+    this.due.push({ at: scheduleAt, seq: ++this.seq, schedule: s });
+    return s;
+  }
+
+  /** `POST /subscribe/payments/schedule/{merchant_uid}/retry`: a failed or revoked schedule is charged now. */
+  retrySchedule(merchantUid: string): Payment {
+    const s = this.retryable(merchantUid);
+    s.revoked_at = 0;
+    s.failure_without_payment = null;
+    const { payment } = this.execute(s, this.clock.now());
+    // retryable() refused an order already paid, so execute() made a payment.
+    return payment!;
+  }
+
   listCustomerSchedules(
     customerUid: string,
     q: { from: number; to: number; status: ScheduleStatus | null; page: number },

@@ -475,3 +475,85 @@ describe("emulator: schedules and the clock", () => {
     expect((await t.http.post("/__emulator/clock/advance", "{oops", { headers: { "Content-Type": "application/json" } })).status).toBe(400);
   });
 });
+
+describe("emulator: reschedule and retry of a failed or revoked schedule", () => {
+  let t: TestEmulator;
+  let hooks: WebhookReceiver;
+  beforeAll(async () => {
+    hooks = await new WebhookReceiver().start();
+    t = await startTestEmulator({ webhookUrl: hooks.url });
+  });
+  afterAll(async () => {
+    await t.close();
+    await hooks.close();
+  });
+
+  /** A schedule of a declined card that ran and failed. */
+  async function failedSchedule(): Promise<{ cu: string; mu: string; failedImp: string }> {
+    const cu = uid("cust");
+    await issueKey(t, cu, { card_number: TEST_CARDS.DECLINED_LIMIT });
+    const mu = uid("sched");
+    const now = await clockNow(t);
+    const r = await t.api.post<Envelope>("/subscribe/payments/schedule", { customer_uid: cu, schedules: [{ merchant_uid: mu, schedule_at: now + 60, amount: 5000, name: "x" }] });
+    expect(r.data.code).toBe(0);
+    await advance(t, 61);
+    const s = (await t.api.get<Envelope<ScheduleResult>>(`/subscribe/payments/schedule/${mu}`)).data.response;
+    expect(s).toMatchObject({ schedule_status: "executed", payment_status: "failed" });
+    return { cu, mu, failedImp: s.imp_uid! };
+  }
+
+  it("reschedules a failed schedule: pending again at the new time, then run by the clock", async () => {
+    const { cu, mu, failedImp } = await failedSchedule();
+    const now = await clockNow(t);
+    expect((await t.api.post<Envelope>(`/subscribe/payments/schedule/${mu}/reschedule`, { schedule_at: now - 1 })).status).toBe(400);
+    const r = await t.api.post<Envelope<ScheduleResult>>(`/subscribe/payments/schedule/${mu}/reschedule`, { schedule_at: now + 3600 });
+    expect(r.status).toBe(200);
+    expect(r.data.response).toMatchObject({ merchant_uid: mu, schedule_status: "scheduled", schedule_at: now + 3600, executed_at: 0, imp_uid: null, payment_status: null });
+    // Pending now: neither can be asked again until it runs.
+    expect((await t.api.post<Envelope>(`/subscribe/payments/schedule/${mu}/retry`)).status).toBe(400);
+
+    await issueKey(t, cu); // the customer fixes the card
+    const run = await t.http.post<{ executed: { merchant_uid: string; status: string; imp_uid: string }[] }>("/__emulator/clock/advance", { seconds: 3600 });
+    expect(run.data.executed).toEqual([expect.objectContaining({ merchant_uid: mu, status: "paid" })]);
+    expect(run.data.executed[0].imp_uid).not.toBe(failedImp);
+    const after = (await t.api.get<Envelope<ScheduleResult>>(`/subscribe/payments/schedule/${mu}`)).data.response;
+    expect(after).toMatchObject({ schedule_status: "executed", payment_status: "paid" });
+    // Paid: neither may be asked again.
+    expect((await t.api.post<Envelope>(`/subscribe/payments/schedule/${mu}/reschedule`, { schedule_at: now + 7200 })).status).toBe(400);
+    expect((await t.api.post<Envelope>(`/subscribe/payments/schedule/${mu}/retry`)).status).toBe(400);
+  });
+
+  it("retries a failed schedule now: a new payment (paid or failed) and its webhook", async () => {
+    const { cu, mu, failedImp } = await failedSchedule();
+    const declined = await t.api.post<Envelope<{ imp_uid: string; status: string; customer_uid_usage: string }>>(`/subscribe/payments/schedule/${mu}/retry`);
+    expect(declined.status).toBe(200);
+    expect(declined.data.response).toMatchObject({ status: "failed", customer_uid_usage: "payment.scheduled" });
+    expect(declined.data.response.imp_uid).not.toBe(failedImp);
+    await hooks.waitUntil((w) => w.body.imp_uid === declined.data.response.imp_uid && w.body.status === "failed");
+
+    await issueKey(t, cu);
+    const paid = await t.api.post<Envelope<{ imp_uid: string; status: string; merchant_uid: string }>>(`/subscribe/payments/schedule/${mu}/retry`);
+    expect(paid.data.response).toMatchObject({ status: "paid", merchant_uid: mu });
+    await hooks.waitUntil((w) => w.body.imp_uid === paid.data.response.imp_uid && w.body.status === "paid");
+    expect((await t.api.get<Envelope<ScheduleResult>>(`/subscribe/payments/schedule/${mu}`)).data.response).toMatchObject({
+      imp_uid: paid.data.response.imp_uid,
+      payment_status: "paid",
+    });
+  });
+
+  it("retries a revoked schedule; refuses unknown schedules (404) and a deleted billing key (404)", async () => {
+    const cu = uid("cust");
+    await issueKey(t, cu);
+    const mu = uid("sched");
+    const now = await clockNow(t);
+    await t.api.post<Envelope>("/subscribe/payments/schedule", { customer_uid: cu, schedules: [{ merchant_uid: mu, schedule_at: now + 600, amount: 5000, name: "x" }] });
+    expect((await t.api.post<Envelope>("/subscribe/payments/unschedule", { customer_uid: cu, merchant_uid: [mu] })).data.code).toBe(0);
+    const r = await t.api.post<Envelope<{ status: string }>>(`/subscribe/payments/schedule/${mu}/retry`);
+    expect(r.data.response.status).toBe("paid");
+    expect((await t.api.post<Envelope>(`/subscribe/payments/schedule/${uid("none")}/retry`)).status).toBe(404);
+
+    const { cu: gone, mu: goneMu } = await failedSchedule();
+    await t.api.delete(`/subscribe/customers/${gone}`);
+    expect((await t.api.post<Envelope>(`/subscribe/payments/schedule/${goneMu}/retry`)).status).toBe(404);
+  });
+});

@@ -328,6 +328,15 @@ export function createIamportRoutes(deps: IamportDeps): IamportRoute[] {
     route("PUT", "/subscribe/payments/schedule/{merchant_uid}", ({ params, body }) =>
       ok(scheduleWire(state.reschedule(params.merchant_uid, readUnixSeconds(body, "schedule_at")))),
     ),
+    route("POST", "/subscribe/payments/schedule/{merchant_uid}/reschedule", ({ params, body }) =>
+      ok(scheduleWire(state.rescheduleFailed(params.merchant_uid, readUnixSeconds(body, "schedule_at")))),
+    ),
+    route("POST", "/subscribe/payments/schedule/{merchant_uid}/retry", ({ params }) => {
+      // A retried schedule notifies like a scheduled run, paid or failed.
+      const p = state.retrySchedule(params.merchant_uid);
+      deps.sendWebhooks([webhookJob(p, "schedule")]);
+      return ok(paymentToWire(p));
+    }),
     route("GET", "/subscribe/payments/schedule/customers/{customer_uid}", customerSchedules),
 
     // ---- payments (static paths before /payments/{imp_uid})
