@@ -284,7 +284,7 @@ describe("emulator: schedules and the clock", () => {
     expect((await t.api.get<Envelope>(`/subscribe/payments/schedule/customers/${cu}`)).status).toBe(400); // from/to required
     expect((await page({ "schedule-status": "bogus" })).status).toBe(400);
     expect((await page({ page: 0 })).status).toBe(400);
-    const empty = (await t.api.get<Envelope<SchedulePage>>(`/subscribe/payments/schedule/customers/${uid("nobody")}`, { params: { from: 0, to: now } })).data;
+    const empty = (await t.api.get<Envelope<SchedulePage>>(`/subscribe/payments/schedule/customers/${uid("nobody")}`, { params: { from: now - 86_400, to: now } })).data;
     expect(empty).toEqual({ code: 0, message: null, response: { total: 0, previous: 0, next: 0, list: [] } });
 
     // The all-customers listing (GET /subscribe/payments/schedule) pages too.
@@ -293,6 +293,25 @@ describe("emulator: schedules and the clock", () => {
     });
     expect(all.data.response.total).toBe(43);
     expect(all.data.response.list[0].merchant_uid).toBe(`${cu}_2`);
+  });
+
+  it("lists schedules at most three calendar months at a time, as Iamport does: a year's scan is refused", async () => {
+    // 2027-01-31 00:00 KST: three months later is 2027-05-01 00:00 KST (April has 30 days).
+    const from = Date.UTC(2027, 0, 30, 15) / 1000;
+    const threeMonths = Date.UTC(2027, 3, 30, 15) / 1000;
+    const cu = uid("cust");
+    await issueKey(t, cu);
+    for (const path of [`/subscribe/payments/schedule/customers/${cu}`, `/subscribe/customers/${cu}/schedules`]) {
+      expect((await t.api.get<Envelope>(path, { params: { from, to: threeMonths } })).status).toBe(200);
+      const over = await t.api.get<Envelope>(path, { params: { from, to: threeMonths + 1 } });
+      expect(over.status).toBe(400);
+      expect(over.data).toMatchObject({ code: expect.any(Number), response: null, message: expect.stringContaining("3개월") });
+      expect(over.data.code).not.toBe(0);
+      expect((await t.api.get<Envelope>(path, { params: { from, to: from + 365 * 86_400 } })).status).toBe(400);
+    }
+    const all = (params: Record<string, number>) => t.api.get<Envelope>("/subscribe/payments/schedule", { params });
+    expect((await all({ schedule_from: from, schedule_to: threeMonths })).status).toBe(200);
+    expect((await all({ schedule_from: from, schedule_to: from + 365 * 86_400 })).status).toBe(400);
   });
 
   it("keeps schedules of a deleted billing key; they fail when run", async () => {

@@ -141,6 +141,29 @@ function readSchedule(raw: unknown, index: number): ScheduleInput {
   };
 }
 
+const KST_OFFSET_SECONDS = 9 * 3600;
+
+/** UNIX seconds three calendar months after `at`, Korean time (a day past the month's end rolls over). */
+function threeMonthsAfter(at: number): number {
+  const d = new Date((at + KST_OFFSET_SECONDS) * 1000);
+  const later = Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 3, d.getUTCDate(), d.getUTCHours(), d.getUTCMinutes(), d.getUTCSeconds());
+  return later / 1000 - KST_OFFSET_SECONDS;
+}
+
+/**
+ * The `from`..`to` of a schedule listing: Iamport lists schedules at most
+ * three months at a time, so a longer window is refused (a caller scans a
+ * year in windows, as it must against Iamport).
+ */
+function scheduleWindow(q: Params, fromName: string, toName: string): { from: number; to: number } {
+  const from = q.int(fromName, { min: 0 });
+  const to = q.int(toName, { min: 0 });
+  if (to > threeMonthsAfter(from)) {
+    throw badRequest(`결제예약 조회 기간(${fromName} ~ ${toName})은 최대 3개월까지 가능합니다.`);
+  }
+  return { from, to };
+}
+
 /** `/payments/status/{status}` searches at most 90 days, as Iamport does. */
 const STATUS_SEARCH_MAX_SECONDS = 90 * 86_400;
 
@@ -213,8 +236,7 @@ export function createIamportRoutes(deps: IamportDeps): IamportRoute[] {
     ok(
       schedulePage(
         state.listCustomerSchedules(params.customer_uid, {
-          from: query.int("from", { min: 0 }),
-          to: query.int("to", { min: 0 }),
+          ...scheduleWindow(query, "from", "to"),
           status: enumValue(query.optStr("schedule-status"), SCHEDULE_STATUSES, "schedule-status"),
           page: query.optInt("page", { min: 1 }) ?? 1,
         }),
@@ -296,8 +318,7 @@ export function createIamportRoutes(deps: IamportDeps): IamportRoute[] {
       return ok(
         schedulePage(
           state.listSchedules({
-            from: query.int("schedule_from", { min: 0 }),
-            to: query.int("schedule_to", { min: 0 }),
+            ...scheduleWindow(query, "schedule_from", "schedule_to"),
             status: enumValue(query.optStr("schedule_status"), SCHEDULE_STATUSES, "schedule_status"),
             page: query.optInt("page", { min: 1 }) ?? 1,
             limit,
