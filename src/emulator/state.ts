@@ -78,6 +78,27 @@ export interface CheckoutInput extends BuyerInfo {
   custom_data: string | null;
 }
 
+export interface VbankInput extends BuyerInfo {
+  merchant_uid: string;
+  amount: number;
+  vbank_code: string;
+  vbank_due: number;
+  vbank_holder: string | null;
+  name: string | null;
+  notice_url: string | null;
+  custom_data: string | null;
+}
+
+/** The banks `POST /vbanks` issues accounts at (금융결제원 codes). */
+export const VBANK_BANKS: ReadonlyMap<string, string> = new Map([
+  ["003", "IBK기업은행"],
+  ["004", "KB국민은행"],
+  ["011", "NH농협은행"],
+  ["020", "우리은행"],
+  ["081", "하나은행"],
+  ["088", "신한은행"],
+]);
+
 export interface ExecutedSchedule {
   schedule: Schedule;
   payment: Payment | null;
@@ -817,6 +838,34 @@ export class IamportState {
   }
 
   /** The customer pays into a virtual account. */
+  /** `POST /vbanks`: a virtual account issued by API, waiting for the deposit (`ready`). */
+  issueVbank(input: VbankInput): Payment {
+    this.assertNotPaid(input.merchant_uid);
+    const bank = VBANK_BANKS.get(input.vbank_code);
+    if (!bank) throw refused(`가상계좌 발급에 실패하였습니다. 지원하지 않는 은행코드입니다. (vbank_code: ${input.vbank_code})`);
+    const now = this.clock.now();
+    if (input.vbank_due <= now) throw refused(`가상계좌 입금기한(vbank_due: ${input.vbank_due})이 현재시각(${now})보다 과거입니다.`);
+    const p = this.newPayment(this.uniqueId(apiImpUid), { ...input, currency: "KRW" }, now, {
+      channel: "api",
+      pay_method: "vbank",
+      pg_provider: DEFAULT_PG.provider,
+      pg_id: DEFAULT_PG.id,
+      customer_uid: null,
+      customer_uid_usage: null,
+    });
+    Object.assign(p, {
+      status: "ready",
+      vbank_code: input.vbank_code,
+      vbank_name: bank,
+      vbank_num: randomDigits(14),
+      vbank_holder: input.vbank_holder ?? "(주)아임포트",
+      vbank_issued_at: now,
+      vbank_date: input.vbank_due,
+      pg_tid: pgTid(),
+    });
+    return this.addPayment(p);
+  }
+
   deposit(impUid: string): Payment {
     const p = this.payments.get(impUid);
     if (!p) throw notFound("존재하지 않는 결제정보입니다.");

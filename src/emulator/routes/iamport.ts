@@ -433,6 +433,25 @@ export function createIamportRoutes(deps: IamportDeps): IamportRoute[] {
       }
       return multiple(ids, found.map(paymentToWire), missing);
     }),
+    route("POST", "/vbanks", ({ body }) => {
+      // The channel picks the PG at Iamport; the emulator has one PG, so any channel key is accepted.
+      body.str("channel_key");
+      const p = state.issueVbank({
+        merchant_uid: body.str("merchant_uid", 40),
+        amount: body.num("amount", { positive: true }),
+        vbank_code: body.str("vbank_code"),
+        vbank_due: readUnixSeconds(body, "vbank_due"),
+        vbank_holder: body.optStr("vbank_holder"),
+        name: body.optStr("name"),
+        ...readBuyer(body),
+        // The spec types notice_url as an array; the first URL is the one notified.
+        notice_url: body.optStrList("notice_url")?.[0] ?? null,
+        custom_data: body.customData(),
+      });
+      // An issued virtual account is notified (ready), as from the payment window.
+      deps.sendWebhooks([webhookJob(p, "vbank")]);
+      return ok(paymentToWire(p));
+    }),
     route("GET", "/payments/{imp_uid}/balance", ({ params }) => ok(state.paymentBalance(params.imp_uid))),
     route("GET", "/payments/{imp_uid}", ({ params }) => {
       const p = state.getPayment(params.imp_uid);
