@@ -222,18 +222,23 @@ interface WireSchedule {
 
 async function listSchedules(emulator: Emulator, status: "scheduled" | "executed"): Promise<WireSchedule[]> {
   const token = await iamportToken(emulator);
-  const to = (await emulatorNow(emulator)) + 10 * 365 * 86400;
+  const now = await emulatorNow(emulator);
   const all: WireSchedule[] = [];
-  for (let page = 1; ; page++) {
-    const r = await iamport<{ list: WireSchedule[] }>(
-      emulator,
-      "GET",
-      `/subscribe/payments/schedule?schedule_from=0&schedule_to=${to}&schedule_status=${status}&limit=1000&page=${page}`,
-      token,
-    );
-    all.push(...r.list);
-    if (r.list.length < 1000) return all;
+  // Iamport lists schedules at most three months at a time: two years around its clock, window by window.
+  const window = 89 * 86400;
+  for (let from = now - 365 * 86400; from < now + 365 * 86400; from += window) {
+    for (let page = 1; ; page++) {
+      const r = await iamport<{ list: WireSchedule[] }>(
+        emulator,
+        "GET",
+        `/subscribe/payments/schedule?schedule_from=${from}&schedule_to=${from + window}&schedule_status=${status}&limit=1000&page=${page}`,
+        token,
+      );
+      all.push(...r.list);
+      if (r.list.length < 1000) break;
+    }
   }
+  return all;
 }
 
 // ---- 1 and 4: reads -----------------------------------------------------------------------

@@ -83,6 +83,17 @@ function fromUnix(seconds: number | undefined): Date | null {
   return seconds && seconds > 0 ? new Date(seconds * 1000) : null;
 }
 
+/**
+ * When the payment was last cancelled: the latest entry of `cancel_history`,
+ * which records every cancellation, partial ones included. `cancelled_at` is
+ * only the fallback, since its meaning after a partial cancel is not
+ * documented (0 or the latest cancellation, depending on who answers).
+ */
+export function lastCancellation(ip: Pick<IamportPayment, "cancel_history" | "cancelled_at">): number | undefined {
+  const times = (ip.cancel_history ?? []).map((c) => Number(c.cancelled_at)).filter((t) => Number.isFinite(t) && t > 0);
+  return times.length > 0 ? Math.max(...times) : ip.cancelled_at;
+}
+
 /** Copies Iamport's answer and the verdict onto the payment row. */
 export function applyVerification(payment: Payment, ip: IamportPayment, v: Verification): void {
   const previous = payment.status;
@@ -92,7 +103,7 @@ export function applyVerification(payment: Payment, ip: IamportPayment, v: Verif
   payment.cancelledAmount = Math.round(Number(ip.cancel_amount ?? 0));
   payment.paidAt = fromUnix(ip.paid_at) ?? payment.paidAt ?? null;
   payment.failedAt = fromUnix(ip.failed_at) ?? payment.failedAt ?? null;
-  payment.cancelledAt = fromUnix(ip.cancelled_at) ?? payment.cancelledAt ?? null;
+  payment.cancelledAt = fromUnix(lastCancellation(ip)) ?? payment.cancelledAt ?? null;
   // A forgery keeps the reason it was first found for (the amounts), not "already found forged".
   const forgedBefore = previous === PaymentStatus.FORGERY_SUSPECTED && payment.failReason;
   payment.failReason =

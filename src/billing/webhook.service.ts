@@ -5,7 +5,7 @@ import { AppError, BadUserInputError, NotFoundError, toAppError } from "../error
 import type { Ctx } from "./context";
 import type { PaymentService, Prefetched, VerifiedPayment } from "./payment.service";
 import type { BillingObservers } from "./services";
-import { checkUid } from "./validation";
+import { checkUid, isUid } from "./validation";
 import { sql } from "../db/sql";
 import { TurnBatcher, type Pending } from "../db/batch";
 import type { Verification } from "./verification";
@@ -20,6 +20,8 @@ export interface Notice {
   impUid: string;
   merchantUid?: string;
   claimedStatus?: string;
+  /** Cancellation notices name the cancellation (kept in the inbox for the record; the state comes from Iamport). */
+  cancellationId?: string;
 }
 
 /** A recorded event: its row id and the imp_uid it names. */
@@ -125,7 +127,10 @@ export class WebhookService {
     if (status !== undefined && status.length > 40) throw new BadUserInputError("status", "is too long");
     // Iamport's statuses are words; anything else (NUL, lone surrogates) could not even be stored.
     if (status !== undefined && !/^[\p{L}\p{N}_.:\- ]+$/u.test(status)) throw new BadUserInputError("status", "is not a payment status");
-    return { impUid, merchantUid, claimedStatus: status };
+    // A record only, never acted on: a malformed one is left out rather than refusing the notice.
+    const cancellation = b.cancellation_id;
+    const cancellationId = typeof cancellation === "string" && isUid(cancellation) ? cancellation.trim() : undefined;
+    return { impUid, merchantUid, claimedStatus: status, cancellationId };
   }
 
   /**
@@ -140,7 +145,13 @@ export class WebhookService {
     meta: { remoteIp?: string; claimMerchantUid?: boolean; extra?: Record<string, unknown> },
   ): Promise<EventResult> {
     // Recorded and committed before anything is decided; Iamport is asked meanwhile (prefetch).
-    const body = { imp_uid: notice.impUid, merchant_uid: notice.merchantUid, status: notice.claimedStatus, ...meta.extra };
+    const body = {
+      imp_uid: notice.impUid,
+      merchant_uid: notice.merchantUid,
+      status: notice.claimedStatus,
+      cancellation_id: notice.cancellationId,
+      ...meta.extra,
+    };
     const prefetched = this.payments.prefetch(ctx, notice.impUid);
     const id = await this.inbox.push({
       ctx,

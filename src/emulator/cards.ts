@@ -13,13 +13,30 @@ export const TEST_CARDS = {
   DECLINED_INSUFFICIENT_BALANCE: "4000-0000-0000-9995",
   /** The billing key is issued; the first charge succeeds, every later one declines. */
   DECLINES_AFTER_FIRST_CHARGE: "4000-0000-0000-0341",
+  /**
+   * The billing key is issued; the first charge succeeds, every later one
+   * declines softly for insufficient balance ("잔액부족"): dunning retries, then gives up.
+   */
+  SOFT_DECLINES_AFTER_FIRST_CHARGE: "4000-0000-0000-3220",
+  /**
+   * The billing key is issued; the first charge succeeds, the next two decline
+   * softly ("잔액부족"), later ones succeed again: dunning recovers on a retry.
+   */
+  RECOVERS_AFTER_TWO_DECLINES: "4000-0000-0000-3238",
   /** A normal card (Luhn-valid). */
   VALID: "4242-4242-4242-4242",
   /** Another normal card (Luhn-valid). */
   VALID_MASTERCARD: "5555-5555-5555-4444",
 } as const;
 
-export type CardBehaviour = "normal" | "refuse_billing_key" | "decline_limit" | "decline_balance" | "decline_after_first";
+export type CardBehaviour =
+  | "normal"
+  | "refuse_billing_key"
+  | "decline_limit"
+  | "decline_balance"
+  | "decline_after_first"
+  | "soft_decline_after_first"
+  | "recover_after_two_declines";
 
 // Test numbers are recognised before the Luhn check, so they work whatever their checksum.
 const SPECIAL_CARDS: ReadonlyMap<string, CardBehaviour> = new Map([
@@ -27,6 +44,8 @@ const SPECIAL_CARDS: ReadonlyMap<string, CardBehaviour> = new Map([
   [digitsOf(TEST_CARDS.DECLINED_LIMIT), "decline_limit"],
   [digitsOf(TEST_CARDS.DECLINED_INSUFFICIENT_BALANCE), "decline_balance"],
   [digitsOf(TEST_CARDS.DECLINES_AFTER_FIRST_CHARGE), "decline_after_first"],
+  [digitsOf(TEST_CARDS.SOFT_DECLINES_AFTER_FIRST_CHARGE), "soft_decline_after_first"],
+  [digitsOf(TEST_CARDS.RECOVERS_AFTER_TWO_DECLINES), "recover_after_two_declines"],
 ]);
 
 export const BILLING_KEY_FAILED = "카드정보 인증 및 빌키 발급에 실패하였습니다.";
@@ -163,6 +182,10 @@ export function declineReason(card: CardProfile, chargeNumber: number, now: numb
       return DECLINE_REASONS.balance;
     case "decline_after_first":
       return chargeNumber > 1 ? DECLINE_REASONS.suspended : null;
+    case "soft_decline_after_first":
+      return chargeNumber > 1 ? DECLINE_REASONS.balance : null;
+    case "recover_after_two_declines":
+      return chargeNumber === 2 || chargeNumber === 3 ? DECLINE_REASONS.balance : null;
     default:
       return null;
   }

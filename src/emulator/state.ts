@@ -78,6 +78,27 @@ export interface CheckoutInput extends BuyerInfo {
   custom_data: string | null;
 }
 
+export interface VbankInput extends BuyerInfo {
+  merchant_uid: string;
+  amount: number;
+  vbank_code: string;
+  vbank_due: number;
+  vbank_holder: string | null;
+  name: string | null;
+  notice_url: string | null;
+  custom_data: string | null;
+}
+
+/** The banks `POST /vbanks` issues accounts at (금융결제원 codes). */
+export const VBANK_BANKS: ReadonlyMap<string, string> = new Map([
+  ["003", "IBK기업은행"],
+  ["004", "KB국민은행"],
+  ["011", "NH농협은행"],
+  ["020", "우리은행"],
+  ["081", "하나은행"],
+  ["088", "신한은행"],
+]);
+
 export interface ExecutedSchedule {
   schedule: Schedule;
   payment: Payment | null;
@@ -119,7 +140,7 @@ function parsePg(pg: string | null): { provider: string; id: string } {
   return { provider: pg.slice(0, dot) || DEFAULT_PG.provider, id: pg.slice(dot + 1) || DEFAULT_PG.id };
 }
 
-function paginate<T>(items: T[], page: number, size: number): Page<T> {
+export function paginate<T>(items: T[], page: number, size: number): Page<T> {
   const start = (page - 1) * size;
   return {
     total: items.length,
@@ -127,6 +148,66 @@ function paginate<T>(items: T[], page: number, size: number): Page<T> {
     next: start + size < items.length ? page + 1 : 0,
     list: items.slice(start, start + size),
   };
+}
+
+/** `sorting` of Iamport's payment listings; a leading `-` means newest first. */
+export const PAYMENT_SORTINGS = ["-started", "started", "-paid", "paid", "-updated", "updated"] as const;
+export type PaymentSorting = (typeof PAYMENT_SORTINGS)[number];
+
+function sortKey(p: Payment, sorting: PaymentSorting): number {
+  switch (sorting.replace(/^-/, "")) {
+    case "paid":
+      return p.paid_at;
+    case "updated":
+      return Math.max(p.started_at, p.paid_at, p.failed_at, p.cancelled_at);
+    default:
+      return p.started_at;
+  }
+}
+
+/** Sorts payments given in the order they were made; ties keep that order (newest first when descending). */
+function sortPayments(list: Payment[], sorting: PaymentSorting): Payment[] {
+  const descending = sorting.startsWith("-");
+  const ordered = descending ? [...list].reverse() : [...list];
+  return ordered.sort((a, b) => (descending ? sortKey(b, sorting) - sortKey(a, sorting) : sortKey(a, sorting) - sortKey(b, sorting)));
+}
+
+/** The time a payment is searched by in `/payments/status/{status}`: that of its current status. */
+function statusTime(p: Payment): number {
+  switch (p.status) {
+    case "paid":
+      return p.paid_at;
+    case "failed":
+      return p.failed_at;
+    case "cancelled":
+      return p.cancelled_at;
+    default:
+      return p.started_at;
+  }
+}
+
+export interface BalanceAmounts {
+  tax_free: number;
+  supply: number;
+  vat: number;
+  service: number;
+}
+
+export interface PaymentBalance {
+  amount: number;
+  cash_receipt: BalanceAmounts;
+  primary: BalanceAmounts;
+  secondary: BalanceAmounts;
+  discount: BalanceAmounts;
+  histories: (Omit<PaymentBalance, "amount" | "histories"> & { created: number })[];
+}
+
+const ZERO_BALANCE: BalanceAmounts = { tax_free: 0, supply: 0, vat: 0, service: 0 };
+
+/** An amount split as a taxed card payment: VAT is 1/11 of it, rounded to the won (negative for refunds). */
+function splitAmount(amount: number): BalanceAmounts {
+  const vat = Math.sign(amount) * Math.round(Math.abs(amount) / 11);
+  return { tax_free: 0, supply: amount - vat, vat, service: 0 };
 }
 
 export class IamportState {
@@ -257,6 +338,59 @@ export class IamportState {
     return undefined;
   }
 
+  /** Every payment of an order (`/payments/findAll`), sorted, optionally of one status. */
+  findPayments(merchantUid: string, status: PaymentStatus | null, sorting: PaymentSorting): Payment[] {
+    const list = (this.paymentsByMerchant.get(merchantUid) ?? []).filter((p) => !status || p.status === status);
+    return sortPayments(list, sorting);
+  }
+
+  /** `/payments/status/{status}`: payments whose current status' time is within [from, to]. */
+  listPaymentsByStatus(q: { status: PaymentStatus | null; from: number; to: number; sorting: PaymentSorting; page: number; limit: number }): Page<Payment> {
+    const list: Payment[] = [];
+    for (const p of this.payments.values()) {
+      if (q.status && p.status !== q.status) continue;
+      const at = statusTime(p);
+      if (at >= q.from && at <= q.to) list.push(p);
+    }
+    return paginate(sortPayments(list, q.sorting), q.page, q.limit);
+  }
+
+  /** `/subscribe/customers/{customer_uid}/payments`: the key's payments, newest first, 20 a page. */
+  listCustomerPayments(customerUid: string, page: number): Page<Payment> {
+    const list: Payment[] = [];
+    for (const p of this.payments.values()) if (p.customer_uid === customerUid) list.push(p);
+    if (list.length === 0 && !this.customers.has(customerUid)) throw notFound(UNKNOWN_CUSTOMER);
+    return paginate(sortPayments(list, "-started"), page, SCHEDULE_PAGE_SIZE);
+  }
+
+  /**
+   * `/payments/{imp_uid}/balance`: what is left of a payment, as a taxed card
+   * payment (VAT 1/11, no tax-free part, points or discounts); each history
+   * entry is one event's amounts (the payment, then each cancellation, negative).
+   */
+  paymentBalance(impUid: string): PaymentBalance {
+    const p = this.payments.get(impUid);
+    if (!p) throw notFound("존재하지 않는 결제정보입니다.");
+    const events: { amount: number; at: number }[] = [];
+    if (p.paid_at > 0) events.push({ amount: p.amount, at: p.paid_at });
+    for (const c of p.cancel_history) events.push({ amount: -c.amount, at: c.cancelled_at });
+    const net = events.reduce((sum, e) => sum + e.amount, 0);
+    return {
+      amount: p.amount,
+      cash_receipt: { ...ZERO_BALANCE },
+      primary: splitAmount(net),
+      secondary: { ...ZERO_BALANCE },
+      discount: { ...ZERO_BALANCE },
+      histories: events.map((e) => ({
+        cash_receipt: { ...ZERO_BALANCE },
+        primary: splitAmount(e.amount),
+        secondary: { ...ZERO_BALANCE },
+        discount: { ...ZERO_BALANCE },
+        created: e.at,
+      })),
+    };
+  }
+
   private isPaidOrder(merchantUid: string): boolean {
     return this.paymentsByMerchant.get(merchantUid)?.some((p) => p.paid_at > 0) ?? false;
   }
@@ -368,10 +502,10 @@ export class IamportState {
     });
     p.cancel_amount += amount;
     p.cancel_reason = reason;
-    if (p.cancel_amount >= p.amount) {
-      p.status = "cancelled";
-      p.cancelled_at = now;
-    }
+    // Iamport sets cancelled_at at a partial cancel too: the time of the latest cancellation,
+    // which is also that entry's time in cancel_history. The status stays paid until nothing is left.
+    p.cancelled_at = now;
+    if (p.cancel_amount >= p.amount) p.status = "cancelled";
     return p;
   }
 
@@ -514,6 +648,41 @@ export class IamportState {
     s.schedule_at = scheduleAt;
     this.due.push({ at: scheduleAt, seq: ++this.seq, schedule: s });
     return s;
+  }
+
+  /**
+   * The schedule a failed or revoked run may be tried again for (reschedule,
+   * retry): one still pending, or whose order was paid, is a 400.
+   */
+  private retryable(merchantUid: string): Schedule {
+    const s = this.getSchedule(merchantUid);
+    const failedRun =
+      s.schedule_status === "executed" && (s.failure_without_payment !== null || (s.imp_uid !== null && this.payments.get(s.imp_uid)?.status === "failed"));
+    if (!(failedRun || s.schedule_status === "revoked") || this.isPaidOrder(merchantUid)) {
+      throw badRequest("아직 실행되지 않았거나 이미 승인된 결제예약입니다. (실패하거나 취소된 결제예약만 다시 시도할 수 있습니다.)");
+    }
+    if (!this.customers.has(s.customer_uid)) throw notFound(UNKNOWN_CUSTOMER);
+    return s;
+  }
+
+  /** `POST /subscribe/payments/schedule/{merchant_uid}/reschedule`: a failed or revoked schedule runs again at `scheduleAt`. */
+  rescheduleFailed(merchantUid: string, scheduleAt: number): Schedule {
+    const s = this.retryable(merchantUid);
+    const now = this.clock.now();
+    if (scheduleAt < now) throw badRequest(`예약시각(schedule_at: ${scheduleAt})이 현재시각(${now})보다 과거입니다.`);
+    Object.assign(s, { schedule_status: "scheduled", schedule_at: scheduleAt, executed_at: 0, revoked_at: 0, imp_uid: null, failure_without_payment: null });
+    this.due.push({ at: scheduleAt, seq: ++this.seq, schedule: s });
+    return s;
+  }
+
+  /** `POST /subscribe/payments/schedule/{merchant_uid}/retry`: a failed or revoked schedule is charged now. */
+  retrySchedule(merchantUid: string): Payment {
+    const s = this.retryable(merchantUid);
+    s.revoked_at = 0;
+    s.failure_without_payment = null;
+    const { payment } = this.execute(s, this.clock.now());
+    // retryable() refused an order already paid, so execute() made a payment.
+    return payment!;
   }
 
   listCustomerSchedules(
@@ -669,6 +838,34 @@ export class IamportState {
   }
 
   /** The customer pays into a virtual account. */
+  /** `POST /vbanks`: a virtual account issued by API, waiting for the deposit (`ready`). */
+  issueVbank(input: VbankInput): Payment {
+    this.assertNotPaid(input.merchant_uid);
+    const bank = VBANK_BANKS.get(input.vbank_code);
+    if (!bank) throw refused(`가상계좌 발급에 실패하였습니다. 지원하지 않는 은행코드입니다. (vbank_code: ${input.vbank_code})`);
+    const now = this.clock.now();
+    if (input.vbank_due <= now) throw refused(`가상계좌 입금기한(vbank_due: ${input.vbank_due})이 현재시각(${now})보다 과거입니다.`);
+    const p = this.newPayment(this.uniqueId(apiImpUid), { ...input, currency: "KRW" }, now, {
+      channel: "api",
+      pay_method: "vbank",
+      pg_provider: DEFAULT_PG.provider,
+      pg_id: DEFAULT_PG.id,
+      customer_uid: null,
+      customer_uid_usage: null,
+    });
+    Object.assign(p, {
+      status: "ready",
+      vbank_code: input.vbank_code,
+      vbank_name: bank,
+      vbank_num: randomDigits(14),
+      vbank_holder: input.vbank_holder ?? "(주)아임포트",
+      vbank_issued_at: now,
+      vbank_date: input.vbank_due,
+      pg_tid: pgTid(),
+    });
+    return this.addPayment(p);
+  }
+
   deposit(impUid: string): Payment {
     const p = this.payments.get(impUid);
     if (!p) throw notFound("존재하지 않는 결제정보입니다.");

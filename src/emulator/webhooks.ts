@@ -16,6 +16,8 @@ export interface WebhookBody {
   imp_uid: string;
   merchant_uid: string;
   status: WebhookStatus;
+  /** On cancellation notices only: the cancellation it reports (its `cancel_history` entry). */
+  cancellation_id?: string;
 }
 
 export interface WebhookJob {
@@ -23,7 +25,7 @@ export interface WebhookJob {
   noticeUrl: string | null;
   body: WebhookBody;
   /** What caused it, for the delivery log. */
-  source: "payment" | "schedule" | "checkout" | "vbank" | "redeliver";
+  source: "payment" | "schedule" | "checkout" | "vbank" | "redeliver" | "cancel";
 }
 
 export type WebhookOutcome = "delivered" | "failed" | "dropped";

@@ -53,6 +53,7 @@ export interface IamportCancelHistory {
   cancelled_at: number;
   reason: string;
   receipt_url?: string;
+  cancellation_id?: string;
 }
 
 export interface IamportPayment {

@@ -284,6 +284,27 @@ describe("virtual accounts", () => {
     expect((await verify(issued.imp_uid)).outcome).toBe("PAID");
   });
 
+  it("an account the merchant issued through Iamport's POST /vbanks goes the same way: READY, then PAID on the deposit webhook", async () => {
+    const order = await prepare(27_000);
+    const token = await h.iamportToken();
+    const now = (await h.emu.get("/__emulator/clock")).data.now as number;
+    // Its issue notice is dropped, so the verification below is the only thing that records it.
+    await dropNextWebhook();
+    const issued = await h.emu.post(
+      "/vbanks",
+      { channel_key: "channel-key-test", merchant_uid: order.merchantUid, amount: 27_000, vbank_code: "004", vbank_due: now + 86_400, vbank_holder: "Shop" },
+      { headers: { Authorization: token } },
+    );
+    expect(issued.data).toMatchObject({ code: 0, response: { status: "ready", pay_method: "vbank" } });
+    const impUid = issued.data.response.imp_uid as string;
+    const v = await verify(impUid);
+    expect(v).toMatchObject({ outcome: "VBANK_ISSUED", payment: { status: "READY" } });
+
+    const deposit = await h.emu.post("/__emulator/vbank/deposit", { imp_uid: impUid });
+    expect(deposit.data.webhooks.delivered).toBe(1);
+    expect(await row(order.merchantUid)).toMatchObject({ status: "PAID", imp_uid: impUid, paid_amount: 27_000 });
+  });
+
   it("a virtual account issued for less than the order is FORGERY_SUSPECTED and stays so after the deposit", async () => {
     const order = await prepare(40_000);
     const issued = await checkout(order.merchantUid, 4000, { pay_method: "vbank", ignore_prepare: true });

@@ -233,6 +233,68 @@ describe("refunds made in Iamport's console", () => {
   });
 });
 
+describe("refunds made at Iamport that send a cancellation notice (enable_webhook, as the console does)", () => {
+  /** Polls until `fn` returns a value (the emulator sends webhooks in the background after answering). */
+  async function eventually<T>(fn: () => Promise<T | undefined>, what: string): Promise<T> {
+    for (let i = 0; i < 200; i++) {
+      const v = await fn();
+      if (v !== undefined) return v;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    throw new Error(`timed out waiting for ${what}`);
+  }
+  const processedCancelNotice = (impUid: string, cancellationId: string) =>
+    eventually(async () => {
+      const ev = await events(impUid);
+      return ev.find((e) => (e.body as { cancellation_id?: string }).cancellation_id === cancellationId && e.processed_at !== null);
+    }, `the notice of cancellation ${cancellationId}`);
+  const row = async (merchantUid: string) =>
+    (
+      await h.sql<{ status: string; cancelled_amount: number; cancelled_at: number | null }>(
+        `select status, cancelled_amount, extract(epoch from cancelled_at)::int as cancelled_at from payments where merchant_uid = ?`,
+        [merchantUid],
+      )
+    )[0];
+
+  it("records a partial then a full refund once each, with the time of the latest cancellation", async () => {
+    const customerUid = await registerCard(h, uid("console"));
+    const { chargeAgain } = await h.client.request<{ chargeAgain: { merchantUid: string; impUid: string; status: string } }>(
+      `mutation C($input: ChargeAgainInput!) { chargeAgain(input: $input) { merchantUid impUid status } }`,
+      { input: { customerUid, amount: 10_000, name: "Console refund" } },
+    );
+    expect(chargeAgain.status).toBe("PAID");
+    const { impUid, merchantUid } = chargeAgain;
+    const token = await h.iamportToken();
+    const cancel = async (amount?: number) => {
+      const r = await h.emu.post("/payments/cancel", { imp_uid: impUid, amount, reason: "console", enable_webhook: true }, { headers: { Authorization: token } });
+      expect(r.data.code).toBe(0);
+      return r.data.response as { cancel_history: { cancellation_id: string; cancelled_at: number }[] };
+    };
+
+    const partial = await cancel(2500);
+    const first = partial.cancel_history[0];
+    const ev1 = await processedCancelNotice(impUid, first.cancellation_id);
+    // The notice says "cancelled"; Iamport, asked again, says the payment is still paid with 2500 cancelled.
+    expect(ev1).toMatchObject({ claimed_status: "cancelled", outcome: "PAID" });
+    expect(await row(merchantUid)).toEqual({ status: "PAID", cancelled_amount: 2500, cancelled_at: first.cancelled_at });
+
+    // The same notice delivered again records nothing twice.
+    for (let i = 0; i < 3; i++) {
+      const again = await h.http.post("/iamport-webhook", { imp_uid: impUid, merchant_uid: merchantUid, status: "cancelled", cancellation_id: first.cancellation_id });
+      expect(again.data.outcome).toBe("PAID");
+    }
+    expect(await row(merchantUid)).toEqual({ status: "PAID", cancelled_amount: 2500, cancelled_at: first.cancelled_at });
+
+    await h.advance(600);
+    const full = await cancel();
+    const second = full.cancel_history[1];
+    expect(second.cancelled_at - first.cancelled_at).toBeGreaterThanOrEqual(600);
+    const ev2 = await processedCancelNotice(impUid, second.cancellation_id);
+    expect(ev2).toMatchObject({ claimed_status: "cancelled", outcome: "CANCELLED" });
+    expect(await row(merchantUid)).toEqual({ status: "CANCELLED", cancelled_amount: 10_000, cancelled_at: second.cancelled_at });
+  });
+});
+
 describe("duplicate and concurrent deliveries", () => {
   it("records every delivery and settles the order once", async () => {
     const merchantUid = await prepare(8000);

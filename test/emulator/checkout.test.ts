@@ -137,3 +137,65 @@ describe("emulator: browser checkout, virtual accounts and redelivery", () => {
     expect(unknown.data.error).toContain("/__emulator/nothing");
   });
 });
+
+describe("emulator: POST /vbanks (a virtual account issued by API)", () => {
+  let t: TestEmulator;
+  let hooks: WebhookReceiver;
+  beforeAll(async () => {
+    hooks = await new WebhookReceiver().start();
+    t = await startTestEmulator({ webhookUrl: hooks.url });
+  });
+  afterAll(async () => {
+    await t.close();
+    await hooks.close();
+  });
+
+  const issue = (body: Record<string, unknown>) => t.api.post<Envelope<Payment>>("/vbanks", body);
+
+  it("issues a ready virtual account, notifies it, and a deposit pays it", async () => {
+    const now = await clockNow(t);
+    const mu = uid("vb");
+    const r = await issue({ channel_key: "channel-key-test", merchant_uid: mu, amount: 33000, vbank_code: "088", vbank_due: now + 86_400, vbank_holder: "홍길동상점", name: "주문" });
+    expect(r.status).toBe(200);
+    expect(r.data.code).toBe(0);
+    const p = r.data.response;
+    for (const f of ["imp_uid", "merchant_uid", "amount", "cancel_amount", "currency", "status", "sandbox"]) expect(p).toHaveProperty(f);
+    expect(p).toMatchObject({
+      merchant_uid: mu,
+      amount: 33000,
+      status: "ready",
+      pay_method: "vbank",
+      channel: "api",
+      vbank_code: "088",
+      vbank_name: "신한은행",
+      vbank_holder: "홍길동상점",
+      vbank_date: now + 86_400,
+      vbank_issued_at: now,
+    });
+    expect(p.vbank_num).toMatch(/^\d{14}$/);
+    const hook = await hooks.waitUntil((w) => w.body.imp_uid === p.imp_uid);
+    expect(hook.body).toEqual({ imp_uid: p.imp_uid, merchant_uid: mu, status: "ready" });
+
+    const paid = await t.http.post("/__emulator/vbank/deposit", { imp_uid: p.imp_uid });
+    expect(paid.data).toMatchObject({ status: "paid", webhooks: { delivered: 1 } });
+    // A paid order cannot get another account.
+    const again = await issue({ channel_key: "k", merchant_uid: mu, amount: 33000, vbank_code: "088", vbank_due: now + 86_400 });
+    expect(again.status).toBe(200);
+    expect(again.data.code).not.toBe(0);
+  });
+
+  it("refuses missing parameters (400), an unknown bank or a due time in the past (non-zero code)", async () => {
+    const now = await clockNow(t);
+    const base = { channel_key: "k", merchant_uid: uid("vb"), amount: 1000, vbank_code: "004", vbank_due: now + 3600 };
+    for (const missing of ["channel_key", "merchant_uid", "amount", "vbank_code", "vbank_due"]) {
+      const body: Record<string, unknown> = { ...base };
+      delete body[missing];
+      expect((await issue(body)).status).toBe(400);
+    }
+    const bank = await issue({ ...base, vbank_code: "999" });
+    expect(bank.data).toMatchObject({ response: null, message: expect.stringContaining("은행코드") });
+    expect(bank.data.code).not.toBe(0);
+    const past = await issue({ ...base, vbank_due: now - 1 });
+    expect(past.data.code).not.toBe(0);
+  });
+});

@@ -1,3 +1,4 @@
+import { DECLINE_REASONS } from "../../src/emulator/cards";
 import { TEST_CARDS } from "../../src/emulator";
 import { CARD, issueKey, startTestEmulator, uid, WebhookReceiver, webhooksSentFor, type Envelope, type TestEmulator } from "./helpers";
 
@@ -127,6 +128,33 @@ describe("emulator: charges, look-ups and cancels", () => {
     expect((await charge(cu)).response.status).toBe("failed");
   });
 
+  it("approves the first charge of the 3220 card and declines every later one softly (잔액부족)", async () => {
+    const cu = uid("cust");
+    await issueKey(t, cu, { card_number: TEST_CARDS.SOFT_DECLINES_AFTER_FIRST_CHARGE });
+    expect((await charge(cu)).response.status).toBe("paid");
+    for (let i = 0; i < 4; i++) {
+      const r = (await charge(cu)).response;
+      expect(r).toMatchObject({ status: "failed", fail_reason: DECLINE_REASONS.balance });
+    }
+  });
+
+  it("approves the first charge of the 3238 card, declines the next two softly, then approves again", async () => {
+    const cu = uid("cust");
+    await issueKey(t, cu, { card_number: TEST_CARDS.RECOVERS_AFTER_TWO_DECLINES });
+    const outcomes: [string, string | null][] = [];
+    for (let i = 0; i < 5; i++) {
+      const r = (await charge(cu)).response;
+      outcomes.push([r.status, r.fail_reason]);
+    }
+    expect(outcomes).toEqual([
+      ["paid", null],
+      ["failed", DECLINE_REASONS.balance],
+      ["failed", DECLINE_REASONS.balance],
+      ["paid", null],
+      ["paid", null],
+    ]);
+  });
+
   it("lets a failed merchant_uid be charged again, and find returns the latest attempt", async () => {
     const cu = uid("cust");
     await issueKey(t, cu, { card_number: TEST_CARDS.DECLINED_LIMIT });
@@ -224,11 +252,14 @@ describe("emulator: charges, look-ups and cancels", () => {
       await issueKey(t, cu);
     });
 
-    it("cancels partially (still paid, bigger cancel_amount, history) then fully (cancelled, cancelled_at)", async () => {
+    it("cancels partially (still paid, bigger cancel_amount, history, cancelled_at of that cancel) then fully (cancelled)", async () => {
       const p = (await charge(cu, 10000)).response;
       const part = await cancel({ imp_uid: p.imp_uid, amount: 3000, checksum: 10000, reason: "부분 환불" });
       expect(part.data.code).toBe(0);
-      expect(part.data.response).toMatchObject({ status: "paid", cancel_amount: 3000, cancelled_at: 0, cancel_reason: "부분 환불" });
+      expect(part.data.response).toMatchObject({ status: "paid", cancel_amount: 3000, cancel_reason: "부분 환불" });
+      // As Iamport does: cancelled_at is the time of the latest cancellation, partial ones included.
+      expect(part.data.response.cancelled_at).toBeGreaterThan(0);
+      expect(part.data.response.cancelled_at).toBe(part.data.response.cancel_history[0].cancelled_at);
       expect(part.data.response.cancel_history).toHaveLength(1);
       expect(part.data.response.cancel_history[0]).toMatchObject({ amount: 3000, reason: "부분 환불" });
       for (const f of ["pg_tid", "amount", "reason", "cancelled_at", "cancellation_id"]) {
@@ -248,6 +279,43 @@ describe("emulator: charges, look-ups and cancels", () => {
       // And a refunded order still cannot be charged again.
       const recharge = await again({ customer_uid: cu, merchant_uid: p.merchant_uid, amount: 10000, name: "x" });
       expect(recharge.data.code).not.toBe(0);
+    });
+
+    it("sends a cancellation notice with cancellation_id for each cancel asked with enable_webhook", async () => {
+      const p = (await charge(cu, 10000)).response;
+      await hooks.waitUntil((w) => w.body.imp_uid === p.imp_uid && w.body.status === "paid");
+      const part = await cancel({ imp_uid: p.imp_uid, amount: 4000, checksum: 10000, reason: "콘솔 부분 환불", enable_webhook: true });
+      expect(part.data.response.status).toBe("paid");
+      const [c1] = part.data.response.cancel_history;
+      // The notice reports the cancellation, so its status is "cancelled" although the payment is still paid.
+      const n1 = await hooks.waitUntil((w) => w.body.imp_uid === p.imp_uid && w.body.cancellation_id === c1.cancellation_id);
+      expect(n1.body).toEqual({ imp_uid: p.imp_uid, merchant_uid: p.merchant_uid, status: "cancelled", cancellation_id: c1.cancellation_id });
+
+      // Form-encoded too (enable_webhook as the string "true").
+      const full = await t.api.post<Envelope<Payment>>(
+        "/payments/cancel",
+        new URLSearchParams({ imp_uid: p.imp_uid, reason: "콘솔 전액 환불", enable_webhook: "true" }).toString(),
+        { headers: { "content-type": "application/x-www-form-urlencoded" } },
+      );
+      expect(full.data.response.status).toBe("cancelled");
+      const c2 = full.data.response.cancel_history[1];
+      expect(c2.cancellation_id).not.toBe(c1.cancellation_id);
+      const n2 = await hooks.waitUntil((w) => w.body.cancellation_id === c2.cancellation_id);
+      expect(n2.body).toEqual({ imp_uid: p.imp_uid, merchant_uid: p.merchant_uid, status: "cancelled", cancellation_id: c2.cancellation_id });
+      expect((await webhooksSentFor(t, p.imp_uid)).map((w) => w.status)).toEqual(["paid", "cancelled", "cancelled"]);
+
+      // A redelivery of the cancelled payment names its last cancellation.
+      const again2 = await t.http.post("/__emulator/webhooks/redeliver", { imp_uid: p.imp_uid });
+      expect(again2.data.webhooks.delivered).toBe(1);
+      const log = (await t.http.get("/__emulator/webhooks")).data.webhooks.filter((w: { body: { imp_uid: string } }) => w.body.imp_uid === p.imp_uid);
+      expect(log.at(-1).body).toEqual({ imp_uid: p.imp_uid, merchant_uid: p.merchant_uid, status: "cancelled", cancellation_id: c2.cancellation_id });
+    });
+
+    it("refuses an enable_webhook that is not a boolean, and cancels nothing", async () => {
+      const p = (await charge(cu, 10000)).response;
+      const r = await cancel({ imp_uid: p.imp_uid, amount: 1000, enable_webhook: "yes" });
+      expect(r.status).toBe(400);
+      expect((await t.api.get<Envelope<Payment>>(`/payments/${p.imp_uid}`)).data.response.cancel_amount).toBe(0);
     });
 
     it("refuses a checksum that differs from the refundable balance, and changes nothing", async () => {

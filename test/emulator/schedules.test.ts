@@ -284,7 +284,7 @@ describe("emulator: schedules and the clock", () => {
     expect((await t.api.get<Envelope>(`/subscribe/payments/schedule/customers/${cu}`)).status).toBe(400); // from/to required
     expect((await page({ "schedule-status": "bogus" })).status).toBe(400);
     expect((await page({ page: 0 })).status).toBe(400);
-    const empty = (await t.api.get<Envelope<SchedulePage>>(`/subscribe/payments/schedule/customers/${uid("nobody")}`, { params: { from: 0, to: now } })).data;
+    const empty = (await t.api.get<Envelope<SchedulePage>>(`/subscribe/payments/schedule/customers/${uid("nobody")}`, { params: { from: now - 86_400, to: now } })).data;
     expect(empty).toEqual({ code: 0, message: null, response: { total: 0, previous: 0, next: 0, list: [] } });
 
     // The all-customers listing (GET /subscribe/payments/schedule) pages too.
@@ -293,6 +293,25 @@ describe("emulator: schedules and the clock", () => {
     });
     expect(all.data.response.total).toBe(43);
     expect(all.data.response.list[0].merchant_uid).toBe(`${cu}_2`);
+  });
+
+  it("lists schedules at most three calendar months at a time, as Iamport does: a year's scan is refused", async () => {
+    // 2027-01-31 00:00 KST: three months later is 2027-05-01 00:00 KST (April has 30 days).
+    const from = Date.UTC(2027, 0, 30, 15) / 1000;
+    const threeMonths = Date.UTC(2027, 3, 30, 15) / 1000;
+    const cu = uid("cust");
+    await issueKey(t, cu);
+    for (const path of [`/subscribe/payments/schedule/customers/${cu}`, `/subscribe/customers/${cu}/schedules`]) {
+      expect((await t.api.get<Envelope>(path, { params: { from, to: threeMonths } })).status).toBe(200);
+      const over = await t.api.get<Envelope>(path, { params: { from, to: threeMonths + 1 } });
+      expect(over.status).toBe(400);
+      expect(over.data).toMatchObject({ code: expect.any(Number), response: null, message: expect.stringContaining("3개월") });
+      expect(over.data.code).not.toBe(0);
+      expect((await t.api.get<Envelope>(path, { params: { from, to: from + 365 * 86_400 } })).status).toBe(400);
+    }
+    const all = (params: Record<string, number>) => t.api.get<Envelope>("/subscribe/payments/schedule", { params });
+    expect((await all({ schedule_from: from, schedule_to: threeMonths })).status).toBe(200);
+    expect((await all({ schedule_from: from, schedule_to: from + 365 * 86_400 })).status).toBe(400);
   });
 
   it("keeps schedules of a deleted billing key; they fail when run", async () => {
@@ -473,5 +492,87 @@ describe("emulator: schedules and the clock", () => {
     expect((await t.http.post("/__emulator/clock/advance", { seconds: -5 })).status).toBe(400);
     expect((await t.http.post("/__emulator/clock/advance", {})).status).toBe(400);
     expect((await t.http.post("/__emulator/clock/advance", "{oops", { headers: { "Content-Type": "application/json" } })).status).toBe(400);
+  });
+});
+
+describe("emulator: reschedule and retry of a failed or revoked schedule", () => {
+  let t: TestEmulator;
+  let hooks: WebhookReceiver;
+  beforeAll(async () => {
+    hooks = await new WebhookReceiver().start();
+    t = await startTestEmulator({ webhookUrl: hooks.url });
+  });
+  afterAll(async () => {
+    await t.close();
+    await hooks.close();
+  });
+
+  /** A schedule of a declined card that ran and failed. */
+  async function failedSchedule(): Promise<{ cu: string; mu: string; failedImp: string }> {
+    const cu = uid("cust");
+    await issueKey(t, cu, { card_number: TEST_CARDS.DECLINED_LIMIT });
+    const mu = uid("sched");
+    const now = await clockNow(t);
+    const r = await t.api.post<Envelope>("/subscribe/payments/schedule", { customer_uid: cu, schedules: [{ merchant_uid: mu, schedule_at: now + 60, amount: 5000, name: "x" }] });
+    expect(r.data.code).toBe(0);
+    await advance(t, 61);
+    const s = (await t.api.get<Envelope<ScheduleResult>>(`/subscribe/payments/schedule/${mu}`)).data.response;
+    expect(s).toMatchObject({ schedule_status: "executed", payment_status: "failed" });
+    return { cu, mu, failedImp: s.imp_uid! };
+  }
+
+  it("reschedules a failed schedule: pending again at the new time, then run by the clock", async () => {
+    const { cu, mu, failedImp } = await failedSchedule();
+    const now = await clockNow(t);
+    expect((await t.api.post<Envelope>(`/subscribe/payments/schedule/${mu}/reschedule`, { schedule_at: now - 1 })).status).toBe(400);
+    const r = await t.api.post<Envelope<ScheduleResult>>(`/subscribe/payments/schedule/${mu}/reschedule`, { schedule_at: now + 3600 });
+    expect(r.status).toBe(200);
+    expect(r.data.response).toMatchObject({ merchant_uid: mu, schedule_status: "scheduled", schedule_at: now + 3600, executed_at: 0, imp_uid: null, payment_status: null });
+    // Pending now: neither can be asked again until it runs.
+    expect((await t.api.post<Envelope>(`/subscribe/payments/schedule/${mu}/retry`)).status).toBe(400);
+
+    await issueKey(t, cu); // the customer fixes the card
+    const run = await t.http.post<{ executed: { merchant_uid: string; status: string; imp_uid: string }[] }>("/__emulator/clock/advance", { seconds: 3600 });
+    expect(run.data.executed).toEqual([expect.objectContaining({ merchant_uid: mu, status: "paid" })]);
+    expect(run.data.executed[0].imp_uid).not.toBe(failedImp);
+    const after = (await t.api.get<Envelope<ScheduleResult>>(`/subscribe/payments/schedule/${mu}`)).data.response;
+    expect(after).toMatchObject({ schedule_status: "executed", payment_status: "paid" });
+    // Paid: neither may be asked again.
+    expect((await t.api.post<Envelope>(`/subscribe/payments/schedule/${mu}/reschedule`, { schedule_at: now + 7200 })).status).toBe(400);
+    expect((await t.api.post<Envelope>(`/subscribe/payments/schedule/${mu}/retry`)).status).toBe(400);
+  });
+
+  it("retries a failed schedule now: a new payment (paid or failed) and its webhook", async () => {
+    const { cu, mu, failedImp } = await failedSchedule();
+    const declined = await t.api.post<Envelope<{ imp_uid: string; status: string; customer_uid_usage: string }>>(`/subscribe/payments/schedule/${mu}/retry`);
+    expect(declined.status).toBe(200);
+    expect(declined.data.response).toMatchObject({ status: "failed", customer_uid_usage: "payment.scheduled" });
+    expect(declined.data.response.imp_uid).not.toBe(failedImp);
+    await hooks.waitUntil((w) => w.body.imp_uid === declined.data.response.imp_uid && w.body.status === "failed");
+
+    await issueKey(t, cu);
+    const paid = await t.api.post<Envelope<{ imp_uid: string; status: string; merchant_uid: string }>>(`/subscribe/payments/schedule/${mu}/retry`);
+    expect(paid.data.response).toMatchObject({ status: "paid", merchant_uid: mu });
+    await hooks.waitUntil((w) => w.body.imp_uid === paid.data.response.imp_uid && w.body.status === "paid");
+    expect((await t.api.get<Envelope<ScheduleResult>>(`/subscribe/payments/schedule/${mu}`)).data.response).toMatchObject({
+      imp_uid: paid.data.response.imp_uid,
+      payment_status: "paid",
+    });
+  });
+
+  it("retries a revoked schedule; refuses unknown schedules (404) and a deleted billing key (404)", async () => {
+    const cu = uid("cust");
+    await issueKey(t, cu);
+    const mu = uid("sched");
+    const now = await clockNow(t);
+    await t.api.post<Envelope>("/subscribe/payments/schedule", { customer_uid: cu, schedules: [{ merchant_uid: mu, schedule_at: now + 600, amount: 5000, name: "x" }] });
+    expect((await t.api.post<Envelope>("/subscribe/payments/unschedule", { customer_uid: cu, merchant_uid: [mu] })).data.code).toBe(0);
+    const r = await t.api.post<Envelope<{ status: string }>>(`/subscribe/payments/schedule/${mu}/retry`);
+    expect(r.data.response.status).toBe("paid");
+    expect((await t.api.post<Envelope>(`/subscribe/payments/schedule/${uid("none")}/retry`)).status).toBe(404);
+
+    const { cu: gone, mu: goneMu } = await failedSchedule();
+    await t.api.delete(`/subscribe/customers/${gone}`);
+    expect((await t.api.post<Envelope>(`/subscribe/payments/schedule/${goneMu}/retry`)).status).toBe(404);
   });
 });

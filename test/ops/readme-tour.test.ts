@@ -13,12 +13,17 @@ afterAll(async () => {
   await h?.close();
 });
 
+/** A shell block of README.md between `<!-- name:start -->` and `<!-- name:end -->`, exactly as shown. */
+function readmeBlock(name: string): string {
+  const readme = fs.readFileSync(path.resolve(__dirname, "../../README.md"), "utf8");
+  const m = new RegExp(`<!-- ${name}:start -->\\s*\`\`\`sh\\n([\\s\\S]*?)\`\`\`\\s*<!-- ${name}:end -->`).exec(readme);
+  if (!m) throw new Error(`README.md has no ${name} block between <!-- ${name}:start --> and <!-- ${name}:end -->`);
+  return m[1];
+}
+
 /** The tour's shell block, exactly as README.md shows it. */
 function tourScript(): string {
-  const readme = fs.readFileSync(path.resolve(__dirname, "../../README.md"), "utf8");
-  const m = /<!-- tour:start -->\s*```sh\n([\s\S]*?)```\s*<!-- tour:end -->/.exec(readme);
-  if (!m) throw new Error("README.md has no tour block between <!-- tour:start --> and <!-- tour:end -->");
-  return m[1];
+  return readmeBlock("tour");
 }
 
 describe("the README's five-minute tour", () => {
@@ -58,5 +63,27 @@ describe("the README's five-minute tour", () => {
     expect(failed!.stdout.trim()).toBe("");
     // Step 4 never ran: the emulator's clock is where real time took it, not 31 days ahead.
     expect((await clock()) - before).toBeLessThan(86_400);
+  });
+
+  it("rehearses dunning as the Subscriptions section shows: PAST_DUE twice with card 3238, then ACTIVE", async () => {
+    // The rehearsal uses the tour's variables and gql helper: the tour's lines up to gql's definition.
+    const tour = tourScript();
+    // Without the tour's opening "( set -e" (the test runs bash -e), through the "}" that closes gql.
+    const preamble = tour.slice(tour.indexOf("\n") + 1, tour.indexOf("\n}\n", tour.indexOf("gql()")) + 3);
+    const { stdout } = await run("bash", ["-euo", "pipefail", "-c", preamble + readmeBlock("dunning")], {
+      env: { PATH: process.env.PATH, API: h.server.url, EMU: h.emulator.url, KEY: API_KEY },
+      timeout: 60_000,
+    });
+    const lines = stdout
+      .split("\n")
+      .filter((l) => l.trim() !== "")
+      .map((l) => JSON.parse(l));
+    expect(lines).toHaveLength(5);
+    expect(lines[0].data.registerCard).toMatchObject({ status: "ACTIVE" });
+    expect(lines[1].data.startSubscription).toMatchObject({ status: "ACTIVE" });
+    const states = lines.slice(2).map((l) => l.data.subscriptions.nodes[0]);
+    expect(states[0]).toMatchObject({ status: "PAST_DUE", statusReason: expect.stringMatching(/잔액부족.*retry 1 of 3|retry 1 of 3.*잔액부족/) });
+    expect(states[1]).toMatchObject({ status: "PAST_DUE", statusReason: expect.stringMatching(/retry 2 of 3/) });
+    expect(states[2]).toMatchObject({ status: "ACTIVE", statusReason: null });
   });
 });

@@ -169,6 +169,70 @@ describe("dunning with the default RETRY_SCHEDULE (1d,3d,5d)", () => {
     expect(await iamportPaymentByOrder(h, renewalUid(sub.id, 2, 2))).toBeNull();
   });
 
+  it("rehearses soft dunning with card 3220: ACTIVE, PAST_DUE through three retries declined for 잔액부족, then UNPAID", async () => {
+    const customerUid = await registerCard(h, uid("c"), TEST_CARDS.firstOkThenSoftDeclines);
+    const sub = await startSub(h, { customerUid, interval: "MONTH" });
+    expect(sub.status).toBe("ACTIVE");
+
+    let s = sub;
+    const seen: [string, string | null][] = [];
+    for (let attempt = 1; attempt <= 4; attempt++) {
+      const r = await advancePastNextPayment(h, s);
+      expect(ofSub(r, sub.id)).toEqual([expect.objectContaining({ merchant_uid: renewalUid(sub.id, 2, attempt), status: "failed" })]);
+      s = await getSub(h, sub.id);
+      seen.push([s.status, s.statusReason]);
+    }
+    expect(seen.slice(0, 3).map(([status]) => status)).toEqual(["PAST_DUE", "PAST_DUE", "PAST_DUE"]);
+    seen.slice(0, 3).forEach(([, reason], i) => {
+      expect(reason).toMatch(/잔액부족/);
+      expect(reason).toMatch(new RegExp(`retry ${i + 1} of 3`));
+    });
+    expect(s).toMatchObject({ status: "UNPAID", nextPaymentAt: null });
+    expect(s.statusReason).toMatch(/retries exhausted/);
+    expect((await paymentRows(h, sub.id)).map((x) => [x.period, x.attempt, x.status])).toEqual([
+      [1, 1, "PAID"],
+      [2, 1, "FAILED"],
+      [2, 2, "FAILED"],
+      [2, 3, "FAILED"],
+      [2, 4, "FAILED"],
+    ]);
+    expect(await customerSchedules(h, customerUid, "scheduled")).toEqual([]);
+  });
+
+  it("rehearses recovery with card 3238: PAST_DUE after two soft declines, ACTIVE again when the second retry pays", async () => {
+    const customerUid = await registerCard(h, uid("c"), TEST_CARDS.recoversAfterTwoDeclines);
+    const sub = await startSub(h, { customerUid, interval: "MONTH" });
+    expect(sub.status).toBe("ACTIVE");
+
+    let s = sub;
+    for (const attempt of [1, 2]) {
+      const r = await advancePastNextPayment(h, s);
+      expect(ofSub(r, sub.id)).toEqual([expect.objectContaining({ merchant_uid: renewalUid(sub.id, 2, attempt), status: "failed" })]);
+      s = await getSub(h, sub.id);
+      expect(s.status).toBe("PAST_DUE");
+      expect(s.statusReason).toMatch(/잔액부족/);
+      expect(s.statusReason).toMatch(new RegExp(`retry ${attempt} of 3`));
+    }
+    const paid = await advancePastNextPayment(h, s);
+    expect(ofSub(paid, sub.id)).toEqual([expect.objectContaining({ merchant_uid: renewalUid(sub.id, 2, 3), status: "paid" })]);
+    s = await getSub(h, sub.id);
+    expect(s).toMatchObject({ status: "ACTIVE", statusReason: null });
+    // The anchor holds: period 2 starts where period 1 ended.
+    expect(s.currentPeriodStart).toBe(sub.currentPeriodEnd);
+    expect((await paymentRows(h, sub.id)).map((x) => [x.period, x.attempt, x.status])).toEqual([
+      [1, 1, "PAID"],
+      [2, 1, "FAILED"],
+      [2, 2, "FAILED"],
+      [2, 3, "PAID"],
+      [3, 1, "SCHEDULED"],
+    ]);
+
+    // The next renewal pays on the first attempt.
+    const next = await advancePastNextPayment(h, s);
+    expect(ofSub(next, sub.id)).toEqual([expect.objectContaining({ merchant_uid: renewalUid(sub.id, 3, 1), status: "paid" })]);
+    expect((await getSub(h, sub.id)).status).toBe("ACTIVE");
+  });
+
   it("treats an expired card as a hard decline", async () => {
     // A card that expires at the end of next month by Iamport's clock; a yearly renewal comes after that.
     const expiry = new Date((await emulatorNow(h)) * 1000 + 35 * DAY * 1000).toISOString().slice(0, 7);

@@ -118,24 +118,37 @@ export async function iamportSchedule(h: Harness, merchantUid: string): Promise<
   return r.data.response as IamportScheduleWire;
 }
 
-/** Every schedule Iamport holds for a customer (all pages), optionally of one status. */
+/** Windows shorter than Iamport's three-month limit on schedule listings. */
+const SCHEDULE_WINDOW_SECONDS = 89 * 86_400;
+/** How far from Iamport's clock the tests' schedules lie (yearly plans, clocks moved by months). */
+const SCHEDULE_SCAN_SECONDS = 3 * 365 * 86_400;
+
+/**
+ * Every schedule Iamport holds for a customer within three years of its clock,
+ * newest first, optionally of one status: window by window (Iamport lists at
+ * most three months at a time), every page.
+ */
 export async function customerSchedules(
   h: Harness,
   customerUid: string,
   status?: "scheduled" | "executed" | "revoked",
 ): Promise<IamportScheduleWire[]> {
+  const now = await emulatorNow(h);
   const out: IamportScheduleWire[] = [];
-  for (let page = 1; ; page++) {
-    const r = await iamportGet(h, `/subscribe/payments/schedule/customers/${encodeURIComponent(customerUid)}`, {
-      from: 0,
-      to: 4_102_444_800,
-      page,
-      ...(status ? { "schedule-status": status } : {}),
-    });
-    if (r.status !== 200) throw new Error(`customer schedules failed: ${r.status} ${JSON.stringify(r.data)}`);
-    out.push(...(r.data.response.list as IamportScheduleWire[]));
-    if (!r.data.response.next) return out;
+  for (let to = now + SCHEDULE_SCAN_SECONDS; to > now - SCHEDULE_SCAN_SECONDS; to -= SCHEDULE_WINDOW_SECONDS) {
+    for (let page = 1; ; page++) {
+      const r = await iamportGet(h, `/subscribe/payments/schedule/customers/${encodeURIComponent(customerUid)}`, {
+        from: to - SCHEDULE_WINDOW_SECONDS,
+        to,
+        page,
+        ...(status ? { "schedule-status": status } : {}),
+      });
+      if (r.status !== 200) throw new Error(`customer schedules failed: ${r.status} ${JSON.stringify(r.data)}`);
+      out.push(...(r.data.response.list as IamportScheduleWire[]));
+      if (!r.data.response.next) break;
+    }
   }
+  return out;
 }
 
 /** Payments Iamport made for an order (merchant_uid): its latest, or null. */

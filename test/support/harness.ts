@@ -162,6 +162,8 @@ export const TEST_CARDS = {
   declined: "4000-0000-0000-0002",
   insufficient: "4000-0000-0000-9995",
   firstOkThenDeclines: "4000-0000-0000-0341",
+  firstOkThenSoftDeclines: "4000-0000-0000-3220",
+  recoversAfterTwoDeclines: "4000-0000-0000-3238",
 };
 
 export const REGISTER_CARD = /* GraphQL */ `

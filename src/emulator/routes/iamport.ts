@@ -14,7 +14,7 @@ import {
 } from "../model";
 import { Params } from "../params";
 import { compileTemplate, type CompiledTemplate, type HttpMethod } from "../router";
-import type { ChargeInput, IamportState, IssueInput, Page, ScheduleInput } from "../state";
+import { paginate, PAYMENT_SORTINGS, type ChargeInput, type IamportState, type IssueInput, type Page, type PaymentSorting, type ScheduleInput } from "../state";
 import type { TokenIssuer } from "../tokens";
 import type { WebhookJob } from "../webhooks";
 
@@ -141,20 +141,107 @@ function readSchedule(raw: unknown, index: number): ScheduleInput {
   };
 }
 
+const KST_OFFSET_SECONDS = 9 * 3600;
+
+/** UNIX seconds three calendar months after `at`, Korean time (a day past the month's end rolls over). */
+function threeMonthsAfter(at: number): number {
+  const d = new Date((at + KST_OFFSET_SECONDS) * 1000);
+  const later = Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 3, d.getUTCDate(), d.getUTCHours(), d.getUTCMinutes(), d.getUTCSeconds());
+  return later / 1000 - KST_OFFSET_SECONDS;
+}
+
+/**
+ * The `from`..`to` of a schedule listing: Iamport lists schedules at most
+ * three months at a time, so a longer window is refused (a caller scans a
+ * year in windows, as it must against Iamport).
+ */
+function scheduleWindow(q: Params, fromName: string, toName: string): { from: number; to: number } {
+  const from = q.int(fromName, { min: 0 });
+  const to = q.int(toName, { min: 0 });
+  if (to > threeMonthsAfter(from)) {
+    throw badRequest(`결제예약 조회 기간(${fromName} ~ ${toName})은 최대 3개월까지 가능합니다.`);
+  }
+  return { from, to };
+}
+
+/** `/payments/status/{status}` searches at most 90 days, as Iamport does. */
+const STATUS_SEARCH_MAX_SECONDS = 90 * 86_400;
+
+/** A `{payment_status}` path segment; "all" (what Iamport's own clients send) or none means any status. */
+function pathStatus(params: Record<string, string>): PaymentStatus | null {
+  const raw = params.payment_status === "all" ? null : (params.payment_status ?? null);
+  return enumValue(raw, PAYMENT_STATUSES, "payment_status");
+}
+
 function enumValue<T extends string>(value: string | null, allowed: readonly T[], name: string): T | null {
   if (value === null) return null;
   if (!(allowed as readonly string[]).includes(value)) throw badRequest(`${name} 파라미터는 ${allowed.join(", ")} 중 하나여야 합니다.`);
   return value as T;
 }
 
+/** At most this many ids in one multiple look-up (`/payments`, `/subscribe/customers`), as Iamport allows. */
+const MAX_LOOKUP_IDS = 100;
+
+/** A list query parameter as `name[]=a&name[]=b` (Iamport's form) or `name=a&name=b`. */
+function idList(q: Params, name: string): string[] {
+  return [...(q.optStrList(`${name}[]`) ?? []), ...(q.optStrList(name) ?? [])];
+}
+
+/**
+ * The answer of a multiple look-up: 200 when every id was found, 207 with the
+ * ones found when some were not, 404 when none was.
+ */
+function multiple<T>(ids: string[], found: T[], missing: string[]): ApiResult {
+  if (found.length === 0) throw notFound(`조회된 정보가 없습니다. (${ids.join(", ")})`);
+  if (missing.length === 0) return ok(found);
+  return { status: 207, body: { code: 0, message: `일부 항목을 조회하지 못했습니다. (${missing.join(", ")})`, response: found } };
+}
+
+function readSorting(q: Params): PaymentSorting {
+  return enumValue(q.optStr("sorting"), PAYMENT_SORTINGS, "sorting") ?? "-started";
+}
+
+function readLimit(q: Params): number {
+  const limit = q.optInt("limit", { min: 1 }) ?? 20;
+  if (limit > 1000) throw badRequest("limit 파라미터는 최대 1000입니다.");
+  return limit;
+}
+
 export function webhookJob(p: Payment, source: WebhookJob["source"]): WebhookJob {
-  return { noticeUrl: p.notice_url, body: { imp_uid: p.imp_uid, merchant_uid: p.merchant_uid, status: p.status }, source };
+  const body: WebhookJob["body"] = { imp_uid: p.imp_uid, merchant_uid: p.merchant_uid, status: p.status };
+  // A cancelled payment's notice names its last cancellation, as Iamport's cancellation notices do.
+  const last = p.cancel_history.at(-1);
+  if (p.status === "cancelled" && last) body.cancellation_id = last.cancellation_id;
+  return { noticeUrl: p.notice_url, body, source };
+}
+
+/**
+ * The notice of one cancellation (`enable_webhook`): status `cancelled` even
+ * when a partial cancel leaves the payment `paid`, since it reports the event;
+ * the receiver re-queries the payment for its state.
+ */
+export function cancelWebhookJob(p: Payment): WebhookJob {
+  const last = p.cancel_history.at(-1);
+  const body: WebhookJob["body"] = { imp_uid: p.imp_uid, merchant_uid: p.merchant_uid, status: "cancelled" };
+  if (last) body.cancellation_id = last.cancellation_id;
+  return { noticeUrl: p.notice_url, body, source: "cancel" };
 }
 
 export function createIamportRoutes(deps: IamportDeps): IamportRoute[] {
   const { state, tokens, clock, credentials } = deps;
   const scheduleWire = (s: Schedule) => scheduleToWire(s, (id) => state.getPayment(id));
   const schedulePage = (page: Page<Schedule>) => ({ ...page, list: page.list.map(scheduleWire) });
+  const paymentPage = (page: Page<Payment>) => ({ ...page, list: page.list.map(paymentToWire) });
+  const customerSchedules = ({ params, query }: CallContext) =>
+    ok(
+      schedulePage(
+        state.listCustomerSchedules(params.customer_uid, {
+          ...scheduleWindow(query, "from", "to"),
+          status: enumValue(query.optStr("schedule-status"), SCHEDULE_STATUSES, "schedule-status"),
+          page: query.optInt("page", { min: 1 }) ?? 1,
+        }),
+      ),
+    );
   const paid = (p: Payment, source: WebhookJob["source"]) => {
     // Iamport notifies approved payments; an ordinary failed API charge sends nothing.
     if (p.status === "paid") deps.sendWebhooks([webhookJob(p, source)]);
@@ -189,6 +276,18 @@ export function createIamportRoutes(deps: IamportDeps): IamportRoute[] {
     ),
 
     // ---- billing keys
+    route("GET", "/subscribe/customers", ({ query }) => {
+      const ids = idList(query, "customer_uid");
+      if (ids.length === 0) throw badRequest("customer_uid[] 파라미터가 누락되었습니다.");
+      if (ids.length > MAX_LOOKUP_IDS) throw badRequest(`customer_uid[] 는 최대 ${MAX_LOOKUP_IDS}개까지 조회할 수 있습니다.`);
+      const found = ids.flatMap((id) => (state.customers.has(id) ? [customerToWire(state.getCustomer(id))] : []));
+      return multiple(ids, found, ids.filter((id) => !state.customers.has(id)));
+    }),
+    route("GET", "/subscribe/customers/{customer_uid}/payments", ({ params, query }) =>
+      ok(paymentPage(state.listCustomerPayments(params.customer_uid, query.optInt("page", { min: 1 }) ?? 1))),
+    ),
+    // The same listing as /subscribe/payments/schedule/customers/{customer_uid}.
+    route("GET", "/subscribe/customers/{customer_uid}/schedules", customerSchedules),
     route("GET", "/subscribe/customers/{customer_uid}", ({ params }) =>
       ok(customerToWire(state.getCustomer(params.customer_uid))),
     ),
@@ -219,8 +318,7 @@ export function createIamportRoutes(deps: IamportDeps): IamportRoute[] {
       return ok(
         schedulePage(
           state.listSchedules({
-            from: query.int("schedule_from", { min: 0 }),
-            to: query.int("schedule_to", { min: 0 }),
+            ...scheduleWindow(query, "schedule_from", "schedule_to"),
             status: enumValue(query.optStr("schedule_status"), SCHEDULE_STATUSES, "schedule_status"),
             page: query.optInt("page", { min: 1 }) ?? 1,
             limit,
@@ -251,24 +349,23 @@ export function createIamportRoutes(deps: IamportDeps): IamportRoute[] {
     route("PUT", "/subscribe/payments/schedule/{merchant_uid}", ({ params, body }) =>
       ok(scheduleWire(state.reschedule(params.merchant_uid, readUnixSeconds(body, "schedule_at")))),
     ),
-    route("GET", "/subscribe/payments/schedule/customers/{customer_uid}", ({ params, query }) =>
-      ok(
-        schedulePage(
-          state.listCustomerSchedules(params.customer_uid, {
-            from: query.int("from", { min: 0 }),
-            to: query.int("to", { min: 0 }),
-            status: enumValue(query.optStr("schedule-status"), SCHEDULE_STATUSES, "schedule-status"),
-            page: query.optInt("page", { min: 1 }) ?? 1,
-          }),
-        ),
-      ),
+    route("POST", "/subscribe/payments/schedule/{merchant_uid}/reschedule", ({ params, body }) =>
+      ok(scheduleWire(state.rescheduleFailed(params.merchant_uid, readUnixSeconds(body, "schedule_at")))),
     ),
+    route("POST", "/subscribe/payments/schedule/{merchant_uid}/retry", ({ params }) => {
+      // A retried schedule notifies like a scheduled run, paid or failed.
+      const p = state.retrySchedule(params.merchant_uid);
+      deps.sendWebhooks([webhookJob(p, "schedule")]);
+      return ok(paymentToWire(p));
+    }),
+    route("GET", "/subscribe/payments/schedule/customers/{customer_uid}", customerSchedules),
 
     // ---- payments (static paths before /payments/{imp_uid})
     route("POST", "/payments/cancel", ({ body }) => {
       const impUid = body.optStr("imp_uid");
       const merchantUid = body.optStr("merchant_uid");
       if (impUid === null && merchantUid === null) throw badRequest("imp_uid 또는 merchant_uid 파라미터가 필요합니다.");
+      const enableWebhook = body.optBool("enable_webhook") === true;
       const p = state.cancel({
         imp_uid: impUid,
         merchant_uid: merchantUid,
@@ -276,7 +373,9 @@ export function createIamportRoutes(deps: IamportDeps): IamportRoute[] {
         checksum: body.optNum("checksum", { min: 0 }),
         reason: body.optStr("reason"),
       });
-      return ok(paymentToWire(p)); // API cancels send no webhook (Iamport's default)
+      // API cancels send no webhook unless asked (Iamport's default); the console always sends one.
+      if (enableWebhook) deps.sendWebhooks([cancelWebhookJob(p)]);
+      return ok(paymentToWire(p));
     }),
     route("POST", "/payments/prepare", ({ body }) =>
       ok(prepareToWire(state.prepare(body.str("merchant_uid", 40), body.num("amount", { min: 0 }), body.optStr("currency")))),
@@ -285,14 +384,75 @@ export function createIamportRoutes(deps: IamportDeps): IamportRoute[] {
       ok(prepareToWire(state.updatePrepare(body.str("merchant_uid", 40), body.num("amount", { min: 0 }), body.optStr("currency")))),
     ),
     route("GET", "/payments/prepare/{merchant_uid}", ({ params }) => ok(prepareToWire(state.getPrepare(params.merchant_uid)))),
-    route("GET", ["/payments/find/{merchant_uid}", "/payments/find/{merchant_uid}/{payment_status}"], ({ params }) => {
-      // "all" is what Iamport's own clients send for "any status".
-      const raw = params.payment_status === "all" ? null : (params.payment_status ?? null);
-      const status = enumValue(raw, PAYMENT_STATUSES, "payment_status");
-      const p = state.findPayment(params.merchant_uid, status ?? undefined);
+    route("GET", ["/payments/find/{merchant_uid}", "/payments/find/{merchant_uid}/{payment_status}"], ({ params, query }) => {
+      const [p] = state.findPayments(params.merchant_uid, pathStatus(params), readSorting(query));
       if (!p) throw notFound("존재하지 않는 결제정보입니다.");
       return ok(paymentToWire(p));
     }),
+    route("GET", ["/payments/findAll/{merchant_uid}", "/payments/findAll/{merchant_uid}/{payment_status}"], ({ params, query }) => {
+      const list = state.findPayments(params.merchant_uid, pathStatus(params), readSorting(query));
+      if (list.length === 0) throw notFound("존재하지 않는 결제정보입니다.");
+      return ok(paymentPage(paginate(list, query.optInt("page", { min: 1 }) ?? 1, readLimit(query))));
+    }),
+    route("GET", "/payments/status/{payment_status}", ({ params, query }) => {
+      const to = query.optInt("to", { min: 0 }) ?? clock.now();
+      const from = query.optInt("from", { min: 0 }) ?? to - STATUS_SEARCH_MAX_SECONDS;
+      if (from > to) throw badRequest("from 파라미터는 to 파라미터보다 클 수 없습니다.");
+      if (to - from > STATUS_SEARCH_MAX_SECONDS) throw badRequest("검색기간은 최대 90일까지 가능합니다.");
+      return ok(
+        paymentPage(
+          state.listPaymentsByStatus({
+            status: pathStatus(params),
+            from,
+            to,
+            sorting: readSorting(query),
+            page: query.optInt("page", { min: 1 }) ?? 1,
+            limit: readLimit(query),
+          }),
+        ),
+      );
+    }),
+    route("GET", "/payments", ({ query }) => {
+      const impUids = idList(query, "imp_uid");
+      const merchantUids = idList(query, "merchant_uid");
+      const ids = [...impUids, ...merchantUids];
+      if (ids.length === 0) throw badRequest("imp_uid[] 또는 merchant_uid[] 파라미터가 필요합니다.");
+      if (ids.length > MAX_LOOKUP_IDS) throw badRequest(`imp_uid[] 와 merchant_uid[] 는 합해서 최대 ${MAX_LOOKUP_IDS}개까지 조회할 수 있습니다.`);
+      const found: Payment[] = [];
+      const missing: string[] = [];
+      for (const id of impUids) {
+        const p = state.getPayment(id);
+        if (p) found.push(p);
+        else missing.push(id);
+      }
+      // An order's latest payment, as /payments/find answers.
+      for (const id of merchantUids) {
+        const p = state.findPayment(id);
+        if (p) found.push(p);
+        else missing.push(id);
+      }
+      return multiple(ids, found.map(paymentToWire), missing);
+    }),
+    route("POST", "/vbanks", ({ body }) => {
+      // The channel picks the PG at Iamport; the emulator has one PG, so any channel key is accepted.
+      body.str("channel_key");
+      const p = state.issueVbank({
+        merchant_uid: body.str("merchant_uid", 40),
+        amount: body.num("amount", { positive: true }),
+        vbank_code: body.str("vbank_code"),
+        vbank_due: readUnixSeconds(body, "vbank_due"),
+        vbank_holder: body.optStr("vbank_holder"),
+        name: body.optStr("name"),
+        ...readBuyer(body),
+        // The spec types notice_url as an array; the first URL is the one notified.
+        notice_url: body.optStrList("notice_url")?.[0] ?? null,
+        custom_data: body.customData(),
+      });
+      // An issued virtual account is notified (ready), as from the payment window.
+      deps.sendWebhooks([webhookJob(p, "vbank")]);
+      return ok(paymentToWire(p));
+    }),
+    route("GET", "/payments/{imp_uid}/balance", ({ params }) => ok(state.paymentBalance(params.imp_uid))),
     route("GET", "/payments/{imp_uid}", ({ params }) => {
       const p = state.getPayment(params.imp_uid);
       if (!p) throw notFound("존재하지 않는 결제정보입니다.");
