@@ -7,7 +7,6 @@ import {
   ApolloServerPluginLandingPageDisabled,
   ApolloServerPluginUsageReportingDisabled,
 } from "@apollo/server/plugin/disabled";
-import { fastifyApolloHandler } from "@as-integrations/fastify";
 import fastifyCors from "@fastify/cors";
 import fastifyFormbody from "@fastify/formbody";
 import fastifyHelmet from "@fastify/helmet";
@@ -15,7 +14,7 @@ import fastifyRateLimit, { type FastifyRateLimitStoreCtor } from "@fastify/rate-
 import type { EntityManager, MikroORM } from "@mikro-orm/postgresql";
 import { ApolloArmor } from "@escape.tech/graphql-armor";
 import bytes from "bytes";
-import Fastify, { type FastifyInstance, type FastifyServerFactory, type RouteHandlerMethod } from "fastify";
+import Fastify, { type FastifyInstance, type FastifyServerFactory } from "fastify";
 import type { Logger } from "pino";
 import type { Ctx } from "./billing/context";
 import type { Services } from "./billing/services";
@@ -26,6 +25,7 @@ import { IDEMPOTENCY_HEADER, idempotencyPlugin, REPLAYED_HEADER } from "./graphq
 import { IdempotencyStore } from "./db/idempotency";
 import { buildBillingSchema } from "./graphql/schema";
 import { parseApiKeys } from "./http/auth";
+import { graphqlHandler } from "./http/graphql";
 import { errorHandler, routeTable } from "./http/routes";
 import type { IamportClient } from "./iamport/iamport.client";
 import type { Metrics } from "./metrics";
@@ -215,18 +215,16 @@ export async function createApp(deps: AppDeps): Promise<BuiltApp> {
   await apollo.start();
 
   const customerTokens = new CustomerTokenService(deps.customerTokenSecret, config.customerTokenMaxTtlSeconds);
-  const graphql: RouteHandlerMethod = fastifyApolloHandler(apollo, {
-    // The request's own context, completed for GraphQL (its lazy em/log stay getters on its prototype).
-    context: async (req) => {
-      const ctx = req.ctx as GraphQLContext;
-      ctx.services = services;
-      ctx.customerTokens = customerTokens;
-      ctx.caller = req.caller!;
-      ctx.startedAt = process.hrtime.bigint();
-      req.gqlContext = ctx;
-      return ctx;
-    },
-  }) as unknown as RouteHandlerMethod;
+  // The request's own context, completed for GraphQL (its lazy em/log stay getters on its prototype).
+  const graphql = graphqlHandler(apollo, async (req) => {
+    const ctx = req.ctx as GraphQLContext;
+    ctx.services = services;
+    ctx.customerTokens = customerTokens;
+    ctx.caller = req.caller!;
+    ctx.startedAt = process.hrtime.bigint();
+    req.gqlContext = ctx;
+    return ctx;
+  });
   const cors = config.corsOrigins.length
     ? { origin: config.corsOrigins, allowedHeaders: ["authorization", "content-type", "x-request-id", IDEMPOTENCY_HEADER].join(","), exposedHeaders: [REPLAYED_HEADER], maxAge: 600 }
     : false;
