@@ -100,7 +100,6 @@ export async function createApp(deps: AppDeps): Promise<BuiltApp> {
     // A number is a count of hops, as Fastify's proxy-addr reads it (its type declarations omit it).
     trustProxy: config.trustProxy as boolean | string,
     bodyLimit: bytes.parse(config.bodyLimit) ?? 100 * 1024,
-    keepAliveTimeout: 65_000,
     // A shutdown answers what still arrives on open connections (with Connection: close, src/server.ts).
     return503OnClosing: false,
     serverFactory: deps.serverFactory,

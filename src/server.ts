@@ -173,7 +173,12 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
       customerTokenSecret,
       rateLimitStore,
       metrics,
-      serverFactory: (handler) => http.createServer({ ServerResponse: drainAwareResponse(() => draining) }, handler),
+      serverFactory: (handler) => {
+        const server = http.createServer({ ServerResponse: drainAwareResponse(() => draining) }, handler);
+        // Longer than the idle timeout of common load balancers (60 s), so they close idle connections first.
+        server.keepAliveTimeout = 65_000;
+        return server;
+      },
     });
     closers.push(["apollo", () => apollo.stop()]);
 
