@@ -1,4 +1,6 @@
 import crypto from "node:crypto";
+import { STATUS_CODES } from "node:http";
+import type { Socket } from "node:net";
 import querystring from "node:querystring";
 import { ApolloServer } from "@apollo/server";
 import {
@@ -89,6 +91,32 @@ function parseForm(text: string): Record<string, unknown> {
   return { ...querystring.parse(text) };
 }
 
+/**
+ * A request Node could not parse (headers over 16 KiB, a malformed request
+ * line): answered with `Connection: close`, as Node answers it, and then
+ * closed gracefully. Fastify's answer left `Connection: close` out (a
+ * keep-alive client reused the dead connection), and closing at once, with
+ * the rest of the request unread, reset the connection before the client
+ * could read the answer.
+ */
+function clientError(err: NodeJS.ErrnoException, socket: Socket): void {
+  if (err.code === "ECONNRESET" || socket.destroyed) return;
+  // Called again for the bytes that follow an unparseable request: answered once.
+  if (socket.writableEnded) return;
+  const status = err.code === "HPE_HEADER_OVERFLOW" ? 431 : err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? 408 : 400;
+  const body = JSON.stringify({ status: "failed", code: "BAD_USER_INPUT", message: status === 431 ? "The request's headers are too large" : "The request could not be read" });
+  if (!socket.writable) {
+    socket.destroy(err);
+    return;
+  }
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
+  // What the client still sends is read and dropped until it closes; a client that never does is cut off.
+  socket.resume();
+  setTimeout(() => socket.destroy(), 5_000).unref();
+}
+
 /** Builds the HTTP app: request context, security headers, CORS, rate limits, the route table, errors. Starts nothing. */
 export async function createApp(deps: AppDeps): Promise<BuiltApp> {
   const { config, services, logger, orm, metrics } = deps;
@@ -102,6 +130,7 @@ export async function createApp(deps: AppDeps): Promise<BuiltApp> {
     bodyLimit: bytes.parse(config.bodyLimit) ?? 100 * 1024,
     // A shutdown answers what still arrives on open connections (with Connection: close, src/server.ts).
     return503OnClosing: false,
+    clientErrorHandler: clientError,
     serverFactory: deps.serverFactory,
     routerOptions: { ignoreTrailingSlash: true },
   });

@@ -1,3 +1,4 @@
+import http from "node:http";
 import net from "node:net";
 import { Harness, registerCard, startHarness, uid } from "../support/harness";
 
@@ -99,6 +100,18 @@ describe("HTTP limits", () => {
     });
     expect(answer.split("\r\n")[0]).toBe("HTTP/1.1 200 OK");
     expect(answer).toContain('{"data":{"__typename":"Query"}}');
+  });
+
+  it("answers headers over 16 KiB with 431 and Connection: close, so a keep-alive client does not reuse the connection", async () => {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const r = await h.http.get(`/graphql?query=${"A".repeat(30_000)}`, { httpAgent: agent });
+      expect(r.status).toBe(431);
+      expect(r.headers.connection).toBe("close");
+      expect((await h.http.get("/healthz", { httpAgent: agent })).status).toBe(200);
+    } finally {
+      agent.destroy();
+    }
   });
 
   it("allows CORS from CORS_ORIGINS on /graphql only", async () => {
