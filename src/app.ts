@@ -1,5 +1,7 @@
 import crypto from "node:crypto";
-import type { IncomingMessage, ServerResponse } from "node:http";
+import { STATUS_CODES } from "node:http";
+import type { Socket } from "node:net";
+import querystring from "node:querystring";
 import { ApolloServer } from "@apollo/server";
 import {
   ApolloServerPluginCacheControlDisabled,
@@ -7,12 +9,14 @@ import {
   ApolloServerPluginLandingPageDisabled,
   ApolloServerPluginUsageReportingDisabled,
 } from "@apollo/server/plugin/disabled";
-import { expressMiddleware } from "@as-integrations/express5";
+import fastifyCors from "@fastify/cors";
+import fastifyFormbody from "@fastify/formbody";
+import fastifyHelmet from "@fastify/helmet";
+import fastifyRateLimit, { type FastifyRateLimitStoreCtor } from "@fastify/rate-limit";
 import type { EntityManager, MikroORM } from "@mikro-orm/postgresql";
 import { ApolloArmor } from "@escape.tech/graphql-armor";
-import cors from "cors";
-import express, { Express } from "express";
-import helmet from "helmet";
+import bytes from "bytes";
+import Fastify, { type FastifyInstance, type FastifyServerFactory } from "fastify";
 import type { Logger } from "pino";
 import type { Ctx } from "./billing/context";
 import type { Services } from "./billing/services";
@@ -22,17 +26,12 @@ import { formatError } from "./graphql/errors";
 import { IDEMPOTENCY_HEADER, idempotencyPlugin, REPLAYED_HEADER } from "./graphql/idempotency";
 import { IdempotencyStore } from "./db/idempotency";
 import { buildBillingSchema } from "./graphql/schema";
-import { admitCaller, parseApiKeys, requireCaller } from "./http/auth";
-import { graphqlEndpoint, type Middleware } from "./http/graphql-endpoint";
-import { graphiqlRouter } from "./http/graphiql";
-import { healthRoutes } from "./http/health";
-import { fastRoute } from "./http/fast-routes";
-import { bodyParsers, errorHandler, restRoutes, webhookHandler } from "./http/routes";
-import { graphqlRateLimit, ipRateLimit, passThrough, precomputedHeaders, webhookAllowList } from "./http/security";
+import { parseApiKeys } from "./http/auth";
+import { graphqlHandler } from "./http/graphql";
+import { errorHandler, routeTable } from "./http/routes";
 import type { IamportClient } from "./iamport/iamport.client";
 import type { Metrics } from "./metrics";
 import { CustomerTokenService } from "./security/customer-token.service";
-import type { Store } from "express-rate-limit";
 
 export interface AppDeps {
   config: Config;
@@ -45,54 +44,18 @@ export interface AppDeps {
   /** HS256 secret of customer tokens (config, or generated per process in development). */
   customerTokenSecret: string;
   /** Shared rate-limit store (several processes); undefined: in memory. */
-  rateLimitStore?: () => Store;
+  rateLimitStore?: FastifyRateLimitStoreCtor;
   metrics: Metrics;
+  /** The node:http server Fastify runs on (the server's drain-aware one); default: Fastify's own. */
+  serverFactory?: FastifyServerFactory;
 }
 
 export interface BuiltApp {
-  app: Express;
+  app: FastifyInstance;
   apollo: ApolloServer<GraphQLContext>;
-  /** What the node:http server runs: POST /graphql without Express in front, the rest through `app`. */
-  handler: (req: IncomingMessage, res: ServerResponse) => void;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
-
-const KNOWN_ROUTES = [
-  "/graphql",
-  "/graphiql",
-  "/iamport-webhook",
-  "/iamport-callback/schedule",
-  "/payments/complete/mobile",
-  "/payments/complete",
-  "/billings",
-  "/subscriptions/issue-billing",
-  "/subscription/issue-billing",
-  "/healthz",
-  "/readyz",
-  "/metrics",
-];
-const WEBHOOK_ROUTES = new Set(["/iamport-webhook", "/iamport-callback/schedule", "/payments/complete/mobile", "/payments/complete"]);
-
-const KNOWN_PREFIXES = KNOWN_ROUTES.map((r) => [r, `${r}/`] as const);
-
-/** The middlewares that do something: a limit of 0 is passThrough, and costs nothing when left out. */
-function mounted(...mws: unknown[]): Middleware[] {
-  return mws.filter((m) => m !== passThrough) as Middleware[];
-}
-
-/** The path of a request URL, without its query. */
-function pathOf(url: string): string {
-  const q = url.indexOf("?");
-  return q < 0 ? url : url.slice(0, q);
-}
-
-/** A bounded label for metrics: the known route, never the raw path (which callers control). */
-function routeLabel(url: string): string {
-  const path = pathOf(url);
-  for (const [route, prefix] of KNOWN_PREFIXES) if (path === route || path.startsWith(prefix)) return route;
-  return "other";
-}
 
 function webhookOutcome(status: number): string {
   if (status < 300) return "handled";
@@ -102,47 +65,116 @@ function webhookOutcome(status: number): string {
   return "retry";
 }
 
-/** Builds the express app: request context, REST routes, /graphql, errors. Starts nothing. */
-export async function createApp(deps: AppDeps): Promise<BuiltApp> {
-  const { config, services, logger } = deps;
-  const app = express();
-  app.disable("x-powered-by");
-  // Behind a load balancer, req.ip must come from X-Forwarded-For of trusted hops only.
-  app.set("trust proxy", config.trustProxy);
-  const securityHeaders = precomputedHeaders(
-    helmet({
-      // GraphiQL is served from this origin only: scripts and styles from 'self', nothing from a CDN.
-      contentSecurityPolicy: { directives: { "script-src": ["'self'"], "worker-src": ["'self'", "blob:"] } },
-    }),
-  );
-  app.use(securityHeaders);
+/** A body that is not what its media type says: 400 BAD_USER_INPUT (the error handler's answer for 4xx). */
+function unparseable(): Error {
+  return Object.assign(new Error("The body could not be parsed"), { statusCode: 400 });
+}
 
-  // Request id, forked EntityManager and one log line per request.
-  const track = requestTracker(deps);
-  app.use((req, res, next) => {
-    req.ctx = track(req, res, req.originalUrl, req.path);
-    next();
+/**
+ * JSON bodies as strict JSON APIs read them: only an object or an array, a
+ * UTF-8 byte-order mark ignored (some senders prepend one).
+ */
+function parseJson(text: string): unknown {
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+  const first = /^[ \t\n\r]*(.)/.exec(text)?.[1];
+  if (first !== "{" && first !== "[") throw unparseable();
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw unparseable();
+  }
+}
+
+/** Form bodies (Iamport posts its webhooks as forms): flat fields, at most 100 of them. */
+function parseForm(text: string): Record<string, unknown> {
+  if (text.split("&").length > 100) throw unparseable();
+  return { ...querystring.parse(text) };
+}
+
+/**
+ * A request Node could not parse (headers over 16 KiB, a malformed request
+ * line): answered with `Connection: close`, as Node answers it, and then
+ * closed gracefully. Fastify's answer left `Connection: close` out (a
+ * keep-alive client reused the dead connection), and closing at once, with
+ * the rest of the request unread, reset the connection before the client
+ * could read the answer.
+ */
+function clientError(err: NodeJS.ErrnoException, socket: Socket): void {
+  if (err.code === "ECONNRESET" || socket.destroyed) return;
+  // Called again for the bytes that follow an unparseable request: answered once.
+  if (socket.writableEnded) return;
+  const status = err.code === "HPE_HEADER_OVERFLOW" ? 431 : err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? 408 : 400;
+  const body = JSON.stringify({ status: "failed", code: "BAD_USER_INPUT", message: status === 431 ? "The request's headers are too large" : "The request could not be read" });
+  if (!socket.writable) {
+    socket.destroy(err);
+    return;
+  }
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
+  // What the client still sends is read and dropped until it closes; a client that never does is cut off.
+  socket.resume();
+  setTimeout(() => socket.destroy(), 5_000).unref();
+}
+
+/** Builds the HTTP app: request context, security headers, CORS, rate limits, the route table, errors. Starts nothing. */
+export async function createApp(deps: AppDeps): Promise<BuiltApp> {
+  const { config, services, logger, orm, metrics } = deps;
+  const app = Fastify({
+    // One log line per request comes from the onResponse hook below, through the server's logger.
+    logger: false,
+    requestIdHeader: false,
+    // Behind a load balancer, req.ip must come from X-Forwarded-For of trusted hops only.
+    // A number is a count of hops, as Fastify's proxy-addr reads it (its type declarations omit it).
+    trustProxy: config.trustProxy as boolean | string,
+    bodyLimit: bytes.parse(config.bodyLimit) ?? 100 * 1024,
+    // A shutdown answers what still arrives on open connections (with Connection: close, src/server.ts).
+    return503OnClosing: false,
+    clientErrorHandler: clientError,
+    serverFactory: deps.serverFactory,
+    routerOptions: { ignoreTrailingSlash: true },
+  });
+  app.decorateRequest("ctx", null as unknown as Ctx);
+  app.decorateRequest("caller", undefined);
+  app.decorateRequest("gqlContext", undefined);
+  app.decorateRequest("actingCustomer", undefined);
+
+  // First: the request id (echoed as x-request-id) and the request's context, which every guard may log with.
+  app.addHook("onRequest", (req, reply, done) => {
+    const incoming = req.headers["x-request-id"];
+    const requestId = typeof incoming === "string" && REQUEST_ID.test(incoming) ? incoming : crypto.randomUUID();
+    reply.header("x-request-id", requestId);
+    req.ctx = new RequestContext(requestId, orm, logger);
+    done();
+  });
+  // On finish: the duration metric by route pattern (never the raw path, which callers control) and one log line.
+  app.addHook("onResponse", (req, reply, done) => {
+    const seconds = reply.elapsedTime / 1000;
+    const route = req.routeOptions.url ?? "other";
+    metrics.httpDuration.observe({ method: req.method, route, status: String(reply.statusCode) }, seconds);
+    if (req.routeOptions.config?.webhook) metrics.webhooks.inc({ route, outcome: webhookOutcome(reply.statusCode) });
+    if (logger.isLevelEnabled("info") && req.ctx) {
+      const q = req.url.indexOf("?");
+      const path = q < 0 ? req.url : req.url.slice(0, q);
+      req.ctx.log.info({ method: req.method, path, status: reply.statusCode, ms: Math.round(seconds * 10000) / 10, op: req.gqlContext?.operationName }, "request");
+    }
+    done();
   });
 
-  app.use(healthRoutes(deps));
-  app.get("/metrics", async (_req, res, next) => {
+  // GraphiQL is served from this origin only: scripts and styles from 'self', nothing from a CDN.
+  await app.register(fastifyHelmet, { contentSecurityPolicy: { directives: { "script-src": ["'self'"], "worker-src": ["'self'", "blob:"] } } });
+  // Off everywhere; the routes of the table marked `cors` (only /graphql) turn it on for CORS_ORIGINS.
+  await app.register(fastifyCors, { origin: false });
+  await app.register(fastifyRateLimit, { global: false, store: deps.rateLimitStore });
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser("application/json", { parseAs: "string" }, (_req, body, done) => {
     try {
-      res.setHeader("content-type", deps.metrics.registry.contentType);
-      res.send(await deps.metrics.registry.metrics());
+      done(null, parseJson(body as string));
     } catch (err) {
-      next(err);
+      done(err as Error, undefined);
     }
   });
-  app.use(graphiqlRouter({ enabled: config.graphiqlEnabled, apiKey: config.env !== "production" ? deps.apiKeys[0] : undefined }));
-  const webhookPaths = ["/iamport-webhook", "/iamport-callback/schedule"];
-  // Iamport sends bursts from few addresses (every renewal of the 1st of the month): a larger budget there.
-  const webhookGuards = [webhookAllowList(config.webhookAllowedIps), ipRateLimit(config.rateLimitPublicPerMinute * 10, "webhook", deps.rateLimitStore?.())];
-  app.use(webhookPaths, ...webhookGuards);
-  app.use(/^\/(?!graphql|iamport-webhook|iamport-callback|healthz|readyz|metrics|graphiql).*/, ipRateLimit(config.rateLimitPublicPerMinute, "public", deps.rateLimitStore?.()));
-  // Who is calling: one authenticator for /graphql and the REST card routes.
-  const auth = { keys: parseApiKeys(deps.apiKeys), customerTokenSecret: deps.customerTokenSecret };
-  app.use(bodyParsers(config.bodyLimit));
-  app.use(restRoutes(services, config, auth));
+  await app.register(fastifyFormbody, { parser: parseForm });
 
   const limits = config.graphqlLimits;
   const armor = new ApolloArmor({
@@ -201,7 +233,7 @@ export async function createApp(deps: AppDeps): Promise<BuiltApp> {
               const errors = body.kind === "single" ? body.singleResult.errors : undefined;
               const outcome = errors?.length ? String(errors[0].extensions?.code ?? "ERROR") : "ok";
               const seconds = Number(process.hrtime.bigint() - rc.contextValue.startedAt) / 1e9;
-              deps.metrics.graphqlDuration.observe({ operation: rc.operationName ?? "anonymous", outcome }, seconds);
+              metrics.graphqlDuration.observe({ operation: rc.operationName ?? "anonymous", outcome }, seconds);
             },
           };
         },
@@ -211,84 +243,36 @@ export async function createApp(deps: AppDeps): Promise<BuiltApp> {
   await apollo.start();
 
   const customerTokens = new CustomerTokenService(deps.customerTokenSecret, config.customerTokenMaxTtlSeconds);
-  const graphqlCors = cors({ origin: config.corsOrigins.length ? config.corsOrigins : false, allowedHeaders: ["authorization", "content-type", "x-request-id", IDEMPOTENCY_HEADER], exposedHeaders: [REPLAYED_HEADER], maxAge: 600 });
-  const graphqlIpLimit = ipRateLimit(config.rateLimitPublicPerMinute * 10, "graphql-ip", deps.rateLimitStore?.());
-  const callerLimit = graphqlRateLimit(config.rateLimitPerMinute, deps.rateLimitStore?.());
-  /** The request's own context, completed for GraphQL (its lazy em/log stay getters on its prototype). */
-  const graphqlContext = (base: Ctx, res: { locals: Record<string, unknown> }): GraphQLContext => {
-    const ctx = base as GraphQLContext;
+  // The request's own context, completed for GraphQL (its lazy em/log stay getters on its prototype).
+  const graphql = graphqlHandler(apollo, async (req) => {
+    const ctx = req.ctx as GraphQLContext;
     ctx.services = services;
     ctx.customerTokens = customerTokens;
-    ctx.caller = res.locals.caller as GraphQLContext["caller"];
+    ctx.caller = req.caller!;
     ctx.startedAt = process.hrtime.bigint();
-    res.locals.gqlContext = ctx;
+    req.gqlContext = ctx;
     return ctx;
-  };
-  // Other methods on /graphql (GET queries, CORS preflights) go through Express; POST takes the endpoint below.
-  app.use(
-    "/graphql",
-    graphqlCors,
-    graphqlIpLimit,
-    requireCaller(auth),
-    callerLimit,
-    expressMiddleware(apollo, {
-      context: async ({ req, res }) => {
-        return graphqlContext(req.ctx, res as unknown as { locals: Record<string, unknown> });
-      },
-    }),
-  );
-
-  app.use((_req, res) => {
-    res.status(404).json({ status: "failed", code: "NOT_FOUND", message: "No such route" });
   });
-  const handleError = errorHandler(logger);
-  app.use(handleError);
-
-  const endpoint = graphqlEndpoint<GraphQLContext>({
-    apollo,
-    app,
-    bodyLimit: config.bodyLimit,
-    before: mounted(securityHeaders, graphqlCors, graphqlIpLimit),
-    authenticate: (req, res) => admitCaller(auth, req, res) !== null,
-    after: mounted(callerLimit),
-    context: (req, res) => graphqlContext((req as IncomingMessage & { ctx: Ctx }).ctx, res),
-    onError: (err, req) => logger.error({ err, reqId: (req as IncomingMessage & { ctx?: Ctx }).ctx?.requestId }, "request failed"),
-  });
-
-  // Iamport's webhooks on node:http too: the same guards and handler as their Express routes.
-  const webhookRoutes = new Map(
-    (["iamport-webhook", "schedule-callback"] as const).map((source, i) => [
-      webhookPaths[i],
-      fastRoute({
-        app,
-        bodyLimit: config.bodyLimit,
-        before: mounted(securityHeaders, ...webhookGuards),
-        handler: webhookHandler(services, source) as unknown as Middleware,
-        onError: (err, req, res) => handleError(err, req as never, res as never, () => undefined),
-      }),
-    ]),
-  );
-
-  /** The node:http handler: POST /graphql straight to Apollo, webhooks to their handler, everything else to Express. */
-  const handler = (req: IncomingMessage, res: ServerResponse): void => {
-    const url = req.url ?? "";
-    if (req.method === "POST") {
-      const path = pathOf(url);
-      if (path === "/graphql") {
-        (req as IncomingMessage & { ctx: Ctx }).ctx = track(req, res, url, "/graphql");
-        endpoint(req, res).catch(() => res.destroy());
-        return;
-      }
-      const webhook = webhookRoutes.get(path);
-      if (webhook) {
-        (req as IncomingMessage & { ctx: Ctx }).ctx = track(req, res, url, path);
-        webhook(req, res).catch(() => res.destroy());
-        return;
-      }
-    }
-    app(req, res);
-  };
-  return { app, apollo, handler };
+  const cors = config.corsOrigins.length
+    ? { origin: config.corsOrigins, allowedHeaders: ["authorization", "content-type", "x-request-id", IDEMPOTENCY_HEADER].join(","), exposedHeaders: [REPLAYED_HEADER], maxAge: 600 }
+    : false;
+  const auth = { keys: parseApiKeys(deps.apiKeys), customerTokenSecret: deps.customerTokenSecret };
+  const routes = routeTable({ ...deps, app, auth, graphql, graphiqlKey: config.env !== "production" ? deps.apiKeys[0] : undefined });
+  for (const r of routes) {
+    const guards = (r.guards ?? []).filter((g) => g !== undefined);
+    app.route({
+      method: r.method,
+      url: r.url,
+      onRequest: guards.length ? guards : undefined,
+      preHandler: r.bodyGuards,
+      config: { webhook: r.webhook, cors: r.cors ? cors : false },
+      handler: r.handler,
+    });
+  }
+  app.setNotFoundHandler((_req, reply) => reply.code(404).send({ status: "failed", code: "NOT_FOUND", message: "No such route" }));
+  app.setErrorHandler(errorHandler(logger));
+  await app.ready();
+  return { app, apollo };
 }
 
 /**
@@ -324,32 +308,4 @@ class RequestContext implements Ctx {
   set log(value: Logger) {
     this.logValue = value;
   }
-}
-
-/**
- * Per request: the request id (echoed as x-request-id), a context whose
- * EntityManager fork and logger child are made on first use (a read that never
- * touches the ORM pays for neither), and on finish the duration metric and one
- * log line.
- */
-function requestTracker(deps: AppDeps) {
-  const { orm, logger, metrics } = deps;
-  return (req: IncomingMessage, res: ServerResponse, originalUrl: string, path: string): Ctx => {
-    const incoming = req.headers["x-request-id"];
-    const requestId = typeof incoming === "string" && REQUEST_ID.test(incoming) ? incoming : crypto.randomUUID();
-    res.setHeader("x-request-id", requestId);
-    const ctx = new RequestContext(requestId, orm, logger);
-    const started = process.hrtime.bigint();
-    res.on("finish", () => {
-      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-      const op = ((res as ServerResponse & { locals?: { gqlContext?: GraphQLContext } }).locals?.gqlContext)?.operationName;
-      const route = routeLabel(originalUrl);
-      metrics.httpDuration.observe({ method: req.method ?? "", route, status: String(res.statusCode) }, seconds);
-      if (WEBHOOK_ROUTES.has(route)) metrics.webhooks.inc({ route, outcome: webhookOutcome(res.statusCode) });
-      if (logger.isLevelEnabled("info")) {
-        ctx.log.info({ method: req.method, path, status: res.statusCode, ms: Math.round(seconds * 10000) / 10, op }, "request");
-      }
-    });
-    return ctx;
-  };
 }

@@ -173,42 +173,50 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
         },
       },
     );
-    const rateLimitStore =
-      config.rateLimitStore === "postgres"
-        ? (() => {
-            let n = 0;
-            return () => new PostgresRateLimitStore(orm, `rl${++n}`);
-          })()
-        : undefined;
-    const { handler, apollo } = await createApp({ config, orm, services, iamport, logger, apiKeys, customerTokenSecret, rateLimitStore, metrics });
+    const rateLimitStore = config.rateLimitStore === "postgres" ? PostgresRateLimitStore.bound(orm) : undefined;
+    let draining = false;
+    const { app, apollo } = await createApp({
+      config,
+      orm,
+      services,
+      iamport,
+      logger,
+      apiKeys,
+      customerTokenSecret,
+      rateLimitStore,
+      metrics,
+      serverFactory: (handler) => {
+        const server = http.createServer({ ServerResponse: drainAwareResponse(() => draining) }, handler);
+        // Longer than the idle timeout of common load balancers (60 s), so they close idle connections first.
+        server.keepAliveTimeout = 65_000;
+        return server;
+      },
+    });
     closers.push(["apollo", () => apollo.stop()]);
 
-    let draining = false;
-    const server = http.createServer({ ServerResponse: drainAwareResponse(() => draining) }, handler);
-    server.keepAliveTimeout = 65_000;
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", (err) => reject(listenError(err, "PORT", config.host, config.port)));
-      server.listen(config.port, config.host, () => resolve());
+    const server = app.server;
+    await app.listen({ port: config.port, host: config.host }).catch((err: Error) => {
+      throw listenError(err, "PORT", config.host, config.port);
     });
-    drainHttp = () =>
-      new Promise<void>((resolve) => {
-        // Every response not yet begun says Connection: close, so no client sends another request on its connection.
-        draining = true;
-        // Keep-alive connections idle now; later, those whose last response began before the drain.
-        const sweep = setInterval(() => server.closeIdleConnections(), 50);
-        const force = setTimeout(() => {
-          logger.warn({ drainMs: config.shutdownDrainMs }, "requests still in flight after SHUTDOWN_DRAIN_MS: closing their connections");
-          server.closeAllConnections();
-        }, config.shutdownDrainMs);
-        // Stop accepting; the callback runs once every connection has ended.
-        server.close(() => {
-          clearInterval(sweep);
-          clearTimeout(force);
-          resolve();
-        });
-        server.closeIdleConnections();
-        logger.info({ drainMs: config.shutdownDrainMs }, "stopped accepting connections; finishing in-flight requests");
-      });
+    drainHttp = async () => {
+      // Every response not yet begun says Connection: close, so no client sends another request on its connection.
+      draining = true;
+      // Keep-alive connections idle now; later, those whose last response began before the drain.
+      const sweep = setInterval(() => server.closeIdleConnections(), 50);
+      const force = setTimeout(() => {
+        logger.warn({ drainMs: config.shutdownDrainMs }, "requests still in flight after SHUTDOWN_DRAIN_MS: closing their connections");
+        server.closeAllConnections();
+      }, config.shutdownDrainMs);
+      // Stop accepting; app.close() resolves once every connection has ended.
+      const closed = app.close();
+      logger.info({ drainMs: config.shutdownDrainMs }, "stopped accepting connections; finishing in-flight requests");
+      try {
+        await closed;
+      } finally {
+        clearInterval(sweep);
+        clearTimeout(force);
+      }
+    };
     const port = (server.address() as AddressInfo).port;
     if (!config.publicUrlExplicit) config.publicUrl = `http://localhost:${port}`;
     setEmulatorWebhook?.(config.emulator.webhookUrl ?? `${config.publicUrl}/iamport-webhook`);

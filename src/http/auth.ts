@@ -1,6 +1,5 @@
 import crypto from "node:crypto";
-import type { IncomingMessage, ServerResponse } from "node:http";
-import type { NextFunction, Request, Response } from "express";
+import type { FastifyReply, FastifyRequest } from "fastify";
 import { UnauthenticatedError } from "../errors";
 import type { Caller } from "../graphql/context";
 import { looksLikeJwt, verifyCustomerToken } from "../security/customer-token";
@@ -69,28 +68,18 @@ const UNAUTHENTICATED = JSON.stringify({
 });
 
 /**
- * The caller of a /graphql request, kept in res.locals.caller; without a valid
- * key or token, answers 401 as GraphQL would (UNAUTHENTICATED) and returns
- * null. Used by the Express route and the node:http endpoint alike.
+ * The /graphql guard: the caller (merchant key or customer token) is kept in
+ * request.caller; without a valid one, 401 as GraphQL answers it
+ * (UNAUTHENTICATED). CORS preflights never reach it (the CORS hook answers them).
  */
-export function admitCaller(auth: Authenticator, req: IncomingMessage, res: ServerResponse & { locals: Record<string, unknown> }): Caller | null {
-  const caller = authenticate(auth, req.headers.authorization);
-  if (!caller) {
-    res.statusCode = 401;
-    res.setHeader("content-type", "application/json; charset=utf-8");
-    res.setHeader("content-length", Buffer.byteLength(UNAUTHENTICATED));
-    res.end(UNAUTHENTICATED);
-    return null;
-  }
-  res.locals.caller = caller;
-  return caller;
-}
-
-/** Refuses /graphql without a valid key or token (admitCaller); CORS preflights pass. */
 export function requireCaller(auth: Authenticator) {
-  return (req: Request, res: Response, next: NextFunction): void => {
-    if (req.method === "OPTIONS") return next();
-    if (admitCaller(auth, req, res)) next();
+  return async (req: FastifyRequest, reply: FastifyReply): Promise<unknown> => {
+    const caller = authenticate(auth, req.headers.authorization);
+    if (caller) {
+      req.caller = caller;
+      return;
+    }
+    return reply.code(401).type("application/json; charset=utf-8").send(UNAUTHENTICATED);
   };
 }
 

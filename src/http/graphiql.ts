@@ -2,7 +2,8 @@ import crypto from "node:crypto";
 import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
-import { Router, type Request, type Response } from "express";
+import type { FastifyReply, FastifyRequest } from "fastify";
+import type { Route } from "./routes";
 
 /**
  * GraphiQL at /graphiql, served entirely from this server: graphiql 3's UMD build and
@@ -219,7 +220,7 @@ function escapeJsonForHtml(value: unknown): string {
 }
 
 /** A request straight from this machine: loopback peer, no proxy in between. */
-function fromLoopback(req: Request): boolean {
+function fromLoopback(req: FastifyRequest): boolean {
   if (req.headers["x-forwarded-for"] || req.headers["forwarded"] || req.headers["x-real-ip"]) return false;
   const isLoopback = (addr: string | undefined) => {
     if (!addr) return false;
@@ -254,10 +255,9 @@ function page(settings: { endpoint: string; headers: string; tabs: ExampleTab[] 
 `;
 }
 
-/** Express router serving GraphiQL at /graphiql (nothing when disabled). Mount it before the 404 handler. */
-export function graphiqlRouter(opts: GraphiqlOptions): Router {
-  const router = Router();
-  if (!opts.enabled) return router;
+/** The routes of GraphiQL at /graphiql (none when disabled: the paths are then unknown, 404). */
+export function graphiqlRoutes(opts: GraphiqlOptions): Route[] {
+  if (!opts.enabled) return [];
   const files = assetFiles();
   const endpoint = opts.endpoint ?? "/graphql";
   // A sha256: entry is a digest, not a key anyone could send.
@@ -265,28 +265,35 @@ export function graphiqlRouter(opts: GraphiqlOptions): Router {
   const headersFor = (key: string) => JSON.stringify({ Authorization: `Bearer ${key}` }, null, 2);
   const etag = (body: string) => `"${crypto.createHash("sha256").update(body).digest("base64url").slice(0, 27)}"`;
 
-  const send = (res: Response, type: string, body: string, cache: string) => {
-    res.setHeader("Content-Security-Policy", CSP);
-    res.setHeader("Cache-Control", cache);
-    res.setHeader("ETag", etag(body));
-    res.type(type).send(body);
-  };
+  const send = (reply: FastifyReply, type: string, body: string, cache: string) =>
+    reply.header("Content-Security-Policy", CSP).header("Cache-Control", cache).header("ETag", etag(body)).type(type).send(body);
 
-  router.get(GRAPHIQL_PATH, (req, res) => {
-    const headers = prefill && fromLoopback(req) ? headersFor(prefill) : headersFor("<one of API_KEYS>");
-    res.setHeader("Referrer-Policy", "no-referrer");
-    // no-store: the page may carry the development key.
-    send(res, "text/html; charset=utf-8", page({ endpoint, headers, tabs: exampleTabs() }), "no-store");
-  });
-  router.get(`${GRAPHIQL_PATH}/init.js`, (_req, res) => send(res, "application/javascript; charset=utf-8", INIT_JS, "no-cache"));
-  router.get(`${GRAPHIQL_PATH}/assets/page.css`, (_req, res) => send(res, "text/css; charset=utf-8", PAGE_CSS, "no-cache"));
-  router.get(`${GRAPHIQL_PATH}/assets/:name`, (req, res, next) => {
-    const asset = Object.hasOwn(files, req.params.name) ? files[req.params.name] : undefined;
-    if (!asset) return next();
-    res.setHeader("Content-Security-Policy", CSP);
-    res.sendFile(asset.file, { maxAge: "1d", headers: { "Content-Type": asset.type } }, (err) => {
-      if (err && !res.headersSent) next(err);
-    });
-  });
-  return router;
+  return [
+    {
+      method: "GET",
+      url: GRAPHIQL_PATH,
+      handler: async (req, reply) => {
+        const headers = prefill && fromLoopback(req) ? headersFor(prefill) : headersFor("<one of API_KEYS>");
+        reply.header("Referrer-Policy", "no-referrer");
+        // no-store: the page may carry the development key.
+        return send(reply, "text/html; charset=utf-8", page({ endpoint, headers, tabs: exampleTabs() }), "no-store");
+      },
+    },
+    { method: "GET", url: `${GRAPHIQL_PATH}/init.js`, handler: async (_req, reply) => send(reply, "application/javascript; charset=utf-8", INIT_JS, "no-cache") },
+    { method: "GET", url: `${GRAPHIQL_PATH}/assets/page.css`, handler: async (_req, reply) => send(reply, "text/css; charset=utf-8", PAGE_CSS, "no-cache") },
+    {
+      method: "GET",
+      url: `${GRAPHIQL_PATH}/assets/:name`,
+      handler: async (req, reply) => {
+        const name = (req.params as { name: string }).name;
+        const asset = Object.hasOwn(files, name) ? files[name as keyof typeof files] : undefined;
+        if (!asset) return reply.callNotFound();
+        return reply
+          .header("Content-Security-Policy", CSP)
+          .header("Cache-Control", "public, max-age=86400")
+          .type(asset.type)
+          .send(fs.createReadStream(asset.file));
+      },
+    },
+  ];
 }

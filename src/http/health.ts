@@ -1,4 +1,4 @@
-import { Router } from "express";
+import type { RouteHandlerMethod } from "fastify";
 import type { AppDeps } from "../app";
 import { migrationsPending } from "../db/orm";
 import { BoundedProbe, DATABASE_PROBE_MS } from "../db/probe";
@@ -9,16 +9,13 @@ import { BoundedProbe, DATABASE_PROBE_MS } from "../db/probe";
  * connection from the server's own pool, so a pool exhausted by waiting
  * statements makes the server not ready too.
  */
-export function healthRoutes(deps: Pick<AppDeps, "orm" | "iamport" | "logger">): Router {
-  const r = Router();
+export function healthHandlers(deps: Pick<AppDeps, "orm" | "iamport" | "logger">): { healthz: RouteHandlerMethod; readyz: RouteHandlerMethod } {
   const database = new BoundedProbe(async () => {
     await deps.orm.em.fork().getConnection().execute("select 1");
     return migrationsPending(deps.orm);
   }, DATABASE_PROBE_MS);
-  r.get("/healthz", (_req, res) => {
-    res.json({ status: "ok" });
-  });
-  r.get("/readyz", async (_req, res) => {
+  const healthz: RouteHandlerMethod = async () => ({ status: "ok" });
+  const readyz: RouteHandlerMethod = async (_req, reply) => {
     const checks: Record<string, string> = {};
     let ready = true;
     const [db, iamport] = await Promise.all([
@@ -39,7 +36,7 @@ export function healthRoutes(deps: Pick<AppDeps, "orm" | "iamport" | "logger">):
     }
     checks.iamport = iamport;
     if (iamport !== "ok") ready = false;
-    res.status(ready ? 200 : 503).json({ status: ready ? "ready" : "not ready", checks });
-  });
-  return r;
+    return reply.code(ready ? 200 : 503).send({ status: ready ? "ready" : "not ready", checks });
+  };
+  return { healthz, readyz };
 }

@@ -1,4 +1,5 @@
-import express, { NextFunction, Request, Response, Router } from "express";
+import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods, RouteHandlerMethod } from "fastify";
+import type { AppDeps } from "../app";
 import type { Config } from "../config";
 import type { Services } from "../billing/services";
 import type { EventSource, Notice } from "../billing/webhook.service";
@@ -6,14 +7,31 @@ import { isUid, storableText } from "../billing/validation";
 import { WebhookEvent } from "../db/entities";
 import { AppError, BadUserInputError, httpStatusOf, toAppError } from "../errors";
 import { requireActingFor } from "../security/authz";
-import { type Authenticator, restCaller } from "./auth";
+import { type Authenticator, requireCaller, restCaller } from "./auth";
+import { graphiqlRoutes } from "./graphiql";
+import { healthHandlers } from "./health";
 import { presentCard, presentPayment } from "./present";
+import { callerRateLimit, type Guard, ipRateLimit, webhookAllowList } from "./security";
 
-/** Express handler that may throw or reject: errors go to the error middleware. */
-type Handler = (req: Request, res: Response) => Promise<void>;
-const route = (fn: Handler) => (req: Request, res: Response, next: NextFunction) => fn(req, res).catch(next);
+/**
+ * One route: its path, the guards that run before its body is read (in
+ * order: allow-lists, rate limits, authentication), those that need the body,
+ * and its handler. Every route of the server is in routeTable below.
+ */
+export interface Route {
+  method: HTTPMethods | HTTPMethods[];
+  url: string;
+  guards?: (Guard | undefined)[];
+  /** Guards that read the parsed body (the card routes' credentials may come as a form field). */
+  bodyGuards?: Guard[];
+  handler: RouteHandlerMethod;
+  /** Iamport's webhooks and the checkout returns: counted by outcome in billing_webhooks_total. */
+  webhook?: boolean;
+  /** Browsers of CORS_ORIGINS may call it (only /graphql). */
+  cors?: boolean;
+}
 
-function bodyOf(req: Request): Record<string, unknown> {
+function bodyOf(req: FastifyRequest): Record<string, unknown> {
   const b = req.body as unknown;
   if (typeof b !== "object" || b === null || Array.isArray(b)) return {};
   return b as Record<string, unknown>;
@@ -40,152 +58,135 @@ function flagField(body: Record<string, unknown>, field: string): boolean {
 }
 
 /**
- * The customer a card route acts for, once the caller may act for it: a
- * merchant key, or a customer token for that customer_uid (header, or the
- * `customer_token` field of a plain form). Checked before anything is sent to
- * Iamport or stored: 401 without valid credentials, 403 for another customer.
- * The token field is taken out of the body, so nothing after this sees it.
+ * The card routes' credentials: a merchant key, or a customer token for the
+ * body's customer_uid (header, or the `customer_token` field of a plain form).
+ * Checked before anything is sent to Iamport or stored: 401 without valid
+ * credentials, 403 for another customer, 400 without customer_uid. The token
+ * field is taken out of the body, so nothing after this sees it.
  */
-function actingCustomer(auth: Authenticator, req: Request, body: Record<string, unknown>): string {
-  const formToken = body.customer_token;
-  delete body.customer_token;
-  const caller = restCaller(auth, req.headers.authorization, formToken);
-  const customerUid = stringField(body, "customer_uid", true);
-  requireActingFor(caller, customerUid);
-  return customerUid;
+function cardCredentials(auth: Authenticator): Guard {
+  return async (req) => {
+    const body = bodyOf(req);
+    const formToken = body.customer_token;
+    delete body.customer_token;
+    const caller = restCaller(auth, req.headers.authorization, formToken);
+    const customerUid = stringField(body, "customer_uid", true);
+    requireActingFor(caller, customerUid);
+    req.actingCustomer = customerUid;
+  };
 }
 
 /**
  * A webhook (Iamport's notice or its schedule callback): 200 once durably
- * handled or known irrelevant; 5xx only when a retry could help. Mounted here
- * and on the node:http fast path (src/http/fast-routes.ts).
+ * handled or known irrelevant; 5xx only when a retry could help.
  */
-export function webhookHandler(services: Services, source: EventSource) {
-  return route(async (req, res) => {
+function webhookHandler(services: Services, source: EventSource): RouteHandlerMethod {
+  return async (req, reply) => {
     const notice = services.webhooks.parseNotice(req.body);
     const result = await services.webhooks.handle(req.ctx, source, notice, { remoteIp: req.ip });
     if (result.kind === "retry") {
       // 503 when waiting helps (Iamport or the database not answering): Iamport delivers the webhook again.
       const status = httpStatusOf(result.error.code);
-      res.status(status >= 500 ? status : 500).json({ status: "error", message: "not processed; retry later" });
-      return;
+      return reply.code(status >= 500 ? status : 500).send({ status: "error", message: "not processed; retry later" });
     }
-    res.status(200).json({
+    return reply.code(200).send({
       status: result.kind === "verified" ? "ok" : "ignored",
       outcome: result.kind === "verified" ? result.result.outcome : undefined,
       message: result.kind === "verified" ? result.result.message : result.reason,
     });
-  });
+  };
+}
+
+/** The desktop checkout callback: the page posts {imp_uid, merchant_uid} after IMP.request_pay. */
+function checkoutComplete(services: Services): RouteHandlerMethod {
+  return async (req, reply) => {
+    const body = bodyOf(req);
+    // Validated (and trimmed) like a webhook; the trimmed values are what is recorded and verified.
+    const notice: Notice = services.webhooks.parseNotice({
+      imp_uid: stringField(body, "imp_uid", true),
+      merchant_uid: stringField(body, "merchant_uid", true),
+    });
+    const result = await services.webhooks.handle(req.ctx, "complete", notice, { remoteIp: req.ip, claimMerchantUid: true });
+    if (result.kind === "retry") throw result.error;
+    if (result.kind === "ignored") return reply.code(404).send({ status: "failed", code: "NOT_FOUND", message: result.reason });
+    const v = result.result;
+    return { status: v.outcome === "PAID" || v.outcome === "VBANK_ISSUED" ? "success" : "failed", outcome: v.outcome, message: v.message, payment: presentPayment(v.payment) };
+  };
+}
+
+/** The mobile return (m_redirect_url): nothing in the query is trusted; the payment is re-queried. */
+function mobileReturn(services: Services, config: Config): RouteHandlerMethod {
+  return async (req, reply) => {
+    const q = req.query as Record<string, unknown>;
+    // Browsers bring whatever the URL held: stored values are made storable (no NUL, no lone surrogate).
+    const raw = (k: string): string | undefined => (typeof q[k] === "string" && q[k] !== "" ? (q[k] as string).slice(0, 200) : undefined);
+    const one = (k: string): string | undefined => {
+      const v = raw(k);
+      return v === undefined ? undefined : storableText(v, 200);
+    };
+    const impUid = raw("imp_uid"); // validated by parseNotice below (400 when malformed)
+    // A hint that is stored and echoed into the redirect: a malformed one is ignored (the customer still gets an answer).
+    const rawMerchantUid = raw("merchant_uid");
+    const merchantUid = rawMerchantUid !== undefined && isUid(rawMerchantUid) ? rawMerchantUid.trim() : undefined;
+    const success = one("imp_success") ?? one("success");
+    const errorMsg = one("error_msg");
+    let answer: { merchant_uid: string | null; status: string; outcome?: string; message: string };
+    if (!impUid) {
+      // The customer closed the window or the PG refused before a payment existed.
+      const event = req.ctx.em.create(WebhookEvent, {
+        source: "mobile-redirect",
+        merchantUid: merchantUid ?? null,
+        body: { merchant_uid: merchantUid, imp_success: success, error_code: one("error_code"), error_msg: errorMsg },
+        remoteIp: req.ip?.slice(0, 64) ?? null,
+        processedAt: new Date(),
+        outcome: "no imp_uid",
+      });
+      await req.ctx.em.persistAndFlush(event);
+      answer = { merchant_uid: merchantUid ?? null, status: "FAILED", message: errorMsg ?? "The payment was not completed" };
+    } else {
+      const notice = services.webhooks.parseNotice({ imp_uid: impUid, merchant_uid: merchantUid });
+      const result = await services.webhooks.handle(req.ctx, "mobile-redirect", notice, {
+        remoteIp: req.ip,
+        claimMerchantUid: true,
+        extra: { imp_success: success, error_msg: errorMsg },
+      });
+      if (result.kind === "retry") throw result.error;
+      answer =
+        result.kind === "verified"
+          ? // The verdict about the payment presented (a forged claim leaves the order itself unchanged).
+            { merchant_uid: result.result.payment.merchantUid, status: result.result.status, outcome: result.result.outcome, message: result.result.message }
+          : { merchant_uid: merchantUid ?? null, status: "UNKNOWN", message: result.reason };
+    }
+    if (config.mobileRedirectUrl) {
+      const target = new URL(config.mobileRedirectUrl);
+      if (answer.merchant_uid) target.searchParams.set("merchant_uid", answer.merchant_uid);
+      target.searchParams.set("status", answer.status);
+      return reply.redirect(target.toString(), 302);
+    }
+    return answer;
+  };
+}
+
+/** A billing key issued in the browser (IMP.request_pay with customer_uid): confirmed with Iamport. */
+function confirmBilling(services: Services): RouteHandlerMethod {
+  return async (req) => {
+    const card = await services.cards.confirm(req.ctx, req.actingCustomer!, "customer_uid");
+    return { status: "success", card: presentCard(card) };
+  };
 }
 
 /**
- * The REST routes of DESIGN.md: Iamport's webhooks, browser returns and billing-key forms.
- * The card routes act for one customer and take credentials (actingCustomer); the webhooks
- * and checkout returns take none, since nothing in them is believed without asking Iamport.
+ * The seed's billing-key form: card data in, {status, message} out. Card data is never echoed.
+ * Replacing the customer's active card takes replace=true (CONFLICT otherwise).
  */
-export function restRoutes(services: Services, config: Config, auth: Authenticator): Router {
-  const r = Router();
-
-  const webhook = (source: EventSource) => webhookHandler(services, source);
-  r.post("/iamport-webhook", webhook("iamport-webhook"));
-  r.post("/iamport-callback/schedule", webhook("schedule-callback"));
-
-  // Desktop checkout callback: the page posts {imp_uid, merchant_uid} after IMP.request_pay.
-  r.post(
-    "/payments/complete",
-    route(async (req, res) => {
-      const body = bodyOf(req);
-      // Validated (and trimmed) like a webhook; the trimmed values are what is recorded and verified.
-      const notice: Notice = services.webhooks.parseNotice({
-        imp_uid: stringField(body, "imp_uid", true),
-        merchant_uid: stringField(body, "merchant_uid", true),
-      });
-      const result = await services.webhooks.handle(req.ctx, "complete", notice, { remoteIp: req.ip, claimMerchantUid: true });
-      if (result.kind === "retry") throw result.error;
-      if (result.kind === "ignored") {
-        res.status(404).json({ status: "failed", code: "NOT_FOUND", message: result.reason });
-        return;
-      }
-      const v = result.result;
-      res.json({ status: v.outcome === "PAID" || v.outcome === "VBANK_ISSUED" ? "success" : "failed", outcome: v.outcome, message: v.message, payment: presentPayment(v.payment) });
-    }),
-  );
-
-  // Mobile return (m_redirect_url): nothing in the query is trusted; the payment is re-queried.
-  r.get(
-    "/payments/complete/mobile",
-    route(async (req, res) => {
-      const q = req.query as Record<string, unknown>;
-      // Browsers bring whatever the URL held: stored values are made storable (no NUL, no lone surrogate).
-      const raw = (k: string): string | undefined => (typeof q[k] === "string" && q[k] !== "" ? (q[k] as string).slice(0, 200) : undefined);
-      const one = (k: string): string | undefined => {
-        const v = raw(k);
-        return v === undefined ? undefined : storableText(v, 200);
-      };
-      const impUid = raw("imp_uid"); // validated by parseNotice below (400 when malformed)
-      // A hint that is stored and echoed into the redirect: a malformed one is ignored (the customer still gets an answer).
-      const rawMerchantUid = raw("merchant_uid");
-      const merchantUid = rawMerchantUid !== undefined && isUid(rawMerchantUid) ? rawMerchantUid.trim() : undefined;
-      const success = one("imp_success") ?? one("success");
-      const errorMsg = one("error_msg");
-      let answer: { merchant_uid: string | null; status: string; outcome?: string; message: string };
-      if (!impUid) {
-        // The customer closed the window or the PG refused before a payment existed.
-        const event = req.ctx.em.create(WebhookEvent, {
-          source: "mobile-redirect",
-          merchantUid: merchantUid ?? null,
-          body: { merchant_uid: merchantUid, imp_success: success, error_code: one("error_code"), error_msg: errorMsg },
-          remoteIp: req.ip?.slice(0, 64) ?? null,
-          processedAt: new Date(),
-          outcome: "no imp_uid",
-        });
-        await req.ctx.em.persistAndFlush(event);
-        answer = { merchant_uid: merchantUid ?? null, status: "FAILED", message: errorMsg ?? "The payment was not completed" };
-      } else {
-        const notice = services.webhooks.parseNotice({ imp_uid: impUid, merchant_uid: merchantUid });
-        const result = await services.webhooks.handle(req.ctx, "mobile-redirect", notice, {
-          remoteIp: req.ip,
-          claimMerchantUid: true,
-          extra: { imp_success: success, error_msg: errorMsg },
-        });
-        if (result.kind === "retry") throw result.error;
-        answer =
-          result.kind === "verified"
-            ? // The verdict about the payment presented (a forged claim leaves the order itself unchanged).
-              { merchant_uid: result.result.payment.merchantUid, status: result.result.status, outcome: result.result.outcome, message: result.result.message }
-            : { merchant_uid: merchantUid ?? null, status: "UNKNOWN", message: result.reason };
-      }
-      if (config.mobileRedirectUrl) {
-        const target = new URL(config.mobileRedirectUrl);
-        if (answer.merchant_uid) target.searchParams.set("merchant_uid", answer.merchant_uid);
-        target.searchParams.set("status", answer.status);
-        res.redirect(302, target.toString());
-        return;
-      }
-      res.json(answer);
-    }),
-  );
-
-  // A billing key issued in the browser (IMP.request_pay with customer_uid): confirm it with Iamport.
-  r.post(
-    "/billings",
-    route(async (req, res) => {
-      const customerUid = actingCustomer(auth, req, bodyOf(req));
-      const card = await services.cards.confirm(req.ctx, customerUid, "customer_uid");
-      res.json({ status: "success", card: presentCard(card) });
-    }),
-  );
-
-  // The seed's billing-key form: card data in, {status, message} out. Card data is never echoed.
-  // Replacing the customer's active card takes replace=true (CONFLICT otherwise).
-  const issueBilling = route(async (req, res) => {
+function issueBilling(services: Services): RouteHandlerMethod {
+  return async (req, reply) => {
     const b = bodyOf(req);
     try {
-      const customerUid = actingCustomer(auth, req, b);
       const card = await services.cards.register(
         req.ctx,
         {
-          customerUid,
+          customerUid: req.actingCustomer!,
           cardNumber: stringField(b, "card_number", true),
           expiry: stringField(b, "expiry", true),
           birth: stringField(b, "birth", true),
@@ -194,47 +195,86 @@ export function restRoutes(services: Services, config: Config, auth: Authenticat
         },
         { customerUid: "customer_uid", cardNumber: "card_number", expiry: "expiry", birth: "birth", pwd2digit: "pwd_2digit" },
       );
-      res.json({ status: "success", message: "Billing key issued", card: presentCard(card) });
+      return { status: "success", message: "Billing key issued", card: presentCard(card) };
     } catch (err) {
       const e = toAppError(err);
-      if (e.code === "CARD_REJECTED") {
-        res.status(200).json({ status: "failed", message: e.message });
-        return;
-      }
-      if (e.code === "BAD_USER_INPUT") {
-        res.status(400).json({ status: "failed", code: e.code, field: e.details.field, message: e.message });
-        return;
-      }
+      // A declined card is an answer of the form, not an error.
+      if (e.code === "CARD_REJECTED") return reply.code(200).send({ status: "failed", message: e.message });
       throw e;
     }
-  });
-  r.post("/subscriptions/issue-billing", issueBilling);
-  r.post("/subscription/issue-billing", issueBilling);
-
-  return r;
+  };
 }
 
-/** Body parsers for the REST routes: Iamport sends JSON or forms. */
-export function bodyParsers(limit: string) {
-  return [express.json({ limit }), express.urlencoded({ extended: false, limit, parameterLimit: 100 })];
+export interface RouteDeps extends Pick<AppDeps, "config" | "services" | "orm" | "iamport" | "logger" | "metrics"> {
+  /** The Fastify instance whose rate-limit plugin counts the limits. */
+  app: FastifyInstance;
+  auth: Authenticator;
+  /** GraphiQL's prefilled key (development only). */
+  graphiqlKey?: string;
+  /** Apollo Server behind /graphql. */
+  graphql: RouteHandlerMethod;
+}
+
+/**
+ * Every route of the server, with its guards: health and metrics (never
+ * limited), GraphiQL, /graphql (CORS, per-IP limit, authentication,
+ * per-caller limit), Iamport's webhooks (allow-list, a larger per-IP budget),
+ * and the public REST routes of DESIGN.md (per-IP limit; the card routes
+ * also take credentials). Webhooks and checkout returns take none, since
+ * nothing in them is believed without asking Iamport.
+ */
+export function routeTable(deps: RouteDeps): Route[] {
+  const { app, config, services, auth } = deps;
+  const publicLimit = ipRateLimit(app, config.rateLimitPublicPerMinute, "public");
+  // Iamport sends bursts from few addresses (every renewal of the 1st of the month): a larger budget there.
+  const webhookGuards = [webhookAllowList(config.webhookAllowedIps), ipRateLimit(app, config.rateLimitPublicPerMinute * 10, "webhook")];
+  const cardGuards = [cardCredentials(auth)];
+  const health = healthHandlers(deps);
+  return [
+    { method: "GET", url: "/healthz", handler: health.healthz },
+    { method: "GET", url: "/readyz", handler: health.readyz },
+    {
+      method: "GET",
+      url: "/metrics",
+      handler: async (_req, reply) => reply.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics()),
+    },
+    ...graphiqlRoutes({ enabled: config.graphiqlEnabled, apiKey: deps.graphiqlKey }),
+    {
+      // GET carries queries only (Apollo refuses mutations over GET); OPTIONS is the CORS preflight.
+      method: ["GET", "POST", "OPTIONS"],
+      url: "/graphql",
+      cors: true,
+      guards: [ipRateLimit(app, config.rateLimitPublicPerMinute * 10, "graphql-ip"), requireCaller(auth), callerRateLimit(app, config.rateLimitPerMinute)],
+      handler: deps.graphql,
+    },
+    { method: "POST", url: "/iamport-webhook", webhook: true, guards: webhookGuards, handler: webhookHandler(services, "iamport-webhook") },
+    { method: "POST", url: "/iamport-callback/schedule", webhook: true, guards: webhookGuards, handler: webhookHandler(services, "schedule-callback") },
+    { method: "POST", url: "/payments/complete", webhook: true, guards: [publicLimit], handler: checkoutComplete(services) },
+    { method: "GET", url: "/payments/complete/mobile", webhook: true, guards: [publicLimit], handler: mobileReturn(services, config) },
+    { method: "POST", url: "/billings", guards: [publicLimit], bodyGuards: cardGuards, handler: confirmBilling(services) },
+    { method: "POST", url: "/subscriptions/issue-billing", guards: [publicLimit], bodyGuards: cardGuards, handler: issueBilling(services) },
+    { method: "POST", url: "/subscription/issue-billing", guards: [publicLimit], bodyGuards: cardGuards, handler: issueBilling(services) },
+  ];
 }
 
 /** Maps every error once to an HTTP status and a JSON body without internals. */
 export function errorHandler(logger: { error(o: object, m: string): void }) {
-  return (err: unknown, req: Request, res: Response, _next: NextFunction): void => {
-    const status = (err as { status?: number; type?: string }).status;
-    const type = (err as { type?: string }).type;
-    if (type === "entity.too.large" || status === 413) {
-      res.status(413).json({ status: "failed", code: "PAYLOAD_TOO_LARGE", message: "The body is too large" });
-      return;
+  return (err: unknown, req: FastifyRequest, reply: FastifyReply): FastifyReply => {
+    const status = (err as { statusCode?: number }).statusCode;
+    const code = (err as { code?: string }).code;
+    if (status === 413 || code === "FST_ERR_CTP_BODY_TOO_LARGE") {
+      // The rest of the body is not read: the connection cannot carry another request.
+      return reply.code(413).header("connection", "close").send({ status: "failed", code: "PAYLOAD_TOO_LARGE", message: "The body is too large" });
     }
-    if (type === "entity.parse.failed" || type === "parameters.too.many" || (status && status >= 400 && status < 500 && !(err instanceof AppError))) {
-      res.status(400).json({ status: "failed", code: "BAD_USER_INPUT", message: "The body could not be parsed" });
-      return;
+    if (status === 415 || code === "FST_ERR_CTP_INVALID_MEDIA_TYPE") {
+      return reply.code(415).send({ status: "failed", code: "UNSUPPORTED_MEDIA_TYPE", message: "Send the body as application/json (or a form on the REST routes)" });
+    }
+    // Fastify's own refusals of a request it could not read (and the body parsers' errors).
+    if (status && status >= 400 && status < 500 && !(err instanceof AppError)) {
+      return reply.code(400).send({ status: "failed", code: "BAD_USER_INPUT", message: "The body could not be parsed" });
     }
     const e = toAppError(err);
     if (e.code === "INTERNAL_SERVER_ERROR") logger.error({ err, reqId: req.ctx?.requestId }, "request failed");
-    res.status(httpStatusOf(e.code)).json({ status: "failed", code: e.code, message: e.message, ...(e.details.field ? { field: e.details.field } : {}) });
+    return reply.code(httpStatusOf(e.code)).send({ status: "failed", code: e.code, message: e.message, ...(e.details.field ? { field: e.details.field } : {}) });
   };
 }
-

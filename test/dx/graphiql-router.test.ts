@@ -2,24 +2,20 @@
  * /graphiql over plain HTTP (no browser): off when disabled, the key prefilled only for a
  * loopback browser, no inline script, nothing from another origin, the assets from node_modules.
  */
-import http from "node:http";
 import type { AddressInfo } from "node:net";
 import axios, { type AxiosInstance } from "axios";
-import express from "express";
-import { exampleTabs, graphiqlRouter, type GraphiqlOptions } from "../../src/http/graphiql";
+import Fastify from "fastify";
+import { exampleTabs, graphiqlRoutes, type GraphiqlOptions } from "../../src/http/graphiql";
 
 async function serve(opts: GraphiqlOptions): Promise<{ http: AxiosInstance; close: () => Promise<void> }> {
-  const app = express();
-  app.use(graphiqlRouter(opts));
-  app.use((_req, res) => {
-    res.status(404).json({ code: "NOT_FOUND" });
-  });
-  const server = http.createServer(app);
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
+  const app = Fastify();
+  for (const r of graphiqlRoutes(opts)) app.route(r);
+  app.setNotFoundHandler((_req, reply) => reply.code(404).send({ code: "NOT_FOUND" }));
+  await app.listen({ port: 0, host: "127.0.0.1" });
+  const { port } = app.server.address() as AddressInfo;
   return {
     http: axios.create({ baseURL: `http://127.0.0.1:${port}`, validateStatus: () => true, responseType: "text", transformResponse: (d) => d }),
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    close: () => app.close(),
   };
 }
 
@@ -30,7 +26,7 @@ function settingsOf(html: string): { endpoint: string; headers: string; tabs: { 
   return JSON.parse(m[1]);
 }
 
-describe("graphiqlRouter", () => {
+describe("graphiqlRoutes", () => {
   it("serves nothing when disabled", async () => {
     const s = await serve({ enabled: false, apiKey: "k" });
     try {

@@ -1,3 +1,5 @@
+import http from "node:http";
+import net from "node:net";
 import { Harness, registerCard, startHarness, uid } from "../support/harness";
 
 let h: Harness;
@@ -83,6 +85,35 @@ describe("HTTP limits", () => {
     expect(bad.headers["x-request-id"]).toMatch(/^[0-9a-f-]{36}$/);
   });
 
+  it("serves /graphql whatever the Host header holds (it names no URL the server builds)", async () => {
+    const body = JSON.stringify({ query: "{ __typename }" });
+    const answer = await new Promise<string>((resolve, reject) => {
+      const s = net.connect(h.server.port, "127.0.0.1");
+      let out = "";
+      s.on("data", (d: Buffer) => (out += d.toString()));
+      s.on("close", () => resolve(out));
+      s.on("error", reject);
+      s.write(
+        `POST /graphql HTTP/1.1\r\nHost: a b\r\nAuthorization: Bearer test-merchant-key\r\nContent-Type: application/json\r\n` +
+          `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      );
+    });
+    expect(answer.split("\r\n")[0]).toBe("HTTP/1.1 200 OK");
+    expect(answer).toContain('{"data":{"__typename":"Query"}}');
+  });
+
+  it("answers headers over 16 KiB with 431 and Connection: close, so a keep-alive client does not reuse the connection", async () => {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const r = await h.http.get(`/graphql?query=${"A".repeat(30_000)}`, { httpAgent: agent });
+      expect(r.status).toBe(431);
+      expect(r.headers.connection).toBe("close");
+      expect((await h.http.get("/healthz", { httpAgent: agent })).status).toBe(200);
+    } finally {
+      agent.destroy();
+    }
+  });
+
   it("allows CORS from CORS_ORIGINS on /graphql only", async () => {
     const ok = await h.http.options("/graphql", { headers: { origin: "https://shop.example", "access-control-request-method": "POST" } });
     expect(ok.headers["access-control-allow-origin"]).toBe("https://shop.example");
@@ -114,10 +145,16 @@ describe("rate limits", () => {
   });
 
   it("limits public routes per IP with 429", async () => {
-    const statuses: number[] = [];
-    for (let i = 0; i < 25; i++) statuses.push((await h.http.post("/billings", {})).status);
+    const answers = [];
+    for (let i = 0; i < 25; i++) answers.push(await h.http.post("/billings", {}));
+    const statuses = answers.map((r) => r.status);
     expect(statuses.slice(0, 20).every((s) => s === 401)).toBe(true);
     expect(statuses.slice(20)).toEqual([429, 429, 429, 429, 429]);
+    // The budget is announced on every answer, and a limited one says when to come back.
+    expect(answers[0].headers["ratelimit-limit"]).toBe("20");
+    expect(answers[0].headers["ratelimit-remaining"]).toBe("19");
+    expect(answers[24].data).toMatchObject({ status: "failed", code: "RATE_LIMITED" });
+    expect(Number(answers[24].headers["retry-after"])).toBeGreaterThan(0);
     // Health checks are never limited.
     expect((await h.http.get("/healthz")).status).toBe(200);
   });
