@@ -20,6 +20,8 @@ export interface GraphiqlOptions {
    * browsers on this machine (loopback, not through a proxy), and never when it is a sha256: digest.
    */
   apiKey?: string;
+  /** Send `/` to GraphiQL (development: a browser opening the server's address lands on the explorer). */
+  rootRedirect?: boolean;
   /** Where the page sends operations; default /graphql. */
   endpoint?: string;
 }
@@ -269,6 +271,7 @@ export function graphiqlRoutes(opts: GraphiqlOptions): Route[] {
     reply.header("Content-Security-Policy", CSP).header("Cache-Control", cache).header("ETag", etag(body)).type(type).send(body);
 
   return [
+    ...(opts.rootRedirect ? [{ method: "GET", url: "/", handler: async (_req, reply) => reply.redirect(GRAPHIQL_PATH, 302) } satisfies Route] : []),
     {
       method: "GET",
       url: GRAPHIQL_PATH,

@@ -238,7 +238,7 @@ export function routeTable(deps: RouteDeps): Route[] {
       url: "/metrics",
       handler: async (_req, reply) => reply.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics()),
     },
-    ...graphiqlRoutes({ enabled: config.graphiqlEnabled, apiKey: deps.graphiqlKey }),
+    ...graphiqlRoutes({ enabled: config.graphiqlEnabled, apiKey: deps.graphiqlKey, rootRedirect: config.env === "development" }),
     {
       // GET carries queries only (Apollo refuses mutations over GET); OPTIONS is the CORS preflight.
       method: ["GET", "POST", "OPTIONS"],

@@ -36,6 +36,23 @@ describe("graphiqlRoutes", () => {
     }
   });
 
+  it("sends / to GraphiQL only when asked (development), and never when GraphiQL is off", async () => {
+    for (const [opts, status] of [
+      [{ enabled: true, rootRedirect: true }, 302],
+      [{ enabled: true }, 404],
+      [{ enabled: false, rootRedirect: true }, 404],
+    ] as const) {
+      const s = await serve(opts);
+      try {
+        const r = await s.http.get("/", { maxRedirects: 0 });
+        expect({ opts, status: r.status }).toEqual({ opts, status });
+        if (status === 302) expect(r.headers.location).toBe("/graphiql");
+      } finally {
+        await s.close();
+      }
+    }
+  });
+
   describe("enabled", () => {
     let s: Awaited<ReturnType<typeof serve>>;
     beforeAll(async () => {
