@@ -143,7 +143,8 @@ describe("pid lock file", () => {
           out += String(d);
           if (out.includes("\n")) resolve(out.trim());
         });
-        void exited.then(() => resolve(out.trim()));
+        // Not on "exit": a child's exit can be seen before the last of its output is read.
+        child.stdout!.on("end", () => resolve(out.trim()));
       });
       return { child, exited, line };
     });
