@@ -1,7 +1,8 @@
 /** @type {import('jest').Config} */
 module.exports = {
   testEnvironment: "node",
-  roots: ["<rootDir>/test"],
+  // The emulator package's tests run with the server's.
+  roots: ["<rootDir>/test", "<rootDir>/packages/iamport-emulator/test"],
   testMatch: ["**/*.test.ts"],
   transform: {
     "^.+\\.ts$": [
@@ -17,6 +18,8 @@ module.exports = {
       },
     ],
   },
+  // The emulator package by its source (the root package.json's "imports" name its build, for Node).
+  moduleNameMapper: { "^#iamport-emulator$": "<rootDir>/packages/iamport-emulator/src/index.ts" },
   globalSetup: "<rootDir>/test/support/global-setup.ts",
   // Generous: a loaded 2-core machine starts PGlite and the emulator slowly; no test asserts timing.
   testTimeout: 90000,

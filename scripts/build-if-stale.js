@@ -1,9 +1,11 @@
 #!/usr/bin/env node
 /**
- * Compiles src/ to dist/ with tsc only when something it is built from changed
+ * Compiles the emulator package (packages/iamport-emulator/src to its dist/),
+ * then src/ to dist/, with tsc, only when something they are built from changed
  * since the last build: `npm start` and the test suite's global setup call it,
  * so a restart with nothing changed starts at once instead of type-checking
  * the whole program again. `npm run build` (--force) always compiles.
+ * The emulator comes first: the server's build reads its declarations.
  */
 const { execFileSync } = require("node:child_process");
 const fs = require("node:fs");
@@ -12,7 +14,20 @@ const path = require("node:path");
 const root = path.resolve(__dirname, "..");
 /** Written after each successful build; its time is the build's. */
 const STAMP = path.join(root, "dist", ".build-stamp");
-const INPUTS = ["src", "tsconfig.json", "tsconfig.build.json", "package.json", "package-lock.json"];
+const EMULATOR = path.join("packages", "iamport-emulator");
+const INPUTS = [
+  "src",
+  "tsconfig.json",
+  "tsconfig.build.json",
+  "package.json",
+  "package-lock.json",
+  path.join(EMULATOR, "src"),
+  path.join(EMULATOR, "package.json"),
+  path.join(EMULATOR, "tsconfig.json"),
+  path.join(EMULATOR, "tsconfig.build.json"),
+];
+/** What `npm start` and `npm run emulator` run: missing means stale whatever the times say. */
+const OUTPUTS = [path.join("dist", "main.js"), path.join(EMULATOR, "dist", "main.js")];
 
 function newestMtime(p) {
   if (!fs.existsSync(p)) return 0;
@@ -25,7 +40,7 @@ function newestMtime(p) {
 
 /** True when dist/ is missing or older than any of its inputs. */
 function stale() {
-  if (!fs.existsSync(STAMP) || !fs.existsSync(path.join(root, "dist", "main.js"))) return true;
+  if (!fs.existsSync(STAMP) || OUTPUTS.some((output) => !fs.existsSync(path.join(root, output)))) return true;
   const built = fs.statSync(STAMP).mtimeMs;
   return INPUTS.some((input) => newestMtime(path.join(root, input)) > built);
 }
@@ -37,7 +52,9 @@ function buildIfStale({ quiet = false, force = false } = {}) {
   }
   if (!quiet) console.log(force ? "building dist/ with tsc..." : "building dist/ with tsc (src/ changed since the last build)...");
   const started = Date.now();
-  execFileSync(process.execPath, [path.join(root, "node_modules", "typescript", "bin", "tsc"), "-p", "tsconfig.build.json"], { cwd: root, stdio: "inherit" });
+  const tsc = path.join(root, "node_modules", "typescript", "bin", "tsc");
+  execFileSync(process.execPath, [tsc, "-p", path.join(EMULATOR, "tsconfig.build.json")], { cwd: root, stdio: "inherit" });
+  execFileSync(process.execPath, [tsc, "-p", "tsconfig.build.json"], { cwd: root, stdio: "inherit" });
   fs.writeFileSync(STAMP, `${new Date().toISOString()}\n`);
   if (!quiet) console.log(`built in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   return true;

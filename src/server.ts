@@ -104,7 +104,7 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
     let setEmulatorWebhook: ((url: string) => void) | undefined;
     let inProcessEmulator: { url: string; hasCustomer(customerUid: string): boolean } | undefined;
     if (config.iamport.useEmulator && !iamportUrl) {
-      const { startEmulator } = await import("./emulator/emulator");
+      const { startEmulator } = await import("#iamport-emulator");
       // A development server keeps the emulator's state in its embedded data directory, so a restart finds both.
       const stateFile = inProcessEmulatorStateFile(config, !!embedded && !opts.embeddedInMemory);
       const emulator = await startEmulator({

@@ -5,7 +5,7 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import axios from "axios";
-import { RunningEmulator, startEmulator } from "../../src/emulator";
+import { RunningEmulator, startEmulator } from "#iamport-emulator";
 import { API_KEY, createTestDatabase, GOOD_CARD, Harness, PAYMENT_FIELDS, REGISTER_CARD, registerCard, startHarness, uid } from "../support/harness";
 import { waitFor } from "../subscriptions/helpers";
 

@@ -1,7 +1,7 @@
 import path from "node:path";
 import axios from "axios";
 import { Client } from "pg";
-import { RunningEmulator, startEmulator } from "../../src/emulator";
+import { RunningEmulator, startEmulator } from "#iamport-emulator";
 import { adminDatabaseUrl, createTestDatabase, GOOD_CARD, REGISTER_CARD } from "../support/harness";
 import { freePort, isRunning, ROOT, ServerProcess, spawnServer, stopServer, waitHealthy } from "../support/processes";
 import { START, Sub, waitFor } from "./helpers";

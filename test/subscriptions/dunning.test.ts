@@ -1,5 +1,5 @@
 import { HARD_DECLINE } from "../../src/billing/subscription.service";
-import { DECLINE_REASONS } from "../../src/emulator/cards";
+import { DECLINE_REASONS } from "#iamport-emulator";
 import { GOOD_CARD, Harness, REGISTER_CARD, registerCard, TEST_CARDS, uid } from "../support/harness";
 import {
   advancePastNextPayment,

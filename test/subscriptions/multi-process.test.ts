@@ -3,7 +3,7 @@ import type { AddressInfo } from "node:net";
 import path from "node:path";
 import axios, { AxiosInstance } from "axios";
 import { Client } from "pg";
-import { RunningEmulator, startEmulator } from "../../src/emulator";
+import { RunningEmulator, startEmulator } from "#iamport-emulator";
 import { adminDatabaseUrl, createTestDatabase, GOOD_CARD, REGISTER_CARD } from "../support/harness";
 import { freePort, isRunning, ROOT, ServerProcess, spawnServer, stopServer, waitHealthy } from "../support/processes";
 import { renewalUid, START, Sub } from "./helpers";

@@ -4,7 +4,7 @@ import axios, { AxiosInstance } from "axios";
 import { GraphQLClient } from "graphql-request";
 import { Client } from "pg";
 import { loadConfig, Config } from "../../src/config";
-import { startEmulator, RunningEmulator, EmulatorOptions } from "../../src/emulator";
+import { startEmulator, RunningEmulator, EmulatorOptions } from "#iamport-emulator";
 import { createLogger } from "../../src/logger";
 import { startServer, RunningServer } from "../../src/server";
 

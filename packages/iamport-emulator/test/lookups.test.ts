@@ -7,7 +7,7 @@ import {
   SCHEDULE_RESULT_ANNOTATION,
   shapeErrors,
 } from "./fixtures/iamport-v1-shapes";
-import { TEST_CARDS } from "../../src/emulator";
+import { TEST_CARDS } from "../src";
 import { advance, clockNow, issueKey, startTestEmulator, uid, type Envelope, type TestEmulator } from "./helpers";
 
 type Payment = { imp_uid: string; merchant_uid: string; status: string; amount: number; started_at: number; paid_at: number };

@@ -1,4 +1,4 @@
-import { TEST_CARDS } from "../../src/emulator";
+import { TEST_CARDS } from "../src";
 import { advance, clockNow, startTestEmulator, uid, WebhookReceiver, type Envelope, type TestEmulator } from "./helpers";
 
 interface CheckoutAnswer {

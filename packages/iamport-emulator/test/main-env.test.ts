@@ -1,4 +1,4 @@
-import { readEmulatorEnv } from "../../src/emulator/main";
+import { readEmulatorEnv } from "../src/main";
 
 describe("emulator standalone: environment", () => {
   it("uses the documented defaults", () => {

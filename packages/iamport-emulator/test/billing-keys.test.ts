@@ -1,4 +1,4 @@
-import { TEST_CARDS } from "../../src/emulator";
+import { TEST_CARDS } from "../src";
 import { CARD, startTestEmulator, uid, type Envelope, type TestEmulator } from "./helpers";
 
 type Customer = Record<string, unknown> & { customer_uid: string; card_number: string; inserted: number; updated: number };

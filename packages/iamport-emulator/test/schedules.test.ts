@@ -1,6 +1,6 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import { TEST_CARDS } from "../../src/emulator";
+import { TEST_CARDS } from "../src";
 import {
   advance,
   CARD,

@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { TEST_CARDS } from "../../src/emulator";
+import { TEST_CARDS } from "../src";
 import { advance, clockNow, issueKey, startTestEmulator, uid, WebhookReceiver, type Envelope, type TestEmulator } from "./helpers";
 
 /*

@@ -1,5 +1,7 @@
+#!/usr/bin/env node
 /**
- * Standalone Iamport emulator: `node dist/emulator/main.js` (`npm run emulator`).
+ * The standalone Iamport emulator: the package's `iamport-emulator` bin
+ * (`npm run emulator` from the billing server's root).
  * Configured by IAMPORT_EMULATOR_* environment variables.
  */
 import { z } from "zod";

@@ -8,7 +8,6 @@ import { Clock } from "./clock";
 import { IamportError, unauthorized } from "./errors";
 import { FaultRegistry } from "./faults";
 import { Params } from "./params";
-import { fastApi, type ApiCall } from "./fast-api";
 import { decodePath, RouteTable, type HttpMethod } from "./router";
 import { createControlRouter, type HeldCall } from "./routes/control";
 import { createIamportRoutes, errorResult, webhookJob, type ApiResult, type IamportRoute } from "./routes/iamport";
@@ -18,6 +17,15 @@ import { tokenFromHeaders, TokenIssuer } from "./tokens";
 import { WebhookSender } from "./webhooks";
 
 export { TEST_CARDS } from "./cards";
+
+/** One Iamport API call, as the emulator's handler reads it. */
+interface ApiCall {
+  method: string;
+  path: string;
+  headers: http.IncomingHttpHeaders;
+  query: unknown;
+  body: unknown;
+}
 
 export interface EmulatorLogger {
   info(...a: unknown[]): void;
@@ -136,6 +144,13 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Running
   const app = express();
   app.disable("x-powered-by");
   app.set("etag", false);
+  // Every call that can change the records (Iamport's and the control API's) is a POST, PUT or DELETE.
+  if (persist) {
+    app.use((req: Request, res: Response, next: NextFunction) => {
+      if (req.method !== "GET" && req.method !== "HEAD") res.once("close", persist.changed);
+      next();
+    });
+  }
   // Large limits: a schedule request may carry thousands of items, as a form too.
   app.use(express.json({ limit: "50mb" }));
   app.use(express.urlencoded({ extended: true, limit: "50mb", parameterLimit: 1_000_000 }));
@@ -184,7 +199,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Running
 
   app.use((req: Request, res: Response) => serveApi({ method: req.method, path: req.path, headers: req.headers, query: req.query, body: req.body }, res));
 
-  /** An Iamport API call, from Express (forms, anything unusual) or from the node:http fast path (JSON). */
+  /** An Iamport API call (JSON or a form, as Iamport accepts both). */
   async function serveApi(req: ApiCall, res: http.ServerResponse): Promise<void> {
     const method = req.method.toUpperCase() as HttpMethod;
     const found = routes.match(method, req.path);
@@ -304,12 +319,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Running
   const ticker = autoRunIntervalMs > 0 ? setInterval(runDue, autoRunIntervalMs) : null;
   ticker?.unref();
 
-  const server = http.createServer((req, res) => {
-    // Every call that can change the records (Iamport's and the control API's) is a POST, PUT or DELETE.
-    if (persist && req.method !== "GET" && req.method !== "HEAD") res.once("close", persist.changed);
-    const onError = (err: unknown, call: ApiCall) => logger.error({ err, method: call.method, path: call.path }, "emulator internal error");
-    if (!fastApi(req, res, serveApi, send, onError)) void app(req, res);
-  });
+  const server = http.createServer(app);
   const sockets = new Set<Socket>();
   server.on("connection", (s) => {
     sockets.add(s);

@@ -1,5 +1,5 @@
 import http from "node:http";
-import { startEmulator, type RunningEmulator } from "../../src/emulator";
+import { startEmulator, type RunningEmulator } from "../src";
 import { WebhookReceiver } from "./helpers";
 
 /*

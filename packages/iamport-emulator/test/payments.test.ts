@@ -1,5 +1,5 @@
-import { DECLINE_REASONS } from "../../src/emulator/cards";
-import { TEST_CARDS } from "../../src/emulator";
+import { DECLINE_REASONS } from "../src/cards";
+import { TEST_CARDS } from "../src";
 import { CARD, issueKey, startTestEmulator, uid, WebhookReceiver, webhooksSentFor, type Envelope, type TestEmulator } from "./helpers";
 
 type Payment = Record<string, unknown> & {

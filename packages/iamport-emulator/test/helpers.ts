@@ -1,7 +1,7 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import axios, { type AxiosInstance } from "axios";
-import { startEmulator, type EmulatorOptions, type RunningEmulator } from "../../src/emulator";
+import { startEmulator, type EmulatorOptions, type RunningEmulator } from "../src";
 
 export const API_KEY = "test_key";
 export const API_SECRET = "test_secret";
