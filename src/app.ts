@@ -133,6 +133,8 @@ export async function createApp(deps: AppDeps): Promise<BuiltApp> {
     clientErrorHandler: clientError,
     serverFactory: deps.serverFactory,
     routerOptions: { ignoreTrailingSlash: true },
+    // The REST routes' schemas refuse a value of the wrong type instead of converting it (a number is not an imp_uid).
+    ajv: { customOptions: { coerceTypes: false } },
   });
   app.decorateRequest("ctx", null as unknown as Ctx);
   app.decorateRequest("caller", undefined);
@@ -264,7 +266,8 @@ export async function createApp(deps: AppDeps): Promise<BuiltApp> {
       method: r.method,
       url: r.url,
       onRequest: guards.length ? guards : undefined,
-      preHandler: r.bodyGuards,
+      preValidation: r.bodyGuards,
+      schema: r.schema,
       config: { webhook: r.webhook, cors: r.cors ? cors : false },
       handler: r.handler,
     });

@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods, RouteHandlerMethod } from "fastify";
+import type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchema, FastifySchemaValidationError, HTTPMethods, RouteHandlerMethod } from "fastify";
 import type { AppDeps } from "../app";
 import type { Config } from "../config";
 import type { Services } from "../billing/services";
@@ -16,14 +16,20 @@ import { callerRateLimit, type Guard, ipRateLimit, webhookAllowList } from "./se
 /**
  * One route: its path, the guards that run before its body is read (in
  * order: allow-lists, rate limits, authentication), those that need the body,
- * and its handler. Every route of the server is in routeTable below.
+ * the JSON schema of its body or query, and its handler. Every route of the
+ * server is in routeTable below.
  */
 export interface Route {
   method: HTTPMethods | HTTPMethods[];
   url: string;
   guards?: (Guard | undefined)[];
-  /** Guards that read the parsed body (the card routes' credentials may come as a form field). */
+  /**
+   * Guards that read the parsed body (the card routes' credentials may come as a form field).
+   * They run before the schema is checked: a caller without credentials learns nothing about the body.
+   */
   bodyGuards?: Guard[];
+  /** What Fastify checks the body or query against before the handler runs (a 400 BAD_USER_INPUT naming the field otherwise). */
+  schema?: Pick<FastifySchema, "body" | "querystring">;
   handler: RouteHandlerMethod;
   /** Iamport's webhooks and the checkout returns: counted by outcome in billing_webhooks_total. */
   webhook?: boolean;
@@ -49,14 +55,6 @@ function stringField(body: Record<string, unknown>, field: string, required = fa
   return v;
 }
 
-/** An optional boolean flag of a form or JSON body: true or "true"; absent, false or "false" is false. */
-function flagField(body: Record<string, unknown>, field: string): boolean {
-  const v = body[field];
-  if (v === undefined || v === null || v === "" || v === false || v === "false") return false;
-  if (v === true || v === "true") return true;
-  throw new BadUserInputError(field, "must be true or false");
-}
-
 /**
  * The card routes' credentials: a merchant key, or a customer token for the
  * body's customer_uid (header, or the `customer_token` field of a plain form).
@@ -74,6 +72,61 @@ function cardCredentials(auth: Authenticator): Guard {
     requireActingFor(caller, customerUid);
     req.actingCustomer = customerUid;
   };
+}
+
+/**
+ * The bodies and queries of the REST routes, as JSON schemas (forms arrive as
+ * the same objects: @fastify/formbody). A value of the wrong type, a missing
+ * required field or an empty one is refused here; what a value means (an
+ * imp_uid's syntax, a status's characters, a card's digits) is checked by the
+ * service that uses it.
+ */
+const text = { type: "string" } as const;
+const requiredText = { type: "string", minLength: 1 } as const;
+/** Optional form and JSON fields: absent, null or "" all mean "not given". */
+const optionalText = { type: ["string", "null"] } as const;
+
+const SCHEMAS = {
+  /** Iamport's notice and schedule callback: {imp_uid, merchant_uid, status}; cancellation_id is recorded when well-formed, never refused. */
+  webhook: {
+    body: { type: "object", required: ["imp_uid"], properties: { imp_uid: text, merchant_uid: optionalText, status: optionalText } },
+  },
+  /** The desktop checkout callback: both ids, as the page got them from IMP.request_pay. */
+  checkoutComplete: {
+    body: { type: "object", required: ["imp_uid", "merchant_uid"], properties: { imp_uid: requiredText, merchant_uid: requiredText } },
+  },
+  /**
+   * The mobile return: only imp_uid decides anything. The other parameters are
+   * hints a browser brings back whatever they hold: cleaned, never refused.
+   */
+  mobileReturn: {
+    querystring: { type: "object", properties: { imp_uid: text } },
+  },
+  /** A key issued in the browser: the customer is the only input (checked with the credentials). */
+  confirmBilling: {
+    body: { type: "object", properties: { customer_uid: text } },
+  },
+  /** The seed's billing-key form. */
+  issueBilling: {
+    body: {
+      type: "object",
+      required: ["card_number", "expiry", "birth"],
+      properties: {
+        customer_uid: text,
+        card_number: requiredText,
+        expiry: requiredText,
+        birth: requiredText,
+        pwd_2digit: optionalText,
+        // A form sends text, JSON a boolean: both spellings; absent or "" is false.
+        replace: { enum: [true, false, "true", "false", "", null] },
+      },
+    },
+  },
+} satisfies Record<string, Route["schema"]>;
+
+/** An optional text field the schema let through: "" and null mean not given. */
+function given(v: unknown): string | undefined {
+  return typeof v === "string" && v !== "" ? v : undefined;
 }
 
 /**
@@ -100,12 +153,9 @@ function webhookHandler(services: Services, source: EventSource): RouteHandlerMe
 /** The desktop checkout callback: the page posts {imp_uid, merchant_uid} after IMP.request_pay. */
 function checkoutComplete(services: Services): RouteHandlerMethod {
   return async (req, reply) => {
-    const body = bodyOf(req);
+    const body = req.body as { imp_uid: string; merchant_uid: string };
     // Validated (and trimmed) like a webhook; the trimmed values are what is recorded and verified.
-    const notice: Notice = services.webhooks.parseNotice({
-      imp_uid: stringField(body, "imp_uid", true),
-      merchant_uid: stringField(body, "merchant_uid", true),
-    });
+    const notice: Notice = services.webhooks.parseNotice({ imp_uid: body.imp_uid, merchant_uid: body.merchant_uid });
     const result = await services.webhooks.handle(req.ctx, "complete", notice, { remoteIp: req.ip, claimMerchantUid: true });
     if (result.kind === "retry") throw result.error;
     if (result.kind === "ignored") return reply.code(404).send({ status: "failed", code: "NOT_FOUND", message: result.reason });
@@ -181,17 +231,17 @@ function confirmBilling(services: Services): RouteHandlerMethod {
  */
 function issueBilling(services: Services): RouteHandlerMethod {
   return async (req, reply) => {
-    const b = bodyOf(req);
+    const b = req.body as { card_number: string; expiry: string; birth: string; pwd_2digit?: string | null; replace?: boolean | string | null };
     try {
       const card = await services.cards.register(
         req.ctx,
         {
           customerUid: req.actingCustomer!,
-          cardNumber: stringField(b, "card_number", true),
-          expiry: stringField(b, "expiry", true),
-          birth: stringField(b, "birth", true),
-          pwd2digit: stringField(b, "pwd_2digit"),
-          replace: flagField(b, "replace"),
+          cardNumber: b.card_number,
+          expiry: b.expiry,
+          birth: b.birth,
+          pwd2digit: given(b.pwd_2digit),
+          replace: b.replace === true || b.replace === "true",
         },
         { customerUid: "customer_uid", cardNumber: "card_number", expiry: "expiry", birth: "birth", pwd2digit: "pwd_2digit" },
       );
@@ -247,13 +297,13 @@ export function routeTable(deps: RouteDeps): Route[] {
       guards: [ipRateLimit(app, config.rateLimitPublicPerMinute * 10, "graphql-ip"), requireCaller(auth), callerRateLimit(app, config.rateLimitPerMinute)],
       handler: deps.graphql,
     },
-    { method: "POST", url: "/iamport-webhook", webhook: true, guards: webhookGuards, handler: webhookHandler(services, "iamport-webhook") },
-    { method: "POST", url: "/iamport-callback/schedule", webhook: true, guards: webhookGuards, handler: webhookHandler(services, "schedule-callback") },
-    { method: "POST", url: "/payments/complete", webhook: true, guards: [publicLimit], handler: checkoutComplete(services) },
-    { method: "GET", url: "/payments/complete/mobile", webhook: true, guards: [publicLimit], handler: mobileReturn(services, config) },
-    { method: "POST", url: "/billings", guards: [publicLimit], bodyGuards: cardGuards, handler: confirmBilling(services) },
-    { method: "POST", url: "/subscriptions/issue-billing", guards: [publicLimit], bodyGuards: cardGuards, handler: issueBilling(services) },
-    { method: "POST", url: "/subscription/issue-billing", guards: [publicLimit], bodyGuards: cardGuards, handler: issueBilling(services) },
+    { method: "POST", url: "/iamport-webhook", webhook: true, guards: webhookGuards, schema: SCHEMAS.webhook, handler: webhookHandler(services, "iamport-webhook") },
+    { method: "POST", url: "/iamport-callback/schedule", webhook: true, guards: webhookGuards, schema: SCHEMAS.webhook, handler: webhookHandler(services, "schedule-callback") },
+    { method: "POST", url: "/payments/complete", webhook: true, guards: [publicLimit], schema: SCHEMAS.checkoutComplete, handler: checkoutComplete(services) },
+    { method: "GET", url: "/payments/complete/mobile", webhook: true, guards: [publicLimit], schema: SCHEMAS.mobileReturn, handler: mobileReturn(services, config) },
+    { method: "POST", url: "/billings", guards: [publicLimit], bodyGuards: cardGuards, schema: SCHEMAS.confirmBilling, handler: confirmBilling(services) },
+    { method: "POST", url: "/subscriptions/issue-billing", guards: [publicLimit], bodyGuards: cardGuards, schema: SCHEMAS.issueBilling, handler: issueBilling(services) },
+    { method: "POST", url: "/subscription/issue-billing", guards: [publicLimit], bodyGuards: cardGuards, schema: SCHEMAS.issueBilling, handler: issueBilling(services) },
   ];
 }
 
@@ -266,6 +316,8 @@ export function errorHandler(logger: { error(o: object, m: string): void }) {
       // The rest of the body is not read: the connection cannot carry another request.
       return reply.code(413).header("connection", "close").send({ status: "failed", code: "PAYLOAD_TOO_LARGE", message: "The body is too large" });
     }
+    const validation = (err as { validation?: FastifySchemaValidationError[] }).validation;
+    if (validation) return reply.code(400).send(schemaRefusal(validation[0]));
     if (status === 415 || code === "FST_ERR_CTP_INVALID_MEDIA_TYPE") {
       return reply.code(415).send({ status: "failed", code: "UNSUPPORTED_MEDIA_TYPE", message: "Send the body as application/json (or a form on the REST routes)" });
     }
@@ -277,4 +329,34 @@ export function errorHandler(logger: { error(o: object, m: string): void }) {
     if (e.code === "INTERNAL_SERVER_ERROR") logger.error({ err, reqId: req.ctx?.requestId }, "request failed");
     return reply.code(httpStatusOf(e.code)).send({ status: "failed", code: e.code, message: e.message, ...(e.details.field ? { field: e.details.field } : {}) });
   };
+}
+
+/**
+ * A body or query the route's schema refused, as BadUserInputError answers:
+ * the field and what is wrong with it, never the value (it may be card data).
+ */
+export function schemaRefusal(e: FastifySchemaValidationError | undefined): { status: "failed"; code: "BAD_USER_INPUT"; message: string; field: string } {
+  const params = (e?.params ?? {}) as { missingProperty?: string; type?: string | string[]; limit?: number };
+  const fromPath = e?.instancePath.replace(/^\//, "").replace(/\//g, ".") ?? "";
+  const field = e?.keyword === "required" ? String(params.missingProperty) : fromPath || "body";
+  let problem: string;
+  switch (e?.keyword) {
+    case "required":
+      problem = "is required";
+      break;
+    case "type": {
+      const types = [params.type ?? []].flat().filter((t) => t !== "null");
+      problem = field === "body" ? "must be an object" : `must be a ${types.join(" or ")}`;
+      break;
+    }
+    case "minLength":
+      problem = params.limit === 1 ? "is required" : `must be at least ${params.limit} characters`;
+      break;
+    case "enum":
+      problem = field === "replace" ? "must be true or false" : "is not one of the allowed values";
+      break;
+    default:
+      problem = e?.message ?? "is invalid";
+  }
+  return { status: "failed", code: "BAD_USER_INPUT", message: `${field} ${problem}`, field };
 }
