@@ -3,13 +3,15 @@ import http from "node:http";
 import path from "node:path";
 import type { AddressInfo, Socket } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
-import express, { type NextFunction, type Request, type Response } from "express";
+import querystring from "node:querystring";
+import Fastify, { type FastifyError } from "fastify";
+import qs from "qs";
 import { Clock } from "./clock";
 import { IamportError, unauthorized } from "./errors";
 import { FaultRegistry } from "./faults";
 import { Params } from "./params";
 import { decodePath, RouteTable, type HttpMethod } from "./router";
-import { createControlRouter, type HeldCall } from "./routes/control";
+import { controlRoutes, type HeldCall } from "./routes/control";
 import { createIamportRoutes, errorResult, webhookJob, type ApiResult, type IamportRoute } from "./routes/iamport";
 import { IamportState } from "./state";
 import { readStateFile, StateFileWriter } from "./state-file";
@@ -83,6 +85,33 @@ export interface RunningEmulator {
 
 const SILENT: EmulatorLogger = { info() {}, warn() {}, error() {} };
 
+/** The largest body read, JSON or form. */
+const BODY_LIMIT = 50 * 1024 * 1024;
+
+/** A body that is not JSON, or JSON that is not an object or an array. */
+class MalformedBody extends Error {
+  readonly statusCode = 400;
+}
+
+/** A JSON body as Iamport reads it: an object or an array (an empty body is {}); a byte-order mark is not part of it. */
+function parseJsonBody(text: string): unknown {
+  const body = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+  if (body.trim() === "") return {};
+  const first = /^[ \t\n\r]*(.)/.exec(body)?.[1];
+  if (first !== "{" && first !== "[") throw new MalformedBody("not an object or an array");
+  try {
+    return JSON.parse(body);
+  } catch {
+    throw new MalformedBody("malformed JSON");
+  }
+}
+
+/** A form with qs-style keys (schedules[0][merchant_uid]); an array of any length stays an array. */
+function parseForm(text: string): unknown {
+  const fields = text.length === 0 ? 0 : text.split("&").length;
+  return qs.parse(text, { allowPrototypes: true, depth: 32, arrayLimit: Math.max(100, fields), parameterLimit: Math.max(1000, fields) });
+}
+
 /** Starts a stateful Iamport V1 emulator on a real HTTP port. */
 export async function startEmulator(opts: EmulatorOptions = {}): Promise<RunningEmulator> {
   const logger = opts.logger ?? SILENT;
@@ -141,23 +170,44 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Running
   const holding = new Map<number, HeldCall & { timer: NodeJS.Timeout; res: http.ServerResponse; result: ApiResult }>();
   let nextHoldId = 1;
 
-  const app = express();
-  app.disable("x-powered-by");
-  app.set("etag", false);
+  // Iamport's calls come with a JSON body, a form (qs-style keys such as schedules[0][merchant_uid]) or none.
+  // Large limits: a schedule request may carry thousands of items, as a form too.
+  let server!: http.Server;
+  const app = Fastify({
+    logger: false,
+    bodyLimit: BODY_LIMIT,
+    exposeHeadRoutes: false,
+    serverFactory: (handler) => (server = http.createServer(handler)),
+    // Queries as node:querystring reads them: a repeated key is an array, brackets are plain characters (customer_uid[]).
+    routerOptions: { ignoreTrailingSlash: true, caseSensitive: false, querystringParser: (q) => querystring.parse(q) },
+  });
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser("application/json", { parseAs: "string" }, (_req, text, done) => {
+    try {
+      done(null, parseJsonBody(text as string));
+    } catch (e) {
+      done(e as Error, undefined);
+    }
+  });
+  app.addContentTypeParser("application/x-www-form-urlencoded", { parseAs: "string" }, (_req, text, done) => {
+    done(null, parseForm(text as string));
+  });
+  // Another type is not read (as Iamport ignores it): the call sees no body.
+  app.addContentTypeParser("*", (_req, payload, done) => {
+    payload.resume();
+    payload.once("end", () => done(null, undefined));
+    payload.once("error", (e) => done(e, undefined));
+  });
   // Every call that can change the records (Iamport's and the control API's) is a POST, PUT or DELETE.
   if (persist) {
-    app.use((req: Request, res: Response, next: NextFunction) => {
-      if (req.method !== "GET" && req.method !== "HEAD") res.once("close", persist.changed);
-      next();
+    app.addHook("onRequest", (req, reply, done) => {
+      if (req.method !== "GET" && req.method !== "HEAD") reply.raw.once("close", persist.changed);
+      done();
     });
   }
-  // Large limits: a schedule request may carry thousands of items, as a form too.
-  app.use(express.json({ limit: "50mb" }));
-  app.use(express.urlencoded({ extended: true, limit: "50mb", parameterLimit: 1_000_000 }));
 
-  app.use(
-    "/__emulator",
-    createControlRouter({
+  app.register(
+    controlRoutes({
       state,
       clock,
       faults,
@@ -185,9 +235,10 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Running
         webhooks.clearLog();
       },
     }),
+    { prefix: "/__emulator" },
   );
 
-  // As Express's res.json answers (no ETag, no X-Powered-By: both disabled above).
+  // An Iamport answer, written to the socket's response (held answers are written later, by a fault's release).
   const send = (res: http.ServerResponse, result: ApiResult) => {
     if (res.headersSent || res.destroyed) return;
     const out = JSON.stringify(result.body);
@@ -197,7 +248,15 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Running
     res.end(out);
   };
 
-  app.use((req: Request, res: Response) => serveApi({ method: req.method, path: req.path, headers: req.headers, query: req.query, body: req.body }, res));
+  // Every other path is Iamport's API, matched by the emulator's own route table (templates, 404 and 405 as Iamport answers).
+  app.all("/*", (req, reply) => {
+    reply.hijack();
+    const path = req.url.split("?")[0];
+    serveApi({ method: req.method, path, headers: req.headers, query: req.query, body: req.body }, reply.raw).catch((err: unknown) => {
+      logger.error({ err, method: req.method, path }, "emulator internal error");
+      send(reply.raw, { status: 500, body: { code: -1, message: "Internal Server Error", response: null } });
+    });
+  });
 
   /** An Iamport API call (JSON or a form, as Iamport accepts both). */
   async function serveApi(req: ApiCall, res: http.ServerResponse): Promise<void> {
@@ -292,20 +351,21 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Running
     }
   }
 
-  // Body parser errors (malformed JSON, too large) and anything unexpected.
-  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
-    const e = err as { status?: number; statusCode?: number; type?: string; message?: string };
-    const status = e.status ?? e.statusCode ?? 500;
+  // Body parser errors (malformed JSON, too large) and anything unexpected: the control API answers
+  // {error}, Iamport's API its envelope.
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    const status = err.statusCode ?? 500;
     const message =
-      e.type === "entity.parse.failed"
-        ? "요청 본문을 해석할 수 없습니다. (malformed JSON)"
-        : status >= 500
-          ? "Internal Server Error"
-          : (e.message ?? "Bad Request");
-    if (status >= 500) logger.error({ err, method: req.method, path: req.path }, "emulator internal error");
-    if (res.headersSent) return;
-    if (req.path.startsWith("/__emulator")) res.status(status).json({ error: message });
-    else res.status(status).json({ code: -1, message, response: null });
+      err.code === "FST_ERR_CTP_BODY_TOO_LARGE"
+        ? "request entity too large"
+        : err instanceof MalformedBody
+          ? "요청 본문을 해석할 수 없습니다. (malformed JSON)"
+          : status >= 500
+            ? "Internal Server Error"
+            : err.message;
+    if (status >= 500) logger.error({ err, method: req.method, path: req.url }, "emulator internal error");
+    if (/^\/__emulator(\/|\?|$)/i.test(req.url)) return reply.code(status).send({ error: message });
+    return reply.code(status).send({ code: -1, message, response: null });
   });
 
   // Runs schedules that fell due as real time passed; webhooks go out in the background.
@@ -319,7 +379,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Running
   const ticker = autoRunIntervalMs > 0 ? setInterval(runDue, autoRunIntervalMs) : null;
   ticker?.unref();
 
-  const server = http.createServer(app);
+  await app.ready();
   const sockets = new Set<Socket>();
   server.on("connection", (s) => {
     sockets.add(s);

@@ -1,6 +1,6 @@
 /*
  * A tiny router over the spec's own path templates (`/payments/{imp_uid}`).
- * Express routing would work too, but keeping the templates as written in the
+ * The HTTP framework's routing would work too, but keeping the templates as written in the
  * spec lets faults name a route exactly as the spec does, and lets one table
  * answer "which route is this call?" for both dispatching and fault matching.
  */

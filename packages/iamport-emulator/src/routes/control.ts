@@ -1,4 +1,4 @@
-import express, { type Request, type Response } from "express";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { z } from "zod";
 import type { Clock } from "../clock";
 import { IamportError } from "../errors";
@@ -99,48 +99,53 @@ function parse<T extends z.ZodType>(schema: T, body: unknown): z.infer<T> {
   return r.data;
 }
 
-type Handler = (req: Request, res: Response) => Promise<void> | void;
+type Handler = (req: FastifyRequest, reply: FastifyReply) => Promise<unknown> | unknown;
 
-export function createControlRouter(deps: ControlDeps): express.Router {
+/** The control API's routes, for registration under the /__emulator prefix. */
+export function controlRoutes(deps: ControlDeps): (router: FastifyInstance) => Promise<void> {
+  return async (router) => registerControlRoutes(router, deps);
+}
+
+function registerControlRoutes(router: FastifyInstance, deps: ControlDeps): void {
   const { state, clock, faults, webhooks } = deps;
-  const router = express.Router();
 
   // Control errors are plain JSON `{error}`; Iamport refusals from the state keep their message.
   const handle =
     (fn: Handler): Handler =>
-    async (req, res) => {
+    async (req, reply) => {
       try {
-        await fn(req, res);
+        return await fn(req, reply);
       } catch (e) {
-        if (e instanceof ControlError) res.status(e.status).json({ error: e.message });
-        else if (e instanceof FaultError) res.status(400).json({ error: e.message });
-        else if (e instanceof IamportError) {
+        if (e instanceof ControlError) return reply.code(e.status).send({ error: e.message });
+        if (e instanceof FaultError) return reply.code(400).send({ error: e.message });
+        if (e instanceof IamportError) {
           const status = e.httpStatus === 200 ? 409 : e.httpStatus;
-          res.status(status).json({ error: e.message, code: e.code });
-        } else throw e;
+          return reply.code(status).send({ error: e.message, code: e.code });
+        }
+        throw e;
       }
     };
 
   const deliver = (p: Payment, source: WebhookJob["source"]): Promise<WebhookCounts> =>
     webhooks.deliverAll([webhookJob(p, source)]);
 
-  router.get("/health", (_req, res) => {
-    res.json({ status: "ok", now: clock.now(), ...state.counts(), ...deps.tokenStats() });
+  router.get("/health", (_req, reply) => {
+    reply.send({ status: "ok", now: clock.now(), ...state.counts(), ...deps.tokenStats() });
   });
 
-  router.get("/clock", (_req, res) => {
-    res.json({ now: clock.now() });
+  router.get("/clock", (_req, reply) => {
+    reply.send({ now: clock.now() });
   });
 
   router.post(
     "/clock/advance",
-    handle(async (req, res) => {
+    handle(async (req, reply) => {
       const { seconds } = parse(advanceSchema, req.body);
       const now = clock.advance(seconds);
       const executed = state.runDue(now);
       const jobs = executed.flatMap((e) => (e.payment ? [webhookJob(e.payment, "schedule")] : []));
       const counts = await webhooks.deliverAll(jobs);
-      res.json({
+      reply.send({
         now,
         executed: executed.map(({ schedule, payment }) => ({
           merchant_uid: schedule.merchant_uid,
@@ -154,7 +159,7 @@ export function createControlRouter(deps: ControlDeps): express.Router {
 
   router.post(
     "/checkout",
-    handle(async (req, res) => {
+    handle(async (req, reply) => {
       const input = parse(checkoutSchema, req.body);
       if (input.amount === 0 && (!input.customer_uid || input.pay_method !== "card")) {
         throw new ControlError(400, "amount: 0 is only allowed when issuing a billing key (card with customer_uid)");
@@ -185,23 +190,23 @@ export function createControlRouter(deps: ControlDeps): express.Router {
       // Approved payments and issued virtual accounts are notified; a failed window is not.
       const counts: WebhookCounts =
         p.status === "failed" ? { delivered: 0, failed: 0, dropped: 0 } : await deliver(p, "checkout");
-      res.json({ imp_uid: p.imp_uid, merchant_uid: p.merchant_uid, status: p.status, fail_reason: p.fail_reason, webhooks: counts });
+      reply.send({ imp_uid: p.imp_uid, merchant_uid: p.merchant_uid, status: p.status, fail_reason: p.fail_reason, webhooks: counts });
     }),
   );
 
   router.post(
     "/vbank/deposit",
-    handle(async (req, res) => {
+    handle(async (req, reply) => {
       const { imp_uid } = parse(impUidSchema, req.body);
       const p = state.deposit(imp_uid);
       const counts = await deliver(p, "vbank");
-      res.json({ imp_uid: p.imp_uid, merchant_uid: p.merchant_uid, status: p.status, webhooks: counts });
+      reply.send({ imp_uid: p.imp_uid, merchant_uid: p.merchant_uid, status: p.status, webhooks: counts });
     }),
   );
 
   router.post(
     "/webhooks/redeliver",
-    handle(async (req, res) => {
+    handle(async (req, reply) => {
       const { imp_uid, times, concurrency } = parse(redeliverSchema, req.body);
       const p = state.getPayment(imp_uid);
       if (!p) throw new ControlError(404, `no payment ${imp_uid}`);
@@ -210,73 +215,72 @@ export function createControlRouter(deps: ControlDeps): express.Router {
       }
       const jobs = Array.from({ length: times }, () => webhookJob(p, "redeliver"));
       const counts = await webhooks.deliverAll(jobs, concurrency);
-      res.json({ imp_uid: p.imp_uid, status: p.status, sent: times, webhooks: counts });
+      reply.send({ imp_uid: p.imp_uid, status: p.status, sent: times, webhooks: counts });
     }),
   );
 
-  router.get("/webhooks", (_req, res) => {
-    res.json({ webhooks: webhooks.log() });
+  router.get("/webhooks", (_req, reply) => {
+    reply.send({ webhooks: webhooks.log() });
   });
 
-  router.delete("/webhooks", (_req, res) => {
+  router.delete("/webhooks", (_req, reply) => {
     webhooks.clearLog();
-    res.json({ cleared: true });
+    reply.send({ cleared: true });
   });
 
-  router.get("/faults", (_req, res) => {
-    res.json({ faults: faults.list() });
+  router.get("/faults", (_req, reply) => {
+    reply.send({ faults: faults.list() });
   });
 
   router.post(
     "/faults",
-    handle((req, res) => {
+    handle((req, reply) => {
       const { route, mode, times } = parse(faultSchema, req.body);
       if (times === 0) {
         // "The next 0 calls misbehave": withdraw what is pending for that route and mode.
         const cancelled = faults.cancel(route, mode);
-        res.json({ cancelled, faults: faults.list() });
+        reply.send({ cancelled, faults: faults.list() });
         return;
       }
       const fault = faults.add(route, mode, times);
-      res.status(201).json({ fault: { id: fault.id, route: fault.route, mode: fault.mode, remaining: fault.remaining }, faults: faults.list() });
+      reply.code(201).send({ fault: { id: fault.id, route: fault.route, mode: fault.mode, remaining: fault.remaining }, faults: faults.list() });
     }),
   );
 
-  router.get("/faults/held", (_req, res) => {
-    res.json({ held: deps.held() });
+  router.get("/faults/held", (_req, reply) => {
+    reply.send({ held: deps.held() });
   });
 
   router.post(
     "/faults/release",
-    handle((req, res) => {
+    handle((req, reply) => {
       const { id } = parse(releaseSchema, req.body ?? {});
-      res.json({ released: deps.release(id) });
+      reply.send({ released: deps.release(id) });
     }),
   );
 
-  router.delete("/faults", (_req, res) => {
+  router.delete("/faults", (_req, reply) => {
     faults.clear();
-    res.json({ faults: [] });
+    reply.send({ faults: [] });
   });
 
-  router.post("/reset", (_req, res) => {
+  router.post("/reset", (_req, reply) => {
     deps.reset();
-    res.json({ now: clock.now() });
+    reply.send({ now: clock.now() });
   });
 
   // Receipt links in payments point here, so they open something real.
-  router.get("/receipts/:imp_uid", (req, res) => {
-    const p = state.getPayment(String(req.params.imp_uid));
+  router.get("/receipts/:imp_uid", (req, reply) => {
+    const p = state.getPayment((req.params as { imp_uid: string }).imp_uid);
     if (!p) {
-      res.status(404).json({ error: "no such payment" });
+      reply.code(404).send({ error: "no such payment" });
       return;
     }
-    res.json({ receipt: paymentToWire(p) });
+    reply.send({ receipt: paymentToWire(p) });
   });
 
-  router.use((req, res) => {
-    res.status(404).json({ error: `no control route ${req.method} /__emulator${req.path}` });
+  router.all("/*", (req, reply) => {
+    const path = req.url.split("?")[0].replace(/^\/__emulator/i, "");
+    reply.code(404).send({ error: `no control route ${req.method} /__emulator${path}` });
   });
-
-  return router;
 }
