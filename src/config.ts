@@ -48,7 +48,9 @@ const envSchema = z.object({
   DATABASE_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(0).max(3_600_000).default(5000),
   DATABASE_LOCK_TIMEOUT_MS: z.coerce.number().int().min(0).max(3_600_000).default(5000),
   DATABASE_ACQUIRE_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).optional(),
-  PGLITE_DATA_DIR: z.string().trim().default("./.data/pglite"),
+  // Empty is refused rather than read as a place: it would open an in-memory database that looks persistent,
+  // and resolve to the working directory for dev:reset, which deletes the data directory.
+  PGLITE_DATA_DIR: z.string().trim().min(1, "must not be empty: unset it for ./.data/pglite, or name a directory").default("./.data/pglite"),
   IAMPORT_API_URL: optionalString.pipe(url.optional()),
   IAMPORT_API_KEY: optionalString,
   IAMPORT_API_SECRET: optionalString,

@@ -33,6 +33,12 @@ async function main(): Promise<number> {
     return 1;
   }
   const dataDir = path.resolve(config.pgliteDataDir);
+  const rel = path.relative(dataDir, process.cwd());
+  if (rel === "" || (!rel.startsWith("..") && !path.isAbsolute(rel))) {
+    // PGLITE_DATA_DIR=. (or a parent): emptying it would delete the project it is run from.
+    console.error(`dev:reset refuses: PGLITE_DATA_DIR=${config.pgliteDataDir} is the working directory or contains it; point it at a directory of its own`);
+    return 1;
+  }
   const stateFile = path.resolve(inProcessEmulatorStateFile(config, true) ?? path.join(dataDir, EMULATOR_STATE_FILE));
   if (!fs.existsSync(dataDir) && !fs.existsSync(stateFile)) {
     console.log(`nothing to reset: ${config.pgliteDataDir} does not exist`);

@@ -316,7 +316,7 @@ withPostgres("three server processes on one database, one killed with SIGKILL in
       `select merchant_uid, imp_uid, amount, paid_amount from payments where period = 2 and status = 'PAID'`,
     );
     expect(new Set(paid2.map((p) => p.imp_uid)).size).toBe(SUBSCRIPTIONS);
-    expect(paid2.every((p) => p.amount === AMOUNT && p.paid_amount === AMOUNT)).toBe(true);
+    expect(paid2.map((p) => [p.amount, p.paid_amount])).toEqual(Array(SUBSCRIPTIONS).fill([AMOUNT, AMOUNT]));
 
     expect((await emu.get("/__emulator/health")).data).toMatchObject({ payments: 2 * SUBSCRIPTIONS, pending_schedules: SUBSCRIPTIONS });
     const token = await iamportToken();
@@ -352,7 +352,7 @@ withPostgres("three server processes on one database, one killed with SIGKILL in
       );
       subs.push(...batch);
     }
-    expect(subs.every((s) => s.status === "ACTIVE")).toBe(true);
+    expect(subs.map((s) => s.status)).toEqual(Array(SUBSCRIPTIONS).fill("ACTIVE"));
     expect((await emu.get("/__emulator/health")).data).toMatchObject({ payments: SUBSCRIPTIONS, pending_schedules: SUBSCRIPTIONS });
     // The first periods' webhooks are all sent and handled before the burst, so that the burst's numbers are its own
     // (an entry is "dropped" until its delivery, retries included, has ended).
@@ -392,7 +392,7 @@ withPostgres("three server processes on one database, one killed with SIGKILL in
     for (const b of burst) expect(b.answered).toBeGreaterThan(0);
     // Iamport ran every renewal once, and paid it.
     expect(advanced.executed.map((e) => e.merchant_uid).sort()).toEqual(subs.map((s) => renewalUid(s.id, 2)).sort());
-    expect(advanced.executed.every((e) => e.status === "paid")).toBe(true);
+    expect(advanced.executed.map((e) => e.status)).toEqual(subs.map(() => "paid"));
 
     // The three processes' reconciliation (pg-boss, every second) finishes what the dead one and the lost webhooks left.
     await settle("renewals not landed exactly once", () => notRenewedOnce(subs), 90_000);
@@ -416,6 +416,6 @@ withPostgres("three server processes on one database, one killed with SIGKILL in
     expect(await unprocessedEvents()).toBe(0);
     await expectEveryRenewalOnce(subs);
     // No server process died but the victim.
-    expect(serving.every(isRunning)).toBe(true);
+    expect(serving.map(isRunning)).toEqual([true, true, true]);
   }, 240_000);
 });

@@ -83,4 +83,18 @@ describe("loadConfig reports every problem at once", () => {
     expect(err!.message).not.toContain("\n");
     for (const v of ["PORT", "RETRY_SCHEDULE", "API_KEYS", "IAMPORT_API_KEY", "CUSTOMER_TOKEN_SECRET"]) expect(err!.message).toContain(v);
   });
+
+  it("refuses an empty PGLITE_DATA_DIR with the other problems, and keeps the default when it is unset", () => {
+    let err: ConfigError | undefined;
+    try {
+      loadConfig({ PGLITE_DATA_DIR: "  ", PORT: "abc" });
+    } catch (e) {
+      err = e as ConfigError;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    expect(err!.problems.map((p) => p.variable)).toEqual(["PORT", "PGLITE_DATA_DIR"]);
+    expect(err!.message).toContain("PGLITE_DATA_DIR must not be empty");
+    expect(loadConfig({}).pgliteDataDir).toBe("./.data/pglite");
+    expect(loadConfig({ PGLITE_DATA_DIR: " /var/lib/billing " }).pgliteDataDir).toBe("/var/lib/billing");
+  });
 });

@@ -4,8 +4,12 @@ import { parse } from "yaml";
 import { ConfigError, configWarnings, ENV_VARIABLES, loadConfig } from "../../src/config";
 
 const root = path.resolve(__dirname, "../..");
-const compose = parse(fs.readFileSync(path.join(root, "docker-compose.yml"), "utf8"));
-const services = compose.services as Record<string, { profiles?: string[]; environment: Record<string, string>; ports?: string[]; [k: string]: unknown }>;
+type Services = Record<string, { profiles?: string[]; environment: Record<string, string>; ports?: string[]; [k: string]: unknown }>;
+const read = (file: string) => fs.readFileSync(path.join(root, file), "utf8");
+/** docker-compose.yml: what a bare `docker compose up` starts (production, the real Iamport). */
+const services = parse(read("docker-compose.yml")).services as Services;
+/** docker-compose.demo.yml: the same API against the emulator, without keys. */
+const demo = parse(read("docker-compose.demo.yml")).services as Services;
 
 /** Replaces ${VAR:-default} as docker compose would, with `vars` holding what is set in the shell or .env. */
 function interpolate(value: string, vars: Record<string, string>): string {
@@ -16,9 +20,9 @@ function interpolate(value: string, vars: Record<string, string>): string {
   });
 }
 
-function envOf(service: string, vars: Record<string, string> = {}): Record<string, string> {
+function envOf(service: string, vars: Record<string, string> = {}, file: Services = services): Record<string, string> {
   const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(services[service].environment)) env[k] = interpolate(String(v), vars);
+  for (const [k, v] of Object.entries(file[service].environment)) env[k] = interpolate(String(v), vars);
   return env;
 }
 
@@ -33,25 +37,24 @@ function filledEnvExample(): Record<string, string> {
   return vars;
 }
 
-const inProfile = (profile: string) =>
-  Object.keys(services)
-    .filter((name) => services[name].profiles?.includes(profile))
-    .sort();
-
 describe("docker-compose.yml", () => {
-  it("has a production profile (PostgreSQL and the API built from the Dockerfile) and a demo profile with the emulator", () => {
-    expect(inProfile("production")).toEqual(["api", "postgres"]);
-    expect(inProfile("demo")).toEqual(["api-demo", "emulator", "postgres-demo"]);
-    // Every service belongs to a profile: the demo never starts the production API and the reverse.
-    expect(Object.keys(services).filter((n) => !services[n].profiles)).toEqual([]);
+  it("starts PostgreSQL and the API on a bare `docker compose up`; the demo file adds the emulator instead of keys", () => {
+    // No profiles: `docker compose up` starts exactly these (a service in a profile would need --profile).
+    expect(Object.keys(services).sort()).toEqual(["api", "postgres"]);
+    expect(Object.keys(demo).sort()).toEqual(["api", "emulator", "postgres"]);
+    for (const s of [...Object.values(services), ...Object.values(demo)]) expect(s.profiles).toBeUndefined();
     expect(services.api.build).toBe(".");
+    expect(demo.api.build).toBe(".");
+    expect((demo.emulator.build as { target: string }).target).toBe("emulator");
+    expect(fs.readFileSync(path.join(root, "Dockerfile"), "utf8")).toMatch(/^FROM .* AS emulator$/m);
     expect(fs.existsSync(path.join(root, "Dockerfile"))).toBe(true);
     expect((services.api.depends_on as Record<string, { condition: string }>).postgres.condition).toBe("service_healthy");
   });
 
   it("requires no variable to parse: a missing one is reported by the API itself, all at once", () => {
-    // No ${VAR:?...}: docker compose would refuse the whole file for it, the demo profile included.
-    expect(fs.readFileSync(path.join(root, "docker-compose.yml"), "utf8")).not.toMatch(/\$\{[A-Z_]+:\?/);
+    // No ${VAR:?...}: docker compose would refuse the whole file for it instead of the API naming them all.
+    expect(read("docker-compose.yml")).not.toMatch(/\$\{[A-Z_]+:\?/);
+    expect(read("docker-compose.demo.yml")).not.toMatch(/\$\{[A-Z_]+:\?/);
     const err = (() => {
       try {
         loadConfig(envOf("api"));
@@ -100,28 +103,31 @@ describe("docker-compose.yml", () => {
   });
 
   it("runs the demo without any key: the API against the emulator service, GraphiQL on", () => {
-    const config = loadConfig(envOf("api-demo"));
+    const config = loadConfig(envOf("api", {}, demo));
     expect(config.iamport.useEmulator).toBe(true);
     const emulatorUrl = new URL(config.iamport.apiUrl!);
     expect(emulatorUrl.hostname).toBe("emulator");
-    expect(emulatorUrl.port).toBe(services.emulator.environment.IAMPORT_EMULATOR_PORT);
+    expect(emulatorUrl.port).toBe(demo.emulator.environment.IAMPORT_EMULATOR_PORT);
     // Reachable from the other containers, and its webhooks reach the demo API.
-    expect(services.emulator.environment.IAMPORT_EMULATOR_HOST).toBe("0.0.0.0");
-    expect(new URL(services.emulator.environment.IAMPORT_EMULATOR_WEBHOOK_URL).hostname).toBe("api-demo");
-    expect(new URL(config.publicUrl).hostname).toBe("api-demo");
+    expect(demo.emulator.environment.IAMPORT_EMULATOR_HOST).toBe("0.0.0.0");
+    expect(new URL(demo.emulator.environment.IAMPORT_EMULATOR_WEBHOOK_URL).hostname).toBe("api");
+    expect(new URL(config.publicUrl).hostname).toBe("api");
     expect(config.apiKeys).toEqual(["demo-key"]);
     expect(config.graphiqlEnabled).toBe(true);
-    expect(new URL(config.databaseUrl!).hostname).toBe("postgres-demo");
+    expect(new URL(config.databaseUrl!).hostname).toBe("postgres");
+    // Its ports only on this machine: the control API moves the clock and the demo key is public.
+    expect(demo.api.ports).toEqual(["127.0.0.1:4000:4000"]);
+    expect(demo.emulator.ports).toEqual(["127.0.0.1:4010:4010"]);
   });
 
   it("publishes the API port it listens on, never PostgreSQL's, and checks readiness", () => {
     expect(services.api.ports).toContain(`${loadConfig({}).port}:4000`);
     expect(services.postgres.ports).toBeUndefined();
-    expect(services["postgres-demo"].ports).toBeUndefined();
+    expect(demo.postgres.ports).toBeUndefined();
     expect((services.api.healthcheck as { test: string[] }).test.join(" ")).toContain("/readyz");
   });
 
   it("names only variables the config schema knows", () => {
-    for (const name of ["api", "api-demo"]) for (const k of Object.keys(services[name].environment)) expect(ENV_VARIABLES).toContain(k);
+    for (const file of [services, demo]) for (const k of Object.keys(file.api.environment)) expect(ENV_VARIABLES).toContain(k);
   });
 });
