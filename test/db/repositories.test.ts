@@ -92,6 +92,14 @@ describe("repositories", () => {
     expect(await query(root(), "select 1 from webhook_events where imp_uid = 'imp_repo_tx'", [])).toHaveLength(0);
   });
 
+  it("report a failed statement without the values it was given", async () => {
+    const err = await query(root(), "select ?::text as v, 1 / 0 as boom", ["value-that-must-not-be-logged"]).catch((e: Error) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect((err as Error & { code?: string }).code).toBe("22012");
+    expect((err as Error).message).toMatch(/division by zero/);
+    expect((err as Error).message).not.toContain("value-that-must-not-be-logged");
+  });
+
   it("list newest first by keyset, with each filter", async () => {
     for (let i = 1; i <= 3; i++) await insertPayment(`repo_list_${i}`, { created: "2026-11-21 00:00:00+00", paid: null }, "cust_list");
     const all = await listPayments(root(), { customerUid: "cust_list" }, 10);
