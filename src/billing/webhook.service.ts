@@ -150,8 +150,9 @@ export class WebhookService {
   }
 
   /**
-   * Inserts a batch of events with one statement of its own (autocommit: no
-   * unit of work, so the events stay out of the verifications' flushes).
+   * Inserts a batch of events with one statement of its own (no unit of
+   * work, so the events stay out of the verifications' flushes; committed at
+   * once, as webhooks are received outside any transaction).
    * When the database refuses a row (bad data, a constraint, a trigger), each
    * event is inserted alone, so that one bad row cannot keep the others out
    * of the inbox. Any other failure (connection, pool) leaves the outcome
