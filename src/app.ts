@@ -24,7 +24,7 @@ import type { Config } from "./config";
 import type { GraphQLContext } from "./graphql/context";
 import { formatError } from "./graphql/errors";
 import { IDEMPOTENCY_HEADER, idempotencyPlugin, REPLAYED_HEADER } from "./graphql/idempotency";
-import { IdempotencyStore } from "./db/idempotency";
+import { IdempotencyStore } from "./db/repositories/idempotency-keys";
 import { buildBillingSchema } from "./graphql/schema";
 import { parseApiKeys } from "./http/auth";
 import { graphqlHandler } from "./http/graphql";

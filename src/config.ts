@@ -88,7 +88,6 @@ const envSchema = z.object({
     }),
   MOBILE_REDIRECT_URL: optionalString.pipe(url.optional()),
   MIGRATE_ON_START: bool.default(true),
-  DATABASE_PREPARED_STATEMENTS: bool.default(true),
   RECONCILE_INTERVAL_SECONDS: z.coerce.number().int().min(0).max(86400).default(60),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   MAX_AMOUNT: z.coerce.number().int().positive().default(100_000_000),
@@ -158,8 +157,6 @@ export interface Config {
   retryScheduleSeconds: number[];
   mobileRedirectUrl?: string;
   migrateOnStart: boolean;
-  /** Name the hot paths' statements so PostgreSQL plans them once per connection (off behind PgBouncer's transaction pooling). */
-  databasePreparedStatements: boolean;
   reconcileIntervalSeconds: number;
   logLevel: string;
   maxAmount: number;
@@ -278,7 +275,6 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     retryScheduleSeconds: e.RETRY_SCHEDULE,
     mobileRedirectUrl: e.MOBILE_REDIRECT_URL,
     migrateOnStart: e.MIGRATE_ON_START,
-    databasePreparedStatements: e.DATABASE_PREPARED_STATEMENTS,
     reconcileIntervalSeconds: e.RECONCILE_INTERVAL_SECONDS,
     logLevel: e.LOG_LEVEL,
     maxAmount: e.MAX_AMOUNT,

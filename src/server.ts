@@ -2,7 +2,6 @@ import "reflect-metadata";
 import crypto from "node:crypto";
 import http from "node:http";
 import path from "node:path";
-import { usePreparedStatements } from "./db/sql";
 import type { AddressInfo } from "node:net";
 import type { MikroORM } from "@mikro-orm/postgresql";
 import type { Logger } from "pino";
@@ -80,12 +79,6 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
         "DATABASE_URL is not set: using the embedded PostgreSQL (PGlite). Set DATABASE_URL for production.",
       );
     }
-    usePreparedStatements(!embedded && config.databasePreparedStatements, (err) =>
-      logger.warn(
-        { err: err.message },
-        "PostgreSQL does not know this server's prepared statements by name (a pooler in transaction mode?): statements sent together carry their parameters inlined from now on",
-      ),
-    );
     const connectError = (err: unknown) => (embedded ? err : databaseConnectError(err, databaseUrl!));
     const orm = await openOrm(databaseUrl, embedded ? 1 : config.databasePoolMax, logger, config.databaseTimeouts).catch((err) => {
       throw connectError(err);

@@ -1,4 +1,4 @@
-import { claimCard, releaseCard } from "../db/card-claims";
+import { claimCard, releaseCard } from "../db/repositories/card-claims";
 import { Card } from "../db/entities";
 import { CardStatus, CardType } from "../db/entities/enums";
 import { CardRejectedError, ConflictError, NotFoundError } from "../errors";
@@ -153,7 +153,7 @@ export class CardService {
 
   /**
    * Runs fn while this request holds the customer's card claim
-   * (src/db/card-claims.ts), with the card row as it is once claimed. The claim
+   * (src/db/repositories/card-claims.ts), with the card row as it is once claimed. The claim
    * is committed before fn calls Iamport and released after fn recorded the
    * answer, so no lock or connection is held while Iamport answers; a second
    * change for the same customer meanwhile is CONFLICT, retryable. The claim
@@ -162,14 +162,14 @@ export class CardService {
    */
   private async underClaim<T>(ctx: Ctx, customerUid: string, fn: (existing: Card | null) => Promise<T>): Promise<T> {
     const seconds = Math.ceil((3 * this.deps.config.iamport.timeoutMs) / 1000) + 5;
-    if (!(await claimCard(ctx.em, customerUid, seconds))) {
+    if (!(await claimCard(ctx, customerUid, seconds))) {
       throw new ConflictError(`Another change to customer ${customerUid}'s card is in progress; retry when it is done`, { customerUid, retryable: true });
     }
     try {
       const existing = await ctx.em.findOne(Card, { customerUid }, { refresh: true });
       return await fn(existing);
     } finally {
-      await releaseCard(ctx.em, customerUid).catch((err) => ctx.log.warn({ customerUid, err: (err as Error).message }, "card claim not released; it expires by itself"));
+      await releaseCard(ctx, customerUid).catch((err) => ctx.log.warn({ customerUid, err: (err as Error).message }, "card claim not released; it expires by itself"));
     }
   }
 

@@ -20,9 +20,9 @@ export interface Ctx {
   requestId: string;
   log: Logger;
   /**
-   * The ORM's root EntityManager, for plain SQL outside any unit of work
-   * (`sql()`), so a read need not fork `em`. Absent inside transactions:
-   * there `em` is the transaction's.
+   * The ORM's root EntityManager, for the repositories' plain SQL
+   * (src/db/tx.ts), so a read need not fork `em`. Absent inside
+   * transactions: there `em` is the transaction's.
    */
   db?: EntityManager;
   /**

@@ -6,7 +6,7 @@ import { IamportNotFoundError, IamportRefusedError } from "../iamport/iamport.er
 import type { AgainRequest, IamportPayment, IamportSchedule, ScheduleEntry } from "../iamport/iamport.types";
 import type { CardService } from "./card.service";
 import { afterIamport, BillingDeps, Ctx, withEm, guardUnique, newMerchantUid, outcomeUnknown, upstreamError } from "./context";
-import { pgTime, shaped, sql } from "../db/sql";
+import { findPayment, listPayments, type PaymentListFilter, type PaymentViewRow } from "../db/repositories/payments";
 import { decodeCursor, encodeCursor, Page } from "./pagination";
 import {
   checkAmount,
@@ -694,35 +694,27 @@ export class PaymentService {
   async find(ctx: Ctx, by: { merchantUid?: string | null; impUid?: string | null }): Promise<PaymentView | null> {
     if (!by.merchantUid && !by.impUid) throw new BadUserInputError("merchantUid", "give merchantUid or impUid");
     // Validated like everything else: a value no uid can have (a NUL byte) would otherwise fail in SQL.
-    const where: string[] = [];
-    const values: unknown[] = [];
-    if (by.merchantUid) where.push(`merchant_uid = $${values.push(checkUid("merchantUid", by.merchantUid))}`);
-    if (by.impUid) where.push(`imp_uid = $${values.push(checkUid("impUid", by.impUid))}`);
-    const text = shaped(FIND_TEXTS, where.join(" and "), (w) => `select ${PAYMENT_VIEW_COLUMNS} from payments where ${w}`);
-    const rows = await sql<PaymentViewRow>(ctx.db ?? ctx.em, text, values);
-    return rows.length ? paymentView(rows[0]) : null;
+    const row = await findPayment(ctx, {
+      merchantUid: by.merchantUid ? checkUid("merchantUid", by.merchantUid) : undefined,
+      impUid: by.impUid ? checkUid("impUid", by.impUid) : undefined,
+    });
+    return row ? paymentView(row) : null;
   }
 
   /** Newest first, keyset-paginated by id; plain rows. */
   async list(ctx: Ctx, filter: PaymentFilter, first: number, after?: string | null): Promise<Page<PaymentView>> {
     const limit = checkFirst(first);
-    const where: string[] = [];
-    const values: unknown[] = [];
-    if (filter.customerUid) where.push(`customer_uid = $${values.push(checkUid("customerUid", filter.customerUid))}`);
-    if (filter.subscriptionId) where.push(`subscription_id = $${values.push(checkUid("subscriptionId", filter.subscriptionId))}`);
-    if (filter.status) where.push(`status = $${values.push(filter.status)}`);
+    const where: PaymentListFilter = {};
+    if (filter.customerUid) where.customerUid = checkUid("customerUid", filter.customerUid);
+    if (filter.subscriptionId) where.subscriptionId = checkUid("subscriptionId", filter.subscriptionId);
+    if (filter.status) where.status = filter.status;
     if (after !== undefined && after !== null) {
       const key = decodeCursor("after", after);
       // Payment keys are bigint ids: anything else was not made by this API (and would fail in SQL).
       if (!/^[1-9]\d{0,17}$/.test(key)) throw new BadUserInputError("after", "is not a cursor returned by this API");
-      where.push(`id < $${values.push(key)}`);
+      where.beforeId = key;
     }
-    const text = shaped(
-      LIST_TEXTS,
-      where.join(" and "),
-      (w) => `select ${PAYMENT_VIEW_COLUMNS} from payments ${w ? `where ${w}` : ""} order by id desc limit $${values.length + 1}`,
-    );
-    const rows = await sql<PaymentViewRow>(ctx.db ?? ctx.em, text, [...values, limit + 1]);
+    const rows = await listPayments(ctx, where, limit + 1);
     const hasNextPage = rows.length > limit;
     const nodes = (hasNextPage ? rows.slice(0, limit) : rows).map(paymentView);
     return { nodes, pageInfo: { hasNextPage, endCursor: nodes.length ? encodeCursor(nodes[nodes.length - 1].id) : null } };
@@ -776,36 +768,8 @@ export function againRequest(payment: Payment, noticeUrl?: string): AgainRequest
   };
 }
 
-/** The columns a GraphQL Payment shows (plus id for cursors and subscription_id for its field). */
-export const PAYMENT_VIEW_COLUMNS =
-  "id, merchant_uid, imp_uid, customer_uid, name, amount, paid_amount, cancelled_amount, currency, status, fail_reason, " +
-  "scheduled_at, paid_at, failed_at, cancelled_at, receipt_url, subscription_id, created_at, updated_at";
-
-/** Statement texts of find and list, one per combination of filters (see `shaped`). */
-const FIND_TEXTS = new Map<string, string>();
-const LIST_TEXTS = new Map<string, string>();
-
-export interface PaymentViewRow {
-  id: string;
-  merchant_uid: string;
-  imp_uid: string | null;
-  customer_uid: string | null;
-  name: string;
-  amount: number;
-  paid_amount: number | null;
-  cancelled_amount: number;
-  currency: string;
-  status: PaymentStatus;
-  fail_reason: string | null;
-  scheduled_at: string | Date | null;
-  paid_at: string | Date | null;
-  failed_at: string | Date | null;
-  cancelled_at: string | Date | null;
-  receipt_url: string | null;
-  subscription_id: string | null;
-  created_at: string | Date;
-  updated_at: string | Date;
-}
+// Read by renewal.ts from here; removed once renewal.ts is gone.
+export { PAYMENT_VIEW_COLUMNS, type PaymentViewRow } from "../db/repositories/payments";
 
 /** What reads return: the fields of a Payment that GraphQL shows, as a plain object. */
 export type PaymentView = Pick<
@@ -843,14 +807,14 @@ export function paymentView(r: PaymentViewRow): PaymentView {
     currency: r.currency,
     status: r.status,
     failReason: r.fail_reason,
-    scheduledAt: pgTime(r.scheduled_at),
-    paidAt: pgTime(r.paid_at),
-    failedAt: pgTime(r.failed_at),
-    cancelledAt: pgTime(r.cancelled_at),
+    scheduledAt: r.scheduled_at,
+    paidAt: r.paid_at,
+    failedAt: r.failed_at,
+    cancelledAt: r.cancelled_at,
     receiptUrl: r.receipt_url,
     subscription: r.subscription_id === null ? null : { id: r.subscription_id },
-    createdAt: pgTime(r.created_at)!,
-    updatedAt: pgTime(r.updated_at)!,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
   };
 }
 

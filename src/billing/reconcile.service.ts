@@ -1,7 +1,7 @@
 import { LockMode, QueryOrder } from "@mikro-orm/core";
 import { Payment, Subscription, WebhookEvent } from "../db/entities";
 import { PaymentKind, PaymentStatus, SubscriptionStatus } from "../db/entities/enums";
-import { purgeExpiredIdempotencyKeys } from "../db/idempotency";
+import { purgeExpiredIdempotencyKeys } from "../db/repositories/idempotency-keys";
 import { BadUserInputError, toAppError } from "../errors";
 import { IamportNotFoundError } from "../iamport/iamport.errors";
 import { withEm, type BillingDeps, type Ctx } from "./context";
@@ -185,7 +185,7 @@ export class ReconcileService {
     });
     // 8. Idempotency keys past their time (an expired key is already ignored; this frees the space).
     await each("expired idempotency keys", async (ctx) => {
-      report.idempotencyKeysPurged += await purgeExpiredIdempotencyKeys(ctx.em, 10 * BATCH);
+      report.idempotencyKeysPurged += await purgeExpiredIdempotencyKeys(ctx, 10 * BATCH);
     });
     if (Object.values(report).some((n) => n > 0)) {
       root.log.info({ reconcile: report }, "reconciliation run");

@@ -6,7 +6,7 @@ import type { Ctx } from "./context";
 import type { PaymentService, Prefetched, VerifiedPayment } from "./payment.service";
 import type { BillingObservers } from "./services";
 import { checkUid, isUid } from "./validation";
-import { sql } from "../db/sql";
+import { insertInboxEvents, recordEventOutcome } from "../db/repositories/webhook-events";
 import { TurnBatcher, type Pending } from "../db/batch";
 import type { Verification } from "./verification";
 import type { IamportPayment } from "../iamport/iamport.types";
@@ -49,23 +49,6 @@ interface InboxRow {
 
 /** Events inserted by one statement at most. */
 const INBOX_BATCH = 64;
-
-/**
- * The inbox insert of a batch. The ids are drawn in a CTE of their own,
- * materialized once (it is read twice and calls nextval), so each id comes
- * back beside the position of its event (`n`), whatever order the insert
- * returns rows in; only ids of rows the insert returned come back.
- */
-export const INBOX_INSERT = `with v as (
-   select nextval('webhook_events_id_seq') as id, v.*
-     from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[]) with ordinality
-       as v(source, imp_uid, merchant_uid, claimed_status, body, remote_ip, received_at, n)
- ), ins as (
-   insert into webhook_events (id, source, imp_uid, merchant_uid, claimed_status, body, remote_ip, received_at, attempts)
-   select id, source, imp_uid, merchant_uid, claimed_status, body::jsonb, remote_ip, received_at, 0 from v
-   returning id
- )
- select v.id, v.n from v join ins on ins.id = v.id`;
 
 /**
  * A failure of the database to take a row of the batch: data (class 22),
@@ -167,8 +150,9 @@ export class WebhookService {
   }
 
   /**
-   * Inserts a batch of events with one statement of its own (autocommit: no
-   * unit of work, so the events stay out of the verifications' flushes).
+   * Inserts a batch of events with one statement of its own (no unit of
+   * work, so the events stay out of the verifications' flushes; committed at
+   * once, as webhooks are received outside any transaction).
    * When the database refuses a row (bad data, a constraint, a trigger), each
    * event is inserted alone, so that one bad row cannot keep the others out
    * of the inbox. Any other failure (connection, pool) leaves the outcome
@@ -177,20 +161,10 @@ export class WebhookService {
    */
   private async record(batch: Pending<InboxRow, string>[]): Promise<void> {
     const insert = async (list: Pending<InboxRow, string>[]) => {
-      const col = <T>(f: (r: InboxRow) => T): T[] => list.map((p) => f(p.input));
-      const first = list[0].input.ctx;
-      const rows = await sql<{ id: string; n: string }>(first.db ?? first.em, INBOX_INSERT, [
-        col((r) => r.source),
-        col((r) => r.impUid),
-        col((r) => r.merchantUid),
-        col((r) => r.claimedStatus),
-        col((r) => r.body),
-        col((r) => r.remoteIp),
-        col((r) => r.receivedAt),
-      ]);
+      const ids = await insertInboxEvents(list[0].input.ctx, list.map((p) => p.input));
       this.observers.inboxBatch?.(list.length);
       // An event without a row (none today) is left unanswered: TurnBatcher rejects it.
-      for (const row of rows) list[Number(row.n) - 1].resolve(row.id);
+      ids.forEach((id, i) => id !== undefined && list[i].resolve(id));
     };
     if (batch.length === 1) return insert(batch);
     try {
@@ -239,11 +213,7 @@ export class WebhookService {
         result = { kind: "retry", event, error: e };
       }
     }
-    await sql(
-      ctx.db ?? ctx.em,
-      `update webhook_events set attempts = attempts + 1, outcome = $2, processed_at = coalesce($3, processed_at) where id = $1`,
-      [event.id, outcome.slice(0, 500), processed ? new Date() : null],
-    );
+    await recordEventOutcome(ctx, event.id, outcome.slice(0, 500), processed ? new Date() : null);
     return result;
   }
 

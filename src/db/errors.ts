@@ -38,8 +38,8 @@ function isUnavailable(e: { code?: unknown; name?: unknown; message?: unknown })
 /**
  * True when `err` says the database timed out, cancelled the statement, or
  * lost the connection. MikroORM's wrappers keep the driver's `code` and
- * message, so the ORM's errors and those of the plain-SQL path
- * (src/db/sql.ts) read the same. Causes are
+ * message, so the ORM's errors and those of the repositories' plain SQL
+ * (src/db/tx.ts) read the same. Causes are
  * not followed: an Iamport transport error wraps socket errors of its own.
  */
 export function isDatabaseUnavailable(err: unknown): boolean {

@@ -2,7 +2,7 @@ import crypto from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { HeaderMap, type ApolloServerPlugin, type GraphQLResponse } from "@apollo/server";
 import { Kind, print, type GraphQLFormattedError, type OperationDefinitionNode } from "graphql";
-import type { IdempotencyStore, StoredAnswer } from "../db/idempotency";
+import type { IdempotencyStore, StoredAnswer } from "../db/repositories/idempotency-keys";
 import { AppError, BadUserInputError, ConflictError, DatabaseUnavailableError, httpStatusOf } from "../errors";
 import type { Caller, GraphQLContext } from "./context";
 

@@ -14,8 +14,8 @@ afterAll(async () => {
 describe("migrations", () => {
   it("leave the database as the entities describe it (nothing for the schema generator to change)", async () => {
     const diff = await h.server.orm.getSchemaGenerator().getUpdateSchemaSQL({ wrap: false });
-    // rate_limits, idempotency_keys and card_claims are plain SQL without an entity (src/http/rate-limit-store.ts,
-    // src/db/idempotency.ts, src/db/card-claims.ts): the generator would drop them.
+    // rate_limits, idempotency_keys and card_claims are plain SQL without an entity (src/db/repositories/rate-limits.ts,
+    // src/db/repositories/idempotency-keys.ts, src/db/repositories/card-claims.ts): the generator would drop them.
     const plain = ["rate_limits", "idempotency_keys", "card_claims"].map((t) => `drop table if exists "${t}" cascade;`);
     const changes = diff
       .split("\n")

@@ -4,7 +4,7 @@ import { Migration } from "@mikro-orm/migrations";
  * Replacing a customer's active card is an explicit act (registerCard with
  * replace: true, or replace=true on the REST form) and is recorded on the card:
  * when it last happened and how many times. card_claims holds the one change
- * to a customer's billing key in progress (src/db/card-claims.ts).
+ * to a customer's billing key in progress (src/db/repositories/card-claims.ts).
  */
 export class Migration20261207001000_card_replacements extends Migration {
   override async up(): Promise<void> {

@@ -1,5 +1,6 @@
 import crypto from "node:crypto";
-import type { EntityManager, MikroORM } from "@mikro-orm/postgresql";
+import type { MikroORM } from "@mikro-orm/postgresql";
+import { query, type Scope } from "../tx";
 
 /** A final answer kept for replays: the HTTP status and the body as sent. */
 export interface StoredAnswer {
@@ -33,10 +34,14 @@ export interface ClaimOptions {
  * statement: nothing holds a connection or a lock while the mutation runs.
  */
 export class IdempotencyStore {
-  constructor(private readonly orm: MikroORM) {}
+  private readonly scope: Scope;
+
+  constructor(orm: MikroORM) {
+    this.scope = { em: orm.em };
+  }
 
   private execute<T>(sql: string, params: unknown[]): Promise<T[]> {
-    return this.orm.em.getConnection().execute(sql, params as never[]);
+    return query<T>(this.scope, sql, params);
   }
 
   /**
@@ -86,8 +91,9 @@ export class IdempotencyStore {
 }
 
 /** Deletes up to `limit` expired keys (reconciliation); returns how many. */
-export async function purgeExpiredIdempotencyKeys(em: EntityManager, limit: number): Promise<number> {
-  const rows = await em.getConnection().execute<{ key: string }[]>(
+export async function purgeExpiredIdempotencyKeys(scope: Scope, limit: number): Promise<number> {
+  const rows = await query<{ key: string }>(
+    scope,
     `delete from idempotency_keys where (scope, key) in (select scope, key from idempotency_keys where expires_at <= now() limit ?) returning key`,
     [limit],
   );

@@ -1,4 +1,4 @@
-import type { EntityManager } from "@mikro-orm/postgresql";
+import { query, type Scope } from "../tx";
 
 /**
  * One change to a customer's billing key at a time (register, replace,
@@ -7,17 +7,18 @@ import type { EntityManager } from "@mikro-orm/postgresql";
  * after the answer is recorded. A claim left by a process that died expires
  * at `claimed_until`, and the next change takes it over.
  */
-export async function claimCard(em: EntityManager, customerUid: string, seconds: number): Promise<boolean> {
-  const rows = (await em.execute(
+export async function claimCard(scope: Scope, customerUid: string, seconds: number): Promise<boolean> {
+  const rows = await query(
+    scope,
     `insert into card_claims (customer_uid, claimed_until) values (?, now() + make_interval(secs => ?))
      on conflict (customer_uid) do update set claimed_until = excluded.claimed_until
      where card_claims.claimed_until < now()
      returning customer_uid`,
     [customerUid, seconds],
-  )) as unknown[];
+  );
   return rows.length === 1;
 }
 
-export async function releaseCard(em: EntityManager, customerUid: string): Promise<void> {
-  await em.execute(`delete from card_claims where customer_uid = ?`, [customerUid]);
+export async function releaseCard(scope: Scope, customerUid: string): Promise<void> {
+  await query(scope, `delete from card_claims where customer_uid = ?`, [customerUid]);
 }

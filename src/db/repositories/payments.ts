@@ -1,0 +1,78 @@
+import type { PaymentStatus } from "../entities/enums";
+import { query, type Scope } from "../tx";
+
+/**
+ * Payment reads for GraphQL: plain rows, no entity. A read hydrating managed
+ * entities (identity map, change-set snapshot) costs several times the query
+ * itself, and nothing a read returns is ever flushed.
+ */
+
+/** The columns a GraphQL Payment shows (plus id for cursors and subscription_id for its field). */
+export const PAYMENT_VIEW_COLUMNS =
+  "id, merchant_uid, imp_uid, customer_uid, name, amount, paid_amount, cancelled_amount, currency, status, fail_reason, " +
+  "scheduled_at, paid_at, failed_at, cancelled_at, receipt_url, subscription_id, created_at, updated_at";
+
+/** A row of PAYMENT_VIEW_COLUMNS; timestamps as the driver parses them. */
+export interface PaymentViewRow {
+  id: string;
+  merchant_uid: string;
+  imp_uid: string | null;
+  customer_uid: string | null;
+  name: string;
+  amount: number;
+  paid_amount: number | null;
+  cancelled_amount: number;
+  currency: string;
+  status: PaymentStatus;
+  fail_reason: string | null;
+  scheduled_at: Date | null;
+  paid_at: Date | null;
+  failed_at: Date | null;
+  cancelled_at: Date | null;
+  receipt_url: string | null;
+  subscription_id: string | null;
+  created_at: Date;
+  updated_at: Date;
+}
+
+/** One order by its merchant_uid, its imp_uid, or both (both must match). */
+export async function findPayment(scope: Scope, by: { merchantUid?: string; impUid?: string }): Promise<PaymentViewRow | null> {
+  const where: string[] = [];
+  const values: string[] = [];
+  if (by.merchantUid !== undefined) {
+    where.push("merchant_uid = ?");
+    values.push(by.merchantUid);
+  }
+  if (by.impUid !== undefined) {
+    where.push("imp_uid = ?");
+    values.push(by.impUid);
+  }
+  if (where.length === 0) throw new Error("findPayment needs merchantUid or impUid");
+  const rows = await query<PaymentViewRow>(scope, `select ${PAYMENT_VIEW_COLUMNS} from payments where ${where.join(" and ")}`, values);
+  return rows[0] ?? null;
+}
+
+export interface PaymentListFilter {
+  customerUid?: string;
+  subscriptionId?: string;
+  status?: PaymentStatus;
+  /** Only ids below this one (the keyset cursor). */
+  beforeId?: string;
+}
+
+/** Up to `limit` payments, newest (highest id) first. */
+export async function listPayments(scope: Scope, filter: PaymentListFilter, limit: number): Promise<PaymentViewRow[]> {
+  const where: string[] = [];
+  const values: unknown[] = [];
+  const add = (condition: string, value: unknown) => {
+    where.push(condition);
+    values.push(value);
+  };
+  if (filter.customerUid !== undefined) add("customer_uid = ?", filter.customerUid);
+  if (filter.subscriptionId !== undefined) add("subscription_id = ?", filter.subscriptionId);
+  if (filter.status !== undefined) add("status = ?", filter.status);
+  if (filter.beforeId !== undefined) add("id < ?", filter.beforeId);
+  values.push(limit);
+  const text = `select ${PAYMENT_VIEW_COLUMNS} from payments ${where.length ? `where ${where.join(" and ")}` : ""} order by id desc limit ?`;
+  return query<PaymentViewRow>(scope, text, values);
+}
