@@ -714,8 +714,10 @@ async function serverBurst(db: BenchDb, c: BurstCase, label: string, prefix: str
     const setupStart = performance.now();
     // startAt: the warm-up's first charges a day from the emulator's clock, the measured ones 5 s later.
     const firstAt = c.startAt ? (await emulatorNow(emulator)) + PERIOD_SECONDS : 0;
+    // The embedded database serves one connection: more setup calls in flight than a few only queue
+    // for it, and a long queue meets the server's connection-acquire timeout on a loaded machine.
     const subscribe = (customers: string[], startAt: number | null) =>
-      forEachLimit(customers, 32, async (customerUid) => {
+      forEachLimit(customers, db.concurrentQueries ? 32 : 4, async (customerUid) => {
         await gql(server.url, REGISTER_CARD, { input: { customerUid, ...CARD, cardNumber: c.card } });
         const s = await gql<{ startSubscription: { status: string; statusReason: string | null } }>(server.url, START_SUBSCRIPTION, {
           input: { customerUid, name: "Bench daily", amount: 9900, interval: "DAY", ...(startAt ? { startAt: new Date(startAt * 1000).toISOString() } : {}) },
