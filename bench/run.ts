@@ -65,13 +65,13 @@ const { values: argv } = parseArgs({
 const quick = argv.quick;
 const opts = {
   quick,
-  burst: intArg("burst", argv.burst, quick ? 100 : 1000),
+  burst: intArg("burst", argv.burst, quick ? 50 : 1000),
   /**
    * Renewals run just before each measured burst, by the same processes (server or seed handler, and
    * emulator): a server on the 1st of the month has been running, so the burst measures code the JIT
    * has compiled, as the read measurements do after their warm-up. Default: a fifth of the burst, at most 200.
    */
-  warmupRenewals: intArg("warmup-renewals", argv["warmup-renewals"], Math.min(200, Math.ceil(intArg("burst", argv.burst, quick ? 100 : 1000) / 5))),
+  warmupRenewals: intArg("warmup-renewals", argv["warmup-renewals"], Math.min(200, Math.ceil(intArg("burst", argv.burst, quick ? 50 : 1000) / 5))),
   rows: intArg("rows", argv.rows, quick ? 50_000 : 1_000_000),
   durationSeconds: intArg("duration", argv.duration, quick ? 5 : 10),
   /** Alternating rounds of each read measurement (the figure is their median). */
