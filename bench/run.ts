@@ -519,7 +519,9 @@ interface BurstFigures {
   /** advance (and redeliveries) answered after every webhook was answered (or failed). */
   advanceSeconds: number;
   webhooks: { delivered: number; failed: number; dropped: number };
+  /** Extra payment rows, PAID rows, executed or pending schedules (database and emulator). */
   duplicates: number;
+  /** Customers whose due charge or next schedule is missing or not the one the database names (counted once). */
   losses: number;
   problems: string[];
   setupSeconds: number;
@@ -779,7 +781,7 @@ async function serverBurst(db: BenchDb, c: BurstCase, label: string, prefix: str
     // (the one the subscription names), no other row, no other PAID row; and at the emulator.
     const problems: string[] = [];
     let duplicates = 0;
-    let losses = 0;
+    const lost = new Set<string>();
     const subs = await db.query<{
       id: string;
       customer_uid: string;
@@ -803,21 +805,23 @@ async function serverBurst(db: BenchDb, c: BurstCase, label: string, prefix: str
       [prefix, n, c.due.period, c.due.attempt, c.outcome, c.next.period, c.next.attempt],
     );
     if (subs.length !== n) problems.push(`${subs.length} subscriptions in the database, ${n} expected`);
-    losses += Math.max(0, n - subs.length);
+    const found = new Set(subs.map((s) => s.customer_uid));
+    for (const cu of customers) if (!found.has(cu)) lost.add(cu);
     const nextByCustomer = new Map<string, string | null>();
     for (const s of subs) {
       nextByCustomer.set(s.customer_uid, s.next_merchant_uid);
       duplicates += Math.max(0, Number(s.all_rows) - c.rows) + Math.max(0, Number(s.paid_rows) - c.paidRows);
-      if (Number(s.outcome_rows) === 0 || Number(s.next_scheduled) === 0) losses += 1;
+      if (Number(s.outcome_rows) === 0 || Number(s.next_scheduled) === 0) lost.add(s.customer_uid);
       if (s.status !== c.subscriptionStatus || s.next_merchant_uid === null || s.next_merchant_uid !== s.next_uid) {
         if (problems.length < 5) problems.push(`${s.id}: ${s.status}, next ${s.next_merchant_uid} (row ${s.next_uid}), ${s.all_rows} payment rows`);
       }
     }
     const emu = await checkEmulator(emulator, customers, (cu) => nextByCustomer.get(cu) ?? null, c.outcome === "PAID" ? "paid" : "failed");
     duplicates += emu.duplicates;
-    losses += emu.losses;
+    for (const cu of emu.lost) lost.add(cu);
     problems.push(...emu.problems);
-    const figures: BurstFigures = { renewals: n, ...b, perSecond: n / b.seconds, duplicates, losses, problems, setupSeconds, meanBatch, meanInboxBatch };
+    if (b.webhooks.failed > 0) log(`${label}: ${b.webhooks.failed} webhooks were not answered 2xx; the server's last lines:\n${server.child.tail().slice(-4000)}`);
+    const figures: BurstFigures = { renewals: n, ...b, perSecond: n / b.seconds, duplicates, losses: lost.size, problems, setupSeconds, meanBatch, meanInboxBatch };
     log(`${label}: ${fmtBurst(figures)}`);
     return figures;
   } finally {
@@ -835,7 +839,7 @@ async function checkEmulator(
   customers: string[],
   expectedNext: (customer: string) => string | null,
   paymentStatus: "paid" | "failed",
-): Promise<{ duplicates: number; losses: number; problems: string[] }> {
+): Promise<{ duplicates: number; lost: Set<string>; problems: string[] }> {
   const executed = await listSchedules(emulator, "executed");
   const pending = await listSchedules(emulator, "scheduled");
   const ran = new Map<string, WireSchedule[]>();
@@ -843,21 +847,21 @@ async function checkEmulator(
   const next = new Map<string, string[]>();
   for (const s of pending) next.set(s.customer_uid, [...(next.get(s.customer_uid) ?? []), s.merchant_uid]);
   let duplicates = 0;
-  let losses = 0;
+  const lost = new Set<string>();
   const problems: string[] = [];
   for (const c of customers) {
     const r = ran.get(c) ?? [];
     const q = next.get(c) ?? [];
     duplicates += Math.max(0, r.length - 1) + Math.max(0, q.length - 1);
-    if (r.length === 0 || q.length === 0) losses += 1;
+    if (r.length === 0 || q.length === 0) lost.add(c);
     if (r.length === 1 && r[0].payment_status !== paymentStatus && problems.length < 5) problems.push(`${c}: the executed schedule's payment is ${r[0].payment_status}, ${paymentStatus} expected`);
     const want = expectedNext(c);
     if (q.length === 1 && want !== q[0]) {
-      losses += 1;
+      lost.add(c);
       if (problems.length < 5) problems.push(`${c}: the emulator has ${q[0]} pending, the database names ${want}`);
     }
   }
-  return { duplicates, losses, problems };
+  return { duplicates, lost, problems };
 }
 
 async function seedBurst(db: BenchDb, c: BurstCase, label: string, prefix: string, latencyMs: number): Promise<BurstFigures> {
@@ -928,10 +932,11 @@ async function seedBurst(db: BenchDb, c: BurstCase, label: string, prefix: strin
       [prefix, n],
     );
     const nextByCustomer = new Map(rows.map((r) => [r.customer_uid, r.next_merchant_uid]));
-    let losses = rows.filter((r) => r.status !== seedStatus || r.next_merchant_uid !== `${r.customer_uid}${nextSuffix}`).length + Math.max(0, n - rows.length);
+    const lost = new Set(customers.filter((cu) => !nextByCustomer.has(cu)));
+    for (const r of rows) if (r.status !== seedStatus || r.next_merchant_uid !== `${r.customer_uid}${nextSuffix}`) lost.add(r.customer_uid);
     const emu = await checkEmulator(emulator, customers, (cu) => nextByCustomer.get(cu) ?? null, seedStatus);
-    losses += emu.losses;
-    const figures: BurstFigures = { renewals: n, ...b, perSecond: n / b.seconds, duplicates: emu.duplicates, losses, problems: emu.problems, setupSeconds };
+    for (const cu of emu.lost) lost.add(cu);
+    const figures: BurstFigures = { renewals: n, ...b, perSecond: n / b.seconds, duplicates: emu.duplicates, losses: lost.size, problems: emu.problems, setupSeconds };
     log(`${label}: ${fmtBurst(figures)}`);
     return figures;
   } finally {
