@@ -762,12 +762,14 @@ async function serverBurst(db: BenchDb, c: BurstCase, label: string, prefix: str
       const warmDue = await dueOf(warmPrefix, warm);
       const to = Math.ceil(warmDue.last) + 1;
       if (to >= due.first) throw new Error(`${label}: the warm-up's charges are not due before the measured ones`);
-      const w = await runBurst(db, emulator, server.child.pid, to - (await emulatorNow(emulator)), doneOf(warmPrefix, warm), warm, c.deliveries);
+      const w = await runBurst(db, emulator, server.child.pid, Math.max(0, to - (await emulatorNow(emulator))), doneOf(warmPrefix, warm), warm, c.deliveries);
       if (!(await doneOf(warmPrefix, warm)())) throw new Error(`${label}: the warm-up's ${warm} charges did not all complete`);
       if (await doneOf(prefix, 1)()) throw new Error(`${label}: a measured charge ran during the warm-up`);
       log(`${label}: warm-up: ${warm} in ${w.seconds.toFixed(2)} s = ${(warm / w.seconds).toFixed(1)}/s; ${w.cpuMsPerRenewal?.toFixed(2) ?? "?"} ms CPU each`);
     }
-    const seconds = Math.ceil(due.last - (await emulatorNow(emulator))) + 1;
+    // The emulator's clock also moves with real time: on a slow machine the charges may already be
+    // due (they run only when the clock is advanced), and the advance is then 0 s.
+    const seconds = Math.max(0, Math.ceil(due.last - (await emulatorNow(emulator))) + 1);
     log(`${label}: setup took ${setupSeconds.toFixed(1)} s; advancing the emulator's clock by ${seconds} s: ${n} charges due at once`);
 
     const batchesBefore = await batchSizes(server.url);
@@ -918,12 +920,12 @@ async function seedBurst(db: BenchDb, c: BurstCase, label: string, prefix: strin
       return Number(r.done) >= count;
     };
     if (warm > 0) {
-      const w = await runBurst(db, emulator, seed.child.pid, warmAt + 1 - (await emulatorNow(emulator)), doneOf(warmPrefix, warm), warm, c.deliveries);
+      const w = await runBurst(db, emulator, seed.child.pid, Math.max(0, warmAt + 1 - (await emulatorNow(emulator))), doneOf(warmPrefix, warm), warm, c.deliveries);
       if (!(await doneOf(warmPrefix, warm)())) throw new Error(`${label}: the warm-up's ${warm} charges did not all complete`);
       if (await doneOf(prefix, 1)()) throw new Error(`${label}: a measured charge ran during the warm-up`);
       log(`${label}: warm-up: ${warm} in ${w.seconds.toFixed(2)} s = ${(warm / w.seconds).toFixed(1)}/s; ${w.cpuMsPerRenewal?.toFixed(2) ?? "?"} ms CPU each`);
     }
-    const seconds = at - (await emulatorNow(emulator)) + 1;
+    const seconds = Math.max(0, at - (await emulatorNow(emulator)) + 1);
     log(`${label}: setup took ${setupSeconds.toFixed(1)} s; advancing the emulator's clock by ${seconds} s: ${n} charges due at once`);
     const b = await runBurst(db, emulator, seed.child.pid, seconds, doneOf(prefix, n), n, c.deliveries);
     seed.child.assertAlive();
