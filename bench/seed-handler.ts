@@ -2,13 +2,20 @@
  * The reference of the renewal benchmark: the schedule webhook handler of
  * Iamport's own guide ("정기결제 - 결제 예약"), written plainly. For every
  * webhook it asks for a token, re-queries GET /payments/{imp_uid}, updates the
- * customer's row in its own table and schedules the next payment. No dedupe,
- * no locking, no inbox, no retry bookkeeping: the least a correct-looking
- * handler does, and so the speed the server is compared with.
+ * customer's row in its own table and schedules what comes next: the next
+ * period when the charge was paid, a retry of the same period (after
+ * RETRY_DELAY_SECONDS) when it was declined. No dedupe, no locking, no inbox, no
+ * retry bookkeeping beyond the next order: the least a correct-looking handler
+ * does, and so the speed the server is compared with. The same handler serves
+ * every case of the bench (a renewal, a first charge scheduled for later, a
+ * declined renewal, a webhook delivered again): the guide writes one handler.
+ *
+ * Orders are named `<customer_uid>_p<period>_a<attempt>`, so the handler learns
+ * the period and attempt from Iamport's answer alone.
  *
  * Env: PORT, DATABASE_URL, DATABASE_POOL_MAX (10), IAMPORT_API_URL,
- * IAMPORT_API_KEY, IAMPORT_API_SECRET, NOTICE_URL (this handler's URL), PERIOD_SECONDS.
- * The table `seed_subscriptions` is created by the benchmark.
+ * IAMPORT_API_KEY, IAMPORT_API_SECRET, NOTICE_URL (this handler's URL), PERIOD_SECONDS,
+ * RETRY_DELAY_SECONDS. The table `seed_subscriptions` is created by the benchmark.
  */
 import axios from "axios";
 import express from "express";
@@ -19,6 +26,7 @@ const imp_key = process.env.IAMPORT_API_KEY ?? "imp_apikey";
 const imp_secret = process.env.IAMPORT_API_SECRET ?? "emulator_secret";
 const noticeUrl = process.env.NOTICE_URL!;
 const periodSeconds = Number(process.env.PERIOD_SECONDS ?? 86400);
+const retryDelaySeconds = Number(process.env.RETRY_DELAY_SECONDS ?? 86400);
 const pool = new Pool({ connectionString: process.env.DATABASE_URL, max: Number(process.env.DATABASE_POOL_MAX ?? 10) });
 pool.on("error", (e) => console.error(`idle database connection lost: ${e.message}`));
 
@@ -39,10 +47,12 @@ app.post("/iamport-callback/schedule", async (req, res) => {
     // 2. The payment as Iamport has it (the webhook body is not trusted).
     const getPaymentData = await axios.get(`${IAMPORT}/payments/${imp_uid}`, { headers: { Authorization: access_token } });
     const paymentData = getPaymentData.data.response;
-    const { status, customer_uid, merchant_uid, amount, name, paid_at } = paymentData;
-    const period = Number(/_p(\d+)$/.exec(merchant_uid)?.[1] ?? 1);
+    const { status, customer_uid, merchant_uid, amount, name, paid_at, failed_at } = paymentData;
+    const [, p, a] = /_p(\d+)_a(\d+)$/.exec(merchant_uid) ?? ["", "1", "1"];
+    const period = Number(p);
+    const attempt = Number(a);
     if (status === "paid") {
-      const nextMerchantUid = `${customer_uid}_p${period + 1}`;
+      const nextMerchantUid = `${customer_uid}_p${period + 1}_a1`;
       const nextAt = paid_at + periodSeconds;
       // 3. Record it.
       await pool.query(
@@ -58,7 +68,19 @@ app.post("/iamport-callback/schedule", async (req, res) => {
       );
       res.send({ status: "success", message: "일반 결제 성공" });
     } else {
-      await pool.query(`update seed_subscriptions set status = $2, payment = $3, updated_at = now() where customer_uid = $1`, [customer_uid, status, paymentData]);
+      // 3. Record the decline; 4. schedule the same period again later.
+      const retryMerchantUid = `${customer_uid}_p${period}_a${attempt + 1}`;
+      const retryAt = (failed_at || Math.floor(Date.now() / 1000)) + retryDelaySeconds;
+      await pool.query(
+        `update seed_subscriptions set status = $2, payment = $3, next_merchant_uid = $4, next_payment_at = to_timestamp($5), updated_at = now()
+          where customer_uid = $1`,
+        [customer_uid, status, paymentData, retryMerchantUid, retryAt],
+      );
+      await axios.post(
+        `${IAMPORT}/subscribe/payments/schedule`,
+        { customer_uid, schedules: [{ merchant_uid: retryMerchantUid, schedule_at: retryAt, amount, name, notice_url: noticeUrl }] },
+        { headers: { Authorization: access_token } },
+      );
       res.send({ status: "failed", message: "결제 실패" });
     }
   } catch (e) {
