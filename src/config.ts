@@ -84,6 +84,21 @@ const envSchema = z.object({
         return z.NEVER;
       }
     }),
+  EVENT_RETRY_SCHEDULE: z
+    .string()
+    .trim()
+    .default("1m,5m,30m,2h,6h,12h,12h")
+    .transform((v, ctx) => {
+      try {
+        return parseDurationList(v);
+      } catch (e) {
+        ctx.addIssue({ code: "custom", message: (e as Error).message });
+        return z.NEVER;
+      }
+    }),
+  EVENT_DELIVERY_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(10_000),
+  EVENT_DELIVERY_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(10),
+  WEBHOOK_ALLOW_PRIVATE_URLS: optionalString.pipe(bool.optional()),
   MOBILE_REDIRECT_URL: optionalString.pipe(url.optional()),
   MIGRATE_ON_START: bool.default(true),
   DATABASE_PREPARED_STATEMENTS: bool.default(true),
@@ -154,6 +169,7 @@ export interface Config {
   apiKeys: string[];
   billingTimeZone: string;
   retryScheduleSeconds: number[];
+  events: EventsConfig;
   mobileRedirectUrl?: string;
   migrateOnStart: boolean;
   /** Name the hot paths' statements so PostgreSQL plans them once per connection (off behind PgBouncer's transaction pooling). */
@@ -178,6 +194,17 @@ export interface Config {
   bodyLimit: string;
   /** How long a shutdown waits for in-flight requests before closing their connections. */
   shutdownDrainMs: number;
+}
+
+export interface EventsConfig {
+  /** Waits between delivery attempts of one event to one endpoint (jittered); after the last, FAILED. */
+  retryScheduleSeconds: number[];
+  /** How long one attempt waits for the endpoint's answer. */
+  deliveryTimeoutMs: number;
+  /** Attempts one process makes at once. */
+  deliveryConcurrency: number;
+  /** Endpoint URLs may name private, loopback and link-local addresses (default: outside production). */
+  allowPrivateUrls: boolean;
 }
 
 export interface DatabaseTimeouts {
@@ -274,6 +301,12 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     apiKeys,
     billingTimeZone: e.BILLING_TIME_ZONE,
     retryScheduleSeconds: e.RETRY_SCHEDULE,
+    events: {
+      retryScheduleSeconds: e.EVENT_RETRY_SCHEDULE,
+      deliveryTimeoutMs: e.EVENT_DELIVERY_TIMEOUT_MS,
+      deliveryConcurrency: e.EVENT_DELIVERY_CONCURRENCY,
+      allowPrivateUrls: e.WEBHOOK_ALLOW_PRIVATE_URLS ?? e.NODE_ENV !== "production",
+    },
     mobileRedirectUrl: e.MOBILE_REDIRECT_URL,
     migrateOnStart: e.MIGRATE_ON_START,
     databasePreparedStatements: e.DATABASE_PREPARED_STATEMENTS,

@@ -18,6 +18,10 @@ import { IamportClient } from "./iamport/iamport.client";
 import { createMetrics, Metrics } from "./metrics";
 import { checkPortFree, databaseConnectError, listenError } from "./startup-checks";
 import { Reconciler } from "./jobs/reconciler";
+import { startBoss } from "./jobs/boss";
+import { DeliveryWorker } from "./events/delivery";
+import { EventsService } from "./events/events.service";
+import { EventFeed } from "./events/live";
 import { DEV_KEY_FILE, generateDevKey, inProcessEmulatorStateFile, loadOrCreateDevKey } from "./dev-state";
 import { startupBlock } from "./startup-block";
 
@@ -27,6 +31,9 @@ export interface RunningServer {
   orm: MikroORM;
   services: Services;
   reconciler: Reconciler;
+  /** The delivery of events to the merchant's webhook endpoints. */
+  deliveries: DeliveryWorker;
+  feed: EventFeed;
   iamport: IamportClient;
   metrics: Metrics;
   /** Where the Iamport client points (the in-process emulator when no key is configured). */
@@ -173,9 +180,16 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
         },
       },
     );
+    // One pg-boss per process: the queues of event deliveries and reconciliation.
+    const boss = await startBoss(orm, logger);
+    closers.push(["pg-boss", () => boss.stop({ graceful: true, wait: true, timeout: 10_000 })]);
+    const eventLog = logger.child({ component: "events" });
+    const deliveries = new DeliveryWorker(orm, boss, config.events, eventLog, metrics);
+    const events = new EventsService(config.events, eventLog, () => deliveries.wake());
+    const feed = new EventFeed(orm, { databaseUrl: embedded ? undefined : databaseUrl, logger: eventLog, onRecorded: () => deliveries.wake() });
     const rateLimitStore = config.rateLimitStore === "postgres" ? PostgresRateLimitStore.bound(orm) : undefined;
     let draining = false;
-    const { app, apollo } = await createApp({
+    const { app, apollo, live } = await createApp({
       config,
       orm,
       services,
@@ -185,6 +199,8 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
       customerTokenSecret,
       rateLimitStore,
       metrics,
+      events,
+      feed,
       serverFactory: (handler) => {
         const server = http.createServer({ ServerResponse: drainAwareResponse(() => draining) }, handler);
         // Longer than the idle timeout of common load balancers (60 s), so they close idle connections first.
@@ -199,6 +215,8 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
       throw listenError(err, "PORT", config.host, config.port);
     });
     drainHttp = async () => {
+      // Live connections are ended first: an open WebSocket would keep the HTTP server from closing.
+      await live?.close().catch((err: Error) => logger.warn({ err: err.message }, "error while closing live updates"));
       // Every response not yet begun says Connection: close, so no client sends another request on its connection.
       draining = true;
       // Keep-alive connections idle now; later, those whose last response began before the drain.
@@ -221,8 +239,12 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
     if (!config.publicUrlExplicit) config.publicUrl = `http://localhost:${port}`;
     setEmulatorWebhook?.(config.emulator.webhookUrl ?? `${config.publicUrl}/iamport-webhook`);
 
+    await feed.start();
+    closers.push(["event feed", () => feed.stop()]);
+    await deliveries.start();
+    closers.push(["event deliveries", () => deliveries.stop()]);
     const reconciler = new Reconciler(orm, new MeteredReconcileService({ iamport, config, logger }, services, metrics), logger, config.reconcileIntervalSeconds);
-    await reconciler.start();
+    await reconciler.start(boss);
     closers.push(["reconciler", () => reconciler.stop()]);
 
     const url = `http://localhost:${port}`;
@@ -245,6 +267,8 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
       orm,
       services,
       reconciler,
+      deliveries,
+      feed,
       iamport,
       metrics,
       iamportUrl: iamportUrl!,
