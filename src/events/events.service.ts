@@ -48,7 +48,7 @@ interface EndpointRow {
   url: string;
   event_types: string[];
   enabled: boolean;
-  created_at: Date;
+  created_at: Date | string;
 }
 
 interface DeliveryRow {
@@ -59,16 +59,21 @@ interface DeliveryRow {
   status: string;
   last_status_code: number | null;
   last_error: string | null;
-  next_attempt_at: Date | null;
-  delivered_at: Date | null;
+  next_attempt_at: Date | string | null;
+  delivered_at: Date | string | null;
 }
 
 const EVENT_COLUMNS = `"id"::text as "id", "type", "customer_uid", "subscription_id", "merchant_uid", "data", "created_at"`;
 const ENDPOINT_COLUMNS = `"id", "url", "event_types", "enabled", "created_at"`;
 const DELIVERY_COLUMNS = `"id", "event_id"::text as "event_id", "endpoint_id", "attempts", "status", "last_status_code", "last_error", "next_attempt_at", "delivered_at"`;
 
+/** Timestamps come from plain SQL as the driver returns them (text, as the ORM configures it). */
+function asDate(v: Date | string | null): Date | null {
+  return v === null ? null : v instanceof Date ? v : new Date(v);
+}
+
 function endpointView(r: EndpointRow): EndpointView {
-  return { id: r.id, url: r.url, eventTypes: r.event_types, enabled: r.enabled, createdAt: r.created_at };
+  return { id: r.id, url: r.url, eventTypes: r.event_types, enabled: r.enabled, createdAt: asDate(r.created_at)! };
 }
 
 function deliveryView(r: DeliveryRow): DeliveryView {
@@ -80,8 +85,8 @@ function deliveryView(r: DeliveryRow): DeliveryView {
     status: r.status,
     lastStatusCode: r.last_status_code,
     lastError: r.last_error,
-    nextAttemptAt: r.status === "PENDING" ? r.next_attempt_at : null,
-    deliveredAt: r.delivered_at,
+    nextAttemptAt: r.status === "PENDING" ? asDate(r.next_attempt_at) : null,
+    deliveredAt: asDate(r.delivered_at),
   };
 }
 

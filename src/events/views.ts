@@ -8,7 +8,7 @@ export interface EventRow {
   subscription_id: string | null;
   merchant_uid: string | null;
   data: Record<string, unknown>;
-  created_at: Date;
+  created_at: Date | string;
 }
 
 /** An event as the API shows it (GraphQL Event, the webhook body, the live update). */
