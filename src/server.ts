@@ -215,8 +215,6 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
       throw listenError(err, "PORT", config.host, config.port);
     });
     drainHttp = async () => {
-      // Live connections are ended first: an open WebSocket would keep the HTTP server from closing.
-      await live?.close().catch((err: Error) => logger.warn({ err: err.message }, "error while closing live updates"));
       // Every response not yet begun says Connection: close, so no client sends another request on its connection.
       draining = true;
       // Keep-alive connections idle now; later, those whose last response began before the drain.
@@ -228,6 +226,8 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
       // Stop accepting; app.close() resolves once every connection has ended.
       const closed = app.close();
       logger.info({ drainMs: config.shutdownDrainMs }, "stopped accepting connections; finishing in-flight requests");
+      // Live connections end now: an open WebSocket would keep the HTTP server from closing.
+      await live?.close().catch((err: Error) => logger.warn({ err: err.message }, "error while closing live updates"));
       try {
         await closed;
       } finally {
