@@ -154,6 +154,16 @@ describe("webhooks to the merchant", () => {
   });
 });
 
+describe("delivery metrics", () => {
+  it("count deliveries by outcome and show the pending backlog on /metrics", async () => {
+    // The tests above delivered, retried and failed deliveries on this server.
+    const text = (await h.http.get("/metrics")).data as string;
+    for (const outcome of ["delivered", "retry", "failed"]) expect(text).toMatch(new RegExp(`billing_event_deliveries_total\\{outcome="${outcome}"\\} [1-9]`));
+    expect(text).toMatch(/billing_event_deliveries_pending \d+/);
+    expect(text).toMatch(/billing_event_oldest_undelivered_seconds [\d.]+/);
+  });
+});
+
 describe("the event ledger", () => {
   it("records an event only with its change: a rolled-back transaction leaves none, a committed one leaves it", async () => {
     const customerUid = uid("outbox");
