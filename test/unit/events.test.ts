@@ -1,4 +1,9 @@
+import "reflect-metadata";
+import type { GraphQLObjectType } from "graphql";
 import { Webhook } from "standardwebhooks";
+import { Card, Payment, Subscription } from "../../src/db/entities";
+import { cardData, paymentData, subscriptionData } from "../../src/events/present";
+import { buildBillingSchema } from "../../src/graphql/schema";
 import { PaymentStatus, SubscriptionStatus } from "../../src/db/entities/enums";
 import { nextDelaySeconds } from "../../src/events/delivery";
 import { paymentEventTypes, subscriptionEventTypes } from "../../src/events/mapping";
@@ -98,5 +103,18 @@ describe("endpoint URLs (SSRF)", () => {
     expect(checkEndpointUrl("https://example.com/hook", false)).toBe("https://example.com/hook");
     expect(checkEndpointUrl("http://localhost:3000/hook", true)).toBe("http://localhost:3000/hook");
     expect(() => checkEndpointUrl("https://user:pw@example.com/hook", false)).toThrow(/credentials/);
+  });
+});
+
+describe("event data", () => {
+  const fieldsOf = (type: string) => Object.keys((buildBillingSchema().getType(type) as GraphQLObjectType).getFields());
+
+  it("is the object as the API shows it: only fields of the GraphQL type (a payment's subscription by id)", () => {
+    const card = Object.assign(new Card(), { customerUid: "c1", cardNumberMasked: "424242******4242" });
+    expect(fieldsOf("Card")).toEqual(expect.arrayContaining(Object.keys(cardData(card))));
+    const sub = Object.assign(new Subscription(), { id: "s1", customerUid: "c1", name: "월간 플랜", amount: 9900 });
+    expect(fieldsOf("Subscription")).toEqual(expect.arrayContaining(Object.keys(subscriptionData(sub))));
+    const payment = Object.assign(new Payment(), { merchantUid: "m1", name: "월간 플랜", amount: 9900, createdAt: new Date(), updatedAt: new Date() });
+    expect([...fieldsOf("Payment"), "subscriptionId"]).toEqual(expect.arrayContaining(Object.keys(paymentData(payment, "s1"))));
   });
 });
