@@ -32,6 +32,9 @@ import { errorHandler, routeTable } from "./http/routes";
 import type { IamportClient } from "./iamport/iamport.client";
 import type { Metrics } from "./metrics";
 import { CustomerTokenService } from "./security/customer-token.service";
+import type { EventsService } from "./events/events.service";
+import type { EventFeed } from "./events/live";
+import { attachLiveServer } from "./events/live-server";
 
 export interface AppDeps {
   config: Config;
@@ -48,11 +51,16 @@ export interface AppDeps {
   metrics: Metrics;
   /** The node:http server Fastify runs on (the server's drain-aware one); default: Fastify's own. */
   serverFactory?: FastifyServerFactory;
+  events: EventsService;
+  /** The committed events of every process, for live updates (graphql-ws on /graphql); undefined: no live updates. */
+  feed?: EventFeed;
 }
 
 export interface BuiltApp {
   app: FastifyInstance;
   apollo: ApolloServer<GraphQLContext>;
+  /** graphql-ws on /graphql: closed (its connections ended) before the HTTP server drains. */
+  live?: { close(): Promise<void> };
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -249,6 +257,7 @@ export async function createApp(deps: AppDeps): Promise<BuiltApp> {
   const graphql = graphqlHandler(apollo, async (req) => {
     const ctx = req.ctx as GraphQLContext;
     ctx.services = services;
+    ctx.events = deps.events;
     ctx.customerTokens = customerTokens;
     ctx.caller = req.caller!;
     ctx.startedAt = process.hrtime.bigint();
@@ -275,7 +284,8 @@ export async function createApp(deps: AppDeps): Promise<BuiltApp> {
   app.setNotFoundHandler((_req, reply) => reply.code(404).send({ status: "failed", code: "NOT_FOUND", message: "No such route" }));
   app.setErrorHandler(errorHandler(logger));
   await app.ready();
-  return { app, apollo };
+  const live = deps.feed ? attachLiveServer({ server: app.server, schema: buildBillingSchema(), auth, feed: deps.feed, logger }) : undefined;
+  return { app, apollo, live };
 }
 
 /**

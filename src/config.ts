@@ -86,6 +86,21 @@ const envSchema = z.object({
         return z.NEVER;
       }
     }),
+  EVENT_RETRY_SCHEDULE: z
+    .string()
+    .trim()
+    .default("1m,5m,30m,2h,6h,12h,12h")
+    .transform((v, ctx) => {
+      try {
+        return parseDurationList(v);
+      } catch (e) {
+        ctx.addIssue({ code: "custom", message: (e as Error).message });
+        return z.NEVER;
+      }
+    }),
+  EVENT_DELIVERY_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(10_000),
+  EVENT_DELIVERY_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(10),
+  WEBHOOK_ALLOW_PRIVATE_URLS: optionalString.pipe(bool.optional()),
   MOBILE_REDIRECT_URL: optionalString.pipe(url.optional()),
   MIGRATE_ON_START: bool.default(true),
   RECONCILE_INTERVAL_SECONDS: z.coerce.number().int().min(0).max(86400).default(60),
@@ -155,6 +170,7 @@ export interface Config {
   apiKeys: string[];
   billingTimeZone: string;
   retryScheduleSeconds: number[];
+  events: EventsConfig;
   mobileRedirectUrl?: string;
   migrateOnStart: boolean;
   reconcileIntervalSeconds: number;
@@ -177,6 +193,17 @@ export interface Config {
   bodyLimit: string;
   /** How long a shutdown waits for in-flight requests before closing their connections. */
   shutdownDrainMs: number;
+}
+
+export interface EventsConfig {
+  /** Waits between delivery attempts of one event to one endpoint (jittered); after the last, FAILED. */
+  retryScheduleSeconds: number[];
+  /** How long one attempt waits for the endpoint's answer. */
+  deliveryTimeoutMs: number;
+  /** Attempts one process makes at once. */
+  deliveryConcurrency: number;
+  /** Endpoint URLs may name private, loopback and link-local addresses (default: outside production). */
+  allowPrivateUrls: boolean;
 }
 
 export interface DatabaseTimeouts {
@@ -273,6 +300,12 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     apiKeys,
     billingTimeZone: e.BILLING_TIME_ZONE,
     retryScheduleSeconds: e.RETRY_SCHEDULE,
+    events: {
+      retryScheduleSeconds: e.EVENT_RETRY_SCHEDULE,
+      deliveryTimeoutMs: e.EVENT_DELIVERY_TIMEOUT_MS,
+      deliveryConcurrency: e.EVENT_DELIVERY_CONCURRENCY,
+      allowPrivateUrls: e.WEBHOOK_ALLOW_PRIVATE_URLS ?? e.NODE_ENV !== "production",
+    },
     mobileRedirectUrl: e.MOBILE_REDIRECT_URL,
     migrateOnStart: e.MIGRATE_ON_START,
     reconcileIntervalSeconds: e.RECONCILE_INTERVAL_SECONDS,

@@ -17,6 +17,7 @@ export interface Metrics {
   inboxBatch: Histogram;
   reconciliations: Counter<"result">;
   reconciledItems: Counter<"kind">;
+  eventDeliveries: Counter<"outcome">;
 }
 
 export function createMetrics(opts: { orm?: MikroORM; defaultMetrics?: boolean } = {}): Metrics {
@@ -87,6 +88,12 @@ export function createMetrics(opts: { orm?: MikroORM; defaultMetrics?: boolean }
       labelNames: ["kind"],
       registers: [registry],
     }),
+    eventDeliveries: new Counter({
+      name: "billing_event_deliveries_total",
+      help: "Webhook delivery attempts to merchant endpoints, by outcome (delivered; retry: failed, retried later; failed: retries exhausted)",
+      labelNames: ["outcome"],
+      registers: [registry],
+    }),
   };
 
   if (opts.orm) {
@@ -107,6 +114,39 @@ export function createMetrics(opts: { orm?: MikroORM; defaultMetrics?: boolean }
         if (answer.ok) lastCounts = answer.value;
         this.reset();
         for (const r of lastCounts) this.set({ status: r.status }, Number(r.n));
+      },
+    });
+    const backlog = new BoundedProbe(
+      () =>
+        orm.em
+          .fork()
+          .getConnection()
+          .execute<{ n: string; oldest: number | null }[]>(
+            `select count(*) as n, extract(epoch from now() - min(e."created_at"))::float8 as oldest
+               from "event_deliveries" d join "events" e on e."id" = d."event_id" where d."status" = 'PENDING'`,
+          ),
+      DATABASE_PROBE_MS,
+    );
+    let lastBacklog = { n: 0, oldest: 0 };
+    const readBacklog = async () => {
+      const answer = await backlog.ask();
+      if (answer.ok && answer.value[0]) lastBacklog = { n: Number(answer.value[0].n), oldest: Number(answer.value[0].oldest ?? 0) };
+      return lastBacklog;
+    };
+    new Gauge({
+      name: "billing_event_deliveries_pending",
+      help: "Webhook deliveries not yet delivered nor failed (the delivery queue's depth)",
+      registers: [registry],
+      async collect() {
+        this.set((await readBacklog()).n);
+      },
+    });
+    new Gauge({
+      name: "billing_event_oldest_undelivered_seconds",
+      help: "Age of the oldest event with a delivery still pending (0 when none)",
+      registers: [registry],
+      async collect() {
+        this.set((await readBacklog()).oldest);
       },
     });
     new Gauge({

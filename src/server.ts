@@ -17,6 +17,10 @@ import { IamportClient } from "./iamport/iamport.client";
 import { createMetrics, Metrics } from "./metrics";
 import { checkPortFree, databaseConnectError, listenError } from "./startup-checks";
 import { Reconciler } from "./jobs/reconciler";
+import { startBoss } from "./jobs/boss";
+import { DeliveryWorker } from "./events/delivery";
+import { EventsService } from "./events/events.service";
+import { EventFeed } from "./events/live";
 import { DEV_KEY_FILE, generateDevKey, inProcessEmulatorStateFile, loadOrCreateDevKey } from "./dev-state";
 import { startupBlock } from "./startup-block";
 
@@ -26,6 +30,9 @@ export interface RunningServer {
   orm: MikroORM;
   services: Services;
   reconciler: Reconciler;
+  /** The delivery of events to the merchant's webhook endpoints. */
+  deliveries: DeliveryWorker;
+  feed: EventFeed;
   iamport: IamportClient;
   metrics: Metrics;
   /** Where the Iamport client points (the in-process emulator when no key is configured). */
@@ -166,9 +173,16 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
         },
       },
     );
+    // One pg-boss per process: the queues of event deliveries and reconciliation.
+    const boss = await startBoss(orm, logger);
+    closers.push(["pg-boss", () => boss.stop({ graceful: true, wait: true, timeout: 10_000 })]);
+    const eventLog = logger.child({ component: "events" });
+    const deliveries = new DeliveryWorker(orm, boss, config.events, eventLog, metrics);
+    const events = new EventsService(config.events, eventLog, () => deliveries.wake());
+    const feed = new EventFeed(orm, { databaseUrl: embedded ? undefined : databaseUrl, logger: eventLog, onRecorded: () => deliveries.wake() });
     const rateLimitStore = config.rateLimitStore === "postgres" ? PostgresRateLimitStore.bound(orm) : undefined;
     let draining = false;
-    const { app, apollo } = await createApp({
+    const { app, apollo, live } = await createApp({
       config,
       orm,
       services,
@@ -178,6 +192,8 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
       customerTokenSecret,
       rateLimitStore,
       metrics,
+      events,
+      feed,
       serverFactory: (handler) => {
         const server = http.createServer({ ServerResponse: drainAwareResponse(() => draining) }, handler);
         // Longer than the idle timeout of common load balancers (60 s), so they close idle connections first.
@@ -203,6 +219,8 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
       // Stop accepting; app.close() resolves once every connection has ended.
       const closed = app.close();
       logger.info({ drainMs: config.shutdownDrainMs }, "stopped accepting connections; finishing in-flight requests");
+      // Live connections end now: an open WebSocket would keep the HTTP server from closing.
+      await live?.close().catch((err: Error) => logger.warn({ err: err.message }, "error while closing live updates"));
       try {
         await closed;
       } finally {
@@ -214,8 +232,12 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
     if (!config.publicUrlExplicit) config.publicUrl = `http://localhost:${port}`;
     setEmulatorWebhook?.(config.emulator.webhookUrl ?? `${config.publicUrl}/iamport-webhook`);
 
+    await feed.start();
+    closers.push(["event feed", () => feed.stop()]);
+    await deliveries.start();
+    closers.push(["event deliveries", () => deliveries.stop()]);
     const reconciler = new Reconciler(orm, new MeteredReconcileService({ iamport, config, logger }, services, metrics), logger, config.reconcileIntervalSeconds);
-    await reconciler.start();
+    await reconciler.start(boss);
     closers.push(["reconciler", () => reconciler.stop()]);
 
     const url = `http://localhost:${port}`;
@@ -238,6 +260,8 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
       orm,
       services,
       reconciler,
+      deliveries,
+      feed,
       iamport,
       metrics,
       iamportUrl: iamportUrl!,

@@ -2,6 +2,8 @@ import { claimCard, releaseCard } from "../db/repositories/card-claims";
 import { Card } from "../db/entities";
 import { CardStatus, CardType } from "../db/entities/enums";
 import { CardRejectedError, ConflictError, NotFoundError } from "../errors";
+import { cardData, withTransaction } from "../events/present";
+import { recordEvent } from "../events/record";
 import { IamportNotFoundError, IamportRefusedError } from "../iamport/iamport.errors";
 import type { IamportCustomer } from "../iamport/iamport.types";
 import { BillingDeps, Ctx, upstreamError } from "./context";
@@ -135,7 +137,10 @@ export class CardService {
       }
       card.status = CardStatus.DELETED;
       card.deletedAt = new Date();
-      await ctx.em.flush();
+      await withTransaction(ctx.em, async () => {
+        await ctx.em.flush();
+        await recordEvent(ctx.em, { type: "card.deleted", customerUid, data: cardData(card) });
+      });
       return card;
     });
   }
@@ -194,7 +199,10 @@ export class CardService {
       card.replacedAt = now;
       card.replacements += 1;
     }
-    await tx.em.flush();
+    await withTransaction(tx.em, async () => {
+      await tx.em.flush();
+      await recordEvent(tx.em, { type: "card.registered", customerUid, data: cardData(card) });
+    });
     return card;
   }
 }

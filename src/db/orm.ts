@@ -5,8 +5,9 @@ import type { Logger } from "pino";
 import type { DatabaseTimeouts } from "../config";
 import { Card, Payment, Subscription, WebhookEvent } from "./entities";
 import { migrationsList } from "./migrations";
+import { EventDeliveryRecord, EventRecord, WebhookEndpointRecord } from "../events/entities";
 
-export const entities = [Card, Payment, Subscription, WebhookEvent];
+export const entities = [Card, Payment, Subscription, WebhookEvent, EventRecord, WebhookEndpointRecord, EventDeliveryRecord];
 
 interface PgConnection {
   query(text: string, cb: (err: Error | null) => void): void;

@@ -1,5 +1,6 @@
 import type { Ctx } from "../billing/context";
 import type { Services } from "../billing/services";
+import type { EventsService } from "../events/events.service";
 import type { CustomerTokenService } from "../security/customer-token.service";
 
 /** Who is calling: a merchant key (everything) or a customer token (that customer's own data only). */
@@ -7,6 +8,7 @@ export type Caller = { kind: "merchant"; keyId: string } | { kind: "customer"; c
 
 export interface GraphQLContext extends Ctx {
   services: Services;
+  events: EventsService;
   customerTokens: CustomerTokenService;
   caller: Caller;
   /** Set once the operation is resolved, for the request log line and metrics. */

@@ -1,31 +1,10 @@
 import type { MikroORM } from "@mikro-orm/postgresql";
-import PgBoss from "pg-boss";
+import type PgBoss from "pg-boss";
 import type { Logger } from "pino";
 import type { ReconcileReport, ReconcileService } from "../billing/reconcile.service";
+import { startBoss } from "./boss";
 
 const QUEUE = "reconcile";
-
-/**
- * pg-boss's database adapter over the ORM's own pool: one driver and, on the
- * embedded database, the single connection it allows.
- */
-function ormDb(orm: MikroORM): PgBoss.Db {
-  const knex = orm.em.getConnection().getKnex();
-  return {
-    async executeSql(text: string, values: unknown[]) {
-      const client = knex.client as {
-        acquireConnection(): Promise<{ query(t: string, v: unknown[]): Promise<{ rows: unknown[] }> }>;
-        releaseConnection(c: unknown): Promise<void>;
-      };
-      const conn = await client.acquireConnection();
-      try {
-        return await conn.query(text, values);
-      } finally {
-        await client.releaseConnection(conn);
-      }
-    },
-  };
-}
 
 /**
  * Runs reconciliation every `intervalSeconds` through a pg-boss queue on the
@@ -41,7 +20,7 @@ function ormDb(orm: MikroORM): PgBoss.Db {
  * which ends a Node process.
  */
 export class Reconciler {
-  private boss?: PgBoss;
+  private ownBoss?: PgBoss;
   private timer?: NodeJS.Timeout;
   private running?: Promise<ReconcileReport>;
   private queued?: Promise<ReconcileReport>;
@@ -57,17 +36,10 @@ export class Reconciler {
     private readonly intervalSeconds: number,
   ) {}
 
-  async start(): Promise<void> {
+  /** `shared`: the process's pg-boss (src/jobs/boss.ts), stopped by its owner; without it the reconciler starts its own. */
+  async start(shared?: PgBoss): Promise<void> {
     if (this.intervalSeconds <= 0) return;
-    const boss = new PgBoss({
-      db: ormDb(this.orm),
-      schema: "pgboss",
-      supervise: true,
-      schedule: false,
-      migrate: true,
-    });
-    boss.on("error", (err) => this.logger.warn({ err: err.message }, "pg-boss error"));
-    await boss.start();
+    const boss = shared ?? (this.ownBoss = await startBoss(this.orm, this.logger));
     // "short": at most one run waits in the queue, whoever enqueued it. Not "singleton": its one-active-job
     // rule keeps a job taken by a process that died mid-run blocking every later run until the job
     // expires, i.e. reconciliation would stall for minutes exactly when a crash needs it. Two runs
@@ -75,7 +47,6 @@ export class Reconciler {
     const queue = { name: QUEUE, policy: "short", retryLimit: 0, expireInSeconds: Math.max(60, this.intervalSeconds * 5) } as const;
     await boss.createQueue(QUEUE, queue);
     await boss.updateQueue(QUEUE, queue); // a queue created by an earlier version keeps its old policy otherwise
-    this.boss = boss;
     this.loop = this.work(boss, Math.max(0.5, Math.min(this.intervalSeconds, 2)) * 1000).catch((err: Error) =>
       this.logger.error({ err: err.message }, "reconciliation queue loop ended"),
     );
@@ -163,7 +134,7 @@ export class Reconciler {
     // The job in hand is run to its end and its outcome recorded before the pool can close.
     if (this.loop) await this.loop;
     if (this.sending) await this.sending;
-    if (this.boss) await this.boss.stop({ graceful: true, wait: true, timeout: 10_000 });
+    if (this.ownBoss) await this.ownBoss.stop({ graceful: true, wait: true, timeout: 10_000 });
     if (this.queued) await this.queued.catch(() => undefined);
     if (this.running) await this.running.catch(() => undefined);
   }

@@ -15,6 +15,8 @@ interface Fixture {
   merchantUid: string;
   impUid: string;
   subscriptionId: string;
+  /** The card.registered event of the fixture's card. */
+  eventId: string;
 }
 let own: Fixture;
 let other: Fixture;
@@ -30,7 +32,10 @@ async function fixture(prefix: string): Promise<Fixture> {
     `mutation($c: String!) { startSubscription(input: {customerUid: $c, name: "plan", amount: 500, interval: MONTH}) { id } }`,
     { c: customerUid },
   );
-  return { customerUid, ...charge.chargeAgain, subscriptionId: sub.startSubscription.id };
+  const events = await h.client.request<{ events: { nodes: { id: string }[] } }>(`query($c: String) { events(customerUid: $c, type: "card.registered") { nodes { id } } }`, {
+    c: customerUid,
+  });
+  return { customerUid, ...charge.chargeAgain, subscriptionId: sub.startSubscription.id, eventId: events.events.nodes[0].id };
 }
 
 beforeAll(async () => {
@@ -55,6 +60,14 @@ type Op = {
   before?: (f: Fixture) => Promise<unknown>;
 };
 
+/** The endpoint made by the endpoint operations' `before` (one that takes no event this test records). */
+let endpointId = "";
+const makeEndpoint = async () => {
+  const r = await h.client.request<{ createWebhookEndpoint: { endpoint: { id: string } } }>(
+    `mutation { createWebhookEndpoint(url: "http://127.0.0.1:9/hook", eventTypes: ["payment.forgery_suspected"]) { endpoint { id } } }`,
+  );
+  endpointId = r.createWebhookEndpoint.endpoint.id;
+};
 const future = () => new Date(Date.now() + 86400_000).toISOString();
 /** The latest schedule made for each customer by unschedulePayments' `before`. */
 const scheduled = new Map<string, string>();
@@ -135,6 +148,38 @@ const OPS: Op[] = [
     query: `mutation($c: String!) { createCustomerToken(customerUid: $c, ttlSeconds: 60) { token } }`,
     vars: (f) => ({ c: f.customerUid }),
   },
+  { name: "events", customer: "own", query: `query($c: String) { events(customerUid: $c) { nodes { id } } }`, vars: (f) => ({ c: f.customerUid }) },
+  { name: "event", customer: "own", query: `query($id: ID!) { event(id: $id) { id } }`, vars: (f) => ({ id: f.eventId }) },
+  { name: "webhookEndpoints", customer: "merchant-only", query: `{ webhookEndpoints { id } }`, vars: () => ({}) },
+  { name: "eventDeliveries", customer: "merchant-only", query: `query($id: ID!) { eventDeliveries(eventId: $id) { id } }`, vars: (f) => ({ id: f.eventId }) },
+  {
+    name: "createWebhookEndpoint",
+    customer: "merchant-only",
+    query: `mutation { createWebhookEndpoint(url: "http://127.0.0.1:9/hook", eventTypes: ["payment.forgery_suspected"]) { secret } }`,
+    vars: () => ({}),
+  },
+  {
+    name: "updateWebhookEndpoint",
+    customer: "merchant-only",
+    query: `mutation($id: ID!) { updateWebhookEndpoint(id: $id, enabled: false) { id } }`,
+    vars: () => ({ id: endpointId }),
+    before: makeEndpoint,
+  },
+  {
+    name: "rotateWebhookEndpointSecret",
+    customer: "merchant-only",
+    query: `mutation($id: ID!) { rotateWebhookEndpointSecret(id: $id) { secret } }`,
+    vars: () => ({ id: endpointId }),
+    before: makeEndpoint,
+  },
+  {
+    name: "deleteWebhookEndpoint",
+    customer: "merchant-only",
+    query: `mutation($id: ID!) { deleteWebhookEndpoint(id: $id) { id } }`,
+    vars: () => ({ id: endpointId }),
+    before: makeEndpoint,
+  },
+  { name: "redeliverEvent", customer: "merchant-only", query: `mutation($id: ID!) { redeliverEvent(id: $id) { id } }`, vars: (f) => ({ id: f.eventId }) },
   {
     name: "deleteCard",
     customer: "own",

@@ -31,6 +31,15 @@ describe("schema.graphql", () => {
     ]);
   });
 
+  it("is a non-breaking superset of the contract with its events additions", () => {
+    // test/fixtures/contract-events.graphql is a copy of the published events.graphql, applied on top of the contract.
+    const fixtures = path.join(__dirname, "../fixtures");
+    const contract = buildSchema(
+      fs.readFileSync(path.join(fixtures, "contract.graphql"), "utf8") + "\n" + fs.readFileSync(path.join(fixtures, "contract-events.graphql"), "utf8"),
+    );
+    expect(findBreakingChanges(contract, buildBillingSchema())).toEqual([]);
+  });
+
   it("detects a breaking change (the check is not vacuous)", () => {
     const contract = buildSchema(fs.readFileSync(path.join(__dirname, "../fixtures/contract.graphql"), "utf8"));
     const broken = buildSchema(printBillingSchema().replace("merchantUid: String!\n", "merchantUid: Int!\n"));

@@ -4,6 +4,7 @@ import { Migration20261121140000_rate_limits } from "./Migration20261121140000_r
 import { Migration20261121210000_unprocessed_events_index } from "./Migration20261121210000_unprocessed_events_index";
 import { Migration20261207001000_card_replacements } from "./Migration20261207001000_card_replacements";
 import { Migration20261207004000_idempotency } from "./Migration20261207004000_idempotency";
+import { Migration20261207010000_events } from "./Migration20261207010000_events";
 
 /** Every committed migration, in order. Listed explicitly so that compiled and test runs find the same set. */
 export const migrationsList: MigrationObject[] = [
@@ -12,4 +13,5 @@ export const migrationsList: MigrationObject[] = [
   { name: "Migration20261121210000_unprocessed_events_index", class: Migration20261121210000_unprocessed_events_index },
   { name: "Migration20261207001000_card_replacements", class: Migration20261207001000_card_replacements },
   { name: "Migration20261207004000_idempotency", class: Migration20261207004000_idempotency },
+  { name: "Migration20261207010000_events", class: Migration20261207010000_events },
 ];
