@@ -13,7 +13,6 @@ export interface Metrics {
   webhooks: Counter<"route" | "outcome">;
   renewals: Counter<"result">;
   retries: Counter<"result">;
-  renewalBatch: Histogram;
   inboxBatch: Histogram;
   reconciliations: Counter<"result">;
   reconciledItems: Counter<"kind">;
@@ -56,12 +55,6 @@ export function createMetrics(opts: { orm?: MikroORM; defaultMetrics?: boolean }
       name: "billing_renewals_total",
       help: "Subscription charges settled, by result (paid, failed, forgery)",
       labelNames: ["result"],
-      registers: [registry],
-    }),
-    renewalBatch: new Histogram({
-      name: "billing_renewal_batch_size",
-      help: "Renewals settled together in one database transaction (webhooks that became ready at once)",
-      buckets: [1, 2, 4, 8, 16, 32],
       registers: [registry],
     }),
     inboxBatch: new Histogram({

@@ -165,9 +165,6 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
           const result = status === "PAID" ? "paid" : status === "FAILED" ? "failed" : status.toLowerCase();
           (attempt > 1 ? metrics.retries : metrics.renewals).inc({ result });
         },
-        renewalBatch(size) {
-          metrics.renewalBatch.observe(size);
-        },
         inboxBatch(size) {
           metrics.inboxBatch.observe(size);
         },

@@ -44,13 +44,14 @@ export type ReleaseSubscriptions = (ctx: Ctx, customerUid: string, cancelSubscri
 
 /** Billing keys: issued by Iamport from card data that passes through memory only. */
 export class CardService {
-  private releaseSubscriptions?: ReleaseSubscriptions;
-
-  constructor(private readonly deps: BillingDeps) {}
-
-  setReleaseSubscriptions(fn: ReleaseSubscriptions): void {
-    this.releaseSubscriptions = fn;
-  }
+  /**
+   * `releaseSubscriptions`: what deleting a card does to the subscriptions it
+   * pays for (SubscriptionService.releaseCard).
+   */
+  constructor(
+    private readonly deps: BillingDeps,
+    private readonly releaseSubscriptions: ReleaseSubscriptions,
+  ) {}
 
   /**
    * Issues the billing key for customerUid and stores what Iamport returned.
@@ -126,7 +127,7 @@ export class CardService {
     const customerUid = checkUid("customerUid", customerUidRaw);
     const active = await ctx.em.findOne(Card, { customerUid, status: CardStatus.ACTIVE });
     if (!active) throw new NotFoundError(`Card ${customerUid}`);
-    await this.releaseSubscriptions?.(ctx, customerUid, opts.cancelSubscriptions === true);
+    await this.releaseSubscriptions(ctx, customerUid, opts.cancelSubscriptions === true);
     return this.underClaim(ctx, customerUid, async (card) => {
       if (card?.status !== CardStatus.ACTIVE) throw new NotFoundError(`Card ${customerUid}`);
       try {
@@ -147,13 +148,6 @@ export class CardService {
 
   async get(ctx: Ctx, customerUid: string): Promise<Card | null> {
     return ctx.em.findOne(Card, { customerUid: checkUid("customerUid", customerUid) });
-  }
-
-  /** The active card of a customer, or NOT_FOUND. */
-  async requireActive(ctx: Ctx, customerUid: string): Promise<Card> {
-    const card = await ctx.em.findOne(Card, { customerUid, status: CardStatus.ACTIVE });
-    if (!card) throw new NotFoundError(`Card ${customerUid}`);
-    return card;
   }
 
   /**
@@ -215,4 +209,11 @@ export function maskAgain(n: string): string {
   const digits = n.replace(/\D/g, "");
   if (digits.length >= 12 && !/[*xX]/.test(n)) return `${digits.slice(0, 6)}******${digits.slice(-4)}`.slice(0, 40);
   return n.slice(0, 40);
+}
+
+/** The customer's ACTIVE card, or NOT_FOUND: a charge needs a billing key. */
+export async function requireActiveCard(ctx: Ctx, customerUid: string): Promise<Card> {
+  const card = await ctx.em.findOne(Card, { customerUid, status: CardStatus.ACTIVE });
+  if (!card) throw new NotFoundError(`Card ${customerUid}`);
+  return card;
 }

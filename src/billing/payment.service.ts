@@ -1,11 +1,13 @@
-import { LockMode, UniqueConstraintViolationException } from "@mikro-orm/core";
+import { UniqueConstraintViolationException } from "@mikro-orm/core";
 import { Payment } from "../db/entities";
 import { PaymentKind, PaymentStatus } from "../db/entities/enums";
 import { BadUserInputError, ConflictError, NotFoundError, OutcomeUnknownError, UpstreamUnavailableError } from "../errors";
 import { IamportNotFoundError, IamportRefusedError } from "../iamport/iamport.errors";
-import type { AgainRequest, IamportPayment, IamportSchedule, ScheduleEntry } from "../iamport/iamport.types";
-import type { CardService } from "./card.service";
-import { afterIamport, BillingDeps, Ctx, withEm, guardUnique, newMerchantUid, outcomeUnknown, upstreamError } from "./context";
+import type { AgainRequest, IamportPayment, IamportSchedule } from "../iamport/iamport.types";
+import { requireActiveCard } from "./card.service";
+import type { ScheduleRegistrar } from "./payments/schedules";
+import type { Settlement, VerifiedPayment } from "./settlement";
+import { afterIamport, BillingDeps, Ctx, guardUnique, newMerchantUid, outcomeUnknown, upstreamError } from "./context";
 import { findPayment, listPayments, type PaymentListFilter, type PaymentViewRow } from "../db/repositories/payments";
 import { decodeCursor, encodeCursor, Page } from "./pagination";
 import {
@@ -16,7 +18,7 @@ import {
   checkUid,
   optionalText,
 } from "./validation";
-import { applyVerification, decide, supersedes, Verification } from "./verification";
+import { applyVerification, decide, Verification } from "./domain/verdict";
 
 export interface ChargeAgainInput {
   customerUid: string;
@@ -63,29 +65,14 @@ export interface Prefetched {
   payment: Promise<IamportPayment>;
 }
 
-export interface VerifiedPayment extends Verification {
-  payment: Payment;
-  /**
-   * False when Iamport's answer was not applied to the order: a payment of
-   * another order presented as this one's, or a stale notice about an earlier
-   * attempt. `status`/`outcome` are then the verdict about the presented
-   * payment, and `payment` the order as it stays.
-   */
-  applied: boolean;
-  /** The webhook event's outcome was written in the same transaction (the fast renewal). */
-  eventSettled?: boolean;
-}
-
-/** Statuses Iamport can still change without our asking (reconciliation looks at these). */
-export const OPEN_STATUSES = [PaymentStatus.PENDING, PaymentStatus.SCHEDULED, PaymentStatus.READY];
-
 export const MAX_PAGE = 100;
 
 /** Charges, schedules, verification and refunds of orders (merchant_uids). */
 export class PaymentService {
   constructor(
     private readonly deps: BillingDeps,
-    private readonly cards: CardService,
+    private readonly settlement: Settlement,
+    private readonly schedules: ScheduleRegistrar,
   ) {}
 
   // ---- charging a billing key ---------------------------------------------
@@ -113,7 +100,7 @@ export class PaymentService {
       const stored = await ctx.em.findOne(Payment, { merchantUid });
       if (stored) return this.repeatCharge(ctx, stored, request);
     }
-    await this.cards.requireActive(ctx, customerUid);
+    await requireActiveCard(ctx, customerUid);
 
     const payment = ctx.em.create(Payment, {
       merchantUid,
@@ -259,10 +246,10 @@ export class PaymentService {
       const stored = await ctx.em.find(Payment, { merchantUid: { $in: wanted.map((w) => w.merchantUid) } });
       if (stored.length > 0) return this.repeatSchedule(ctx, customerUid, wanted, stored);
     }
-    await this.cards.requireActive(ctx, customerUid);
+    await requireActiveCard(ctx, customerUid);
     const rows = wanted.map((w) => ctx.em.create(Payment, { ...w, kind: PaymentKind.SCHEDULE, status: PaymentStatus.PENDING }));
     await guardUnique("A payment with one of these merchantUids", () => ctx.em.persistAndFlush(rows));
-    return this.registerSchedules(ctx, customerUid, rows);
+    return this.schedules.register(ctx, customerUid, rows);
   }
 
   /** A schedulePayments whose merchantUids exist already (see schedule). */
@@ -294,151 +281,8 @@ export class PaymentService {
     const found = rows as Payment[];
     const pending = found.filter((p) => p.status === PaymentStatus.PENDING);
     // Iamport refuses a merchant_uid it already holds, and registerSchedules then finds it there.
-    if (pending.length > 0) await this.registerSchedules(ctx, customerUid, pending);
+    if (pending.length > 0) await this.schedules.register(ctx, customerUid, pending);
     return found;
-  }
-
-  /**
-   * Sends PENDING schedule rows to Iamport and marks them SCHEDULED. On an
-   * unknown outcome each one is looked up by merchant_uid. Once Iamport may
-   * hold the schedules, a failure is OUTCOME_UNKNOWN naming their merchant_uids.
-   */
-  async registerSchedules(
-    ctx: Ctx,
-    customerUid: string,
-    rows: Payment[],
-    opts: { keepRowsOnRefusal?: boolean } = {},
-  ): Promise<Payment[]> {
-    const entries = rows.map((p) => this.scheduleEntry(p));
-    const unknown = (cause: unknown) =>
-      new OutcomeUnknownError(rows[0].merchantUid, { cause, details: { merchantUids: rows.map((p) => p.merchantUid) } });
-    let results: IamportSchedule[];
-    try {
-      results = await this.deps.iamport.schedule(customerUid, entries, { requestId: ctx.requestId });
-    } catch (err) {
-      if (!(err instanceof IamportRefusedError) && !outcomeUnknown(err)) throw upstreamError(err, "schedule");
-      return afterIamport(ctx, rows[0].merchantUid, () => this.settleScheduleCall(ctx, customerUid, rows, err, opts), {
-        keep: ["BAD_USER_INPUT"],
-        unknown,
-      });
-    }
-    return afterIamport(
-      ctx,
-      rows[0].merchantUid,
-      async () => {
-        const byUid = new Map(results.map((r) => [r.merchant_uid, r]));
-        for (const p of rows) this.applySchedule(p, byUid.get(p.merchantUid));
-        await ctx.em.flush();
-        return rows;
-      },
-      { unknown },
-    );
-  }
-
-  /** Settles a schedule call that Iamport refused or whose answer was lost. */
-  private async settleScheduleCall(
-    ctx: Ctx,
-    customerUid: string,
-    rows: Payment[],
-    err: unknown,
-    opts: { keepRowsOnRefusal?: boolean },
-  ): Promise<Payment[]> {
-    if (err instanceof IamportRefusedError) {
-      // A redelivery may find its merchant_uid already registered: that is success, not refusal.
-      const missing = await this.settleSchedules(ctx, rows);
-      if (missing.length === 0) return rows;
-      if (opts.keepRowsOnRefusal) throw new BadUserInputError("schedules", `Iamport refused the schedule: ${err.iamportMessage}`);
-      // Nothing was scheduled: the rows must not stay as if it were.
-      ctx.em.remove(rows);
-      await ctx.em.flush();
-      throw new BadUserInputError("schedules", `Iamport refused the schedule: ${err.iamportMessage}`);
-    }
-    ctx.log.warn({ customerUid, count: rows.length }, "schedule outcome unknown; looking each one up");
-    const unresolved = await this.settleSchedules(ctx, rows);
-    if (unresolved.length > 0) {
-      // Never registered: one more attempt with the same merchant_uids is safe (Iamport refuses duplicates).
-      return this.registerSchedulesOnce(ctx, customerUid, rows, unresolved);
-    }
-    return rows;
-  }
-
-  private async registerSchedulesOnce(ctx: Ctx, customerUid: string, all: Payment[], missing: Payment[]): Promise<Payment[]> {
-    try {
-      // The same entries as the first attempt (currency and buyer included).
-      const entries = missing.map((p) => this.scheduleEntry(p));
-      const results = await this.deps.iamport.schedule(customerUid, entries, { requestId: ctx.requestId });
-      const byUid = new Map(results.map((r) => [r.merchant_uid, r]));
-      for (const p of missing) this.applySchedule(p, byUid.get(p.merchantUid));
-      await ctx.em.flush();
-      return all;
-    } catch (err) {
-      // The payments stay PENDING and are settled by reconciliation.
-      throw new OutcomeUnknownError(all[0].merchantUid, { cause: err, details: { merchantUids: all.map((p) => p.merchantUid) } });
-    }
-  }
-
-  private scheduleEntry(p: Payment): ScheduleEntry {
-    return {
-      merchant_uid: p.merchantUid,
-      schedule_at: Math.floor(p.scheduledAt!.getTime() / 1000),
-      amount: p.amount,
-      name: p.name,
-      currency: p.currency,
-      buyer_name: p.buyerName ?? undefined,
-      buyer_email: p.buyerEmail ?? undefined,
-      buyer_tel: p.buyerTel ?? undefined,
-      notice_url: this.scheduleNoticeUrl(),
-    };
-  }
-
-  /**
-   * Records PENDING schedule rows that Iamport refused to register (its
-   * `registerSchedules` refusal) as FAILED with Iamport's reason: they can
-   * never run. Returns the reason.
-   */
-  failRefused(rows: Payment[], refusal: BadUserInputError, at: Date): string {
-    const reason = refusal.message.replace(/^schedules /, "");
-    for (const p of rows) {
-      if (p.status !== PaymentStatus.PENDING) continue;
-      p.status = PaymentStatus.FAILED;
-      p.failReason = reason;
-      p.failedAt = at;
-      p.checkedAt = new Date();
-    }
-    return reason;
-  }
-
-  /** Looks up schedules by merchant_uid; returns the rows Iamport has no record of. */
-  async settleSchedules(ctx: Ctx, rows: Payment[]): Promise<Payment[]> {
-    const missing: Payment[] = [];
-    for (const p of rows) {
-      try {
-        const s = await this.deps.iamport.getSchedule(p.merchantUid, { requestId: ctx.requestId });
-        this.applySchedule(p, s);
-      } catch (err) {
-        if (err instanceof IamportNotFoundError) missing.push(p);
-        else throw upstreamError(err, `schedule ${p.merchantUid}`);
-      }
-    }
-    await ctx.em.flush();
-    return missing;
-  }
-
-  /** Copies a schedule result onto its payment row (a schedule that already ran counts as its payment). */
-  applySchedule(p: Payment, s: IamportSchedule | undefined): void {
-    if (!s) return;
-    p.checkedAt = new Date();
-    if (s.schedule_status === "revoked") {
-      p.status = PaymentStatus.REVOKED;
-      return;
-    }
-    if (s.schedule_status === "scheduled") {
-      if (p.status === PaymentStatus.PENDING) p.status = PaymentStatus.SCHEDULED;
-      p.scheduledAt = new Date(s.schedule_at * 1000);
-      return;
-    }
-    // executed: the payment itself (fetched by the caller) is the truth; keep imp_uid for it.
-    if (s.imp_uid && !p.impUid) p.impUid = s.imp_uid;
   }
 
   /** Revokes schedules at Iamport (all of the customer's when merchantUids is omitted). */
@@ -497,21 +341,16 @@ export class PaymentService {
 
   /**
    * Fetches the payment from Iamport by imp_uid, finds the order by the
-   * merchant_uid IAMPORT reports (never the caller's), and decides its state
-   * under a row lock, so concurrent deliveries serialize and act once.
-   * `after` runs inside the same transaction with the locked row (renewals).
+   * merchant_uid IAMPORT reports (never the caller's), and settles it
+   * through the executor (settlement.ts): under the row locks, so concurrent
+   * deliveries serialize and act once, with the renewal step of a
+   * subscription's charge. `claimedMerchantUid`: the caller's order, checked
+   * against Iamport's (verifyPayment, browser returns).
    */
-  async verify(
-    ctx: Ctx,
-    impUidRaw: string,
-    claimedMerchantUid?: string | null,
-    after?: (ctx: Ctx, payment: Payment, previous: PaymentStatus, v: Verification) => Promise<void>,
-    fast?: (ctx: Ctx, ip: IamportPayment, fetchedAt: Date) => Promise<VerifiedPayment | null>,
-    prefetched?: Prefetched,
-  ): Promise<VerifiedPayment> {
+  async verify(ctx: Ctx, impUidRaw: string, claimedMerchantUid?: string | null, prefetched?: Prefetched): Promise<VerifiedPayment> {
     const impUid = checkUid("impUid", impUidRaw);
     const claimed = claimedMerchantUid === undefined || claimedMerchantUid === null ? undefined : checkUid("merchantUid", claimedMerchantUid);
-    const { at: fetchedAt, payment } = prefetched ?? this.prefetch(ctx, impUid);
+    const { at: askedAt, payment } = prefetched ?? this.prefetch(ctx, impUid);
     let ip: IamportPayment;
     try {
       ip = await payment;
@@ -520,21 +359,11 @@ export class PaymentService {
     }
     // Recording what Iamport said may fail half-way (the database lost at the commit): the answer
     // then says the outcome is unknown, naming the order, rather than that nothing happened.
-    return afterIamport(
-      ctx,
-      claimed ?? ip.merchant_uid,
-      async () => {
-        // The common renewal without the unit of work; null: not that case, nothing written.
-        if (fast && claimed === undefined) {
-          const done = await fast(ctx, ip, fetchedAt);
-          if (done) return done;
-        }
-        return this.verifyFetched(ctx, ip, claimed, after, fetchedAt);
-      },
+    return afterIamport(ctx, claimed ?? ip.merchant_uid, () => this.settlement.settleAnswer(ctx, ip, { claimedMerchantUid: claimed, askedAt }), {
       // Answers about the request (no such order) and an Iamport that could not be asked again under
       // the row lock (the transaction is rolled back: nothing was recorded) keep their codes.
-      { keep: ["NOT_FOUND", "BAD_USER_INPUT", "UPSTREAM_UNAVAILABLE"] },
-    );
+      keep: ["NOT_FOUND", "BAD_USER_INPUT", "UPSTREAM_UNAVAILABLE"],
+    });
   }
 
   /**
@@ -544,73 +373,9 @@ export class PaymentService {
    */
   prefetch(ctx: Ctx, impUidRaw: string): Prefetched {
     const at = new Date();
-    const payment = this.fetchPayment(ctx, checkUid("impUid", impUidRaw));
+    const payment = this.deps.iamport.getPayment(checkUid("impUid", impUidRaw), { requestId: ctx.requestId });
     payment.catch(() => undefined);
     return { at, payment };
-  }
-
-  private fetchPayment(ctx: Ctx, impUid: string): Promise<IamportPayment> {
-    return this.deps.iamport.getPayment(impUid, { requestId: ctx.requestId });
-  }
-
-  /**
-   * Decides and applies `fetched` (Iamport's answer, asked for at `fetchedAt`)
-   * under the order's row lock. When the row changed after that question was
-   * asked (a refund, a concurrent delivery), the answer may be older than the
-   * row: it is asked again under the lock, so a stale snapshot never
-   * overwrites newer facts (e.g. a late webhook undoing a refund's cancelled amount).
-   */
-  async verifyFetched(
-    ctx: Ctx,
-    fetched: IamportPayment,
-    claimedMerchantUid?: string | null,
-    after?: (ctx: Ctx, payment: Payment, previous: PaymentStatus, v: Verification) => Promise<void>,
-    fetchedAt: Date = new Date(),
-  ): Promise<VerifiedPayment> {
-    const orderUid = claimedMerchantUid ?? fetched.merchant_uid;
-    let ip = fetched;
-    const result = await ctx.em.transactional(async (em): Promise<VerifiedPayment | null> => {
-      const tx: Ctx = withEm(ctx, em);
-      const payment = await em.findOne(Payment, { merchantUid: orderUid }, { lockMode: LockMode.PESSIMISTIC_WRITE, refresh: true });
-      if (!payment) return null;
-      const previous = payment.status;
-      if (ip.merchant_uid === payment.merchantUid && changedSince(payment, fetchedAt) && wouldChange(payment, ip)) {
-        try {
-          ip = await this.fetchPayment(ctx, ip.imp_uid);
-        } catch (err) {
-          throw upstreamError(err, `Payment ${ip.imp_uid} at Iamport`);
-        }
-      }
-      const v = decide(payment, ip);
-      if (ip.merchant_uid !== payment.merchantUid) {
-        // Someone presents another order's payment as this one's. The claim is
-        // refused, but neither order changes: flagging the claimed order would let
-        // anyone who knows a merchant_uid block its real payment.
-        return { payment, ...v, applied: false };
-      }
-      if (!supersedes(payment, ip)) {
-        // A late or repeated notice about another attempt of this order (a failed
-        // window before the one that paid): it never undoes what the order has.
-        return {
-          payment,
-          ...v,
-          message: `${v.message} (attempt ${ip.imp_uid}; the order stays ${payment.status} with ${payment.impUid})`,
-          applied: false,
-        };
-      }
-      applyVerification(payment, ip, v);
-      await em.flush();
-      if (after) await after(tx, payment, previous, v);
-      return { payment, ...v, applied: true };
-    });
-    if (!result) throw new NotFoundError(`An order with merchant_uid ${orderUid} (call preparePayment first)`);
-    if (result.outcome === "FORGERY") {
-      ctx.log.warn(
-        { merchantUid: result.payment.merchantUid, impUid: ip.imp_uid, iamportMerchantUid: ip.merchant_uid, reason: result.message },
-        "forgery suspected",
-      );
-    }
-    return result;
   }
 
   /** Applies Iamport's answer to a row outside a verification transaction (charges we just made). */
@@ -720,10 +485,6 @@ export class PaymentService {
     return { nodes, pageInfo: { hasNextPage, endCursor: nodes.length ? encodeCursor(nodes[nodes.length - 1].id) : null } };
   }
 
-  scheduleNoticeUrl(): string {
-    return `${this.deps.config.publicUrl}/iamport-callback/schedule`;
-  }
-
   private buyer(input: { buyerName?: string | null; buyerEmail?: string | null; buyerTel?: string | null }) {
     return {
       buyerName: optionalText("buyerName", input.buyerName, 100) ?? null,
@@ -731,27 +492,6 @@ export class PaymentService {
       buyerTel: optionalText("buyerTel", input.buyerTel, 40) ?? null,
     };
   }
-}
-
-/** Margin for clocks of several server processes and timestamp rounding. */
-const STALE_MARGIN_MS = 1000;
-
-/**
- * True when another flow applied an Iamport answer to the row after (or about
- * when) this one asked: its answer may be older than what the row holds. A row
- * only created meanwhile (no answer applied yet) is not newer than any answer.
- */
-export function changedSince(p: Pick<Payment, "checkedAt">, fetchedAt: Date): boolean {
-  return (p.checkedAt?.getTime() ?? 0) >= fetchedAt.getTime() - STALE_MARGIN_MS;
-}
-
-/** Whether applying this answer would change what the row says (a repeat of what it holds needs no re-check). */
-export function wouldChange(p: Pick<Payment, "status" | "cancelledAmount" | "impUid" | "amount" | "merchantUid">, ip: IamportPayment): boolean {
-  return (
-    decide(p, ip).status !== p.status ||
-    Math.round(Number(ip.cancel_amount ?? 0)) !== p.cancelledAmount ||
-    (p.impUid !== null && p.impUid !== undefined && p.impUid !== ip.imp_uid)
-  );
 }
 
 /** The `again` request of a payment row: always its own merchant_uid, so a repeat cannot charge twice. */

@@ -1,10 +1,10 @@
-import { LockMode, QueryOrder } from "@mikro-orm/core";
-import { Payment, Subscription, WebhookEvent } from "../db/entities";
-import { PaymentKind, PaymentStatus, SubscriptionStatus } from "../db/entities/enums";
+import { QueryOrder } from "@mikro-orm/core";
+import { Payment, WebhookEvent } from "../db/entities";
+import { PaymentKind, PaymentStatus } from "../db/entities/enums";
 import { purgeExpiredIdempotencyKeys } from "../db/repositories/idempotency-keys";
 import { BadUserInputError, toAppError } from "../errors";
 import { IamportNotFoundError } from "../iamport/iamport.errors";
-import { withEm, type BillingDeps, type Ctx } from "./context";
+import type { BillingDeps, Ctx } from "./context";
 import type { Services } from "./services";
 
 export interface ReconcileReport {
@@ -140,7 +140,7 @@ export class ReconcileService {
     for (const p of due) {
       await each(`due schedule ${p.merchantUid}`, async (ctx) => {
         const row = await ctx.em.findOneOrFail(Payment, { id: p.id });
-        await this.services.payments.settleSchedules(ctx, [row]);
+        await this.services.schedules.lookUp(ctx, [row]);
         if (row.impUid) await this.verifyByImpUid(ctx, row.impUid);
         report.dueSchedules += 1;
       });
@@ -174,7 +174,7 @@ export class ReconcileService {
           await ctx.em.flush();
           return;
         }
-        await this.services.payments.verifyFetched(ctx, ip, null, this.services.subscriptions.afterVerification);
+        await this.services.settlement.settleAnswer(ctx, ip);
         report.checkouts += 1;
       });
     }
@@ -194,46 +194,35 @@ export class ReconcileService {
   }
 
   private async verifyByImpUid(ctx: Ctx, impUid: string): Promise<void> {
-    await this.services.payments.verify(ctx, impUid, null, this.services.subscriptions.afterVerification);
+    await this.services.payments.verify(ctx, impUid);
   }
 
   /**
    * Looks a PENDING schedule up at Iamport and registers it when Iamport never
-   * got it, under the row lock (then the subscription's, the renewal step's
-   * order); one Iamport refuses to register is settled FAILED with its reason,
-   * so it is not asked about again. Returns the imp_uid when the schedule
-   * already ran, for verification.
+   * got it, with no lock held while Iamport answers (a second registration of
+   * the same merchant_uid is refused by Iamport and found by the look-up);
+   * one Iamport refuses to register is settled FAILED with its reason, so it
+   * is not asked about again. A subscription's charge goes through the
+   * executor (its refusal ends dunning). Returns the imp_uid when the
+   * schedule already ran, for verification.
    */
   private async settleRegistration(ctx: Ctx, id: string): Promise<string | null> {
-    return ctx.em.transactional(async (em) => {
-      const tx: Ctx = withEm(ctx, em);
-      const row = await em.findOneOrFail(Payment, { id }, { lockMode: LockMode.PESSIMISTIC_WRITE, refresh: true });
-      if (row.status !== PaymentStatus.PENDING) return null;
-      const missing = await this.services.payments.settleSchedules(tx, [row]);
-      if (row.impUid) return row.impUid;
-      if (missing.length === 0) return null;
-      if (row.subscription) {
-        const sub = await em.findOneOrFail(Subscription, { id: row.subscription.id }, { lockMode: LockMode.PESSIMISTIC_WRITE, refresh: true });
-        if (sub.status === SubscriptionStatus.CANCELED || sub.status === SubscriptionStatus.UNPAID) {
-          // Nothing may be charged any more: the registration is abandoned.
-          row.status = PaymentStatus.REVOKED;
-          await em.flush();
-          return null;
-        }
-        await this.services.subscriptions.registerNext(tx, sub, row);
-        if (row.status === PaymentStatus.PENDING) throw new Error(`schedule ${row.merchantUid} is still not registered with Iamport`);
-      } else {
-        try {
-          await this.services.payments.registerSchedules(tx, row.customerUid!, missing, { keepRowsOnRefusal: true });
-        } catch (err) {
-          if (!(err instanceof BadUserInputError)) throw err;
-          // Refused (the billing key was deleted at Iamport, its time has passed...): it can never run.
-          const reason = this.services.payments.failRefused(missing, err, new Date());
-          ctx.log.warn({ merchantUid: row.merchantUid, reason }, "schedule refused by Iamport; counted as failed");
-        }
-      }
-      return null;
-    });
+    const row = await ctx.em.findOneOrFail(Payment, { id }, { refresh: true });
+    if (row.subscription) return this.services.settlement.registerUnregistered(ctx, id);
+    if (row.status !== PaymentStatus.PENDING) return null;
+    const missing = await this.services.schedules.lookUp(ctx, [row]);
+    if (row.impUid) return row.impUid;
+    if (missing.length === 0) return null;
+    try {
+      await this.services.schedules.register(ctx, row.customerUid!, missing, { keepRowsOnRefusal: true });
+    } catch (err) {
+      if (!(err instanceof BadUserInputError)) throw err;
+      // Refused (the billing key was deleted at Iamport, its time has passed...): it can never run.
+      const reason = this.services.schedules.failRefused(missing, err, new Date());
+      ctx.log.warn({ merchantUid: row.merchantUid, reason }, "schedule refused by Iamport; counted as failed");
+      await ctx.em.flush();
+    }
+    return null;
   }
 
   private async settleCharge(ctx: Ctx, id: string, localNow: number): Promise<void> {
@@ -241,7 +230,7 @@ export class ReconcileService {
     try {
       const askedAt = new Date();
       const ip = await this.deps.iamport.findPayment(row.merchantUid, { requestId: ctx.requestId });
-      await this.services.payments.verifyFetched(ctx, ip, null, this.services.subscriptions.afterVerification, askedAt);
+      await this.services.settlement.settleAnswer(ctx, ip, { askedAt });
       return;
     } catch (err) {
       if (!(err instanceof IamportNotFoundError)) throw err;

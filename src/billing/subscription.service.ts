@@ -1,16 +1,19 @@
-import { LockMode, UniqueConstraintViolationException, type FilterQuery } from "@mikro-orm/core";
+import { UniqueConstraintViolationException, type FilterQuery } from "@mikro-orm/core";
 import { Payment, Subscription } from "../db/entities";
 import { BillingInterval, LIVE_SUBSCRIPTION_STATUSES, PaymentKind, PaymentStatus, SubscriptionStatus } from "../db/entities/enums";
 import { BadUserInputError, ConflictError, NotFoundError, OutcomeUnknownError, toAppError } from "../errors";
 import { IamportNotFoundError, IamportRefusedError } from "../iamport/iamport.errors";
-import type { IamportPayment } from "../iamport/iamport.types";
-import { periodOf } from "./billing-dates";
-import type { CardService } from "./card.service";
+import type { IamportPayment, IamportSchedule } from "../iamport/iamport.types";
+import { lockBillingRows } from "../db/repositories/billing-locks";
+import { OPEN_CHARGE_STATUSES } from "./domain/transitions";
+import { wholeSeconds } from "./domain/settlement";
+import { requireActiveCard } from "./card.service";
 import { afterIamport, BillingDeps, Ctx, derivedId, withEm, outcomeUnknown, randomId, upstreamError } from "./context";
 import { decodeCursor, encodeCursor, Page } from "./pagination";
-import { againRequest, checkFirst, PaymentService } from "./payment.service";
+import { againRequest, checkFirst } from "./payment.service";
+import type { ScheduleRegistrar } from "./payments/schedules";
+import { iamportNow, newSubscriptionCharge, type Settlement } from "./settlement";
 import { checkAmount, checkFuture, checkText, checkUid, optionalText } from "./validation";
-import type { Verification } from "./verification";
 
 export interface StartSubscriptionInput {
   customerUid: string;
@@ -29,24 +32,18 @@ export interface CancelSubscriptionInput {
   reason?: string | null;
 }
 
-/**
- * Declines that a retry cannot fix (lost, stolen, suspended or expired card):
- * dunning stops at once and the subscription becomes UNPAID. Limit and
- * balance declines ("한도초과", "잔액부족") are retried on RETRY_SCHEDULE.
- */
-export const HARD_DECLINE = /(분실|도난|정지|해지|유효기간|lost|stolen|suspend|expired|closed account|invalid card)/i;
-
-/** Deterministic merchant_uid of a subscription charge: the database key that makes a renewal happen once. */
-export function renewalMerchantUid(subscriptionId: string, period: number, attempt: number): string {
-  return `sub_${subscriptionId}_p${period}_a${attempt}`;
-}
+/** What Iamport says of a charge a revocation was asked for (SubscriptionService.revokeAtIamport). */
+type AtIamport =
+  | { kind: "revoked" }
+  | { kind: "never-registered" }
+  | { kind: "ran"; impUid: string | null; answer?: IamportPayment; askedAt?: Date };
 
 /** Subscriptions: start, renew on the schedule webhook, dun, cancel. */
 export class SubscriptionService {
   constructor(
     private readonly deps: BillingDeps,
-    private readonly cards: CardService,
-    private readonly payments: PaymentService,
+    private readonly settlement: Settlement,
+    private readonly schedules: ScheduleRegistrar,
   ) {}
 
   /**
@@ -73,7 +70,7 @@ export class SubscriptionService {
     const startAt = input.startAt ? checkFuture("startAt", input.startAt) : null;
     const allowDuplicate = input.allowDuplicate === true;
     const requestRef = derivedId(ctx) ?? null;
-    await this.cards.requireActive(ctx, customerUid);
+    await requireActiveCard(ctx, customerUid);
     if (requestRef) {
       const earlier = await ctx.em.findOne(Subscription, { requestRef });
       if (earlier) return earlier;
@@ -96,7 +93,7 @@ export class SubscriptionService {
       allowDuplicate,
       requestRef,
     });
-    const first = this.newPayment(ctx, sub, 1, 1, startAt ? PaymentKind.SCHEDULE : PaymentKind.AGAIN, startAt ? wholeSeconds(startAt) : null);
+    const first = newSubscriptionCharge(ctx.em, sub, 1, 1, startAt ? PaymentKind.SCHEDULE : PaymentKind.AGAIN, startAt ? wholeSeconds(startAt) : null);
     sub.nextPaymentAt = first.scheduledAt ?? null;
     sub.nextMerchantUid = first.merchantUid;
     try {
@@ -160,11 +157,10 @@ export class SubscriptionService {
    * arriving meanwhile acts once between them.
    */
   async chargeAndApply(ctx: Ctx, payment: Payment): Promise<void> {
-    const after = this.afterVerification;
     const sub = payment.subscription ? await ctx.em.findOne(Subscription, { id: payment.subscription.id }, { refresh: true }) : null;
     if (sub?.status === SubscriptionStatus.CANCELED) {
       // Canceled before the charge was ever made (its outcome was unknown): do not charge it now.
-      await this.failUnmade(ctx, payment, "the subscription was canceled before this charge was made");
+      await this.settlement.settleUnmade(ctx, payment.id, "the subscription was canceled before this charge was made");
       return;
     }
     let ip: IamportPayment;
@@ -179,7 +175,7 @@ export class SubscriptionService {
       await afterIamport(ctx, payment.merchantUid, () => this.settleCharge(ctx, payment, err));
       return;
     }
-    await afterIamport(ctx, payment.merchantUid, () => this.payments.verifyFetched(ctx, ip, null, after, askedAt));
+    await afterIamport(ctx, payment.merchantUid, () => this.settlement.settleAnswer(ctx, ip, { askedAt }));
   }
 
   /** Settles a subscription charge whose `again` was refused or whose answer was lost. */
@@ -190,132 +186,28 @@ export class SubscriptionService {
       // An order Iamport already has a payment for is settled from that payment instead.
       const existing = await this.findAtIamport(ctx, payment.merchantUid);
       if (existing) {
-        await this.payments.verifyFetched(ctx, existing, null, this.afterVerification, askedAt);
+        await this.settlement.settleAnswer(ctx, existing, { askedAt });
         return;
       }
-      await this.failUnmade(ctx, payment, err.iamportMessage || "Iamport refused the charge");
+      await this.settlement.settleUnmade(ctx, payment.id, err.iamportMessage || "Iamport refused the charge");
       return;
     }
     ctx.log.warn({ merchantUid: payment.merchantUid, err: (err as Error).message }, "charge outcome unknown; settling by merchant_uid");
     const found = await this.findAtIamport(ctx, payment.merchantUid);
     // Not found yet: the payment stays PENDING and reconciliation settles it.
     if (!found) throw new OutcomeUnknownError(payment.merchantUid, { cause: err });
-    await this.payments.verifyFetched(ctx, found, null, this.afterVerification, askedAt);
-  }
-
-  /** The renewal step as the verification hook (bound, so it can be handed around). */
-  readonly afterVerification = (ctx: Ctx, payment: Payment, previous: PaymentStatus, v: Verification): Promise<void> =>
-    this.onPaymentVerified(ctx, payment, previous, v);
-
-  /**
-   * The renewal step. Runs inside the verification transaction with the
-   * payment row locked, so concurrent deliveries of one webhook act once; the
-   * subscription row is locked too, so two payments of one subscription (or a
-   * cancellation) never interleave. The next payment's row has a unique
-   * (subscription, period, attempt) key and a deterministic merchant_uid.
-   */
-  async onPaymentVerified(ctx: Ctx, payment: Payment, previous: PaymentStatus, v: Verification): Promise<void> {
-    if (!payment.subscription || payment.status === previous) return;
-    const em = ctx.em;
-    const sub = await em.findOne(Subscription, { id: payment.subscription.id }, { lockMode: LockMode.PESSIMISTIC_WRITE, refresh: true });
-    if (!sub) return;
-    const period = payment.period ?? 1;
-    const attempt = payment.attempt ?? 1;
-    const tz = this.deps.config.billingTimeZone;
-
-    if (sub.status === SubscriptionStatus.CANCELED) {
-      ctx.log.warn({ subscriptionId: sub.id, merchantUid: payment.merchantUid, status: payment.status }, "payment of a canceled subscription");
-      return;
-    }
-    if (payment.status !== PaymentStatus.PAID && payment.status !== PaymentStatus.FAILED) {
-      if (payment.status === PaymentStatus.FORGERY_SUSPECTED) {
-        ctx.log.error({ subscriptionId: sub.id, merchantUid: payment.merchantUid }, "subscription payment forgery suspected");
-      }
-      return;
-    }
-
-    // An outcome that arrives after the subscription moved past it (a late webhook
-    // of an earlier attempt) must not rewind it: only the latest payment decides.
-    const nextKey = payment.status === PaymentStatus.PAID ? renewalMerchantUid(sub.id, period + 1, 1) : renewalMerchantUid(sub.id, period, attempt + 1);
-    const later = await em.find(Payment, { subscription: sub.id, $or: [{ period: { $gt: period } }, { period, attempt: { $gt: attempt } }] });
-    if (later.some((p) => p.merchantUid !== nextKey)) {
-      ctx.log.info({ subscriptionId: sub.id, merchantUid: payment.merchantUid, status: payment.status }, "outcome of a superseded attempt; nothing to do");
-      return;
-    }
-
-    if (payment.status === PaymentStatus.PAID) {
-      if (sub.currentPeriod === 0 && period === 1 && payment.kind === PaymentKind.AGAIN && payment.paidAt) {
-        // Charged at once: the first period starts when Iamport took the money, by Iamport's clock.
-        sub.anchorAt = wholeSeconds(payment.paidAt);
-      }
-      if (period > sub.currentPeriod) {
-        const p = periodOf(sub.anchorAt, sub.interval, sub.intervalCount, period, tz);
-        sub.currentPeriod = period;
-        sub.currentPeriodStart = p.start;
-        sub.currentPeriodEnd = p.end;
-      }
-      sub.status = SubscriptionStatus.ACTIVE;
-      // A cancellation that met this charge takes effect at the end of the period it paid for.
-      sub.statusReason = sub.cancelAtPeriodEnd ? "cancels at the end of the current period, which its renewal charge paid for" : null;
-      sub.nextPaymentAt = null;
-      sub.nextMerchantUid = null;
-      if (!sub.cancelAtPeriodEnd) {
-        // Retries never move the anchor: the next period starts on its boundary whatever day this one was paid.
-        const next = periodOf(sub.anchorAt, sub.interval, sub.intervalCount, period + 1, tz);
-        await this.scheduleCharge(ctx, sub, period + 1, 1, this.notBefore(next.start, payment.paidAt));
-      }
-      await em.flush();
-      ctx.log.info({ subscriptionId: sub.id, period, attempt, merchantUid: payment.merchantUid }, "renewal paid");
-      return;
-    }
-
-    if (sub.status === SubscriptionStatus.INCOMPLETE && period === 1 && payment.kind === PaymentKind.AGAIN) {
-      // A declined first charge leaves no active subscription.
-      sub.status = SubscriptionStatus.CANCELED;
-      sub.canceledAt = new Date();
-      sub.statusReason = `first payment declined: ${payment.failReason ?? "unknown reason"}`;
-      sub.nextPaymentAt = null;
-      sub.nextMerchantUid = null;
-      await em.flush();
-      ctx.log.info({ subscriptionId: sub.id, merchantUid: payment.merchantUid }, "first payment declined; subscription canceled");
-      return;
-    }
-    const reason = payment.failReason ?? "";
-    if (sub.cancelAtPeriodEnd) {
-      // Canceled while this charge's outcome was unknown: no period was paid after the one that
-      // ended, so the subscription ends now, with no retry.
-      sub.status = SubscriptionStatus.CANCELED;
-      sub.canceledAt = new Date();
-      sub.statusReason = `canceled: the renewal charge the cancellation met failed (${reason})`;
-      sub.nextPaymentAt = null;
-      sub.nextMerchantUid = null;
-      await em.flush();
-      ctx.log.info({ subscriptionId: sub.id, merchantUid: payment.merchantUid }, "renewal failed after a cancellation; subscription canceled");
-      return;
-    }
-    const delays = this.deps.config.retryScheduleSeconds;
-    const hard = v.final === true || HARD_DECLINE.test(reason);
-    if (attempt <= delays.length && !hard) {
-      sub.status = SubscriptionStatus.PAST_DUE;
-      sub.statusReason = `renewal failed (${reason}); retry ${attempt} of ${delays.length} scheduled`;
-      const failedAt = payment.failedAt ?? new Date();
-      await this.scheduleCharge(ctx, sub, period, attempt + 1, this.notBefore(new Date(failedAt.getTime() + delays[attempt - 1] * 1000), failedAt));
-    } else {
-      sub.status = SubscriptionStatus.UNPAID;
-      sub.statusReason = hard ? `renewal declined for a reason retries cannot fix: ${reason}` : `retries exhausted: ${reason}`;
-      sub.nextPaymentAt = null;
-      sub.nextMerchantUid = null;
-    }
-    await em.flush();
-    ctx.log.info({ subscriptionId: sub.id, period, attempt, status: sub.status }, "renewal failed");
+    await this.settlement.settleAnswer(ctx, found, { askedAt });
   }
 
   /**
    * Cancels now (revoking the pending schedule at Iamport) or at the end of the
-   * paid period (nothing further is scheduled). The subscription's open payments
-   * and then the subscription are locked, in the renewal step's order, so a
-   * renewal running at the same moment either finishes first (and its new
-   * schedule is revoked here) or sees the cancellation and schedules nothing.
+   * paid period (nothing further is scheduled). Iamport is asked first, with
+   * no lock held: the open charges revoked, and those it did not revoke
+   * looked up. Its answers are then recorded under the locks of
+   * lockBillingRows (the open charges, then the subscription). A renewal's
+   * claim made meanwhile is revoked too: one still PENDING is recorded
+   * REVOKED (its registrar unschedules it when Iamport registers it), one
+   * already registered is revoked after the commit.
    *
    * A period paid by a renewal (a charge Iamport's schedule made) is never left
    * without service: a cancellation during it, now or at its end, takes effect
@@ -335,18 +227,18 @@ export class SubscriptionService {
     if (!exists) throw new NotFoundError(`Subscription ${input.id}`);
     if (exists.status === SubscriptionStatus.CANCELED) return exists;
     // Whether the paid period is over is a question for Iamport's clock, which runs the schedules.
-    const now = await this.iamportNow();
-    await ctx.em.transactional(async (em) => {
+    const now = await iamportNow(this.deps);
+    // Iamport first, with no lock held: the open charges revoked, and what became of those it did not revoke.
+    const asked = await this.revokeAtIamport(ctx, exists.customerUid, await this.openCharges(ctx, id));
+    const stragglers = await ctx.em.transactional(async (em): Promise<Payment[]> => {
       const tx: Ctx = withEm(ctx, em);
-      await em.find(
-        Payment,
-        { subscription: id, status: { $in: [PaymentStatus.SCHEDULED, PaymentStatus.PENDING] } },
-        { lockMode: LockMode.PESSIMISTIC_WRITE, orderBy: { id: "asc" } },
-      );
-      const sub = await em.findOneOrFail(Subscription, { id }, { lockMode: LockMode.PESSIMISTIC_WRITE, refresh: true });
-      if (sub.status === SubscriptionStatus.CANCELED) return;
+      const {
+        payments: open,
+        subscriptions: [sub],
+      } = await lockBillingRows(em, { subscription: id, status: { $in: OPEN_CHARGE_STATUSES }, kind: PaymentKind.SCHEDULE }, [id]);
+      if (sub.status === SubscriptionStatus.CANCELED) return [];
       const wasAtPeriodEnd = sub.cancelAtPeriodEnd;
-      const ran = await this.revokePending(tx, sub);
+      const { ran, late } = this.recordRevocations(open, asked);
       sub.cancelReason = reason;
       sub.nextPaymentAt = null;
       sub.nextMerchantUid = null;
@@ -354,9 +246,9 @@ export class SubscriptionService {
         sub.cancelAtPeriodEnd = true;
         sub.statusReason = "cancels at the end of the period: a renewal charge Iamport may have made is being settled";
         await em.flush();
-        const unsettled = await this.settleRan(tx, ran);
+        const unsettled = await this.settleRan(tx, ran, asked);
         // Declined: the renewal step ended it (the settling changed the row). Unknown: its webhook or reconciliation finishes it.
-        if ((sub.status as SubscriptionStatus) === SubscriptionStatus.CANCELED || unsettled) return;
+        if ((sub.status as SubscriptionStatus) === SubscriptionStatus.CANCELED || unsettled) return late;
       }
       const periodStillPaid =
         sub.status === SubscriptionStatus.ACTIVE && !!sub.currentPeriodEnd && sub.currentPeriodEnd.getTime() > now.getTime();
@@ -379,30 +271,139 @@ export class SubscriptionService {
         sub.statusReason = reason ? `canceled: ${reason}` : "canceled";
       }
       await em.flush();
+      return late;
     });
+    // Charges registered while Iamport was being asked (a renewal's claim): revoked now, again with no lock held.
+    if (stragglers.length > 0) await this.revokeStragglers(ctx, id, stragglers);
     await ctx.em.refresh(exists);
     return exists;
   }
 
+  /** The subscription's charges that may still run at Iamport (as read now, with no lock). */
+  private openCharges(ctx: Ctx, subscriptionId: string): Promise<Payment[]> {
+    return ctx.em.find(
+      Payment,
+      { subscription: subscriptionId, status: { $in: OPEN_CHARGE_STATUSES }, kind: PaymentKind.SCHEDULE },
+      { orderBy: { id: "asc" }, refresh: true },
+    );
+  }
+
   /**
-   * Settles, by merchant_uid, charges Iamport ran (or may be running) before
-   * they could be revoked, through the webhook's verification and renewal
-   * step, under the locks the caller holds. Returns true when one of them
-   * could not be settled (Iamport has no payment for it yet, or cannot be asked).
+   * Asks Iamport to revoke `rows`, with no lock held, and looks up those it
+   * did not revoke: never registered (a claim whose registration has not
+   * reached Iamport: its registrar unschedules it when it finds the row
+   * revoked), registered after the revocation was sent (revoked once more),
+   * or already run (their payment is fetched, for settleRan).
    */
-  private async settleRan(ctx: Ctx, ran: Payment[]): Promise<boolean> {
-    let unsettled = false;
-    for (const p of ran) {
-      const askedAt = new Date();
-      let ip: IamportPayment | null;
+  private async revokeAtIamport(ctx: Ctx, customerUid: string, rows: Payment[]): Promise<Map<string, AtIamport>> {
+    const out = new Map<string, AtIamport>();
+    if (rows.length === 0) return out;
+    const opts = { requestId: ctx.requestId };
+    const unschedule = async (uids: string[]): Promise<Set<string>> => {
       try {
-        ip = await this.findAtIamport(ctx, p.merchantUid);
+        const result = await this.deps.iamport.unschedule(customerUid, uids, opts);
+        return new Set(result.filter((s) => s.schedule_status === "revoked").map((s) => s.merchant_uid));
       } catch (err) {
-        ctx.log.warn({ merchantUid: p.merchantUid, err: (err as Error).message }, "charge met by a cancellation could not be looked up; left to its webhook");
-        unsettled = true;
+        // Refused: nothing left to revoke (already ran, or never registered); each one is looked up.
+        if (!(err instanceof IamportRefusedError || err instanceof IamportNotFoundError)) throw upstreamError(err, "unschedule");
+        return new Set();
+      }
+    };
+    const lookUp = async (uid: string): Promise<IamportSchedule | null> => {
+      try {
+        return await this.deps.iamport.getSchedule(uid, opts);
+      } catch (err) {
+        if (err instanceof IamportNotFoundError) return null;
+        throw upstreamError(err, `schedule ${uid}`);
+      }
+    };
+    const revoked = await unschedule(rows.map((p) => p.merchantUid));
+    const late: string[] = [];
+    for (const p of rows) {
+      if (revoked.has(p.merchantUid)) {
+        out.set(p.merchantUid, { kind: "revoked" });
         continue;
       }
-      if (ip) await this.payments.verifyFetched(ctx, ip, null, this.afterVerification, askedAt);
+      const s = await lookUp(p.merchantUid);
+      if (!s) out.set(p.merchantUid, { kind: "never-registered" });
+      else if (s.schedule_status === "revoked") out.set(p.merchantUid, { kind: "revoked" });
+      else if (s.schedule_status === "scheduled") late.push(p.merchantUid);
+      else out.set(p.merchantUid, { kind: "ran", impUid: s.imp_uid });
+    }
+    if (late.length > 0) {
+      // Registered after the revocation was sent (a registration that was still in flight): revoke it now.
+      const again = await unschedule(late);
+      for (const uid of late) {
+        const s = again.has(uid) ? null : await lookUp(uid);
+        if (again.has(uid) || s?.schedule_status === "revoked") out.set(uid, { kind: "revoked" });
+        else out.set(uid, { kind: "ran", impUid: s?.imp_uid ?? null });
+      }
+    }
+    for (const [uid, o] of out) {
+      if (o.kind !== "ran") continue;
+      ctx.log.warn({ merchantUid: uid }, "schedule ran before it could be revoked");
+      const askedAt = new Date();
+      try {
+        o.answer = (await this.findAtIamport(ctx, uid)) ?? undefined;
+        o.askedAt = askedAt;
+      } catch (err) {
+        ctx.log.warn({ merchantUid: uid, err: (err as Error).message }, "charge met by a cancellation could not be looked up; left to its webhook");
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Records what Iamport said of each open charge (locked by the caller):
+   * revoked or never registered: REVOKED. Returns the charges that ran, to
+   * be settled, and those registered after Iamport was asked (a renewal's
+   * claim that reached Iamport meanwhile), to be revoked after the commit;
+   * a claim still PENDING is REVOKED now, and its registrar unschedules it.
+   */
+  private recordRevocations(open: Payment[], asked: Map<string, AtIamport>): { ran: Payment[]; late: Payment[] } {
+    const ran: Payment[] = [];
+    const late: Payment[] = [];
+    const now = new Date();
+    for (const p of open) {
+      const o = asked.get(p.merchantUid);
+      if (o?.kind === "ran") {
+        if (o.impUid && !p.impUid) p.impUid = o.impUid;
+        ran.push(p);
+      } else if (o || p.status === PaymentStatus.PENDING) {
+        p.status = PaymentStatus.REVOKED;
+        p.checkedAt = now;
+      } else {
+        late.push(p);
+      }
+    }
+    return { ran, late };
+  }
+
+  /** Revokes charges registered while a cancellation was asking Iamport, and records them REVOKED. */
+  private async revokeStragglers(ctx: Ctx, subscriptionId: string, rows: Payment[]): Promise<void> {
+    const sub = await ctx.em.findOneOrFail(Subscription, { id: subscriptionId }, { refresh: true });
+    const asked = await this.revokeAtIamport(ctx, sub.customerUid, rows);
+    await ctx.em.transactional(async (em) => {
+      const { payments: open } = await lockBillingRows(em, { id: { $in: rows.map((p) => p.id) }, status: { $in: OPEN_CHARGE_STATUSES } }, [subscriptionId]);
+      const { ran } = this.recordRevocations(
+        open.filter((p) => asked.has(p.merchantUid)),
+        asked,
+      );
+      if (ran.length > 0) await this.settleRan(withEm(ctx, em), ran, asked);
+    });
+  }
+
+  /**
+   * Settles charges Iamport ran (or may be running) before they could be
+   * revoked, from their payments fetched by revokeAtIamport, through the
+   * executor, under the locks the caller holds. Returns true when one of them
+   * could not be settled (Iamport has no payment for it yet, or could not be asked).
+   */
+  private async settleRan(ctx: Ctx, ran: Payment[], asked: Map<string, AtIamport>): Promise<boolean> {
+    let unsettled = false;
+    for (const p of ran) {
+      const o = asked.get(p.merchantUid);
+      if (o?.kind === "ran" && o.answer) await this.settlement.settleAnswer(ctx, o.answer, { askedAt: o.askedAt });
       if (p.status === PaymentStatus.SCHEDULED || p.status === PaymentStatus.PENDING) unsettled = true;
     }
     return unsettled;
@@ -453,7 +454,8 @@ export class SubscriptionService {
   /**
    * Reconciliation's safety net: schedules still open (SCHEDULED or PENDING) at
    * subscriptions that can no longer be charged (CANCELED, UNPAID) are revoked
-   * at Iamport, under the same locks as a cancellation. Returns how many
+   * at Iamport as a cancellation revokes them (Iamport asked with no lock held,
+   * its answers recorded under the locks). Returns how many
    * subscriptions were cleaned.
    */
   async revokeOrphans(ctx: Ctx, limit: number): Promise<number> {
@@ -467,15 +469,18 @@ export class SubscriptionService {
       { limit, orderBy: { id: "asc" } },
     );
     const subs = [...new Set(rows.map((r) => r.subscription!.id))];
+    const ended = (st: SubscriptionStatus) => st === SubscriptionStatus.CANCELED || st === SubscriptionStatus.UNPAID;
     for (const subId of subs) {
+      const sub = await ctx.em.findOneOrFail(Subscription, { id: subId }, { refresh: true });
+      if (!ended(sub.status)) continue;
+      // Iamport with no lock held; what it said recorded under the locks. Charges that ran are left to their webhooks.
+      const asked = await this.revokeAtIamport(ctx, sub.customerUid, await this.openCharges(ctx, subId));
       await ctx.em.fork().transactional(async (em) => {
-        await em.find(
-          Payment,
-          { subscription: subId, status: { $in: [PaymentStatus.SCHEDULED, PaymentStatus.PENDING] } },
-          { lockMode: LockMode.PESSIMISTIC_WRITE, orderBy: { id: "asc" } },
-        );
-        const sub = await em.findOneOrFail(Subscription, { id: subId }, { lockMode: LockMode.PESSIMISTIC_WRITE, refresh: true });
-        if (sub.status === SubscriptionStatus.CANCELED || sub.status === SubscriptionStatus.UNPAID) await this.revokePending(withEm(ctx, em), sub);
+        const {
+          payments: open,
+          subscriptions: [locked],
+        } = await lockBillingRows(em, { subscription: subId, status: { $in: OPEN_CHARGE_STATUSES }, kind: PaymentKind.SCHEDULE }, [subId]);
+        if (ended(locked.status)) this.recordRevocations(open.filter((p) => asked.has(p.merchantUid)), asked);
       });
     }
     return subs.length;
@@ -498,12 +503,10 @@ export class SubscriptionService {
     let ended = 0;
     for (const { id } of due) {
       const done = await ctx.em.fork().transactional(async (em) => {
-        const open = await em.find(
-          Payment,
-          { subscription: id, status: { $in: [PaymentStatus.SCHEDULED, PaymentStatus.PENDING] } },
-          { lockMode: LockMode.PESSIMISTIC_WRITE, orderBy: { id: "asc" } },
-        );
-        const sub = await em.findOneOrFail(Subscription, { id }, { lockMode: LockMode.PESSIMISTIC_WRITE, refresh: true });
+        const {
+          payments: open,
+          subscriptions: [sub],
+        } = await lockBillingRows(em, { subscription: id, status: { $in: OPEN_CHARGE_STATUSES } }, [id]);
         const over = sub.cancelAtPeriodEnd && !!sub.currentPeriodEnd && sub.currentPeriodEnd.getTime() <= now.getTime();
         if (sub.status === SubscriptionStatus.CANCELED || !over || open.length > 0) return false;
         sub.status = SubscriptionStatus.CANCELED;
@@ -550,21 +553,6 @@ export class SubscriptionService {
     );
   }
 
-  private newPayment(ctx: Ctx, sub: Subscription, period: number, attempt: number, kind: PaymentKind, at: Date | null): Payment {
-    return ctx.em.create(Payment, {
-      merchantUid: renewalMerchantUid(sub.id, period, attempt),
-      customerUid: sub.customerUid,
-      name: sub.name,
-      amount: sub.amount,
-      kind,
-      status: PaymentStatus.PENDING,
-      scheduledAt: at,
-      subscription: sub,
-      period,
-      attempt,
-    });
-  }
-
   /**
    * Registers the first payment of a subscription started with startAt. Iamport
    * refusing it (a time in its past, an unknown billing key) refuses the start;
@@ -572,7 +560,7 @@ export class SubscriptionService {
    */
   private async scheduleFirst(ctx: Ctx, sub: Subscription, first: Payment): Promise<void> {
     try {
-      await this.payments.registerSchedules(ctx, sub.customerUid, [first], { keepRowsOnRefusal: true });
+      await this.schedules.register(ctx, sub.customerUid, [first], { keepRowsOnRefusal: true });
     } catch (err) {
       if (err instanceof BadUserInputError) {
         ctx.em.remove([first, sub]);
@@ -586,89 +574,6 @@ export class SubscriptionService {
     }
   }
 
-  /**
-   * Creates the row of a future charge (unless it exists: a redelivered webhook)
-   * and registers it with Iamport. A registration that fails leaves the row
-   * PENDING for reconciliation instead of undoing the payment being recorded.
-   */
-  private async scheduleCharge(ctx: Ctx, sub: Subscription, period: number, attempt: number, at: Date): Promise<void> {
-    const merchantUid = renewalMerchantUid(sub.id, period, attempt);
-    let row = await ctx.em.findOne(Payment, { merchantUid });
-    if (!row) {
-      row = this.newPayment(ctx, sub, period, attempt, PaymentKind.SCHEDULE, at);
-      await ctx.em.persistAndFlush(row);
-    }
-    sub.nextPaymentAt = row.scheduledAt ?? at;
-    sub.nextMerchantUid = merchantUid;
-    if (row.status === PaymentStatus.PENDING) await this.registerNext(ctx, sub, row);
-  }
-
-  /**
-   * Registers a PENDING schedule row of a subscription with Iamport (the
-   * renewal step, and reconciliation of a registration that failed). A row
-   * whose time is already past by Iamport's clock, which Iamport refuses,
-   * is moved to a minute from Iamport's now: it was never registered, so
-   * moving it cannot double it. A row Iamport refuses for a reason of its own
-   * (the billing key was deleted at Iamport...) can never run: it is settled
-   * FAILED with Iamport's reason at once, through the renewal step, and since
-   * Iamport would refuse its retries too, dunning ends there.
-   */
-  async registerNext(ctx: Ctx, sub: Subscription, row: Payment): Promise<void> {
-    let refused: { error: BadUserInputError; at: Date } | null = null;
-    try {
-      try {
-        await this.payments.registerSchedules(ctx, sub.customerUid, [row], { keepRowsOnRefusal: true });
-      } catch (err) {
-        if (!(err instanceof BadUserInputError) || row.status !== PaymentStatus.PENDING) throw err;
-        const now = await this.iamportNow();
-        if (!row.scheduledAt || row.scheduledAt.getTime() > now.getTime() + 5_000) {
-          refused = { error: err, at: now };
-        } else {
-          row.scheduledAt = new Date(wholeSeconds(now).getTime() + 60_000);
-          await ctx.em.flush();
-          ctx.log.info({ subscriptionId: sub.id, merchantUid: row.merchantUid, at: row.scheduledAt }, "charge time already past at Iamport; moved");
-          try {
-            await this.payments.registerSchedules(ctx, sub.customerUid, [row], { keepRowsOnRefusal: true });
-          } catch (again) {
-            if (!(again instanceof BadUserInputError) || row.status !== PaymentStatus.PENDING) throw again;
-            refused = { error: again, at: now };
-          }
-        }
-      }
-    } catch (err) {
-      ctx.log.warn(
-        { subscriptionId: sub.id, merchantUid: row.merchantUid, err: (err as Error).message },
-        "next charge not registered yet; reconciliation will retry",
-      );
-    }
-    if (sub.nextMerchantUid === row.merchantUid || !sub.nextMerchantUid) {
-      sub.nextPaymentAt = row.scheduledAt ?? null;
-      sub.nextMerchantUid = row.merchantUid;
-    }
-    await ctx.em.flush();
-    if (refused) {
-      const reason = this.payments.failRefused([row], refused.error, refused.at);
-      ctx.log.warn({ subscriptionId: sub.id, merchantUid: row.merchantUid, reason }, "charge refused by Iamport's scheduler; counted as failed");
-      await ctx.em.flush();
-      await this.onPaymentVerified(ctx, row, PaymentStatus.PENDING, { outcome: "FAILED", status: PaymentStatus.FAILED, message: reason, final: true });
-    }
-  }
-
-  /** Iamport refuses schedules in its past: a renewal confirmed late is charged a minute after it instead. */
-  private notBefore(at: Date, iamportTime: Date | null | undefined): Date {
-    const floor = wholeSeconds(iamportTime ?? new Date()).getTime() + 60_000;
-    return at.getTime() < floor ? new Date(floor) : at;
-  }
-
-  /** Iamport's clock (from getToken's `now`); this server's when Iamport cannot be asked. */
-  private async iamportNow(): Promise<Date> {
-    try {
-      return new Date((await this.deps.iamport.serverNow()) * 1000);
-    } catch {
-      return new Date();
-    }
-  }
-
   /** The payment Iamport has for an order, or null when it has none. */
   private async findAtIamport(ctx: Ctx, merchantUid: string): Promise<IamportPayment | null> {
     try {
@@ -679,66 +584,6 @@ export class SubscriptionService {
     }
   }
 
-  /** Records a charge that was never made as FAILED, with the renewal step, under the row lock. */
-  private async failUnmade(ctx: Ctx, payment: Payment, reason: string): Promise<void> {
-    await ctx.em.transactional(async (em) => {
-      const locked = await em.findOneOrFail(Payment, { id: payment.id }, { lockMode: LockMode.PESSIMISTIC_WRITE, refresh: true });
-      if (locked.status !== PaymentStatus.PENDING) return;
-      locked.status = PaymentStatus.FAILED;
-      locked.failReason = reason;
-      locked.failedAt = new Date();
-      locked.checkedAt = new Date();
-      await em.flush();
-      await this.onPaymentVerified(withEm(ctx, em), locked, PaymentStatus.PENDING, { outcome: "FAILED", status: PaymentStatus.FAILED, message: reason });
-    });
-  }
-
-  /**
-   * Revokes the subscription's open schedules at Iamport. Returns those left
-   * open: schedules Iamport already ran (or is running), whose charge is to
-   * be settled by the caller.
-   */
-  private async revokePending(ctx: Ctx, sub: Subscription): Promise<Payment[]> {
-    const pending = await ctx.em.find(Payment, {
-      subscription: sub.id,
-      status: { $in: [PaymentStatus.SCHEDULED, PaymentStatus.PENDING] },
-      kind: PaymentKind.SCHEDULE,
-    });
-    if (pending.length === 0) return [];
-    let revoked = new Set<string>();
-    try {
-      const result = await this.deps.iamport.unschedule(
-        sub.customerUid,
-        pending.map((p) => p.merchantUid),
-        { requestId: ctx.requestId },
-      );
-      revoked = new Set(result.filter((s) => s.schedule_status === "revoked").map((s) => s.merchant_uid));
-    } catch (err) {
-      // Refused: nothing left to revoke (already ran, or never registered); each one is looked up below.
-      if (!(err instanceof IamportRefusedError || err instanceof IamportNotFoundError)) throw upstreamError(err, "unschedule");
-    }
-    const unclear = pending.filter((p) => !revoked.has(p.merchantUid));
-    for (const p of pending) if (revoked.has(p.merchantUid)) p.status = PaymentStatus.REVOKED;
-    if (unclear.length > 0) {
-      const neverRegistered = await this.payments.settleSchedules(ctx, unclear);
-      for (const p of neverRegistered) p.status = PaymentStatus.REVOKED;
-      // Registered after the revocation was sent (a registration that was still in flight): revoke it now.
-      const lateArrivals = unclear.filter((p) => p.status === PaymentStatus.SCHEDULED && !p.impUid);
-      if (lateArrivals.length > 0) {
-        try {
-          await this.deps.iamport.unschedule(sub.customerUid, lateArrivals.map((p) => p.merchantUid), { requestId: ctx.requestId });
-        } catch (err) {
-          if (!(err instanceof IamportRefusedError || err instanceof IamportNotFoundError)) throw upstreamError(err, "unschedule");
-        }
-        await this.payments.settleSchedules(ctx, lateArrivals);
-      }
-      for (const p of unclear) {
-        if (p.impUid) ctx.log.warn({ subscriptionId: sub.id, merchantUid: p.merchantUid }, "schedule ran before it could be revoked");
-      }
-    }
-    await ctx.em.flush();
-    return pending.filter((p) => p.status === PaymentStatus.SCHEDULED || p.status === PaymentStatus.PENDING);
-  }
 }
 
 /**
@@ -752,8 +597,4 @@ function startUnknown(sub: Subscription, first: Payment, cause: unknown): Outcom
     advice: `Do not start the subscription again: query subscription ${sub.id} later`,
     details: { subscriptionId: sub.id, retryable: false },
   });
-}
-
-function wholeSeconds(d: Date): Date {
-  return new Date(Math.floor(d.getTime() / 1000) * 1000);
 }

@@ -1,20 +1,13 @@
 import { WebhookEvent } from "../db/entities";
-import type { Payment } from "../db/entities";
-import type { PaymentStatus } from "../db/entities/enums";
 import { AppError, BadUserInputError, NotFoundError, toAppError } from "../errors";
 import type { Ctx } from "./context";
-import type { PaymentService, Prefetched, VerifiedPayment } from "./payment.service";
-import type { BillingObservers } from "./services";
+import type { PaymentService, Prefetched } from "./payment.service";
+import type { BillingObservers, VerifiedPayment } from "./settlement";
 import { checkUid, isUid } from "./validation";
 import { insertInboxEvents, recordEventOutcome } from "../db/repositories/webhook-events";
 import { TurnBatcher, type Pending } from "../db/batch";
-import type { Verification } from "./verification";
-import type { IamportPayment } from "../iamport/iamport.types";
 
 export type EventSource = "iamport-webhook" | "schedule-callback" | "mobile-redirect" | "complete";
-
-/** Runs inside the verification transaction, with the payment row locked (subscription renewals). */
-export type AfterVerification = (ctx: Ctx, payment: Payment, previous: PaymentStatus, v: Verification) => Promise<void>;
 
 export interface Notice {
   impUid: string;
@@ -66,9 +59,6 @@ function refusedRow(err: unknown): boolean {
  * concurrent deliveries serialize on the payment row and act once.
  */
 export class WebhookService {
-  /** The renewal step, also used by verifyPayment so every path acts the same. */
-  afterVerification?: AfterVerification;
-
   /**
    * The inbox's insert: the events received in one turn of the event loop
    * (a burst of webhooks) are inserted by one statement, committed before
@@ -80,14 +70,6 @@ export class WebhookService {
     private readonly payments: PaymentService,
     private readonly observers: BillingObservers = {},
   ) {}
-
-  /** The common renewal in plain SQL (renewal.ts); null: take the general path. */
-  fastRenewal?: (ctx: Ctx, ip: IamportPayment, fetchedAt: Date, eventId?: string) => Promise<VerifiedPayment | null>;
-
-  /** Subscriptions register their renewal step here (it runs under the payment's row lock). */
-  setAfterVerification(fn: AfterVerification): void {
-    this.afterVerification = fn;
-  }
 
   /** Validates a webhook body (JSON or form): imp_uid required, merchant_uid and status optional hints. */
   parseNotice(body: unknown): Notice {
@@ -185,16 +167,7 @@ export class WebhookService {
     let outcome: string;
     let processed = true;
     try {
-      const fast = this.fastRenewal;
-      const verified = await this.payments.verify(
-        ctx,
-        event.impUid!,
-        claimedMerchantUid,
-        this.afterVerification,
-        fast && ((c, ip, at) => fast(c, ip, at, event.id)),
-        prefetched,
-      );
-      if (verified.eventSettled) return { kind: "verified", event, result: verified };
+      const verified = await this.payments.verify(ctx, event.impUid!, claimedMerchantUid, prefetched);
       // The order's new status, or (when nothing was applied) the verdict and why.
       outcome = verified.applied ? verified.payment.status : `${verified.status}: ${verified.message}`;
       result = { kind: "verified", event, result: verified };

@@ -57,6 +57,24 @@ describe("chargeAgain", () => {
     expect(r.errors?.[0].extensions).toMatchObject({ code: "BAD_USER_INPUT", field });
   });
 
+  it("refuses an order named with the subscription charges' reserved prefix (sub_), in every mutation that takes a merchantUid", async () => {
+    const customerUid = await registerCard(h, uid("c"));
+    const merchantUid = `sub_${uid("s")}_p2_a1`;
+    const charged = await h.gql(CHARGE, { input: { customerUid, amount: 1000, name: "foreign", merchantUid } });
+    expect(charged.errors?.[0].extensions).toMatchObject({ code: "BAD_USER_INPUT", field: "merchantUid" });
+    const scheduled = await h.gql(
+      `mutation S($input: SchedulePaymentsInput!) { schedulePayments(input: $input) { merchantUid } }`,
+      { input: { customerUid, schedules: [{ scheduleAt: new Date(Date.now() + 3_600_000).toISOString(), amount: 1000, name: "foreign", merchantUid }] } },
+    );
+    expect(scheduled.errors?.[0].extensions).toMatchObject({ code: "BAD_USER_INPUT", field: "schedules[0].merchantUid" });
+    const prepared = await h.gql(`mutation P($input: PreparePaymentInput!) { preparePayment(input: $input) { merchantUid } }`, {
+      input: { amount: 1000, name: "foreign", merchantUid },
+    });
+    expect(prepared.errors?.[0].extensions).toMatchObject({ code: "BAD_USER_INPUT", field: "merchantUid" });
+    const rows = await h.sql<{ n: string }>(`select count(*) as n from payments where merchant_uid = ?`, [merchantUid]);
+    expect(Number(rows[0].n)).toBe(0);
+  });
+
   it("answers NOT_FOUND for a customer without a card", async () => {
     const r = await h.gql(CHARGE, { input: { customerUid: uid("nobody"), amount: 1000, name: "x" } });
     expect(r.errors?.[0].extensions?.code).toBe("NOT_FOUND");

@@ -1,4 +1,4 @@
-import { periodOf } from "../../src/billing/billing-dates";
+import { periodOf } from "../../src/billing/domain/billing-dates";
 import { BillingInterval } from "../../src/db/entities/enums";
 import { Harness, registerCard, TEST_CARDS, uid } from "../support/harness";
 import {

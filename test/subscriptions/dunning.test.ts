@@ -1,4 +1,4 @@
-import { HARD_DECLINE } from "../../src/billing/subscription.service";
+import { HARD_DECLINE } from "../../src/billing/domain/settlement";
 import { DECLINE_REASONS } from "#iamport-emulator";
 import { GOOD_CARD, Harness, REGISTER_CARD, registerCard, TEST_CARDS, uid } from "../support/harness";
 import {

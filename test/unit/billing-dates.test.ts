@@ -1,4 +1,4 @@
-import { boundary, periodOf } from "../../src/billing/billing-dates";
+import { boundary, periodOf } from "../../src/billing/domain/billing-dates";
 import { BillingInterval } from "../../src/db/entities/enums";
 
 const SEOUL = "Asia/Seoul";

@@ -1,6 +1,6 @@
 import type { Payment } from "../../src/db/entities";
 import { PaymentStatus } from "../../src/db/entities/enums";
-import { applyVerification, decide } from "../../src/billing/verification";
+import { applyVerification, decide } from "../../src/billing/domain/verdict";
 import type { IamportPayment } from "../../src/iamport/iamport.types";
 
 /** A paid 10000 order as Iamport reports it after refunds: what the row records must not depend on `cancelled_at`. */

@@ -79,7 +79,7 @@ export class PaymentResolver {
   @Mutation(() => PaymentVerification)
   async verifyPayment(@Arg("input", () => VerifyPaymentInput) input: VerifyPaymentInput, @Ctx() ctx: GraphQLContext): Promise<PaymentVerification> {
     requireMerchant(ctx);
-    const r = await ctx.services.payments.verify(ctx, input.impUid, input.merchantUid, ctx.services.webhooks.afterVerification);
+    const r = await ctx.services.payments.verify(ctx, input.impUid, input.merchantUid);
     return { outcome: r.outcome as VerificationOutcome, message: r.message, payment: r.payment };
   }
 

@@ -1,6 +1,6 @@
 import { TZDate } from "@date-fns/tz";
 import { addDays, addMonths, addWeeks, addYears } from "date-fns";
-import { BillingInterval } from "../db/entities/enums";
+import { BillingInterval } from "../../db/entities/enums";
 
 /**
  * Start of billing boundary `k` (k = 0 is the anchor): anchor + k intervals,

@@ -1,6 +1,6 @@
-import type { Payment } from "../db/entities";
-import { PaymentStatus } from "../db/entities/enums";
-import type { IamportPayment } from "../iamport/iamport.types";
+import type { Payment } from "../../db/entities";
+import { PaymentStatus } from "../../db/entities/enums";
+import type { IamportPayment } from "../../iamport/iamport.types";
 
 export type VerificationOutcome = "PAID" | "VBANK_ISSUED" | "FAILED" | "CANCELLED" | "FORGERY";
 
@@ -77,6 +77,27 @@ export function supersedes(order: Pick<Payment, "impUid" | "status">, ip: Iampor
     default:
       return false;
   }
+}
+
+/** Margin for clocks of several server processes and timestamp rounding. */
+const STALE_MARGIN_MS = 1000;
+
+/**
+ * True when another flow applied an Iamport answer to the row after (or about
+ * when) this one asked: its answer may be older than what the row holds. A row
+ * only created meanwhile (no answer applied yet) is not newer than any answer.
+ */
+export function changedSince(p: Pick<Payment, "checkedAt">, fetchedAt: Date): boolean {
+  return (p.checkedAt?.getTime() ?? 0) >= fetchedAt.getTime() - STALE_MARGIN_MS;
+}
+
+/** Whether applying this answer would change what the row says (a repeat of what it holds needs no re-check). */
+export function wouldChange(p: Pick<Payment, "status" | "cancelledAmount" | "impUid" | "amount" | "merchantUid">, ip: IamportPayment): boolean {
+  return (
+    decide(p, ip).status !== p.status ||
+    Math.round(Number(ip.cancel_amount ?? 0)) !== p.cancelledAmount ||
+    (p.impUid !== null && p.impUid !== undefined && p.impUid !== ip.imp_uid)
+  );
 }
 
 function fromUnix(seconds: number | undefined): Date | null {

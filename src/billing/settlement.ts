@@ -1,0 +1,398 @@
+import type { EntityManager } from "@mikro-orm/postgresql";
+import { Payment, type Subscription } from "../db/entities";
+import { PaymentKind, PaymentStatus, SubscriptionStatus } from "../db/entities/enums";
+import { laterCharges, lockBillingRows } from "../db/repositories/billing-locks";
+import { NotFoundError } from "../errors";
+import { IamportNotFoundError, IamportRefusedError } from "../iamport/iamport.errors";
+import type { IamportPayment, IamportSchedule } from "../iamport/iamport.types";
+import { outcomeUnknown, upstreamError, withEm, type BillingDeps, type Ctx } from "./context";
+import { renewalMerchantUid } from "./domain/merchant-uids";
+import { decideAnswer, planSubscriptionStep, wholeSeconds, type NextCharge, type SubscriptionPlan } from "./domain/settlement";
+import { applyVerification, type Verification } from "./domain/verdict";
+import type { ScheduleRegistrar } from "./payments/schedules";
+
+/** What a settlement leaves for after its commit: the facts to report, the claimed charges to register. */
+interface Work {
+  plans: SubscriptionPlan[];
+  /** Ids of PENDING subscription charges committed as claims, to be registered with Iamport with no lock held. */
+  claims: string[];
+}
+
+/** Iamport's word on a registration, asked with no lock held. */
+type Registration =
+  | { kind: "scheduled"; at: Date }
+  | { kind: "refused"; reason: string; iamportNow: Date }
+  | { kind: "revoked" }
+  | { kind: "ran"; impUid: string }
+  | { kind: "unknown"; err: unknown };
+
+/** Observers (metrics) of what the billing core settled; told once per fact, after its commit. */
+export interface BillingObservers {
+  /** A subscription charge changed status (attempt 1 = renewal, 2.. = retry). */
+  subscriptionCharge?(status: string, attempt: number): void;
+  /** Events recorded together by one insert into the inbox (webhooks/inbox). */
+  inboxBatch?(size: number): void;
+}
+
+export interface VerifiedPayment extends Verification {
+  payment: Payment;
+  /**
+   * False when Iamport's answer was not applied to the order: a payment of
+   * another order presented as this one's, or a stale notice about an earlier
+   * attempt. `status`/`outcome` are then the verdict about the presented
+   * payment, and `payment` the order as it stays.
+   */
+  applied: boolean;
+}
+
+/**
+ * The executor of the billing core: every payment outcome (a webhook, a
+ * verifyPayment, a charge just made, a schedule Iamport refused, a
+ * reconciliation step, a cancellation meeting a charge that ran) is applied
+ * here, in one transaction under the locks of `lockBillingRows` (the
+ * payment, then its subscription): the verdict on Iamport's answer and the
+ * renewal step come from the pure decision core (domain/), this writes what
+ * they plan and, after the commit, tells the observers and the log.
+ */
+export class Settlement {
+  constructor(
+    private readonly deps: BillingDeps,
+    private readonly schedules: ScheduleRegistrar,
+    private readonly observers: BillingObservers = {},
+  ) {}
+
+  /**
+   * Decides and applies `fetched` (Iamport's answer, asked for at `askedAt`)
+   * under the order's row lock. When the row changed after that question was
+   * asked (a refund, a concurrent delivery), the answer may be older than the
+   * row: the transaction ends without writing, Iamport is asked again with
+   * no lock held, and the new answer is decided under the lock again, so a
+   * stale snapshot never overwrites newer facts. `claimedMerchantUid`: the
+   * order the caller says this payment is for (checked against Iamport's),
+   * instead of Iamport's.
+   */
+  async settleAnswer(ctx: Ctx, fetched: IamportPayment, opts: { claimedMerchantUid?: string | null; askedAt?: Date } = {}): Promise<VerifiedPayment> {
+    const orderUid = opts.claimedMerchantUid ?? fetched.merchant_uid;
+    let askedAt = opts.askedAt ?? new Date();
+    const work: Work = { plans: [], claims: [] };
+    let ip = fetched;
+    let result: VerifiedPayment | null | "ask-again" = "ask-again";
+    for (let round = 1; result === "ask-again"; round++) {
+      if (round > 1) {
+        askedAt = new Date();
+        try {
+          ip = await this.deps.iamport.getPayment(ip.imp_uid, { requestId: ctx.requestId });
+        } catch (err) {
+          throw upstreamError(err, `Payment ${ip.imp_uid} at Iamport`);
+        }
+      }
+      // After two fresh answers that still met newer rows, the third is taken as it is: the row keeps moving.
+      const lastRound = round >= 3;
+      result = await ctx.em.transactional(async (em): Promise<VerifiedPayment | null | "ask-again"> => {
+        const {
+          payments: [payment],
+          subscriptions: [sub],
+        } = await lockBillingRows(em, { merchantUid: orderUid });
+        if (!payment) return null;
+        const previous = payment.status;
+        const decision = decideAnswer(payment, ip, askedAt, lastRound);
+        if (decision.kind === "ask-again") return "ask-again";
+        // Another order's payment presented as this one's: the claim is refused, but neither order
+        // changes: flagging the claimed order would let anyone who knows a merchant_uid block its real payment.
+        if (decision.kind === "foreign") return { payment, ...decision.verdict, applied: false };
+        // A late or repeated notice about another attempt of this order never undoes what the order has.
+        if (decision.kind === "kept") return { payment, ...decision.verdict, message: decision.message, applied: false };
+        const v = decision.verdict;
+        applyVerification(payment, ip, v);
+        await em.flush();
+        await this.renewalStep(withEm(ctx, em), payment, previous, sub, v.final === true, work);
+        return { payment, ...v, applied: true };
+      });
+    }
+    await this.afterCommit(ctx, work);
+    if (!result) throw new NotFoundError(`An order with merchant_uid ${orderUid} (call preparePayment first)`);
+    if (result.outcome === "FORGERY") {
+      ctx.log.warn(
+        { merchantUid: result.payment.merchantUid, impUid: ip.imp_uid, iamportMerchantUid: ip.merchant_uid, reason: result.message },
+        "forgery suspected",
+      );
+    }
+    return result;
+  }
+
+  /**
+   * Records a PENDING charge that was never made (Iamport refused it, or the
+   * subscription was canceled before it was sent) as FAILED, with the
+   * renewal step, under the locks.
+   */
+  async settleUnmade(ctx: Ctx, paymentId: string, reason: string): Promise<void> {
+    const work: Work = { plans: [], claims: [] };
+    await ctx.em.transactional(async (em) => {
+      const {
+        payments: [locked],
+        subscriptions: [sub],
+      } = await lockBillingRows(em, { id: paymentId });
+      if (!locked || locked.status !== PaymentStatus.PENDING) return;
+      const now = new Date();
+      locked.status = PaymentStatus.FAILED;
+      locked.failReason = reason;
+      locked.failedAt = now;
+      locked.checkedAt = now;
+      await em.flush();
+      await this.renewalStep(withEm(ctx, em), locked, PaymentStatus.PENDING, sub, false, work);
+    });
+    await this.afterCommit(ctx, work);
+  }
+
+  /**
+   * Reconciliation of a subscription's charge whose registration outcome is
+   * unknown: looked up at Iamport by merchant_uid and registered when Iamport
+   * never got it, with no lock held while Iamport answers (registerClaim).
+   * Returns the imp_uid when the charge already ran, for the caller to settle.
+   */
+  async registerUnregistered(ctx: Ctx, paymentId: string): Promise<string | null> {
+    const work: Work = { plans: [], claims: [] };
+    const ran = await this.registerClaim(ctx, paymentId, work, true);
+    await this.afterCommit(ctx, work);
+    const row = await ctx.em.findOne(Payment, { id: paymentId }, { refresh: true });
+    if (!ran && row?.status === PaymentStatus.PENDING) throw new Error(`schedule ${row.merchantUid} is still not registered with Iamport`);
+    return ran;
+  }
+
+  /**
+   * The renewal step of a subscription charge whose status changed: the
+   * decision core's plan, written under the locks the caller holds.
+   */
+  private async renewalStep(ctx: Ctx, payment: Payment, previous: PaymentStatus, sub: Subscription | undefined, final: boolean, work: Work): Promise<void> {
+    if (!payment.subscription || !sub || payment.status === previous) return;
+    const period = payment.period ?? 1;
+    const attempt = payment.attempt ?? 1;
+    const plan = planSubscriptionStep(
+      {
+        merchantUid: payment.merchantUid,
+        status: payment.status,
+        previous,
+        kind: payment.kind,
+        period,
+        attempt,
+        paidAt: payment.paidAt,
+        failedAt: payment.failedAt,
+        failReason: payment.failReason,
+        final,
+      },
+      sub,
+      await laterCharges(ctx.em, sub.id, period, attempt),
+      { timeZone: this.deps.config.billingTimeZone, retryDelaysSeconds: this.deps.config.retryScheduleSeconds },
+      new Date(),
+    );
+    work.plans.push(plan);
+    if (plan.change) Object.assign(sub, plan.change);
+    if (plan.next) await this.claimCharge(ctx, sub, plan.next, work);
+    await ctx.em.flush();
+  }
+
+  /**
+   * Claims a planned charge: its row is created PENDING (unless it exists: a
+   * redelivered outcome) in the settlement's transaction, and registered
+   * with Iamport after the commit (afterCommit), so no lock or connection
+   * is held while Iamport answers. A registration that fails leaves the row
+   * PENDING for reconciliation; a cancellation that meets the claim revokes it.
+   */
+  private async claimCharge(ctx: Ctx, sub: Subscription, next: NextCharge, work: Work): Promise<void> {
+    let row = await ctx.em.findOne(Payment, { merchantUid: next.merchantUid });
+    if (!row) {
+      row = newSubscriptionCharge(ctx.em, sub, next.period, next.attempt, PaymentKind.SCHEDULE, next.at);
+      await ctx.em.persistAndFlush(row);
+    } else if (row.subscription?.id !== sub.id || row.period !== next.period || row.attempt !== next.attempt) {
+      // The reserved prefix keeps callers' orders off these merchant_uids; a row that is not this charge is never adopted.
+      ctx.log.error({ subscriptionId: sub.id, merchantUid: next.merchantUid }, "the next charge's merchant_uid belongs to another order; nothing scheduled");
+      return;
+    }
+    sub.nextPaymentAt = row.scheduledAt ?? next.at;
+    sub.nextMerchantUid = next.merchantUid;
+    if (row.status === PaymentStatus.PENDING) work.claims.push(row.id);
+  }
+
+  /** After a settlement's commit: its claimed charges registered with Iamport, then its facts reported. */
+  private async afterCommit(ctx: Ctx, work: Work): Promise<void> {
+    // A claim's registration may itself settle a charge (refused: FAILED), whose facts join the list.
+    for (let i = 0; i < work.claims.length; i++) {
+      try {
+        await this.registerClaim(ctx, work.claims[i], work, false);
+      } catch (err) {
+        ctx.log.warn({ paymentId: work.claims[i], err: (err as Error).message }, "next charge not registered yet; reconciliation will retry");
+      }
+    }
+    this.report(ctx, work.plans);
+  }
+
+  /**
+   * Registers a claimed (PENDING) charge of a subscription with Iamport: the
+   * call with no lock held, then Iamport's answer recorded under the locks,
+   * as things stand then. A claim the subscription can no longer use (it was
+   * canceled, or the cancellation revoked the claim, while Iamport answered)
+   * is unscheduled at Iamport again. A time Iamport finds past is moved to a
+   * minute from Iamport's now, once (the row was never registered, so moving
+   * it cannot double it). A refusal for a reason of Iamport's own (the billing
+   * key was deleted at Iamport...) can never succeed: the charge is settled
+   * FAILED with the reason, through the renewal step, and since Iamport would
+   * refuse its retries too, dunning ends there. `lookUpFirst`: the claim may
+   * have been registered already (reconciliation); returns the imp_uid of a
+   * charge that already ran.
+   */
+  private async registerClaim(ctx: Ctx, paymentId: string, work: Work, lookUpFirst: boolean): Promise<string | null> {
+    for (let round = 0; round < 2; round++) {
+      const row = await ctx.em.findOne(Payment, { id: paymentId }, { refresh: true, populate: ["subscription"] });
+      if (!row || row.status !== PaymentStatus.PENDING || !row.subscription || !row.scheduledAt) return null;
+      const chargeable = (s: Subscription | undefined) => !!s && s.status !== SubscriptionStatus.CANCELED && s.status !== SubscriptionStatus.UNPAID;
+      const answer: Registration = !chargeable(row.subscription)
+        ? { kind: "revoked" }
+        : await this.askToRegister(ctx, row, lookUpFirst && round === 0);
+      if (answer.kind === "unknown") {
+        ctx.log.warn({ merchantUid: row.merchantUid, err: (answer.err as Error)?.message }, "next charge not registered yet; reconciliation will retry");
+        return null;
+      }
+      if (answer.kind === "ran") return answer.impUid;
+      const then = await ctx.em.transactional(async (em): Promise<"done" | "unschedule" | "again"> => {
+        const {
+          payments: [r],
+          subscriptions: [sub],
+        } = await lockBillingRows(em, { id: paymentId });
+        if (!r) return "done";
+        const now = new Date();
+        if (answer.kind === "revoked") {
+          if (r.status === PaymentStatus.PENDING) r.status = PaymentStatus.REVOKED;
+          r.checkedAt = now;
+          return "done";
+        }
+        if (answer.kind === "scheduled") {
+          r.checkedAt = now;
+          if (r.status === PaymentStatus.PENDING && chargeable(sub)) {
+            r.status = PaymentStatus.SCHEDULED;
+            r.scheduledAt = answer.at;
+            if (sub.nextMerchantUid === r.merchantUid || !sub.nextMerchantUid) {
+              sub.nextPaymentAt = answer.at;
+              sub.nextMerchantUid = r.merchantUid;
+            }
+            return "done";
+          }
+          // Canceled, or revoked by a cancellation, while Iamport registered it: it must not run.
+          if (r.status === PaymentStatus.PENDING || r.status === PaymentStatus.REVOKED) {
+            r.status = PaymentStatus.REVOKED;
+            return "unschedule";
+          }
+          return "done";
+        }
+        // Refused.
+        if (r.status !== PaymentStatus.PENDING) return "done";
+        if (!chargeable(sub)) {
+          r.status = PaymentStatus.REVOKED;
+          return "done";
+        }
+        if (round === 0 && r.scheduledAt && r.scheduledAt.getTime() <= answer.iamportNow.getTime() + 5_000) {
+          r.scheduledAt = new Date(wholeSeconds(answer.iamportNow).getTime() + 60_000);
+          if (sub.nextMerchantUid === r.merchantUid) sub.nextPaymentAt = r.scheduledAt;
+          ctx.log.info({ subscriptionId: sub.id, merchantUid: r.merchantUid, at: r.scheduledAt }, "charge time already past at Iamport; moved");
+          return "again";
+        }
+        r.status = PaymentStatus.FAILED;
+        r.failReason = answer.reason;
+        r.failedAt = answer.iamportNow;
+        r.checkedAt = now;
+        ctx.log.warn({ subscriptionId: sub.id, merchantUid: r.merchantUid, reason: answer.reason }, "charge refused by Iamport's scheduler; counted as failed");
+        await em.flush();
+        await this.renewalStep(withEm(ctx, em), r, PaymentStatus.PENDING, sub, true, work);
+        return "done";
+      });
+      if (then === "unschedule") {
+        try {
+          await this.deps.iamport.unschedule(row.customerUid!, [row.merchantUid], { requestId: ctx.requestId });
+        } catch (err) {
+          // Left to reconciliation's sweep of ended subscriptions' schedules.
+          ctx.log.warn({ merchantUid: row.merchantUid, err: (err as Error).message }, "a claim registered after its cancellation could not be revoked yet");
+        }
+        ctx.log.info({ merchantUid: row.merchantUid }, "charge registered after its subscription's cancellation; revoked");
+      }
+      if (then !== "again") return null;
+    }
+    return null;
+  }
+
+  /** Asks Iamport to register a claimed charge (no lock held); a lost or refused answer is looked up by merchant_uid. */
+  private async askToRegister(ctx: Ctx, row: Payment, lookUpFirst: boolean): Promise<Registration> {
+    const opts = { requestId: ctx.requestId };
+    const lookUp = async (): Promise<Registration | null> => {
+      let s: IamportSchedule;
+      try {
+        s = await this.deps.iamport.getSchedule(row.merchantUid, opts);
+      } catch (err) {
+        if (err instanceof IamportNotFoundError) return null;
+        return { kind: "unknown", err };
+      }
+      if (s.schedule_status === "scheduled") return { kind: "scheduled", at: new Date(s.schedule_at * 1000) };
+      if (s.schedule_status === "revoked") return { kind: "revoked" };
+      if (s.imp_uid) return { kind: "ran", impUid: s.imp_uid };
+      return { kind: "unknown", err: new Error(`schedule ${row.merchantUid} is ${s.schedule_status} without a payment yet`) };
+    };
+    const send = async (): Promise<IamportSchedule | undefined> =>
+      (await this.deps.iamport.schedule(row.customerUid!, [this.schedules.entry(row)], opts)).find((x) => x.merchant_uid === row.merchantUid);
+    if (lookUpFirst) {
+      const found = await lookUp();
+      if (found) return found;
+    }
+    try {
+      const mine = await send();
+      if (mine?.schedule_status === "scheduled") return { kind: "scheduled", at: new Date(mine.schedule_at * 1000) };
+      return (await lookUp()) ?? { kind: "unknown", err: new Error("Iamport's answer did not list the schedule") };
+    } catch (err) {
+      if (!(err instanceof IamportRefusedError) && !outcomeUnknown(err)) return { kind: "unknown", err };
+      // A redelivery may find its merchant_uid already registered: that is success, not refusal.
+      const found = await lookUp();
+      if (found) return found;
+      if (err instanceof IamportRefusedError) {
+        return { kind: "refused", reason: `Iamport refused the schedule: ${err.iamportMessage}`, iamportNow: await iamportNow(this.deps) };
+      }
+      // Never registered: one more attempt with the same merchant_uid is safe (Iamport refuses duplicates).
+      try {
+        const mine = await send();
+        if (mine?.schedule_status === "scheduled") return { kind: "scheduled", at: new Date(mine.schedule_at * 1000) };
+      } catch (again) {
+        return { kind: "unknown", err: again };
+      }
+      return { kind: "unknown", err };
+    }
+  }
+
+  /** The one place the facts of settled charges reach the log and the metrics (after their commit). */
+  private report(ctx: Ctx, plans: SubscriptionPlan[]): void {
+    for (const plan of plans) {
+      if (plan.log) ctx.log[plan.log.level](plan.log.fields, plan.log.message);
+      if (plan.settled) this.observers.subscriptionCharge?.(plan.settled.status, plan.settled.attempt);
+    }
+  }
+}
+
+/** A new PENDING charge row of a subscription (period, attempt), under its deterministic merchant_uid. */
+export function newSubscriptionCharge(em: EntityManager, sub: Subscription, period: number, attempt: number, kind: PaymentKind, at: Date | null): Payment {
+  return em.create(Payment, {
+    merchantUid: renewalMerchantUid(sub.id, period, attempt),
+    customerUid: sub.customerUid,
+    name: sub.name,
+    amount: sub.amount,
+    kind,
+    status: PaymentStatus.PENDING,
+    scheduledAt: at,
+    subscription: sub,
+    period,
+    attempt,
+  });
+}
+
+/** Iamport's clock (from getToken's `now`); this server's when Iamport cannot be asked. */
+export async function iamportNow(deps: BillingDeps): Promise<Date> {
+  try {
+    return new Date((await deps.iamport.serverNow()) * 1000);
+  } catch {
+    return new Date();
+  }
+}
