@@ -4,7 +4,7 @@ import type { MikroORM } from "@mikro-orm/postgresql";
 import type PgBoss from "pg-boss";
 import type { Logger } from "pino";
 import type { EventsConfig } from "../config";
-import { sql } from "../db/sql";
+import { query } from "../db/tx";
 import type { Metrics } from "../metrics";
 import { eventPayload, type EventRow } from "./views";
 import { signatureHeaders } from "./signing";
@@ -111,17 +111,13 @@ export class DeliveryWorker {
 
   private async enqueueDue(): Promise<void> {
     for (;;) {
-      const rows = await sql<{ id: string }>(
-        this.orm.em,
-        `update "event_deliveries" d set "enqueued_at" = now() where d."id" in (
+      const rows = await query<{ id: string }>({ em: this.orm.em }, `update "event_deliveries" d set "enqueued_at" = now() where d."id" in (
            select "id" from "event_deliveries"
             where "status" = 'PENDING' and "next_attempt_at" <= now()
-              and ("enqueued_at" is null or "enqueued_at" < now() - make_interval(secs => $1))
+              and ("enqueued_at" is null or "enqueued_at" < now() - make_interval(secs => ?))
               and ("leased_until" is null or "leased_until" < now())
             order by "next_attempt_at" limit 100 for update skip locked)
-         returning d."id"`,
-        [REQUEUE_AFTER_SECONDS],
-      );
+         returning d."id"`, [REQUEUE_AFTER_SECONDS]);
       if (rows.length === 0) return;
       await this.boss.insert(rows.map((r) => ({ name: DELIVERY_QUEUE, data: { id: r.id } })));
       this.wakeLoop?.();
@@ -175,11 +171,9 @@ export class DeliveryWorker {
   /** One attempt of one delivery, if its lease is free, it is due and no earlier event of its order key is pending. */
   async attempt(deliveryId: string): Promise<void> {
     const leaseSeconds = Math.ceil(this.config.deliveryTimeoutMs / 1000) + 30;
-    const [claimed] = await sql<Claimed>(
-      this.orm.em,
-      `with c as (
-         update "event_deliveries" d set "leased_until" = now() + make_interval(secs => $2), "attempts" = d."attempts" + 1, "updated_at" = now()
-          where d."id" = $1 and d."status" = 'PENDING' and d."next_attempt_at" <= now()
+    const [claimed] = await query<Claimed>({ em: this.orm.em }, `with c as (
+         update "event_deliveries" d set "leased_until" = now() + make_interval(secs => ?), "attempts" = d."attempts" + 1, "updated_at" = now()
+          where d."id" = ? and d."status" = 'PENDING' and d."next_attempt_at" <= now()
             and (d."leased_until" is null or d."leased_until" < now())
             and not exists (select 1 from "event_deliveries" p
                              where p."endpoint_id" = d."endpoint_id" and p."order_key" = d."order_key"
@@ -189,9 +183,7 @@ export class DeliveryWorker {
               w."url", w."secret", w."previous_secret", coalesce(w."previous_secret_expires_at" > now(), false) as "previous_secret_valid",
               json_build_object('id', e."id"::text, 'type', e."type", 'customer_uid', e."customer_uid", 'subscription_id', e."subscription_id",
                                 'merchant_uid', e."merchant_uid", 'data', e."data", 'created_at', e."created_at") as "event"
-         from c join "webhook_endpoints" w on w."id" = c."endpoint_id" join "events" e on e."id" = c."event_id"`,
-      [deliveryId, leaseSeconds],
-    );
+         from c join "webhook_endpoints" w on w."id" = c."endpoint_id" join "events" e on e."id" = c."event_id"`, [leaseSeconds, deliveryId]);
     if (!claimed) return;
     const event = { ...claimed.event, created_at: new Date(claimed.event.created_at as unknown as string) };
     const body = JSON.stringify(eventPayload(event));
@@ -203,12 +195,8 @@ export class DeliveryWorker {
 
   private async record(d: Claimed, result: AttemptResult): Promise<void> {
     if (result.ok) {
-      await sql(
-        this.orm.em,
-        `update "event_deliveries" set "status" = 'DELIVERED', "delivered_at" = now(), "leased_until" = null, "next_attempt_at" = null,
-                "last_status_code" = $2, "last_error" = null, "updated_at" = now() where "id" = $1`,
-        [d.id, result.statusCode ?? null],
-      );
+      await query({ em: this.orm.em }, `update "event_deliveries" set "status" = 'DELIVERED', "delivered_at" = now(), "leased_until" = null, "next_attempt_at" = null,
+                "last_status_code" = ?, "last_error" = null, "updated_at" = now() where "id" = ?`, [result.statusCode ?? null, d.id]);
       this.metrics?.eventDeliveries.inc({ outcome: "delivered" });
       this.logger.info({ delivery: d.id, event: d.event.id, type: d.event.type, status: result.statusCode, attempts: d.attempts }, "event delivered");
       await this.wakeNext(d);
@@ -217,23 +205,15 @@ export class DeliveryWorker {
     const delay = nextDelaySeconds(this.config.retryScheduleSeconds, d.attempts - d.round_start);
     const error = result.error ? result.error.slice(0, ERROR_TEXT_MAX) : null;
     if (delay === null) {
-      await sql(
-        this.orm.em,
-        `update "event_deliveries" set "status" = 'FAILED', "leased_until" = null, "next_attempt_at" = null,
-                "last_status_code" = $2, "last_error" = $3, "updated_at" = now() where "id" = $1`,
-        [d.id, result.statusCode ?? null, error],
-      );
+      await query({ em: this.orm.em }, `update "event_deliveries" set "status" = 'FAILED', "leased_until" = null, "next_attempt_at" = null,
+                "last_status_code" = ?, "last_error" = ?, "updated_at" = now() where "id" = ?`, [result.statusCode ?? null, error, d.id]);
       this.metrics?.eventDeliveries.inc({ outcome: "failed" });
       this.logger.warn({ delivery: d.id, event: d.event.id, url: d.url, status: result.statusCode, err: error, attempts: d.attempts }, "event delivery failed: retries exhausted");
       await this.wakeNext(d);
       return;
     }
-    await sql(
-      this.orm.em,
-      `update "event_deliveries" set "leased_until" = null, "next_attempt_at" = now() + make_interval(secs => $4),
-              "enqueued_at" = now() + make_interval(secs => $4), "last_status_code" = $2, "last_error" = $3, "updated_at" = now() where "id" = $1`,
-      [d.id, result.statusCode ?? null, error, delay],
-    );
+    await query({ em: this.orm.em }, `update "event_deliveries" set "leased_until" = null, "next_attempt_at" = now() + make_interval(secs => ?),
+              "enqueued_at" = now() + make_interval(secs => ?), "last_status_code" = ?, "last_error" = ?, "updated_at" = now() where "id" = ?`, [delay, delay, result.statusCode ?? null, error, d.id]);
     this.metrics?.eventDeliveries.inc({ outcome: "retry" });
     this.logger.info({ delivery: d.id, event: d.event.id, url: d.url, status: result.statusCode, err: error, retryInSeconds: delay }, "event delivery attempt failed; retrying");
     await this.boss.send(DELIVERY_QUEUE, { id: d.id }, { startAfter: delay });
@@ -242,13 +222,9 @@ export class DeliveryWorker {
   /** Once a delivery is settled, the next pending one of its order key may go: its job is queued. */
   private async wakeNext(d: Claimed): Promise<void> {
     if (!d.order_key) return;
-    const [next] = await sql<{ id: string }>(
-      this.orm.em,
-      `update "event_deliveries" set "enqueued_at" = now() where "id" = (
-         select "id" from "event_deliveries" where "endpoint_id" = $1 and "order_key" = $2 and "status" = 'PENDING'
-          order by "event_id" limit 1) and "next_attempt_at" <= now() returning "id"`,
-      [d.endpoint_id, d.order_key],
-    );
+    const [next] = await query<{ id: string }>({ em: this.orm.em }, `update "event_deliveries" set "enqueued_at" = now() where "id" = (
+         select "id" from "event_deliveries" where "endpoint_id" = ? and "order_key" = ? and "status" = 'PENDING'
+          order by "event_id" limit 1) and "next_attempt_at" <= now() returning "id"`, [d.endpoint_id, d.order_key]);
     if (next) await this.boss.send(DELIVERY_QUEUE, { id: next.id });
   }
 

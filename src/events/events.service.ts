@@ -5,7 +5,7 @@ import { checkUid } from "../billing/validation";
 import { checkFirst } from "../billing/payment.service";
 import { decodeCursor, encodeCursor, type Page } from "../billing/pagination";
 import type { EventsConfig } from "../config";
-import { sql } from "../db/sql";
+import { query } from "../db/tx";
 import { BadUserInputError, NotFoundError } from "../errors";
 import { newSecret } from "./signing";
 import { checkEndpointUrl } from "./ssrf";
@@ -115,17 +115,17 @@ export class EventsService {
     const limit = checkFirst(first);
     const where: string[] = [];
     const values: unknown[] = [];
-    if (filter.type) where.push(`"type" = $${values.push(filter.type)}`);
-    if (filter.customerUid) where.push(`"customer_uid" = $${values.push(checkUid("customerUid", filter.customerUid))}`);
-    if (filter.subscriptionId) where.push(`"subscription_id" = $${values.push(checkUid("subscriptionId", filter.subscriptionId))}`);
+    if (filter.type) where.push((values.push(filter.type), `"type" = ?`));
+    if (filter.customerUid) where.push((values.push(checkUid("customerUid", filter.customerUid)), `"customer_uid" = ?`));
+    if (filter.subscriptionId) where.push((values.push(checkUid("subscriptionId", filter.subscriptionId)), `"subscription_id" = ?`));
     if (after !== undefined && after !== null) {
       const key = decodeCursor("after", after);
       if (!/^[1-9]\d{0,17}$/.test(key)) throw new BadUserInputError("after", "is not a cursor returned by this API");
-      where.push(`"id" < $${values.push(key)}`);
+      where.push((values.push(key), `"id" < ?`));
     }
-    const rows = await sql<EventRow>(
-      em,
-      `select ${EVENT_COLUMNS} from "events" ${where.length ? `where ${where.join(" and ")}` : ""} order by "id" desc limit $${values.length + 1}`,
+    const rows = await query<EventRow>(
+      { em },
+      `select ${EVENT_COLUMNS} from "events" ${where.length ? `where ${where.join(" and ")}` : ""} order by "id" desc limit ?`,
       [...values, limit + 1],
     );
     const hasNextPage = rows.length > limit;
@@ -134,24 +134,20 @@ export class EventsService {
   }
 
   async get(em: EntityManager, id: string): Promise<EventView | null> {
-    const [row] = await sql<EventRow>(em, `select ${EVENT_COLUMNS} from "events" where "id" = $1`, [eventRowId(id)]);
+    const [row] = await query<EventRow>({ em }, `select ${EVENT_COLUMNS} from "events" where "id" = ?`, [eventRowId(id)]);
     return row ? eventView(row) : null;
   }
 
   async endpoints(em: EntityManager): Promise<EndpointView[]> {
-    return (await sql<EndpointRow>(em, `select ${ENDPOINT_COLUMNS} from "webhook_endpoints" order by "created_at", "id"`)).map(endpointView);
+    return (await query<EndpointRow>({ em }, `select ${ENDPOINT_COLUMNS} from "webhook_endpoints" order by "created_at", "id"`, [])).map(endpointView);
   }
 
   async createEndpoint(em: EntityManager, url: string, eventTypes?: string[] | null): Promise<{ endpoint: EndpointView; secret: string }> {
     const checked = checkEndpointUrl(url, this.config.allowPrivateUrls);
     const types = checkTypes(eventTypes);
     const secret = newSecret();
-    const [row] = await sql<EndpointRow>(
-      em,
-      `insert into "webhook_endpoints" ("id", "url", "event_types", "secret")
-       select $1, $2, $3, $4 where (select count(*) from "webhook_endpoints") < $5 returning ${ENDPOINT_COLUMNS}`,
-      [crypto.randomUUID(), checked, types, secret, MAX_ENDPOINTS],
-    );
+    const [row] = await query<EndpointRow>({ em }, `insert into "webhook_endpoints" ("id", "url", "event_types", "secret")
+       select ?, ?, ?, ? where (select count(*) from "webhook_endpoints") < ? returning ${ENDPOINT_COLUMNS}`, [crypto.randomUUID(), checked, types, secret, MAX_ENDPOINTS]);
     if (!row) throw new BadUserInputError("url", `cannot be added: at most ${MAX_ENDPOINTS} webhook endpoints`);
     this.logger.info({ endpoint: row.id, url: row.url, eventTypes: types }, "webhook endpoint created");
     return { endpoint: endpointView(row), secret };
@@ -160,12 +156,8 @@ export class EventsService {
   async updateEndpoint(em: EntityManager, id: string, changes: { url?: string | null; eventTypes?: string[] | null; enabled?: boolean | null }): Promise<EndpointView> {
     const url = changes.url != null ? checkEndpointUrl(changes.url, this.config.allowPrivateUrls) : null;
     const types = changes.eventTypes != null ? checkTypes(changes.eventTypes) : null;
-    const [row] = await sql<EndpointRow>(
-      em,
-      `update "webhook_endpoints" set "url" = coalesce($2, "url"), "event_types" = coalesce($3, "event_types"),
-              "enabled" = coalesce($4, "enabled"), "updated_at" = now() where "id" = $1 returning ${ENDPOINT_COLUMNS}`,
-      [checkEndpointId(id), url, types, changes.enabled ?? null],
-    );
+    const [row] = await query<EndpointRow>({ em }, `update "webhook_endpoints" set "url" = coalesce(?, "url"), "event_types" = coalesce(?, "event_types"),
+              "enabled" = coalesce(?, "enabled"), "updated_at" = now() where "id" = ? returning ${ENDPOINT_COLUMNS}`, [url, types, changes.enabled ?? null, checkEndpointId(id)]);
     if (!row) throw new NotFoundError(`Webhook endpoint ${id}`);
     return endpointView(row);
   }
@@ -173,29 +165,23 @@ export class EventsService {
   /** A new secret; the old one keeps signing beside it for SECRET_OVERLAP_HOURS. */
   async rotateSecret(em: EntityManager, id: string): Promise<{ endpoint: EndpointView; secret: string }> {
     const secret = newSecret();
-    const [row] = await sql<EndpointRow>(
-      em,
-      `update "webhook_endpoints" set "previous_secret" = "secret", "secret" = $2,
-              "previous_secret_expires_at" = now() + make_interval(hours => $3), "updated_at" = now()
-        where "id" = $1 returning ${ENDPOINT_COLUMNS}`,
-      [checkEndpointId(id), secret, SECRET_OVERLAP_HOURS],
-    );
+    const [row] = await query<EndpointRow>({ em }, `update "webhook_endpoints" set "previous_secret" = "secret", "secret" = ?,
+              "previous_secret_expires_at" = now() + make_interval(hours => ?), "updated_at" = now()
+        where "id" = ? returning ${ENDPOINT_COLUMNS}`, [secret, SECRET_OVERLAP_HOURS, checkEndpointId(id)]);
     if (!row) throw new NotFoundError(`Webhook endpoint ${id}`);
     this.logger.info({ endpoint: row.id }, "webhook endpoint secret rotated");
     return { endpoint: endpointView(row), secret };
   }
 
   async deleteEndpoint(em: EntityManager, id: string): Promise<EndpointView> {
-    const [row] = await sql<EndpointRow>(em, `delete from "webhook_endpoints" where "id" = $1 returning ${ENDPOINT_COLUMNS}`, [checkEndpointId(id)]);
+    const [row] = await query<EndpointRow>({ em }, `delete from "webhook_endpoints" where "id" = ? returning ${ENDPOINT_COLUMNS}`, [checkEndpointId(id)]);
     if (!row) throw new NotFoundError(`Webhook endpoint ${id}`);
     this.logger.info({ endpoint: row.id }, "webhook endpoint deleted");
     return endpointView(row);
   }
 
   async deliveries(em: EntityManager, eventIdText: string): Promise<DeliveryView[]> {
-    const rows = await sql<DeliveryRow>(em, `select ${DELIVERY_COLUMNS} from "event_deliveries" where "event_id" = $1 order by "created_at", "id"`, [
-      eventRowId(eventIdText),
-    ]);
+    const rows = await query<DeliveryRow>({ em }, `select ${DELIVERY_COLUMNS} from "event_deliveries" where "event_id" = ? order by "created_at", "id"`, [eventRowId(eventIdText)]);
     return rows.map(deliveryView);
   }
 
@@ -207,27 +193,19 @@ export class EventsService {
   async redeliver(em: EntityManager, eventIdText: string, endpointId?: string | null): Promise<DeliveryView[]> {
     const rowId = eventRowId(eventIdText);
     const endpoint = endpointId ? checkEndpointId(endpointId) : null;
-    const [event] = await sql<{ type: string; order_key: string | null }>(
-      em,
-      `select "type", case when "subscription_id" is not null then 'subscription:' || "subscription_id"
+    const [event] = await query<{ type: string; order_key: string | null }>({ em }, `select "type", case when "subscription_id" is not null then 'subscription:' || "subscription_id"
                            when "customer_uid" is not null then 'customer:' || "customer_uid" end as "order_key"
-         from "events" where "id" = $1`,
-      [rowId],
-    );
+         from "events" where "id" = ?`, [rowId]);
     if (!event) throw new NotFoundError(`Event ${eventIdText}`);
-    const rows = await sql<DeliveryRow>(
-      em,
-      `insert into "event_deliveries" ("event_id", "endpoint_id", "order_key", "next_attempt_at")
-       select $1, w."id", $3, now() from "webhook_endpoints" w
-        where ($2::uuid is null and w."enabled" and (cardinality(w."event_types") = 0 or $4 = any(w."event_types"))) or w."id" = $2::uuid
+    const rows = await query<DeliveryRow>({ em }, `insert into "event_deliveries" ("event_id", "endpoint_id", "order_key", "next_attempt_at")
+       select ?, w."id", ?, now() from "webhook_endpoints" w
+        where (?::uuid is null and w."enabled" and (cardinality(w."event_types") = 0 or ? = any(w."event_types"))) or w."id" = ?::uuid
        on conflict ("event_id", "endpoint_id") do update
           set "status" = 'PENDING', "round_start" = "event_deliveries"."attempts", "next_attempt_at" = now(), "enqueued_at" = null, "updated_at" = now()
         where "event_deliveries"."status" <> 'PENDING'
-       returning ${DELIVERY_COLUMNS}`,
-      [rowId, endpoint, event.order_key, event.type],
-    );
+       returning ${DELIVERY_COLUMNS}`, [rowId, event.order_key, endpoint, event.type, endpoint]);
     if (endpoint && rows.length === 0) {
-      const [exists] = await sql(em, `select 1 from "webhook_endpoints" where "id" = $1`, [endpoint]);
+      const [exists] = await query({ em }, `select 1 from "webhook_endpoints" where "id" = ?`, [endpoint]);
       if (!exists) throw new NotFoundError(`Webhook endpoint ${endpointId}`);
     }
     this.wake();

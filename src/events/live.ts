@@ -1,7 +1,7 @@
 import type { MikroORM } from "@mikro-orm/postgresql";
 import { Client } from "pg";
 import type { Logger } from "pino";
-import { sql } from "../db/sql";
+import { query } from "../db/tx";
 import { EVENTS_CHANNEL } from "./types";
 import { type EventRow, type EventView, eventView } from "./views";
 
@@ -49,7 +49,7 @@ export class EventFeed {
       await this.listen();
       return;
     }
-    const [row] = await sql<{ id: string | null }>(this.orm.em, `select max("id")::text as "id" from "events"`);
+    const [row] = await query<{ id: string | null }>({ em: this.orm.em }, `select max("id")::text as "id" from "events"`, []);
     this.lastSeen = row?.id ?? "0";
     const poll = () => {
       if (this.stopped) return;
@@ -107,7 +107,7 @@ export class EventFeed {
       .then(async () => {
         while (this.pendingIds.length > 0 && !this.stopped) {
           const ids = this.pendingIds.splice(0, 500);
-          const rows = await sql<EventRow>(this.orm.em, `select ${EVENT_COLUMNS} from "events" where "id" = any($1::bigint[]) order by "id"`, [ids]);
+          const rows = await query<EventRow>({ em: this.orm.em }, `select ${EVENT_COLUMNS} from "events" where "id" = any(?::bigint[]) order by "id"`, [ids]);
           this.publish(rows);
         }
       })
@@ -119,7 +119,7 @@ export class EventFeed {
   }
 
   private async pollOnce(): Promise<void> {
-    const rows = await sql<EventRow>(this.orm.em, `select ${EVENT_COLUMNS} from "events" where "id" > $1::bigint order by "id" limit 500`, [this.lastSeen]);
+    const rows = await query<EventRow>({ em: this.orm.em }, `select ${EVENT_COLUMNS} from "events" where "id" > ?::bigint order by "id" limit 500`, [this.lastSeen]);
     if (rows.length === 0) return;
     this.lastSeen = rows[rows.length - 1].id;
     this.publish(rows);

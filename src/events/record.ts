@@ -1,5 +1,5 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
-import type { Statement } from "../db/sql";
+import { query } from "../db/tx";
 import { EVENTS_CHANNEL, type EventType } from "./types";
 
 export interface RecordEventInput {
@@ -20,28 +20,13 @@ export interface RecordEventInput {
  */
 const RECORD_SQL = `with e as (
   insert into "events" ("type", "customer_uid", "subscription_id", "merchant_uid", "data")
-  values ($1, $2, $3, $4, $5::jsonb) returning "id", "type"
+  values (?, ?, ?, ?, ?::jsonb) returning "id", "type"
 ), d as (
   insert into "event_deliveries" ("event_id", "endpoint_id", "order_key", "next_attempt_at")
-  select e."id", w."id", $6, now() from e join "webhook_endpoints" w
+  select e."id", w."id", ?, now() from e join "webhook_endpoints" w
       on w."enabled" and (cardinality(w."event_types") = 0 or e."type" = any(w."event_types"))
 )
 select e."id"::text as "id", pg_notify('${EVENTS_CHANNEL}', e."id"::text) from e`;
-
-/** The statement that records one event, for a plain-SQL transaction (`transaction()` of src/db/sql.ts, `q` or `q.all`). */
-export function recordEventStatement(input: RecordEventInput): Statement {
-  const customerUid = input.customerUid ?? null;
-  const subscriptionId = input.subscriptionId ?? null;
-  const orderKey = subscriptionId ? `subscription:${subscriptionId}` : customerUid ? `customer:${customerUid}` : null;
-  return {
-    text: RECORD_SQL,
-    values: [input.type, customerUid, subscriptionId, input.merchantUid ?? null, JSON.stringify(input.data), orderKey],
-  };
-}
-
-interface PgConn {
-  query(config: { text: string; values: unknown[] }): Promise<{ rows: Record<string, unknown>[] }>;
-}
 
 /**
  * Records an event in the transaction of `em` (the caller's change and its
@@ -49,20 +34,16 @@ interface PgConn {
  * Called outside a transaction, the event commits on its own.
  */
 export async function recordEvent(em: EntityManager, input: RecordEventInput): Promise<string> {
-  const trx = em.getTransactionContext() as { client?: { acquireConnection(): Promise<PgConn> } } | undefined;
-  const statement = recordEventStatement(input);
-  if (trx?.client) {
-    // A knex transaction's client answers every acquire with the transaction's own connection.
-    const conn = await trx.client.acquireConnection();
-    const res = await conn.query({ text: statement.text, values: statement.values ?? [] });
-    return String(res.rows[0].id);
-  }
-  const client = (em.getKnex() as unknown as { client: { acquireConnection(): Promise<PgConn>; releaseConnection(c: PgConn): Promise<void> } }).client;
-  const conn = await client.acquireConnection();
-  try {
-    const res = await conn.query({ text: statement.text, values: statement.values ?? [] });
-    return String(res.rows[0].id);
-  } finally {
-    await client.releaseConnection(conn);
-  }
+  const customerUid = input.customerUid ?? null;
+  const subscriptionId = input.subscriptionId ?? null;
+  const orderKey = subscriptionId ? `subscription:${subscriptionId}` : customerUid ? `customer:${customerUid}` : null;
+  const [row] = await query<{ id: string }>({ em }, RECORD_SQL, [
+    input.type,
+    customerUid,
+    subscriptionId,
+    input.merchantUid ?? null,
+    JSON.stringify(input.data),
+    orderKey,
+  ]);
+  return String(row.id);
 }

@@ -34,14 +34,15 @@ export interface ClaimOptions {
  * statement: nothing holds a connection or a lock while the mutation runs.
  */
 export class IdempotencyStore {
-  private readonly scope: Scope;
+  /** The ORM's root manager: outside any transaction, each statement commits on its own. */
+  private readonly db: Scope;
 
   constructor(orm: MikroORM) {
-    this.scope = { em: orm.em };
+    this.db = { em: orm.em };
   }
 
   private execute<T>(sql: string, params: unknown[]): Promise<T[]> {
-    return query<T>(this.scope, sql, params);
+    return query<T>(this.db, sql, params);
   }
 
   /**
