@@ -508,8 +508,6 @@ export function againRequest(payment: Payment, noticeUrl?: string): AgainRequest
   };
 }
 
-// Read by renewal.ts from here; removed once renewal.ts is gone.
-export { PAYMENT_VIEW_COLUMNS, type PaymentViewRow } from "../db/repositories/payments";
 
 /** What reads return: the fields of a Payment that GraphQL shows, as a plain object. */
 export type PaymentView = Pick<
