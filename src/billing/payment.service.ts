@@ -1,4 +1,6 @@
 import { UniqueConstraintViolationException } from "@mikro-orm/core";
+import { withTransaction } from "../events/present";
+import { paymentState, recordPaymentChange } from "./events";
 import { Payment } from "../db/entities";
 import { PaymentKind, PaymentStatus } from "../db/entities/enums";
 import { BadUserInputError, ConflictError, NotFoundError, OutcomeUnknownError, UpstreamUnavailableError } from "../errors";
@@ -166,8 +168,7 @@ export class PaymentService {
       return afterIamport(ctx, payment.merchantUid, () => this.settleAgain(ctx, payment, err, opts));
     }
     return afterIamport(ctx, payment.merchantUid, async () => {
-      this.apply(payment, ip);
-      await ctx.em.flush();
+      await this.record(ctx, payment, ip);
       ctx.log.info({ merchantUid: payment.merchantUid, status: payment.status }, "charge recorded");
       return payment;
     });
@@ -180,10 +181,14 @@ export class PaymentService {
       // lost answer): what Iamport has for the order wins over the refusal.
       if (await this.settle(ctx, payment)) return payment;
       // Refused outright (e.g. unknown billing key): nothing was charged.
+      const before = paymentState(payment);
       payment.status = PaymentStatus.FAILED;
       payment.failReason = err.iamportMessage;
       payment.failedAt = new Date();
-      await ctx.em.flush();
+      await withTransaction(ctx.em, async () => {
+        await ctx.em.flush();
+        await recordPaymentChange(ctx.em, payment, before);
+      });
       return payment;
     }
     ctx.log.warn({ merchantUid: payment.merchantUid, err: (err as Error).message }, "charge outcome unknown; settling by merchant_uid");
@@ -212,8 +217,7 @@ export class PaymentService {
       }
       throw upstreamError(err, `payment ${payment.merchantUid}`);
     }
-    this.apply(payment, ip);
-    await ctx.em.flush();
+    await this.record(ctx, payment, ip);
     return true;
   }
 
@@ -379,9 +383,19 @@ export class PaymentService {
   }
 
   /** Applies Iamport's answer to a row outside a verification transaction (charges we just made). */
-  apply(payment: Payment, ip: IamportPayment): Verification {
+  /**
+   * Applies Iamport's answer to a payment this service just asked about (a
+   * charge, a refund, a look-up) and records its events with it in one
+   * transaction: the change and its events commit together.
+   */
+  private async record(ctx: Ctx, payment: Payment, ip: IamportPayment): Promise<Verification> {
+    const before = paymentState(payment);
     const v = decide(payment, ip);
     applyVerification(payment, ip, v);
+    await withTransaction(ctx.em, async () => {
+      await ctx.em.flush();
+      await recordPaymentChange(ctx.em, payment, before);
+    });
     return v;
   }
 
@@ -440,8 +454,7 @@ export class PaymentService {
         { cause: err },
       );
     }
-    this.apply(payment, ip);
-    await ctx.em.flush();
+    await this.record(ctx, payment, ip);
     ctx.log.info({ merchantUid, refunded: requested, status: payment.status }, "refund recorded");
     return payment;
   }
@@ -449,8 +462,7 @@ export class PaymentService {
   /** Re-reads one payment (by its imp_uid) from Iamport and applies it. */
   private async refresh(ctx: Ctx, payment: Payment, impUid: string): Promise<void> {
     const ip = await this.deps.iamport.getPayment(impUid, { requestId: ctx.requestId });
-    this.apply(payment, ip);
-    await ctx.em.flush();
+    await this.record(ctx, payment, ip);
   }
 
   // ---- reading -----------------------------------------------------------------

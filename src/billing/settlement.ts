@@ -10,6 +10,7 @@ import { renewalMerchantUid } from "./domain/merchant-uids";
 import { decideAnswer, planSubscriptionStep, wholeSeconds, type NextCharge, type SubscriptionPlan } from "./domain/settlement";
 import { applyVerification, type Verification } from "./domain/verdict";
 import type { ScheduleRegistrar } from "./payments/schedules";
+import { paymentState, recordPaymentChange, recordSubscriptionChange, subscriptionState } from "./events";
 
 /** What a settlement leaves for after its commit: the facts to report, the claimed charges to register. */
 interface Work {
@@ -95,6 +96,7 @@ export class Settlement {
         } = await lockBillingRows(em, { merchantUid: orderUid });
         if (!payment) return null;
         const previous = payment.status;
+        const before = { payment: paymentState(payment), sub: sub ? subscriptionState(sub) : null };
         const decision = decideAnswer(payment, ip, askedAt, lastRound);
         if (decision.kind === "ask-again") return "ask-again";
         // Another order's payment presented as this one's: the claim is refused, but neither order
@@ -106,6 +108,7 @@ export class Settlement {
         applyVerification(payment, ip, v);
         await em.flush();
         await this.renewalStep(withEm(ctx, em), payment, previous, sub, v.final === true, work);
+        await recordChange(em, payment, before, sub);
         return { payment, ...v, applied: true };
       });
     }
@@ -133,6 +136,7 @@ export class Settlement {
         subscriptions: [sub],
       } = await lockBillingRows(em, { id: paymentId });
       if (!locked || locked.status !== PaymentStatus.PENDING) return;
+      const before = { payment: paymentState(locked), sub: sub ? subscriptionState(sub) : null };
       const now = new Date();
       locked.status = PaymentStatus.FAILED;
       locked.failReason = reason;
@@ -140,6 +144,7 @@ export class Settlement {
       locked.checkedAt = now;
       await em.flush();
       await this.renewalStep(withEm(ctx, em), locked, PaymentStatus.PENDING, sub, false, work);
+      await recordChange(em, locked, before, sub);
     });
     await this.afterCommit(ctx, work);
   }
@@ -285,6 +290,7 @@ export class Settlement {
         }
         // Refused.
         if (r.status !== PaymentStatus.PENDING) return "done";
+        const before = { payment: paymentState(r), sub: subscriptionState(sub) };
         if (!chargeable(sub)) {
           r.status = PaymentStatus.REVOKED;
           return "done";
@@ -302,6 +308,7 @@ export class Settlement {
         ctx.log.warn({ subscriptionId: sub.id, merchantUid: r.merchantUid, reason: answer.reason }, "charge refused by Iamport's scheduler; counted as failed");
         await em.flush();
         await this.renewalStep(withEm(ctx, em), r, PaymentStatus.PENDING, sub, true, work);
+        await recordChange(em, r, before, sub);
         return "done";
       });
       if (then === "unschedule") {
@@ -370,6 +377,21 @@ export class Settlement {
       if (plan.settled) this.observers.subscriptionCharge?.(plan.settled.status, plan.settled.attempt);
     }
   }
+}
+
+/**
+ * Records the events of a settled change in its transaction (the outbox):
+ * the payment's first, then its subscription's, so their ids follow the order
+ * in which they happened.
+ */
+async function recordChange(
+  em: EntityManager,
+  payment: Payment,
+  before: { payment: ReturnType<typeof paymentState>; sub: ReturnType<typeof subscriptionState> | null },
+  sub: Subscription | undefined,
+): Promise<void> {
+  await recordPaymentChange(em, payment, before.payment);
+  if (sub && before.sub) await recordSubscriptionChange(em, sub, before.sub);
 }
 
 /** A new PENDING charge row of a subscription (period, attempt), under its deterministic merchant_uid. */

@@ -1,4 +1,6 @@
 import { UniqueConstraintViolationException, type FilterQuery } from "@mikro-orm/core";
+import { withTransaction } from "../events/present";
+import { recordSubscriptionChange, subscriptionState } from "./events";
 import { Payment, Subscription } from "../db/entities";
 import { BillingInterval, LIVE_SUBSCRIPTION_STATUSES, PaymentKind, PaymentStatus, SubscriptionStatus } from "../db/entities/enums";
 import { BadUserInputError, ConflictError, NotFoundError, OutcomeUnknownError, toAppError } from "../errors";
@@ -116,6 +118,8 @@ export class SubscriptionService {
 
     if (startAt) {
       await this.scheduleFirst(ctx, sub, first);
+      // Started once its first charge is with Iamport's scheduler (a refused one removed the subscription).
+      await withTransaction(ctx.em, () => recordSubscriptionChange(ctx.em, sub, null));
       return sub;
     }
     let unconfirmed = false;
@@ -237,6 +241,7 @@ export class SubscriptionService {
         subscriptions: [sub],
       } = await lockBillingRows(em, { subscription: id, status: { $in: OPEN_CHARGE_STATUSES }, kind: PaymentKind.SCHEDULE }, [id]);
       if (sub.status === SubscriptionStatus.CANCELED) return [];
+      const before = subscriptionState(sub);
       const wasAtPeriodEnd = sub.cancelAtPeriodEnd;
       const { ran, late } = this.recordRevocations(open, asked);
       sub.cancelReason = reason;
@@ -246,10 +251,13 @@ export class SubscriptionService {
         sub.cancelAtPeriodEnd = true;
         sub.statusReason = "cancels at the end of the period: a renewal charge Iamport may have made is being settled";
         await em.flush();
+        await recordSubscriptionChange(em, sub, before);
+        // Settling records the events of what the charge changed.
         const unsettled = await this.settleRan(tx, ran, asked);
         // Declined: the renewal step ended it (the settling changed the row). Unknown: its webhook or reconciliation finishes it.
         if ((sub.status as SubscriptionStatus) === SubscriptionStatus.CANCELED || unsettled) return late;
       }
+      const mark = subscriptionState(sub);
       const periodStillPaid =
         sub.status === SubscriptionStatus.ACTIVE && !!sub.currentPeriodEnd && sub.currentPeriodEnd.getTime() > now.getTime();
       const paidByRenewal = periodStillPaid && (await this.paidBySchedule(tx, sub));
@@ -271,6 +279,7 @@ export class SubscriptionService {
         sub.statusReason = reason ? `canceled: ${reason}` : "canceled";
       }
       await em.flush();
+      await recordSubscriptionChange(em, sub, mark);
       return late;
     });
     // Charges registered while Iamport was being asked (a renewal's claim): revoked now, again with no lock held.
@@ -509,9 +518,12 @@ export class SubscriptionService {
         } = await lockBillingRows(em, { subscription: id, status: { $in: OPEN_CHARGE_STATUSES } }, [id]);
         const over = sub.cancelAtPeriodEnd && !!sub.currentPeriodEnd && sub.currentPeriodEnd.getTime() <= now.getTime();
         if (sub.status === SubscriptionStatus.CANCELED || !over || open.length > 0) return false;
+        const before = subscriptionState(sub);
         sub.status = SubscriptionStatus.CANCELED;
         sub.canceledAt = now;
         sub.statusReason = "canceled at the end of the period";
+        await em.flush();
+        await recordSubscriptionChange(em, sub, before);
         return true;
       });
       if (done) ended += 1;

@@ -125,7 +125,7 @@ export class EventsService {
     }
     const rows = await query<EventRow>(
       { em },
-      `select ${EVENT_COLUMNS} from "events" ${where.length ? `where ${where.join(" and ")}` : ""} order by "id" desc limit ?`,
+      `select ${EVENT_COLUMNS} from "events" ${where.length ? `where ${where.join(" and ")}` : ""} order by "events"."id" desc limit ?`,
       [...values, limit + 1],
     );
     const hasNextPage = rows.length > limit;

@@ -107,7 +107,7 @@ export class EventFeed {
       .then(async () => {
         while (this.pendingIds.length > 0 && !this.stopped) {
           const ids = this.pendingIds.splice(0, 500);
-          const rows = await query<EventRow>({ em: this.orm.em }, `select ${EVENT_COLUMNS} from "events" where "id" = any(?::bigint[]) order by "id"`, [ids]);
+          const rows = await query<EventRow>({ em: this.orm.em }, `select ${EVENT_COLUMNS} from "events" where "id" = any(?::bigint[]) order by "events"."id"`, [ids]);
           this.publish(rows);
         }
       })
@@ -119,7 +119,7 @@ export class EventFeed {
   }
 
   private async pollOnce(): Promise<void> {
-    const rows = await query<EventRow>({ em: this.orm.em }, `select ${EVENT_COLUMNS} from "events" where "id" > ?::bigint order by "id" limit 500`, [this.lastSeen]);
+    const rows = await query<EventRow>({ em: this.orm.em }, `select ${EVENT_COLUMNS} from "events" where "id" > ?::bigint order by "events"."id" limit 500`, [this.lastSeen]);
     if (rows.length === 0) return;
     this.lastSeen = rows[rows.length - 1].id;
     this.publish(rows);

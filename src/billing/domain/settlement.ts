@@ -106,22 +106,6 @@ export interface NextCharge {
   at: Date;
 }
 
-/** Something that happened, to be recorded (the events table) and told to whoever listens. */
-export interface BillingEvent {
-  type:
-    | "subscription.activated"
-    | "subscription.renewed"
-    | "subscription.past_due"
-    | "subscription.unpaid"
-    | "subscription.canceled"
-    | "subscription.charge_forgery_suspected";
-  subscriptionId: string;
-  merchantUid: string;
-  period: number;
-  attempt: number;
-  reason?: string;
-}
-
 export interface LogFact {
   level: "info" | "warn" | "error";
   message: string;
@@ -139,10 +123,9 @@ export interface SubscriptionPlan {
    * attempt > 1. A first charge made at once is not a renewal: null.
    */
   settled: { status: PaymentStatus; attempt: number } | null;
-  events: BillingEvent[];
 }
 
-const NOTHING: SubscriptionPlan = { change: null, next: null, log: null, settled: null, events: [] };
+const NOTHING: SubscriptionPlan = { change: null, next: null, log: null, settled: null };
 
 /**
  * The renewal step: what a subscription charge's new status means for its
@@ -171,7 +154,6 @@ export function planSubscriptionStep(
     return {
       ...base,
       log: { level: "error", message: "subscription payment forgery suspected", fields: ids },
-      events: [{ type: "subscription.charge_forgery_suspected", ...ids }],
     };
   }
   if (charge.status !== PaymentStatus.PAID && charge.status !== PaymentStatus.FAILED) return base;
@@ -213,13 +195,11 @@ function planPaid(charge: ChargeFacts, sub: SubscriptionFacts, policy: BillingPo
     next = { merchantUid: renewalMerchantUid(sub.id, period + 1, 1), period: period + 1, attempt: 1, at: notBefore(boundary, charge.paidAt ?? now) };
   }
   const ids = { subscriptionId: sub.id, merchantUid: charge.merchantUid, period, attempt };
-  const first = sub.currentPeriod === 0;
   return {
     ...base,
     change,
     next,
     log: { level: "info", message: "renewal paid", fields: ids },
-    events: [{ type: first ? "subscription.activated" : "subscription.renewed", ...ids }],
   };
 }
 
@@ -231,7 +211,6 @@ function planFailed(charge: ChargeFacts, sub: SubscriptionFacts, policy: Billing
     ...base,
     change: { status: checked(sub.status, SubscriptionStatus.CANCELED), canceledAt: now, statusReason, nextPaymentAt: null, nextMerchantUid: null },
     log: { level: "info", message, fields: ids },
-    events: [{ type: "subscription.canceled", ...ids, reason: statusReason }],
   });
   if (sub.status === SubscriptionStatus.INCOMPLETE && period === 1 && charge.kind === PaymentKind.AGAIN) {
     // A declined first charge leaves no active subscription.
@@ -257,7 +236,6 @@ function planFailed(charge: ChargeFacts, sub: SubscriptionFacts, policy: Billing
         at: notBefore(new Date(failedAt.getTime() + delays[attempt - 1] * 1000), failedAt),
       },
       log: { level: "info", message: "renewal failed", fields: { ...ids, status: SubscriptionStatus.PAST_DUE } },
-      events: [{ type: "subscription.past_due", ...ids, reason }],
     };
   }
   const statusReason = hard ? `renewal declined for a reason retries cannot fix: ${reason}` : `retries exhausted: ${reason}`;
@@ -265,7 +243,6 @@ function planFailed(charge: ChargeFacts, sub: SubscriptionFacts, policy: Billing
     ...base,
     change: { status: checked(sub.status, SubscriptionStatus.UNPAID), statusReason, nextPaymentAt: null, nextMerchantUid: null },
     log: { level: "info", message: "renewal failed", fields: { ...ids, status: SubscriptionStatus.UNPAID } },
-    events: [{ type: "subscription.unpaid", ...ids, reason }],
   };
 }
 
