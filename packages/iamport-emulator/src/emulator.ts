@@ -163,8 +163,8 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Running
   const state = new IamportState(clock, (impUid) => `${baseUrl}/__emulator/receipts/${encodeURIComponent(impUid)}`);
   const tokens = new TokenIssuer();
   const stateFile = opts.stateFile ? path.resolve(opts.stateFile) : undefined;
+  const saved = stateFile ? readStateFile(stateFile) : null;
   if (stateFile) {
-    const saved = readStateFile(stateFile);
     if (saved) {
       clock.restoreOffset(saved.clockOffsetSeconds);
       state.restore(saved.state);
@@ -172,7 +172,9 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Running
     }
   }
   // Faults, tokens and the webhook log are not kept: they describe one run.
-  const persist = stateFile ? new StateFileWriter(stateFile, () => ({ clockOffsetSeconds: clock.offset, state: state.snapshot() }), logger) : null;
+  const persist = stateFile
+    ? new StateFileWriter(stateFile, () => ({ clockOffsetSeconds: clock.offset, state: state.snapshot(), ...(v2Api ? { v2: v2Api.snapshot() } : {}) }), logger)
+    : null;
   // Handlers only call sendWebhooks at request time, after `webhooks` exists.
   const routes = new RouteTable<IamportRoute>(
     createIamportRoutes({
@@ -217,6 +219,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Running
     channelKey: v2Opts?.channelKey ?? "channel-key-emulator",
   };
   const v2Api: V2Api | null = v2Webhooks ? new V2Api({ state, clock, credentials: v2Credentials, sendWebhooks: (bodies) => v2Webhooks.send(bodies) }) : null;
+  if (v2Api && saved?.v2) v2Api.restore(saved.v2);
 
   /** The webhooks of schedules that ran: V2's for payments made through V2, V1's for the rest. */
   const deliverExecuted = async (executed: ExecutedSchedule[]): Promise<WebhookCounts> => {
@@ -468,7 +471,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Running
   let v2Server: RunningV2Server | null = null;
   if (v2Api && v2Webhooks) {
     try {
-      v2Server = await startV2Server(v2Api, { port: v2Opts?.port ?? 4011, host, apiSecret: v2Credentials.apiSecret, faults, logger });
+      v2Server = await startV2Server(v2Api, { port: v2Opts?.port ?? 4011, host, apiSecret: v2Credentials.apiSecret, faults, logger, onChange: persist?.changed });
     } catch (e) {
       await new Promise<void>((resolve) => server.close(() => resolve()));
       throw e;

@@ -129,6 +129,13 @@ function customerWire(c: Record<string, unknown>): Record<string, unknown> {
   return out;
 }
 
+/** V2's own records, as the state file keeps them (masked card data lives in the shared state). */
+export interface V2Snapshot {
+  keys: KeyInfo[];
+  payments: Array<[paymentId: string, extra: PaymentExtra]>;
+  schedules: Array<[scheduleId: string, paymentId: string]>;
+}
+
 export interface V2ApiDeps {
   state: IamportState;
   clock: Clock;
@@ -169,6 +176,21 @@ export class V2Api {
   /** The V2 webhook of a charge's outcome (an API charge or a schedule run). */
   chargeWebhook(p: Payment): V2WebhookBody {
     return this.webhook(p.status === "paid" ? "Transaction.Paid" : "Transaction.Failed", { paymentId: p.merchant_uid, transactionId: p.imp_uid });
+  }
+
+  snapshot(): V2Snapshot {
+    return { keys: [...this.keys.values()], payments: [...this.extras], schedules: [...this.scheduleIds] };
+  }
+
+  restore(saved: V2Snapshot): void {
+    this.reset();
+    for (const k of saved.keys) this.keys.set(k.billingKey, k);
+    for (const [paymentId, extra] of saved.payments) this.extras.set(paymentId, extra);
+    for (const [id, paymentId] of saved.schedules) {
+      this.scheduleIds.set(id, paymentId);
+      // Saved in creation order: the last schedule of a paymentId is its current one.
+      this.scheduleOf.set(paymentId, id);
+    }
   }
 
   reset(): void {

@@ -16,6 +16,8 @@ export interface V2ServerOptions {
   host: string;
   apiSecret: string;
   faults: FaultRegistry;
+  /** Called after every call that may change the records (all but GET), for the state file. */
+  onChange?: () => void;
   logger: { info(...a: unknown[]): void; error(...a: unknown[]): void; debug?(...a: unknown[]): void };
 }
 
@@ -97,6 +99,7 @@ export async function startV2Server(api: V2Api, opts: V2ServerOptions): Promise<
       res.setHeader("Content-Type", "application/json; charset=utf-8");
       res.setHeader("Content-Length", Buffer.byteLength(out));
       res.end(out);
+      if (req.method !== "GET") opts.onChange?.();
     });
   });
   const sockets = new Set<Socket>();
