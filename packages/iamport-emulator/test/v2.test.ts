@@ -1,6 +1,6 @@
 import { PortOneClient, Webhook } from "@portone/server-sdk";
 import { TEST_CARDS } from "../src";
-import { advance, startTestEmulator, uid, WebhookReceiver, type ReceivedWebhook, type TestEmulator } from "./helpers";
+import { advance, clockNow, startTestEmulator, uid, WebhookReceiver, type ReceivedWebhook, type TestEmulator } from "./helpers";
 
 /*
  * The V2 API driven by PortOne's own @portone/server-sdk (a client nobody
@@ -54,6 +54,9 @@ async function verified(hook: ReceivedWebhook) {
   return (await Webhook.verify(webhookSecret, hook.raw, hook.headers as Record<string, string>)) as { type: string; timestamp: string; data: Record<string, string> };
 }
 
+/** A time `seconds` after the emulator's clock (tests move it, so it runs ahead of real time). */
+const fromNow = async (seconds: number) => new Date(((await clockNow(t)) + seconds) * 1000).toISOString();
+
 const v2Hook = (type: string, key: "paymentId" | "billingKey", value: string) => (h: ReceivedWebhook) =>
   typeof h.body.type === "string" && h.body.type === type && (h.body.data as unknown as Record<string, string>)[key] === value;
 
@@ -84,6 +87,25 @@ describe("billing keys", () => {
   it("rejects a wrong API secret", async () => {
     const other = PortOneClient({ secret: "wrong", baseUrl: t.emulator.v2?.url });
     expect((await failure(other.payment.billingKey.getBillingKeyInfo({ billingKey: "x" }))).data.type).toBe("UNAUTHORIZED");
+  });
+});
+
+describe("tokens", () => {
+  it("logs in with the API secret, refreshes, and accepts the bearer token until the clock passes 30 minutes", async () => {
+    const url = t.emulator.v2?.url ?? "";
+    const get = (authorization: string) => fetch(`${url}/billing-keys/billing-key-none`, { headers: { authorization } });
+    const login = await portone.auth.loginViaApiSecret({ apiSecret: SECRET });
+    expect((await get(`Bearer ${login.accessToken}`)).status).toBe(404);
+    expect((await failure(portone.auth.loginViaApiSecret({ apiSecret: "wrong" }))).data.type).toBe("UNAUTHORIZED");
+
+    const refreshed = await portone.auth.refreshToken({ refreshToken: login.refreshToken });
+    expect(refreshed.accessToken).not.toBe(login.accessToken);
+    expect((await failure(portone.auth.refreshToken({ refreshToken: login.refreshToken }))).data.type).toBe("UNAUTHORIZED");
+
+    await advance(t, 31 * 60);
+    expect((await get(`Bearer ${refreshed.accessToken}`)).status).toBe(401);
+    const again = await portone.auth.refreshToken({ refreshToken: refreshed.refreshToken });
+    expect((await get(`Bearer ${again.accessToken}`)).status).toBe(404);
   });
 });
 
@@ -139,7 +161,7 @@ describe("payments", () => {
 describe("schedules", () => {
   it("creates one per call, lists and revokes them, and runs the rest on the shared clock", async () => {
     const billingKey = await issue();
-    const soon = new Date(Date.now() + 3600_000).toISOString();
+    const soon = await fromNow(3600);
     const kept = uid("sched");
     const dropped = uid("sched");
     const payment = { billingKey, orderName: "정기결제", amount: { total: 4900 }, currency: "KRW" as const };
@@ -176,9 +198,25 @@ describe("schedules", () => {
     expect((await failure(portone.payment.getPayment({ paymentId: dropped }))).data.type).toBe("PAYMENT_NOT_FOUND");
   });
 
+  it("runs a schedule of a deleted key as a failed payment, with V2's Transaction.Failed", async () => {
+    const billingKey = await issue();
+    const paymentId = uid("sched");
+    const payment = { billingKey, orderName: "정기결제", amount: { total: 4900 }, currency: "KRW" as const };
+    await portone.payment.paymentSchedule.createPaymentSchedule({ paymentId, payment, timeToPay: await fromNow(3600) });
+    await portone.payment.billingKey.deleteBillingKey({ billingKey });
+    const e = await failure(portone.payment.payWithBillingKey({ paymentId: uid("pay"), ...payment }));
+    expect(e.data.type).toBe("BILLING_KEY_ALREADY_DELETED");
+
+    await advance(t, 2 * 3600);
+    expect(await portone.payment.getPayment({ paymentId })).toMatchObject({ status: "FAILED" });
+    const failed = receiver.received.find(v2Hook("Transaction.Failed", "paymentId", paymentId));
+    expect(failed).toBeDefined();
+    await verified(failed as ReceivedWebhook);
+  });
+
   it("revokes every pending schedule of a billing key", async () => {
     const billingKey = await issue();
-    const at = new Date(Date.now() + 30 * 86400_000).toISOString();
+    const at = await fromNow(30 * 86400);
     const payment = { billingKey, orderName: "정기결제", amount: { total: 4900 }, currency: "KRW" as const };
     const ids = [];
     for (let i = 0; i < 2; i++) ids.push((await portone.payment.paymentSchedule.createPaymentSchedule({ paymentId: uid("sched"), payment, timeToPay: at })).schedule.id);

@@ -36,8 +36,14 @@ export interface V2Call {
 export interface V2Route {
   method: HttpMethod;
   template: CompiledTemplate;
+  /** False for the calls that obtain a token. */
+  auth: boolean;
   handle(call: V2Call): V2Result;
 }
+
+/** Lifetimes of V2's tokens, by the emulator clock: about 30 minutes and a day, as PortOne documents. */
+const ACCESS_TOKEN_SECONDS = 30 * 60;
+const REFRESH_TOKEN_SECONDS = 24 * 3600;
 
 /** A V2 error answer: `{type, message}` with its HTTP status. */
 export class V2Error extends Error {
@@ -150,11 +156,16 @@ export class V2Api {
   private readonly extras = new Map<string, PaymentExtra>();
   private readonly scheduleIds = new Map<string, string>(); // schedule id → merchant_uid (paymentId)
   private readonly scheduleOf = new Map<string, string>(); // merchant_uid → schedule id
+  /** Token → when it expires (emulator seconds). Tokens describe one run: not saved, not reset. */
+  private readonly accessTokens = new Map<string, number>();
+  private readonly refreshTokens = new Map<string, number>();
   readonly routes: V2Route[];
 
   constructor(private readonly deps: V2ApiDeps) {
-    const r = (method: HttpMethod, template: string, handle: (c: V2Call) => V2Result): V2Route => ({ method, template: compileTemplate(template), handle });
+    const r = (method: HttpMethod, template: string, handle: (c: V2Call) => V2Result, auth = true): V2Route => ({ method, template: compileTemplate(template), auth, handle });
     this.routes = [
+      r("POST", "/login/api-secret", (c) => this.login(c), false),
+      r("POST", "/token/refresh", (c) => this.refresh(c), false),
       r("POST", "/billing-keys", (c) => this.issueKey(c)),
       r("GET", "/billing-keys/{billingKey}", (c) => ({ status: 200, body: this.keyWire(this.key(c.params.billingKey)) })),
       r("DELETE", "/billing-keys/{billingKey}", (c) => this.deleteKey(c)),
@@ -166,6 +177,40 @@ export class V2Api {
       r("GET", "/payment-schedules", (c) => this.listSchedules(c)),
       r("DELETE", "/payment-schedules", (c) => this.revoke(c)),
     ];
+  }
+
+  /** Whether a call may go on: `PortOne <API secret>`, or `Bearer <access token>` from /login/api-secret. */
+  isAuthorized(authorization: string): boolean {
+    if (authorization === `PortOne ${this.deps.credentials.apiSecret}`) return true;
+    const bearer = /^Bearer (.+)$/.exec(authorization)?.[1];
+    const until = bearer ? this.accessTokens.get(bearer) : undefined;
+    return until !== undefined && this.deps.clock.now() < until;
+  }
+
+  private tokens(): V2Result {
+    const now = this.deps.clock.now();
+    const accessToken = `access-token-${randomString(40)}`;
+    const refreshToken = `refresh-token-${randomString(40)}`;
+    this.accessTokens.set(accessToken, now + ACCESS_TOKEN_SECONDS);
+    this.refreshTokens.set(refreshToken, now + REFRESH_TOKEN_SECONDS);
+    // Forget expired tokens so a long run keeps a bounded map.
+    for (const map of [this.accessTokens, this.refreshTokens]) {
+      for (const [token, until] of map) if (until <= now) map.delete(token);
+    }
+    return { status: 200, body: { accessToken, refreshToken } };
+  }
+
+  private login({ body }: V2Call): V2Result {
+    if (text(body, "apiSecret", true) !== this.deps.credentials.apiSecret) throw new V2Error(401, "UNAUTHORIZED", "API secret이 올바르지 않습니다.");
+    return this.tokens();
+  }
+
+  private refresh({ body }: V2Call): V2Result {
+    const token = text(body, "refreshToken", true);
+    const until = this.refreshTokens.get(token);
+    if (until === undefined || this.deps.clock.now() >= until) throw new V2Error(401, "UNAUTHORIZED", "refresh token이 만료되었거나 올바르지 않습니다.");
+    this.refreshTokens.delete(token);
+    return this.tokens();
   }
 
   /** True for payments made through V2 (their webhooks are V2's, not V1's). */

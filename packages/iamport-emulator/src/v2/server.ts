@@ -14,7 +14,6 @@ import { V2Error, type V2Api, type V2Result } from "./api";
 export interface V2ServerOptions {
   port: number;
   host: string;
-  apiSecret: string;
   faults: FaultRegistry;
   /** Called after every call that may change the records (all but GET), for the state file. */
   onChange?: () => void;
@@ -55,8 +54,8 @@ export async function startV2Server(api: V2Api, opts: V2ServerOptions): Promise<
     if (!matched) return pathKnown ? error(405, "INVALID_REQUEST", `Method Not Allowed: ${method} ${url.pathname}`) : error(404, "NOT_FOUND", `Not Found: ${method} ${url.pathname}`);
 
     const auth = headers.authorization ?? "";
-    if (auth !== `PortOne ${opts.apiSecret}`) {
-      return error(401, "UNAUTHORIZED", auth ? "API secret이 올바르지 않습니다." : "Authorization 헤더가 필요합니다.");
+    if (matched.route.auth && !api.isAuthorized(auth)) {
+      return error(401, "UNAUTHORIZED", auth ? "인증 정보가 올바르지 않거나 만료되었습니다." : "Authorization 헤더가 필요합니다.");
     }
     const fault = opts.faults.takeForCall({ method: method as HttpMethod, path, shapes: [matched.route.template.shape] }, (mode) => mode === "http500");
     if (fault) {
