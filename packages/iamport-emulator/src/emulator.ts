@@ -16,7 +16,11 @@ import { createIamportRoutes, errorResult, webhookJob, type ApiResult, type Iamp
 import { IamportState } from "./state";
 import { readStateFile, StateFileWriter } from "./state-file";
 import { tokenFromHeaders, TokenIssuer } from "./tokens";
-import { WebhookSender } from "./webhooks";
+import { V2Api } from "./v2/api";
+import { startV2Server, type RunningV2Server } from "./v2/server";
+import { newWebhookSecret, V2WebhookSender, type V2WebhookLogEntry } from "./v2/webhooks";
+import { WebhookSender, type WebhookCounts } from "./webhooks";
+import type { ExecutedSchedule } from "./state";
 
 export { TEST_CARDS } from "./cards";
 
@@ -35,6 +39,35 @@ export interface EmulatorLogger {
   error(...a: unknown[]): void;
   /** Optional (pino has it): the per-call request log goes here when present, else to info. */
   debug?(...a: unknown[]): void;
+}
+
+/** PortOne V2's API, served beside V1 on a port of its own over the same records, clock, test cards and faults. */
+export interface V2EmulatorOptions {
+  /** 0 = a random free port; default 4011. */
+  port?: number;
+  /** `Authorization: PortOne <apiSecret>`; default "portone_emulator_secret". */
+  apiSecret?: string;
+  /** Default "store-emulator". */
+  storeId?: string;
+  /** Default "channel-key-emulator". */
+  channelKey?: string;
+  /** Where V2 webhooks go; if unset, none is sent. */
+  webhookUrl?: string;
+  /** `whsec_` + base64; default a fresh random one (RunningEmulator.v2.webhookSecret tells it). */
+  webhookSecret?: string;
+}
+
+export interface RunningV2Emulator {
+  /** The origin to give @portone/server-sdk as `baseUrl`. */
+  url: string;
+  port: number;
+  apiSecret: string;
+  storeId: string;
+  channelKey: string;
+  webhookSecret: string;
+  setWebhookUrl(url: string | undefined): void;
+  /** The V2 webhooks sent (the latest 1000). */
+  webhookLog(): V2WebhookLogEntry[];
 }
 
 export interface EmulatorOptions {
@@ -72,6 +105,8 @@ export interface EmulatorOptions {
   stateFile?: string;
   /** Default silent. */
   logger?: EmulatorLogger;
+  /** Also serve PortOne V2's API (see V2EmulatorOptions); default off. */
+  v2?: V2EmulatorOptions;
 }
 
 export interface RunningEmulator {
@@ -81,6 +116,8 @@ export interface RunningEmulator {
   setWebhookUrl(url: string | undefined): void;
   /** Whether a billing key is registered for customer_uid (what GET /subscribe/customers/{customer_uid} finds). */
   hasCustomer(customerUid: string): boolean;
+  /** Present when started with the `v2` option. */
+  v2?: RunningV2Emulator;
 }
 
 const SILENT: EmulatorLogger = { info() {}, warn() {}, error() {} };
@@ -126,8 +163,8 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Running
   const state = new IamportState(clock, (impUid) => `${baseUrl}/__emulator/receipts/${encodeURIComponent(impUid)}`);
   const tokens = new TokenIssuer();
   const stateFile = opts.stateFile ? path.resolve(opts.stateFile) : undefined;
+  const saved = stateFile ? readStateFile(stateFile) : null;
   if (stateFile) {
-    const saved = readStateFile(stateFile);
     if (saved) {
       clock.restoreOffset(saved.clockOffsetSeconds);
       state.restore(saved.state);
@@ -135,7 +172,9 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Running
     }
   }
   // Faults, tokens and the webhook log are not kept: they describe one run.
-  const persist = stateFile ? new StateFileWriter(stateFile, () => ({ clockOffsetSeconds: clock.offset, state: state.snapshot() }), logger) : null;
+  const persist = stateFile
+    ? new StateFileWriter(stateFile, () => ({ clockOffsetSeconds: clock.offset, state: state.snapshot(), ...(v2Api ? { v2: v2Api.snapshot() } : {}) }), logger)
+    : null;
   // Handlers only call sendWebhooks at request time, after `webhooks` exists.
   const routes = new RouteTable<IamportRoute>(
     createIamportRoutes({
@@ -147,7 +186,9 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Running
     }),
   );
   const faults = new FaultRegistry({
-    hasTemplate: (method, shape) => routes.routes.some((r) => r.method === method && r.templates.some((t) => t.shape === shape)),
+    hasTemplate: (method, shape): boolean =>
+      routes.routes.some((r) => r.method === method && r.templates.some((t) => t.shape === shape)) ||
+      (v2Api?.routes.some((r) => r.method === method && r.template.shape === shape) ?? false),
     hasPath: (method, path) => routes.match(method, path).match !== null,
   });
   const webhooks = new WebhookSender({
@@ -161,6 +202,33 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Running
     shouldDrop: () => faults.takeWebhookDrop(),
     logger,
   });
+
+  const v2Opts = opts.v2;
+  const v2Webhooks: V2WebhookSender | null = v2Opts
+    ? new V2WebhookSender({
+        url: v2Opts.webhookUrl,
+        secret: v2Opts.webhookSecret ?? newWebhookSecret(),
+        timeoutMs: opts.webhookTimeoutMs ?? 30_000,
+        shouldDrop: () => faults.takeWebhookDrop(),
+        logger,
+      })
+    : null;
+  const v2Credentials = {
+    apiSecret: v2Opts?.apiSecret ?? "portone_emulator_secret",
+    storeId: v2Opts?.storeId ?? "store-emulator",
+    channelKey: v2Opts?.channelKey ?? "channel-key-emulator",
+  };
+  const v2Api: V2Api | null = v2Webhooks ? new V2Api({ state, clock, credentials: v2Credentials, sendWebhooks: (bodies) => v2Webhooks.send(bodies) }) : null;
+  if (v2Api && saved?.v2) v2Api.restore(saved.v2);
+
+  /** The webhooks of schedules that ran: V2's for payments made through V2, V1's for the rest. */
+  const deliverExecuted = async (executed: ExecutedSchedule[]): Promise<WebhookCounts> => {
+    const paid = executed.flatMap((e) => (e.payment ? [e.payment] : []));
+    const v2Paid = v2Api ? paid.filter((p) => v2Api.ownsPayment(p)) : [];
+    const v1Jobs = paid.filter((p) => !v2Paid.includes(p)).map((p) => webhookJob(p, "schedule"));
+    const [v1, v2] = await Promise.all([webhooks.deliverAll(v1Jobs), v2Webhooks && v2Api ? v2Webhooks.deliverAll(v2Paid.map((p) => v2Api.chargeWebhook(p))) : null]);
+    return v2 ? { delivered: v1.delivered + v2.delivered, failed: v1.failed + v2.failed, dropped: v1.dropped + v2.dropped } : v1;
+  };
 
   // Lifecycle: everything that could keep the process alive is tracked here.
   const shutdown = new AbortController();
@@ -227,7 +295,10 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Running
         return released;
       },
       baseUrl: () => baseUrl,
+      deliverExecuted,
       reset: () => {
+        v2Api?.reset();
+        v2Webhooks?.clearLog();
         state.reset();
         clock.reset();
         tokens.clamp(clock.now());
@@ -374,7 +445,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Running
     if (executed.length === 0) return;
     persist?.changed();
     logger.info({ count: executed.length }, "ran due schedules");
-    webhooks.send(executed.flatMap((e) => (e.payment ? [webhookJob(e.payment, "schedule")] : [])));
+    void deliverExecuted(executed);
   };
   const ticker = autoRunIntervalMs > 0 ? setInterval(runDue, autoRunIntervalMs) : null;
   ticker?.unref();
@@ -397,6 +468,17 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Running
   baseUrl = `http://${urlHost}:${port}`;
   logger.info({ url: baseUrl, control: `${baseUrl}/__emulator` }, `Iamport emulator listening on ${baseUrl}`);
 
+  let v2Server: RunningV2Server | null = null;
+  if (v2Api && v2Webhooks) {
+    try {
+      v2Server = await startV2Server(v2Api, { port: v2Opts?.port ?? 4011, host, faults, logger, onChange: persist?.changed });
+    } catch (e) {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      throw e;
+    }
+    logger.info({ url: v2Server.url, storeId: v2Credentials.storeId, channelKey: v2Credentials.channelKey }, `PortOne V2 emulator listening on ${v2Server.url}`);
+  }
+
   let closing: Promise<void> | null = null;
   const close = (): Promise<void> => {
     closing ??= (async () => {
@@ -409,7 +491,9 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Running
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
       for (const s of sockets) s.destroy();
+      await v2Server?.close();
       await webhooks.close();
+      await v2Webhooks?.close();
       await closed;
       await persist?.close();
     })();
@@ -422,5 +506,16 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Running
     close,
     setWebhookUrl: (url) => webhooks.setUrl(url),
     hasCustomer: (customerUid) => state.customers.has(customerUid),
+    v2:
+      v2Server && v2Webhooks
+        ? {
+            url: v2Server.url,
+            port: v2Server.port,
+            ...v2Credentials,
+            webhookSecret: v2Webhooks.secret,
+            setWebhookUrl: (url) => v2Webhooks.setUrl(url),
+            webhookLog: () => v2Webhooks.log(),
+          }
+        : undefined,
   };
 }

@@ -1,6 +1,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import type { StateSnapshot } from "./state";
+import type { V2Snapshot } from "./v2/api";
 
 /*
  * The emulator's records in a JSON file, so that a restarted emulator still
@@ -15,6 +16,8 @@ export interface SavedEmulator {
   /** How far the emulator's clock was ahead of real time. */
   clockOffsetSeconds: number;
   state: StateSnapshot;
+  /** PortOne V2's records, when V2 was on. */
+  v2?: V2Snapshot;
 }
 
 interface FileLogger {
@@ -30,7 +33,7 @@ export function readStateFile(file: string): SavedEmulator | null {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
     throw new Error(`cannot read the emulator state file ${file}: ${(err as Error).message}`);
   }
-  let data: { version?: unknown; clockOffsetSeconds?: unknown; state?: Partial<Record<keyof StateSnapshot, unknown>> };
+  let data: { version?: unknown; clockOffsetSeconds?: unknown; state?: Partial<Record<keyof StateSnapshot, unknown>>; v2?: Partial<Record<keyof V2Snapshot, unknown>> };
   try {
     data = JSON.parse(text);
   } catch {
@@ -41,9 +44,10 @@ export function readStateFile(file: string): SavedEmulator | null {
     data?.version === VERSION &&
     typeof data.clockOffsetSeconds === "number" &&
     typeof state?.seq === "number" &&
-    (["customers", "payments", "schedules", "prepares"] as const).every((k) => Array.isArray(state[k]));
+    (["customers", "payments", "schedules", "prepares"] as const).every((k) => Array.isArray(state[k])) &&
+    (data.v2 === undefined || (["keys", "payments", "schedules"] as const).every((k) => Array.isArray(data.v2?.[k])));
   if (!valid) throw new Error(`the emulator state file ${file} is not one this emulator writes: delete it to start with an empty emulator`);
-  return { clockOffsetSeconds: data.clockOffsetSeconds as number, state: state as StateSnapshot };
+  return { clockOffsetSeconds: data.clockOffsetSeconds as number, state: state as StateSnapshot, v2: data.v2 as V2Snapshot | undefined };
 }
 
 /** Writes the file `delayMs` after a change (one write for a burst of changes), and on close. */

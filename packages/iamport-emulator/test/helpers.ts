@@ -43,6 +43,7 @@ export interface ReceivedWebhook {
   contentType: string;
   raw: string;
   body: Record<string, string>;
+  headers: http.IncomingHttpHeaders;
 }
 
 /**
@@ -69,7 +70,7 @@ export class WebhookReceiver {
       const body: Record<string, string> = contentType.startsWith("application/json")
         ? (JSON.parse(raw) as Record<string, string>)
         : Object.fromEntries(new URLSearchParams(raw));
-      const hook = { contentType, raw, body };
+      const hook = { contentType, raw, body, headers: req.headers };
       this.received.push(hook);
       res.statusCode = this.respond(this.received.length, hook);
       res.end("ok");

@@ -12,7 +12,25 @@ describe("emulator standalone: environment", () => {
       IAMPORT_EMULATOR_WEBHOOK_CONTENT_TYPE: "json",
       IAMPORT_EMULATOR_WEBHOOK_RETRIES: 0,
       IAMPORT_EMULATOR_LATENCY_MS: 0,
+      IAMPORT_EMULATOR_V2_WEBHOOK_URL: undefined,
+      PORTONE_EMULATOR_PORT: 4011,
+      PORTONE_EMULATOR_API_SECRET: "portone_emulator_secret",
+      PORTONE_EMULATOR_STORE_ID: "store-emulator",
+      PORTONE_EMULATOR_CHANNEL_KEY: "channel-key-emulator",
+      PORTONE_EMULATOR_WEBHOOK_SECRET: undefined,
     });
+  });
+
+  it("reads the V2 variables, and PORTONE_EMULATOR_PORT=off", () => {
+    const secret = `whsec_${Buffer.alloc(24, 7).toString("base64")}`;
+    expect(
+      readEmulatorEnv({
+        PORTONE_EMULATOR_PORT: "5011",
+        PORTONE_EMULATOR_WEBHOOK_SECRET: secret,
+        IAMPORT_EMULATOR_V2_WEBHOOK_URL: "http://localhost:4000/portone-webhook",
+      }),
+    ).toMatchObject({ PORTONE_EMULATOR_PORT: 5011, PORTONE_EMULATOR_WEBHOOK_SECRET: secret, IAMPORT_EMULATOR_V2_WEBHOOK_URL: "http://localhost:4000/portone-webhook" });
+    expect(readEmulatorEnv({ PORTONE_EMULATOR_PORT: "off" }).PORTONE_EMULATOR_PORT).toBe("off");
   });
 
   it("parses every variable, treating empty ones as unset", () => {
@@ -49,6 +67,10 @@ describe("emulator standalone: environment", () => {
     ["IAMPORT_EMULATOR_WEBHOOK_CONTENT_TYPE", "xml"],
     ["IAMPORT_EMULATOR_WEBHOOK_RETRIES", "-1"],
     ["IAMPORT_EMULATOR_LATENCY_MS", "1.5"],
+    ["PORTONE_EMULATOR_PORT", "on"],
+    ["PORTONE_EMULATOR_WEBHOOK_SECRET", "not-a-secret"],
+    ["PORTONE_EMULATOR_WEBHOOK_SECRET", "whsec_c2hvcnQ="],
+    ["IAMPORT_EMULATOR_V2_WEBHOOK_URL", "nope"],
   ])("rejects %s=%s with one line naming the variable", (name, value) => {
     let message = "";
     try {

@@ -4,7 +4,7 @@ import type { Clock } from "../clock";
 import { IamportError } from "../errors";
 import { FAULT_MODES, FaultError, type FaultRegistry } from "../faults";
 import { paymentToWire, type Payment } from "../model";
-import type { IamportState } from "../state";
+import type { ExecutedSchedule, IamportState } from "../state";
 import type { WebhookCounts, WebhookJob, WebhookSender } from "../webhooks";
 import { webhookJob } from "./iamport";
 
@@ -35,6 +35,8 @@ export interface ControlDeps {
   release(id?: number): number;
   /** Empties the state, resets the clock and clears faults. */
   reset(): void;
+  /** Delivers the webhooks of schedules that ran (V1's or V2's, as each payment was made) and waits for them. */
+  deliverExecuted(executed: ExecutedSchedule[]): Promise<WebhookCounts>;
   /** Base URL of the emulator, for receipt links. */
   baseUrl(): string;
 }
@@ -143,8 +145,7 @@ function registerControlRoutes(router: FastifyInstance, deps: ControlDeps): void
       const { seconds } = parse(advanceSchema, req.body);
       const now = clock.advance(seconds);
       const executed = state.runDue(now);
-      const jobs = executed.flatMap((e) => (e.payment ? [webhookJob(e.payment, "schedule")] : []));
-      const counts = await webhooks.deliverAll(jobs);
+      const counts = await deps.deliverExecuted(executed);
       reply.send({
         now,
         executed: executed.map(({ schedule, payment }) => ({
