@@ -12,8 +12,9 @@ COPY src ./src
 RUN npm run build && npm prune --omit=dev
 
 # The Iamport emulator alone (docker build --target emulator .): `iamport-emulator`, configured by
-# IAMPORT_EMULATOR_* variables (packages/iamport-emulator/README.md). It listens on 127.0.0.1 unless
-# IAMPORT_EMULATOR_HOST says otherwise; in a container, 0.0.0.0.
+# IAMPORT_EMULATOR_* and PORTONE_EMULATOR_* variables (packages/iamport-emulator/README.md): Iamport V1
+# on 4010 and PortOne V2 on 4011. It listens on 127.0.0.1 unless IAMPORT_EMULATOR_HOST says otherwise;
+# in a container, 0.0.0.0.
 FROM node:20-bookworm-slim AS emulator
 ENV NODE_ENV=production IAMPORT_EMULATOR_HOST=0.0.0.0
 WORKDIR /app
@@ -21,7 +22,7 @@ COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/packages/iamport-emulator/package.json ./
 COPY --from=build /app/packages/iamport-emulator/dist ./dist
 USER node
-EXPOSE 4010
+EXPOSE 4010 4011
 CMD ["node", "dist/main.js"]
 
 # Runtime stage (the default): compiled JavaScript and production dependencies only. The emulator
