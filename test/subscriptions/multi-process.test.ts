@@ -413,7 +413,9 @@ withPostgres("three server processes on one database, one killed with SIGKILL in
       expect(answers.map((a) => a.data.webhooks)).toEqual(answers.map(() => ({ delivered: 3, failed: 0, dropped: 0 })));
     }
     for (const [i, t] of targets.entries()) expect(t.answered - again[i].answered).toBeGreaterThan(0);
-    expect(await unprocessedEvents()).toBe(0);
+    // A copy answered 503 (its lock wait ran out while the other copies held the rows) was delivered again by
+    // Iamport's retry; the copy that was refused stays recorded unprocessed until reconciliation takes it.
+    await settle("unprocessed webhook events after the duplicates", unprocessedEvents, 30_000);
     await expectEveryRenewalOnce(subs);
     // No server process died but the victim.
     expect(serving.map(isRunning)).toEqual([true, true, true]);
