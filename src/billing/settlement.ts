@@ -2,6 +2,7 @@ import type { EntityManager } from "@mikro-orm/postgresql";
 import { Payment, type Subscription } from "../db/entities";
 import { PaymentKind, PaymentStatus, SubscriptionStatus } from "../db/entities/enums";
 import { laterCharges, lockBillingRows } from "../db/repositories/billing-locks";
+import { markChargeScheduled } from "../db/repositories/charge-registrations";
 import { NotFoundError } from "../errors";
 import { IamportNotFoundError, IamportRefusedError } from "../iamport/iamport.errors";
 import type { IamportPayment, IamportSchedule } from "../iamport/iamport.types";
@@ -15,8 +16,18 @@ import { paymentState, recordPaymentChange, recordSubscriptionChange, subscripti
 /** What a settlement leaves for after its commit: the facts to report, the claimed charges to register. */
 interface Work {
   plans: SubscriptionPlan[];
-  /** Ids of PENDING subscription charges committed as claims, to be registered with Iamport with no lock held. */
-  claims: string[];
+  /**
+   * PENDING subscription charges committed as claims, to be registered with
+   * Iamport with no lock held: the row as the settlement committed it, so the
+   * registrar need not read it again.
+   */
+  claims: Claim[];
+}
+
+/** A claimed charge: its id, and the row as its claim committed it when the claim is this process's own. */
+interface Claim {
+  id: string;
+  row?: Payment;
 }
 
 /** Iamport's word on a registration, asked with no lock held. */
@@ -157,7 +168,7 @@ export class Settlement {
    */
   async registerUnregistered(ctx: Ctx, paymentId: string): Promise<string | null> {
     const work: Work = { plans: [], claims: [] };
-    const ran = await this.registerClaim(ctx, paymentId, work, true);
+    const ran = await this.registerClaim(ctx, { id: paymentId }, work, true);
     await this.afterCommit(ctx, work);
     const row = await ctx.em.findOne(Payment, { id: paymentId }, { refresh: true });
     if (!ran && row?.status === PaymentStatus.PENDING) throw new Error(`schedule ${row.merchantUid} is still not registered with Iamport`);
@@ -215,7 +226,7 @@ export class Settlement {
     }
     sub.nextPaymentAt = row.scheduledAt ?? next.at;
     sub.nextMerchantUid = next.merchantUid;
-    if (row.status === PaymentStatus.PENDING) work.claims.push(row.id);
+    if (row.status === PaymentStatus.PENDING) work.claims.push({ id: row.id, row: sub.status === SubscriptionStatus.CANCELED || sub.status === SubscriptionStatus.UNPAID ? undefined : row });
   }
 
   /** After a settlement's commit: its claimed charges registered with Iamport, then its facts reported. */
@@ -225,7 +236,7 @@ export class Settlement {
       try {
         await this.registerClaim(ctx, work.claims[i], work, false);
       } catch (err) {
-        ctx.log.warn({ paymentId: work.claims[i], err: (err as Error).message }, "next charge not registered yet; reconciliation will retry");
+        ctx.log.warn({ paymentId: work.claims[i].id, err: (err as Error).message }, "next charge not registered yet; reconciliation will retry");
       }
     }
     this.report(ctx, work.plans);
@@ -245,19 +256,23 @@ export class Settlement {
    * have been registered already (reconciliation); returns the imp_uid of a
    * charge that already ran.
    */
-  private async registerClaim(ctx: Ctx, paymentId: string, work: Work, lookUpFirst: boolean): Promise<string | null> {
+  private async registerClaim(ctx: Ctx, claim: Claim, work: Work, lookUpFirst: boolean): Promise<string | null> {
+    const paymentId = claim.id;
+    const chargeable = (s: Subscription | undefined) => !!s && s.status !== SubscriptionStatus.CANCELED && s.status !== SubscriptionStatus.UNPAID;
     for (let round = 0; round < 2; round++) {
-      const row = await ctx.em.findOne(Payment, { id: paymentId }, { refresh: true, populate: ["subscription"] });
+      // The row as its claim committed it (PENDING, its subscription chargeable then) serves the first round:
+      // whatever changed since is met by the conditional update, or under the locks.
+      const fresh = round === 0 && claim.row;
+      const row = fresh ? claim.row! : await ctx.em.findOne(Payment, { id: paymentId }, { refresh: true, populate: ["subscription"] });
       if (!row || row.status !== PaymentStatus.PENDING || !row.subscription || !row.scheduledAt) return null;
-      const chargeable = (s: Subscription | undefined) => !!s && s.status !== SubscriptionStatus.CANCELED && s.status !== SubscriptionStatus.UNPAID;
-      const answer: Registration = !chargeable(row.subscription)
-        ? { kind: "revoked" }
-        : await this.askToRegister(ctx, row, lookUpFirst && round === 0);
+      const answer: Registration =
+        !fresh && !chargeable(row.subscription) ? { kind: "revoked" } : await this.askToRegister(ctx, row, lookUpFirst && round === 0);
       if (answer.kind === "unknown") {
         ctx.log.warn({ merchantUid: row.merchantUid, err: (answer.err as Error)?.message }, "next charge not registered yet; reconciliation will retry");
         return null;
       }
       if (answer.kind === "ran") return answer.impUid;
+      if (answer.kind === "scheduled" && (await markChargeScheduled(ctx, paymentId, answer.at, new Date()))) return null;
       const then = await ctx.em.transactional(async (em): Promise<"done" | "unschedule" | "again"> => {
         const {
           payments: [r],
@@ -271,16 +286,12 @@ export class Settlement {
           return "done";
         }
         if (answer.kind === "scheduled") {
-          r.checkedAt = now;
+          // Still PENDING and chargeable under the locks: the subscription became chargeable again after the update above.
           if (r.status === PaymentStatus.PENDING && chargeable(sub)) {
-            r.status = PaymentStatus.SCHEDULED;
-            r.scheduledAt = answer.at;
-            if (sub.nextMerchantUid === r.merchantUid || !sub.nextMerchantUid) {
-              sub.nextPaymentAt = answer.at;
-              sub.nextMerchantUid = r.merchantUid;
-            }
+            await markChargeScheduled(withEm(ctx, em), paymentId, answer.at, now);
             return "done";
           }
+          r.checkedAt = now;
           // Canceled, or revoked by a cancellation, while Iamport registered it: it must not run.
           if (r.status === PaymentStatus.PENDING || r.status === PaymentStatus.REVOKED) {
             r.status = PaymentStatus.REVOKED;
