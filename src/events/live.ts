@@ -43,11 +43,24 @@ export class EventFeed {
     private readonly opts: { databaseUrl?: string; logger: Logger; onRecorded?: () => void; pollMs?: number },
   ) {}
 
-  /** Listens (PostgreSQL) or starts reading after the newest event (embedded). */
+  /**
+   * Listens (PostgreSQL) or starts reading after the newest event (embedded).
+   * A server that refuses the listening connection (a database that serves
+   * one connection, such as PGlite behind its socket, or a pooler in
+   * transaction mode, which cannot LISTEN) gets the reading instead, with a
+   * warning: live updates arrive all the same, a poll interval later.
+   */
   async start(): Promise<void> {
     if (this.opts.databaseUrl) {
-      await this.listen();
-      return;
+      try {
+        await this.listen();
+        return;
+      } catch (err) {
+        this.opts.logger.warn(
+          { err: (err as Error).message, pollMs: this.opts.pollMs ?? 250 },
+          "cannot LISTEN on this database: live updates read the events table instead",
+        );
+      }
     }
     const [row] = await query<{ id: string | null }>({ em: this.orm.em }, `select max("id")::text as "id" from "events"`, []);
     this.lastSeen = row?.id ?? "0";
@@ -74,8 +87,13 @@ export class EventFeed {
       this.reconnect(client);
     });
     client.on("end", () => this.reconnect(client));
-    await client.connect();
-    await client.query(`listen ${EVENTS_CHANNEL}`);
+    try {
+      await client.connect();
+      await client.query(`listen ${EVENTS_CHANNEL}`);
+    } catch (err) {
+      await client.end().catch(() => undefined);
+      throw err;
+    }
     this.listener = client;
   }
 
