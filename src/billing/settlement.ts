@@ -83,7 +83,11 @@ export class Settlement {
    * order the caller says this payment is for (checked against Iamport's),
    * instead of Iamport's.
    */
-  async settleAnswer(ctx: Ctx, fetched: IamportPayment, opts: { claimedMerchantUid?: string | null; askedAt?: Date } = {}): Promise<VerifiedPayment> {
+  async settleAnswer(
+    ctx: Ctx,
+    fetched: IamportPayment,
+    opts: { claimedMerchantUid?: string | null; askedAt?: Date; askAgain?: boolean } = {},
+  ): Promise<VerifiedPayment> {
     const orderUid = opts.claimedMerchantUid ?? fetched.merchant_uid;
     let askedAt = opts.askedAt ?? new Date();
     const work: Work = { plans: [], claims: [] };
@@ -99,7 +103,9 @@ export class Settlement {
         }
       }
       // After two fresh answers that still met newer rows, the third is taken as it is: the row keeps moving.
-      const lastRound = round >= 3;
+      // A caller that holds row locks of its own (a cancellation, which fetched the answer just before taking
+      // them) gets no second question: Iamport is never waited on under a lock.
+      const lastRound = round >= 3 || opts.askAgain === false;
       result = await ctx.em.transactional(async (em): Promise<VerifiedPayment | null | "ask-again"> => {
         const {
           payments: [payment],

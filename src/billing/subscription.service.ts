@@ -412,7 +412,9 @@ export class SubscriptionService {
     let unsettled = false;
     for (const p of ran) {
       const o = asked.get(p.merchantUid);
-      if (o?.kind === "ran" && o.answer) await this.settlement.settleAnswer(ctx, o.answer, { askedAt: o.askedAt });
+      // Under the cancellation's locks: the answer fetched just before them is taken as it is (no Iamport call
+      // under a lock); the status table and supersedes() still keep it from undoing newer facts.
+      if (o?.kind === "ran" && o.answer) await this.settlement.settleAnswer(ctx, o.answer, { askedAt: o.askedAt, askAgain: false });
       if (p.status === PaymentStatus.SCHEDULED || p.status === PaymentStatus.PENDING) unsettled = true;
     }
     return unsettled;
