@@ -36,6 +36,22 @@ const optionalString = z
  * one connection that every request takes in turn, so a burst queues behind it
  * for longer than on a PostgreSQL pool of many.
  */
+/** A comma-separated list of durations (e.g. "1d,3d,5d") as seconds; a bad entry is a problem of its variable. */
+function durationList(defaultValue: string) {
+  return z
+    .string()
+    .trim()
+    .default(defaultValue)
+    .transform((v, ctx) => {
+      try {
+        return parseDurationList(v);
+      } catch (e) {
+        ctx.addIssue({ code: "custom", message: (e as Error).message });
+        return z.NEVER;
+      }
+    });
+}
+
 const ACQUIRE_TIMEOUT_MS = 5000;
 const EMBEDDED_ACQUIRE_TIMEOUT_MS = 30_000;
 
@@ -74,30 +90,8 @@ const envSchema = z.object({
         return false;
       }
     }, "must be an IANA time zone such as Asia/Seoul"),
-  RETRY_SCHEDULE: z
-    .string()
-    .trim()
-    .default("1d,3d,5d")
-    .transform((v, ctx) => {
-      try {
-        return parseDurationList(v);
-      } catch (e) {
-        ctx.addIssue({ code: "custom", message: (e as Error).message });
-        return z.NEVER;
-      }
-    }),
-  EVENT_RETRY_SCHEDULE: z
-    .string()
-    .trim()
-    .default("1m,5m,30m,2h,6h,12h,12h")
-    .transform((v, ctx) => {
-      try {
-        return parseDurationList(v);
-      } catch (e) {
-        ctx.addIssue({ code: "custom", message: (e as Error).message });
-        return z.NEVER;
-      }
-    }),
+  RETRY_SCHEDULE: durationList("1d,3d,5d"),
+  EVENT_RETRY_SCHEDULE: durationList("1m,5m,30m,2h,6h,12h,12h"),
   EVENT_DELIVERY_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(10_000),
   EVENT_DELIVERY_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(10),
   WEBHOOK_ALLOW_PRIVATE_URLS: optionalString.pipe(bool.optional()),
