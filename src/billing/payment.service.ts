@@ -17,15 +17,19 @@ import {
   checkFuture,
   checkMerchantUid,
   checkText,
+  checkTaxParts,
   checkUid,
   optionalText,
 } from "./validation";
 import { applyVerification, decide, Verification } from "./domain/verdict";
+import { refundParts, taxFields } from "./domain/tax";
 
 export interface ChargeAgainInput {
   customerUid: string;
   amount: number;
   name: string;
+  taxFreeAmount?: number | null;
+  vatAmount?: number | null;
   merchantUid?: string | null;
   buyerName?: string | null;
   buyerEmail?: string | null;
@@ -36,6 +40,8 @@ export interface ScheduleItemInput {
   scheduleAt: Date;
   amount: number;
   name: string;
+  taxFreeAmount?: number | null;
+  vatAmount?: number | null;
   merchantUid?: string | null;
   buyerName?: string | null;
   buyerEmail?: string | null;
@@ -95,9 +101,10 @@ export class PaymentService {
     const customerUid = checkUid("customerUid", input.customerUid);
     const amount = checkAmount("amount", input.amount, this.deps.config.maxAmount);
     const name = checkText("name", input.name, 200);
+    const tax = checkTaxParts("", amount, input.taxFreeAmount, input.vatAmount);
     const merchantUid = input.merchantUid ? checkMerchantUid("merchantUid", input.merchantUid) : newMerchantUid(ctx);
     const buyer = this.buyer(input);
-    const request = { merchantUid, customerUid, amount, name };
+    const request = { merchantUid, customerUid, amount, name, ...tax };
     if (input.merchantUid) {
       const stored = await ctx.em.findOne(Payment, { merchantUid });
       if (stored) return this.repeatCharge(ctx, stored, request);
@@ -109,6 +116,7 @@ export class PaymentService {
       customerUid,
       name,
       amount,
+      ...tax,
       kind: PaymentKind.AGAIN,
       status: PaymentStatus.PENDING,
       ...buyer,
@@ -130,17 +138,19 @@ export class PaymentService {
   private async repeatCharge(
     ctx: Ctx,
     stored: Payment,
-    request: { merchantUid: string; customerUid: string; amount: number; name: string },
+    request: { merchantUid: string; customerUid: string; amount: number; name: string; taxFreeAmount: number; vatAmount: number | null },
   ): Promise<Payment> {
     const same =
       stored.kind === PaymentKind.AGAIN &&
       !stored.subscription &&
       stored.customerUid === request.customerUid &&
       stored.amount === request.amount &&
-      stored.name === request.name;
+      stored.name === request.name &&
+      stored.taxFreeAmount === request.taxFreeAmount &&
+      (stored.vatAmount ?? null) === request.vatAmount;
     if (!same) {
       throw new ConflictError(
-        `A payment with merchantUid ${request.merchantUid} already exists for another request (a repeat must have the same customerUid, amount and name)`,
+        `A payment with merchantUid ${request.merchantUid} already exists for another request (a repeat must have the same customerUid, amount, name and tax parts)`,
         { merchantUid: request.merchantUid },
       );
     }
@@ -241,10 +251,11 @@ export class PaymentService {
       const scheduledAt = checkFuture(`${field}.scheduleAt`, item.scheduleAt, now);
       const amount = checkAmount(`${field}.amount`, item.amount, this.deps.config.maxAmount);
       const name = checkText(`${field}.name`, item.name, 200);
+      const tax = checkTaxParts(`${field}.`, amount, item.taxFreeAmount, item.vatAmount);
       const merchantUid = item.merchantUid ? checkMerchantUid(`${field}.merchantUid`, item.merchantUid) : newMerchantUid(ctx, "sch");
       if (seen.has(merchantUid)) throw new BadUserInputError(`${field}.merchantUid`, "is repeated in this request");
       seen.add(merchantUid);
-      return { merchantUid, customerUid, name, amount, scheduledAt, ...this.buyer(item) };
+      return { merchantUid, customerUid, name, amount, ...tax, scheduledAt, ...this.buyer(item) };
     });
     if (items.every((item) => item.merchantUid)) {
       const stored = await ctx.em.find(Payment, { merchantUid: { $in: wanted.map((w) => w.merchantUid) } });
@@ -260,7 +271,7 @@ export class PaymentService {
   private async repeatSchedule(
     ctx: Ctx,
     customerUid: string,
-    wanted: { merchantUid: string; customerUid: string; name: string; amount: number; scheduledAt: Date }[],
+    wanted: { merchantUid: string; customerUid: string; name: string; amount: number; taxFreeAmount: number; vatAmount: number | null; scheduledAt: Date }[],
     stored: Payment[],
   ): Promise<Payment[]> {
     const byUid = new Map(stored.map((p) => [p.merchantUid, p]));
@@ -273,6 +284,8 @@ export class PaymentService {
         p.customerUid === wanted[i].customerUid &&
         p.amount === wanted[i].amount &&
         p.name === wanted[i].name &&
+        p.taxFreeAmount === wanted[i].taxFreeAmount &&
+        (p.vatAmount ?? null) === wanted[i].vatAmount &&
         // Iamport keeps whole seconds, and a registered row holds Iamport's time.
         !!p.scheduledAt &&
         Math.floor(p.scheduledAt.getTime() / 1000) === Math.floor(wanted[i].scheduledAt.getTime() / 1000),
@@ -418,7 +431,6 @@ export class PaymentService {
     if (!refundableStatus || !payment.impUid) {
       throw new BadUserInputError("merchantUid", `only a PAID payment can be refunded (this one is ${payment.status})`);
     }
-    const impUid = payment.impUid;
     const refundable = (payment.paidAmount ?? payment.amount) - payment.cancelledAmount;
     if (refundable <= 0) throw new BadUserInputError("merchantUid", "nothing is left to refund");
     let amount: number | undefined;
@@ -426,15 +438,49 @@ export class PaymentService {
       amount = checkAmount("amount", input.amount, this.deps.config.maxAmount);
       if (amount > refundable) throw new BadUserInputError("amount", `must not exceed the refundable balance of ${refundable}`);
     }
-    const requested = amount ?? refundable;
-    const cancelledBefore = payment.cancelledAmount;
+    await this.sendRefund(ctx, payment, { amount: amount ?? refundable, balance: refundable, reason });
+    return payment;
+  }
+
+  /**
+   * The one refund call: `amount` of a PAID payment (imp_uid known) whose
+   * refundable balance this server expects to be `balance` (Iamport's
+   * checksum refuses the refund when it is not), with the tax-free and VAT
+   * parts in proportion (domain/tax.ts refundParts), and Iamport's answer
+   * recorded with its payment.refunded event. `claimed`: the refund was
+   * claimed earlier (a cancellation's) and may already have been made by an
+   * attempt whose answer was lost: a refusal that finds the balance already
+   * lower by `amount` is that refund, recorded, not an error. Returns false
+   * when Iamport refused it.
+   */
+  async sendRefund(ctx: Ctx, payment: Payment, refund: { amount: number; balance: number; reason: string; claimed?: boolean }): Promise<void> {
+    const { amount, balance, reason } = refund;
+    const merchantUid = payment.merchantUid;
+    const impUid = payment.impUid!;
+    const paid = payment.paidAmount ?? payment.amount;
+    const cancelledBefore = paid - balance;
+    const parts = refundParts(payment, paid, cancelledBefore, amount);
+    const made = () => payment.cancelledAmount >= cancelledBefore + amount;
     let ip: IamportPayment;
     try {
-      ip = await this.deps.iamport.cancel({ imp_uid: impUid, merchant_uid: merchantUid, amount, checksum: refundable, reason }, { requestId: ctx.requestId });
+      ip = await this.deps.iamport.cancel(
+        {
+          imp_uid: impUid,
+          merchant_uid: merchantUid,
+          // The whole balance is sent without an amount, as Iamport's full cancel.
+          amount: amount === balance ? undefined : amount,
+          checksum: balance,
+          reason,
+          ...(parts.taxFree > 0 ? { tax_free: parts.taxFree } : {}),
+          ...(parts.vat !== null ? { vat_amount: parts.vat } : {}),
+        },
+        { requestId: ctx.requestId },
+      );
     } catch (err) {
       if (err instanceof IamportRefusedError) {
-        // Refresh our view: the balance may have changed elsewhere (console refund).
+        // Refresh our view: the balance may have changed elsewhere (console refund), or by this claim's earlier attempt.
         await this.refresh(ctx, payment, impUid).catch(() => undefined);
+        if (refund.claimed && made()) return;
         throw new ConflictError(`Iamport refused the refund: ${err.iamportMessage}`);
       }
       if (!outcomeUnknown(err)) throw upstreamError(err, "refund");
@@ -445,9 +491,9 @@ export class PaymentService {
         () => true,
         () => false,
       );
-      if (refreshed && payment.cancelledAmount === cancelledBefore + requested) {
-        ctx.log.info({ merchantUid, refunded: requested, status: payment.status }, "refund recorded");
-        return payment;
+      if (refreshed && (refund.claimed ? made() : payment.cancelledAmount === cancelledBefore + amount)) {
+        ctx.log.info({ merchantUid, refunded: amount, status: payment.status }, "refund recorded");
+        return;
       }
       throw new UpstreamUnavailableError(
         `Iamport did not confirm the refund of ${merchantUid}; query the payment before trying again (a repeated refund is refused by the checksum)`,
@@ -455,8 +501,7 @@ export class PaymentService {
       );
     }
     await this.record(ctx, payment, ip);
-    ctx.log.info({ merchantUid, refunded: requested, status: payment.status }, "refund recorded");
-    return payment;
+    ctx.log.info({ merchantUid, refunded: amount, status: payment.status }, "refund recorded");
   }
 
   /** Re-reads one payment (by its imp_uid) from Iamport and applies it. */
@@ -517,6 +562,7 @@ export function againRequest(payment: Payment, noticeUrl?: string): AgainRequest
     buyer_email: payment.buyerEmail ?? undefined,
     buyer_tel: payment.buyerTel ?? undefined,
     notice_url: noticeUrl,
+    ...taxFields(payment),
   };
 }
 
@@ -532,6 +578,8 @@ export type PaymentView = Pick<
   | "amount"
   | "paidAmount"
   | "cancelledAmount"
+  | "taxFreeAmount"
+  | "vatAmount"
   | "currency"
   | "status"
   | "failReason"
@@ -554,6 +602,8 @@ export function paymentView(r: PaymentViewRow): PaymentView {
     amount: r.amount,
     paidAmount: r.paid_amount,
     cancelledAmount: r.cancelled_amount,
+    taxFreeAmount: r.tax_free_amount,
+    vatAmount: r.vat_amount,
     currency: r.currency,
     status: r.status,
     failReason: r.fail_reason,

@@ -418,6 +418,8 @@ export function newSubscriptionCharge(em: EntityManager, sub: Subscription, peri
     customerUid: sub.customerUid,
     name: sub.name,
     amount: sub.amount,
+    taxFreeAmount: sub.taxFreeAmount,
+    vatAmount: sub.vatAmount ?? null,
     kind,
     status: PaymentStatus.PENDING,
     scheduledAt: at,

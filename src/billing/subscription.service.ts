@@ -15,7 +15,7 @@ import { decodeCursor, encodeCursor, Page } from "./pagination";
 import { againRequest, checkFirst } from "./payment.service";
 import type { ScheduleRegistrar } from "./payments/schedules";
 import { iamportNow, newSubscriptionCharge, type Settlement } from "./settlement";
-import { checkAmount, checkFuture, checkText, checkUid, optionalText } from "./validation";
+import { checkAmount, checkFuture, checkTaxParts, checkText, checkUid, optionalText } from "./validation";
 
 export interface StartSubscriptionInput {
   customerUid: string;
@@ -24,6 +24,8 @@ export interface StartSubscriptionInput {
   interval: BillingInterval;
   intervalCount?: number | null;
   startAt?: Date | null;
+  taxFreeAmount?: number | null;
+  vatAmount?: number | null;
   /** Start it even while the customer has a live subscription of the same name. */
   allowDuplicate?: boolean | null;
 }
@@ -64,6 +66,7 @@ export class SubscriptionService {
     const customerUid = checkUid("customerUid", input.customerUid);
     const name = checkText("name", input.name, 200);
     const amount = checkAmount("amount", input.amount, this.deps.config.maxAmount);
+    const tax = checkTaxParts("", amount, input.taxFreeAmount, input.vatAmount);
     if (!Object.values(BillingInterval).includes(input.interval)) throw new BadUserInputError("interval", "is not a billing interval");
     const intervalCount = input.intervalCount ?? 1;
     if (!Number.isInteger(intervalCount) || intervalCount < 1 || intervalCount > 366) {
@@ -85,6 +88,7 @@ export class SubscriptionService {
       customerUid,
       name,
       amount,
+      ...tax,
       interval: input.interval,
       intervalCount,
       // Whole seconds: Iamport schedules are in UNIX seconds, and period boundaries must match them.

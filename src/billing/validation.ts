@@ -64,6 +64,28 @@ export function checkAmount(field: string, value: number, max: number): number {
   return value;
 }
 
+/** The tax-free and VAT parts of a charge of `amount` (Iamport's `tax_free` and `vat_amount`). */
+export interface TaxParts {
+  taxFreeAmount: number;
+  vatAmount: number | null;
+}
+
+/**
+ * Checks the tax-free part (whole won from 0 to the amount; omitted: 0) and
+ * the VAT part (whole won from 0 to the amount; omitted: null, which leaves
+ * it to Iamport) of a charge of `amount`. `prefix` names the input (schedules[0].).
+ */
+export function checkTaxParts(prefix: string, amount: number, taxFree: number | null | undefined, vat: number | null | undefined): TaxParts {
+  const taxFreeAmount = taxFree ?? 0;
+  if (!Number.isSafeInteger(taxFreeAmount) || taxFreeAmount < 0 || taxFreeAmount > amount) {
+    throw new BadUserInputError(`${prefix}taxFreeAmount`, `must be a whole number of won from 0 to the amount (${amount})`);
+  }
+  if (vat !== null && vat !== undefined && (!Number.isSafeInteger(vat) || vat < 0 || vat > amount)) {
+    throw new BadUserInputError(`${prefix}vatAmount`, `must be a whole number of won from 0 to the amount (${amount})`);
+  }
+  return { taxFreeAmount, vatAmount: vat ?? null };
+}
+
 /** customer_uid / merchant_uid: 1 to 80 characters of letters, digits and _-.:@ */
 export function checkUid(field: string, value: string): string {
   const v = value.trim();

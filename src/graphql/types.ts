@@ -112,6 +112,12 @@ export class ChargeAgainInput {
 
   @Field(() => String, { nullable: true })
   buyerTel?: string | null;
+
+  @Field(() => Int, { nullable: true, defaultValue: 0, description: "The tax-free part of amount, sent to Iamport as tax_free." })
+  taxFreeAmount?: number | null;
+
+  @Field(() => Int, { nullable: true, description: "The VAT part of amount, sent to Iamport as vat_amount; omitted: Iamport computes it." })
+  vatAmount?: number | null;
 }
 
 @InputType()
@@ -136,6 +142,12 @@ export class ScheduleInput {
 
   @Field(() => String, { nullable: true })
   buyerTel?: string | null;
+
+  @Field(() => Int, { nullable: true, defaultValue: 0, description: "The tax-free part of amount, sent to Iamport as tax_free." })
+  taxFreeAmount?: number | null;
+
+  @Field(() => Int, { nullable: true, description: "The VAT part of amount, sent to Iamport as vat_amount; omitted: Iamport computes it." })
+  vatAmount?: number | null;
 }
 
 @InputType()
@@ -210,6 +222,12 @@ export class StartSubscriptionInput {
       "Start it even while the customer has a live (INCOMPLETE, ACTIVE or PAST_DUE) subscription of the same name; without it such a start is CONFLICT naming that subscription.",
   })
   allowDuplicate?: boolean | null;
+
+  @Field(() => Int, { nullable: true, defaultValue: 0, description: "The tax-free part of amount, sent to Iamport as tax_free." })
+  taxFreeAmount?: number | null;
+
+  @Field(() => Int, { nullable: true, description: "The VAT part of amount, sent to Iamport as vat_amount; omitted: Iamport computes it." })
+  vatAmount?: number | null;
 }
 
 @InputType()

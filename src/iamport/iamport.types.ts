@@ -84,6 +84,9 @@ export interface IamportPayment {
   vbank_name?: string | null;
   vbank_date?: number;
   custom_data?: string | null;
+  /** The tax-free and VAT parts of amount, as the charge or schedule gave them. */
+  tax_free?: number;
+  vat_amount?: number | null;
   sandbox: boolean;
 }
 
@@ -97,6 +100,10 @@ export interface AgainRequest {
   buyer_tel?: string;
   custom_data?: string;
   notice_url?: string;
+  /** The tax-free part of amount. */
+  tax_free?: number;
+  /** The VAT part of amount; omitted: Iamport computes it. */
+  vat_amount?: number;
 }
 
 export interface ScheduleEntry {
@@ -110,6 +117,8 @@ export interface ScheduleEntry {
   buyer_tel?: string;
   custom_data?: string;
   notice_url?: string;
+  tax_free?: number;
+  vat_amount?: number;
 }
 
 export type ScheduleStatus = "scheduled" | "executed" | "revoked";
@@ -134,6 +143,10 @@ export interface CancelRequest {
   amount?: number;
   checksum?: number;
   reason: string;
+  /** The tax-free part of this refund (required by Iamport when the payment has one). */
+  tax_free?: number;
+  /** The VAT part of this refund. */
+  vat_amount?: number;
 }
 
 export interface IamportPrepared {

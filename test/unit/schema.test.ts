@@ -26,7 +26,14 @@ describe("schema.graphql", () => {
       "INCOMPLETE was added to enum type SubscriptionStatus.",
       // Optional: a client that omits it is served as before, except that replacing an active card needs it.
       "An optional field replace on input type RegisterCardInput was added.",
+      // The tax-free and VAT parts (changes.graphql): omitted, a charge is sent to Iamport as before.
+      "An optional field taxFreeAmount on input type ChargeAgainInput was added.",
+      "An optional field vatAmount on input type ChargeAgainInput was added.",
+      "An optional field taxFreeAmount on input type ScheduleInput was added.",
+      "An optional field vatAmount on input type ScheduleInput was added.",
       "An optional field allowDuplicate on input type StartSubscriptionInput was added.",
+      "An optional field taxFreeAmount on input type StartSubscriptionInput was added.",
+      "An optional field vatAmount on input type StartSubscriptionInput was added.",
       "An optional arg cancelSubscriptions on Mutation.deleteCard was added.",
     ]);
   });

@@ -46,6 +46,10 @@ export interface CancelEntry {
   reason: string;
   cancellation_id: string;
   receipt_url: string;
+  /** The tax-free part of this cancellation (`tax_free` of /payments/cancel). */
+  tax_free: number;
+  /** The VAT part of this cancellation (`vat_amount` of /payments/cancel), when given. */
+  vat_amount: number | null;
 }
 
 export interface Payment extends BuyerInfo {
@@ -73,6 +77,10 @@ export interface Payment extends BuyerInfo {
   name: string | null;
   amount: number;
   cancel_amount: number;
+  /** The tax-free part of `amount` (`tax_free` of the charge or schedule; 0 when not given). */
+  tax_free: number;
+  /** The VAT part of `amount` (`vat_amount` of the charge or schedule), when given. */
+  vat_amount: number | null;
   currency: string;
   custom_data: string | null;
   user_agent: string | null;
@@ -153,6 +161,9 @@ export function paymentToWire(p: Payment) {
     name: p.name,
     amount: p.amount,
     cancel_amount: p.cancel_amount,
+    // Payments of a state file written before these fields existed carry none.
+    tax_free: p.tax_free ?? 0,
+    vat_amount: p.vat_amount ?? null,
     currency: p.currency,
     buyer_name: p.buyer_name,
     buyer_email: p.buyer_email,
@@ -169,7 +180,7 @@ export function paymentToWire(p: Payment) {
     fail_reason: p.fail_reason,
     cancel_reason: p.cancel_reason,
     receipt_url: p.receipt_url,
-    cancel_history: p.cancel_history.map((c) => ({ ...c })),
+    cancel_history: p.cancel_history.map((c) => ({ ...c, tax_free: c.tax_free ?? 0, vat_amount: c.vat_amount ?? null })),
     cancel_receipt_urls: p.cancel_history.map((c) => c.receipt_url),
     cash_receipt_issued: false,
     customer_uid: p.customer_uid,
@@ -237,6 +248,8 @@ export function scheduleToWire(s: Schedule, paymentOf: (impUid: string) => Payme
     buyer_addr: s.buyer_addr,
     buyer_postcode: s.buyer_postcode,
     custom_data: s.custom_data,
+    tax_free: s.tax_free ?? 0,
+    vat_amount: s.vat_amount,
     schedule_status: s.schedule_status,
     payment_status: paymentStatus,
     fail_reason: failReason,

@@ -41,6 +41,8 @@ export interface ChargeInput extends BuyerInfo {
   custom_data: string | null;
   notice_url: string | null;
   card_quota: number;
+  tax_free?: number | null;
+  vat_amount?: number | null;
 }
 
 export interface ScheduleInput extends BuyerInfo {
@@ -62,6 +64,8 @@ export interface CancelInput {
   amount: number | null;
   checksum: number | null;
   reason: string | null;
+  tax_free?: number | null;
+  vat_amount?: number | null;
 }
 
 export interface CheckoutInput extends BuyerInfo {
@@ -491,8 +495,15 @@ export class IamportState {
     if (amount > balance) {
       throw refused(`[취소실패] 취소요청금액(${amount})이 취소가능잔액(${balance})보다 큽니다.`);
     }
+    const taxFree = input.tax_free ?? 0;
+    const taxFreeLeft = (p.tax_free ?? 0) - p.cancel_history.reduce((sum, c) => sum + (c.tax_free ?? 0), 0);
+    if (taxFree > amount || taxFree > taxFreeLeft) {
+      throw refused(`[취소실패] 취소 면세금액(${taxFree})이 취소가능 면세금액(${Math.min(amount, taxFreeLeft)})보다 큽니다.`);
+    }
     const cancellationId = randomString(20);
     p.cancel_history.push({
+      tax_free: taxFree,
+      vat_amount: input.vat_amount ?? null,
       pg_tid: pgTid(),
       amount,
       cancelled_at: now,
@@ -892,6 +903,8 @@ export class IamportState {
       custom_data: string | null;
       notice_url: string | null;
       card_quota?: number;
+      tax_free?: number | null;
+      vat_amount?: number | null;
     },
     now: number,
     how: {
@@ -924,6 +937,8 @@ export class IamportState {
       name: input.name,
       amount: input.amount,
       cancel_amount: 0,
+      tax_free: input.tax_free ?? 0,
+      vat_amount: input.vat_amount ?? null,
       currency: input.currency,
       buyer_name: input.buyer_name,
       buyer_email: input.buyer_email,

@@ -3,6 +3,7 @@ import { PaymentStatus } from "../../db/entities/enums";
 import { BadUserInputError, OutcomeUnknownError } from "../../errors";
 import { IamportNotFoundError, IamportRefusedError } from "../../iamport/iamport.errors";
 import type { IamportSchedule, ScheduleEntry } from "../../iamport/iamport.types";
+import { taxFields } from "../domain/tax";
 import { afterIamport, outcomeUnknown, upstreamError, type BillingDeps, type Ctx } from "../context";
 
 /**
@@ -104,6 +105,7 @@ export class ScheduleRegistrar {
       buyer_email: p.buyerEmail ?? undefined,
       buyer_tel: p.buyerTel ?? undefined,
       notice_url: this.noticeUrl(),
+      ...taxFields(p),
     };
   }
 

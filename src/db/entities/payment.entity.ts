@@ -12,7 +12,7 @@ import { Subscription } from "./subscription.entity";
 @Index({ name: "payments_status_id_index", properties: ["status", "id"] })
 @Index({ name: "payments_subscription_id_index", properties: ["subscription", "id"] })
 export class Payment {
-  [OptionalProps]?: "cancelledAmount" | "currency" | "status" | "createdAt" | "updatedAt";
+  [OptionalProps]?: "cancelledAmount" | "taxFreeAmount" | "currency" | "status" | "createdAt" | "updatedAt";
 
   @PrimaryKey({ type: "bigint", autoincrement: true })
   id!: string;
@@ -44,6 +44,14 @@ export class Payment {
   @Field(() => Int)
   @Property({ type: "integer" })
   cancelledAmount: number = 0;
+
+  @Field(() => Int, { description: "The tax-free part of amount (Iamport's tax_free)." })
+  @Property({ type: "integer" })
+  taxFreeAmount: number = 0;
+
+  @Field(() => Int, { nullable: true, description: "The VAT part of amount (Iamport's vat_amount); null: left to Iamport (1/11 of the taxed part)." })
+  @Property({ type: "integer", nullable: true })
+  vatAmount?: number | null;
 
   @Field(() => String)
   @Property({ type: "string", length: 3 })

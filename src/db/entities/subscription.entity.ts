@@ -2,6 +2,15 @@ import { Entity, Enum, Index, PrimaryKey, Property, OptionalProps, Unique } from
 import { Field, ID, Int, ObjectType } from "type-graphql";
 import { BillingInterval, SubscriptionStatus } from "./enums";
 
+/** A refund claimed by a cancellation (Subscription.refundClaim). */
+export interface RefundClaim {
+  merchantUid: string;
+  amount: number;
+  /** The payment's refundable balance when the refund was claimed: Iamport's checksum. */
+  balance: number;
+  reason: string;
+}
+
 /** A recurring charge of one customer's billing key. */
 @ObjectType()
 @Entity({ tableName: "subscriptions" })
@@ -14,7 +23,7 @@ import { BillingInterval, SubscriptionStatus } from "./enums";
   expression: `create unique index "subscriptions_live_name_unique" on "subscriptions" ("customer_uid", "name") where "status" in ('INCOMPLETE', 'ACTIVE', 'PAST_DUE') and not "allow_duplicate"`,
 })
 export class Subscription {
-  [OptionalProps]?: "intervalCount" | "status" | "currentPeriod" | "cancelAtPeriodEnd" | "allowDuplicate" | "createdAt" | "updatedAt";
+  [OptionalProps]?: "intervalCount" | "status" | "currentPeriod" | "cancelAtPeriodEnd" | "allowDuplicate" | "taxFreeAmount" | "refundedAmount" | "createdAt" | "updatedAt";
 
   /** Short random id, e.g. "s8f3k2j9q1x": it goes into deterministic merchant_uids. */
   @Field(() => ID)
@@ -32,6 +41,14 @@ export class Subscription {
   @Field(() => Int)
   @Property({ type: "integer" })
   amount!: number;
+
+  @Field(() => Int, { description: "The tax-free part of each charge (Iamport's tax_free)." })
+  @Property({ type: "integer" })
+  taxFreeAmount: number = 0;
+
+  @Field(() => Int, { nullable: true, description: "The VAT part of each charge (Iamport's vat_amount); null: left to Iamport." })
+  @Property({ type: "integer", nullable: true })
+  vatAmount?: number | null;
 
   @Field(() => BillingInterval)
   @Enum({ items: () => BillingInterval })
@@ -84,6 +101,19 @@ export class Subscription {
 
   @Property({ type: "text", nullable: true })
   cancelReason?: string | null;
+
+  @Field(() => Int, { description: "What cancellations with a refund gave back, in won." })
+  @Property({ type: "integer" })
+  refundedAmount: number = 0;
+
+  /**
+   * The refund a cancellation claimed under the subscription's lock and sends
+   * to Iamport after its commit: the payment, the amount, and the balance the
+   * payment had then (Iamport's checksum), so a repeat sends the same refund
+   * and Iamport takes it once. Null once recorded.
+   */
+  @Property({ type: "json", nullable: true })
+  refundClaim?: RefundClaim | null;
 
   /** Started with allowDuplicate: it may run beside another live subscription of the same name. */
   @Property({ type: "boolean" })

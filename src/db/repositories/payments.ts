@@ -9,7 +9,7 @@ import { query, type Scope } from "../tx";
 
 /** The columns a GraphQL Payment shows (plus id for cursors and subscription_id for its field). */
 export const PAYMENT_VIEW_COLUMNS =
-  "id, merchant_uid, imp_uid, customer_uid, name, amount, paid_amount, cancelled_amount, currency, status, fail_reason, " +
+  "id, merchant_uid, imp_uid, customer_uid, name, amount, paid_amount, cancelled_amount, tax_free_amount, vat_amount, currency, status, fail_reason, " +
   "scheduled_at, paid_at, failed_at, cancelled_at, receipt_url, subscription_id, created_at, updated_at";
 
 /** A row of PAYMENT_VIEW_COLUMNS; timestamps as the driver parses them. */
@@ -22,6 +22,8 @@ export interface PaymentViewRow {
   amount: number;
   paid_amount: number | null;
   cancelled_amount: number;
+  tax_free_amount: number;
+  vat_amount: number | null;
   currency: string;
   status: PaymentStatus;
   fail_reason: string | null;

@@ -81,11 +81,12 @@ export function readBuyer(b: Params): BuyerInfo {
 }
 
 function readCharge(b: Params, nameRequired: boolean): ChargeInput {
-  b.optNum("tax_free", { min: 0 });
-  b.optNum("vat_amount", { min: 0 });
+  const amount = b.num("amount", { positive: true });
   return {
     merchant_uid: b.str("merchant_uid", 40),
-    amount: b.num("amount", { positive: true }),
+    amount,
+    tax_free: readPart(b, "tax_free", amount),
+    vat_amount: readPart(b, "vat_amount", amount),
     name: nameRequired ? b.str("name") : b.optStr("name"),
     currency: b.optStr("currency") ?? "KRW",
     ...readBuyer(b),
@@ -93,6 +94,13 @@ function readCharge(b: Params, nameRequired: boolean): ChargeInput {
     notice_url: b.optStr("notice_url"),
     card_quota: b.optInt("card_quota", { min: 0 }) ?? 0,
   };
+}
+
+/** A part of `amount` (`tax_free`, `vat_amount`): Iamport refuses one larger than the amount. */
+function readPart(b: Params, name: string, amount: number): number | null {
+  const v = b.optNum(name, { min: 0 });
+  if (v !== null && v > amount) throw badRequest(`${b.label(name)}(${v})이 결제금액(${amount})보다 큽니다.`);
+  return v;
 }
 
 function readCard(b: Params): CardInput {
@@ -125,18 +133,18 @@ function readUnixSeconds(b: Params, name: string): number {
 
 function readSchedule(raw: unknown, index: number): ScheduleInput {
   const s = Params.of(raw, `schedules[${index}].`);
-  s.optNum("tax_free", { min: 0 });
+  const amount = s.num("amount", { positive: true });
   return {
     merchant_uid: s.str("merchant_uid", 40),
     schedule_at: readUnixSeconds(s, "schedule_at"),
-    amount: s.num("amount", { positive: true }),
+    amount,
     name: s.str("name"),
     currency: s.optStr("currency") ?? "KRW",
     ...readBuyer(s),
     custom_data: s.customData(),
     notice_url: s.optStr("notice_url"),
-    tax_free: s.optNum("tax_free", { min: 0 }),
-    vat_amount: s.optNum("vat_amount", { min: 0 }),
+    tax_free: readPart(s, "tax_free", amount),
+    vat_amount: readPart(s, "vat_amount", amount),
     card_quota: s.optInt("card_quota", { min: 0 }) ?? 0,
   };
 }
@@ -372,6 +380,8 @@ export function createIamportRoutes(deps: IamportDeps): IamportRoute[] {
         amount: body.optNum("amount", { min: 0 }),
         checksum: body.optNum("checksum", { min: 0 }),
         reason: body.optStr("reason"),
+        tax_free: body.optNum("tax_free", { min: 0 }),
+        vat_amount: body.optNum("vat_amount", { min: 0 }),
       });
       // API cancels send no webhook unless asked (Iamport's default); the console always sends one.
       if (enableWebhook) deps.sendWebhooks([cancelWebhookJob(p)]);
