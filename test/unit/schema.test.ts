@@ -31,6 +31,8 @@ describe("schema.graphql", () => {
       "An optional field vatAmount on input type ChargeAgainInput was added.",
       "An optional field taxFreeAmount on input type ScheduleInput was added.",
       "An optional field vatAmount on input type ScheduleInput was added.",
+      // Plans (lifecycle.graphql): name, amount and interval may then be omitted.
+      "An optional field planCode on input type StartSubscriptionInput was added.",
       "An optional field allowDuplicate on input type StartSubscriptionInput was added.",
       "An optional field taxFreeAmount on input type StartSubscriptionInput was added.",
       "An optional field vatAmount on input type StartSubscriptionInput was added.",
