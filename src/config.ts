@@ -91,6 +91,7 @@ const envSchema = z.object({
       }
     }, "must be an IANA time zone such as Asia/Seoul"),
   RETRY_SCHEDULE: durationList("1d,3d,5d"),
+  WITHDRAWAL_DAYS: z.coerce.number().int().min(0).max(365).default(7),
   EVENT_RETRY_SCHEDULE: durationList("1m,5m,30m,2h,6h,12h,12h"),
   EVENT_DELIVERY_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(10_000),
   EVENT_DELIVERY_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(10),
@@ -164,6 +165,8 @@ export interface Config {
   apiKeys: string[];
   billingTimeZone: string;
   retryScheduleSeconds: number[];
+  /** Days after a payment in which cancellationPreview reports it within the withdrawal window. */
+  withdrawalDays: number;
   events: EventsConfig;
   mobileRedirectUrl?: string;
   migrateOnStart: boolean;
@@ -294,6 +297,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     apiKeys,
     billingTimeZone: e.BILLING_TIME_ZONE,
     retryScheduleSeconds: e.RETRY_SCHEDULE,
+    withdrawalDays: e.WITHDRAWAL_DAYS,
     events: {
       retryScheduleSeconds: e.EVENT_RETRY_SCHEDULE,
       deliveryTimeoutMs: e.EVENT_DELIVERY_TIMEOUT_MS,

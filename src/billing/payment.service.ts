@@ -1,4 +1,4 @@
-import { UniqueConstraintViolationException } from "@mikro-orm/core";
+import { LockMode, UniqueConstraintViolationException } from "@mikro-orm/core";
 import { withTransaction } from "../events/present";
 import { paymentState, recordPaymentChange } from "./events";
 import { Payment } from "../db/entities";
@@ -402,14 +402,17 @@ export class PaymentService {
    * transaction: the change and its events commit together.
    */
   private async record(ctx: Ctx, payment: Payment, ip: IamportPayment): Promise<Verification> {
-    const before = paymentState(payment);
-    const v = decide(payment, ip);
-    applyVerification(payment, ip, v);
-    await withTransaction(ctx.em, async () => {
+    return withTransaction(ctx.em, async () => {
+      // From the row as committed, under its lock: two answers about one payment (a refund, and a racing
+      // refund's look-up after Iamport refused it) record its change, and its events, once.
+      await ctx.em.findOne(Payment, { id: payment.id }, { lockMode: LockMode.PESSIMISTIC_WRITE, refresh: true });
+      const before = paymentState(payment);
+      const v = decide(payment, ip);
+      applyVerification(payment, ip, v);
       await ctx.em.flush();
       await recordPaymentChange(ctx.em, payment, before);
+      return v;
     });
-    return v;
   }
 
   // ---- refunds ---------------------------------------------------------------

@@ -13,6 +13,8 @@ export interface ReconcileReport {
   unregisteredSchedules: number;
   dueSchedules: number;
   expired: number;
+  /** Refunds claimed by cancellations whose outcome was not confirmed, finished. */
+  refundsFinished: number;
   /** Subscriptions that had ended but still had an open schedule at Iamport (revoked now). */
   orphansRevoked: number;
   /** Browser checkouts and virtual accounts re-queried (their webhook may have been lost). */
@@ -67,6 +69,7 @@ export class ReconcileService {
       unregisteredSchedules: 0,
       dueSchedules: 0,
       expired: 0,
+      refundsFinished: 0,
       orphansRevoked: 0,
       checkouts: 0,
       idempotencyKeysPurged: 0,
@@ -149,6 +152,10 @@ export class ReconcileService {
     // 5. Subscriptions canceled at period end whose period is over.
     await each("period-end cancellations", async (ctx) => {
       report.expired += await this.services.subscriptions.expireCanceledAtPeriodEnd(ctx, iamportNow);
+    });
+    // 6. Refunds that cancellations claimed and could not confirm (Iamport unreachable, a crash after the claim).
+    await each("claimed refunds", async (ctx) => {
+      report.refundsFinished += await this.services.subscriptions.finishClaimedRefunds(ctx, BATCH);
     });
     // 7. Browser checkouts still PENDING and virtual accounts still READY: their webhook may have been
     // lost (a deposit made, a card paid). Each is asked about at most every CHECKOUT_RECHECK_MS, for a week.

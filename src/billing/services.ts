@@ -26,7 +26,7 @@ export function createServices(deps: BillingDeps, observers: BillingObservers = 
   const settlement = new Settlement(deps, schedules, observers);
   const payments = new PaymentService(deps, settlement, schedules);
   const plans = new PlanService(deps);
-  const subscriptions = new SubscriptionService(deps, settlement, schedules, plans);
+  const subscriptions = new SubscriptionService(deps, settlement, schedules, plans, payments);
   const cards = new CardService(deps, (ctx, customerUid, cancel) => subscriptions.releaseCard(ctx, customerUid, cancel));
   const webhooks = new WebhookService(payments, observers);
   return { cards, payments, subscriptions, plans, webhooks, settlement, schedules };

@@ -2,7 +2,7 @@ import { UniqueConstraintViolationException, type FilterQuery } from "@mikro-orm
 import { withTransaction } from "../events/present";
 import { recordSubscriptionChange, subscriptionState } from "./events";
 import { Payment, Subscription } from "../db/entities";
-import { BillingInterval, LIVE_SUBSCRIPTION_STATUSES, PaymentKind, PaymentStatus, SubscriptionStatus } from "../db/entities/enums";
+import { BillingInterval, CancellationRefund, LIVE_SUBSCRIPTION_STATUSES, PaymentKind, PaymentStatus, SubscriptionStatus } from "../db/entities/enums";
 import { BadUserInputError, ConflictError, NotFoundError, OutcomeUnknownError, toAppError } from "../errors";
 import { IamportNotFoundError, IamportRefusedError } from "../iamport/iamport.errors";
 import type { IamportPayment, IamportSchedule } from "../iamport/iamport.types";
@@ -12,7 +12,8 @@ import { wholeSeconds } from "./domain/settlement";
 import { requireActiveCard } from "./card.service";
 import { afterIamport, BillingDeps, Ctx, derivedId, withEm, outcomeUnknown, randomId, upstreamError } from "./context";
 import { decodeCursor, encodeCursor, Page } from "./pagination";
-import { againRequest, checkFirst } from "./payment.service";
+import { againRequest, checkFirst, type PaymentService } from "./payment.service";
+import { prorate, withinWithdrawalWindow, type ProratedRefund } from "./domain/proration";
 import type { ScheduleRegistrar } from "./payments/schedules";
 import { iamportNow, newSubscriptionCharge, type Settlement } from "./settlement";
 import type { PlanService } from "./plan.service";
@@ -37,6 +38,22 @@ export interface CancelSubscriptionInput {
   id: string;
   atPeriodEnd?: boolean | null;
   reason?: string | null;
+  /** Refund the current period's payment (its unused days, or all of it); the subscription then ends now. */
+  refund?: CancellationRefund | null;
+}
+
+/** cancellationPreview's answer: what a cancellation now would give back. */
+export interface CancellationPreview extends ProratedRefund {
+  subscriptionId: string;
+  withinWithdrawalWindow: boolean;
+}
+
+/** The current period's payment and what of it a cancellation could refund. */
+interface RefundQuote extends ProratedRefund {
+  payment: Payment;
+  /** What is left to refund of it (paid, less earlier refunds): Iamport's checksum. */
+  balance: number;
+  withinWithdrawalWindow: boolean;
 }
 
 /** What a new subscription charges, from its plan or the explicit fields. */
@@ -62,6 +79,7 @@ export class SubscriptionService {
     private readonly settlement: Settlement,
     private readonly schedules: ScheduleRegistrar,
     private readonly plans: PlanService,
+    private readonly payments: PaymentService,
   ) {}
 
   /**
@@ -242,9 +260,19 @@ export class SubscriptionService {
   async cancel(ctx: Ctx, input: CancelSubscriptionInput): Promise<Subscription> {
     const reason = optionalText("reason", input.reason, 200) ?? null;
     const id = checkUid("id", input.id);
+    const refund = input.refund ?? CancellationRefund.NONE;
+    if (!Object.values(CancellationRefund).includes(refund)) throw new BadUserInputError("refund", "is not NONE, PRORATED or FULL");
+    if (refund !== CancellationRefund.NONE && input.atPeriodEnd) {
+      throw new BadUserInputError("refund", "gives back the paid period, so the subscription ends now: do not combine it with atPeriodEnd");
+    }
     const exists = await ctx.em.findOne(Subscription, { id });
     if (!exists) throw new NotFoundError(`Subscription ${input.id}`);
-    if (exists.status === SubscriptionStatus.CANCELED) return exists;
+    if (exists.status === SubscriptionStatus.CANCELED) {
+      // A repeat (or a cancellation racing this one): the refund its first run claimed is finished, never claimed again.
+      if (exists.refundClaim) await this.finishRefund(ctx, id);
+      await ctx.em.refresh(exists);
+      return exists;
+    }
     // Whether the paid period is over is a question for Iamport's clock, which runs the schedules.
     const now = await iamportNow(this.deps);
     // Iamport first, with no lock held: the open charges revoked, and what became of those it did not revoke.
@@ -276,7 +304,8 @@ export class SubscriptionService {
       const periodStillPaid =
         sub.status === SubscriptionStatus.ACTIVE && !!sub.currentPeriodEnd && sub.currentPeriodEnd.getTime() > now.getTime();
       const paidByRenewal = periodStillPaid && (await this.paidBySchedule(tx, sub));
-      if (periodStillPaid && (input.atPeriodEnd || paidByRenewal)) {
+      // With a refund the paid period is given back, so nothing of it is left to serve.
+      if (periodStillPaid && refund === CancellationRefund.NONE && (input.atPeriodEnd || paidByRenewal)) {
         sub.cancelAtPeriodEnd = true;
         sub.statusReason = input.atPeriodEnd
           ? "cancels at the end of the current period"
@@ -293,6 +322,14 @@ export class SubscriptionService {
         sub.canceledAt = new Date();
         sub.statusReason = reason ? `canceled: ${reason}` : "canceled";
       }
+      if (refund !== CancellationRefund.NONE && sub.status === SubscriptionStatus.CANCELED) {
+        // Claimed under the subscription's lock, by the one cancellation that ended it; sent after the commit.
+        const quote = await this.refundQuote(tx, sub, now);
+        const amount = !quote ? 0 : refund === CancellationRefund.FULL ? quote.balance : quote.proratedRefund;
+        if (quote && amount > 0) {
+          sub.refundClaim = { merchantUid: quote.payment.merchantUid, amount, balance: quote.balance, reason: reason ?? `subscription canceled (${refund.toLowerCase()} refund)` };
+        }
+      }
       await em.flush();
       await recordSubscriptionChange(em, sub, mark);
       return late;
@@ -300,7 +337,163 @@ export class SubscriptionService {
     // Charges registered while Iamport was being asked (a renewal's claim): revoked now, again with no lock held.
     if (stragglers.length > 0) await this.revokeStragglers(ctx, id, stragglers);
     await ctx.em.refresh(exists);
+    if (exists.refundClaim) {
+      await this.finishRefund(ctx, id);
+      await ctx.em.refresh(exists);
+    }
     return exists;
+  }
+
+  /**
+   * Charges a PAST_DUE or UNPAID subscription now (typically after the
+   * customer registered a new card): the dunning retries still open are
+   * revoked at Iamport first (with no lock held), then one new attempt of the
+   * unpaid period is claimed under the subscription's lock, under its
+   * deterministic merchant_uid, and charged through chargeAndApply. Paid:
+   * ACTIVE, the period granted on the anchor's boundaries, the next renewal
+   * scheduled. Declined: it counts as one of the dunning attempts (the next
+   * retry scheduled on RETRY_SCHEDULE, or UNPAID when none is left; an
+   * UNPAID subscription stays UNPAID). A repeat while the attempt is in
+   * flight, or after it paid, charges nothing and answers the subscription.
+   * A dunning retry Iamport ran before it could be revoked is settled
+   * instead, and nothing more is charged.
+   */
+  async retryPayment(ctx: Ctx, idRaw: string): Promise<Subscription> {
+    const id = checkUid("id", idRaw);
+    const exists = await ctx.em.findOne(Subscription, { id });
+    if (!exists) throw new NotFoundError(`Subscription ${idRaw}`);
+    const retryable = (st: SubscriptionStatus) => st === SubscriptionStatus.PAST_DUE || st === SubscriptionStatus.UNPAID;
+    if (exists.status === SubscriptionStatus.ACTIVE) return exists;
+    if (!retryable(exists.status)) throw new BadUserInputError("id", `only a PAST_DUE or UNPAID subscription can be retried (this one is ${exists.status})`);
+    await requireActiveCard(ctx, exists.customerUid);
+    // Iamport first, with no lock held: the open dunning retries revoked, and those that ran looked up.
+    const asked = await this.revokeAtIamport(ctx, exists.customerUid, await this.openCharges(ctx, id));
+    const claimed = await ctx.em.transactional(async (em): Promise<{ charge: Payment | null; ran: boolean; late: Payment[] }> => {
+      const {
+        payments: open,
+        subscriptions: [sub],
+      } = await lockBillingRows(em, { subscription: id, status: { $in: OPEN_CHARGE_STATUSES }, kind: PaymentKind.SCHEDULE }, [id]);
+      const { ran, late } = this.recordRevocations(open, asked);
+      if (ran.length > 0) {
+        // A retry Iamport made meanwhile: its outcome is this attempt's; nothing more is charged.
+        await this.settleRan(withEm(ctx, em), ran, asked);
+        return { charge: null, ran: true, late };
+      }
+      if (!retryable(sub.status)) return { charge: null, ran: false, late };
+      const period = sub.currentPeriod + 1;
+      const attempts = await em.find(Payment, { subscription: id, period }, { orderBy: { attempt: "desc" } });
+      // An attempt already in flight (a repeat of this request): it is the answer, not a second charge.
+      if (attempts.some((p) => p.kind === PaymentKind.AGAIN && p.status === PaymentStatus.PENDING)) return { charge: null, ran: false, late };
+      const latest = attempts[0]?.attempt ?? 0;
+      // An UNPAID subscription's attempt comes after every dunning retry, so a decline leaves it UNPAID.
+      const floor = sub.status === SubscriptionStatus.UNPAID ? this.deps.config.retryScheduleSeconds.length + 1 : 1;
+      const charge = newSubscriptionCharge(em, sub, period, Math.max(latest + 1, floor), PaymentKind.AGAIN, null);
+      sub.nextPaymentAt = null;
+      sub.nextMerchantUid = charge.merchantUid;
+      sub.statusReason = `retrying the renewal now (${charge.merchantUid})`;
+      await em.persistAndFlush(charge);
+      return { charge, ran: false, late };
+    });
+    if (claimed.late.length > 0) await this.revokeStragglers(ctx, id, claimed.late);
+    if (claimed.charge) {
+      const charge = await ctx.em.findOneOrFail(Payment, { id: claimed.charge.id });
+      await this.chargeAndApply(ctx, charge);
+    }
+    await ctx.em.refresh(exists);
+    return exists;
+  }
+
+  /**
+   * What cancelling now would give back: the days of the current paid period
+   * and those used (in BILLING_TIME_ZONE, by Iamport's clock, the day of the
+   * cancellation counted as used), the pro-rata refund in whole won rounded
+   * down (never more than is left to refund of the payment), and whether the
+   * payment is within WITHDRAWAL_DAYS. Zeros when no period is paid.
+   */
+  async cancellationPreview(ctx: Ctx, id: string): Promise<CancellationPreview> {
+    const sub = await this.get(ctx, id);
+    if (!sub) throw new NotFoundError(`Subscription ${id}`);
+    const quote = await this.refundQuote(ctx, sub, await iamportNow(this.deps));
+    return {
+      subscriptionId: sub.id,
+      periodDays: quote?.periodDays ?? 0,
+      usedDays: quote?.usedDays ?? 0,
+      proratedRefund: quote?.proratedRefund ?? 0,
+      withinWithdrawalWindow: quote?.withinWithdrawalWindow ?? false,
+    };
+  }
+
+  /** The current period's payment and what a cancellation at `now` could refund of it; null when no period is paid. */
+  private async refundQuote(ctx: Ctx, sub: Subscription, now: Date): Promise<RefundQuote | null> {
+    if (sub.currentPeriod < 1 || !sub.currentPeriodStart || !sub.currentPeriodEnd) return null;
+    const payment = await ctx.em.findOne(
+      Payment,
+      { subscription: sub.id, period: sub.currentPeriod, status: { $in: [PaymentStatus.PAID, PaymentStatus.CANCELLED] }, impUid: { $ne: null } },
+      { orderBy: { attempt: "desc" }, refresh: true },
+    );
+    if (!payment) return null;
+    const paid = payment.paidAmount ?? payment.amount;
+    const balance = Math.max(0, paid - payment.cancelledAmount);
+    const { billingTimeZone: tz, withdrawalDays } = this.deps.config;
+    const days = prorate({ start: sub.currentPeriodStart, end: sub.currentPeriodEnd }, now, paid, tz);
+    return {
+      ...days,
+      proratedRefund: Math.min(days.proratedRefund, balance),
+      payment,
+      balance,
+      withinWithdrawalWindow: !!payment.paidAt && withinWithdrawalWindow(payment.paidAt, now, withdrawalDays, tz),
+    };
+  }
+
+  /**
+   * Sends the refund a cancellation claimed (Subscription.refundClaim) through
+   * the refund path, with no lock held, and records it on the subscription
+   * (refundedAmount) under the locks, once: a repeat, a racing cancellation
+   * or reconciliation sends the same refund with the same checksum, which
+   * Iamport takes once, and finds it made. A refund Iamport refuses for
+   * another reason (the balance changed by a refund elsewhere) is dropped and
+   * said in statusReason; one whose outcome is unknown stays claimed for
+   * reconciliation. Returns whether the claim is finished.
+   */
+  async finishRefund(ctx: Ctx, id: string): Promise<boolean> {
+    const sub = await ctx.em.findOne(Subscription, { id }, { refresh: true });
+    const claim = sub?.refundClaim;
+    if (!claim) return true;
+    const payment = await ctx.em.findOne(Payment, { merchantUid: claim.merchantUid }, { refresh: true });
+    let refused: string | null = null;
+    if (payment) {
+      try {
+        await this.payments.sendRefund(ctx, payment, { amount: claim.amount, balance: claim.balance, reason: claim.reason, claimed: true });
+      } catch (err) {
+        const e = toAppError(err);
+        if (e.code !== "CONFLICT") {
+          ctx.log.warn({ subscriptionId: id, merchantUid: claim.merchantUid, err: e.message }, "cancellation refund not confirmed; reconciliation will finish it");
+          return false;
+        }
+        refused = e.message;
+      }
+    } else {
+      refused = `payment ${claim.merchantUid} not found`;
+    }
+    await ctx.em.transactional(async (em) => {
+      const {
+        subscriptions: [locked],
+      } = await lockBillingRows(em, null, [id]);
+      const mine = locked.refundClaim;
+      if (!mine || mine.merchantUid !== claim.merchantUid || mine.balance !== claim.balance) return;
+      if (refused) locked.statusReason = `${locked.statusReason ?? "canceled"}; the refund of ${claim.amount} won was not made: ${refused}`;
+      else locked.refundedAmount += claim.amount;
+      locked.refundClaim = null;
+    });
+    return true;
+  }
+
+  /** Reconciliation: finishes refunds that cancellations claimed but could not confirm. Returns how many were finished. */
+  async finishClaimedRefunds(ctx: Ctx, limit: number): Promise<number> {
+    const claimed = await ctx.em.find(Subscription, { refundClaim: { $ne: null } }, { limit, orderBy: { id: "asc" }, fields: ["id"] });
+    let finished = 0;
+    for (const { id } of claimed) if (await this.finishRefund(ctx, id)) finished += 1;
+    return finished;
   }
 
   /** The subscription's charges that may still run at Iamport (as read now, with no lock). */

@@ -1,7 +1,7 @@
 import type { PaymentView } from "../billing/payment.service";
 import { Field, ID, InputType, Int, ObjectType, registerEnumType } from "type-graphql";
 import { Payment, Plan, Subscription } from "../db/entities";
-import { BillingInterval } from "../db/entities/enums";
+import { BillingInterval, CancellationRefund } from "../db/entities/enums";
 
 export enum VerificationOutcome {
   PAID = "PAID",
@@ -247,6 +247,31 @@ export class CancelSubscriptionInput {
 
   @Field(() => String, { nullable: true })
   reason?: string | null;
+
+  @Field(() => CancellationRefund, {
+    nullable: true,
+    defaultValue: CancellationRefund.NONE,
+    description: "Refund the current period's payment (the unused days, or all of it) through Iamport; the subscription then ends now.",
+  })
+  refund?: CancellationRefund | null;
+}
+
+@ObjectType()
+export class CancellationPreview {
+  @Field(() => ID)
+  subscriptionId!: string;
+
+  @Field(() => Int)
+  periodDays!: number;
+
+  @Field(() => Int)
+  usedDays!: number;
+
+  @Field(() => Int)
+  proratedRefund!: number;
+
+  @Field(() => Boolean, { description: "Paid within the withdrawal window (WITHDRAWAL_DAYS, 7 by default)." })
+  withinWithdrawalWindow!: boolean;
 }
 
 @ObjectType()

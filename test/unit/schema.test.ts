@@ -36,6 +36,8 @@ describe("schema.graphql", () => {
       "An optional field allowDuplicate on input type StartSubscriptionInput was added.",
       "An optional field taxFreeAmount on input type StartSubscriptionInput was added.",
       "An optional field vatAmount on input type StartSubscriptionInput was added.",
+      // NONE by default: a cancellation without it refunds nothing, as before.
+      "An optional field refund on input type CancelSubscriptionInput was added.",
       "An optional arg cancelSubscriptions on Mutation.deleteCard was added.",
     ]);
   });

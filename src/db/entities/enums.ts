@@ -39,6 +39,13 @@ export enum SubscriptionStatus {
   CANCELED = "CANCELED",
 }
 
+/** What a cancellation gives back of the paid period. */
+export enum CancellationRefund {
+  NONE = "NONE",
+  PRORATED = "PRORATED",
+  FULL = "FULL",
+}
+
 /** Subscriptions that are or may be charged: a second one of the same name needs allowDuplicate. */
 export const LIVE_SUBSCRIPTION_STATUSES = [SubscriptionStatus.INCOMPLETE, SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE];
 
@@ -70,3 +77,9 @@ registerEnumType(SubscriptionStatus, {
   },
 });
 registerEnumType(BillingInterval, { name: "BillingInterval" });
+registerEnumType(CancellationRefund, {
+  name: "CancellationRefund",
+  valuesConfig: {
+    PRORATED: { description: "The unused days of the paid period, in whole won, computed in BILLING_TIME_ZONE." },
+  },
+});

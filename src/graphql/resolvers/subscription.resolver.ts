@@ -1,9 +1,9 @@
 import { Arg, Ctx, FieldResolver, ID, Int, Mutation, Query, Resolver, Root } from "type-graphql";
 import { Card, Plan, Subscription } from "../../db/entities";
-import { SubscriptionStatus } from "../../db/entities/enums";
-import { owned, ownCustomerFilter, requireCustomer } from "../authz";
+import { CancellationRefund, SubscriptionStatus } from "../../db/entities/enums";
+import { owned, ownCustomerFilter, requireCustomer, requireMerchant } from "../authz";
 import type { GraphQLContext } from "../context";
-import { CancelSubscriptionInput, PaymentConnection, StartSubscriptionInput, SubscriptionConnection } from "../types";
+import { CancellationPreview, CancelSubscriptionInput, PaymentConnection, StartSubscriptionInput, SubscriptionConnection } from "../types";
 
 @Resolver(() => Subscription)
 export class SubscriptionResolver {
@@ -21,6 +21,18 @@ export class SubscriptionResolver {
     @Ctx() ctx: GraphQLContext,
   ): Promise<SubscriptionConnection> {
     return ctx.services.subscriptions.list(ctx, { customerUid: ownCustomerFilter(ctx, customerUid), status }, first, after);
+  }
+
+  @Mutation(() => Subscription, { description: "Charges a PAST_DUE or UNPAID subscription now (after the customer registered a new card)." })
+  async retrySubscriptionPayment(@Arg("id", () => ID) id: string, @Ctx() ctx: GraphQLContext): Promise<Subscription> {
+    if (ctx.caller.kind === "customer") owned(ctx, await ctx.services.subscriptions.get(ctx, id));
+    return ctx.services.subscriptions.retryPayment(ctx, id);
+  }
+
+  @Query(() => CancellationPreview, { description: "What cancelSubscription with a refund would give back now." })
+  async cancellationPreview(@Arg("id", () => ID) id: string, @Ctx() ctx: GraphQLContext): Promise<CancellationPreview> {
+    if (ctx.caller.kind === "customer") owned(ctx, await ctx.services.subscriptions.get(ctx, id));
+    return ctx.services.subscriptions.cancellationPreview(ctx, id);
   }
 
   @FieldResolver(() => Card, { nullable: true })
@@ -54,7 +66,11 @@ export class SubscriptionResolver {
     @Arg("input", () => CancelSubscriptionInput) input: CancelSubscriptionInput,
     @Ctx() ctx: GraphQLContext,
   ): Promise<Subscription> {
-    if (ctx.caller.kind === "customer") owned(ctx, await ctx.services.subscriptions.get(ctx, input.id));
+    if (ctx.caller.kind === "customer") {
+      owned(ctx, await ctx.services.subscriptions.get(ctx, input.id));
+      // The pro-rata refund is the customer's due; giving back the whole payment is the merchant's decision.
+      if (input.refund === CancellationRefund.FULL) requireMerchant(ctx);
+    }
     return ctx.services.subscriptions.cancel(ctx, input);
   }
 }
