@@ -13,6 +13,8 @@ export interface ReconcileReport {
   unregisteredSchedules: number;
   dueSchedules: number;
   expired: number;
+  /** Paused subscriptions resumed at their resumesAt. */
+  resumed: number;
   /** Refunds claimed by cancellations whose outcome was not confirmed, finished. */
   refundsFinished: number;
   /** Subscriptions that had ended but still had an open schedule at Iamport (revoked now). */
@@ -70,6 +72,7 @@ export class ReconcileService {
       dueSchedules: 0,
       expired: 0,
       refundsFinished: 0,
+      resumed: 0,
       orphansRevoked: 0,
       checkouts: 0,
       idempotencyKeysPurged: 0,
@@ -152,6 +155,10 @@ export class ReconcileService {
     // 5. Subscriptions canceled at period end whose period is over.
     await each("period-end cancellations", async (ctx) => {
       report.expired += await this.services.subscriptions.expireCanceledAtPeriodEnd(ctx, iamportNow);
+    });
+    // Paused subscriptions whose resumesAt has come (Iamport's clock): resumed, a new period charged.
+    await each("due resumes", async (ctx) => {
+      report.resumed += await this.services.subscriptions.resumeDue(ctx, iamportNow, BATCH);
     });
     // 6. Refunds that cancellations claimed and could not confirm (Iamport unreachable, a crash after the claim).
     await each("claimed refunds", async (ctx) => {

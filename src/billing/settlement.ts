@@ -264,7 +264,8 @@ export class Settlement {
    */
   private async registerClaim(ctx: Ctx, claim: Claim, work: Work, lookUpFirst: boolean): Promise<string | null> {
     const paymentId = claim.id;
-    const chargeable = (s: Subscription | undefined) => !!s && s.status !== SubscriptionStatus.CANCELED && s.status !== SubscriptionStatus.UNPAID;
+    const chargeable = (s: Subscription | undefined) =>
+      !!s && s.status !== SubscriptionStatus.CANCELED && s.status !== SubscriptionStatus.UNPAID && s.status !== SubscriptionStatus.PAUSED;
     for (let round = 0; round < 2; round++) {
       // The row as its claim committed it (PENDING, its subscription chargeable then) serves the first round:
       // whatever changed since is met by the conditional update, or under the locks.

@@ -8,7 +8,7 @@ import { IamportNotFoundError, IamportRefusedError } from "../iamport/iamport.er
 import type { IamportPayment, IamportSchedule } from "../iamport/iamport.types";
 import { lockBillingRows } from "../db/repositories/billing-locks";
 import { OPEN_CHARGE_STATUSES } from "./domain/transitions";
-import { wholeSeconds } from "./domain/settlement";
+import { notBefore, wholeSeconds } from "./domain/settlement";
 import { requireActiveCard } from "./card.service";
 import { afterIamport, BillingDeps, Ctx, derivedId, withEm, outcomeUnknown, randomId, upstreamError } from "./context";
 import { decodeCursor, encodeCursor, Page } from "./pagination";
@@ -404,6 +404,129 @@ export class SubscriptionService {
   }
 
   /**
+   * Pauses an ACTIVE subscription at once: its pending renewal is revoked at
+   * Iamport first (with no lock held), then, under the locks, it becomes
+   * PAUSED with nothing scheduled, so nothing is charged while it is paused.
+   * A renewal Iamport ran before it could be revoked is settled first (the
+   * period it paid is then the one paused). `resumesAt`: reconciliation
+   * resumes it then. Pausing a PAUSED subscription answers it as it is.
+   */
+  async pause(ctx: Ctx, idRaw: string, resumesAtRaw?: Date | null): Promise<Subscription> {
+    const id = checkUid("id", idRaw);
+    const exists = await ctx.em.findOne(Subscription, { id });
+    if (!exists) throw new NotFoundError(`Subscription ${idRaw}`);
+    if (exists.status === SubscriptionStatus.PAUSED) return exists;
+    if (exists.status !== SubscriptionStatus.ACTIVE || exists.cancelAtPeriodEnd) {
+      throw new BadUserInputError("id", `only an ACTIVE subscription that is not set to cancel can be paused (this one is ${exists.status}${exists.cancelAtPeriodEnd ? ", canceling at the period end" : ""})`);
+    }
+    const now = await iamportNow(this.deps);
+    const resumesAt = resumesAtRaw ? checkFuture("resumesAt", resumesAtRaw, now) : null;
+    const asked = await this.revokeAtIamport(ctx, exists.customerUid, await this.openCharges(ctx, id));
+    const stragglers = await ctx.em.transactional(async (em): Promise<Payment[]> => {
+      const {
+        payments: open,
+        subscriptions: [sub],
+      } = await lockBillingRows(em, { subscription: id, status: { $in: OPEN_CHARGE_STATUSES }, kind: PaymentKind.SCHEDULE }, [id]);
+      const { ran, late } = this.recordRevocations(open, asked);
+      if (ran.length > 0) await this.settleRan(withEm(ctx, em), ran, asked);
+      if (sub.status !== SubscriptionStatus.ACTIVE || sub.cancelAtPeriodEnd) return late;
+      const before = subscriptionState(sub);
+      sub.status = SubscriptionStatus.PAUSED;
+      sub.pausedAt = now;
+      sub.resumesAt = resumesAt;
+      sub.nextPaymentAt = null;
+      sub.nextMerchantUid = null;
+      sub.statusReason = resumesAt ? `paused until ${resumesAt.toISOString()}` : "paused";
+      await em.flush();
+      await recordSubscriptionChange(em, sub, before);
+      return late;
+    });
+    if (stragglers.length > 0) await this.revokeStragglers(ctx, id, stragglers);
+    await ctx.em.refresh(exists);
+    return exists;
+  }
+
+  /**
+   * Resumes a PAUSED subscription: a new period is charged at once (under
+   * the next attempt's merchant_uid of the period after the last paid one,
+   * claimed under the lock, so a repeat never charges twice) and starts a
+   * new anchor when paid, the next renewal scheduled from it; declined, it
+   * stays PAUSED. For an ACTIVE subscription set to cancel at the period
+   * end, it undoes the cancellation and schedules the next renewal again at
+   * the period's end. Anything else is answered as it is (ACTIVE) or refused.
+   */
+  async resume(ctx: Ctx, idRaw: string): Promise<Subscription> {
+    const id = checkUid("id", idRaw);
+    const exists = await ctx.em.findOne(Subscription, { id });
+    if (!exists) throw new NotFoundError(`Subscription ${idRaw}`);
+    if (exists.status === SubscriptionStatus.ACTIVE && !exists.cancelAtPeriodEnd) return exists;
+    if (exists.status !== SubscriptionStatus.PAUSED && exists.status !== SubscriptionStatus.ACTIVE) {
+      throw new BadUserInputError("id", `only a PAUSED subscription, or one set to cancel at the period end, can be resumed (this one is ${exists.status})`);
+    }
+    await requireActiveCard(ctx, exists.customerUid);
+    const now = await iamportNow(this.deps);
+    const claimed = await ctx.em.transactional(async (em): Promise<Payment | null> => {
+      const {
+        subscriptions: [sub],
+      } = await lockBillingRows(em, null, [id]);
+      const before = subscriptionState(sub);
+      const period = sub.currentPeriod + 1;
+      const attempts = await em.find(Payment, { subscription: id, period }, { orderBy: { attempt: "desc" } });
+      const attempt = (attempts[0]?.attempt ?? 0) + 1;
+      if (sub.status === SubscriptionStatus.PAUSED) {
+        if (attempts.some((p) => p.kind === PaymentKind.AGAIN && p.status === PaymentStatus.PENDING)) return null;
+        const charge = newSubscriptionCharge(em, sub, period, attempt, PaymentKind.AGAIN, null);
+        // Provisional: the anchor becomes the moment Iamport takes the payment (the renewal step).
+        sub.anchorAt = wholeSeconds(now);
+        sub.anchorPeriod = period;
+        sub.resumesAt = null;
+        sub.nextMerchantUid = charge.merchantUid;
+        sub.statusReason = `resuming: a new period charged now (${charge.merchantUid})`;
+        await em.persistAndFlush(charge);
+        return charge;
+      }
+      if (sub.status !== SubscriptionStatus.ACTIVE || !sub.cancelAtPeriodEnd) return null;
+      if (!sub.currentPeriodEnd || sub.currentPeriodEnd.getTime() <= now.getTime()) {
+        throw new BadUserInputError("id", "its period is over: it has ended, start a new subscription instead");
+      }
+      const next = newSubscriptionCharge(em, sub, period, attempt, PaymentKind.SCHEDULE, notBefore(sub.currentPeriodEnd, now));
+      sub.cancelAtPeriodEnd = false;
+      sub.cancelReason = null;
+      sub.statusReason = null;
+      sub.nextPaymentAt = next.scheduledAt;
+      sub.nextMerchantUid = next.merchantUid;
+      await em.persistAndFlush(next);
+      await recordSubscriptionChange(em, sub, before);
+      return next;
+    });
+    if (claimed?.kind === PaymentKind.AGAIN) {
+      await this.chargeAndApply(ctx, await ctx.em.findOneOrFail(Payment, { id: claimed.id }));
+    } else if (claimed) {
+      try {
+        await this.schedules.register(ctx, exists.customerUid, [await ctx.em.findOneOrFail(Payment, { id: claimed.id })]);
+      } catch (err) {
+        const code = toAppError(err).code;
+        // Not registered yet: the row stays PENDING and reconciliation registers it.
+        if (code !== "UPSTREAM_UNAVAILABLE" && code !== "OUTCOME_UNKNOWN") throw err;
+        ctx.log.warn({ subscriptionId: id, err: (err as Error).message }, "renewal after an undone cancellation not registered yet; reconciliation will");
+      }
+    }
+    await ctx.em.refresh(exists);
+    return exists;
+  }
+
+  /** Reconciliation: resumes PAUSED subscriptions whose resumesAt has come (Iamport's clock). Returns how many. */
+  async resumeDue(ctx: Ctx, now: Date, limit: number): Promise<number> {
+    const due = await ctx.em.find(
+      Subscription,
+      { status: SubscriptionStatus.PAUSED, resumesAt: { $lte: now } },
+      { limit, orderBy: { id: "asc" }, fields: ["id"] },
+    );
+    for (const { id } of due) await this.resume(ctx, id);
+    return due.length;
+  }
+
+  /**
    * What cancelling now would give back: the days of the current paid period
    * and those used (in BILLING_TIME_ZONE, by Iamport's clock, the day of the
    * cancellation counted as used), the pro-rata refund in whole won rounded
@@ -672,7 +795,7 @@ export class SubscriptionService {
 
   /**
    * Reconciliation's safety net: schedules still open (SCHEDULED or PENDING) at
-   * subscriptions that can no longer be charged (CANCELED, UNPAID) are revoked
+   * subscriptions that can no longer be charged (CANCELED, UNPAID, PAUSED) are revoked
    * at Iamport as a cancellation revokes them (Iamport asked with no lock held,
    * its answers recorded under the locks). Returns how many
    * subscriptions were cleaned.
@@ -683,12 +806,12 @@ export class SubscriptionService {
       {
         kind: PaymentKind.SCHEDULE,
         status: { $in: [PaymentStatus.SCHEDULED, PaymentStatus.PENDING] },
-        subscription: { status: { $in: [SubscriptionStatus.CANCELED, SubscriptionStatus.UNPAID] } },
+        subscription: { status: { $in: [SubscriptionStatus.CANCELED, SubscriptionStatus.UNPAID, SubscriptionStatus.PAUSED] } },
       },
       { limit, orderBy: { id: "asc" } },
     );
     const subs = [...new Set(rows.map((r) => r.subscription!.id))];
-    const ended = (st: SubscriptionStatus) => st === SubscriptionStatus.CANCELED || st === SubscriptionStatus.UNPAID;
+    const ended = (st: SubscriptionStatus) => st === SubscriptionStatus.CANCELED || st === SubscriptionStatus.UNPAID || st === SubscriptionStatus.PAUSED;
     for (const subId of subs) {
       const sub = await ctx.em.findOneOrFail(Subscription, { id: subId }, { refresh: true });
       if (!ended(sub.status)) continue;

@@ -74,6 +74,8 @@ export interface SubscriptionFacts {
   status: SubscriptionStatus;
   currentPeriod: number;
   anchorAt: Date;
+  /** The period that starts at anchorAt (the first after a resume); 1 when omitted. */
+  anchorPeriod?: number;
   interval: BillingInterval;
   intervalCount: number;
   cancelAtPeriodEnd: boolean;
@@ -90,6 +92,7 @@ export interface SubscriptionChange {
   status?: SubscriptionStatus;
   statusReason?: string | null;
   anchorAt?: Date;
+  anchorPeriod?: number;
   currentPeriod?: number;
   currentPeriodStart?: Date;
   currentPeriodEnd?: Date;
@@ -172,13 +175,17 @@ function planPaid(charge: ChargeFacts, sub: SubscriptionFacts, policy: BillingPo
   const { period, attempt } = charge;
   const change: SubscriptionChange = {};
   let anchor = sub.anchorAt;
-  if (sub.currentPeriod === 0 && period === 1 && charge.kind === PaymentKind.AGAIN && charge.paidAt) {
-    // Charged at once: the first period starts when Iamport took the money, by Iamport's clock.
+  const anchorPeriod = sub.anchorPeriod ?? 1;
+  const starting = sub.currentPeriod === 0 || sub.status === SubscriptionStatus.PAUSED;
+  if (starting && period === anchorPeriod && period > sub.currentPeriod && charge.kind === PaymentKind.AGAIN && charge.paidAt) {
+    // Charged at once (a start, or a resume): the period starts when Iamport took the money, by Iamport's clock.
     anchor = wholeSeconds(charge.paidAt);
     change.anchorAt = anchor;
   }
+  // Period n is the (n - anchorPeriod + 1)th from the anchor.
+  const nth = (n: number) => n - anchorPeriod + 1;
   if (period > sub.currentPeriod) {
-    const p = periodOf(anchor, sub.interval, sub.intervalCount, period, policy.timeZone);
+    const p = periodOf(anchor, sub.interval, sub.intervalCount, nth(period), policy.timeZone);
     change.currentPeriod = period;
     change.currentPeriodStart = p.start;
     change.currentPeriodEnd = p.end;
@@ -191,7 +198,7 @@ function planPaid(charge: ChargeFacts, sub: SubscriptionFacts, policy: BillingPo
   let next: NextCharge | null = null;
   if (!sub.cancelAtPeriodEnd) {
     // Retries never move the anchor: the next period starts on its boundary whatever day this one was paid.
-    const boundary = periodOf(anchor, sub.interval, sub.intervalCount, period + 1, policy.timeZone).start;
+    const boundary = periodOf(anchor, sub.interval, sub.intervalCount, nth(period + 1), policy.timeZone).start;
     next = { merchantUid: renewalMerchantUid(sub.id, period + 1, 1), period: period + 1, attempt: 1, at: notBefore(boundary, charge.paidAt ?? now) };
   }
   const ids = { subscriptionId: sub.id, merchantUid: charge.merchantUid, period, attempt };
@@ -215,6 +222,14 @@ function planFailed(charge: ChargeFacts, sub: SubscriptionFacts, policy: Billing
   if (sub.status === SubscriptionStatus.INCOMPLETE && period === 1 && charge.kind === PaymentKind.AGAIN) {
     // A declined first charge leaves no active subscription.
     return ended(`first payment declined: ${charge.failReason ?? "unknown reason"}`, "first payment declined; subscription canceled");
+  }
+  if (sub.status === SubscriptionStatus.PAUSED) {
+    // A resume's charge declined: the subscription stays paused, nothing scheduled.
+    return {
+      ...base,
+      change: { statusReason: `resume declined: ${reason}`, nextPaymentAt: null, nextMerchantUid: null },
+      log: { level: "info", message: "resume charge declined; still paused", fields: ids },
+    };
   }
   if (sub.cancelAtPeriodEnd) {
     // Canceled while this charge's outcome was unknown: no period was paid after the one that

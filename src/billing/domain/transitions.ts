@@ -26,10 +26,12 @@ export const PAYMENT_TRANSITIONS: Readonly<Record<P, readonly P[]>> = {
  */
 export const SUBSCRIPTION_TRANSITIONS: Readonly<Record<S, readonly S[]>> = {
   [S.INCOMPLETE]: [S.ACTIVE, S.CANCELED],
-  [S.ACTIVE]: [S.PAST_DUE, S.UNPAID, S.CANCELED],
+  [S.ACTIVE]: [S.PAST_DUE, S.UNPAID, S.CANCELED, S.PAUSED],
   [S.PAST_DUE]: [S.ACTIVE, S.UNPAID, S.CANCELED],
   [S.UNPAID]: [S.ACTIVE, S.CANCELED],
   [S.CANCELED]: [],
+  // Resumed: ACTIVE once the new period's charge is paid.
+  [S.PAUSED]: [S.ACTIVE, S.CANCELED],
 };
 
 export function paymentMayMove(from: P, to: P): boolean {

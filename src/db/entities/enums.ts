@@ -37,6 +37,7 @@ export enum SubscriptionStatus {
   PAST_DUE = "PAST_DUE",
   UNPAID = "UNPAID",
   CANCELED = "CANCELED",
+  PAUSED = "PAUSED",
 }
 
 /** What a cancellation gives back of the paid period. */
@@ -74,6 +75,7 @@ registerEnumType(SubscriptionStatus, {
     INCOMPLETE: { description: "The first payment has not been confirmed yet." },
     PAST_DUE: { description: "The last renewal failed; retries are scheduled." },
     UNPAID: { description: "Retries are exhausted without a payment." },
+    PAUSED: { description: "No charges until resumed; nothing live at Iamport." },
   },
 });
 registerEnumType(BillingInterval, { name: "BillingInterval" });

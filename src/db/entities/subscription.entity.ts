@@ -23,7 +23,7 @@ export interface RefundClaim {
   expression: `create unique index "subscriptions_live_name_unique" on "subscriptions" ("customer_uid", "name") where "status" in ('INCOMPLETE', 'ACTIVE', 'PAST_DUE') and not "allow_duplicate"`,
 })
 export class Subscription {
-  [OptionalProps]?: "intervalCount" | "status" | "currentPeriod" | "cancelAtPeriodEnd" | "allowDuplicate" | "taxFreeAmount" | "refundedAmount" | "createdAt" | "updatedAt";
+  [OptionalProps]?: "intervalCount" | "status" | "currentPeriod" | "cancelAtPeriodEnd" | "allowDuplicate" | "taxFreeAmount" | "refundedAmount" | "anchorPeriod" | "createdAt" | "updatedAt";
 
   /** Short random id, e.g. "s8f3k2j9q1x": it goes into deterministic merchant_uids. */
   @Field(() => ID)
@@ -65,6 +65,18 @@ export class Subscription {
   /** The billing anchor: period n starts at anchor + (n-1) intervals, in the billing time zone. */
   @Property({ type: "datetime" })
   anchorAt!: Date;
+
+  /** The period that starts at anchorAt (a resume starts a new anchor at a later period); 1 otherwise. */
+  @Property({ type: "integer" })
+  anchorPeriod: number = 1;
+
+  @Field(() => Date, { nullable: true, description: "When the subscription was paused (PAUSED)." })
+  @Property({ type: "datetime", nullable: true })
+  pausedAt?: Date | null;
+
+  @Field(() => Date, { nullable: true, description: "When a paused subscription resumes by itself (reconciliation), if set." })
+  @Property({ type: "datetime", nullable: true })
+  resumesAt?: Date | null;
 
   @Field(() => SubscriptionStatus)
   @Enum({ items: () => SubscriptionStatus })

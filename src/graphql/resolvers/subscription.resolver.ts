@@ -29,6 +29,22 @@ export class SubscriptionResolver {
     return ctx.services.subscriptions.retryPayment(ctx, id);
   }
 
+  @Mutation(() => Subscription, { description: "Pauses an ACTIVE subscription at once: its pending renewal is revoked at Iamport; nothing is charged until it resumes." })
+  async pauseSubscription(
+    @Arg("id", () => ID) id: string,
+    @Arg("resumesAt", () => Date, { nullable: true, description: "Resumed by itself then (a new period charged)." }) resumesAt: Date | null,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<Subscription> {
+    if (ctx.caller.kind === "customer") owned(ctx, await ctx.services.subscriptions.get(ctx, id));
+    return ctx.services.subscriptions.pause(ctx, id, resumesAt);
+  }
+
+  @Mutation(() => Subscription, { description: "Resumes a paused subscription, or undoes a cancellation at period end." })
+  async resumeSubscription(@Arg("id", () => ID) id: string, @Ctx() ctx: GraphQLContext): Promise<Subscription> {
+    if (ctx.caller.kind === "customer") owned(ctx, await ctx.services.subscriptions.get(ctx, id));
+    return ctx.services.subscriptions.resume(ctx, id);
+  }
+
   @Query(() => CancellationPreview, { description: "What cancelSubscription with a refund would give back now." })
   async cancellationPreview(@Arg("id", () => ID) id: string, @Ctx() ctx: GraphQLContext): Promise<CancellationPreview> {
     if (ctx.caller.kind === "customer") owned(ctx, await ctx.services.subscriptions.get(ctx, id));
