@@ -62,6 +62,17 @@ type Op = {
 
 /** The endpoint made by the endpoint operations' `before` (one that takes no event this test records). */
 let endpointId = "";
+/** A fresh subscription of each fixture customer: pause and resume change the one they are given. */
+const fresh = new Map<string, string>();
+const startFresh = async (f: Fixture, paused = false) => {
+  const r = await h.client.request<{ startSubscription: { id: string } }>(
+    `mutation($c: String!) { startSubscription(input: {customerUid: $c, name: "fresh", amount: 300, interval: MONTH, allowDuplicate: true}) { id } }`,
+    { c: f.customerUid },
+  );
+  fresh.set(f.customerUid, r.startSubscription.id);
+  if (paused) await h.client.request(`mutation($id: ID!) { pauseSubscription(id: $id) { id } }`, { id: r.startSubscription.id });
+};
+const freshId = (f: Fixture) => ({ id: fresh.get(f.customerUid) ?? f.subscriptionId });
 const makeEndpoint = async () => {
   const r = await h.client.request<{ createWebhookEndpoint: { endpoint: { id: string } } }>(
     `mutation { createWebhookEndpoint(url: "http://127.0.0.1:9/hook", eventTypes: ["payment.forgery_suspected"]) { endpoint { id } } }`,
@@ -199,6 +210,22 @@ const OPS: Op[] = [
     before: makeEndpoint,
   },
   { name: "redeliverEvent", customer: "merchant-only", query: `mutation($id: ID!) { redeliverEvent(id: $id) { id } }`, vars: (f) => ({ id: f.eventId }) },
+  { name: "cancellationPreview", customer: "own", query: `query($id: ID!) { cancellationPreview(id: $id) { periodDays } }`, vars: (f) => ({ id: f.subscriptionId }) },
+  {
+    name: "retrySubscriptionPayment",
+    customer: "own",
+    // ACTIVE: answered as it is, nothing charged.
+    query: `mutation($id: ID!) { retrySubscriptionPayment(id: $id) { id } }`,
+    vars: (f) => ({ id: f.subscriptionId }),
+  },
+  { name: "pauseSubscription", customer: "own", query: `mutation($id: ID!) { pauseSubscription(id: $id) { id } }`, vars: freshId, before: (f) => startFresh(f) },
+  {
+    name: "resumeSubscription",
+    customer: "own",
+    query: `mutation($id: ID!) { resumeSubscription(id: $id) { id } }`,
+    vars: freshId,
+    before: (f) => startFresh(f, true),
+  },
   {
     name: "deleteCard",
     customer: "own",
