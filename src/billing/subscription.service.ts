@@ -2,13 +2,14 @@ import { UniqueConstraintViolationException, type FilterQuery } from "@mikro-orm
 import { withTransaction } from "../events/present";
 import { recordSubscriptionChange, subscriptionState } from "./events";
 import { Payment, Subscription } from "../db/entities";
-import { BillingInterval, CancellationRefund, LIVE_SUBSCRIPTION_STATUSES, PaymentKind, PaymentStatus, SubscriptionStatus } from "../db/entities/enums";
+import { BillingInterval, CancellationRefund, LIVE_SUBSCRIPTION_STATUSES, Proration, PaymentKind, PaymentStatus, SubscriptionStatus } from "../db/entities/enums";
 import { BadUserInputError, ConflictError, NotFoundError, OutcomeUnknownError, toAppError } from "../errors";
 import { IamportNotFoundError, IamportRefusedError } from "../iamport/iamport.errors";
 import type { IamportPayment, IamportSchedule } from "../iamport/iamport.types";
 import { lockBillingRows } from "../db/repositories/billing-locks";
 import { OPEN_CHARGE_STATUSES } from "./domain/transitions";
 import { notBefore, wholeSeconds } from "./domain/settlement";
+import { SUBSCRIPTION_UID_PREFIX } from "./domain/merchant-uids";
 import { requireActiveCard } from "./card.service";
 import { afterIamport, BillingDeps, Ctx, derivedId, withEm, outcomeUnknown, randomId, upstreamError } from "./context";
 import { decodeCursor, encodeCursor, Page } from "./pagination";
@@ -40,6 +41,12 @@ export interface CancelSubscriptionInput {
   reason?: string | null;
   /** Refund the current period's payment (its unused days, or all of it); the subscription then ends now. */
   refund?: CancellationRefund | null;
+}
+
+export interface ChangePlanInput {
+  id: string;
+  planCode: string;
+  proration?: Proration | null;
 }
 
 /** cancellationPreview's answer: what a cancellation now would give back. */
@@ -524,6 +531,123 @@ export class SubscriptionService {
     );
     for (const { id } of due) await this.resume(ctx, id);
     return due.length;
+  }
+
+  /**
+   * Moves an ACTIVE subscription to another plan of the same interval.
+   * NEXT_PERIOD: the new amount from the next renewal; CHARGE_NOW: an
+   * upgrade also charges the difference for the unused days of the current
+   * period now (under a deterministic merchant_uid claimed with the switch,
+   * so a repeat charges nothing; declined, the switch is undone), and a
+   * downgrade refunds the difference for them (claimed like a cancellation's
+   * refund). Either way the pending renewal is revoked at Iamport and
+   * registered again with the new amount, once: a repeat finds the plan set
+   * and answers the subscription as it is.
+   */
+  async changePlan(ctx: Ctx, input: ChangePlanInput): Promise<Subscription> {
+    const id = checkUid("id", input.id);
+    const proration = input.proration ?? Proration.NEXT_PERIOD;
+    if (!Object.values(Proration).includes(proration)) throw new BadUserInputError("proration", "is not CHARGE_NOW or NEXT_PERIOD");
+    const exists = await ctx.em.findOne(Subscription, { id });
+    if (!exists) throw new NotFoundError(`Subscription ${input.id}`);
+    const plan = await this.plans.forNewSubscription(ctx, input.planCode);
+    if (exists.planCode === plan.code && exists.amount === plan.amount) return exists;
+    if (exists.status !== SubscriptionStatus.ACTIVE || exists.cancelAtPeriodEnd) {
+      throw new BadUserInputError("id", `only an ACTIVE subscription that is not set to cancel can change plans (this one is ${exists.status})`);
+    }
+    if (plan.interval !== exists.interval || plan.intervalCount !== exists.intervalCount) {
+      throw new BadUserInputError("planCode", `bills every ${plan.intervalCount} ${plan.interval}, not every ${exists.intervalCount} ${exists.interval}: only a plan of the same interval can replace it`);
+    }
+    const now = await iamportNow(this.deps);
+    const tz = this.deps.config.billingTimeZone;
+    const share = (diff: number, sub: Subscription) =>
+      sub.currentPeriodStart && sub.currentPeriodEnd ? prorate({ start: sub.currentPeriodStart, end: sub.currentPeriodEnd }, now, diff, tz).proratedRefund : 0;
+    const from = { planCode: exists.planCode ?? null, name: exists.name, amount: exists.amount };
+
+    if (proration === Proration.CHARGE_NOW && plan.amount > exists.amount) {
+      // The difference is claimed with the switch, under the lock: a repeat finds the plan set.
+      const charge = await ctx.em.transactional(async (em): Promise<Payment | null | "changed"> => {
+        const {
+          subscriptions: [sub],
+        } = await lockBillingRows(em, null, [id]);
+        if (sub.planCode === plan.code) return "changed";
+        const amount = share(plan.amount - sub.amount, sub);
+        Object.assign(sub, { planCode: plan.code, name: plan.name, amount: plan.amount });
+        if (amount <= 0) return null;
+        const prefix = `${SUBSCRIPTION_UID_PREFIX}${id}_p${sub.currentPeriod}_c`;
+        const n = (await em.count(Payment, { merchantUid: { $like: `${prefix}%` } })) + 1;
+        const row = em.create(Payment, {
+          merchantUid: `${prefix}${n}`,
+          customerUid: sub.customerUid,
+          name: `${plan.name}: the rest of the current period`,
+          amount,
+          kind: PaymentKind.AGAIN,
+          status: PaymentStatus.PENDING,
+        });
+        await em.persistAndFlush(row);
+        return row;
+      });
+      if (charge === "changed") return exists;
+      if (charge) {
+        const paid = await this.payments.executeAgain(ctx, await ctx.em.findOneOrFail(Payment, { id: charge.id }));
+        if (paid.status !== PaymentStatus.PAID) {
+          await ctx.em.transactional(async (em) => {
+            const {
+              subscriptions: [sub],
+            } = await lockBillingRows(em, null, [id]);
+            if (sub.planCode === plan.code) Object.assign(sub, from);
+          });
+          throw new BadUserInputError("planCode", `the difference of ${paid.amount} won for the rest of the period was declined: ${paid.failReason ?? paid.status}`);
+        }
+      }
+    }
+
+    // The pending renewal, revoked at Iamport with no lock held, then registered again with the new amount.
+    const asked = await this.revokeAtIamport(ctx, exists.customerUid, await this.openCharges(ctx, id));
+    const done = await ctx.em.transactional(async (em): Promise<{ next: Payment | null; late: Payment[] }> => {
+      const {
+        payments: open,
+        subscriptions: [sub],
+      } = await lockBillingRows(em, { subscription: id, status: { $in: OPEN_CHARGE_STATUSES }, kind: PaymentKind.SCHEDULE }, [id]);
+      const { ran, late } = this.recordRevocations(open, asked);
+      if (ran.length > 0) await this.settleRan(withEm(ctx, em), ran, asked);
+      const revokedAt = open.find((p) => p.status === PaymentStatus.REVOKED && p.period === sub.currentPeriod + 1)?.scheduledAt;
+      if (proration === Proration.CHARGE_NOW && plan.amount < sub.amount && sub.planCode !== plan.code) {
+        const quote = await this.refundQuote(withEm(ctx, em), sub, now);
+        const amount = quote ? Math.min(share(sub.amount - plan.amount, sub), quote.balance) : 0;
+        if (quote && amount > 0) {
+          sub.refundClaim = { merchantUid: quote.payment.merchantUid, amount, balance: quote.balance, reason: `plan changed to ${plan.code}` };
+        }
+      }
+      Object.assign(sub, { planCode: plan.code, name: plan.name, amount: plan.amount });
+      if (sub.status !== SubscriptionStatus.ACTIVE || sub.cancelAtPeriodEnd || !sub.currentPeriodEnd) {
+        await em.flush();
+        return { next: null, late };
+      }
+      const period = sub.currentPeriod + 1;
+      const attempts = await em.find(Payment, { subscription: id, period }, { orderBy: { attempt: "desc" } });
+      const next = newSubscriptionCharge(em, sub, period, (attempts[0]?.attempt ?? 0) + 1, PaymentKind.SCHEDULE, notBefore(revokedAt ?? sub.currentPeriodEnd, now));
+      sub.nextPaymentAt = next.scheduledAt;
+      sub.nextMerchantUid = next.merchantUid;
+      await em.persistAndFlush(next);
+      return { next, late };
+    });
+    if (done.late.length > 0) await this.revokeStragglers(ctx, id, done.late);
+    if (done.next) {
+      try {
+        await this.schedules.register(ctx, exists.customerUid, [await ctx.em.findOneOrFail(Payment, { id: done.next.id })]);
+      } catch (err) {
+        const code = toAppError(err).code;
+        if (code !== "UPSTREAM_UNAVAILABLE" && code !== "OUTCOME_UNKNOWN") throw err;
+        ctx.log.warn({ subscriptionId: id, err: (err as Error).message }, "renewal at the new plan's amount not registered yet; reconciliation will");
+      }
+    }
+    await ctx.em.refresh(exists);
+    if (exists.refundClaim) {
+      await this.finishRefund(ctx, id);
+      await ctx.em.refresh(exists);
+    }
+    return exists;
   }
 
   /**

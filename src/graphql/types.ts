@@ -1,7 +1,7 @@
 import type { PaymentView } from "../billing/payment.service";
 import { Field, ID, InputType, Int, ObjectType, registerEnumType } from "type-graphql";
 import { Payment, Plan, Subscription } from "../db/entities";
-import { BillingInterval, CancellationRefund } from "../db/entities/enums";
+import { BillingInterval, CancellationRefund, Proration } from "../db/entities/enums";
 
 export enum VerificationOutcome {
   PAID = "PAID",
@@ -254,6 +254,18 @@ export class CancelSubscriptionInput {
     description: "Refund the current period's payment (the unused days, or all of it) through Iamport; the subscription then ends now.",
   })
   refund?: CancellationRefund | null;
+}
+
+@InputType()
+export class ChangeSubscriptionPlanInput {
+  @Field(() => ID)
+  id!: string;
+
+  @Field(() => String)
+  planCode!: string;
+
+  @Field(() => Proration, { nullable: true, defaultValue: Proration.NEXT_PERIOD })
+  proration?: Proration | null;
 }
 
 @ObjectType()

@@ -218,6 +218,17 @@ const OPS: Op[] = [
     query: `mutation($id: ID!) { retrySubscriptionPayment(id: $id) { id } }`,
     vars: (f) => ({ id: f.subscriptionId }),
   },
+  {
+    name: "changeSubscriptionPlan",
+    customer: "own",
+    // The fixture's plan-less subscription moved to a plan of its interval (NEXT_PERIOD), then back and forth.
+    query: `mutation($id: ID!, $p: String!) { changeSubscriptionPlan(input: {id: $id, planCode: $p}) { id } }`,
+    vars: (f) => ({ id: fresh.get(f.customerUid) ?? f.subscriptionId, p: "authz-monthly" }),
+    before: async (f) => {
+      await h.gql(`mutation { createPlan(input: {code: "authz-monthly", name: "authz", amount: 700, interval: MONTH}) { code } }`, {}, { authorization: `Bearer ${API_KEY}` });
+      await startFresh(f);
+    },
+  },
   { name: "pauseSubscription", customer: "own", query: `mutation($id: ID!) { pauseSubscription(id: $id) { id } }`, vars: freshId, before: (f) => startFresh(f) },
   {
     name: "resumeSubscription",

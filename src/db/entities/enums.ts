@@ -47,6 +47,12 @@ export enum CancellationRefund {
   FULL = "FULL",
 }
 
+/** How a plan change is billed. */
+export enum Proration {
+  CHARGE_NOW = "CHARGE_NOW",
+  NEXT_PERIOD = "NEXT_PERIOD",
+}
+
 /** Subscriptions that are or may be charged: a second one of the same name needs allowDuplicate. */
 export const LIVE_SUBSCRIPTION_STATUSES = [SubscriptionStatus.INCOMPLETE, SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE];
 
@@ -79,6 +85,13 @@ registerEnumType(SubscriptionStatus, {
   },
 });
 registerEnumType(BillingInterval, { name: "BillingInterval" });
+registerEnumType(Proration, {
+  name: "Proration",
+  valuesConfig: {
+    CHARGE_NOW: { description: "Charge the difference for the rest of the period now; the new amount from the next renewal." },
+    NEXT_PERIOD: { description: "The new plan from the next renewal; nothing charged or refunded now." },
+  },
+});
 registerEnumType(CancellationRefund, {
   name: "CancellationRefund",
   valuesConfig: {

@@ -3,7 +3,7 @@ import { Card, Plan, Subscription } from "../../db/entities";
 import { CancellationRefund, SubscriptionStatus } from "../../db/entities/enums";
 import { owned, ownCustomerFilter, requireCustomer, requireMerchant } from "../authz";
 import type { GraphQLContext } from "../context";
-import { CancellationPreview, CancelSubscriptionInput, PaymentConnection, StartSubscriptionInput, SubscriptionConnection } from "../types";
+import { CancellationPreview, CancelSubscriptionInput, ChangeSubscriptionPlanInput, PaymentConnection, StartSubscriptionInput, SubscriptionConnection } from "../types";
 
 @Resolver(() => Subscription)
 export class SubscriptionResolver {
@@ -27,6 +27,16 @@ export class SubscriptionResolver {
   async retrySubscriptionPayment(@Arg("id", () => ID) id: string, @Ctx() ctx: GraphQLContext): Promise<Subscription> {
     if (ctx.caller.kind === "customer") owned(ctx, await ctx.services.subscriptions.get(ctx, id));
     return ctx.services.subscriptions.retryPayment(ctx, id);
+  }
+
+  @Mutation(() => Subscription)
+  async changeSubscriptionPlan(
+    @Arg("input", () => ChangeSubscriptionPlanInput) input: ChangeSubscriptionPlanInput,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<Subscription> {
+    // The customer asking for the change is the consent its price needs.
+    if (ctx.caller.kind === "customer") owned(ctx, await ctx.services.subscriptions.get(ctx, input.id));
+    return ctx.services.subscriptions.changePlan(ctx, input);
   }
 
   @Mutation(() => Subscription, { description: "Pauses an ACTIVE subscription at once: its pending renewal is revoked at Iamport; nothing is charged until it resumes." })
