@@ -453,8 +453,7 @@ export class PaymentService {
    * recorded with its payment.refunded event. `claimed`: the refund was
    * claimed earlier (a cancellation's) and may already have been made by an
    * attempt whose answer was lost: a refusal that finds the balance already
-   * lower by `amount` is that refund, recorded, not an error. Returns false
-   * when Iamport refused it.
+   * lower by `amount` is that refund, recorded, not an error.
    */
   async sendRefund(ctx: Ctx, payment: Payment, refund: { amount: number; balance: number; reason: string; claimed?: boolean }): Promise<void> {
     const { amount, balance, reason } = refund;

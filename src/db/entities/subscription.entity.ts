@@ -70,7 +70,7 @@ export class Subscription {
   @Property({ type: "integer" })
   anchorPeriod: number = 1;
 
-  @Field(() => Date, { nullable: true, description: "When the subscription was paused (PAUSED)." })
+  @Field(() => Date, { nullable: true, description: "When the subscription was last paused." })
   @Property({ type: "datetime", nullable: true })
   pausedAt?: Date | null;
 
