@@ -5,7 +5,7 @@ import { BadUserInputError, NotFoundError } from "../errors";
 import { guardUnique, randomId, type BillingDeps, type Ctx } from "./context";
 import { decodeCursor, encodeCursor, type Page } from "./pagination";
 import { checkFirst } from "./payment.service";
-import { checkAmount, checkInterval, checkIntervalCount, checkPlanCode, checkText, checkTrialDays } from "./validation";
+import { checkAmount, checkInterval, checkIntervalCount, checkPlanCode, checkTaxParts, checkText, checkTrialDays } from "./validation";
 
 export interface CreatePlanInput {
   code: string;
@@ -14,6 +14,8 @@ export interface CreatePlanInput {
   interval: BillingInterval;
   intervalCount?: number | null;
   trialDays?: number | null;
+  taxFreeAmount?: number | null;
+  vatAmount?: number | null;
 }
 
 /** Plans: what a subscription started with a planCode takes its name, amount, interval and trial from. */
@@ -22,11 +24,13 @@ export class PlanService {
 
   /** Creates a plan; a code already taken (by an active or archived plan) is CONFLICT. */
   async create(ctx: Ctx, input: CreatePlanInput): Promise<Plan> {
+    const amount = checkAmount("amount", input.amount, this.deps.config.maxAmount);
     const plan = ctx.em.create(Plan, {
       id: `pl${Date.now().toString(36).padStart(9, "0")}${randomId(5)}`,
       code: checkPlanCode("code", input.code),
       name: checkText("name", input.name, 200),
-      amount: checkAmount("amount", input.amount, this.deps.config.maxAmount),
+      amount,
+      ...checkTaxParts("", amount, input.taxFreeAmount, input.vatAmount),
       interval: checkInterval("interval", input.interval),
       intervalCount: checkIntervalCount("intervalCount", input.intervalCount),
       trialDays: checkTrialDays("trialDays", input.trialDays),

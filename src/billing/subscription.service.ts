@@ -1,7 +1,7 @@
 import { UniqueConstraintViolationException, type FilterQuery } from "@mikro-orm/core";
 import { withTransaction } from "../events/present";
 import { recordSubscriptionChange, subscriptionState } from "./events";
-import { Payment, Subscription } from "../db/entities";
+import { Payment, type Plan, Subscription } from "../db/entities";
 import { BillingInterval, CancellationRefund, LIVE_SUBSCRIPTION_STATUSES, Proration, PaymentKind, PaymentStatus, SubscriptionStatus } from "../db/entities/enums";
 import { BadUserInputError, ConflictError, NotFoundError, OutcomeUnknownError, toAppError } from "../errors";
 import { IamportNotFoundError, IamportRefusedError } from "../iamport/iamport.errors";
@@ -71,6 +71,9 @@ interface Terms {
   interval: BillingInterval;
   intervalCount: number;
   trialDays: number;
+  /** The plan's tax-free and VAT parts (0 and null without a plan). */
+  taxFreeAmount: number;
+  vatAmount: number | null;
 }
 
 /** What Iamport says of a charge a revocation was asked for (SubscriptionService.revokeAtIamport). */
@@ -106,7 +109,8 @@ export class SubscriptionService {
     const terms = await this.terms(ctx, input);
     const { name, amount, interval, intervalCount } = terms;
     if (terms.trialDays > 0) throw new BadUserInputError("planCode", "names a plan with a free trial, which this server cannot start yet");
-    const tax = checkTaxParts("", amount, input.taxFreeAmount, input.vatAmount);
+    // A plan's parts unless the request gives its own.
+    const tax = checkTaxParts("", amount, input.taxFreeAmount || terms.taxFreeAmount, input.vatAmount ?? terms.vatAmount);
     const startAt = input.startAt ? checkFuture("startAt", input.startAt) : null;
     const allowDuplicate = input.allowDuplicate === true;
     const requestRef = derivedId(ctx) ?? null;
@@ -562,7 +566,7 @@ export class SubscriptionService {
     const tz = this.deps.config.billingTimeZone;
     const share = (diff: number, sub: Subscription) =>
       sub.currentPeriodStart && sub.currentPeriodEnd ? prorate({ start: sub.currentPeriodStart, end: sub.currentPeriodEnd }, now, diff, tz).proratedRefund : 0;
-    const from = { planCode: exists.planCode ?? null, name: exists.name, amount: exists.amount };
+    const from = { planCode: exists.planCode ?? null, name: exists.name, amount: exists.amount, taxFreeAmount: exists.taxFreeAmount, vatAmount: exists.vatAmount ?? null };
 
     if (proration === Proration.CHARGE_NOW && plan.amount > exists.amount) {
       // The difference is claimed with the switch, under the lock: a repeat finds the plan set.
@@ -572,7 +576,7 @@ export class SubscriptionService {
         } = await lockBillingRows(em, null, [id]);
         if (sub.planCode === plan.code) return "changed";
         const amount = share(plan.amount - sub.amount, sub);
-        Object.assign(sub, { planCode: plan.code, name: plan.name, amount: plan.amount });
+        Object.assign(sub, planTerms(plan));
         if (amount <= 0) return null;
         const prefix = `${SUBSCRIPTION_UID_PREFIX}${id}_p${sub.currentPeriod}_c`;
         const n = (await em.count(Payment, { merchantUid: { $like: `${prefix}%` } })) + 1;
@@ -619,7 +623,7 @@ export class SubscriptionService {
           sub.refundClaim = { merchantUid: quote.payment.merchantUid, amount, balance: quote.balance, reason: `plan changed to ${plan.code}` };
         }
       }
-      Object.assign(sub, { planCode: plan.code, name: plan.name, amount: plan.amount });
+      Object.assign(sub, planTerms(plan));
       if (sub.status !== SubscriptionStatus.ACTIVE || sub.cancelAtPeriodEnd || !sub.currentPeriodEnd) {
         await em.flush();
         return { next: null, late };
@@ -1034,7 +1038,7 @@ export class SubscriptionService {
       if (input.intervalCount != null && input.intervalCount !== 1 && input.intervalCount !== plan.intervalCount) {
         throw new BadUserInputError("intervalCount", `differs from plan ${plan.code} (${plan.intervalCount}): omit it to take the plan's`);
       }
-      return { planCode: plan.code, name: plan.name, amount: plan.amount, interval: plan.interval, intervalCount: plan.intervalCount, trialDays: plan.trialDays };
+      return { planCode: plan.code, name: plan.name, amount: plan.amount, interval: plan.interval, intervalCount: plan.intervalCount, trialDays: plan.trialDays, taxFreeAmount: plan.taxFreeAmount, vatAmount: plan.vatAmount ?? null };
     }
     const required = <T>(field: string, v: T | null | undefined): T => {
       if (v === null || v === undefined) throw new BadUserInputError(field, "is required when no planCode is given");
@@ -1047,6 +1051,8 @@ export class SubscriptionService {
       interval: checkInterval("interval", required("interval", input.interval)),
       intervalCount: checkIntervalCount("intervalCount", input.intervalCount),
       trialDays: 0,
+      taxFreeAmount: 0,
+      vatAmount: null,
     };
   }
 
@@ -1091,6 +1097,11 @@ export class SubscriptionService {
     }
   }
 
+}
+
+/** What a subscription takes from its plan when it changes to it. */
+function planTerms(plan: Plan): Pick<Subscription, "planCode" | "name" | "amount" | "taxFreeAmount" | "vatAmount"> {
+  return { planCode: plan.code, name: plan.name, amount: plan.amount, taxFreeAmount: plan.taxFreeAmount, vatAmount: plan.vatAmount ?? null };
 }
 
 /**

@@ -314,4 +314,10 @@ export class CreatePlanInput {
 
   @Field(() => Int, { nullable: true, defaultValue: 0 })
   trialDays?: number | null;
+
+  @Field(() => Int, { nullable: true, defaultValue: 0, description: "The tax-free part of amount, sent to Iamport as tax_free." })
+  taxFreeAmount?: number | null;
+
+  @Field(() => Int, { nullable: true, description: "The VAT part of amount, sent to Iamport as vat_amount; omitted: Iamport computes it." })
+  vatAmount?: number | null;
 }

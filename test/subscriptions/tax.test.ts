@@ -128,4 +128,24 @@ describe("tax-free and VAT parts", () => {
       [3, 7000, 454],
     ]);
   });
+
+  it("a plan's parts are taken by the subscriptions started from it", async () => {
+    const code = uid("taxplan").replace(/[^a-z0-9-]/gi, "-").slice(0, 40);
+    const { createPlan } = await h.client.request<{ createPlan: { taxFreeAmount: number; vatAmount: number | null } }>(
+      `mutation($input: CreatePlanInput!) { createPlan(input: $input) { taxFreeAmount vatAmount } }`,
+      { input: { code, name: "Lessons", amount: 50_000, interval: "MONTH", taxFreeAmount: 50_000, vatAmount: 0 } },
+    );
+    expect(createPlan).toEqual({ taxFreeAmount: 50_000, vatAmount: 0 });
+    const customerUid = await registerCard(h, uid("tx"));
+    const { startSubscription: sub } = await h.client.request<{ startSubscription: { id: string; taxFreeAmount: number; vatAmount: number | null } }>(
+      START,
+      { input: { customerUid, planCode: code } },
+    );
+    expect(sub).toMatchObject({ taxFreeAmount: 50_000, vatAmount: 0 });
+    expect(await iamport<IamportPayment>(`/payments/find/${renewalUid(sub.id, 1)}`)).toMatchObject({ amount: 50_000, tax_free: 50_000, vat_amount: 0 });
+    const bad = await h.gql(`mutation($input: CreatePlanInput!) { createPlan(input: $input) { code } }`, {
+      input: { code: `${code}-x`, name: "x", amount: 100, interval: "MONTH", taxFreeAmount: 101 },
+    });
+    expect(bad.errors?.[0].extensions).toMatchObject({ code: "BAD_USER_INPUT", field: "taxFreeAmount" });
+  });
 });

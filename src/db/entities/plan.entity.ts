@@ -10,7 +10,7 @@ import { BillingInterval } from "./enums";
 @ObjectType()
 @Entity({ tableName: "plans" })
 export class Plan {
-  [OptionalProps]?: "intervalCount" | "trialDays" | "active" | "createdAt" | "updatedAt";
+  [OptionalProps]?: "intervalCount" | "trialDays" | "taxFreeAmount" | "active" | "createdAt" | "updatedAt";
 
   @Field(() => ID)
   @PrimaryKey({ type: "string", length: 24 })
@@ -40,6 +40,14 @@ export class Plan {
   @Field(() => Int)
   @Property({ type: "integer" })
   trialDays: number = 0;
+
+  @Field(() => Int, { description: "The tax-free part of each charge (Iamport's tax_free), taken by subscriptions started from the plan." })
+  @Property({ type: "integer" })
+  taxFreeAmount: number = 0;
+
+  @Field(() => Int, { nullable: true, description: "The VAT part of each charge (Iamport's vat_amount); null: left to Iamport." })
+  @Property({ type: "integer", nullable: true })
+  vatAmount?: number | null;
 
   @Field(() => Boolean)
   @Property({ type: "boolean" })

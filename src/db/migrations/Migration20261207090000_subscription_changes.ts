@@ -9,6 +9,7 @@ import { Migration } from "@mikro-orm/migrations";
 export class Migration20261207090000_subscription_changes extends Migration {
   override async up(): Promise<void> {
     this.addSql(`alter table "payments" add column "tax_free_amount" int not null default 0, add column "vat_amount" int null;`);
+    this.addSql(`alter table "plans" add column "tax_free_amount" int not null default 0, add column "vat_amount" int null;`);
     this.addSql(
       `alter table "subscriptions" add column "tax_free_amount" int not null default 0, add column "vat_amount" int null, ` +
         `add column "refunded_amount" int not null default 0, add column "refund_claim" jsonb null, ` +
@@ -29,6 +30,7 @@ export class Migration20261207090000_subscription_changes extends Migration {
     this.addSql(
       `alter table "subscriptions" drop column if exists "resumes_at", drop column if exists "paused_at", drop column if exists "anchor_period", drop column if exists "refund_claim", drop column if exists "refunded_amount", drop column if exists "vat_amount", drop column if exists "tax_free_amount";`,
     );
+    this.addSql(`alter table "plans" drop column if exists "vat_amount", drop column if exists "tax_free_amount";`);
     this.addSql(`alter table "payments" drop column if exists "vat_amount", drop column if exists "tax_free_amount";`);
   }
 }
