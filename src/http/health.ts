@@ -9,7 +9,7 @@ import { BoundedProbe, DATABASE_PROBE_MS } from "../db/probe";
  * connection from the server's own pool, so a pool exhausted by waiting
  * statements makes the server not ready too.
  */
-export function healthHandlers(deps: Pick<AppDeps, "orm" | "iamport" | "logger">): { healthz: RouteHandlerMethod; readyz: RouteHandlerMethod } {
+export function healthHandlers(deps: Pick<AppDeps, "orm" | "provider" | "logger">): { healthz: RouteHandlerMethod; readyz: RouteHandlerMethod } {
   const database = new BoundedProbe(async () => {
     await deps.orm.em.fork().getConnection().execute("select 1");
     return migrationsPending(deps.orm);
@@ -20,7 +20,7 @@ export function healthHandlers(deps: Pick<AppDeps, "orm" | "iamport" | "logger">
     let ready = true;
     const [db, iamport] = await Promise.all([
       database.ask(),
-      deps.iamport.ensureToken().then(
+      deps.provider.ensureToken().then(
         () => "ok",
         (err: Error) => err.name,
       ),
