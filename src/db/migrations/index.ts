@@ -5,7 +5,8 @@ import { Migration20261121210000_unprocessed_events_index } from "./Migration202
 import { Migration20261207001000_card_replacements } from "./Migration20261207001000_card_replacements";
 import { Migration20261207004000_idempotency } from "./Migration20261207004000_idempotency";
 import { Migration20261207010000_events } from "./Migration20261207010000_events";
-import { Migration20261207080000_billing_key } from "./Migration20261207080000_billing_key";
+import { Migration20261207080000_plans } from "./Migration20261207080000_plans";
+import { Migration20261207090000_billing_key } from "./Migration20261207090000_billing_key";
 
 /** Every committed migration, in order. Listed explicitly so that compiled and test runs find the same set. */
 export const migrationsList: MigrationObject[] = [
@@ -15,5 +16,6 @@ export const migrationsList: MigrationObject[] = [
   { name: "Migration20261207001000_card_replacements", class: Migration20261207001000_card_replacements },
   { name: "Migration20261207004000_idempotency", class: Migration20261207004000_idempotency },
   { name: "Migration20261207010000_events", class: Migration20261207010000_events },
-  { name: "Migration20261207080000_billing_key", class: Migration20261207080000_billing_key },
+  { name: "Migration20261207080000_plans", class: Migration20261207080000_plans },
+  { name: "Migration20261207090000_billing_key", class: Migration20261207090000_billing_key },
 ];
