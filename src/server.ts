@@ -46,6 +46,8 @@ export interface RunningServer {
   iamportUrl?: string;
   /** Where the PortOne V2 adapter points, on V2. */
   portoneUrl?: string;
+  /** The in-process emulator's base URL (its control API: clock, faults), when one was started. */
+  emulatorUrl?: string;
   /** The keys accepted on /graphql (the generated one in development). */
   apiKeys: string[];
   /** What to print once ready, outside production: URLs, the development key, how to reset (see startup-block.ts). */
@@ -298,6 +300,7 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
             graphiqlEnabled: config.graphiqlEnabled,
             devKey,
             emulatorUrl: inProcessEmulator?.url,
+            portoneEmulatorUrl: inProcessEmulator && v2 ? portone?.url : undefined,
             dataDir: embedded && !opts.embeddedInMemory ? config.pgliteDataDir : undefined,
           });
     // Not awaited: a slow or failed check never delays or fails the start.
@@ -315,6 +318,7 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
       metrics,
       iamportUrl: iamport ? iamportUrl : undefined,
       portoneUrl: v2 ? portone!.url : undefined,
+      emulatorUrl: inProcessEmulator?.url,
       apiKeys,
       readyText,
       checked,
@@ -352,8 +356,11 @@ async function warnOfCardsUnknownToEmulator(
   devReset: boolean,
 ): Promise<void> {
   try {
-    const rows = await orm.em.fork().getConnection().execute<{ customer_uid: string }[]>(`select customer_uid from cards where status = 'ACTIVE'`);
-    const unknown = rows.map((r) => r.customer_uid).filter((uid) => !emulator.hasCustomer(uid));
+    const rows = await orm.em.fork().getConnection().execute<{ customer_uid: string; billing_key: string | null }[]>(
+      `select customer_uid, billing_key from cards where status = 'ACTIVE'`,
+    );
+    // The emulator keeps V2's cards under the billing key it issued, V1's under the customer_uid.
+    const unknown = rows.filter((r) => !emulator.hasCustomer(r.billing_key ?? r.customer_uid)).map((r) => r.customer_uid);
     if (unknown.length === 0) return;
     logger.warn(
       { cards: unknown.length, examples: unknown.slice(0, 5) },

@@ -34,7 +34,8 @@ export function healthHandlers(deps: Pick<AppDeps, "orm" | "provider" | "logger"
       deps.logger.warn({ err: db.reason === "error" ? db.error.message : db.reason }, "readiness: database not answering");
       ready = false;
     }
-    checks.iamport = iamport;
+    // Named after the provider: V1's Iamport token, or PortOne V2's API secret.
+    checks[deps.provider.name === "v2" ? "portone" : "iamport"] = iamport;
     if (iamport !== "ok") ready = false;
     return reply.code(ready ? 200 : 503).send({ status: ready ? "ready" : "not ready", checks });
   };

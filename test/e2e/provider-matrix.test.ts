@@ -1,6 +1,10 @@
 import crypto from "node:crypto";
 import { PortOneClient, Webhook } from "@portone/server-sdk";
-import { GOOD_CARD, Harness, PAYMENT_FIELDS, Provider, registerCard, TEST_CARDS, uid } from "../support/harness";
+import axios from "axios";
+import { loadConfig } from "../../src/config";
+import { createLogger } from "../../src/logger";
+import { startServer } from "../../src/server";
+import { API_KEY, createTestDatabase, GOOD_CARD, Harness, PAYMENT_FIELDS, Provider, registerCard, TEST_CARDS, uid } from "../support/harness";
 import { advancePastNextPayment, advanceTo, cancelSub, emulatorNow, getSub, paymentRows, renewalUid, startSub, startSubHarness, waitFor } from "../subscriptions/helpers";
 
 /**
@@ -223,4 +227,52 @@ describe.each<Provider>(["v1", "v2"])("on %s", (provider) => {
       });
     });
   }
+});
+
+describe("PAYMENT_PROVIDER=v2 without credentials (as npm start)", () => {
+  it("serves the in-process emulator's V2 API, whose webhooks reach /portone-webhook, and renews by its clock", async () => {
+    const db = await createTestDatabase();
+    const config = loadConfig({
+      NODE_ENV: "test",
+      PORT: "0",
+      HOST: "127.0.0.1",
+      API_KEYS: API_KEY,
+      RECONCILE_INTERVAL_SECONDS: "0",
+      PAYMENT_PROVIDER: "v2",
+      IAMPORT_EMULATOR_PORT: "0",
+      PORTONE_EMULATOR_PORT: "0",
+      RATE_LIMIT_PER_MINUTE: "0",
+      ...(db ? { DATABASE_URL: db.url } : {}),
+    });
+    const server = await startServer(config, { logger: createLogger({ level: "silent" }), embeddedInMemory: true });
+    try {
+      expect(server.portoneUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+      expect(server.readyText).toContain(`PortOne V2`);
+      const http = axios.create({ baseURL: server.url, validateStatus: () => true, headers: { authorization: `Bearer ${API_KEY}` } });
+      const gql = async <T>(query: string, variables: Record<string, unknown>): Promise<T> => {
+        const r = await http.post("/graphql", { query, variables });
+        if (r.data.errors) throw new Error(JSON.stringify(r.data.errors));
+        return r.data.data as T;
+      };
+      expect((await http.get("/readyz")).data.checks).toMatchObject({ portone: "ok" });
+      const customerUid = uid("start");
+      await gql(`mutation($c: String!) { registerCard(input: {customerUid: $c, cardNumber: "${GOOD_CARD}", expiry: "2031-12", birth: "880101"}) { status } }`, { c: customerUid });
+      const { startSubscription: sub } = await gql<{ startSubscription: { id: string; nextPaymentAt: string } }>(
+        `mutation($c: String!) { startSubscription(input: {customerUid: $c, name: "Plan", amount: 9900, interval: MONTH}) { id nextPaymentAt } }`,
+        { c: customerUid },
+      );
+      const emu = axios.create({ baseURL: server.emulatorUrl, validateStatus: () => true });
+      const now = (await emu.get("/__emulator/clock")).data.now as number;
+      const ran = await emu.post("/__emulator/clock/advance", { seconds: Math.floor(Date.parse(sub.nextPaymentAt) / 1000) + 10 - now });
+      expect(ran.data.executed).toContainEqual(expect.objectContaining({ merchant_uid: renewalUid(sub.id, 2), status: "paid" }));
+      const events = await server.orm.em
+        .fork()
+        .getConnection()
+        .execute<{ outcome: string }[]>(`select outcome from webhook_events where source = 'portone-webhook' and merchant_uid = ?`, [renewalUid(sub.id, 2)]);
+      expect(events).toContainEqual({ outcome: "PAID" });
+    } finally {
+      await server.close();
+      await db?.drop();
+    }
+  });
 });
