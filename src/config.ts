@@ -314,8 +314,9 @@ export function loadConfig(source: Record<string, string | undefined> = process.
   const e = parsed.data;
   const apiKeys = list(e.API_KEYS);
   const useEmulator = e.IAMPORT_API_KEY === undefined;
-  // V2 when chosen, when only its credentials are set, or in migration to it; V1 otherwise (the emulator's V1 without credentials).
-  const provider = e.PAYMENT_PROVIDER ?? (e.PORTONE_API_SECRET !== undefined ? "v2" : "v1");
+  // V2 when chosen or when only its credentials are set; V1 otherwise, including while migrating from it
+  // (V1's pending charges still settle there until the server is switched).
+  const provider = e.PAYMENT_PROVIDER ?? (e.PORTONE_API_SECRET !== undefined && e.PAYMENT_PROVIDER_MIGRATION === undefined ? "v2" : "v1");
   return {
     env: e.NODE_ENV,
     port: e.PORT,
