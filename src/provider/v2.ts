@@ -76,7 +76,58 @@ export class PortOneV2Provider implements PaymentProvider {
 
   // ---- billing keys ---------------------------------------------------------
 
-  async issueKey(_customerUid: string, r: IssueKeyRequest, o?: CallOptions): Promise<ProviderCard> {
+  /**
+   * Issues a new billing key. V2 names a new key for every card, where V1
+   * replaces the card behind the same customer_uid: so that a replacement
+   * means the same here, the charges registered on the customer's previous
+   * key move to the new one (revoked, then registered again under the same
+   * paymentId and time), and the previous key is deleted once none is left on it.
+   */
+  async issueKey(customerUid: string, r: IssueKeyRequest, o?: CallOptions): Promise<ProviderCard> {
+    const previous = await this.o.keys.ofCustomer(customerUid);
+    const card = await this.issue(r, o);
+    if (previous && previous !== card.billingKey) await this.moveSchedules(customerUid, previous, card.billingKey!, o);
+    return card;
+  }
+
+  private async moveSchedules(customerUid: string, from: string, to: string, o?: CallOptions): Promise<void> {
+    const log = this.o.logger;
+    let moved = 0;
+    try {
+      const pending = await this.schedulesOf(from, o, ["SCHEDULED"]);
+      for (const s of pending) {
+        const [revoked] = await this.revokeIds([s.id], o);
+        if (revoked !== s.id) continue;
+        const payment = {
+          ...this.store(),
+          billingKey: to,
+          orderName: s.orderName,
+          amount: { total: s.totalAmount, ...(s.taxFreeAmount ? { taxFree: s.taxFreeAmount } : {}), ...(s.vatAmount !== undefined ? { vat: s.vatAmount } : {}) },
+          currency: s.currency,
+          // V2 answers a customer's name as text and takes it as {full}.
+          customer: customer(s.customer?.id, s.customer?.name, s.customer?.email, s.customer?.phoneNumber),
+          ...(s.customData ? { customData: s.customData } : {}),
+        };
+        try {
+          await this.call("POST", `/payments/${enc(s.paymentId)}/schedule`, "POST /payments/{paymentId}/schedule", o, { payment, timeToPay: s.timeToPay });
+          moved++;
+        } catch (err) {
+          // Back on the previous key rather than nowhere: the charge stays registered.
+          await this.call("POST", `/payments/${enc(s.paymentId)}/schedule`, "POST /payments/{paymentId}/schedule", o, {
+            payment: { ...payment, billingKey: from },
+            timeToPay: s.timeToPay,
+          });
+          throw err;
+        }
+      }
+      await this.call("DELETE", `/billing-keys/${enc(from)}`, "DELETE /billing-keys/{billingKey}", o);
+    } catch (err) {
+      // The card is replaced either way; what is left on the previous key still charges the previous card.
+      log.warn({ customerUid, moved, err: (err as Error).message }, "charges registered on the replaced billing key were not all moved to the new one");
+    }
+  }
+
+  private async issue(r: IssueKeyRequest, o?: CallOptions): Promise<ProviderCard> {
     const [year, month] = r.expiry.split("-");
     const issued = await this.call<{ billingKeyInfo: { billingKey: string } }>("POST", "/billing-keys", "POST /billing-keys", o, {
       ...this.store(),
@@ -409,6 +460,13 @@ interface V2Schedule {
   paymentId: string;
   status: string;
   timeToPay: string;
+  orderName: string;
+  totalAmount: number;
+  taxFreeAmount?: number;
+  vatAmount?: number;
+  currency: string;
+  customer?: { id?: string; name?: string; email?: string; phoneNumber?: string };
+  customData?: string;
 }
 
 function unix(iso: string | undefined): number | undefined {

@@ -160,6 +160,19 @@ describe.each<Provider>(["v1", "v2"])("on %s", (provider) => {
     await cancelSub(h, sub.id);
   });
 
+  it("a replaced card takes the renewal already registered: the new card is charged, here declined (PAST_DUE)", async () => {
+    const customerUid = await registerCard(h, uid("rep"));
+    const sub = await startSub(h, { customerUid, amount: 9_900, interval: "MONTH" });
+    // The customer's new card has no money on it.
+    await registerCard(h, customerUid, TEST_CARDS.insufficient, { replace: true });
+    const ran = await advancePastNextPayment(h, sub);
+    expect(ran.executed).toContainEqual(expect.objectContaining({ merchant_uid: renewalUid(sub.id, 2, 1), status: "failed" }));
+    const s = await getSub(h, sub.id);
+    expect(s.status).toBe("PAST_DUE");
+    expect(s.statusReason).toMatch(/잔액부족/);
+    await cancelSub(h, sub.id);
+  });
+
   it("refundPayment: a partial refund, then the rest", async () => {
     const customerUid = await registerCard(h, uid("ref"), GOOD_CARD);
     const paid = await charge(customerUid, 10_000);
