@@ -4,8 +4,7 @@ import { CardStatus, CardType } from "../db/entities/enums";
 import { CardRejectedError, ConflictError, NotFoundError } from "../errors";
 import { cardData, withTransaction } from "../events/present";
 import { recordEvent } from "../events/record";
-import { IamportNotFoundError, IamportRefusedError } from "../provider/port";
-import type { ProviderCard } from "../provider/port";
+import { IamportNotFoundError, IamportRefusedError, type ProviderCard } from "../provider/port";
 import { BillingDeps, Ctx, upstreamError } from "./context";
 import { checkBirth, checkExpiry, checkPwd2, checkUid, normalizeCardNumber, optionalText } from "./validation";
 

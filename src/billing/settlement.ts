@@ -4,8 +4,7 @@ import { PaymentKind, PaymentStatus, SubscriptionStatus } from "../db/entities/e
 import { laterCharges, lockBillingRows } from "../db/repositories/billing-locks";
 import { markChargeScheduled } from "../db/repositories/charge-registrations";
 import { NotFoundError } from "../errors";
-import { IamportNotFoundError, IamportRefusedError } from "../provider/port";
-import type { ProviderPayment, ProviderSchedule } from "../provider/port";
+import { IamportNotFoundError, IamportRefusedError, type ProviderPayment, type ProviderSchedule } from "../provider/port";
 import { outcomeUnknown, upstreamError, withEm, type BillingDeps, type Ctx } from "./context";
 import { renewalMerchantUid } from "./domain/merchant-uids";
 import { decideAnswer, planSubscriptionStep, wholeSeconds, type NextCharge, type SubscriptionPlan } from "./domain/settlement";

@@ -61,6 +61,7 @@ export class PortOneV2Provider implements PaymentProvider {
   readonly name = "v2" as const;
   private readonly http: AxiosInstance;
   private readonly webhookKey: Buffer;
+  private secretCheckedUntil = 0;
 
   constructor(private readonly o: PortOneV2Options) {
     this.http = axios.create({
@@ -319,8 +320,11 @@ export class PortOneV2Provider implements PaymentProvider {
     // V2 checks a browser payment's amount against the order when the server verifies it; nothing to register first.
   }
 
+  /** Checks the API secret (readiness): once a minute at most, since probes come every few seconds. */
   async ensureToken(): Promise<void> {
+    if (Date.now() < this.secretCheckedUntil) return;
     await this.call("POST", "/login/api-secret", "POST /login/api-secret", undefined, { apiSecret: this.o.apiSecret }, false);
+    this.secretCheckedUntil = Date.now() + 60_000;
   }
 
   async serverNow(): Promise<number> {

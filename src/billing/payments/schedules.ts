@@ -1,8 +1,7 @@
 import type { Payment } from "../../db/entities";
 import { PaymentStatus } from "../../db/entities/enums";
 import { BadUserInputError, OutcomeUnknownError } from "../../errors";
-import { IamportNotFoundError, IamportRefusedError } from "../../provider/port";
-import type { ProviderSchedule, ScheduleRequest } from "../../provider/port";
+import { IamportNotFoundError, IamportRefusedError, type ProviderSchedule, type ScheduleRequest } from "../../provider/port";
 import { afterIamport, outcomeUnknown, upstreamError, type BillingDeps, type Ctx } from "../context";
 
 /**
