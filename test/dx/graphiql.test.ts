@@ -87,7 +87,7 @@ if (!HAVE_CHROMIUM && !IN_CI) console.warn(`SKIPPED test/dx/graphiql.test.ts: ${
     expect((await introspected).status()).toBe(200);
 
     const tabs = await page.locator(".graphiql-tab-button").allInnerTexts();
-    expect(tabs.map((t) => t.trim())).toEqual(["RegisterCard", "ChargeAgain", "StartSubscription", "Payments"]);
+    expect(tabs.map((t) => t.trim())).toEqual(["RegisterCard", "ChargeAgain", "StartSubscription", "Payments", "LiveEvents"]);
     expect(await editorText(".graphiql-query-editor .CodeMirror")).toContain("mutation RegisterCard");
     const tools = await page.$$eval(".graphiql-editor-tool .CodeMirror", (els) =>
       els.map((el) => (el as unknown as { CodeMirror: { getValue(): string } }).CodeMirror.getValue()),
