@@ -53,11 +53,16 @@ export type RegisterCardInput = {
 export type StartSubscriptionInput = {
   /** Start it even while the customer has a live (INCOMPLETE, ACTIVE or PAST_DUE) subscription of the same name; without it such a start is CONFLICT naming that subscription. */
   allowDuplicate?: boolean | null | undefined;
-  amount: number;
+  /** Taken from the plan when planCode is given; required otherwise. */
+  amount?: number | null | undefined;
   customerUid: string;
-  interval: BillingInterval;
+  /** Taken from the plan when planCode is given; required otherwise. */
+  interval?: BillingInterval | null | undefined;
   intervalCount?: number | null | undefined;
-  name: string;
+  /** Taken from the plan when planCode is given; required otherwise. */
+  name?: string | null | undefined;
+  /** Take name, amount, interval and trial from this plan. */
+  planCode?: string | null | undefined;
   /** When the first payment is taken; now (charged at once) when omitted. */
   startAt?: string | null | undefined;
 };
