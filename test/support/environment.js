@@ -21,8 +21,9 @@ const CHILD_MESSAGE_END = 2;
 
 let installed = false;
 function exitWhenTheWorkerEnds() {
-  // Only in a jest-worker child (with --runInBand the tests run in jest's own process).
-  if (installed || !process.env.JEST_WORKER_ID || typeof process.send !== "function") return;
+  // Only in a jest-worker child process (with --runInBand the tests run in jest's own process).
+  const child = typeof process.send === "function" && /jest-worker[\\/].*processChild\.js$/.test(process.argv[1] ?? "");
+  if (installed || !child) return;
   installed = true;
   process.on("message", (message) => {
     if (Array.isArray(message) && message[0] === CHILD_MESSAGE_END) setImmediate(() => process.exit(0));
