@@ -3,10 +3,10 @@
  *
  * When the run is over, jest-worker tells each worker to end and only stops
  * listening: the worker then exits when its event loop is empty, and Node's
- * natural exit frees the whole V8 heap page by page. For a worker that ran a
- * few server test files that takes hundreds of milliseconds, more on a loaded
- * machine, and jest kills any worker still there after a fixed 500 ms, printing
- * "A worker process has failed to exit gracefully". Nothing is left open (the
+ * natural exit frees the whole V8 heap page by page. For a worker that ran
+ * server test files, on a loaded machine, that outlasts the fixed 500 ms after
+ * which jest kills any worker still there, printing "A worker process has
+ * failed to exit gracefully". Nothing is left open (the
  * harness closes every server, pool and socket): the worker is only slow to
  * die. process.exit() ends it without tearing the heap down.
  *
