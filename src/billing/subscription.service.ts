@@ -4,8 +4,7 @@ import { recordSubscriptionChange, subscriptionState } from "./events";
 import { Payment, type Plan, Subscription } from "../db/entities";
 import { BillingInterval, CancellationRefund, LIVE_SUBSCRIPTION_STATUSES, Proration, PaymentKind, PaymentStatus, SubscriptionStatus } from "../db/entities/enums";
 import { BadUserInputError, ConflictError, NotFoundError, OutcomeUnknownError, toAppError } from "../errors";
-import { IamportNotFoundError, IamportRefusedError } from "../iamport/iamport.errors";
-import type { IamportPayment, IamportSchedule } from "../iamport/iamport.types";
+import { IamportNotFoundError, IamportRefusedError, type ProviderPayment, type ProviderSchedule } from "../provider/port";
 import { lockBillingRows } from "../db/repositories/billing-locks";
 import { OPEN_CHARGE_STATUSES } from "./domain/transitions";
 import { notBefore, wholeSeconds } from "./domain/settlement";
@@ -80,7 +79,7 @@ interface Terms {
 type AtIamport =
   | { kind: "revoked" }
   | { kind: "never-registered" }
-  | { kind: "ran"; impUid: string | null; answer?: IamportPayment; askedAt?: Date };
+  | { kind: "ran"; impUid: string | null; answer?: ProviderPayment; askedAt?: Date };
 
 /** Subscriptions: start, renew on the schedule webhook, dun, cancel. */
 export class SubscriptionService {
@@ -143,7 +142,12 @@ export class SubscriptionService {
     sub.nextPaymentAt = first.scheduledAt ?? null;
     sub.nextMerchantUid = first.merchantUid;
     try {
-      await ctx.em.persistAndFlush([sub, first]);
+      // A subscription started with startAt is ACTIVE from this insert: its subscription.started
+      // commits with the row (the outbox), so no crash can leave one without the other.
+      await withTransaction(ctx.em, async () => {
+        await ctx.em.persistAndFlush([sub, first]);
+        if (startAt) await recordSubscriptionChange(ctx.em, sub, null);
+      });
     } catch (err) {
       if (!(err instanceof UniqueConstraintViolationException)) throw err;
       // Another start got there first (nothing was sent to Iamport for this one).
@@ -162,8 +166,6 @@ export class SubscriptionService {
 
     if (startAt) {
       await this.scheduleFirst(ctx, sub, first);
-      // Started once its first charge is with Iamport's scheduler (a refused one removed the subscription).
-      await withTransaction(ctx.em, () => recordSubscriptionChange(ctx.em, sub, null));
       return sub;
     }
     let unconfirmed = false;
@@ -211,11 +213,11 @@ export class SubscriptionService {
       await this.settlement.settleUnmade(ctx, payment.id, "the subscription was canceled before this charge was made");
       return;
     }
-    let ip: IamportPayment;
+    let ip: ProviderPayment;
     // When Iamport was asked: verification asks again if the row changed after that.
     const askedAt = new Date();
     try {
-      ip = await this.deps.iamport.again(againRequest(payment), { requestId: ctx.requestId });
+      ip = await this.deps.provider.charge(againRequest(payment), { requestId: ctx.requestId });
     } catch (err) {
       // Never executed (no token, refused connection, 401): nothing was charged.
       if (!(err instanceof IamportRefusedError) && !outcomeUnknown(err)) throw upstreamError(err, "charge");
@@ -769,7 +771,7 @@ export class SubscriptionService {
     const opts = { requestId: ctx.requestId };
     const unschedule = async (uids: string[]): Promise<Set<string>> => {
       try {
-        const result = await this.deps.iamport.unschedule(customerUid, uids, opts);
+        const result = await this.deps.provider.revoke(customerUid, uids, opts);
         return new Set(result.filter((s) => s.schedule_status === "revoked").map((s) => s.merchant_uid));
       } catch (err) {
         // Refused: nothing left to revoke (already ran, or never registered); each one is looked up.
@@ -777,9 +779,9 @@ export class SubscriptionService {
         return new Set();
       }
     };
-    const lookUp = async (uid: string): Promise<IamportSchedule | null> => {
+    const lookUp = async (uid: string): Promise<ProviderSchedule | null> => {
       try {
-        return await this.deps.iamport.getSchedule(uid, opts);
+        return await this.deps.provider.getSchedule(uid, opts);
       } catch (err) {
         if (err instanceof IamportNotFoundError) return null;
         throw upstreamError(err, `schedule ${uid}`);
@@ -1076,8 +1078,19 @@ export class SubscriptionService {
       await this.schedules.register(ctx, sub.customerUid, [first], { keepRowsOnRefusal: true });
     } catch (err) {
       if (err instanceof BadUserInputError) {
-        ctx.em.remove([first, sub]);
-        await ctx.em.flush();
+        // Its subscription.started is already out (it committed with the row): the ledger only grows,
+        // so the removal is recorded as the subscription's end, in the removal's transaction.
+        await withTransaction(ctx.em, async () => {
+          const before = subscriptionState(sub);
+          sub.status = SubscriptionStatus.CANCELED;
+          sub.canceledAt = new Date();
+          sub.nextPaymentAt = null;
+          sub.nextMerchantUid = null;
+          sub.statusReason = `canceled: the first payment could not be scheduled (${err.message})`;
+          await recordSubscriptionChange(ctx.em, sub, before);
+          ctx.em.remove([first, sub]);
+          await ctx.em.flush();
+        });
         throw new BadUserInputError("startAt", `could not be scheduled: ${err.message}`);
       }
       const code = toAppError(err).code;
@@ -1088,9 +1101,9 @@ export class SubscriptionService {
   }
 
   /** The payment Iamport has for an order, or null when it has none. */
-  private async findAtIamport(ctx: Ctx, merchantUid: string): Promise<IamportPayment | null> {
+  private async findAtIamport(ctx: Ctx, merchantUid: string): Promise<ProviderPayment | null> {
     try {
-      return await this.deps.iamport.findPayment(merchantUid, { requestId: ctx.requestId });
+      return await this.deps.provider.findByOrder(merchantUid, { requestId: ctx.requestId });
     } catch (err) {
       if (err instanceof IamportNotFoundError) return null;
       throw upstreamError(err, `payment ${merchantUid}`);

@@ -1,12 +1,12 @@
 import type { Payment } from "../../db/entities";
 
-/** The tax-free and VAT parts of a charge as Iamport takes them on `again` and `schedule`. */
-export function taxFields(p: Pick<Payment, "taxFreeAmount" | "vatAmount">): { tax_free?: number; vat_amount?: number } {
+/** The tax-free and VAT parts of a charge or schedule as the provider port takes them (Iamport's `tax_free`, `vat_amount`). */
+export function taxFields(p: Pick<Payment, "taxFreeAmount" | "vatAmount">): { taxFree?: number; vat?: number } {
   return {
     // Iamport's own default is 0 tax-free: only a part the merchant set is sent.
-    ...(p.taxFreeAmount > 0 ? { tax_free: p.taxFreeAmount } : {}),
-    // Null leaves the VAT to Iamport; 0 (with tax_free 0) is a zero-rated payment, so it is sent.
-    ...(p.vatAmount !== null && p.vatAmount !== undefined ? { vat_amount: p.vatAmount } : {}),
+    ...(p.taxFreeAmount > 0 ? { taxFree: p.taxFreeAmount } : {}),
+    // Null leaves the VAT to Iamport; 0 (with no tax-free part) is a zero-rated payment, so it is sent.
+    ...(p.vatAmount !== null && p.vatAmount !== undefined ? { vat: p.vatAmount } : {}),
   };
 }
 

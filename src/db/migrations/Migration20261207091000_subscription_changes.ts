@@ -6,7 +6,7 @@ import { Migration } from "@mikro-orm/migrations";
  * subscription refunded on cancellation, and the refund a cancellation
  * claimed (sent to Iamport after its commit).
  */
-export class Migration20261207090000_subscription_changes extends Migration {
+export class Migration20261207091000_subscription_changes extends Migration {
   override async up(): Promise<void> {
     this.addSql(`alter table "payments" add column "tax_free_amount" int not null default 0, add column "vat_amount" int null;`);
     this.addSql(`alter table "plans" add column "tax_free_amount" int not null default 0, add column "vat_amount" int null;`);
