@@ -13,6 +13,8 @@ export interface ReconcileReport {
   unregisteredSchedules: number;
   dueSchedules: number;
   expired: number;
+  /** Free trials that ended without the customer's consent (CANCELED). */
+  trialsEnded: number;
   /** Subscriptions that had ended but still had an open schedule at Iamport (revoked now). */
   orphansRevoked: number;
   /** Browser checkouts and virtual accounts re-queried (their webhook may have been lost). */
@@ -67,6 +69,7 @@ export class ReconcileService {
       unregisteredSchedules: 0,
       dueSchedules: 0,
       expired: 0,
+      trialsEnded: 0,
       orphansRevoked: 0,
       checkouts: 0,
       idempotencyKeysPurged: 0,
@@ -149,6 +152,10 @@ export class ReconcileService {
     // 5. Subscriptions canceled at period end whose period is over.
     await each("period-end cancellations", async (ctx) => {
       report.expired += await this.services.subscriptions.expireCanceledAtPeriodEnd(ctx, iamportNow);
+    });
+    // 5b. Free trials over without the customer's consent: they end, nothing charged.
+    await each("ended trials", async (ctx) => {
+      report.trialsEnded += await this.services.subscriptions.endTrials(ctx, iamportNow, BATCH);
     });
     // 7. Browser checkouts still PENDING and virtual accounts still READY: their webhook may have been
     // lost (a deposit made, a card paid). Each is asked about at most every CHECKOUT_RECHECK_MS, for a week.

@@ -200,6 +200,12 @@ export class StartSubscriptionInput {
   @Field(() => String, { nullable: true, description: "Take name, amount, interval and trial from this plan." })
   planCode?: string | null;
 
+  @Field(() => Int, {
+    nullable: true,
+    description: "Days of free trial (overrides the plan's): TRIALING, nothing charged; at its end the first charge, only with the customer's consent (consentToTrialConversion).",
+  })
+  trialDays?: number | null;
+
   @Field(() => Int, { nullable: true, defaultValue: 1 })
   intervalCount?: number | null;
 

@@ -15,6 +15,8 @@ interface Fixture {
   merchantUid: string;
   impUid: string;
   subscriptionId: string;
+  /** A subscription in a free trial (consent may be given to it). */
+  trialId: string;
   /** The card.registered event of the fixture's card. */
   eventId: string;
 }
@@ -32,10 +34,14 @@ async function fixture(prefix: string): Promise<Fixture> {
     `mutation($c: String!) { startSubscription(input: {customerUid: $c, name: "plan", amount: 500, interval: MONTH}) { id } }`,
     { c: customerUid },
   );
+  const trial = await h.client.request<{ startSubscription: { id: string } }>(
+    `mutation($c: String!) { startSubscription(input: {customerUid: $c, name: "trial", amount: 500, interval: MONTH, trialDays: 10}) { id } }`,
+    { c: customerUid },
+  );
   const events = await h.client.request<{ events: { nodes: { id: string }[] } }>(`query($c: String) { events(customerUid: $c, type: "card.registered") { nodes { id } } }`, {
     c: customerUid,
   });
-  return { customerUid, ...charge.chargeAgain, subscriptionId: sub.startSubscription.id, eventId: events.events.nodes[0].id };
+  return { customerUid, ...charge.chargeAgain, subscriptionId: sub.startSubscription.id, trialId: trial.startSubscription.id, eventId: events.events.nodes[0].id };
 }
 
 beforeAll(async () => {
@@ -147,6 +153,13 @@ const OPS: Op[] = [
     customer: "merchant-only",
     query: `mutation($c: String!) { createCustomerToken(customerUid: $c, ttlSeconds: 60) { token } }`,
     vars: (f) => ({ c: f.customerUid }),
+  },
+  {
+    name: "consentToTrialConversion",
+    customer: "own",
+    // Consenting again changes nothing: every allowed call answers the trial.
+    query: `mutation($id: ID!) { consentToTrialConversion(subscriptionId: $id) { id } }`,
+    vars: (f) => ({ id: f.trialId }),
   },
   {
     name: "createPlan",

@@ -24,10 +24,13 @@ describe("schema.graphql", () => {
     const dangerous = findDangerousChanges(contract, buildBillingSchema()).map((c) => c.description);
     expect(dangerous).toEqual([
       "INCOMPLETE was added to enum type SubscriptionStatus.",
+      // Free trials (lifecycle.graphql).
+      "TRIALING was added to enum type SubscriptionStatus.",
       // Optional: a client that omits it is served as before, except that replacing an active card needs it.
       "An optional field replace on input type RegisterCardInput was added.",
       // Plans (lifecycle.graphql): name, amount and interval may then be omitted.
       "An optional field planCode on input type StartSubscriptionInput was added.",
+      "An optional field trialDays on input type StartSubscriptionInput was added.",
       "An optional field allowDuplicate on input type StartSubscriptionInput was added.",
       "An optional arg cancelSubscriptions on Mutation.deleteCard was added.",
     ]);

@@ -33,6 +33,7 @@ export enum PaymentKind {
 
 export enum SubscriptionStatus {
   INCOMPLETE = "INCOMPLETE",
+  TRIALING = "TRIALING",
   ACTIVE = "ACTIVE",
   PAST_DUE = "PAST_DUE",
   UNPAID = "UNPAID",
@@ -40,7 +41,7 @@ export enum SubscriptionStatus {
 }
 
 /** Subscriptions that are or may be charged: a second one of the same name needs allowDuplicate. */
-export const LIVE_SUBSCRIPTION_STATUSES = [SubscriptionStatus.INCOMPLETE, SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE];
+export const LIVE_SUBSCRIPTION_STATUSES = [SubscriptionStatus.INCOMPLETE, SubscriptionStatus.TRIALING, SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE];
 
 export enum BillingInterval {
   DAY = "DAY",
@@ -65,6 +66,7 @@ registerEnumType(SubscriptionStatus, {
   name: "SubscriptionStatus",
   valuesConfig: {
     INCOMPLETE: { description: "The first payment has not been confirmed yet." },
+    TRIALING: { description: "In a free trial; nothing charged yet." },
     PAST_DUE: { description: "The last renewal failed; retries are scheduled." },
     UNPAID: { description: "Retries are exhausted without a payment." },
   },

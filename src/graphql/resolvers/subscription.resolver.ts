@@ -49,6 +49,14 @@ export class SubscriptionResolver {
     return ctx.services.subscriptions.start(ctx, input);
   }
 
+  @Mutation(() => Subscription, {
+    description: "The customer's consent (customer token, or a merchant key recording it) to be charged when the trial ends.",
+  })
+  async consentToTrialConversion(@Arg("subscriptionId", () => ID) subscriptionId: string, @Ctx() ctx: GraphQLContext): Promise<Subscription> {
+    if (ctx.caller.kind === "customer") owned(ctx, await ctx.services.subscriptions.get(ctx, subscriptionId));
+    return ctx.services.subscriptions.consentToTrialConversion(ctx, subscriptionId, ctx.caller.kind === "customer" ? "customer" : "merchant");
+  }
+
   @Mutation(() => Subscription)
   async cancelSubscription(
     @Arg("input", () => CancelSubscriptionInput) input: CancelSubscriptionInput,
