@@ -15,6 +15,8 @@ export interface ReconcileReport {
   expired: number;
   /** Free trials that ended without the customer's consent (CANCELED). */
   trialsEnded: number;
+  /** Notices sent (trial ending, renewal upcoming, price change), each once. */
+  notices: number;
   /** Subscriptions that had ended but still had an open schedule at Iamport (revoked now). */
   orphansRevoked: number;
   /** Browser checkouts and virtual accounts re-queried (their webhook may have been lost). */
@@ -70,6 +72,7 @@ export class ReconcileService {
       dueSchedules: 0,
       expired: 0,
       trialsEnded: 0,
+      notices: 0,
       orphansRevoked: 0,
       checkouts: 0,
       idempotencyKeysPurged: 0,
@@ -152,6 +155,10 @@ export class ReconcileService {
     // 5. Subscriptions canceled at period end whose period is over.
     await each("period-end cancellations", async (ctx) => {
       report.expired += await this.services.subscriptions.expireCanceledAtPeriodEnd(ctx, iamportNow);
+    });
+    // 5a. Notices due before charges (those that fell due while no server ran included).
+    await each("notices", async (ctx) => {
+      report.notices += await this.services.notices.sendDue(ctx, iamportNow, BATCH);
     });
     // 5b. Free trials over without the customer's consent: they end, nothing charged.
     await each("ended trials", async (ctx) => {

@@ -1,5 +1,6 @@
 import { CardService } from "./card.service";
 import type { BillingDeps } from "./context";
+import { NoticeService } from "./notice.service";
 import { PaymentService } from "./payment.service";
 import { PlanService } from "./plan.service";
 import { ScheduleRegistrar } from "./payments/schedules";
@@ -14,6 +15,7 @@ export interface Services {
   payments: PaymentService;
   subscriptions: SubscriptionService;
   plans: PlanService;
+  notices: NoticeService;
   webhooks: WebhookService;
   /** The executor every payment outcome goes through (reconciliation uses it directly). */
   settlement: Settlement;
@@ -26,8 +28,9 @@ export function createServices(deps: BillingDeps, observers: BillingObservers = 
   const settlement = new Settlement(deps, schedules, observers);
   const payments = new PaymentService(deps, settlement, schedules);
   const plans = new PlanService(deps);
+  const notices = new NoticeService(deps);
   const subscriptions = new SubscriptionService(deps, settlement, schedules, plans);
   const cards = new CardService(deps, (ctx, customerUid, cancel) => subscriptions.releaseCard(ctx, customerUid, cancel));
   const webhooks = new WebhookService(payments, observers);
-  return { cards, payments, subscriptions, plans, webhooks, settlement, schedules };
+  return { cards, payments, subscriptions, plans, notices, webhooks, settlement, schedules };
 }

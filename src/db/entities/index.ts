@@ -1,4 +1,5 @@
 export { Card } from "./card.entity";
+export { Notice } from "./notice.entity";
 export { Payment } from "./payment.entity";
 export { Plan } from "./plan.entity";
 export { Subscription } from "./subscription.entity";

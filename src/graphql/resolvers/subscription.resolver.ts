@@ -1,5 +1,5 @@
 import { Arg, Ctx, FieldResolver, ID, Int, Mutation, Query, Resolver, Root } from "type-graphql";
-import { Card, Plan, Subscription } from "../../db/entities";
+import { Card, Notice, Plan, Subscription } from "../../db/entities";
 import { SubscriptionStatus } from "../../db/entities/enums";
 import { owned, ownCustomerFilter, requireCustomer } from "../authz";
 import type { GraphQLContext } from "../context";
@@ -31,6 +31,15 @@ export class SubscriptionResolver {
   @FieldResolver(() => Plan, { nullable: true, description: "The plan it was started from; its terms are the subscription's own from then on." })
   plan(@Root() sub: Subscription, @Ctx() ctx: GraphQLContext): Promise<Plan | null> {
     return sub.planCode ? ctx.services.plans.get(ctx, sub.planCode) : Promise.resolve(null);
+  }
+
+  @FieldResolver(() => [Notice], { description: "Notices before charges: the next ones still to go out (sentAt null), then those sent, newest first." })
+  notices(
+    @Root() sub: Subscription,
+    @Arg("first", () => Int, { nullable: true, defaultValue: 20 }) first: number,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<Notice[]> {
+    return ctx.services.notices.list(ctx, sub, first);
   }
 
   @FieldResolver(() => PaymentConnection)
