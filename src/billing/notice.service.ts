@@ -1,8 +1,9 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
-import { Card, Notice, Payment, Subscription } from "../db/entities";
-import { SubscriptionStatus } from "../db/entities/enums";
+import { Card, Notice, Payment, PriceChange, Subscription } from "../db/entities";
+import { PriceChangeStatus, SubscriptionStatus } from "../db/entities/enums";
+import { answersClose, consentOpens } from "./domain/price-changes";
 import type { NoticeKind } from "../db/entities/notice.entity";
-import { claimNotice, dueRenewalNotices, dueTrialNotices, setNoticeEvent, TRIAL_REF, type DueNotice } from "../db/repositories/notices";
+import { claimNotice, dueChangeNotices, dueRenewalNotices, dueTrialNotices, setNoticeEvent, TRIAL_REF, type DueNotice } from "../db/repositories/notices";
 import { subscriptionData } from "../events/present";
 import { recordEvent } from "../events/record";
 import type { EventType } from "../events/types";
@@ -29,8 +30,8 @@ export class NoticeService {
 
   /** Sends every notice due at `now` (Iamport's clock) that was not sent yet; returns how many it sent. */
   async sendDue(ctx: Ctx, now: Date, limit: number): Promise<number> {
-    const { trialNoticeDays, renewalNoticeDays } = this.deps.config.lifecycle;
-    const due: DueNotice[] = [...(await dueTrialNotices(ctx, now, trialNoticeDays, limit))];
+    const { trialNoticeDays, renewalNoticeDays, priceChangeNoticeDays } = this.deps.config.lifecycle;
+    const due: DueNotice[] = [...(await dueTrialNotices(ctx, now, trialNoticeDays, limit)), ...(await dueChangeNotices(ctx, now, priceChangeNoticeDays, limit))];
     if (renewalNoticeDays > 0) due.push(...(await dueRenewalNotices(ctx, now, renewalNoticeDays, limit)));
     let sent = 0;
     for (const n of due) if (await this.send(ctx, n, now)) sent += 1;
@@ -81,6 +82,23 @@ export class NoticeService {
         how: `consentToTrialConversion(subscriptionId: "${sub.id}") before ${at}; without it the subscription ends then and nothing is charged`,
       };
     }
+    if (n.kind === "PRICE_CHANGE") {
+      const change = await em.findOneOrFail(PriceChange, { id: n.ref });
+      const increase = change.newAmount > change.oldAmount;
+      out.amount = change.newAmount;
+      out.oldAmount = change.oldAmount;
+      out.newAmount = change.newAmount;
+      out.priceChange = { id: change.id, status: change.status, effectiveAt: at };
+      out.consent = {
+        required: increase,
+        givenAt: increase && change.status === PriceChangeStatus.ACCEPTED && change.respondedAt ? change.respondedAt.toISOString() : null,
+        windowOpensAt: increase ? consentOpens(change.effectiveAt).toISOString() : null,
+        answersCloseAt: increase ? answersClose(change.effectiveAt).toISOString() : null,
+        how: increase
+          ? `respondToPriceChange(id: "${change.id}", accept: true) between ${consentOpens(change.effectiveAt).toISOString()} and ${answersClose(change.effectiveAt).toISOString()}; without it the subscription ends with the last period at the old price`
+          : "none needed: the price goes down",
+      };
+    }
     return out;
   }
 
@@ -117,5 +135,5 @@ function stillAhead(sub: Subscription, n: DueNotice, now: Date): boolean {
   if (n.at.getTime() <= now.getTime()) return false;
   if (n.kind === "TRIAL_ENDING") return sub.status === SubscriptionStatus.TRIALING && sub.trialEnd?.getTime() === n.at.getTime();
   if (n.kind === "RENEWAL_UPCOMING") return renewalNotified(sub) && n.ref === `p${sub.currentPeriod + 1}` && sub.nextPaymentAt?.getTime() === n.at.getTime();
-  return true;
+  return sub.status !== SubscriptionStatus.CANCELED && !sub.cancelAtPeriodEnd;
 }

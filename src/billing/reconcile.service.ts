@@ -17,6 +17,8 @@ export interface ReconcileReport {
   trialsEnded: number;
   /** Notices sent (trial ending, renewal upcoming, price change), each once. */
   notices: number;
+  /** Price changes left unanswered until answers closed (EXPIRED). */
+  priceChangesExpired: number;
   /** Subscriptions that had ended but still had an open schedule at Iamport (revoked now). */
   orphansRevoked: number;
   /** Browser checkouts and virtual accounts re-queried (their webhook may have been lost). */
@@ -73,6 +75,7 @@ export class ReconcileService {
       expired: 0,
       trialsEnded: 0,
       notices: 0,
+      priceChangesExpired: 0,
       orphansRevoked: 0,
       checkouts: 0,
       idempotencyKeysPurged: 0,
@@ -159,6 +162,10 @@ export class ReconcileService {
     // 5a. Notices due before charges (those that fell due while no server ran included).
     await each("notices", async (ctx) => {
       report.notices += await this.services.notices.sendDue(ctx, iamportNow, BATCH);
+    });
+    // 5c. Price increases still unanswered a day before their renewal: the subscription ends at the old price instead.
+    await each("unanswered price changes", async (ctx) => {
+      report.priceChangesExpired += await this.services.priceChanges.expireUnanswered(ctx, iamportNow, BATCH);
     });
     // 5b. Free trials over without the customer's consent: they end, nothing charged.
     await each("ended trials", async (ctx) => {

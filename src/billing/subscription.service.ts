@@ -549,7 +549,7 @@ export class SubscriptionService {
         const before = subscriptionState(sub);
         sub.status = SubscriptionStatus.CANCELED;
         sub.canceledAt = now;
-        sub.statusReason = "canceled at the end of the period";
+        sub.statusReason = sub.cancelReason ? `canceled at the end of the period: ${sub.cancelReason}` : "canceled at the end of the period";
         await em.flush();
         await recordSubscriptionChange(em, sub, before);
         return true;

@@ -266,3 +266,15 @@ export class CreatePlanInput {
   @Field(() => Int, { nullable: true, defaultValue: 0 })
   trialDays?: number | null;
 }
+
+@InputType()
+export class RequestPriceChangeInput {
+  @Field(() => ID)
+  subscriptionId!: string;
+
+  @Field(() => Int)
+  newAmount!: number;
+
+  @Field(() => Date, { nullable: true, description: "Defaults to the first renewal at least 30 days away; earlier is refused for an increase." })
+  effectiveAt?: Date | null;
+}

@@ -125,7 +125,8 @@ describe("a free trial", () => {
     expect(await paymentRows(h, sub.id)).toEqual([]);
     expect(await customerSchedules(h, customerUid)).toEqual([]);
     expect(await emulatorPaymentCount(h)).toBe(paymentsBefore);
-    expect(await eventTypes(sub.id)).toEqual(["subscription.started", "subscription.canceled"]);
+    // The trial's notice went out with the first sweep (a 7-day trial is within TRIAL_NOTICE_DAYS from its start).
+    expect(await eventTypes(sub.id)).toEqual(["subscription.started", "subscription.trial_ending", "subscription.canceled"]);
     // Consent after the end converts nothing.
     const late = await h.gql(CONSENT, { id: sub.id });
     expect(codes(late)).toEqual([["BAD_USER_INPUT", "subscriptionId"]]);

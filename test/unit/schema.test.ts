@@ -45,6 +45,15 @@ describe("schema.graphql", () => {
     expect(findBreakingChanges(contract, buildBillingSchema())).toEqual([]);
   });
 
+  it("is a non-breaking superset of the contract with its events and lifecycle additions", () => {
+    // test/fixtures/contract-lifecycle.graphql is a copy of the published lifecycle.graphql (plans, trials, notices, price changes).
+    const fixtures = path.join(__dirname, "../fixtures");
+    const contract = buildSchema(
+      ["contract.graphql", "contract-events.graphql", "contract-lifecycle.graphql"].map((f) => fs.readFileSync(path.join(fixtures, f), "utf8")).join("\n"),
+    );
+    expect(findBreakingChanges(contract, buildBillingSchema())).toEqual([]);
+  });
+
   it("detects a breaking change (the check is not vacuous)", () => {
     const contract = buildSchema(fs.readFileSync(path.join(__dirname, "../fixtures/contract.graphql"), "utf8"));
     const broken = buildSchema(printBillingSchema().replace("merchantUid: String!\n", "merchantUid: Int!\n"));

@@ -43,6 +43,15 @@ export enum SubscriptionStatus {
 /** Subscriptions that are or may be charged: a second one of the same name needs allowDuplicate. */
 export const LIVE_SUBSCRIPTION_STATUSES = [SubscriptionStatus.INCOMPLETE, SubscriptionStatus.TRIALING, SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE];
 
+/** Where a price change stands (PriceChange). */
+export enum PriceChangeStatus {
+  PENDING = "PENDING",
+  ACCEPTED = "ACCEPTED",
+  DECLINED = "DECLINED",
+  EXPIRED = "EXPIRED",
+  CANCELED = "CANCELED",
+}
+
 export enum BillingInterval {
   DAY = "DAY",
   WEEK = "WEEK",
@@ -72,3 +81,10 @@ registerEnumType(SubscriptionStatus, {
   },
 });
 registerEnumType(BillingInterval, { name: "BillingInterval" });
+registerEnumType(PriceChangeStatus, {
+  name: "PriceChangeStatus",
+  valuesConfig: {
+    PENDING: { description: "Waiting for the customer's answer." },
+    EXPIRED: { description: "No answer before it was due: the subscription ends instead of charging the new price." },
+  },
+});

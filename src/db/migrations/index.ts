@@ -8,6 +8,7 @@ import { Migration20261207010000_events } from "./Migration20261207010000_events
 import { Migration20261207080000_plans } from "./Migration20261207080000_plans";
 import { Migration20261207083000_trials } from "./Migration20261207083000_trials";
 import { Migration20261207090000_notices } from "./Migration20261207090000_notices";
+import { Migration20261207093000_price_changes } from "./Migration20261207093000_price_changes";
 
 /** Every committed migration, in order. Listed explicitly so that compiled and test runs find the same set. */
 export const migrationsList: MigrationObject[] = [
@@ -20,4 +21,5 @@ export const migrationsList: MigrationObject[] = [
   { name: "Migration20261207080000_plans", class: Migration20261207080000_plans },
   { name: "Migration20261207083000_trials", class: Migration20261207083000_trials },
   { name: "Migration20261207090000_notices", class: Migration20261207090000_notices },
+  { name: "Migration20261207093000_price_changes", class: Migration20261207093000_price_changes },
 ];

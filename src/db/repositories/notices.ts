@@ -64,3 +64,15 @@ export async function claimNotice(scope: Scope, n: DueNotice, sentAt: Date): Pro
 export async function setNoticeEvent(scope: Scope, noticeId: string, eventId: string): Promise<void> {
   await query(scope, `update "notices" set "event_id" = ? where "id" = ?`, [eventId, noticeId]);
 }
+
+const DUE_CHANGES_SQL = `select c."subscription_id" as "subscriptionId", c."effective_at" as "at", c."id" as "ref"
+  from "price_changes" c
+ where c."status" in ('PENDING', 'ACCEPTED') and c."effective_at" > ? and c."effective_at" <= ?
+   and not exists (select 1 from "notices" n where n."subscription_id" = c."subscription_id" and n."kind" = 'PRICE_CHANGE' and n."ref" = c."id")
+ order by c."effective_at" limit ?`;
+
+/** Price changes (waiting for an answer, or accepted) taking effect within `days` of `now` whose notice was not sent; the subject is the change. */
+export async function dueChangeNotices(scope: Scope, now: Date, days: number, limit: number): Promise<DueNotice[]> {
+  const rows = await query<{ subscriptionId: string; at: Date; ref: string }>(scope, DUE_CHANGES_SQL, [now, new Date(now.getTime() + days * 86_400_000), limit]);
+  return rows.map((r) => ({ ...r, kind: "PRICE_CHANGE", dueAt: new Date(r.at.getTime() - days * 86_400_000) }));
+}

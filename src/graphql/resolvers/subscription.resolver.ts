@@ -1,5 +1,5 @@
 import { Arg, Ctx, FieldResolver, ID, Int, Mutation, Query, Resolver, Root } from "type-graphql";
-import { Card, Notice, Plan, Subscription } from "../../db/entities";
+import { Card, Notice, Plan, PriceChange, Subscription } from "../../db/entities";
 import { SubscriptionStatus } from "../../db/entities/enums";
 import { owned, ownCustomerFilter, requireCustomer } from "../authz";
 import type { GraphQLContext } from "../context";
@@ -31,6 +31,11 @@ export class SubscriptionResolver {
   @FieldResolver(() => Plan, { nullable: true, description: "The plan it was started from; its terms are the subscription's own from then on." })
   plan(@Root() sub: Subscription, @Ctx() ctx: GraphQLContext): Promise<Plan | null> {
     return sub.planCode ? ctx.services.plans.get(ctx, sub.planCode) : Promise.resolve(null);
+  }
+
+  @FieldResolver(() => PriceChange, { nullable: true, description: "The price change in flight: waiting for the customer's answer, or accepted and not yet in force." })
+  pendingPriceChange(@Root() sub: Subscription, @Ctx() ctx: GraphQLContext): Promise<PriceChange | null> {
+    return ctx.services.priceChanges.pendingFor(ctx, sub.id);
   }
 
   @FieldResolver(() => [Notice], { description: "Notices before charges: the next ones still to go out (sentAt null), then those sent, newest first." })
