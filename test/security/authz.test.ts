@@ -17,6 +17,8 @@ interface Fixture {
   subscriptionId: string;
   /** A subscription in a free trial (consent may be given to it). */
   trialId: string;
+  /** A price increase waiting for the customer's answer (declining it again changes nothing). */
+  priceChangeId: string;
   /** The card.registered event of the fixture's card. */
   eventId: string;
 }
@@ -38,10 +40,18 @@ async function fixture(prefix: string): Promise<Fixture> {
     `mutation($c: String!) { startSubscription(input: {customerUid: $c, name: "trial", amount: 500, interval: MONTH, trialDays: 10}) { id } }`,
     { c: customerUid },
   );
+  const priced = await h.client.request<{ startSubscription: { id: string } }>(
+    `mutation($c: String!) { startSubscription(input: {customerUid: $c, name: "priced", amount: 500, interval: MONTH}) { id } }`,
+    { c: customerUid },
+  );
+  const change = await h.client.request<{ requestPriceChange: { id: string } }>(
+    `mutation($s: ID!) { requestPriceChange(input: {subscriptionId: $s, newAmount: 700}) { id } }`,
+    { s: priced.startSubscription.id },
+  );
   const events = await h.client.request<{ events: { nodes: { id: string }[] } }>(`query($c: String) { events(customerUid: $c, type: "card.registered") { nodes { id } } }`, {
     c: customerUid,
   });
-  return { customerUid, ...charge.chargeAgain, subscriptionId: sub.startSubscription.id, trialId: trial.startSubscription.id, eventId: events.events.nodes[0].id };
+  return { customerUid, ...charge.chargeAgain, subscriptionId: sub.startSubscription.id, trialId: trial.startSubscription.id, priceChangeId: change.requestPriceChange.id, eventId: events.events.nodes[0].id };
 }
 
 beforeAll(async () => {
@@ -66,6 +76,8 @@ type Op = {
   before?: (f: Fixture) => Promise<unknown>;
 };
 
+/** The subscription made by requestPriceChange's `before`. */
+let pricedSubscriptionId = "";
 /** The endpoint made by the endpoint operations' `before` (one that takes no event this test records). */
 let endpointId = "";
 const makeEndpoint = async () => {
@@ -160,6 +172,26 @@ const OPS: Op[] = [
     // Consenting again changes nothing: every allowed call answers the trial.
     query: `mutation($id: ID!) { consentToTrialConversion(subscriptionId: $id) { id } }`,
     vars: (f) => ({ id: f.trialId }),
+  },
+  {
+    name: "respondToPriceChange",
+    customer: "own",
+    query: `mutation($id: ID!) { respondToPriceChange(id: $id, accept: false) { id status } }`,
+    vars: (f) => ({ id: f.priceChangeId }),
+  },
+  {
+    name: "requestPriceChange",
+    customer: "merchant-only",
+    query: `mutation($s: ID!) { requestPriceChange(input: {subscriptionId: $s, newAmount: 900}) { id } }`,
+    vars: () => ({ s: pricedSubscriptionId }),
+    // One change in flight per subscription: each call gets a subscription of its own.
+    before: async (f) => {
+      const r = await h.client.request<{ startSubscription: { id: string } }>(
+        `mutation($c: String!) { startSubscription(input: {customerUid: $c, name: "p", amount: 500, interval: MONTH, allowDuplicate: true}) { id } }`,
+        { c: f.customerUid },
+      );
+      pricedSubscriptionId = r.startSubscription.id;
+    },
   },
   {
     name: "createPlan",
