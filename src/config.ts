@@ -93,7 +93,7 @@ const envSchema = z.object({
   RETRY_SCHEDULE: durationList("1d,3d,5d"),
   TRIAL_CONVERSION_CONSENT: z.enum(["required", "not_required"]).default("required"),
   TRIAL_NOTICE_DAYS: z.coerce.number().int().min(7, "must be at least 7 (여신전문금융업감독규정: notice 7 days before a free period ends)").max(30).default(7),
-  PRICE_CHANGE_NOTICE_DAYS: z.coerce.number().int().min(0).max(30).default(30),
+  PRICE_CHANGE_NOTICE_DAYS: z.coerce.number().int().min(30, "must be at least 30 (전자상거래법 §13⑥: notice 30 days before a price increase)").max(90).default(30),
   RENEWAL_NOTICE_DAYS: z.coerce.number().int().min(0).max(30).default(7),
   EVENT_RETRY_SCHEDULE: durationList("1m,5m,30m,2h,6h,12h,12h"),
   EVENT_DELIVERY_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(10_000),

@@ -460,7 +460,7 @@ export class SubscriptionService {
 
   /**
    * Before the customer's billing key is deleted (CardService.delete): the
-   * subscriptions that would still charge it (INCOMPLETE, PAST_DUE, or ACTIVE
+   * subscriptions that would still charge it (INCOMPLETE, TRIALING, PAST_DUE, or ACTIVE
    * and not ending at the period end) are canceled now through `cancel` when
    * `cancelSubscriptions` is set (a period a renewal paid for is still served
    * to its end, with nothing scheduled), and otherwise the deletion is refused
