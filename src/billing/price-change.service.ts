@@ -2,7 +2,7 @@ import { UniqueConstraintViolationException } from "@mikro-orm/core";
 import { Payment, PriceChange, Subscription } from "../db/entities";
 import { PaymentStatus, PriceChangeStatus, SubscriptionStatus } from "../db/entities/enums";
 import { lockBillingRows } from "../db/repositories/billing-locks";
-import { lockChange, openChange, unansweredBefore } from "../db/repositories/price-changes";
+import { cancelChangesOfEndedSubscriptions, lockChange, openChange, unansweredBefore } from "../db/repositories/price-changes";
 import { BadUserInputError, ConflictError, NotFoundError } from "../errors";
 import { IamportNotFoundError, IamportRefusedError } from "../iamport/iamport.errors";
 import { randomId, upstreamError, type BillingDeps, type Ctx } from "./context";
@@ -111,9 +111,10 @@ export class PriceChangeService {
   /**
    * Reconciliation: changes still unanswered when answers close (a day before
    * their renewal) expire, and their subscriptions end with the last period
-   * at the old price; those of subscriptions that ended meanwhile are CANCELED.
+   * at the old price. Changes in flight at subscriptions that ended meanwhile are CANCELED.
    */
   async expireUnanswered(ctx: Ctx, now: Date, limit: number): Promise<number> {
+    await cancelChangesOfEndedSubscriptions(ctx, now);
     const due = await unansweredBefore(ctx.em, now, ANSWER_MARGIN_MS, limit);
     let expired = 0;
     for (const { id, subscriptionId } of due) {

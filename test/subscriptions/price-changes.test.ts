@@ -4,6 +4,7 @@ import {
   advancePastNextPayment,
   advanceTo,
   customerSchedules,
+  emulatorNow,
   getSub,
   iamportPaymentByOrder,
   iamportSchedule,
@@ -132,6 +133,36 @@ describe("a price increase", () => {
     expect(await customerSchedules(h, customerUid, "scheduled")).toEqual([]);
     // Too late to answer now.
     expect(codes(await h.gql(RESPOND, { id: change.id, accept: true }))).toEqual([["BAD_USER_INPUT", "id"]]);
+  });
+
+  it("declined long before its renewal lets the renewals before it run at the old price, then ends the subscription", async () => {
+    const customerUid = await registerCard(h, uid("c"));
+    const sub = await startSub(h, { customerUid, amount: 30_000, interval: "MONTH" });
+    // Starting with the renewal after next.
+    const change = await request({ subscriptionId: sub.id, newAmount: 33_000, effectiveAt: new Date(((await emulatorNow(h)) + 32 * DAY) * 1000).toISOString() });
+    expect(unix(change.effectiveAt)).toBeGreaterThan(unix(sub.nextPaymentAt!));
+    const declined = await h.gql<{ respondToPriceChange: Change }>(RESPOND, { id: change.id, accept: false }, tokenFor(customerUid));
+    expect(declined.data?.respondToPriceChange.status).toBe("DECLINED");
+    // Nothing ends yet: the next renewal is still at the old price.
+    expect(await getSub(h, sub.id)).toMatchObject({ status: "ACTIVE", cancelAtPeriodEnd: false });
+
+    await advancePastNextPayment(h, sub);
+    await h.server.reconciler.runOnce();
+    expect(await iamportPaymentByOrder(h, renewalUid(sub.id, 2))).toMatchObject({ status: "paid", amount: 30_000 });
+    const last = await getSub(h, sub.id);
+    // The claim of the change's renewal ended it instead: nothing scheduled after the last old-price period.
+    expect(last).toMatchObject({ status: "ACTIVE", cancelAtPeriodEnd: true, nextPaymentAt: null, currentPeriodEnd: change.effectiveAt });
+    expect(await iamportSchedule(h, renewalUid(sub.id, 3))).toBeNull();
+
+    await advanceTo(h, unix(change.effectiveAt) + 60);
+    await h.server.reconciler.runOnce();
+    const ended = await getSub(h, sub.id);
+    expect(ended.status).toBe("CANCELED");
+    expect(ended.statusReason).toMatch(/declined the price change from 30000 to 33000/);
+    expect((await paymentRows(h, sub.id)).map((p) => [p.period, p.status, p.amount])).toEqual([
+      [1, "PAID", 30_000],
+      [2, "PAID", 30_000],
+    ]);
   });
 
   it("refuses an effectiveAt earlier than 30 days away", async () => {

@@ -2,6 +2,7 @@ import type { EntityManager } from "@mikro-orm/postgresql";
 import { LockMode } from "@mikro-orm/core";
 import { PriceChange } from "../entities";
 import { PriceChangeStatus } from "../entities/enums";
+import { query, type Scope } from "../tx";
 
 /**
  * The answered price change (accepted, declined or expired) that starts at
@@ -42,4 +43,22 @@ export async function unansweredBefore(em: EntityManager, closesBefore: Date, ma
     { status: PriceChangeStatus.PENDING, effectiveAt: { $lte: new Date(closesBefore.getTime() + marginMs) } },
     { orderBy: { effectiveAt: "asc" }, limit },
   );
+}
+
+/**
+ * Changes still in flight at subscriptions that ended (canceled by the
+ * merchant or the customer meanwhile) are CANCELED, in one statement.
+ * Returns how many.
+ */
+export async function cancelChangesOfEndedSubscriptions(scope: Scope, now: Date): Promise<number> {
+  const rows = await query<{ id: string }>(
+    scope,
+    `update "price_changes" c set "status" = 'CANCELED', "responded_at" = coalesce(c."responded_at", ?), "responded_by" = coalesce(c."responded_by", 'subscription ended')
+       from "subscriptions" s
+      where s."id" = c."subscription_id" and s."status" = 'CANCELED'
+        and (c."status" = 'PENDING' or (c."status" = 'ACCEPTED' and c."applied_at" is null))
+      returning c."id"`,
+    [now],
+  );
+  return rows.length;
 }
