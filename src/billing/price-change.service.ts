@@ -171,7 +171,7 @@ export class PriceChangeService {
   private async applyToRegistered(ctx: Ctx, changeId: string): Promise<void> {
     const change = await ctx.em.findOneOrFail(PriceChange, { id: changeId }, { refresh: true });
     const row = await ctx.em.findOne(Payment, { subscription: change.subscriptionId, period: change.effectivePeriod, attempt: 1 }, { refresh: true });
-    if (!row || change.appliedAt || (row.status !== PaymentStatus.SCHEDULED && row.status !== PaymentStatus.PENDING)) return;
+    if (!row || change.appliedAt || row.amount === change.newAmount || (row.status !== PaymentStatus.SCHEDULED && row.status !== PaymentStatus.PENDING)) return;
     if (row.status === PaymentStatus.SCHEDULED && !(await this.revokeAtIamport(ctx, row))) {
       ctx.log.warn({ subscriptionId: change.subscriptionId, merchantUid: row.merchantUid }, "renewal ran before its price change could replace it; the change starts with the next renewal");
       return;
@@ -182,18 +182,18 @@ export class PriceChangeService {
         subscriptions: [sub],
       } = await lockBillingRows(em, { id: row.id }, [change.subscriptionId]);
       const c = (await lockChange(em, changeId))!;
-      if (!r || c.appliedAt || c.status !== PriceChangeStatus.ACCEPTED) return false;
+      if (!r || c.appliedAt || c.status !== PriceChangeStatus.ACCEPTED || r.amount === c.newAmount) return false;
       if (sub.status === SubscriptionStatus.CANCELED || sub.status === SubscriptionStatus.UNPAID) {
         // Ended meanwhile: the revoked registration stays revoked.
         if (r.status === PaymentStatus.SCHEDULED) r.status = PaymentStatus.REVOKED;
         return false;
       }
       if (r.status !== PaymentStatus.SCHEDULED && r.status !== PaymentStatus.PENDING) return false;
+      // The subscription keeps its amount until this renewal is settled: the claim that follows it (the next
+      // period, or a retry of this one) applies the change (Settlement), so the amount shown is the price in force.
       r.amount = c.newAmount;
       r.status = PaymentStatus.PENDING;
       r.checkedAt = new Date();
-      sub.amount = c.newAmount;
-      c.appliedAt = new Date();
       await em.flush();
       return true;
     });

@@ -90,7 +90,12 @@ describe("a price increase", () => {
     // The renewal registered at the old amount was replaced at Iamport: same order, new amount, same time.
     expect(await iamportSchedule(h, renewalUid(sub.id, 2))).toMatchObject({ schedule_status: "scheduled", amount: 120_000, schedule_at: effective });
     expect(await customerSchedules(h, customerUid, "scheduled")).toHaveLength(1);
-    expect((await getSub(h, sub.id)).nextPaymentAt).toBe(change.effectiveAt);
+    const before = await h.client.request<{ subscription: { amount: number; nextPaymentAt: string; pendingPriceChange: { status: string } } }>(
+      `query($id: ID!) { subscription(id: $id) { amount nextPaymentAt pendingPriceChange { status } } }`,
+      { id: sub.id },
+    );
+    // The last period at the old price: the amount in force stays until the renewal at the new one is made.
+    expect(before.subscription).toEqual({ amount: 100_000, nextPaymentAt: change.effectiveAt, pendingPriceChange: { status: "ACCEPTED" } });
 
     const run = await advancePastNextPayment(h, sub);
     expect(run.executed.filter((e) => e.merchant_uid === renewalUid(sub.id, 2))).toHaveLength(1);
@@ -102,6 +107,12 @@ describe("a price increase", () => {
       [3, "SCHEDULED", 120_000],
     ]);
     expect(await iamportSchedule(h, renewalUid(sub.id, 3))).toMatchObject({ schedule_status: "scheduled", amount: 120_000 });
+    // In force now: the subscription's amount is the new one, and nothing is in flight.
+    const now = await h.client.request<{ subscription: { amount: number; pendingPriceChange: null } }>(
+      `query($id: ID!) { subscription(id: $id) { amount pendingPriceChange { id } } }`,
+      { id: sub.id },
+    );
+    expect(now.subscription).toEqual({ amount: 120_000, pendingPriceChange: null });
   });
 
   it("left unanswered ends the subscription with the last period at the old price; nothing is charged at the new one", async () => {

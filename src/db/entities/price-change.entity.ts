@@ -5,8 +5,9 @@ import { PriceChangeStatus } from "./enums";
 /**
  * A change of a subscription's amount from one renewal on. An increase waits
  * for the customer's consent (전자상거래법 §13⑥); a decrease is accepted at
- * once. `appliedAt` marks when the renewal it starts at was given the new
- * amount (or, refused, when the subscription was set to end before it).
+ * once. `appliedAt` marks when the change came into force: the subscription's
+ * amount became the new one, with the claim that follows its renewal (or,
+ * refused, when the subscription was set to end before that renewal).
  */
 @ObjectType()
 @Entity({ tableName: "price_changes" })
