@@ -2,7 +2,7 @@ import { UniqueConstraintViolationException } from "@mikro-orm/core";
 import { Payment, PriceChange, Subscription } from "../db/entities";
 import { PaymentStatus, PriceChangeStatus, SubscriptionStatus } from "../db/entities/enums";
 import { lockBillingRows } from "../db/repositories/billing-locks";
-import { cancelChangesOfEndedSubscriptions, lockChange, openChange, unansweredBefore } from "../db/repositories/price-changes";
+import { cancelChangesOfEndedSubscriptions, lockChange, openChange, refusedUnapplied, unansweredBefore } from "../db/repositories/price-changes";
 import { BadUserInputError, ConflictError, NotFoundError } from "../errors";
 import { IamportNotFoundError, IamportRefusedError } from "../iamport/iamport.errors";
 import { randomId, upstreamError, type BillingDeps, type Ctx } from "./context";
@@ -130,11 +130,11 @@ export class PriceChangeService {
         await em.flush();
         return change.status === PriceChangeStatus.EXPIRED;
       });
-      if (moved) {
-        await this.endBefore(ctx, id);
-        expired += 1;
-      }
+      if (moved) expired += 1;
     }
+    // Refused changes whose subscription is not set to end yet: those just expired, and any whose cancellation
+    // could not reach Iamport before (endBefore is a no-op until their last old-price period is the current one).
+    for (const { id } of await refusedUnapplied(ctx.em, limit)) await this.endBefore(ctx, id);
     return expired;
   }
 

@@ -62,3 +62,12 @@ export async function cancelChangesOfEndedSubscriptions(scope: Scope, now: Date)
   );
   return rows.length;
 }
+
+/** Declined or expired changes whose subscription was not yet set to end (an earlier attempt failed, or its renewal is still ahead). */
+export async function refusedUnapplied(em: EntityManager, limit: number): Promise<PriceChange[]> {
+  return em.find(
+    PriceChange,
+    { status: { $in: [PriceChangeStatus.DECLINED, PriceChangeStatus.EXPIRED] }, appliedAt: null },
+    { orderBy: { effectiveAt: "asc" }, limit },
+  );
+}
