@@ -66,8 +66,13 @@ export class SubscriptionService {
   ) {}
 
   /**
-   * Starts a subscription. Without startAt the first period is charged now and,
-   * when paid, the next one is scheduled; with startAt the first charge is scheduled.
+   * Starts a subscription, on a plan's terms (planCode) or explicit ones.
+   * Without startAt the first period is charged now and, when paid, the next
+   * one is scheduled; with startAt the first charge is scheduled. With a
+   * free trial (trialDays, or the plan's) it is TRIALING until trialEnd and
+   * nothing is charged: the first charge is claimed for trialEnd when the
+   * customer consents (consentToTrialConversion), or at once when
+   * TRIAL_CONVERSION_CONSENT=not_required.
    * A second live subscription of the same name for the customer is refused
    * (CONFLICT naming the first) unless allowDuplicate: the row is inserted
    * before Iamport is asked anything, and a partial unique index decides
