@@ -126,7 +126,12 @@ export class SubscriptionService {
     sub.nextPaymentAt = first?.scheduledAt ?? null;
     sub.nextMerchantUid = first?.merchantUid ?? null;
     try {
-      await ctx.em.persistAndFlush(first ? [sub, first] : [sub]);
+      // A subscription started with startAt (ACTIVE) or a trial (TRIALING) is started from this insert: its
+      // subscription.started commits with the row (the outbox), so no crash can leave one without the other.
+      await withTransaction(ctx.em, async () => {
+        await ctx.em.persistAndFlush(first ? [sub, first] : [sub]);
+        if (firstAt) await recordSubscriptionChange(ctx.em, sub, null);
+      });
     } catch (err) {
       if (!(err instanceof UniqueConstraintViolationException)) throw err;
       // Another start got there first (nothing was sent to Iamport for this one).
@@ -143,14 +148,10 @@ export class SubscriptionService {
       throw err;
     }
 
-    if (!first) {
-      await withTransaction(ctx.em, () => recordSubscriptionChange(ctx.em, sub, null));
-      return sub;
-    }
+    // A trial awaiting consent has nothing to schedule yet.
+    if (!first) return sub;
     if (firstAt) {
       await this.scheduleFirst(ctx, sub, first, trialEnd ? "trialDays" : "startAt");
-      // Started once its first charge is with Iamport's scheduler (a refused one removed the subscription).
-      await withTransaction(ctx.em, () => recordSubscriptionChange(ctx.em, sub, null));
       return sub;
     }
     let unconfirmed = false;
@@ -740,8 +741,19 @@ export class SubscriptionService {
       await this.schedules.register(ctx, sub.customerUid, [first], { keepRowsOnRefusal: true });
     } catch (err) {
       if (err instanceof BadUserInputError) {
-        ctx.em.remove([first, sub]);
-        await ctx.em.flush();
+        // Its subscription.started is already out (it committed with the row): the ledger only grows,
+        // so the removal is recorded as the subscription's end, in the removal's transaction.
+        await withTransaction(ctx.em, async () => {
+          const before = subscriptionState(sub);
+          sub.status = SubscriptionStatus.CANCELED;
+          sub.canceledAt = new Date();
+          sub.nextPaymentAt = null;
+          sub.nextMerchantUid = null;
+          sub.statusReason = `canceled: the first payment could not be scheduled (${err.message})`;
+          await recordSubscriptionChange(ctx.em, sub, before);
+          ctx.em.remove([first, sub]);
+          await ctx.em.flush();
+        });
         throw new BadUserInputError(field, `could not be scheduled: ${err.message}`);
       }
       const code = toAppError(err).code;
