@@ -209,13 +209,13 @@ export class PriceChangeService {
   private async revokeAtIamport(ctx: Ctx, row: Payment): Promise<boolean> {
     const opts = { requestId: ctx.requestId };
     try {
-      const result = await this.deps.iamport.unschedule(row.customerUid!, [row.merchantUid], opts);
+      const result = await this.deps.provider.revoke(row.customerUid!, [row.merchantUid], opts);
       if (result.some((s) => s.merchant_uid === row.merchantUid && s.schedule_status === "revoked")) return true;
     } catch (err) {
       if (!(err instanceof IamportRefusedError || err instanceof IamportNotFoundError)) throw upstreamError(err, "unschedule");
     }
     try {
-      return (await this.deps.iamport.getSchedule(row.merchantUid, opts)).schedule_status === "revoked";
+      return (await this.deps.provider.getSchedule(row.merchantUid, opts)).schedule_status === "revoked";
     } catch (err) {
       throw upstreamError(err, `schedule ${row.merchantUid}`);
     }

@@ -7,6 +7,7 @@ import { Migration20261207004000_idempotency } from "./Migration20261207004000_i
 import { Migration20261207010000_events } from "./Migration20261207010000_events";
 import { Migration20261207080000_plans } from "./Migration20261207080000_plans";
 import { Migration20261207083000_trials } from "./Migration20261207083000_trials";
+import { Migration20261207090000_billing_key } from "./Migration20261207090000_billing_key";
 import { Migration20261207090000_notices } from "./Migration20261207090000_notices";
 import { Migration20261207093000_price_changes } from "./Migration20261207093000_price_changes";
 
@@ -20,6 +21,7 @@ export const migrationsList: MigrationObject[] = [
   { name: "Migration20261207010000_events", class: Migration20261207010000_events },
   { name: "Migration20261207080000_plans", class: Migration20261207080000_plans },
   { name: "Migration20261207083000_trials", class: Migration20261207083000_trials },
+  { name: "Migration20261207090000_billing_key", class: Migration20261207090000_billing_key },
   { name: "Migration20261207090000_notices", class: Migration20261207090000_notices },
   { name: "Migration20261207093000_price_changes", class: Migration20261207093000_price_changes },
 ];
