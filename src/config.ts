@@ -101,6 +101,10 @@ const envSchema = z.object({
     }, "must be an IANA time zone such as Asia/Seoul"),
   RETRY_SCHEDULE: durationList("1d,3d,5d"),
   WITHDRAWAL_DAYS: z.coerce.number().int().min(0).max(365).default(7),
+  TRIAL_CONVERSION_CONSENT: z.enum(["required", "not_required"]).default("required"),
+  TRIAL_NOTICE_DAYS: z.coerce.number().int().min(7, "must be at least 7 (여신전문금융업감독규정: notice 7 days before a free period ends)").max(30).default(7),
+  PRICE_CHANGE_NOTICE_DAYS: z.coerce.number().int().min(30, "must be at least 30 (전자상거래법 §13⑥: notice 30 days before a price increase)").max(90).default(30),
+  RENEWAL_NOTICE_DAYS: z.coerce.number().int().min(0).max(30).default(7),
   EVENT_RETRY_SCHEDULE: durationList("1m,5m,30m,2h,6h,12h,12h"),
   EVENT_DELIVERY_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(10_000),
   EVENT_DELIVERY_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(10),
@@ -192,6 +196,7 @@ export interface Config {
   retryScheduleSeconds: number[];
   /** Days after a payment in which cancellationPreview reports it within the withdrawal window. */
   withdrawalDays: number;
+  lifecycle: LifecycleConfig;
   events: EventsConfig;
   mobileRedirectUrl?: string;
   migrateOnStart: boolean;
@@ -215,6 +220,18 @@ export interface Config {
   bodyLimit: string;
   /** How long a shutdown waits for in-flight requests before closing their connections. */
   shutdownDrainMs: number;
+}
+
+/** Korean recurring-billing rules (README "Korean recurring-billing rules"). */
+export interface LifecycleConfig {
+  /** required: a trial becomes paid only with the customer's consent; not_required: it converts by itself (outside Korea). */
+  trialConversionConsent: "required" | "not_required";
+  /** Days before a trial's end that its notice goes out. */
+  trialNoticeDays: number;
+  /** Days before a price change's first renewal at the new amount that its notice goes out. */
+  priceChangeNoticeDays: number;
+  /** Days before each renewal of a monthly or longer subscription that its notice goes out; 0: none. */
+  renewalNoticeDays: number;
 }
 
 export interface EventsConfig {
@@ -360,6 +377,12 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     billingTimeZone: e.BILLING_TIME_ZONE,
     retryScheduleSeconds: e.RETRY_SCHEDULE,
     withdrawalDays: e.WITHDRAWAL_DAYS,
+    lifecycle: {
+      trialConversionConsent: e.TRIAL_CONVERSION_CONSENT,
+      trialNoticeDays: e.TRIAL_NOTICE_DAYS,
+      priceChangeNoticeDays: e.PRICE_CHANGE_NOTICE_DAYS,
+      renewalNoticeDays: e.RENEWAL_NOTICE_DAYS,
+    },
     events: {
       retryScheduleSeconds: e.EVENT_RETRY_SCHEDULE,
       deliveryTimeoutMs: e.EVENT_DELIVERY_TIMEOUT_MS,
@@ -423,6 +446,14 @@ export function configWarnings(config: Config): ConfigProblem[] {
       message:
         `${config.publicUrlExplicit ? "is" : "is not set and defaults to"} ${config.publicUrl}, a loopback address Iamport cannot reach: ` +
         "the schedules' webhooks (notice_url) never arrive and renewals wait for reconciliation; set PUBLIC_URL to this server's public address",
+    });
+  }
+  if (config.lifecycle.trialConversionConsent === "not_required") {
+    warnings.push({
+      variable: "TRIAL_CONVERSION_CONSENT",
+      message:
+        "is not_required: free trials turn paid at their end without the customer's consent, which Korean law " +
+        "(전자상거래법 §13⑥, 시행령 §20-2) forbids for customers in Korea; use it only for merchants outside Korea",
     });
   }
   return warnings;

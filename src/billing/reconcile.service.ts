@@ -17,6 +17,12 @@ export interface ReconcileReport {
   resumed: number;
   /** Refunds claimed by cancellations whose outcome was not confirmed, finished. */
   refundsFinished: number;
+  /** Free trials that ended without the customer's consent (CANCELED). */
+  trialsEnded: number;
+  /** Notices sent (trial ending, renewal upcoming, price change), each once. */
+  notices: number;
+  /** Price changes left unanswered until answers closed (EXPIRED). */
+  priceChangesExpired: number;
   /** Subscriptions that had ended but still had an open schedule at Iamport (revoked now). */
   orphansRevoked: number;
   /** Browser checkouts and virtual accounts re-queried (their webhook may have been lost). */
@@ -73,6 +79,9 @@ export class ReconcileService {
       expired: 0,
       refundsFinished: 0,
       resumed: 0,
+      trialsEnded: 0,
+      notices: 0,
+      priceChangesExpired: 0,
       orphansRevoked: 0,
       checkouts: 0,
       idempotencyKeysPurged: 0,
@@ -155,6 +164,18 @@ export class ReconcileService {
     // 5. Subscriptions canceled at period end whose period is over.
     await each("period-end cancellations", async (ctx) => {
       report.expired += await this.services.subscriptions.expireCanceledAtPeriodEnd(ctx, iamportNow);
+    });
+    // 5a. Notices due before charges (those that fell due while no server ran included).
+    await each("notices", async (ctx) => {
+      report.notices += await this.services.notices.sendDue(ctx, iamportNow, BATCH);
+    });
+    // 5c. Price increases still unanswered a day before their renewal: the subscription ends at the old price instead.
+    await each("unanswered price changes", async (ctx) => {
+      report.priceChangesExpired += await this.services.priceChanges.expireUnanswered(ctx, iamportNow, BATCH);
+    });
+    // 5b. Free trials over without the customer's consent: they end, nothing charged.
+    await each("ended trials", async (ctx) => {
+      report.trialsEnded += await this.services.subscriptions.endTrials(ctx, iamportNow, BATCH);
     });
     // Paused subscriptions whose resumesAt has come (Iamport's clock): resumed, a new period charged.
     await each("due resumes", async (ctx) => {

@@ -1,7 +1,9 @@
 import { CardService } from "./card.service";
 import type { BillingDeps } from "./context";
+import { NoticeService } from "./notice.service";
 import { PaymentService } from "./payment.service";
 import { PlanService } from "./plan.service";
+import { PriceChangeService } from "./price-change.service";
 import { ScheduleRegistrar } from "./payments/schedules";
 import { Settlement, type BillingObservers } from "./settlement";
 import { SubscriptionService } from "./subscription.service";
@@ -14,6 +16,8 @@ export interface Services {
   payments: PaymentService;
   subscriptions: SubscriptionService;
   plans: PlanService;
+  notices: NoticeService;
+  priceChanges: PriceChangeService;
   webhooks: WebhookService;
   /** The executor every payment outcome goes through (reconciliation uses it directly). */
   settlement: Settlement;
@@ -26,8 +30,10 @@ export function createServices(deps: BillingDeps, observers: BillingObservers = 
   const settlement = new Settlement(deps, schedules, observers);
   const payments = new PaymentService(deps, settlement, schedules);
   const plans = new PlanService(deps);
+  const notices = new NoticeService(deps);
   const subscriptions = new SubscriptionService(deps, settlement, schedules, plans, payments);
+  const priceChanges = new PriceChangeService(deps, settlement, subscriptions);
   const cards = new CardService(deps, (ctx, customerUid, cancel) => subscriptions.releaseCard(ctx, customerUid, cancel));
   const webhooks = new WebhookService(payments, observers);
-  return { cards, payments, subscriptions, plans, webhooks, settlement, schedules };
+  return { cards, payments, subscriptions, plans, notices, priceChanges, webhooks, settlement, schedules };
 }

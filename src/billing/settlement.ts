@@ -3,6 +3,8 @@ import { Payment, type Subscription } from "../db/entities";
 import { PaymentKind, PaymentStatus, SubscriptionStatus } from "../db/entities/enums";
 import { laterCharges, lockBillingRows } from "../db/repositories/billing-locks";
 import { markChargeScheduled } from "../db/repositories/charge-registrations";
+import { answeredChangeFor } from "../db/repositories/price-changes";
+import { claimStep } from "./domain/price-changes";
 import { NotFoundError } from "../errors";
 import { IamportNotFoundError, IamportRefusedError, type ProviderPayment, type ProviderSchedule } from "../provider/port";
 import { outcomeUnknown, upstreamError, withEm, type BillingDeps, type Ctx } from "./context";
@@ -222,6 +224,21 @@ export class Settlement {
   private async claimCharge(ctx: Ctx, sub: Subscription, next: NextCharge, work: Work): Promise<void> {
     let row = await ctx.em.findOne(Payment, { merchantUid: next.merchantUid });
     if (!row) {
+      // A price change answered for this renewal or an earlier one decides what it charges, or that it is not made.
+      const change = await answeredChangeFor(ctx.em, sub.id, next.period);
+      if (change) {
+        const step = claimStep(change);
+        change.appliedAt = new Date();
+        if (step.kind === "end") {
+          sub.cancelAtPeriodEnd = true;
+          sub.cancelReason = step.reason;
+          sub.statusReason = `cancels at the end of the current period: ${step.reason}`;
+          sub.nextPaymentAt = null;
+          sub.nextMerchantUid = null;
+          return;
+        }
+        sub.amount = step.amount;
+      }
       row = newSubscriptionCharge(ctx.em, sub, next.period, next.attempt, PaymentKind.SCHEDULE, next.at);
       await ctx.em.persistAndFlush(row);
     } else if (row.subscription?.id !== sub.id || row.period !== next.period || row.attempt !== next.attempt) {
@@ -354,7 +371,8 @@ export class Settlement {
         return { kind: "unknown", err };
       }
       if (s.schedule_status === "scheduled") return { kind: "scheduled", at: new Date(s.schedule_at * 1000) };
-      if (s.schedule_status === "revoked") return { kind: "revoked" };
+      // Revoked at another amount: the registration a price change replaced (PriceChangeService), not this claim.
+      if (s.schedule_status === "revoked") return s.amount === row.amount ? { kind: "revoked" } : null;
       if (s.imp_uid) return { kind: "ran", impUid: s.imp_uid };
       return { kind: "unknown", err: new Error(`schedule ${row.merchantUid} is ${s.schedule_status} without a payment yet`) };
     };

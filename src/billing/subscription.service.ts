@@ -9,6 +9,7 @@ import { lockBillingRows } from "../db/repositories/billing-locks";
 import { OPEN_CHARGE_STATUSES } from "./domain/transitions";
 import { notBefore, wholeSeconds } from "./domain/settlement";
 import { SUBSCRIPTION_UID_PREFIX } from "./domain/merchant-uids";
+import { periodOf } from "./domain/billing-dates";
 import { requireActiveCard } from "./card.service";
 import { afterIamport, BillingDeps, Ctx, derivedId, withEm, outcomeUnknown, randomId, upstreamError } from "./context";
 import { decodeCursor, encodeCursor, Page } from "./pagination";
@@ -17,7 +18,7 @@ import { prorate, withinWithdrawalWindow, type ProratedRefund } from "./domain/p
 import type { ScheduleRegistrar } from "./payments/schedules";
 import { iamportNow, newSubscriptionCharge, type Settlement } from "./settlement";
 import type { PlanService } from "./plan.service";
-import { checkAmount, checkFuture, checkInterval, checkIntervalCount, checkTaxParts, checkText, checkUid, optionalText } from "./validation";
+import { checkAmount, checkFuture, checkInterval, checkIntervalCount, checkTaxParts, checkText, checkTrialDays, checkUid, optionalText } from "./validation";
 
 export interface StartSubscriptionInput {
   customerUid: string;
@@ -28,6 +29,8 @@ export interface StartSubscriptionInput {
   interval?: BillingInterval | null;
   intervalCount?: number | null;
   startAt?: Date | null;
+  /** Days of free trial (overrides the plan's): nothing charged until its end, and then only with consent. */
+  trialDays?: number | null;
   taxFreeAmount?: number | null;
   vatAmount?: number | null;
   /** Start it even while the customer has a live subscription of the same name. */
@@ -92,8 +95,13 @@ export class SubscriptionService {
   ) {}
 
   /**
-   * Starts a subscription. Without startAt the first period is charged now and,
-   * when paid, the next one is scheduled; with startAt the first charge is scheduled.
+   * Starts a subscription, on a plan's terms (planCode) or explicit ones.
+   * Without startAt the first period is charged now and, when paid, the next
+   * one is scheduled; with startAt the first charge is scheduled. With a
+   * free trial (trialDays, or the plan's) it is TRIALING until trialEnd and
+   * nothing is charged: the first charge is claimed for trialEnd when the
+   * customer consents (consentToTrialConversion), or at once when
+   * TRIAL_CONVERSION_CONSENT=not_required.
    * A second live subscription of the same name for the customer is refused
    * (CONFLICT naming the first) unless allowDuplicate: the row is inserted
    * before Iamport is asked anything, and a partial unique index decides
@@ -107,10 +115,17 @@ export class SubscriptionService {
     const customerUid = checkUid("customerUid", input.customerUid);
     const terms = await this.terms(ctx, input);
     const { name, amount, interval, intervalCount } = terms;
-    if (terms.trialDays > 0) throw new BadUserInputError("planCode", "names a plan with a free trial, which this server cannot start yet");
+    const trialDays = input.trialDays !== null && input.trialDays !== undefined ? checkTrialDays("trialDays", input.trialDays) : terms.trialDays;
+    if (trialDays > 0 && input.startAt) throw new BadUserInputError("startAt", "cannot be given with a free trial: the first charge is taken when the trial ends");
     // A plan's parts unless the request gives its own.
     const tax = checkTaxParts("", amount, input.taxFreeAmount || terms.taxFreeAmount, input.vatAmount ?? terms.vatAmount);
     const startAt = input.startAt ? checkFuture("startAt", input.startAt) : null;
+    // A trial is timed by Iamport's clock, which runs the schedules (and, in tests, the emulator's).
+    const trialEnd = trialDays > 0 ? trialEndFrom(await iamportNow(this.deps), trialDays, this.deps.config.billingTimeZone) : null;
+    // With consent required nothing is scheduled before the consent (consentToTrialConversion), so a
+    // trial that ends without it leaves nothing at Iamport to revoke.
+    const awaitsConsent = trialEnd !== null && this.deps.config.lifecycle.trialConversionConsent === "required";
+    const firstAt = startAt ? wholeSeconds(startAt) : trialEnd;
     const allowDuplicate = input.allowDuplicate === true;
     const requestRef = derivedId(ctx) ?? null;
     await requireActiveCard(ctx, customerUid);
@@ -132,21 +147,22 @@ export class SubscriptionService {
       planCode: terms.planCode,
       // Whole seconds: Iamport schedules are in UNIX seconds, and period boundaries must match them.
       // Without startAt this is provisional: the anchor becomes the moment Iamport takes the first payment.
-      anchorAt: wholeSeconds(startAt ?? new Date()),
-      status: startAt ? SubscriptionStatus.ACTIVE : SubscriptionStatus.INCOMPLETE,
-      statusReason: startAt ? "first payment scheduled" : "first payment in progress",
+      anchorAt: firstAt ?? wholeSeconds(new Date()),
+      status: trialEnd ? SubscriptionStatus.TRIALING : startAt ? SubscriptionStatus.ACTIVE : SubscriptionStatus.INCOMPLETE,
+      statusReason: trialEnd ? trialReason(trialEnd, awaitsConsent ? "awaiting" : "not-required") : startAt ? "first payment scheduled" : "first payment in progress",
+      trialEnd,
       allowDuplicate,
       requestRef,
     });
-    const first = newSubscriptionCharge(ctx.em, sub, 1, 1, startAt ? PaymentKind.SCHEDULE : PaymentKind.AGAIN, startAt ? wholeSeconds(startAt) : null);
-    sub.nextPaymentAt = first.scheduledAt ?? null;
-    sub.nextMerchantUid = first.merchantUid;
+    const first = awaitsConsent ? null : newSubscriptionCharge(ctx.em, sub, 1, 1, firstAt ? PaymentKind.SCHEDULE : PaymentKind.AGAIN, firstAt);
+    sub.nextPaymentAt = first?.scheduledAt ?? null;
+    sub.nextMerchantUid = first?.merchantUid ?? null;
     try {
-      // A subscription started with startAt is ACTIVE from this insert: its subscription.started
-      // commits with the row (the outbox), so no crash can leave one without the other.
+      // A subscription started with startAt (ACTIVE) or a trial (TRIALING) is started from this insert: its
+      // subscription.started commits with the row (the outbox), so no crash can leave one without the other.
       await withTransaction(ctx.em, async () => {
-        await ctx.em.persistAndFlush([sub, first]);
-        if (startAt) await recordSubscriptionChange(ctx.em, sub, null);
+        await ctx.em.persistAndFlush(first ? [sub, first] : [sub]);
+        if (firstAt) await recordSubscriptionChange(ctx.em, sub, null);
       });
     } catch (err) {
       if (!(err instanceof UniqueConstraintViolationException)) throw err;
@@ -164,8 +180,10 @@ export class SubscriptionService {
       throw err;
     }
 
-    if (startAt) {
-      await this.scheduleFirst(ctx, sub, first);
+    // A trial awaiting consent has nothing to schedule yet.
+    if (!first) return sub;
+    if (firstAt) {
+      await this.scheduleFirst(ctx, sub, first, trialEnd ? "trialDays" : "startAt");
       return sub;
     }
     let unconfirmed = false;
@@ -895,7 +913,7 @@ export class SubscriptionService {
 
   /**
    * Before the customer's billing key is deleted (CardService.delete): the
-   * subscriptions that would still charge it (INCOMPLETE, PAST_DUE, or ACTIVE
+   * subscriptions that would still charge it (INCOMPLETE, TRIALING, PAST_DUE, or ACTIVE
    * and not ending at the period end) are canceled now through `cancel` when
    * `cancelSubscriptions` is set (a period a renewal paid for is still served
    * to its end, with nothing scheduled), and otherwise the deletion is refused
@@ -984,7 +1002,101 @@ export class SubscriptionService {
         const before = subscriptionState(sub);
         sub.status = SubscriptionStatus.CANCELED;
         sub.canceledAt = now;
-        sub.statusReason = "canceled at the end of the period";
+        sub.statusReason = sub.cancelReason ? `canceled at the end of the period: ${sub.cancelReason}` : "canceled at the end of the period";
+        await em.flush();
+        await recordSubscriptionChange(em, sub, before);
+        return true;
+      });
+      if (done) ended += 1;
+    }
+    return ended;
+  }
+
+  /**
+   * Records the customer's consent to be charged when the trial ends (`by`:
+   * the customer's own token, or a merchant key recording consent it
+   * collected). Only consent given within CONSENT_WINDOW_DAYS before the
+   * trial's end counts (전자상거래법 §13⑥, 시행령 §20-2): earlier, and after the
+   * end, it is refused. The first charge is claimed for the trial's end in the
+   * same transaction, under the subscription's lock (so the sweep that ends
+   * unconsented trials sees either the consent or nothing), and registered
+   * with Iamport after the commit; a registration that does not finish is
+   * completed by reconciliation. Consenting again changes nothing.
+   */
+  async consentToTrialConversion(ctx: Ctx, id: string, by: "customer" | "merchant"): Promise<Subscription> {
+    const subId = checkUid("subscriptionId", id);
+    const now = await iamportNow(this.deps);
+    const claimed = await ctx.em.transactional(async (em): Promise<string | null> => {
+      const {
+        subscriptions: [sub],
+      } = await lockBillingRows(em, null, [subId]);
+      if (!sub) throw new NotFoundError(`Subscription ${id}`);
+      if (sub.conversionConsentAt) return null;
+      if (sub.status !== SubscriptionStatus.TRIALING || !sub.trialEnd) {
+        throw new BadUserInputError("subscriptionId", `is not in a free trial (it is ${sub.status})`);
+      }
+      const end = sub.trialEnd;
+      if (now.getTime() >= end.getTime()) {
+        throw new BadUserInputError("subscriptionId", `names a trial that ended at ${end.toISOString()}: consent can no longer convert it`);
+      }
+      const opens = consentWindowOpens(end);
+      if (now.getTime() < opens.getTime()) {
+        throw new BadUserInputError(
+          "subscriptionId",
+          `names a trial that ends at ${end.toISOString()}: consent to paid renewals counts only when given within the ${CONSENT_WINDOW_DAYS} days ` +
+            `before it ends (전자상거래법 §13⑥), from ${opens.toISOString()}; ask the customer again then`,
+        );
+      }
+      sub.conversionConsentAt = now;
+      sub.conversionConsentBy = by;
+      sub.statusReason = trialReason(end, "consented");
+      let first: Payment | null = null;
+      if (!sub.nextMerchantUid) {
+        first = newSubscriptionCharge(em, sub, 1, 1, PaymentKind.SCHEDULE, end);
+        sub.nextPaymentAt = end;
+        sub.nextMerchantUid = first.merchantUid;
+        em.persist(first);
+      }
+      await em.flush();
+      return first?.id ?? null;
+    });
+    if (claimed) {
+      try {
+        await this.settlement.registerUnregistered(ctx, claimed);
+      } catch (err) {
+        // The claim stays PENDING and reconciliation registers it (before the trial's end, or moved just after it).
+        ctx.log.warn({ subscriptionId: subId, err: (err as Error).message }, "trial's first charge not registered yet; reconciliation will retry");
+      }
+    }
+    return ctx.em.findOneOrFail(Subscription, { id: subId }, { refresh: true });
+  }
+
+  /**
+   * Reconciliation's end of trials: a TRIALING subscription whose trial is
+   * over (by Iamport's clock) with no first charge claimed (no consent was
+   * recorded) is CANCELED under its lock, with the reason, and
+   * subscription.canceled recorded with it. Nothing was scheduled at Iamport
+   * for it, so nothing is left there. Returns how many ended.
+   */
+  async endTrials(ctx: Ctx, now: Date, limit: number): Promise<number> {
+    const due = await ctx.em.find(
+      Subscription,
+      { status: SubscriptionStatus.TRIALING, trialEnd: { $lte: now }, nextMerchantUid: null },
+      { orderBy: { trialEnd: "asc" }, limit },
+    );
+    let ended = 0;
+    for (const { id } of due) {
+      const done = await ctx.em.fork().transactional(async (em) => {
+        const {
+          payments: open,
+          subscriptions: [sub],
+        } = await lockBillingRows(em, { subscription: id, status: { $in: OPEN_CHARGE_STATUSES } }, [id]);
+        const over = !!sub.trialEnd && sub.trialEnd.getTime() <= now.getTime();
+        if (sub.status !== SubscriptionStatus.TRIALING || !over || sub.nextMerchantUid || open.length > 0) return false;
+        const before = subscriptionState(sub);
+        sub.status = SubscriptionStatus.CANCELED;
+        sub.canceledAt = now;
+        sub.statusReason = `the free trial ended at ${sub.trialEnd!.toISOString()} without the customer's consent to paid renewals: nothing was charged`;
         await em.flush();
         await recordSubscriptionChange(em, sub, before);
         return true;
@@ -1073,7 +1185,7 @@ export class SubscriptionService {
    * refusing it (a time in its past, an unknown billing key) refuses the start;
    * an unknown outcome keeps the row PENDING for reconciliation.
    */
-  private async scheduleFirst(ctx: Ctx, sub: Subscription, first: Payment): Promise<void> {
+  private async scheduleFirst(ctx: Ctx, sub: Subscription, first: Payment, field: string): Promise<void> {
     try {
       await this.schedules.register(ctx, sub.customerUid, [first], { keepRowsOnRefusal: true });
     } catch (err) {
@@ -1091,7 +1203,7 @@ export class SubscriptionService {
           ctx.em.remove([first, sub]);
           await ctx.em.flush();
         });
-        throw new BadUserInputError("startAt", `could not be scheduled: ${err.message}`);
+        throw new BadUserInputError(field, `could not be scheduled: ${err.message}`);
       }
       const code = toAppError(err).code;
       if (code !== "UPSTREAM_UNAVAILABLE" && code !== "OUTCOME_UNKNOWN") throw err;
@@ -1115,6 +1227,29 @@ export class SubscriptionService {
 /** What a subscription takes from its plan when it changes to it. */
 function planTerms(plan: Plan): Pick<Subscription, "planCode" | "name" | "amount" | "taxFreeAmount" | "vatAmount"> {
   return { planCode: plan.code, name: plan.name, amount: plan.amount, taxFreeAmount: plan.taxFreeAmount, vatAmount: plan.vatAmount ?? null };
+}
+
+/** How long before a trial's end consent to its conversion counts (전자상거래법 §13⑥, 시행령 §20-2: 30 days). */
+export const CONSENT_WINDOW_DAYS = 30;
+
+/** The first moment consent to converting a trial that ends at `trialEnd` counts. */
+export function consentWindowOpens(trialEnd: Date): Date {
+  return new Date(trialEnd.getTime() - CONSENT_WINDOW_DAYS * 86_400_000);
+}
+
+/** The end of a trial of `days` days started at `now`: whole days in the billing time zone, whole seconds as Iamport keeps them. */
+function trialEndFrom(now: Date, days: number, timeZone: string): Date {
+  return wholeSeconds(periodOf(wholeSeconds(now), BillingInterval.DAY, days, 1, timeZone).end);
+}
+
+/** statusReason of a trial. */
+function trialReason(trialEnd: Date, consent: "awaiting" | "consented" | "not-required"): string {
+  const end = trialEnd.toISOString();
+  if (consent === "awaiting") {
+    return `free trial until ${end}: it turns paid only with the customer's consent, given within the ${CONSENT_WINDOW_DAYS} days before it ends (consentToTrialConversion); without it the subscription ends then, with nothing charged`;
+  }
+  if (consent === "consented") return `free trial until ${end}; the customer consented to paid renewals from then, and the first charge is scheduled for that moment`;
+  return `free trial until ${end}; the first charge is scheduled for that moment`;
 }
 
 /**

@@ -46,6 +46,8 @@ export function subscriptionEventTypes(before: SubscriptionState | null, after: 
     else if (from === SubscriptionStatus.PAST_DUE || from === SubscriptionStatus.UNPAID) types.push("subscription.recovered");
     else if (paidPeriod) types.push("subscription.renewed");
   }
+  // A free trial starts the subscription; its first paid period (TRIALING to ACTIVE) is then a renewal.
+  if (to === SubscriptionStatus.TRIALING && from === undefined) types.push("subscription.started");
   if (to !== from) {
     if (to === SubscriptionStatus.PAST_DUE) types.push("subscription.past_due");
     if (to === SubscriptionStatus.UNPAID) types.push("subscription.unpaid");

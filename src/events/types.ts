@@ -16,6 +16,9 @@ export const EVENT_TYPES = [
   "subscription.unpaid",
   "subscription.canceled",
   "subscription.cancel_scheduled",
+  "subscription.trial_ending",
+  "subscription.renewal_upcoming",
+  "subscription.price_change_requested",
 ] as const;
 
 export type EventType = (typeof EVENT_TYPES)[number];

@@ -212,6 +212,12 @@ export class StartSubscriptionInput {
   @Field(() => String, { nullable: true, description: "Take name, amount, interval and trial from this plan." })
   planCode?: string | null;
 
+  @Field(() => Int, {
+    nullable: true,
+    description: "Days of free trial (overrides the plan's): TRIALING, nothing charged; at its end the first charge, only with the customer's consent (consentToTrialConversion).",
+  })
+  trialDays?: number | null;
+
   @Field(() => Int, { nullable: true, defaultValue: 1 })
   intervalCount?: number | null;
 
@@ -222,7 +228,7 @@ export class StartSubscriptionInput {
     nullable: true,
     defaultValue: false,
     description:
-      "Start it even while the customer has a live (INCOMPLETE, ACTIVE or PAST_DUE) subscription of the same name; without it such a start is CONFLICT naming that subscription.",
+      "Start it even while the customer has a live (INCOMPLETE, TRIALING, ACTIVE or PAST_DUE) subscription of the same name; without it such a start is CONFLICT naming that subscription.",
   })
   allowDuplicate?: boolean | null;
 
@@ -320,4 +326,16 @@ export class CreatePlanInput {
 
   @Field(() => Int, { nullable: true, description: "The VAT part of amount, sent to Iamport as vat_amount; omitted: Iamport computes it." })
   vatAmount?: number | null;
+}
+
+@InputType()
+export class RequestPriceChangeInput {
+  @Field(() => ID)
+  subscriptionId!: string;
+
+  @Field(() => Int)
+  newAmount!: number;
+
+  @Field(() => Date, { nullable: true, description: "Defaults to the first renewal at least 30 days away; earlier is refused for an increase." })
+  effectiveAt?: Date | null;
 }

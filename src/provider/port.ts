@@ -75,6 +75,8 @@ export interface ProviderSchedule {
   imp_uid: string | null;
   schedule_at: number;
   schedule_status: ProviderScheduleStatus;
+  /** The amount registered: a revoked registration at another amount is one a price change replaced. */
+  amount: number;
 }
 
 /** What the provider holds about a billing key: never card data beyond the masked number. */

@@ -136,5 +136,5 @@ export class IamportV1Provider implements PaymentProvider {
 }
 
 function schedule(s: IamportSchedule): ProviderSchedule {
-  return { merchant_uid: s.merchant_uid, imp_uid: s.imp_uid, schedule_at: s.schedule_at, schedule_status: s.schedule_status };
+  return { merchant_uid: s.merchant_uid, imp_uid: s.imp_uid, schedule_at: s.schedule_at, schedule_status: s.schedule_status, amount: s.amount };
 }

@@ -236,7 +236,7 @@ export class PortOneV2Provider implements PaymentProvider {
           payment: { ...this.store(), billingKey, ...this.paymentInput(e) },
           timeToPay: new Date(e.at * 1000).toISOString(),
         });
-        done.push({ id: r.schedule.id, s: { merchant_uid: e.merchantUid, imp_uid: null, schedule_at: e.at, schedule_status: "scheduled" } });
+        done.push({ id: r.schedule.id, s: { merchant_uid: e.merchantUid, imp_uid: null, schedule_at: e.at, schedule_status: "scheduled", amount: e.amount } });
       } catch (err) {
         if (err instanceof IamportRefusedError && done.length > 0) {
           await this.revokeIds(done.map((d) => d.id), o).catch((e2: Error) =>
@@ -526,6 +526,7 @@ function schedule(s: V2Schedule): ProviderSchedule {
     imp_uid: executed ? s.paymentId : null,
     schedule_at: unix(s.timeToPay) ?? 0,
     schedule_status: s.status === "SCHEDULED" ? "scheduled" : s.status === "REVOKED" ? "revoked" : executed ? "executed" : "scheduled",
+    amount: s.totalAmount,
   };
 }
 

@@ -15,6 +15,10 @@ interface Fixture {
   merchantUid: string;
   impUid: string;
   subscriptionId: string;
+  /** A subscription in a free trial (consent may be given to it). */
+  trialId: string;
+  /** A price increase waiting for the customer's answer (declining it again changes nothing). */
+  priceChangeId: string;
   /** The card.registered event of the fixture's card. */
   eventId: string;
 }
@@ -32,10 +36,22 @@ async function fixture(prefix: string): Promise<Fixture> {
     `mutation($c: String!) { startSubscription(input: {customerUid: $c, name: "plan", amount: 500, interval: MONTH}) { id } }`,
     { c: customerUid },
   );
+  const trial = await h.client.request<{ startSubscription: { id: string } }>(
+    `mutation($c: String!) { startSubscription(input: {customerUid: $c, name: "trial", amount: 500, interval: MONTH, trialDays: 10}) { id } }`,
+    { c: customerUid },
+  );
+  const priced = await h.client.request<{ startSubscription: { id: string } }>(
+    `mutation($c: String!) { startSubscription(input: {customerUid: $c, name: "priced", amount: 500, interval: MONTH}) { id } }`,
+    { c: customerUid },
+  );
+  const change = await h.client.request<{ requestPriceChange: { id: string } }>(
+    `mutation($s: ID!) { requestPriceChange(input: {subscriptionId: $s, newAmount: 700}) { id } }`,
+    { s: priced.startSubscription.id },
+  );
   const events = await h.client.request<{ events: { nodes: { id: string }[] } }>(`query($c: String) { events(customerUid: $c, type: "card.registered") { nodes { id } } }`, {
     c: customerUid,
   });
-  return { customerUid, ...charge.chargeAgain, subscriptionId: sub.startSubscription.id, eventId: events.events.nodes[0].id };
+  return { customerUid, ...charge.chargeAgain, subscriptionId: sub.startSubscription.id, trialId: trial.startSubscription.id, priceChangeId: change.requestPriceChange.id, eventId: events.events.nodes[0].id };
 }
 
 beforeAll(async () => {
@@ -60,6 +76,8 @@ type Op = {
   before?: (f: Fixture) => Promise<unknown>;
 };
 
+/** The subscription made by requestPriceChange's `before`. */
+let pricedSubscriptionId = "";
 /** The endpoint made by the endpoint operations' `before` (one that takes no event this test records). */
 let endpointId = "";
 /** A fresh subscription of each fixture customer: pause and resume change the one they are given. */
@@ -158,6 +176,33 @@ const OPS: Op[] = [
     customer: "merchant-only",
     query: `mutation($c: String!) { createCustomerToken(customerUid: $c, ttlSeconds: 60) { token } }`,
     vars: (f) => ({ c: f.customerUid }),
+  },
+  {
+    name: "consentToTrialConversion",
+    customer: "own",
+    // Consenting again changes nothing: every allowed call answers the trial.
+    query: `mutation($id: ID!) { consentToTrialConversion(subscriptionId: $id) { id } }`,
+    vars: (f) => ({ id: f.trialId }),
+  },
+  {
+    name: "respondToPriceChange",
+    customer: "own",
+    query: `mutation($id: ID!) { respondToPriceChange(id: $id, accept: false) { id status } }`,
+    vars: (f) => ({ id: f.priceChangeId }),
+  },
+  {
+    name: "requestPriceChange",
+    customer: "merchant-only",
+    query: `mutation($s: ID!) { requestPriceChange(input: {subscriptionId: $s, newAmount: 900}) { id } }`,
+    vars: () => ({ s: pricedSubscriptionId }),
+    // One change in flight per subscription: each call gets a subscription of its own.
+    before: async (f) => {
+      const r = await h.client.request<{ startSubscription: { id: string } }>(
+        `mutation($c: String!) { startSubscription(input: {customerUid: $c, name: "p", amount: 500, interval: MONTH, allowDuplicate: true}) { id } }`,
+        { c: f.customerUid },
+      );
+      pricedSubscriptionId = r.startSubscription.id;
+    },
   },
   {
     name: "createPlan",

@@ -1,6 +1,25 @@
-import { ConfigError, describeSecrets, loadConfig, parseDurationList } from "../../src/config";
+import { ConfigError, configWarnings, describeSecrets, loadConfig, parseDurationList } from "../../src/config";
 
 describe("loadConfig", () => {
+  it("enforces the Korean rules by default: trial consent required, 7/30/7 notice days", () => {
+    const c = loadConfig({});
+    expect(c.lifecycle).toEqual({ trialConversionConsent: "required", trialNoticeDays: 7, priceChangeNoticeDays: 30, renewalNoticeDays: 7 });
+    expect(configWarnings(c).map((w) => w.variable)).not.toContain("TRIAL_CONVERSION_CONSENT");
+  });
+
+  it("warns at start when trial consent is turned off, and refuses a trial notice under 7 days", () => {
+    const off = loadConfig({ TRIAL_CONVERSION_CONSENT: "not_required", RENEWAL_NOTICE_DAYS: "0" });
+    expect(off.lifecycle).toMatchObject({ trialConversionConsent: "not_required", renewalNoticeDays: 0 });
+    expect(configWarnings(off).find((w) => w.variable === "TRIAL_CONVERSION_CONSENT")?.message).toMatch(/전자상거래법/);
+    for (const [env, variable] of [
+      [{ TRIAL_NOTICE_DAYS: "3" }, "TRIAL_NOTICE_DAYS"],
+      [{ TRIAL_CONVERSION_CONSENT: "maybe" }, "TRIAL_CONVERSION_CONSENT"],
+      [{ PRICE_CHANGE_NOTICE_DAYS: "7" }, "PRICE_CHANGE_NOTICE_DAYS"],
+    ] as const) {
+      expect(() => loadConfig(env)).toThrow(expect.objectContaining({ variable }));
+    }
+  });
+
   it("gives the documented defaults with an empty environment", () => {
     const c = loadConfig({});
     expect(c).toMatchObject({

@@ -24,6 +24,8 @@ describe("schema.graphql", () => {
     const dangerous = findDangerousChanges(contract, buildBillingSchema()).map((c) => c.description);
     expect(dangerous).toEqual([
       "INCOMPLETE was added to enum type SubscriptionStatus.",
+      // Free trials (lifecycle.graphql).
+      "TRIALING was added to enum type SubscriptionStatus.",
       "PAUSED was added to enum type SubscriptionStatus.",
       // Optional: a client that omits it is served as before, except that replacing an active card needs it.
       "An optional field replace on input type RegisterCardInput was added.",
@@ -34,6 +36,7 @@ describe("schema.graphql", () => {
       "An optional field vatAmount on input type ScheduleInput was added.",
       // Plans (lifecycle.graphql): name, amount and interval may then be omitted.
       "An optional field planCode on input type StartSubscriptionInput was added.",
+      "An optional field trialDays on input type StartSubscriptionInput was added.",
       "An optional field allowDuplicate on input type StartSubscriptionInput was added.",
       "An optional field taxFreeAmount on input type StartSubscriptionInput was added.",
       "An optional field vatAmount on input type StartSubscriptionInput was added.",
@@ -53,10 +56,21 @@ describe("schema.graphql", () => {
   });
 
   it("is a non-breaking superset of the contract with its subscription-changes additions", () => {
-    // test/fixtures/contract-changes.graphql is a copy of the published changes.graphql, applied on top of the contract.
+    // test/fixtures/contract-changes.graphql is a copy of the published changes.graphql, applied on top of the contract and lifecycle.graphql.
     const fixtures = path.join(__dirname, "../fixtures");
     const contract = buildSchema(
-      ["contract.graphql", "contract-events.graphql", "contract-changes.graphql"].map((f) => fs.readFileSync(path.join(fixtures, f), "utf8")).join("\n"),
+      ["contract.graphql", "contract-events.graphql", "contract-lifecycle.graphql", "contract-changes.graphql"]
+        .map((f) => fs.readFileSync(path.join(fixtures, f), "utf8"))
+        .join("\n"),
+    );
+    expect(findBreakingChanges(contract, buildBillingSchema())).toEqual([]);
+  });
+
+  it("is a non-breaking superset of the contract with its events and lifecycle additions", () => {
+    // test/fixtures/contract-lifecycle.graphql is a copy of the published lifecycle.graphql (plans, trials, notices, price changes).
+    const fixtures = path.join(__dirname, "../fixtures");
+    const contract = buildSchema(
+      ["contract.graphql", "contract-events.graphql", "contract-lifecycle.graphql"].map((f) => fs.readFileSync(path.join(fixtures, f), "utf8")).join("\n"),
     );
     expect(findBreakingChanges(contract, buildBillingSchema())).toEqual([]);
   });

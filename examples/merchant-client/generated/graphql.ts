@@ -51,7 +51,7 @@ export type RegisterCardInput = {
 };
 
 export type StartSubscriptionInput = {
-  /** Start it even while the customer has a live (INCOMPLETE, ACTIVE or PAST_DUE) subscription of the same name; without it such a start is CONFLICT naming that subscription. */
+  /** Start it even while the customer has a live (INCOMPLETE, TRIALING, ACTIVE or PAST_DUE) subscription of the same name; without it such a start is CONFLICT naming that subscription. */
   allowDuplicate?: boolean | null | undefined;
   /** Taken from the plan when planCode is given; required otherwise. */
   amount?: number | null | undefined;
@@ -65,6 +65,8 @@ export type StartSubscriptionInput = {
   planCode?: string | null | undefined;
   /** When the first payment is taken; now (charged at once) when omitted. */
   startAt?: string | null | undefined;
+  /** Days of free trial (overrides the plan's): TRIALING, nothing charged; at its end the first charge, only with the customer's consent (consentToTrialConversion). */
+  trialDays?: number | null | undefined;
 };
 
 export type SubscriptionStatus =
@@ -74,6 +76,8 @@ export type SubscriptionStatus =
   | 'INCOMPLETE'
   /** The last renewal failed; retries are scheduled. */
   | 'PAST_DUE'
+  /** In a free trial; nothing charged yet. */
+  | 'TRIALING'
   /** Retries are exhausted without a payment. */
   | 'UNPAID';
 

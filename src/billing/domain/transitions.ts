@@ -26,6 +26,8 @@ export const PAYMENT_TRANSITIONS: Readonly<Record<P, readonly P[]>> = {
  */
 export const SUBSCRIPTION_TRANSITIONS: Readonly<Record<S, readonly S[]>> = {
   [S.INCOMPLETE]: [S.ACTIVE, S.CANCELED],
+  // A trial ends in its first charge (paid: ACTIVE, declined: dunning) or, without consent, CANCELED.
+  [S.TRIALING]: [S.ACTIVE, S.PAST_DUE, S.UNPAID, S.CANCELED],
   [S.ACTIVE]: [S.PAST_DUE, S.UNPAID, S.CANCELED, S.PAUSED],
   [S.PAST_DUE]: [S.ACTIVE, S.UNPAID, S.CANCELED],
   [S.UNPAID]: [S.ACTIVE, S.CANCELED],

@@ -33,6 +33,7 @@ export enum PaymentKind {
 
 export enum SubscriptionStatus {
   INCOMPLETE = "INCOMPLETE",
+  TRIALING = "TRIALING",
   ACTIVE = "ACTIVE",
   PAST_DUE = "PAST_DUE",
   UNPAID = "UNPAID",
@@ -54,7 +55,16 @@ export enum Proration {
 }
 
 /** Subscriptions that are or may be charged: a second one of the same name needs allowDuplicate. */
-export const LIVE_SUBSCRIPTION_STATUSES = [SubscriptionStatus.INCOMPLETE, SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE];
+export const LIVE_SUBSCRIPTION_STATUSES = [SubscriptionStatus.INCOMPLETE, SubscriptionStatus.TRIALING, SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE];
+
+/** Where a price change stands (PriceChange). */
+export enum PriceChangeStatus {
+  PENDING = "PENDING",
+  ACCEPTED = "ACCEPTED",
+  DECLINED = "DECLINED",
+  EXPIRED = "EXPIRED",
+  CANCELED = "CANCELED",
+}
 
 export enum BillingInterval {
   DAY = "DAY",
@@ -79,6 +89,7 @@ registerEnumType(SubscriptionStatus, {
   name: "SubscriptionStatus",
   valuesConfig: {
     INCOMPLETE: { description: "The first payment has not been confirmed yet." },
+    TRIALING: { description: "In a free trial; nothing charged yet." },
     PAST_DUE: { description: "The last renewal failed; retries are scheduled." },
     UNPAID: { description: "Retries are exhausted without a payment." },
     PAUSED: { description: "No charges until resumed; nothing live at Iamport." },
@@ -96,5 +107,12 @@ registerEnumType(CancellationRefund, {
   name: "CancellationRefund",
   valuesConfig: {
     PRORATED: { description: "The unused days of the paid period, in whole won, computed in BILLING_TIME_ZONE." },
+  },
+});
+registerEnumType(PriceChangeStatus, {
+  name: "PriceChangeStatus",
+  valuesConfig: {
+    PENDING: { description: "Waiting for the customer's answer." },
+    EXPIRED: { description: "No answer before it was due: the subscription ends instead of charging the new price." },
   },
 });

@@ -16,11 +16,16 @@ export interface RefundClaim {
 @Entity({ tableName: "subscriptions" })
 @Index({ name: "subscriptions_customer_uid_id_index", properties: ["customerUid", "id"] })
 @Index({ name: "subscriptions_status_next_payment_at_index", properties: ["status", "nextPaymentAt"] })
+// Reconciliation's look-up of trials that reached their end (SubscriptionService.endTrials).
+@Index({
+  name: "subscriptions_trial_end_index",
+  expression: `create index "subscriptions_trial_end_index" on "subscriptions" ("trial_end") where "status" = 'TRIALING'`,
+})
 // One live subscription of a name per customer, unless started with allowDuplicate: two starts racing
 // each other cannot both pass it (SubscriptionService.start).
 @Unique({
   name: "subscriptions_live_name_unique",
-  expression: `create unique index "subscriptions_live_name_unique" on "subscriptions" ("customer_uid", "name") where "status" in ('INCOMPLETE', 'ACTIVE', 'PAST_DUE') and not "allow_duplicate"`,
+  expression: `create unique index "subscriptions_live_name_unique" on "subscriptions" ("customer_uid", "name") where "status" in ('INCOMPLETE', 'TRIALING', 'ACTIVE', 'PAST_DUE') and not "allow_duplicate"`,
 })
 export class Subscription {
   [OptionalProps]?: "intervalCount" | "status" | "currentPeriod" | "cancelAtPeriodEnd" | "allowDuplicate" | "taxFreeAmount" | "refundedAmount" | "anchorPeriod" | "createdAt" | "updatedAt";
@@ -86,6 +91,22 @@ export class Subscription {
   @Field(() => String, { nullable: true, description: "Why the subscription is in its status: a declined first charge, a retry scheduled, ..." })
   @Property({ type: "text", nullable: true })
   statusReason?: string | null;
+
+  /** The end of the free trial: the first charge is taken then, and only with consent (conversionConsentAt). */
+  @Field(() => Date, { nullable: true })
+  @Property({ type: "datetime", nullable: true })
+  trialEnd?: Date | null;
+
+  @Field(() => Date, {
+    nullable: true,
+    description: "When the customer consented to paid renewals after the trial; null: the trial ends the subscription.",
+  })
+  @Property({ type: "datetime", nullable: true })
+  conversionConsentAt?: Date | null;
+
+  /** Who recorded the consent: "customer" (the customer's own token) or "merchant" (a merchant key, recording consent it collected). */
+  @Property({ type: "string", length: 20, nullable: true })
+  conversionConsentBy?: string | null;
 
   /** The period number the subscription is in (0 before the first payment). */
   @Property({ type: "integer" })

@@ -6,8 +6,11 @@ import { Migration20261207001000_card_replacements } from "./Migration2026120700
 import { Migration20261207004000_idempotency } from "./Migration20261207004000_idempotency";
 import { Migration20261207010000_events } from "./Migration20261207010000_events";
 import { Migration20261207080000_plans } from "./Migration20261207080000_plans";
+import { Migration20261207083000_trials } from "./Migration20261207083000_trials";
 import { Migration20261207090000_billing_key } from "./Migration20261207090000_billing_key";
-import { Migration20261207091000_subscription_changes } from "./Migration20261207091000_subscription_changes";
+import { Migration20261207090000_notices } from "./Migration20261207090000_notices";
+import { Migration20261207093000_price_changes } from "./Migration20261207093000_price_changes";
+import { Migration20261207094000_subscription_changes } from "./Migration20261207094000_subscription_changes";
 
 /** Every committed migration, in order. Listed explicitly so that compiled and test runs find the same set. */
 export const migrationsList: MigrationObject[] = [
@@ -18,6 +21,9 @@ export const migrationsList: MigrationObject[] = [
   { name: "Migration20261207004000_idempotency", class: Migration20261207004000_idempotency },
   { name: "Migration20261207010000_events", class: Migration20261207010000_events },
   { name: "Migration20261207080000_plans", class: Migration20261207080000_plans },
+  { name: "Migration20261207083000_trials", class: Migration20261207083000_trials },
   { name: "Migration20261207090000_billing_key", class: Migration20261207090000_billing_key },
-  { name: "Migration20261207091000_subscription_changes", class: Migration20261207091000_subscription_changes },
+  { name: "Migration20261207090000_notices", class: Migration20261207090000_notices },
+  { name: "Migration20261207093000_price_changes", class: Migration20261207093000_price_changes },
+  { name: "Migration20261207094000_subscription_changes", class: Migration20261207094000_subscription_changes },
 ];

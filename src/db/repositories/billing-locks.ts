@@ -13,7 +13,8 @@ export interface LockedRows {
  * in id order. Every flow that changes a payment's or a subscription's
  * billing state (settling an answer, cancelling, expiring, revoking) locks
  * through here, so two flows can never wait on each other in a cycle.
- * Rows are re-read once locked (`refresh`): what an earlier read of the
+ * A flow that also locks a price change (price-changes.ts) takes it after
+ * these. Rows are re-read once locked (`refresh`): what an earlier read of the
  * unit of work held may be stale. Runs in the caller's transaction (`em`).
  */
 export async function lockBillingRows(em: EntityManager, payments: FilterQuery<Payment> | null, subscriptionIds: readonly string[] = []): Promise<LockedRows> {

@@ -1,5 +1,5 @@
 import { Arg, Ctx, FieldResolver, ID, Int, Mutation, Query, Resolver, Root } from "type-graphql";
-import { Card, Plan, Subscription } from "../../db/entities";
+import { Card, Notice, Plan, PriceChange, Subscription } from "../../db/entities";
 import { CancellationRefund, SubscriptionStatus } from "../../db/entities/enums";
 import { owned, ownCustomerFilter, requireCustomer, requireMerchant } from "../authz";
 import type { GraphQLContext } from "../context";
@@ -71,6 +71,20 @@ export class SubscriptionResolver {
     return sub.planCode ? ctx.services.plans.get(ctx, sub.planCode) : Promise.resolve(null);
   }
 
+  @FieldResolver(() => PriceChange, { nullable: true, description: "The price change in flight: waiting for the customer's answer, or accepted and not yet in force." })
+  pendingPriceChange(@Root() sub: Subscription, @Ctx() ctx: GraphQLContext): Promise<PriceChange | null> {
+    return ctx.services.priceChanges.pendingFor(ctx, sub.id);
+  }
+
+  @FieldResolver(() => [Notice], { description: "Notices before charges: the next ones still to go out (sentAt null), then those sent, newest first." })
+  notices(
+    @Root() sub: Subscription,
+    @Arg("first", () => Int, { nullable: true, defaultValue: 20 }) first: number,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<Notice[]> {
+    return ctx.services.notices.list(ctx, sub, first);
+  }
+
   @FieldResolver(() => PaymentConnection)
   payments(
     @Root() sub: Subscription,
@@ -85,6 +99,14 @@ export class SubscriptionResolver {
   startSubscription(@Arg("input", () => StartSubscriptionInput) input: StartSubscriptionInput, @Ctx() ctx: GraphQLContext): Promise<Subscription> {
     requireCustomer(ctx, input.customerUid);
     return ctx.services.subscriptions.start(ctx, input);
+  }
+
+  @Mutation(() => Subscription, {
+    description: "The customer's consent (customer token, or a merchant key recording it) to be charged when the trial ends.",
+  })
+  async consentToTrialConversion(@Arg("subscriptionId", () => ID) subscriptionId: string, @Ctx() ctx: GraphQLContext): Promise<Subscription> {
+    if (ctx.caller.kind === "customer") owned(ctx, await ctx.services.subscriptions.get(ctx, subscriptionId));
+    return ctx.services.subscriptions.consentToTrialConversion(ctx, subscriptionId, ctx.caller.kind === "customer" ? "customer" : "merchant");
   }
 
   @Mutation(() => Subscription)

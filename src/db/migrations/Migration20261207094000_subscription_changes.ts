@@ -6,7 +6,7 @@ import { Migration } from "@mikro-orm/migrations";
  * subscription refunded on cancellation, and the refund a cancellation
  * claimed (sent to Iamport after its commit).
  */
-export class Migration20261207091000_subscription_changes extends Migration {
+export class Migration20261207094000_subscription_changes extends Migration {
   override async up(): Promise<void> {
     this.addSql(`alter table "payments" add column "tax_free_amount" int not null default 0, add column "vat_amount" int null;`);
     this.addSql(`alter table "plans" add column "tax_free_amount" int not null default 0, add column "vat_amount" int null;`);
@@ -18,14 +18,14 @@ export class Migration20261207091000_subscription_changes extends Migration {
     // PAUSED joins the statuses (the check MikroORM generates for the enum).
     this.addSql(`alter table "subscriptions" drop constraint if exists "subscriptions_status_check";`);
     this.addSql(
-      `alter table "subscriptions" add constraint "subscriptions_status_check" check ("status" in ('INCOMPLETE', 'ACTIVE', 'PAST_DUE', 'UNPAID', 'CANCELED', 'PAUSED'));`,
+      `alter table "subscriptions" add constraint "subscriptions_status_check" check ("status" in ('INCOMPLETE', 'TRIALING', 'ACTIVE', 'PAST_DUE', 'UNPAID', 'CANCELED', 'PAUSED'));`,
     );
   }
 
   override async down(): Promise<void> {
     this.addSql(`alter table "subscriptions" drop constraint if exists "subscriptions_status_check";`);
     this.addSql(
-      `alter table "subscriptions" add constraint "subscriptions_status_check" check ("status" in ('INCOMPLETE', 'ACTIVE', 'PAST_DUE', 'UNPAID', 'CANCELED'));`,
+      `alter table "subscriptions" add constraint "subscriptions_status_check" check ("status" in ('INCOMPLETE', 'TRIALING', 'ACTIVE', 'PAST_DUE', 'UNPAID', 'CANCELED'));`,
     );
     this.addSql(
       `alter table "subscriptions" drop column if exists "resumes_at", drop column if exists "paused_at", drop column if exists "anchor_period", drop column if exists "refund_claim", drop column if exists "refunded_amount", drop column if exists "vat_amount", drop column if exists "tax_free_amount";`,

@@ -1,0 +1,223 @@
+import { UniqueConstraintViolationException } from "@mikro-orm/core";
+import { Payment, PriceChange, Subscription } from "../db/entities";
+import { PaymentStatus, PriceChangeStatus, SubscriptionStatus } from "../db/entities/enums";
+import { lockBillingRows } from "../db/repositories/billing-locks";
+import { cancelChangesOfEndedSubscriptions, lockChange, openChange, refusedUnapplied, unansweredBefore } from "../db/repositories/price-changes";
+import { BadUserInputError, ConflictError, NotFoundError } from "../errors";
+import { IamportNotFoundError, IamportRefusedError } from "../iamport/iamport.errors";
+import { randomId, upstreamError, type BillingDeps, type Ctx } from "./context";
+import { ANSWER_MARGIN_MS, answerCounts, effectiveRenewal, endReason } from "./domain/price-changes";
+import { iamportNow, type Settlement } from "./settlement";
+import type { SubscriptionService } from "./subscription.service";
+import { checkAmount, checkUid } from "./validation";
+
+export interface RequestPriceChangeInput {
+  subscriptionId: string;
+  newAmount: number;
+  effectiveAt?: Date | null;
+}
+
+/**
+ * Price changes of subscriptions (전자상거래법 §13⑥, 시행령 §20-2): an
+ * increase waits for the customer's consent, a decrease is accepted at once.
+ * An accepted change gives its renewal and the later ones the new amount:
+ * when that renewal is already registered with Iamport at the old amount,
+ * the registration is revoked (no lock held), the claim is renewed at the new
+ * amount under the locks, and registered again through the executor's claim
+ * path; otherwise the executor's claim of that renewal takes the new amount.
+ * A declined or unanswered increase ends the subscription with the last
+ * period at the old price, through cancelSubscription's path.
+ */
+export class PriceChangeService {
+  constructor(
+    private readonly deps: BillingDeps,
+    private readonly settlement: Settlement,
+    private readonly subscriptions: SubscriptionService,
+  ) {}
+
+  async request(ctx: Ctx, input: RequestPriceChangeInput): Promise<PriceChange> {
+    const subscriptionId = checkUid("subscriptionId", input.subscriptionId);
+    const newAmount = checkAmount("newAmount", input.newAmount, this.deps.config.maxAmount);
+    const now = await iamportNow(this.deps);
+    let change: PriceChange;
+    try {
+      change = await ctx.em.transactional(async (em) => {
+        const {
+          subscriptions: [sub],
+        } = await lockBillingRows(em, null, [subscriptionId]);
+        if (!sub) throw new NotFoundError(`Subscription ${subscriptionId}`);
+        if (sub.status !== SubscriptionStatus.ACTIVE || sub.cancelAtPeriodEnd || sub.currentPeriod < 1) {
+          throw new BadUserInputError("subscriptionId", `names a subscription that is not renewing (${sub.status}${sub.cancelAtPeriodEnd ? ", ending at its period's end" : ""})`);
+        }
+        if (newAmount === sub.amount) throw new BadUserInputError("newAmount", `is the current amount (${sub.amount})`);
+        const open = await openChange(em, sub.id);
+        if (open) throw new ConflictError(`Subscription ${sub.id} already has a price change in flight: ${open.id} (${open.status})`, { priceChangeId: open.id });
+        const increase = newAmount > sub.amount;
+        const when = effectiveRenewal(sub, now, increase, input.effectiveAt ?? null, this.deps.config.billingTimeZone);
+        if (!when.ok) throw new BadUserInputError("effectiveAt", when.message);
+        const c = em.create(PriceChange, {
+          id: `pc${Date.now().toString(36).padStart(9, "0")}${randomId(5)}`,
+          subscriptionId: sub.id,
+          oldAmount: sub.amount,
+          newAmount,
+          effectiveAt: when.at,
+          effectivePeriod: when.period,
+          // A decrease needs no consent.
+          status: increase ? PriceChangeStatus.PENDING : PriceChangeStatus.ACCEPTED,
+          requestedAt: now,
+          respondedAt: increase ? null : now,
+          respondedBy: increase ? null : "not_needed",
+        });
+        await em.flush();
+        return c;
+      });
+    } catch (err) {
+      if (err instanceof UniqueConstraintViolationException) throw new ConflictError(`Subscription ${subscriptionId} already has a price change in flight`);
+      throw err;
+    }
+    if (change.status === PriceChangeStatus.ACCEPTED) await this.applyToRegistered(ctx, change.id);
+    return ctx.em.findOneOrFail(PriceChange, { id: change.id }, { refresh: true });
+  }
+
+  /**
+   * The customer's answer (`by`: its own token, or a merchant key recording
+   * it). Answers count until a day before the change's renewal; a consent only
+   * within the 30 days before it. Answering the same again changes nothing.
+   */
+  async respond(ctx: Ctx, id: string, accept: boolean, by: "customer" | "merchant"): Promise<PriceChange> {
+    const changeId = checkUid("id", id);
+    const found = await ctx.em.findOne(PriceChange, { id: changeId });
+    if (!found) throw new NotFoundError(`Price change ${id}`);
+    const now = await iamportNow(this.deps);
+    const answered = await ctx.em.transactional(async (em): Promise<boolean> => {
+      await lockBillingRows(em, null, [found.subscriptionId]);
+      const change = (await lockChange(em, changeId))!;
+      const wanted = accept ? PriceChangeStatus.ACCEPTED : PriceChangeStatus.DECLINED;
+      if (change.status === wanted) return false;
+      if (change.status !== PriceChangeStatus.PENDING) throw new BadUserInputError("id", `names a price change that is already ${change.status}`);
+      const counts = answerCounts(change.effectiveAt, accept, now);
+      if (!counts.ok) throw new BadUserInputError("id", `names a price change whose answer ${counts.message}`);
+      change.status = wanted;
+      change.respondedAt = now;
+      change.respondedBy = by;
+      await em.flush();
+      return true;
+    });
+    if (answered && accept) await this.applyToRegistered(ctx, changeId);
+    if (answered && !accept) await this.endBefore(ctx, changeId);
+    return ctx.em.findOneOrFail(PriceChange, { id: changeId }, { refresh: true });
+  }
+
+  /**
+   * Reconciliation: changes still unanswered when answers close (a day before
+   * their renewal) expire, and their subscriptions end with the last period
+   * at the old price. Changes in flight at subscriptions that ended meanwhile are CANCELED.
+   */
+  async expireUnanswered(ctx: Ctx, now: Date, limit: number): Promise<number> {
+    await cancelChangesOfEndedSubscriptions(ctx, now);
+    const due = await unansweredBefore(ctx.em, now, ANSWER_MARGIN_MS, limit);
+    let expired = 0;
+    for (const { id, subscriptionId } of due) {
+      const moved = await ctx.em.fork().transactional(async (em) => {
+        const {
+          subscriptions: [sub],
+        } = await lockBillingRows(em, null, [subscriptionId]);
+        const change = (await lockChange(em, id))!;
+        if (change.status !== PriceChangeStatus.PENDING || change.effectiveAt.getTime() - ANSWER_MARGIN_MS > now.getTime()) return false;
+        change.status = sub?.status === SubscriptionStatus.CANCELED ? PriceChangeStatus.CANCELED : PriceChangeStatus.EXPIRED;
+        change.respondedAt = now;
+        change.respondedBy = "expiry";
+        await em.flush();
+        return change.status === PriceChangeStatus.EXPIRED;
+      });
+      if (moved) expired += 1;
+    }
+    // Refused changes whose subscription is not set to end yet: those just expired, and any whose cancellation
+    // could not reach Iamport before (endBefore is a no-op until their last old-price period is the current one).
+    for (const { id } of await refusedUnapplied(ctx.em, limit)) await this.endBefore(ctx, id);
+    return expired;
+  }
+
+  /** The change in flight (waiting for an answer, or accepted and not applied yet), for Subscription.pendingPriceChange. */
+  async pendingFor(ctx: Ctx, subscriptionId: string): Promise<PriceChange | null> {
+    return openChange(ctx.em, subscriptionId);
+  }
+
+  async get(ctx: Ctx, id: string): Promise<PriceChange | null> {
+    return ctx.em.findOne(PriceChange, { id: checkUid("id", id) });
+  }
+
+  /**
+   * A declined or expired change: when the last period at the old price is
+   * the current one, the subscription is canceled at its end now (revoking the
+   * renewal registered at the old amount); otherwise the claim of the
+   * change's renewal ends it then (Settlement).
+   */
+  private async endBefore(ctx: Ctx, changeId: string): Promise<void> {
+    const change = await ctx.em.findOneOrFail(PriceChange, { id: changeId }, { refresh: true });
+    const sub = await ctx.em.findOneOrFail(Subscription, { id: change.subscriptionId }, { refresh: true });
+    if (change.appliedAt || sub.status === SubscriptionStatus.CANCELED || sub.currentPeriod < change.effectivePeriod - 1) return;
+    await this.subscriptions.cancel(ctx, { id: sub.id, atPeriodEnd: true, reason: endReason(change) });
+    await ctx.em.nativeUpdate(PriceChange, { id: changeId, appliedAt: null }, { appliedAt: new Date() });
+  }
+
+  /**
+   * An accepted change whose renewal is already claimed at the old amount:
+   * Iamport's registration is revoked first (no lock held); then, under the
+   * locks, the claim takes the new amount and is PENDING again, and the
+   * executor registers it with Iamport under its merchant_uid. A renewal
+   * Iamport already ran keeps its amount; the change then starts with the next claim.
+   */
+  private async applyToRegistered(ctx: Ctx, changeId: string): Promise<void> {
+    const change = await ctx.em.findOneOrFail(PriceChange, { id: changeId }, { refresh: true });
+    const row = await ctx.em.findOne(Payment, { subscription: change.subscriptionId, period: change.effectivePeriod, attempt: 1 }, { refresh: true });
+    if (!row || change.appliedAt || row.amount === change.newAmount || (row.status !== PaymentStatus.SCHEDULED && row.status !== PaymentStatus.PENDING)) return;
+    if (row.status === PaymentStatus.SCHEDULED && !(await this.revokeAtIamport(ctx, row))) {
+      ctx.log.warn({ subscriptionId: change.subscriptionId, merchantUid: row.merchantUid }, "renewal ran before its price change could replace it; the change starts with the next renewal");
+      return;
+    }
+    const reclaimed = await ctx.em.fork().transactional(async (em) => {
+      const {
+        payments: [r],
+        subscriptions: [sub],
+      } = await lockBillingRows(em, { id: row.id }, [change.subscriptionId]);
+      const c = (await lockChange(em, changeId))!;
+      if (!r || c.appliedAt || c.status !== PriceChangeStatus.ACCEPTED || r.amount === c.newAmount) return false;
+      if (sub.status === SubscriptionStatus.CANCELED || sub.status === SubscriptionStatus.UNPAID) {
+        // Ended meanwhile: the revoked registration stays revoked.
+        if (r.status === PaymentStatus.SCHEDULED) r.status = PaymentStatus.REVOKED;
+        return false;
+      }
+      if (r.status !== PaymentStatus.SCHEDULED && r.status !== PaymentStatus.PENDING) return false;
+      // The subscription keeps its amount until this renewal is settled: the claim that follows it (the next
+      // period, or a retry of this one) applies the change (Settlement), so the amount shown is the price in force.
+      r.amount = c.newAmount;
+      r.status = PaymentStatus.PENDING;
+      r.checkedAt = new Date();
+      await em.flush();
+      return true;
+    });
+    if (!reclaimed) return;
+    try {
+      await this.settlement.registerUnregistered(ctx, row.id);
+    } catch (err) {
+      ctx.log.warn({ merchantUid: row.merchantUid, err: (err as Error).message }, "renewal at the new price not registered yet; reconciliation will retry");
+    }
+  }
+
+  /** Revokes a registered renewal at Iamport (no lock held); true when Iamport says it is revoked. */
+  private async revokeAtIamport(ctx: Ctx, row: Payment): Promise<boolean> {
+    const opts = { requestId: ctx.requestId };
+    try {
+      const result = await this.deps.provider.revoke(row.customerUid!, [row.merchantUid], opts);
+      if (result.some((s) => s.merchant_uid === row.merchantUid && s.schedule_status === "revoked")) return true;
+    } catch (err) {
+      if (!(err instanceof IamportRefusedError || err instanceof IamportNotFoundError)) throw upstreamError(err, "unschedule");
+    }
+    try {
+      return (await this.deps.provider.getSchedule(row.merchantUid, opts)).schedule_status === "revoked";
+    } catch (err) {
+      throw upstreamError(err, `schedule ${row.merchantUid}`);
+    }
+  }
+}
