@@ -3,7 +3,7 @@ import { withTransaction } from "../events/present";
 import { recordSubscriptionChange, subscriptionState } from "./events";
 import { Payment, type Plan, Subscription } from "../db/entities";
 import { BillingInterval, CancellationRefund, LIVE_SUBSCRIPTION_STATUSES, Proration, PaymentKind, PaymentStatus, SubscriptionStatus } from "../db/entities/enums";
-import { BadUserInputError, ConflictError, NotFoundError, OutcomeUnknownError, toAppError } from "../errors";
+import { BadUserInputError, ConflictError, ForbiddenError, NotFoundError, OutcomeUnknownError, toAppError } from "../errors";
 import { IamportNotFoundError, IamportRefusedError, type ProviderPayment, type ProviderSchedule } from "../provider/port";
 import { lockBillingRows } from "../db/repositories/billing-locks";
 import { OPEN_CHARGE_STATUSES } from "./domain/transitions";
@@ -567,8 +567,13 @@ export class SubscriptionService {
    * refund). Either way the pending renewal is revoked at Iamport and
    * registered again with the new amount, once: a repeat finds the plan set
    * and answers the subscription as it is.
+   *
+   * An upgrade (a higher amount) needs the customer's consent to the new
+   * price: the customer asking for it (`by` "customer") is that consent; a
+   * merchant's upgrade is refused with FORBIDDEN, as the price-change rules
+   * (requestPriceChange) are the one way a merchant raises a price.
    */
-  async changePlan(ctx: Ctx, input: ChangePlanInput): Promise<Subscription> {
+  async changePlan(ctx: Ctx, input: ChangePlanInput, by: "customer" | "merchant"): Promise<Subscription> {
     const id = checkUid("id", input.id);
     const proration = input.proration ?? Proration.NEXT_PERIOD;
     if (!Object.values(Proration).includes(proration)) throw new BadUserInputError("proration", "is not CHARGE_NOW or NEXT_PERIOD");
@@ -581,6 +586,11 @@ export class SubscriptionService {
     }
     if (plan.interval !== exists.interval || plan.intervalCount !== exists.intervalCount) {
       throw new BadUserInputError("planCode", `bills every ${plan.intervalCount} ${plan.interval}, not every ${exists.intervalCount} ${exists.interval}: only a plan of the same interval can replace it`);
+    }
+    if (by === "merchant" && plan.amount > exists.amount) {
+      throw new ForbiddenError(
+        `Plan ${plan.code} costs ${plan.amount} won, more than the ${exists.amount} won the customer agreed to: a merchant raises the price with requestPriceChange (the customer's consent), or the customer changes the plan with their own customer token`,
+      );
     }
     const now = await iamportNow(this.deps);
     const tz = this.deps.config.billingTimeZone;
@@ -913,7 +923,7 @@ export class SubscriptionService {
 
   /**
    * Before the customer's billing key is deleted (CardService.delete): the
-   * subscriptions that would still charge it (INCOMPLETE, TRIALING, PAST_DUE, or ACTIVE
+   * subscriptions that would still charge it (INCOMPLETE, TRIALING, PAST_DUE, PAUSED, or ACTIVE
    * and not ending at the period end) are canceled now through `cancel` when
    * `cancelSubscriptions` is set (a period a renewal paid for is still served
    * to its end, with nothing scheduled), and otherwise the deletion is refused

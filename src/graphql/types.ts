@@ -228,7 +228,7 @@ export class StartSubscriptionInput {
     nullable: true,
     defaultValue: false,
     description:
-      "Start it even while the customer has a live (INCOMPLETE, TRIALING, ACTIVE or PAST_DUE) subscription of the same name; without it such a start is CONFLICT naming that subscription.",
+      "Start it even while the customer has a live (INCOMPLETE, TRIALING, ACTIVE, PAST_DUE or PAUSED) subscription of the same name; without it such a start is CONFLICT naming that subscription.",
   })
   allowDuplicate?: boolean | null;
 

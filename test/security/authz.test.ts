@@ -266,11 +266,11 @@ const OPS: Op[] = [
   {
     name: "changeSubscriptionPlan",
     customer: "own",
-    // The fixture's plan-less subscription moved to a plan of its interval (NEXT_PERIOD), then back and forth.
+    // A fresh subscription moved to a cheaper plan of its interval (NEXT_PERIOD): a downgrade, open to both callers.
     query: `mutation($id: ID!, $p: String!) { changeSubscriptionPlan(input: {id: $id, planCode: $p}) { id } }`,
     vars: (f) => ({ id: fresh.get(f.customerUid) ?? f.subscriptionId, p: "authz-monthly" }),
     before: async (f) => {
-      await h.gql(`mutation { createPlan(input: {code: "authz-monthly", name: "authz", amount: 700, interval: MONTH}) { code } }`, {}, { authorization: `Bearer ${API_KEY}` });
+      await h.gql(`mutation { createPlan(input: {code: "authz-monthly", name: "authz", amount: 200, interval: MONTH}) { code } }`, {}, { authorization: `Bearer ${API_KEY}` });
       await startFresh(f);
     },
   },

@@ -124,4 +124,31 @@ describe("a second live subscription of the same name", () => {
     const refused = await h.gql(START, plan(c, { name: "Legacy" }));
     expect(refused.errors?.[0].extensions).toMatchObject({ code: "CONFLICT", subscriptionId: rows[1].id });
   });
+
+  it("counts a PAUSED subscription as live; migrating, a paused one already sharing its name runs on as allowDuplicate", async () => {
+    const c = await registerCard(h, uid("c"));
+    const migrator = h.server.orm.getMigrator();
+    const insert = (n: string, status: string, allowDuplicate = false) =>
+      h.sql(
+        `insert into subscriptions (id, customer_uid, name, amount, interval, anchor_at, status, allow_duplicate, created_at, updated_at)
+         values (?, ?, 'Paused', 9900, 'MONTH', now(), ?, ?, now(), now())`,
+        [`s_${c}_${n}`.slice(0, 24), c, status, allowDuplicate],
+      );
+    await migrator.down("Migration20261207100000_paused_live");
+    try {
+      // As the server let them be before PAUSED counted: an ACTIVE and a PAUSED subscription of one name.
+      await insert("a", "ACTIVE");
+      await insert("p", "PAUSED");
+    } finally {
+      await migrator.up();
+    }
+    const rows = await h.sql<{ status: string; allow_duplicate: boolean }>(`select status, allow_duplicate from subscriptions where customer_uid = ? order by status`, [c]);
+    expect(rows.map((r) => [r.status, r.allow_duplicate])).toEqual([
+      ["ACTIVE", false],
+      ["PAUSED", true],
+    ]);
+    // The index now holds PAUSED rows to the name too: a second one without allowDuplicate cannot be written.
+    await expect(insert("q", "PAUSED")).rejects.toThrow(/subscriptions_live_name_unique/);
+    await insert("r", "PAUSED", true);
+  });
 });

@@ -19,7 +19,8 @@ import {
  * pauseSubscription / resumeSubscription: paused at once with nothing live at
  * Iamport and nothing charged; resumed with one charge now (a new anchor) and
  * one schedule; a cancellation at period end undone; resumesAt honoured by
- * reconciliation.
+ * reconciliation. A paused subscription is live: it keeps its name for the
+ * customer, and deleting the card cancels it (or is refused).
  */
 let h: Harness;
 beforeAll(async () => {
@@ -147,5 +148,32 @@ describe("pauseSubscription and resumeSubscription", () => {
     expect(r.errors?.[0].extensions).toMatchObject({ code: "BAD_USER_INPUT", field: "id" });
     const again = await h.gql(RESUME, { id: sub.id });
     expect(again.errors?.[0].extensions).toMatchObject({ code: "BAD_USER_INPUT", field: "id" });
+  });
+
+  it("keeps its name: another subscription of the same name is CONFLICT naming it, unless allowDuplicate", async () => {
+    const sub = await monthly();
+    await pause(sub.id);
+    // startSub's default name, the paused one's.
+    const START = `mutation($input: StartSubscriptionInput!) { startSubscription(input: $input) { id status } }`;
+    const input = { customerUid: sub.customerUid, name: "Plan", amount: 9900, interval: "MONTH" };
+    const r = await h.gql(START, { input });
+    expect(r.errors?.[0].extensions?.code).toBe("CONFLICT");
+    expect(r.errors?.[0].message).toContain(sub.id);
+    const dup = await h.client.request<{ startSubscription: { status: string } }>(START, { input: { ...input, allowDuplicate: true } });
+    expect(dup.startSubscription.status).toBe("ACTIVE");
+    expect((await getSub(h, sub.id)).status).toBe("PAUSED");
+  });
+
+  it("is named by deleteCard's CONFLICT, and canceled with the card by cancelSubscriptions", async () => {
+    const sub = await monthly();
+    await pause(sub.id);
+    const DELETE = `mutation D($c: String!, $cancel: Boolean) { deleteCard(customerUid: $c, cancelSubscriptions: $cancel) { status } }`;
+    const refused = await h.gql(DELETE, { c: sub.customerUid });
+    expect(refused.errors?.[0].extensions).toMatchObject({ code: "CONFLICT", subscriptionIds: [sub.id] });
+    expect((await getSub(h, sub.id)).status).toBe("PAUSED");
+    const { deleteCard } = await h.client.request<{ deleteCard: { status: string } }>(DELETE, { c: sub.customerUid, cancel: true });
+    expect(deleteCard.status).toBe("DELETED");
+    expect(await getSub(h, sub.id)).toMatchObject({ status: "CANCELED", nextPaymentAt: null });
+    expect(await customerSchedules(h, sub.customerUid, "scheduled")).toEqual([]);
   });
 });

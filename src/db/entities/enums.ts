@@ -54,8 +54,18 @@ export enum Proration {
   NEXT_PERIOD = "NEXT_PERIOD",
 }
 
-/** Subscriptions that are or may be charged: a second one of the same name needs allowDuplicate. */
-export const LIVE_SUBSCRIPTION_STATUSES = [SubscriptionStatus.INCOMPLETE, SubscriptionStatus.TRIALING, SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE];
+/**
+ * Subscriptions that are or may be charged (a PAUSED one charges again when it
+ * resumes): a second one of the same name needs allowDuplicate, and deleting the
+ * card cancels them or is refused.
+ */
+export const LIVE_SUBSCRIPTION_STATUSES = [
+  SubscriptionStatus.INCOMPLETE,
+  SubscriptionStatus.TRIALING,
+  SubscriptionStatus.ACTIVE,
+  SubscriptionStatus.PAST_DUE,
+  SubscriptionStatus.PAUSED,
+];
 
 /** Where a price change stands (PriceChange). */
 export enum PriceChangeStatus {

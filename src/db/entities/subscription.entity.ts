@@ -25,7 +25,7 @@ export interface RefundClaim {
 // each other cannot both pass it (SubscriptionService.start).
 @Unique({
   name: "subscriptions_live_name_unique",
-  expression: `create unique index "subscriptions_live_name_unique" on "subscriptions" ("customer_uid", "name") where "status" in ('INCOMPLETE', 'TRIALING', 'ACTIVE', 'PAST_DUE') and not "allow_duplicate"`,
+  expression: `create unique index "subscriptions_live_name_unique" on "subscriptions" ("customer_uid", "name") where "status" in ('INCOMPLETE', 'TRIALING', 'ACTIVE', 'PAST_DUE', 'PAUSED') and not "allow_duplicate"`,
 })
 export class Subscription {
   [OptionalProps]?: "intervalCount" | "status" | "currentPeriod" | "cancelAtPeriodEnd" | "allowDuplicate" | "taxFreeAmount" | "refundedAmount" | "anchorPeriod" | "createdAt" | "updatedAt";

@@ -11,6 +11,7 @@ import { Migration20261207090000_billing_key } from "./Migration20261207090000_b
 import { Migration20261207090000_notices } from "./Migration20261207090000_notices";
 import { Migration20261207093000_price_changes } from "./Migration20261207093000_price_changes";
 import { Migration20261207094000_subscription_changes } from "./Migration20261207094000_subscription_changes";
+import { Migration20261207100000_paused_live } from "./Migration20261207100000_paused_live";
 
 /** Every committed migration, in order. Listed explicitly so that compiled and test runs find the same set. */
 export const migrationsList: MigrationObject[] = [
@@ -26,4 +27,5 @@ export const migrationsList: MigrationObject[] = [
   { name: "Migration20261207090000_notices", class: Migration20261207090000_notices },
   { name: "Migration20261207093000_price_changes", class: Migration20261207093000_price_changes },
   { name: "Migration20261207094000_subscription_changes", class: Migration20261207094000_subscription_changes },
+  { name: "Migration20261207100000_paused_live", class: Migration20261207100000_paused_live },
 ];

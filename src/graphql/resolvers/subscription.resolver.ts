@@ -29,14 +29,17 @@ export class SubscriptionResolver {
     return ctx.services.subscriptions.retryPayment(ctx, id);
   }
 
-  @Mutation(() => Subscription)
+  @Mutation(() => Subscription, {
+    description:
+      "Moves an ACTIVE subscription to another plan of the same interval. A customer token's upgrade is the customer's consent to the new price; a merchant key's upgrade (a higher amount) is FORBIDDEN: raise the price with requestPriceChange. Downgrades work with either.",
+  })
   async changeSubscriptionPlan(
     @Arg("input", () => ChangeSubscriptionPlanInput) input: ChangeSubscriptionPlanInput,
     @Ctx() ctx: GraphQLContext,
   ): Promise<Subscription> {
-    // The customer asking for the change is the consent its price needs.
+    // The customer asking for the change is the consent its price needs; a merchant's upgrade is refused.
     if (ctx.caller.kind === "customer") owned(ctx, await ctx.services.subscriptions.get(ctx, input.id));
-    return ctx.services.subscriptions.changePlan(ctx, input);
+    return ctx.services.subscriptions.changePlan(ctx, input, ctx.caller.kind === "customer" ? "customer" : "merchant");
   }
 
   @Mutation(() => Subscription, { description: "Pauses an ACTIVE subscription at once: its pending renewal is revoked at Iamport; nothing is charged until it resumes." })
