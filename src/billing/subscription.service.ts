@@ -15,13 +15,16 @@ import { decodeCursor, encodeCursor, Page } from "./pagination";
 import { againRequest, checkFirst } from "./payment.service";
 import type { ScheduleRegistrar } from "./payments/schedules";
 import { iamportNow, newSubscriptionCharge, type Settlement } from "./settlement";
-import { checkAmount, checkFuture, checkText, checkUid, optionalText } from "./validation";
+import type { PlanService } from "./plan.service";
+import { checkAmount, checkFuture, checkInterval, checkIntervalCount, checkText, checkUid, optionalText } from "./validation";
 
 export interface StartSubscriptionInput {
   customerUid: string;
-  name: string;
-  amount: number;
-  interval: BillingInterval;
+  /** Name, amount, interval and count come from this plan when it is given. */
+  planCode?: string | null;
+  name?: string | null;
+  amount?: number | null;
+  interval?: BillingInterval | null;
   intervalCount?: number | null;
   startAt?: Date | null;
   /** Start it even while the customer has a live subscription of the same name. */
@@ -32,6 +35,16 @@ export interface CancelSubscriptionInput {
   id: string;
   atPeriodEnd?: boolean | null;
   reason?: string | null;
+}
+
+/** What a new subscription charges, from its plan or the explicit fields. */
+interface Terms {
+  planCode: string | null;
+  name: string;
+  amount: number;
+  interval: BillingInterval;
+  intervalCount: number;
+  trialDays: number;
 }
 
 /** What Iamport says of a charge a revocation was asked for (SubscriptionService.revokeAtIamport). */
@@ -46,6 +59,7 @@ export class SubscriptionService {
     private readonly deps: BillingDeps,
     private readonly settlement: Settlement,
     private readonly schedules: ScheduleRegistrar,
+    private readonly plans: PlanService,
   ) {}
 
   /**
@@ -62,13 +76,9 @@ export class SubscriptionService {
    */
   async start(ctx: Ctx, input: StartSubscriptionInput): Promise<Subscription> {
     const customerUid = checkUid("customerUid", input.customerUid);
-    const name = checkText("name", input.name, 200);
-    const amount = checkAmount("amount", input.amount, this.deps.config.maxAmount);
-    if (!Object.values(BillingInterval).includes(input.interval)) throw new BadUserInputError("interval", "is not a billing interval");
-    const intervalCount = input.intervalCount ?? 1;
-    if (!Number.isInteger(intervalCount) || intervalCount < 1 || intervalCount > 366) {
-      throw new BadUserInputError("intervalCount", "must be a whole number from 1 to 366");
-    }
+    const terms = await this.terms(ctx, input);
+    const { name, amount, interval, intervalCount } = terms;
+    if (terms.trialDays > 0) throw new BadUserInputError("planCode", "names a plan with a free trial, which this server cannot start yet");
     const startAt = input.startAt ? checkFuture("startAt", input.startAt) : null;
     const allowDuplicate = input.allowDuplicate === true;
     const requestRef = derivedId(ctx) ?? null;
@@ -85,8 +95,9 @@ export class SubscriptionService {
       customerUid,
       name,
       amount,
-      interval: input.interval,
+      interval,
       intervalCount,
+      planCode: terms.planCode,
       // Whole seconds: Iamport schedules are in UNIX seconds, and period boundaries must match them.
       // Without startAt this is provisional: the anchor becomes the moment Iamport takes the first payment.
       anchorAt: wholeSeconds(startAt ?? new Date()),
@@ -556,6 +567,44 @@ export class SubscriptionService {
   }
 
   // ---- internals -------------------------------------------------------------
+
+  /**
+   * What a new subscription charges: from its plan when planCode is given
+   * (explicit fields may then be omitted, and when given must match the
+   * plan's), else from the explicit fields, which are then required.
+   */
+  private async terms(ctx: Ctx, input: StartSubscriptionInput): Promise<Terms> {
+    if (input.planCode !== null && input.planCode !== undefined) {
+      const plan = await this.plans.forNewSubscription(ctx, input.planCode);
+      const given: [keyof StartSubscriptionInput, unknown][] = [
+        ["name", plan.name],
+        ["amount", plan.amount],
+        ["interval", plan.interval],
+      ];
+      for (const [field, value] of given) {
+        if (input[field] !== null && input[field] !== undefined && input[field] !== value) {
+          throw new BadUserInputError(field, `differs from plan ${plan.code} (${JSON.stringify(value)}): omit it to take the plan's`);
+        }
+      }
+      // intervalCount has a GraphQL default of 1: only a value other than the plan's and 1 is a contradiction.
+      if (input.intervalCount != null && input.intervalCount !== 1 && input.intervalCount !== plan.intervalCount) {
+        throw new BadUserInputError("intervalCount", `differs from plan ${plan.code} (${plan.intervalCount}): omit it to take the plan's`);
+      }
+      return { planCode: plan.code, name: plan.name, amount: plan.amount, interval: plan.interval, intervalCount: plan.intervalCount, trialDays: plan.trialDays };
+    }
+    const required = <T>(field: string, v: T | null | undefined): T => {
+      if (v === null || v === undefined) throw new BadUserInputError(field, "is required when no planCode is given");
+      return v;
+    };
+    return {
+      planCode: null,
+      name: checkText("name", required("name", input.name), 200),
+      amount: checkAmount("amount", required("amount", input.amount), this.deps.config.maxAmount),
+      interval: checkInterval("interval", required("interval", input.interval)),
+      intervalCount: checkIntervalCount("intervalCount", input.intervalCount),
+      trialDays: 0,
+    };
+  }
 
   /** CONFLICT naming the customer's live subscription of this name, if there is one. */
   private async refuseLiveDuplicate(ctx: Ctx, customerUid: string, name: string): Promise<void> {

@@ -1,4 +1,5 @@
 import { isReservedMerchantUid, SUBSCRIPTION_UID_PREFIX } from "./domain/merchant-uids";
+import { BillingInterval } from "../db/entities/enums";
 import { BadUserInputError } from "../errors";
 
 /**
@@ -118,4 +119,32 @@ export function checkFuture(field: string, value: Date, now: Date = new Date()):
   if (!(value instanceof Date) || Number.isNaN(value.getTime())) throw new BadUserInputError(field, "must be a date-time");
   if (value.getTime() <= now.getTime()) throw new BadUserInputError(field, "must be in the future");
   return value;
+}
+
+/** A billing interval (GraphQL checks the enum; REST and internal callers are checked here). */
+export function checkInterval(field: string, value: unknown): BillingInterval {
+  if (!Object.values(BillingInterval).includes(value as BillingInterval)) throw new BadUserInputError(field, "is not a billing interval");
+  return value as BillingInterval;
+}
+
+export function checkIntervalCount(field: string, value: number | null | undefined): number {
+  const n = value ?? 1;
+  if (!Number.isInteger(n) || n < 1 || n > 366) throw new BadUserInputError(field, "must be a whole number from 1 to 366");
+  return n;
+}
+
+/** Free-trial length in days: 0 (none) to a year. */
+export function checkTrialDays(field: string, value: number | null | undefined): number {
+  const n = value ?? 0;
+  if (!Number.isInteger(n) || n < 0 || n > 365) throw new BadUserInputError(field, "must be a whole number of days from 0 to 365");
+  return n;
+}
+
+const PLAN_CODE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+/** A plan's code: 1 to 64 letters, digits and _ . - (starting with a letter or digit). */
+export function checkPlanCode(field: string, value: string): string {
+  const v = value.trim();
+  if (!PLAN_CODE.test(v)) throw new BadUserInputError(field, "must be 1 to 64 letters, digits, _ . or -, starting with a letter or digit");
+  return v;
 }

@@ -3,11 +3,11 @@ import { Migration, Migrator } from "@mikro-orm/migrations";
 import { MikroORM, Options } from "@mikro-orm/postgresql";
 import type { Logger } from "pino";
 import type { DatabaseTimeouts } from "../config";
-import { Card, Payment, Subscription, WebhookEvent } from "./entities";
+import { Card, Payment, Plan, Subscription, WebhookEvent } from "./entities";
 import { migrationsList } from "./migrations";
 import { EventDeliveryRecord, EventRecord, WebhookEndpointRecord } from "../events/entities";
 
-export const entities = [Card, Payment, Subscription, WebhookEvent, EventRecord, WebhookEndpointRecord, EventDeliveryRecord];
+export const entities = [Card, Payment, Plan, Subscription, WebhookEvent, EventRecord, WebhookEndpointRecord, EventDeliveryRecord];
 
 interface PgConnection {
   query(text: string, cb: (err: Error | null) => void): void;

@@ -6,6 +6,7 @@ import { buildSchemaSync } from "type-graphql";
 import { AuthResolver } from "./resolvers/auth.resolver";
 import { CardResolver } from "./resolvers/card.resolver";
 import { PaymentResolver } from "./resolvers/payment.resolver";
+import { PlanResolver } from "./resolvers/plan.resolver";
 import { SubscriptionResolver } from "./resolvers/subscription.resolver";
 
 let cached: GraphQLSchema | undefined;
@@ -19,7 +20,7 @@ let cached: GraphQLSchema | undefined;
 export function buildBillingSchema(): GraphQLSchema {
   if (cached) return cached;
   const base = buildSchemaSync({
-    resolvers: [CardResolver, PaymentResolver, SubscriptionResolver, AuthResolver, EventResolver],
+    resolvers: [CardResolver, PaymentResolver, PlanResolver, SubscriptionResolver, AuthResolver, EventResolver],
     // The contract names its date scalar DateTime (ISO-8601).
     scalarsMap: [{ type: Date, scalar: GraphQLDateTime }],
     validate: false,

@@ -1,6 +1,6 @@
 import type { PaymentView } from "../billing/payment.service";
 import { Field, ID, InputType, Int, ObjectType, registerEnumType } from "type-graphql";
-import { Payment, Subscription } from "../db/entities";
+import { Payment, Plan, Subscription } from "../db/entities";
 import { BillingInterval } from "../db/entities/enums";
 
 export enum VerificationOutcome {
@@ -192,14 +192,17 @@ export class StartSubscriptionInput {
   @Field(() => String)
   customerUid!: string;
 
-  @Field(() => String)
-  name!: string;
+  @Field(() => String, { nullable: true, description: "Taken from the plan when planCode is given; required otherwise." })
+  name?: string | null;
 
-  @Field(() => Int)
-  amount!: number;
+  @Field(() => Int, { nullable: true, description: "Taken from the plan when planCode is given; required otherwise." })
+  amount?: number | null;
 
-  @Field(() => BillingInterval)
-  interval!: BillingInterval;
+  @Field(() => BillingInterval, { nullable: true, description: "Taken from the plan when planCode is given; required otherwise." })
+  interval?: BillingInterval | null;
+
+  @Field(() => String, { nullable: true, description: "Take name, amount, interval and trial from this plan." })
+  planCode?: string | null;
 
   @Field(() => Int, { nullable: true, defaultValue: 1 })
   intervalCount?: number | null;
@@ -230,4 +233,34 @@ export class CancelSubscriptionInput {
 
   @Field(() => String, { nullable: true })
   reason?: string | null;
+}
+
+@ObjectType()
+export class PlanConnection {
+  @Field(() => [Plan])
+  nodes!: Plan[];
+
+  @Field(() => PageInfo)
+  pageInfo!: PageInfo;
+}
+
+@InputType()
+export class CreatePlanInput {
+  @Field(() => String, { description: "The merchant's name for the plan (e.g. pro-monthly): unique, never changes." })
+  code!: string;
+
+  @Field(() => String)
+  name!: string;
+
+  @Field(() => Int)
+  amount!: number;
+
+  @Field(() => BillingInterval)
+  interval!: BillingInterval;
+
+  @Field(() => Int, { nullable: true, defaultValue: 1 })
+  intervalCount?: number | null;
+
+  @Field(() => Int, { nullable: true, defaultValue: 0 })
+  trialDays?: number | null;
 }

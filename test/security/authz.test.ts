@@ -148,6 +148,25 @@ const OPS: Op[] = [
     query: `mutation($c: String!) { createCustomerToken(customerUid: $c, ttlSeconds: 60) { token } }`,
     vars: (f) => ({ c: f.customerUid }),
   },
+  {
+    name: "createPlan",
+    customer: "merchant-only",
+    query: `mutation($code: String!) { createPlan(input: {code: $code, name: "authz", amount: 1000, interval: MONTH}) { code } }`,
+    vars: () => ({ code: uid("plan") }),
+  },
+  {
+    name: "archivePlan",
+    customer: "merchant-only",
+    query: `mutation($code: String!) { archivePlan(code: $code) { code } }`,
+    vars: () => ({ code: "authz-archived" }),
+    // Archiving is idempotent: the plan is created once, and each allowed call archives it again.
+    before: async () => {
+      const r = await h.gql(`{ plan(code: "authz-archived") { code } }`);
+      if (!(r.data as { plan: unknown } | undefined)?.plan) {
+        await h.client.request(`mutation { createPlan(input: {code: "authz-archived", name: "a", amount: 1000, interval: MONTH}) { code } }`);
+      }
+    },
+  },
   { name: "events", customer: "own", query: `query($c: String) { events(customerUid: $c) { nodes { id } } }`, vars: (f) => ({ c: f.customerUid }) },
   { name: "event", customer: "own", query: `query($id: ID!) { event(id: $id) { id } }`, vars: (f) => ({ id: f.eventId }) },
   { name: "webhookEndpoints", customer: "merchant-only", query: `{ webhookEndpoints { id } }`, vars: () => ({}) },

@@ -26,6 +26,8 @@ describe("schema.graphql", () => {
       "INCOMPLETE was added to enum type SubscriptionStatus.",
       // Optional: a client that omits it is served as before, except that replacing an active card needs it.
       "An optional field replace on input type RegisterCardInput was added.",
+      // Plans (lifecycle.graphql): name, amount and interval may then be omitted.
+      "An optional field planCode on input type StartSubscriptionInput was added.",
       "An optional field allowDuplicate on input type StartSubscriptionInput was added.",
       "An optional arg cancelSubscriptions on Mutation.deleteCard was added.",
     ]);

@@ -41,6 +41,10 @@ export class Subscription {
   @Property({ type: "integer" })
   intervalCount: number = 1;
 
+  /** The code of the plan it was started from (Subscription.plan), if any. */
+  @Property({ type: "string", length: 64, nullable: true })
+  planCode?: string | null;
+
   /** The billing anchor: period n starts at anchor + (n-1) intervals, in the billing time zone. */
   @Property({ type: "datetime" })
   anchorAt!: Date;

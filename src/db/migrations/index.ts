@@ -5,6 +5,7 @@ import { Migration20261121210000_unprocessed_events_index } from "./Migration202
 import { Migration20261207001000_card_replacements } from "./Migration20261207001000_card_replacements";
 import { Migration20261207004000_idempotency } from "./Migration20261207004000_idempotency";
 import { Migration20261207010000_events } from "./Migration20261207010000_events";
+import { Migration20261207080000_plans } from "./Migration20261207080000_plans";
 
 /** Every committed migration, in order. Listed explicitly so that compiled and test runs find the same set. */
 export const migrationsList: MigrationObject[] = [
@@ -14,4 +15,5 @@ export const migrationsList: MigrationObject[] = [
   { name: "Migration20261207001000_card_replacements", class: Migration20261207001000_card_replacements },
   { name: "Migration20261207004000_idempotency", class: Migration20261207004000_idempotency },
   { name: "Migration20261207010000_events", class: Migration20261207010000_events },
+  { name: "Migration20261207080000_plans", class: Migration20261207080000_plans },
 ];

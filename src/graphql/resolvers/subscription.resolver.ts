@@ -1,5 +1,5 @@
 import { Arg, Ctx, FieldResolver, ID, Int, Mutation, Query, Resolver, Root } from "type-graphql";
-import { Card, Subscription } from "../../db/entities";
+import { Card, Plan, Subscription } from "../../db/entities";
 import { SubscriptionStatus } from "../../db/entities/enums";
 import { owned, ownCustomerFilter, requireCustomer } from "../authz";
 import type { GraphQLContext } from "../context";
@@ -26,6 +26,11 @@ export class SubscriptionResolver {
   @FieldResolver(() => Card, { nullable: true })
   card(@Root() sub: Subscription, @Ctx() ctx: GraphQLContext): Promise<Card | null> {
     return ctx.services.cards.get(ctx, sub.customerUid);
+  }
+
+  @FieldResolver(() => Plan, { nullable: true, description: "The plan it was started from; its terms are the subscription's own from then on." })
+  plan(@Root() sub: Subscription, @Ctx() ctx: GraphQLContext): Promise<Plan | null> {
+    return sub.planCode ? ctx.services.plans.get(ctx, sub.planCode) : Promise.resolve(null);
   }
 
   @FieldResolver(() => PaymentConnection)
