@@ -19,7 +19,8 @@ const config: CodegenConfig = {
       // typescript-operations (v6) emits the enums and inputs the operations use, so no "typescript" plugin.
       plugins: ["typescript-operations", "typed-document-node"],
       config: {
-        scalars: { DateTime: "string" },
+        // JSON: an event's data, an object (the payment, subscription or card as the API shows it).
+        scalars: { DateTime: "string", JSON: "Record<string, unknown>" },
         enumType: "string-literal",
         useTypeImports: true,
         skipTypename: true,

@@ -1,6 +1,7 @@
 /** @type {import('jest').Config} */
 module.exports = {
-  testEnvironment: "node",
+  // Jest's Node environment; its workers exit as soon as the run is over (see the file).
+  testEnvironment: "<rootDir>/test/support/environment.js",
   // The emulator package's tests run with the server's.
   roots: ["<rootDir>/test", "<rootDir>/packages/iamport-emulator/test"],
   testMatch: ["**/*.test.ts"],

@@ -1,7 +1,7 @@
 /**
  * `npm run bench [-- --quick] [--burst N] [--warmup-renewals N] [--burst-rounds R] [--cases renewal,startAt,decline,duplicates]
  *   [--rows N] [--duration S] [--rounds R] [--connections C] [--latency MS] [--webhook-concurrency N] [--pool N]
- *   [--only read,burst,latency,scale] [--profile DIR] [--json FILE]`
+ *   [--only read,burst,latency,scale,events] [--profile DIR] [--json FILE]`
  *
  * Measures this server beside a reference measured in the same run, on the
  * same machine and database server, and prints one table (bench/README.md):
@@ -12,7 +12,8 @@
  *      startAt, renewals declined softly, every webhook delivered three times;
  *   3. the paid renewals with 50 ms added to every Iamport call, against the
  *      delivery limit;
- *   4. the reads with 1,000,000 payments in the table vs a small table.
+ *   4. the reads with 1,000,000 payments in the table vs a small table;
+ *   5. the paid renewals with one webhook endpoint registered vs without one.
  * The server is driven only through its public surfaces (GraphQL, its webhook
  * route, /metrics) and its tables (SQL for setup checks and counting), and the
  * emulator only through its HTTP APIs (bench/emulator-child.ts starts it).
@@ -20,6 +21,7 @@
  * lost or doubled; timings are figures, never fatal.
  */
 import fs from "node:fs";
+import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
@@ -86,10 +88,10 @@ const opts = {
   webhookConcurrency: intArg("webhook-concurrency", argv["webhook-concurrency"], 16),
   /** DATABASE_POOL_MAX of the server, the raw server and the seed handler: the server's default, 20 (the embedded database: always 1). */
   pool: intArg("pool", argv.pool, 20),
-  phases: new Set((argv.only ?? "read,burst,latency,scale").split(",").map((s) => s.trim())),
+  phases: new Set((argv.only ?? "read,burst,latency,scale,events").split(",").map((s) => s.trim())),
   profileDir: argv.profile ? path.resolve(argv.profile) : undefined,
 };
-for (const p of opts.phases) if (!["read", "burst", "latency", "scale"].includes(p)) throw new Error(`--only: unknown phase ${p}`);
+for (const p of opts.phases) if (!["read", "burst", "latency", "scale", "events"].includes(p)) throw new Error(`--only: unknown phase ${p}`);
 for (const c of opts.cases) if (!(CASE_KEYS as readonly string[]).includes(c)) throw new Error(`--cases: unknown case ${c}`);
 
 function intArg(name: string, raw: string | undefined, fallback: number): number {
@@ -158,6 +160,8 @@ async function startBillingServer(db: BenchDb, emulator: Emulator, profileName: 
       RECONCILE_INTERVAL_SECONDS: "0",
       MIGRATE_ON_START: "true",
       TEST_DATABASE_URL: undefined,
+      // The events part's webhook endpoint is the bench's own receiver on 127.0.0.1.
+      WEBHOOK_ALLOW_PRIVATE_URLS: "true",
     },
   });
   await waitHttpOk(`${url}/healthz`, child, 60_000);
@@ -543,6 +547,8 @@ interface BurstFigures {
   callsByRoute: Record<string, number>;
   /** The server's mean renewals per database transaction during the burst (its billing_renewal_batch_size), when it has that metric. */
   meanBatch?: number | null;
+  /** With a webhook endpoint registered (part 5): the burst's deliveries when every charge was done. */
+  deliveries?: { delivered: number; pending: number; failed: number };
   /** The server's mean webhook events per inbox insert during the burst (its billing_inbox_batch_size), when it has that metric. */
   meanInboxBatch?: number | null;
 }
@@ -704,8 +710,10 @@ function cpuSince(before: Map<number, number>, after: Map<number, number>): numb
 /** `customer_uid in (prefix0 .. prefix{n-1})`, with $1 = prefix and $2 = n. */
 const CUSTOMERS_IN = `(select $1::text || g from generate_series(0, $2::int - 1) g)`;
 
-async function serverBurst(db: BenchDb, c: BurstCase, label: string, prefix: string, latencyMs: number): Promise<BurstFigures> {
+/** `endpointUrl`: a webhook endpoint for every event type is registered after the setup (part 5). */
+async function serverBurst(db: BenchDb, c: BurstCase, label: string, prefix: string, latencyMs: number, endpointUrl?: string): Promise<BurstFigures> {
   const n = opts.burst;
+  let endpointId: string | undefined;
   const emulator = await startEmulator(latencyMs);
   // With --profile the setup runs on a server without the profiler, and the burst on a fresh one with it.
   let server = await startBillingServer(db, emulator, opts.profileDir ? null : "unused");
@@ -749,6 +757,11 @@ async function serverBurst(db: BenchDb, c: BurstCase, label: string, prefix: str
       await server.child.stop();
       server = await startBillingServer(db, emulator, `server-${label.replace(/\W+/g, "-")}`, server);
     }
+    if (endpointUrl) {
+      // After the setup: the warm-up's events are the first delivered, then the burst's.
+      const r = await gql<{ createWebhookEndpoint: { endpoint: { id: string } } }>(server.url, CREATE_ENDPOINT, { url: endpointUrl });
+      endpointId = r.createWebhookEndpoint.endpoint.id;
+    }
     const doneOf = (pfx: string, count: number) => async () => {
       const [r] = await db.query<{ done: string; next: string }>(
         `select count(*) filter (where period = $3 and attempt = $4 and status = $5) as done,
@@ -766,6 +779,8 @@ async function serverBurst(db: BenchDb, c: BurstCase, label: string, prefix: str
       if (!(await doneOf(warmPrefix, warm)())) throw new Error(`${label}: the warm-up's ${warm} charges did not all complete`);
       if (await doneOf(prefix, 1)()) throw new Error(`${label}: a measured charge ran during the warm-up`);
       log(`${label}: warm-up: ${warm} in ${w.seconds.toFixed(2)} s = ${(warm / w.seconds).toFixed(1)}/s; ${w.cpuMsPerRenewal?.toFixed(2) ?? "?"} ms CPU each`);
+      // The burst's deliveries start from an empty queue, as the burst without an endpoint does.
+      if (endpointId) await waitDeliveriesDrained(db, label);
     }
     // The emulator's clock also moves with real time: on a slow machine the charges may already be
     // due (they run only when the clock is advanced), and the advance is then 0 s.
@@ -773,8 +788,11 @@ async function serverBurst(db: BenchDb, c: BurstCase, label: string, prefix: str
     log(`${label}: setup took ${setupSeconds.toFixed(1)} s; advancing the emulator's clock by ${seconds} s: ${n} charges due at once`);
 
     const batchesBefore = await batchSizes(server.url);
+    const deliveredBefore = endpointId ? (await deliveryCounts(db)).delivered : 0;
     const b = await runBurst(db, emulator, server.child.pid, seconds, doneOf(prefix, n), n, c.deliveries);
     server.child.assertAlive();
+    // The burst's own: the warm-up's were all delivered before it.
+    const deliveries = endpointId ? await deliveryCounts(db).then((d) => ({ ...d, delivered: d.delivered - deliveredBefore })) : undefined;
     const batchesAfter = await batchSizes(server.url);
     const meanBatch = meanOf(batchesBefore, batchesAfter, "billing_renewal_batch_size");
     const meanInboxBatch = meanOf(batchesBefore, batchesAfter, "billing_inbox_batch_size");
@@ -823,13 +841,56 @@ async function serverBurst(db: BenchDb, c: BurstCase, label: string, prefix: str
     for (const cu of emu.lost) lost.add(cu);
     problems.push(...emu.problems);
     if (b.webhooks.failed > 0) log(`${label}: ${b.webhooks.failed} webhooks were not answered 2xx; the server's last lines:\n${server.child.tail().slice(-4000)}`);
-    const figures: BurstFigures = { renewals: n, ...b, perSecond: n / b.seconds, duplicates, losses: lost.size, problems, setupSeconds, meanBatch, meanInboxBatch };
+    const figures: BurstFigures = { renewals: n, ...b, perSecond: n / b.seconds, duplicates, losses: lost.size, problems, setupSeconds, meanBatch, meanInboxBatch, deliveries };
     log(`${label}: ${fmtBurst(figures)}`);
     return figures;
   } finally {
+    // The database outlives this burst: later bursts run without the endpoint.
+    if (endpointId) await gql(server.url, `mutation($id: ID!) { deleteWebhookEndpoint(id: $id) { id } }`, { id: endpointId }).catch((err) => log(`${label}: deleting the endpoint: ${String(err)}`));
     await server.child.stop();
     await emulator.child.stop();
   }
+}
+
+const CREATE_ENDPOINT = `mutation($url: String!) { createWebhookEndpoint(url: $url) { endpoint { id } } }`;
+
+/** The webhook deliveries in the server's table, by status. */
+async function deliveryCounts(db: BenchDb): Promise<{ delivered: number; pending: number; failed: number }> {
+  const rows = await db.query<{ status: string; n: string }>(`select status, count(*) as n from event_deliveries group by status`);
+  const of = (status: string) => Number(rows.find((r) => r.status === status)?.n ?? 0);
+  return { delivered: of("DELIVERED"), pending: of("PENDING"), failed: of("FAILED") };
+}
+
+/** Waits (polling every 200 ms, at most 10 minutes) until no delivery is pending. */
+async function waitDeliveriesDrained(db: BenchDb, label: string): Promise<void> {
+  for (let i = 0; ; i++) {
+    const d = await deliveryCounts(db);
+    if (d.pending === 0) return;
+    if (i >= 3000) throw new Error(`${label}: ${d.pending} webhook deliveries still pending after the warm-up`);
+    await sleep(200);
+  }
+}
+
+/**
+ * The merchant's endpoint for part 5: answers every delivery 204 at once, as a receiver that
+ * queues the event and answers does, and counts them.
+ */
+async function startWebhookReceiver(): Promise<{ url: string; received: () => number; close: () => Promise<void> }> {
+  let received = 0;
+  const server = http.createServer((req, res) => {
+    req.resume();
+    req.on("end", () => {
+      received++;
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", () => resolve()));
+  const port = (server.address() as { port: number }).port;
+  return {
+    url: `http://127.0.0.1:${port}/billing-events`,
+    received: () => received,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
 }
 
 /**
@@ -1199,6 +1260,38 @@ async function main(): Promise<void> {
       const hr = ratioOf(seed.perSecond, seedLimit);
       row(`  rate / delivery limit`, sr === null ? "?" : f2(sr), hr === null ? "?" : f2(hr), null, "≥ 0.9", sr === null ? null : sr >= 0.9);
       if (server.duplicates || server.losses) failure ??= `latency burst: ${server.duplicates} duplicates and ${server.losses} losses (${server.problems.join("; ")})`;
+    }
+
+    // 5. Events: the paid renewals with one webhook endpoint registered, beside the same burst without
+    // one, in alternating rounds; the ratio of the medians.
+    if (opts.phases.has("events")) {
+      const c = CASES.renewal;
+      const receiver = await startWebhookReceiver();
+      try {
+        const without: BurstFigures[] = [];
+        const withEndpoint: BurstFigures[] = [];
+        for (let i = 0; i < opts.burstRounds; i++) {
+          const round = opts.burstRounds > 1 ? ` round ${i + 1}/${opts.burstRounds}` : "";
+          without.push(await serverBurst(db, c, `events: no endpoint${round}`, `ev${i}n`, 0));
+          withEndpoint.push(await serverBurst(db, c, `events: one endpoint${round}`, `ev${i}w`, 0, receiver.url));
+        }
+        const median = (list: BurstFigures[]) => [...list].sort((a, b) => a.perSecond - b.perSecond)[Math.floor((list.length - 1) / 2)];
+        const plain = median(without);
+        const hooked = median(withEndpoint);
+        if (opts.burstRounds > 1) log(`events: ratios of the rounds: ${withEndpoint.map((w, i) => (w.perSecond / without[i].perSecond).toFixed(2)).join(", ")}`);
+        results.events = { without: plain, withEndpoint: hooked, rounds: { without, withEndpoint }, received: receiver.received() };
+        const ratio = hooked.perSecond / plain.perSecond;
+        row(`${c.title}, one webhook endpoint, ${hooked.renewals} due at once: per s`, f1(hooked.perSecond), `${f1(plain.perSecond)} (none)`, ratio, "≥ 0.9× none", ratio >= 0.9);
+        const d = hooked.deliveries;
+        row(`  the burst's deliveries when its charges were done: delivered / pending / failed`, d ? `${d.delivered} / ${d.pending} / ${d.failed}` : "?", "", null, "", null);
+        const all = [...without, ...withEndpoint];
+        const duplicates = all.reduce((sum, b) => sum + b.duplicates, 0);
+        const losses = all.reduce((sum, b) => sum + b.losses, 0);
+        row(`  duplicates / losses (DB and emulator)`, `${duplicates} / ${losses}`, "", null, "0 / 0", duplicates === 0 && losses === 0);
+        if (duplicates || losses) failure ??= `events bursts: ${duplicates} duplicates and ${losses} losses (${all.flatMap((b) => b.problems).join("; ")})`;
+      } finally {
+        await receiver.close();
+      }
     }
 
     // 4. Scale of data: a second database with the same read rows and opts.rows more payments;

@@ -62,7 +62,7 @@ function buildIfStale({ quiet = false, force = false } = {}) {
   return true;
 }
 
-module.exports = { buildIfStale };
+module.exports = { buildIfStale, stale };
 
 if (require.main === module) {
   const args = process.argv.slice(2);

@@ -110,7 +110,12 @@ export class SubscriptionService {
     sub.nextPaymentAt = first.scheduledAt ?? null;
     sub.nextMerchantUid = first.merchantUid;
     try {
-      await ctx.em.persistAndFlush([sub, first]);
+      // A subscription started with startAt is ACTIVE from this insert: its subscription.started
+      // commits with the row (the outbox), so no crash can leave one without the other.
+      await withTransaction(ctx.em, async () => {
+        await ctx.em.persistAndFlush([sub, first]);
+        if (startAt) await recordSubscriptionChange(ctx.em, sub, null);
+      });
     } catch (err) {
       if (!(err instanceof UniqueConstraintViolationException)) throw err;
       // Another start got there first (nothing was sent to Iamport for this one).
@@ -129,8 +134,6 @@ export class SubscriptionService {
 
     if (startAt) {
       await this.scheduleFirst(ctx, sub, first);
-      // Started once its first charge is with Iamport's scheduler (a refused one removed the subscription).
-      await withTransaction(ctx.em, () => recordSubscriptionChange(ctx.em, sub, null));
       return sub;
     }
     let unconfirmed = false;
@@ -626,8 +629,19 @@ export class SubscriptionService {
       await this.schedules.register(ctx, sub.customerUid, [first], { keepRowsOnRefusal: true });
     } catch (err) {
       if (err instanceof BadUserInputError) {
-        ctx.em.remove([first, sub]);
-        await ctx.em.flush();
+        // Its subscription.started is already out (it committed with the row): the ledger only grows,
+        // so the removal is recorded as the subscription's end, in the removal's transaction.
+        await withTransaction(ctx.em, async () => {
+          const before = subscriptionState(sub);
+          sub.status = SubscriptionStatus.CANCELED;
+          sub.canceledAt = new Date();
+          sub.nextPaymentAt = null;
+          sub.nextMerchantUid = null;
+          sub.statusReason = `canceled: the first payment could not be scheduled (${err.message})`;
+          await recordSubscriptionChange(ctx.em, sub, before);
+          ctx.em.remove([first, sub]);
+          await ctx.em.flush();
+        });
         throw new BadUserInputError("startAt", `could not be scheduled: ${err.message}`);
       }
       const code = toAppError(err).code;

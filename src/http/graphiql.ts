@@ -131,6 +131,26 @@ query Payments($customerUid: String, $first: Int, $after: String) {
 `,
       variables: json({ customerUid: EXAMPLE_CUSTOMER_UID, first: 10 }),
     },
+    {
+      query: `# 5. Live updates: run this, then ChargeAgain in
+# its tab; payment.paid appears here as it is
+# committed (over graphql-ws on /graphql, with
+# the Headers tab's Authorization as its
+# connectionParams). Stop it with the ■ button.
+subscription LiveEvents($customerUid: String, $types: [String!]) {
+  events(customerUid: $customerUid, types: $types) {
+    id
+    type
+    customerUid
+    subscriptionId
+    merchantUid
+    createdAt
+    data
+  }
+}
+`,
+      variables: json({ customerUid: EXAMPLE_CUSTOMER_UID }),
+    },
   ];
 }
 
@@ -188,8 +208,15 @@ const INIT_JS = `(function () {
     return;
   }
   var settings = JSON.parse(document.getElementById("graphiql-settings").textContent);
+  var httpUrl = new URL(settings.endpoint, window.location.href);
+  var wsUrl = new URL(httpUrl.toString());
+  wsUrl.protocol = httpUrl.protocol === "https:" ? "wss:" : "ws:";
   var fetcher = window.GraphiQL.createFetcher({
-    url: new URL(settings.endpoint, window.location.href).toString(),
+    url: httpUrl.toString(),
+    // Subscriptions (Live) go over graphql-ws on the same path. GraphiQL opens a socket per
+    // subscription with the Headers tab's headers as its connectionParams, where the server
+    // reads Authorization: the same key as over HTTP.
+    subscriptionUrl: wsUrl.toString(),
     enableIncrementalDelivery: false
   });
   // First visit (no tabs saved in this browser): the example tabs. GraphiQL 3 fills the editors

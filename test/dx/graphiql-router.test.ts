@@ -85,7 +85,7 @@ describe("graphiqlRoutes", () => {
       const local = settingsOf((await s.http.get("/graphiql")).data);
       expect(JSON.parse(local.headers)).toEqual({ Authorization: "Bearer dev_secret_key" });
       expect(local.endpoint).toBe("/graphql");
-      expect(local.tabs.map((t) => /(mutation|query) (\w+)/.exec(t.query)?.[2])).toEqual(["RegisterCard", "ChargeAgain", "StartSubscription", "Payments"]);
+      expect(local.tabs.map((t) => /(mutation|query|subscription) (\w+)/.exec(t.query)?.[2] ?? "?")).toEqual(["RegisterCard", "ChargeAgain", "StartSubscription", "Payments", "LiveEvents"]);
 
       const proxied = (await s.http.get("/graphiql", { headers: { "x-forwarded-for": "203.0.113.9" } })).data as string;
       expect(proxied).not.toContain("dev_secret_key");

@@ -1,8 +1,10 @@
 /**
  * GraphiQL in a real browser: Debian's chromium driven by playwright-core loads /graphiql from
  * the server (emulator behind it), runs the RegisterCard and ChargeAgain example tabs with the
- * ▶ button, and reads the result pane. Screenshots: test-artifacts/graphiql.png (the charge) and
- * test-artifacts/graphiql-docs.png (the documentation explorer).
+ * ▶ button, and reads the result pane; runs the LiveEvents subscription (graphql-ws) and sees a
+ * charge's event arrive. Screenshots: test-artifacts/graphiql.png (the charge),
+ * test-artifacts/graphiql-live.png (the live event) and test-artifacts/graphiql-docs.png (the
+ * documentation explorer).
  *
  * Chromium missing: the suite fails in CI (CI=true; .ci/run installs it with apt) and is skipped
  * with a warning elsewhere. CHROMIUM_PATH overrides /usr/bin/chromium.
@@ -11,6 +13,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { API_KEY, startHarness, type Harness } from "../support/harness";
+import { waitFor } from "../subscriptions/helpers";
 
 const CHROMIUM_PATH = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
 const IN_CI = !!process.env.CI && process.env.CI !== "false" && process.env.CI !== "0";
@@ -87,7 +90,7 @@ if (!HAVE_CHROMIUM && !IN_CI) console.warn(`SKIPPED test/dx/graphiql.test.ts: ${
     expect((await introspected).status()).toBe(200);
 
     const tabs = await page.locator(".graphiql-tab-button").allInnerTexts();
-    expect(tabs.map((t) => t.trim())).toEqual(["RegisterCard", "ChargeAgain", "StartSubscription", "Payments"]);
+    expect(tabs.map((t) => t.trim())).toEqual(["RegisterCard", "ChargeAgain", "StartSubscription", "Payments", "LiveEvents"]);
     expect(await editorText(".graphiql-query-editor .CodeMirror")).toContain("mutation RegisterCard");
     const tools = await page.$$eval(".graphiql-editor-tool .CodeMirror", (els) =>
       els.map((el) => (el as unknown as { CodeMirror: { getValue(): string } }).CodeMirror.getValue()),
@@ -115,6 +118,29 @@ if (!HAVE_CHROMIUM && !IN_CI) console.warn(`SKIPPED test/dx/graphiql.test.ts: ${
     const token = await h.iamportToken();
     const atIamport = await h.emu.get(`/payments/${charge.json.data!.chargeAgain.impUid}`, { headers: { Authorization: token } });
     expect(atIamport.data.response).toMatchObject({ merchant_uid: merchantUid, status: "paid", amount: 8900 });
+  }, 60_000);
+
+  it("runs the LiveEvents tab over graphql-ws with the Headers tab's key and shows a charge's payment.paid as it is committed", async () => {
+    await page.locator(".graphiql-tab-button", { hasText: /^LiveEvents$/ }).click();
+    await page.waitForFunction(() => {
+      const cm = document.querySelector(".graphiql-query-editor .CodeMirror") as unknown as { CodeMirror: { getValue(): string; operationName?: string } } | null;
+      return !!cm && cm.CodeMirror.getValue().includes("events(") && cm.CodeMirror.operationName === "LiveEvents";
+    });
+    const before = h.server.feed.subscriberCount;
+    await page.click(".graphiql-execute-button");
+    // The server holds the subscription (the socket authenticated with the prefilled key): a charge now reaches it.
+    await waitFor(async () => h.server.feed.subscriberCount > before, 30_000);
+    const charged = await h.client.request<{ chargeAgain: { merchantUid: string } }>(
+      `mutation($i: ChargeAgainInput!) { chargeAgain(input: $i) { merchantUid } }`,
+      { i: { customerUid: "cust_graphiql", amount: 1200, name: "live" } },
+    );
+    await page.waitForFunction((m) => (document.querySelector(".result-window .CodeMirror") as unknown as { CodeMirror: { getValue(): string } } | null)?.CodeMirror.getValue().includes(m) ?? false, charged.chargeAgain.merchantUid);
+    const shown = JSON.parse(await resultText()) as { data: { events: { type: string; merchantUid: string; customerUid: string; data: Record<string, unknown> } } };
+    expect(shown.data.events).toMatchObject({ type: "payment.paid", merchantUid: charged.chargeAgain.merchantUid, customerUid: "cust_graphiql", data: { status: "PAID", amount: 1200 } });
+    await page.screenshot({ path: path.join(ARTIFACTS, "graphiql-live.png") });
+    // ■ stops it: the server lets the subscription go.
+    await page.click(".graphiql-execute-button");
+    await waitFor(async () => h.server.feed.subscriberCount === before, 30_000);
   }, 60_000);
 
   it("shows the schema's descriptions in the documentation explorer", async () => {

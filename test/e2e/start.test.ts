@@ -17,7 +17,12 @@ async function freePort(): Promise<number> {
   });
 }
 
-/** `npm start` exactly as the README says (it builds, then starts the compiled server). */
+/**
+ * `npm start` exactly as the README says, in this tree: the suite's global setup has built dist/,
+ * so it starts without a build. (A build here, while other test files run dist/main.js, would
+ * rewrite it under them: the build on a first start is test/dx/npm-start-twice.test.ts's, in a
+ * clone of its own.)
+ */
 describe("npm start with no environment", () => {
   let child: ChildProcess;
   let output = "";
@@ -25,6 +30,9 @@ describe("npm start with no environment", () => {
   let dataDir: string;
 
   beforeAll(async () => {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { stale } = require(path.join(root, "scripts/build-if-stale.js")) as { stale(): boolean };
+    if (stale()) throw new Error("dist/ is older than src/ (changed since the suite's global setup built it): npm start would rebuild it under the other test files");
     port = await freePort();
     const emulatorPort = await freePort();
     dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "billing-start-"));
@@ -59,6 +67,7 @@ describe("npm start with no environment", () => {
   });
 
   it("announces the embedded database, the emulator and a development key", () => {
+    expect(output).toContain("dist/ is up to date with src/: starting without a build");
     expect(output).toContain("using the embedded PostgreSQL (PGlite)");
     expect(output).toContain("using the Iamport emulator in-process");
     expect(output).toMatch(/Authorization: Bearer dev_[A-Za-z0-9_-]+/);

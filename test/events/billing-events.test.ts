@@ -1,5 +1,5 @@
 import { registerCard, TEST_CARDS, uid, type Harness } from "../support/harness";
-import { advancePastNextPayment, cancelSub, getSub, renewalUid, startSub, startSubHarness } from "../subscriptions/helpers";
+import { advancePastNextPayment, cancelSub, getSub, heldCall, release, renewalUid, START, startSub, startSubHarness } from "../subscriptions/helpers";
 
 /*
  * The billing core records an event for every change it makes, in the
@@ -96,6 +96,44 @@ describe("events of the billing core", () => {
     const sub = await startSub(h, { customerUid, startAt });
     expect(types(await eventsOf(customerUid))).toEqual([["subscription.started", null]]);
     expect((await eventsOf(customerUid))[0].data).toMatchObject({ id: sub.id, status: "ACTIVE" });
+  });
+
+  it("a subscription started with startAt: subscription.started commits with the subscription's row, before Iamport is asked", async () => {
+    const customerUid = await registerCard(h, uid("ev-startat-tx"));
+    // Iamport registers the first charge but its answer is held: the state a crash at that moment leaves.
+    expect((await h.emu.post("/__emulator/faults", { route: "POST /subscribe/payments/schedule", mode: "hold", times: 1 })).status).toBe(201);
+    const startAt = new Date(Date.now() + 3 * 24 * 3600_000).toISOString();
+    const starting = startSub(h, { customerUid, startAt });
+    const held = await heldCall(h, /schedule/);
+    const rows = await h.sql<{ id: string; status: string; same_tx: boolean }>(
+      `select s.id, s.status, s.xmin::text = e.xmin::text as same_tx
+         from subscriptions s join events e on e.subscription_id = s.id and e.type = 'subscription.started'
+        where s.customer_uid = ?`,
+      [customerUid],
+    );
+    // Written by one transaction: the row and its event exist together or not at all.
+    expect(rows).toEqual([{ id: expect.any(String), status: "ACTIVE", same_tx: true }]);
+    await release(h, held);
+    const sub = await starting;
+    expect(sub.id).toBe(rows[0].id);
+    // Scheduling it records nothing more: the event was the subscription's start.
+    expect(types(await eventsOf(customerUid))).toEqual([["subscription.started", null]]);
+  });
+
+  it("a startAt that Iamport refuses: the subscription it removes ends with subscription.canceled after its subscription.started", async () => {
+    const customerUid = await registerCard(h, uid("ev-startat-refused"));
+    // Iamport's clock runs ten days ahead of this server's: tomorrow is in Iamport's past.
+    await h.advance(10 * 86_400);
+    const tomorrow = new Date(Date.now() + 86_400_000).toISOString();
+    const r = await h.gql(START, { input: { customerUid, name: "x", amount: 1000, interval: "MONTH", startAt: tomorrow } });
+    expect(r.errors?.[0].extensions).toMatchObject({ code: "BAD_USER_INPUT", field: "startAt" });
+    expect(await h.sql(`select id from subscriptions where customer_uid = ?`, [customerUid])).toEqual([]);
+    const evs = await eventsOf(customerUid);
+    expect(types(evs)).toEqual([
+      ["subscription.started", null],
+      ["subscription.canceled", null],
+    ]);
+    expect(evs[1].data).toMatchObject({ id: evs[0].subscriptionId, status: "CANCELED", nextPaymentAt: null });
   });
 
   it("a one-off charge and its refunds: payment.paid, then payment.refunded for each partial refund", async () => {

@@ -20,6 +20,8 @@ export interface Receiver {
   url: string;
   received: Received[];
   behaviour: Behaviour;
+  /** Requests held unanswered ("hang") whose sender is still waiting (its connection open). */
+  open(): number;
   /** Resolves once `predicate` holds for what was received (checked at every arrival); rejects after `timeoutMs`. */
   waitFor(predicate: (received: Received[]) => boolean, timeoutMs?: number): Promise<Received[]>;
   close(): Promise<void>;
@@ -28,10 +30,12 @@ export interface Receiver {
 export async function startReceiver(behaviour: Behaviour = () => 200): Promise<Receiver> {
   const arrivals = new EventEmitter();
   const sockets = new Set<Socket>();
+  let held = 0;
   const receiver: Receiver = {
     url: "",
     received: [],
     behaviour,
+    open: () => held,
     waitFor(predicate, timeoutMs = 30_000) {
       return new Promise((resolve, reject) => {
         const check = () => {
@@ -65,6 +69,10 @@ export async function startReceiver(behaviour: Behaviour = () => 200): Promise<R
       receiver.received.push(r);
       const answer = receiver.behaviour(n, r);
       if (answer !== "hang") res.writeHead(answer, { "content-type": "text/plain" }).end(answer >= 300 ? "not now" : "ok");
+      else {
+        held++;
+        res.once("close", () => held--);
+      }
       arrivals.emit("arrival");
     });
   });

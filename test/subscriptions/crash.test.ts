@@ -3,7 +3,7 @@ import axios from "axios";
 import { Client } from "pg";
 import { RunningEmulator, startEmulator } from "#iamport-emulator";
 import { adminDatabaseUrl, createTestDatabase, GOOD_CARD, REGISTER_CARD } from "../support/harness";
-import { freePort, isRunning, ROOT, ServerProcess, spawnServer, stopServer, waitHealthy } from "../support/processes";
+import { freePort, ROOT, ServerProcess, spawnServer, stopServer, waitHealthy } from "../support/processes";
 import { START, Sub, waitFor } from "./helpers";
 
 /*
@@ -15,7 +15,7 @@ import { START, Sub, waitFor } from "./helpers";
  * embedded database lives inside the process that is killed.
  */
 
-/** The suite's build (jest's global setup compiles src/ to dist/ when stale; a build with type errors fails it). */
+/** The suite's build: jest's global setup compiles src/ to dist/ when stale, and a build with type errors stops the suite there. */
 const MAIN = path.join(ROOT, "dist", "main.js");
 const API_KEY = "crash-test-key";
 const SUBSCRIPTIONS = 30;
@@ -91,7 +91,16 @@ withPostgres("a server killed with SIGKILL in the middle of a burst of renewals"
     });
   }
 
-  it("lands every renewal exactly once after a restart and reconciliation", async () => {
+  /** Runs a test's server processes and stops every one of them when it ends: each test starts from none. */
+  async function withServers(run: () => Promise<void>): Promise<void> {
+    try {
+      await run();
+    } finally {
+      for (const p of procs.splice(0)) await stopServer(p);
+    }
+  }
+
+  it("lands every renewal exactly once after a restart and reconciliation", () => withServers(async () => {
     const first = spawnServer(MAIN, env);
     procs.push(first);
     await waitHealthy(url, first);
@@ -155,16 +164,12 @@ withPostgres("a server killed with SIGKILL in the middle of a burst of renewals"
     expect(states).toEqual([{ status: "ACTIVE", n: String(SUBSCRIPTIONS) }]);
     // Webhook events the dead process recorded but never finished are processed too (after their grace period).
     await waitFor(async () => (await unprocessedEvents()) === 0, 30_000, 250);
-  }, 240_000);
+  }), 240_000);
 
-  it("leaves every started subscription paid once with its next schedule when killed in a burst of first charges", async () => {
-    // The server the previous test left running, or a new one when this test runs alone.
-    let running = procs.find(isRunning);
-    if (!running) {
-      running = spawnServer(MAIN, env);
-      procs.push(running);
-      await waitHealthy(url, running);
-    }
+  it("leaves every started subscription paid once with its next schedule when killed in a burst of first charges", () => withServers(async () => {
+    const running = spawnServer(MAIN, env);
+    procs.push(running);
+    await waitHealthy(url, running);
     const emu = axios.create({ baseURL: emulator.url, validateStatus: () => true });
     const paymentsBefore = (await emu.get("/__emulator/health")).data.payments as number;
     const [{ n: subsBefore }] = await rows<{ n: string }>(`select count(*) as n from subscriptions`);
@@ -215,5 +220,5 @@ withPostgres("a server killed with SIGKILL in the middle of a burst of renewals"
     expect(subs.map((x) => x.status)).toEqual(subs.map(() => "ACTIVE"));
     // Iamport charged each started subscription exactly once, and nothing else.
     expect((await emu.get("/__emulator/health")).data.payments).toBe(paymentsBefore + subs.length);
-  }, 240_000);
+  }), 240_000);
 });
