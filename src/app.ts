@@ -29,7 +29,7 @@ import { parseApiKeys } from "./http/auth";
 import { graphqlHandler } from "./http/graphql";
 import { errorHandler, routeTable } from "./http/routes";
 import { securityHeaders } from "./http/security";
-import type { IamportClient } from "./iamport/iamport.client";
+import type { PaymentProvider } from "./provider/port";
 import type { Metrics } from "./metrics";
 import { CustomerTokenService } from "./security/customer-token.service";
 import type { EventsService } from "./events/events.service";
@@ -40,7 +40,7 @@ export interface AppDeps {
   config: Config;
   orm: MikroORM;
   services: Services;
-  iamport: IamportClient;
+  provider: PaymentProvider;
   logger: Logger;
   /** The keys accepted on /graphql (config.apiKeys, or the generated development key). */
   apiKeys: string[];
@@ -177,8 +177,9 @@ export async function createApp(deps: AppDeps): Promise<BuiltApp> {
   await app.register(fastifyCors, { origin: false });
   await app.register(fastifyRateLimit, { global: false, store: deps.rateLimitStore });
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser("application/json", { parseAs: "string" }, (_req, body, done) => {
+  app.addContentTypeParser("application/json", { parseAs: "string" }, (req, body, done) => {
     try {
+      if (req.url.split("?")[0] === "/portone-webhook") req.rawBody = body as string;
       done(null, parseJson(body as string));
     } catch (err) {
       done(err as Error, undefined);

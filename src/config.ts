@@ -76,6 +76,15 @@ const envSchema = z.object({
   IAMPORT_EMULATOR_API_SECRET: z.string().trim().min(1).default("emulator_secret"),
   IAMPORT_EMULATOR_WEBHOOK_URL: optionalString.pipe(url.optional()),
   IAMPORT_EMULATOR_STATE_FILE: optionalString,
+  PAYMENT_PROVIDER: optionalString.pipe(z.enum(["v1", "v2"], { message: "must be v1 (Iamport) or v2 (PortOne V2)" }).optional()),
+  PAYMENT_PROVIDER_MIGRATION: optionalString.pipe(z.enum(["v1_to_v2"], { message: "must be v1_to_v2 when set" }).optional()),
+  PORTONE_API_URL: optionalString.pipe(url.optional()),
+  PORTONE_API_SECRET: optionalString,
+  PORTONE_STORE_ID: optionalString,
+  PORTONE_CHANNEL_KEY: optionalString,
+  PORTONE_WEBHOOK_SECRET: optionalString.pipe(z.string().regex(/^whsec_[A-Za-z0-9+/=]+$/, "must be the whsec_… secret of PortOne's console").optional()),
+  PORTONE_EMULATOR_PORT: port.default(4011),
+  PORTONE_EMULATOR_WEBHOOK_SECRET: optionalString.pipe(z.string().regex(/^whsec_[A-Za-z0-9+/=]+$/, "must look like whsec_<base64>").optional()),
   PUBLIC_URL: optionalString.pipe(url.optional()),
   API_KEYS: optionalString,
   BILLING_TIME_ZONE: z
@@ -149,8 +158,24 @@ export interface Config {
     timeoutMs: number;
     useEmulator: boolean;
   };
+  /** Which provider the billing core charges through: Iamport V1 or PortOne V2. */
+  provider: "v1" | "v2";
+  /** v1_to_v2: both providers' credentials are set while `npm run migrate:v2` moves V1's subscriptions to V2. */
+  migration?: "v1_to_v2";
+  portone: {
+    /** undefined with useEmulator: the in-process emulator's V2 API. */
+    apiUrl?: string;
+    apiSecret?: string;
+    storeId?: string;
+    channelKey?: string;
+    webhookSecret?: string;
+    useEmulator: boolean;
+  };
   emulator: {
     port: number;
+    /** PortOne V2's port of the in-process emulator (PAYMENT_PROVIDER=v2 without credentials). */
+    v2Port: number;
+    v2WebhookSecret?: string;
     apiKey: string;
     apiSecret: string;
     webhookUrl?: string;
@@ -257,8 +282,30 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     });
   }
   if (production && list(raw("API_KEYS")).length === 0) problems.push({ variable: "API_KEYS", message: "is required when NODE_ENV=production" });
-  if (production && apiKey === undefined) {
-    problems.push({ variable: "IAMPORT_API_KEY", message: "is required when NODE_ENV=production (the emulator is for development)" });
+  const v2Secret = raw("PORTONE_API_SECRET");
+  const migration = raw("PAYMENT_PROVIDER_MIGRATION");
+  if (apiKey !== undefined && v2Secret !== undefined && migration === undefined) {
+    problems.push({
+      variable: "PORTONE_API_SECRET",
+      message: "and IAMPORT_API_KEY are both set: choose one provider (unset the other), or set PAYMENT_PROVIDER_MIGRATION=v1_to_v2 while moving V1's subscriptions to V2",
+    });
+  }
+  if (migration !== undefined && (apiKey === undefined || v2Secret === undefined)) {
+    problems.push({ variable: "PAYMENT_PROVIDER_MIGRATION", message: "needs both IAMPORT_API_KEY/IAMPORT_API_SECRET (V1) and PORTONE_API_SECRET (V2)" });
+  }
+  if (v2Secret !== undefined) {
+    for (const v of ["PORTONE_CHANNEL_KEY", "PORTONE_WEBHOOK_SECRET"]) {
+      if (raw(v) === undefined) problems.push({ variable: v, message: "is required with PORTONE_API_SECRET (PortOne's console: the channel that issues billing keys, and the webhook secret)" });
+    }
+  }
+  if (raw("PAYMENT_PROVIDER") === "v1" && v2Secret !== undefined && apiKey === undefined) {
+    problems.push({ variable: "PAYMENT_PROVIDER", message: "is v1 but only PortOne V2's credentials (PORTONE_API_SECRET) are set" });
+  }
+  if (raw("PAYMENT_PROVIDER") === "v2" && apiKey !== undefined && v2Secret === undefined) {
+    problems.push({ variable: "PAYMENT_PROVIDER", message: "is v2 but only Iamport V1's credentials (IAMPORT_API_KEY) are set" });
+  }
+  if (production && apiKey === undefined && v2Secret === undefined) {
+    problems.push({ variable: "IAMPORT_API_KEY", message: "or PORTONE_API_SECRET is required when NODE_ENV=production (the emulator is for development)" });
   }
   if (production && raw("CUSTOMER_TOKEN_SECRET") === undefined) {
     problems.push({ variable: "CUSTOMER_TOKEN_SECRET", message: "is required when NODE_ENV=production (at least 32 characters)" });
@@ -267,6 +314,9 @@ export function loadConfig(source: Record<string, string | undefined> = process.
   const e = parsed.data;
   const apiKeys = list(e.API_KEYS);
   const useEmulator = e.IAMPORT_API_KEY === undefined;
+  // V2 when chosen or when only its credentials are set; V1 otherwise, including while migrating from it
+  // (V1's pending charges still settle there until the server is switched).
+  const provider = e.PAYMENT_PROVIDER ?? (e.PORTONE_API_SECRET !== undefined && e.PAYMENT_PROVIDER_MIGRATION === undefined ? "v2" : "v1");
   return {
     env: e.NODE_ENV,
     port: e.PORT,
@@ -282,8 +332,20 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       timeoutMs: e.IAMPORT_TIMEOUT_MS,
       useEmulator,
     },
+    provider,
+    migration: e.PAYMENT_PROVIDER_MIGRATION,
+    portone: {
+      apiUrl: e.PORTONE_API_URL ?? (e.PORTONE_API_SECRET === undefined ? undefined : "https://api.portone.io"),
+      apiSecret: e.PORTONE_API_SECRET,
+      storeId: e.PORTONE_STORE_ID,
+      channelKey: e.PORTONE_CHANNEL_KEY,
+      webhookSecret: e.PORTONE_WEBHOOK_SECRET,
+      useEmulator: e.PORTONE_API_SECRET === undefined,
+    },
     emulator: {
       port: e.IAMPORT_EMULATOR_PORT,
+      v2Port: e.PORTONE_EMULATOR_PORT,
+      v2WebhookSecret: e.PORTONE_EMULATOR_WEBHOOK_SECRET,
       apiKey: e.IAMPORT_EMULATOR_API_KEY,
       apiSecret: e.IAMPORT_EMULATOR_API_SECRET,
       webhookUrl: e.IAMPORT_EMULATOR_WEBHOOK_URL,
@@ -330,6 +392,8 @@ export function loadConfig(source: Record<string, string | undefined> = process.
 export function describeSecrets(config: Config): Record<string, "set" | "unset"> {
   return {
     IAMPORT_API_SECRET: config.iamport.apiSecret ? "set" : "unset",
+    PORTONE_API_SECRET: config.portone.apiSecret ? "set" : "unset",
+    PORTONE_WEBHOOK_SECRET: config.portone.webhookSecret ? "set" : "unset",
     API_KEYS: config.apiKeys.length > 0 ? "set" : "unset",
     CUSTOMER_TOKEN_SECRET: config.customerTokenSecret ? "set" : "unset",
   };

@@ -14,6 +14,10 @@ import { EmbeddedDatabase, startEmbeddedDatabase } from "./db/embedded";
 import { checkPostgresVersion, migrate, openOrm } from "./db/orm";
 import { PostgresRateLimitStore } from "./http/rate-limit-store";
 import { IamportClient } from "./iamport/iamport.client";
+import type { PaymentProvider } from "./provider/port";
+import { IamportV1Provider } from "./provider/v1";
+import { PortOneV2Provider } from "./provider/v2";
+import { billingKeyLookup } from "./db/repositories/billing-keys";
 import { createMetrics, Metrics } from "./metrics";
 import { checkPortFree, databaseConnectError, listenError } from "./startup-checks";
 import { Reconciler } from "./jobs/reconciler";
@@ -33,10 +37,17 @@ export interface RunningServer {
   /** The delivery of events to the merchant's webhook endpoints. */
   deliveries: DeliveryWorker;
   feed: EventFeed;
-  iamport: IamportClient;
+  /** The provider the billing core charges through (Iamport V1 or PortOne V2). */
+  provider: PaymentProvider;
+  /** The Iamport V1 client: present on V1 and in migration from V1 to V2. */
+  iamport?: IamportClient;
   metrics: Metrics;
-  /** Where the Iamport client points (the in-process emulator when no key is configured). */
-  iamportUrl: string;
+  /** Where the Iamport client points (the in-process emulator when no key is configured); unset on V2 outside migration. */
+  iamportUrl?: string;
+  /** Where the PortOne V2 adapter points, on V2. */
+  portoneUrl?: string;
+  /** The in-process emulator's base URL (its control API: clock, faults), when one was started. */
+  emulatorUrl?: string;
   /** The keys accepted on /graphql (the generated one in development). */
   apiKeys: string[];
   /** What to print once ready, outside production: URLs, the development key, how to reset (see startup-block.ts). */
@@ -50,6 +61,11 @@ export interface StartOptions {
   logger: Logger;
   /** Use an Iamport (emulator) already running here instead of starting one in-process. */
   iamportUrl?: string;
+  /**
+   * Use PortOne V2 (emulator) already running here (PAYMENT_PROVIDER=v2): its API origin, webhook secret,
+   * and the emulator control API's clock, which judges due schedules instead of this machine's.
+   */
+  portone?: { url: string; webhookSecret: string; clockUrl?: string };
   /** Embedded database in memory instead of config.pgliteDataDir (tests). */
   embeddedInMemory?: boolean;
 }
@@ -73,7 +89,11 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
   try {
     // The ports first: a clash is reported at once, naming the variable, before the embedded database opens.
     await checkPortFree("PORT", config.host, config.port);
-    if (config.iamport.useEmulator && !opts.iamportUrl && !config.iamport.apiUrl) await checkPortFree("IAMPORT_EMULATOR_PORT", "127.0.0.1", config.emulator.port);
+    const v2 = config.provider === "v2";
+    // The in-process emulator serves the chosen provider when it has no credentials (V2: its control API stays on V1's port).
+    const inProcess = v2 ? config.portone.useEmulator && !opts.portone && !config.portone.apiUrl : config.iamport.useEmulator && !opts.iamportUrl && !config.iamport.apiUrl;
+    if (inProcess) await checkPortFree("IAMPORT_EMULATOR_PORT", "127.0.0.1", config.emulator.port);
+    if (inProcess && v2 && config.emulator.v2Port !== 0) await checkPortFree("PORTONE_EMULATOR_PORT", "127.0.0.1", config.emulator.v2Port);
     // Database: the configured PostgreSQL, or PGlite in-process behind a local socket.
     let databaseUrl = config.databaseUrl;
     let embedded: EmbeddedDatabase | undefined;
@@ -101,9 +121,10 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
 
     // Iamport: the real API with credentials, or the emulator.
     let iamportUrl = opts.iamportUrl ?? config.iamport.apiUrl;
+    let portone = opts.portone ?? (config.portone.apiUrl ? { url: config.portone.apiUrl, webhookSecret: config.portone.webhookSecret! } : undefined);
     let setEmulatorWebhook: ((url: string) => void) | undefined;
     let inProcessEmulator: { url: string; hasCustomer(customerUid: string): boolean } | undefined;
-    if (config.iamport.useEmulator && !iamportUrl) {
+    if (inProcess) {
       const { startEmulator } = await import("#iamport-emulator");
       // A development server keeps the emulator's state in its embedded data directory, so a restart finds both.
       const stateFile = inProcessEmulatorStateFile(config, !!embedded && !opts.embeddedInMemory);
@@ -113,10 +134,18 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
         apiSecret: config.emulator.apiSecret,
         stateFile,
         logger: logger.child({ component: "emulator" }),
+        ...(v2 ? { v2: { port: config.emulator.v2Port, webhookSecret: config.emulator.v2WebhookSecret } } : {}),
       });
       closers.push(["emulator", () => emulator.close()]);
       iamportUrl = emulator.url;
-      setEmulatorWebhook = (url) => emulator.setWebhookUrl(url);
+      if (v2 && emulator.v2) {
+        const v2emu = emulator.v2;
+        portone = { url: v2emu.url, webhookSecret: v2emu.webhookSecret, clockUrl: `${emulator.url}/__emulator/clock` };
+        setEmulatorWebhook = (url) => v2emu.setWebhookUrl(url);
+        logger.info({ emulator: v2emu.url }, "PAYMENT_PROVIDER=v2 without PORTONE_API_SECRET: using the emulator's PortOne V2 API in-process (test cards only)");
+      } else {
+        setEmulatorWebhook = (url) => emulator.setWebhookUrl(url);
+      }
       inProcessEmulator = emulator;
       logger.info(
         { emulator: emulator.url, stateFile: stateFile ?? "memory" },
@@ -124,15 +153,39 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
       );
     }
     const metrics = createMetrics({ orm });
-    const iamport = new IamportClient({
-      onCall: (endpoint, result, seconds) => metrics.iamportDuration.observe({ endpoint, result }, seconds),
-      baseUrl: iamportUrl!,
-      apiKey: config.iamport.useEmulator ? config.emulator.apiKey : config.iamport.apiKey!,
-      apiSecret: config.iamport.useEmulator ? config.emulator.apiSecret : config.iamport.apiSecret!,
-      timeoutMs: config.iamport.timeoutMs,
-      logger: logger.child({ component: "iamport" }),
-      emulator: config.iamport.useEmulator,
-    });
+    const onCall = (endpoint: string, result: string, seconds: number) => metrics.iamportDuration.observe({ endpoint, result }, seconds);
+    // V1's client serves V1, and the migration from it (which revokes V1's schedules).
+    const iamport =
+      !v2 || config.migration
+        ? new IamportClient({
+            onCall,
+            baseUrl: iamportUrl!,
+            apiKey: config.iamport.useEmulator ? config.emulator.apiKey : config.iamport.apiKey!,
+            apiSecret: config.iamport.useEmulator ? config.emulator.apiSecret : config.iamport.apiSecret!,
+            timeoutMs: config.iamport.timeoutMs,
+            logger: logger.child({ component: "iamport" }),
+            emulator: config.iamport.useEmulator,
+          })
+        : undefined;
+    let provider: PaymentProvider;
+    if (v2) {
+      const clockUrl = portone!.clockUrl;
+      const emulated = config.portone.useEmulator;
+      provider = new PortOneV2Provider({
+        baseUrl: portone!.url,
+        apiSecret: emulated ? "portone_emulator_secret" : config.portone.apiSecret!,
+        storeId: emulated ? "store-emulator" : config.portone.storeId,
+        channelKey: emulated ? "channel-key-emulator" : config.portone.channelKey!,
+        webhookSecret: portone!.webhookSecret,
+        timeoutMs: config.iamport.timeoutMs,
+        logger: logger.child({ component: "portone" }),
+        keys: billingKeyLookup(orm),
+        onCall,
+        clock: clockUrl ? () => emulatorClock(clockUrl) : undefined,
+      });
+    } else {
+      provider = new IamportV1Provider(iamport!);
+    }
 
     let apiKeys = config.apiKeys;
     let devKey: { key: string; file: string } | undefined;
@@ -159,7 +212,7 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
     for (const w of configWarnings(config)) logger.warn({ variable: w.variable }, `${w.variable} ${w.message}`);
 
     const services = createServices(
-      { iamport, config, logger },
+      { provider, config, logger },
       {
         subscriptionCharge(status, attempt) {
           const result = status === "PAID" ? "paid" : status === "FAILED" ? "failed" : status.toLowerCase();
@@ -183,7 +236,7 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
       config,
       orm,
       services,
-      iamport,
+      provider,
       logger,
       apiKeys,
       customerTokenSecret,
@@ -227,13 +280,13 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
     };
     const port = (server.address() as AddressInfo).port;
     if (!config.publicUrlExplicit) config.publicUrl = `http://localhost:${port}`;
-    setEmulatorWebhook?.(config.emulator.webhookUrl ?? `${config.publicUrl}/iamport-webhook`);
+    setEmulatorWebhook?.(v2 ? `${config.publicUrl}/portone-webhook` : (config.emulator.webhookUrl ?? `${config.publicUrl}/iamport-webhook`));
 
     await feed.start();
     closers.push(["event feed", () => feed.stop()]);
     await deliveries.start();
     closers.push(["event deliveries", () => deliveries.stop()]);
-    const reconciler = new Reconciler(orm, new MeteredReconcileService({ iamport, config, logger }, services, metrics), logger, config.reconcileIntervalSeconds);
+    const reconciler = new Reconciler(orm, new MeteredReconcileService({ provider, config, logger }, services, metrics), logger, config.reconcileIntervalSeconds);
     await reconciler.start(boss);
     closers.push(["reconciler", () => reconciler.stop()]);
 
@@ -247,6 +300,7 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
             graphiqlEnabled: config.graphiqlEnabled,
             devKey,
             emulatorUrl: inProcessEmulator?.url,
+            portoneEmulatorUrl: inProcessEmulator && v2 ? portone?.url : undefined,
             dataDir: embedded && !opts.embeddedInMemory ? config.pgliteDataDir : undefined,
           });
     // Not awaited: a slow or failed check never delays or fails the start.
@@ -259,9 +313,12 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
       reconciler,
       deliveries,
       feed,
+      provider,
       iamport,
       metrics,
-      iamportUrl: iamportUrl!,
+      iamportUrl: iamport ? iamportUrl : undefined,
+      portoneUrl: v2 ? portone!.url : undefined,
+      emulatorUrl: inProcessEmulator?.url,
       apiKeys,
       readyText,
       checked,
@@ -271,6 +328,13 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
     await closeAll();
     throw err;
   }
+}
+
+/** The emulator's clock (its control API), which PortOne V2's own API does not tell. */
+async function emulatorClock(url: string): Promise<number> {
+  const res = await fetch(url);
+  if (!res.ok) throw new Error(`the emulator's clock answered HTTP ${res.status}`);
+  return ((await res.json()) as { now: number }).now;
 }
 
 /** A path under the working directory as ./relative (how the README names it), any other as it is. */
@@ -292,8 +356,11 @@ async function warnOfCardsUnknownToEmulator(
   devReset: boolean,
 ): Promise<void> {
   try {
-    const rows = await orm.em.fork().getConnection().execute<{ customer_uid: string }[]>(`select customer_uid from cards where status = 'ACTIVE'`);
-    const unknown = rows.map((r) => r.customer_uid).filter((uid) => !emulator.hasCustomer(uid));
+    const rows = await orm.em.fork().getConnection().execute<{ customer_uid: string; billing_key: string | null }[]>(
+      `select customer_uid, billing_key from cards where status = 'ACTIVE'`,
+    );
+    // The emulator keeps V2's cards under the billing key it issued, V1's under the customer_uid.
+    const unknown = rows.filter((r) => !emulator.hasCustomer(r.billing_key ?? r.customer_uid)).map((r) => r.customer_uid);
     if (unknown.length === 0) return;
     logger.warn(
       { cards: unknown.length, examples: unknown.slice(0, 5) },

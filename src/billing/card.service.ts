@@ -4,8 +4,7 @@ import { CardStatus, CardType } from "../db/entities/enums";
 import { CardRejectedError, ConflictError, NotFoundError } from "../errors";
 import { cardData, withTransaction } from "../events/present";
 import { recordEvent } from "../events/record";
-import { IamportNotFoundError, IamportRefusedError } from "../iamport/iamport.errors";
-import type { IamportCustomer } from "../iamport/iamport.types";
+import { IamportNotFoundError, IamportRefusedError, type ProviderCard } from "../provider/port";
 import { BillingDeps, Ctx, upstreamError } from "./context";
 import { checkBirth, checkExpiry, checkPwd2, checkUid, normalizeCardNumber, optionalText } from "./validation";
 
@@ -79,11 +78,11 @@ export class CardService {
         throw new ConflictError(`Customer ${customerUid} already has an active card; replacing it takes replace: true`, { customerUid });
       }
       const previousCard = replaced?.cardNumberMasked ?? null;
-      let customer: IamportCustomer;
+      let customer: ProviderCard;
       try {
-        customer = await this.deps.iamport.issueBillingKey(
+        customer = await this.deps.provider.issueKey(
           customerUid,
-          { card_number, expiry, birth, pwd_2digit, customer_id, customer_name, customer_email, customer_tel, pg },
+          { cardNumber: card_number, expiry, birth, pwd2digit: pwd_2digit, customerId: customer_id, customerName: customer_name, customerEmail: customer_email, customerTel: customer_tel, pg },
           { requestId: ctx.requestId },
         );
       } catch (err) {
@@ -108,9 +107,9 @@ export class CardService {
   async confirm(ctx: Ctx, customerUidRaw: string, field = "customerUid"): Promise<Card> {
     const customerUid = checkUid(field, customerUidRaw);
     return this.underClaim(ctx, customerUid, async (existing) => {
-      let customer: IamportCustomer;
+      let customer: ProviderCard;
       try {
-        customer = await this.deps.iamport.getCustomer(customerUid, { requestId: ctx.requestId });
+        customer = await this.deps.provider.getKey(customerUid, { requestId: ctx.requestId });
       } catch (err) {
         throw upstreamError(err, `Billing key ${customerUid}`);
       }
@@ -131,7 +130,7 @@ export class CardService {
     return this.underClaim(ctx, customerUid, async (card) => {
       if (card?.status !== CardStatus.ACTIVE) throw new NotFoundError(`Card ${customerUid}`);
       try {
-        await this.deps.iamport.deleteCustomer(customerUid, { requestId: ctx.requestId });
+        await this.deps.provider.deleteKey(customerUid, { requestId: ctx.requestId });
       } catch (err) {
         // Already gone at Iamport: the goal is reached.
         if (!(err instanceof IamportNotFoundError)) throw upstreamError(err, `Billing key ${customerUid}`);
@@ -173,7 +172,7 @@ export class CardService {
   }
 
   /** Writes what Iamport returned into the customer's row (under underClaim), counting a replacement. */
-  private async store(tx: Ctx, customerUid: string, existing: Card | null, c: IamportCustomer, replacement: boolean): Promise<Card> {
+  private async store(tx: Ctx, customerUid: string, existing: Card | null, c: ProviderCard, replacement: boolean): Promise<Card> {
     const now = new Date();
     const data = {
       customerId: c.customer_id ?? null,
@@ -183,6 +182,8 @@ export class CardService {
       cardType: c.card_type === 1 ? CardType.CHECK : c.card_type === 0 ? CardType.CREDIT : null,
       pgProvider: c.pg_provider ?? null,
       pgId: c.pg_id ?? null,
+      // V2 issues a new key for every registration; on V1 the customer_uid is the key (null here).
+      billingKey: c.billingKey ?? null,
       status: CardStatus.ACTIVE,
       deletedAt: null,
       updatedAt: now,

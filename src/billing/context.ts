@@ -4,15 +4,15 @@ import { UniqueConstraintViolationException } from "@mikro-orm/core";
 import type { Logger } from "pino";
 import type { Config } from "../config";
 import { ConflictError, NotFoundError, UpstreamUnavailableError, AppError, BadUserInputError, OutcomeUnknownError, type ErrorCode } from "../errors";
-import type { IamportClient } from "../iamport/iamport.client";
+import type { PaymentProvider } from "../provider/port";
 import {
-  IamportError,
+  ProviderError as IamportError,
   IamportNotFoundError,
   IamportRefusedError,
   IamportTimeoutError,
   IamportUnauthorizedError,
   IamportUnavailableError,
-} from "../iamport/iamport.errors";
+} from "../provider/port";
 
 /** What every service call receives: a forked EntityManager and who asked. */
 export interface Ctx {
@@ -39,7 +39,8 @@ export function withEm(ctx: Ctx, em: EntityManager): Ctx {
 }
 
 export interface BillingDeps {
-  iamport: IamportClient;
+  /** Iamport V1 or PortOne V2, behind one port. */
+  provider: PaymentProvider;
   config: Config;
   logger: Logger;
 }

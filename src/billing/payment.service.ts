@@ -4,8 +4,7 @@ import { paymentState, recordPaymentChange } from "./events";
 import { Payment } from "../db/entities";
 import { PaymentKind, PaymentStatus } from "../db/entities/enums";
 import { BadUserInputError, ConflictError, NotFoundError, OutcomeUnknownError, UpstreamUnavailableError } from "../errors";
-import { IamportNotFoundError, IamportRefusedError } from "../iamport/iamport.errors";
-import type { AgainRequest, IamportPayment, IamportSchedule } from "../iamport/iamport.types";
+import { IamportNotFoundError, IamportRefusedError, type ChargeRequest, type ProviderPayment, type ProviderSchedule } from "../provider/port";
 import { requireActiveCard } from "./card.service";
 import type { ScheduleRegistrar } from "./payments/schedules";
 import type { Settlement, VerifiedPayment } from "./settlement";
@@ -64,7 +63,7 @@ export interface PaymentFilter {
 /** A look-up of Iamport's payment already under way, and when it was asked. */
 export interface Prefetched {
   at: Date;
-  payment: Promise<IamportPayment>;
+  payment: Promise<ProviderPayment>;
 }
 
 export const MAX_PAGE = 100;
@@ -160,9 +159,9 @@ export class PaymentService {
    * Iamport may have charged, any failure is OUTCOME_UNKNOWN (see afterIamport).
    */
   async executeAgain(ctx: Ctx, payment: Payment, opts: { noticeUrl?: string; repeatOnNoRecord?: boolean } = {}): Promise<Payment> {
-    let ip: IamportPayment;
+    let ip: ProviderPayment;
     try {
-      ip = await this.deps.iamport.again(againRequest(payment, opts.noticeUrl), { requestId: ctx.requestId });
+      ip = await this.deps.provider.charge(againRequest(payment, opts.noticeUrl), { requestId: ctx.requestId });
     } catch (err) {
       if (!(err instanceof IamportRefusedError) && !outcomeUnknown(err)) throw upstreamError(err, "charge");
       return afterIamport(ctx, payment.merchantUid, () => this.settleAgain(ctx, payment, err, opts));
@@ -206,9 +205,9 @@ export class PaymentService {
    * Throws UPSTREAM_UNAVAILABLE when Iamport cannot be asked.
    */
   async settle(ctx: Ctx, payment: Payment): Promise<boolean> {
-    let ip: IamportPayment;
+    let ip: ProviderPayment;
     try {
-      ip = await this.deps.iamport.findPayment(payment.merchantUid, { requestId: ctx.requestId });
+      ip = await this.deps.provider.findByOrder(payment.merchantUid, { requestId: ctx.requestId });
     } catch (err) {
       if (err instanceof IamportNotFoundError) {
         payment.checkedAt = new Date();
@@ -294,9 +293,9 @@ export class PaymentService {
     const customerUid = checkUid("customerUid", customerUidRaw);
     const merchantUids = merchantUidsRaw?.map((m, i) => checkUid(`merchantUids[${i}]`, m));
     if (merchantUids && merchantUids.length === 0) throw new BadUserInputError("merchantUids", "must not be empty when given");
-    let revoked: IamportSchedule[];
+    let revoked: ProviderSchedule[];
     try {
-      revoked = await this.deps.iamport.unschedule(customerUid, merchantUids, { requestId: ctx.requestId });
+      revoked = await this.deps.provider.revoke(customerUid, merchantUids, { requestId: ctx.requestId });
     } catch (err) {
       if (err instanceof IamportRefusedError || err instanceof IamportNotFoundError) {
         throw new NotFoundError(`A schedule to revoke for ${customerUid}`);
@@ -331,7 +330,7 @@ export class PaymentService {
     });
     await guardUnique(`A payment with merchantUid ${merchantUid}`, () => ctx.em.persistAndFlush(payment));
     try {
-      await this.deps.iamport.prepare(merchantUid, amount, { requestId: ctx.requestId });
+      await this.deps.provider.prepare(merchantUid, amount, { requestId: ctx.requestId });
     } catch (err) {
       ctx.em.remove(payment);
       await ctx.em.flush();
@@ -355,7 +354,7 @@ export class PaymentService {
     const impUid = checkUid("impUid", impUidRaw);
     const claimed = claimedMerchantUid === undefined || claimedMerchantUid === null ? undefined : checkUid("merchantUid", claimedMerchantUid);
     const { at: askedAt, payment } = prefetched ?? this.prefetch(ctx, impUid);
-    let ip: IamportPayment;
+    let ip: ProviderPayment;
     try {
       ip = await payment;
     } catch (err) {
@@ -377,7 +376,7 @@ export class PaymentService {
    */
   prefetch(ctx: Ctx, impUidRaw: string): Prefetched {
     const at = new Date();
-    const payment = this.deps.iamport.getPayment(checkUid("impUid", impUidRaw), { requestId: ctx.requestId });
+    const payment = this.deps.provider.getPayment(checkUid("impUid", impUidRaw), { requestId: ctx.requestId });
     payment.catch(() => undefined);
     return { at, payment };
   }
@@ -388,7 +387,7 @@ export class PaymentService {
    * charge, a refund, a look-up) and records its events with it in one
    * transaction: the change and its events commit together.
    */
-  private async record(ctx: Ctx, payment: Payment, ip: IamportPayment): Promise<Verification> {
+  private async record(ctx: Ctx, payment: Payment, ip: ProviderPayment): Promise<Verification> {
     const before = paymentState(payment);
     const v = decide(payment, ip);
     applyVerification(payment, ip, v);
@@ -428,9 +427,9 @@ export class PaymentService {
     }
     const requested = amount ?? refundable;
     const cancelledBefore = payment.cancelledAmount;
-    let ip: IamportPayment;
+    let ip: ProviderPayment;
     try {
-      ip = await this.deps.iamport.cancel({ imp_uid: impUid, merchant_uid: merchantUid, amount, checksum: refundable, reason }, { requestId: ctx.requestId });
+      ip = await this.deps.provider.cancel({ impUid, merchantUid, amount, cancellable: refundable, reason }, { requestId: ctx.requestId });
     } catch (err) {
       if (err instanceof IamportRefusedError) {
         // Refresh our view: the balance may have changed elsewhere (console refund).
@@ -461,7 +460,7 @@ export class PaymentService {
 
   /** Re-reads one payment (by its imp_uid) from Iamport and applies it. */
   private async refresh(ctx: Ctx, payment: Payment, impUid: string): Promise<void> {
-    const ip = await this.deps.iamport.getPayment(impUid, { requestId: ctx.requestId });
+    const ip = await this.deps.provider.getPayment(impUid, { requestId: ctx.requestId });
     await this.record(ctx, payment, ip);
   }
 
@@ -507,16 +506,16 @@ export class PaymentService {
 }
 
 /** The `again` request of a payment row: always its own merchant_uid, so a repeat cannot charge twice. */
-export function againRequest(payment: Payment, noticeUrl?: string): AgainRequest {
+export function againRequest(payment: Payment, noticeUrl?: string): ChargeRequest {
   return {
-    customer_uid: payment.customerUid!,
-    merchant_uid: payment.merchantUid,
+    customerUid: payment.customerUid!,
+    merchantUid: payment.merchantUid,
     amount: payment.amount,
     name: payment.name,
-    buyer_name: payment.buyerName ?? undefined,
-    buyer_email: payment.buyerEmail ?? undefined,
-    buyer_tel: payment.buyerTel ?? undefined,
-    notice_url: noticeUrl,
+    buyerName: payment.buyerName ?? undefined,
+    buyerEmail: payment.buyerEmail ?? undefined,
+    buyerTel: payment.buyerTel ?? undefined,
+    noticeUrl,
   };
 }
 

@@ -3,7 +3,7 @@ import { Payment, WebhookEvent } from "../db/entities";
 import { PaymentKind, PaymentStatus } from "../db/entities/enums";
 import { purgeExpiredIdempotencyKeys } from "../db/repositories/idempotency-keys";
 import { BadUserInputError, toAppError } from "../errors";
-import { IamportNotFoundError } from "../iamport/iamport.errors";
+import { IamportNotFoundError } from "../provider/port";
 import type { BillingDeps, Ctx } from "./context";
 import type { Services } from "./services";
 
@@ -72,7 +72,7 @@ export class ReconcileService {
       idempotencyKeysPurged: 0,
       errors: 0,
     };
-    const iamportNow = new Date((await this.deps.iamport.serverNow()) * 1000);
+    const iamportNow = new Date((await this.deps.provider.serverNow()) * 1000);
     const localNow = Date.now();
     const each = async (what: string, fn: (ctx: Ctx) => Promise<void>) => {
       const ctx: Ctx = { ...root, em: root.em.fork() };
@@ -167,7 +167,7 @@ export class ReconcileService {
         const row = await ctx.em.findOneOrFail(Payment, { id: p.id });
         let ip;
         try {
-          ip = await this.deps.iamport.findPayment(row.merchantUid, { requestId: ctx.requestId });
+          ip = await this.deps.provider.findByOrder(row.merchantUid, { requestId: ctx.requestId });
         } catch (err) {
           if (!(err instanceof IamportNotFoundError)) throw err;
           row.checkedAt = new Date(); // not paid (yet): asked again later
@@ -229,7 +229,7 @@ export class ReconcileService {
     const row = await ctx.em.findOneOrFail(Payment, { id });
     try {
       const askedAt = new Date();
-      const ip = await this.deps.iamport.findPayment(row.merchantUid, { requestId: ctx.requestId });
+      const ip = await this.deps.provider.findByOrder(row.merchantUid, { requestId: ctx.requestId });
       await this.services.settlement.settleAnswer(ctx, ip, { askedAt });
       return;
     } catch (err) {

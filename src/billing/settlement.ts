@@ -4,8 +4,7 @@ import { PaymentKind, PaymentStatus, SubscriptionStatus } from "../db/entities/e
 import { laterCharges, lockBillingRows } from "../db/repositories/billing-locks";
 import { markChargeScheduled } from "../db/repositories/charge-registrations";
 import { NotFoundError } from "../errors";
-import { IamportNotFoundError, IamportRefusedError } from "../iamport/iamport.errors";
-import type { IamportPayment, IamportSchedule } from "../iamport/iamport.types";
+import { IamportNotFoundError, IamportRefusedError, type ProviderPayment, type ProviderSchedule } from "../provider/port";
 import { outcomeUnknown, upstreamError, withEm, type BillingDeps, type Ctx } from "./context";
 import { renewalMerchantUid } from "./domain/merchant-uids";
 import { decideAnswer, planSubscriptionStep, wholeSeconds, type NextCharge, type SubscriptionPlan } from "./domain/settlement";
@@ -86,7 +85,7 @@ export class Settlement {
    */
   async settleAnswer(
     ctx: Ctx,
-    fetched: IamportPayment,
+    fetched: ProviderPayment,
     opts: { claimedMerchantUid?: string | null; askedAt?: Date; askAgain?: boolean } = {},
   ): Promise<VerifiedPayment> {
     const orderUid = opts.claimedMerchantUid ?? fetched.merchant_uid;
@@ -98,7 +97,7 @@ export class Settlement {
       if (round > 1) {
         askedAt = new Date();
         try {
-          ip = await this.deps.iamport.getPayment(ip.imp_uid, { requestId: ctx.requestId });
+          ip = await this.deps.provider.getPayment(ip.imp_uid, { requestId: ctx.requestId });
         } catch (err) {
           throw upstreamError(err, `Payment ${ip.imp_uid} at Iamport`);
         }
@@ -337,7 +336,7 @@ export class Settlement {
       });
       if (then === "unschedule") {
         try {
-          await this.deps.iamport.unschedule(row.customerUid!, [row.merchantUid], { requestId: ctx.requestId });
+          await this.deps.provider.revoke(row.customerUid!, [row.merchantUid], { requestId: ctx.requestId });
         } catch (err) {
           // Left to reconciliation's sweep of ended subscriptions' schedules.
           ctx.log.warn({ merchantUid: row.merchantUid, err: (err as Error).message }, "a claim registered after its cancellation could not be revoked yet");
@@ -353,9 +352,9 @@ export class Settlement {
   private async askToRegister(ctx: Ctx, row: Payment, lookUpFirst: boolean): Promise<Registration> {
     const opts = { requestId: ctx.requestId };
     const lookUp = async (): Promise<Registration | null> => {
-      let s: IamportSchedule;
+      let s: ProviderSchedule;
       try {
-        s = await this.deps.iamport.getSchedule(row.merchantUid, opts);
+        s = await this.deps.provider.getSchedule(row.merchantUid, opts);
       } catch (err) {
         if (err instanceof IamportNotFoundError) return null;
         return { kind: "unknown", err };
@@ -365,8 +364,8 @@ export class Settlement {
       if (s.imp_uid) return { kind: "ran", impUid: s.imp_uid };
       return { kind: "unknown", err: new Error(`schedule ${row.merchantUid} is ${s.schedule_status} without a payment yet`) };
     };
-    const send = async (): Promise<IamportSchedule | undefined> =>
-      (await this.deps.iamport.schedule(row.customerUid!, [this.schedules.entry(row)], opts)).find((x) => x.merchant_uid === row.merchantUid);
+    const send = async (): Promise<ProviderSchedule | undefined> =>
+      (await this.deps.provider.schedule(row.customerUid!, [this.schedules.entry(row)], opts)).find((x) => x.merchant_uid === row.merchantUid);
     if (lookUpFirst) {
       const found = await lookUp();
       if (found) return found;
@@ -436,7 +435,7 @@ export function newSubscriptionCharge(em: EntityManager, sub: Subscription, peri
 /** Iamport's clock (from getToken's `now`); this server's when Iamport cannot be asked. */
 export async function iamportNow(deps: BillingDeps): Promise<Date> {
   try {
-    return new Date((await deps.iamport.serverNow()) * 1000);
+    return new Date((await deps.provider.serverNow()) * 1000);
   } catch {
     return new Date();
   }

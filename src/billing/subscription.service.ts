@@ -4,8 +4,7 @@ import { recordSubscriptionChange, subscriptionState } from "./events";
 import { Payment, Subscription } from "../db/entities";
 import { BillingInterval, LIVE_SUBSCRIPTION_STATUSES, PaymentKind, PaymentStatus, SubscriptionStatus } from "../db/entities/enums";
 import { BadUserInputError, ConflictError, NotFoundError, OutcomeUnknownError, toAppError } from "../errors";
-import { IamportNotFoundError, IamportRefusedError } from "../iamport/iamport.errors";
-import type { IamportPayment, IamportSchedule } from "../iamport/iamport.types";
+import { IamportNotFoundError, IamportRefusedError, type ProviderPayment, type ProviderSchedule } from "../provider/port";
 import { lockBillingRows } from "../db/repositories/billing-locks";
 import { OPEN_CHARGE_STATUSES } from "./domain/transitions";
 import { wholeSeconds } from "./domain/settlement";
@@ -51,7 +50,7 @@ interface Terms {
 type AtIamport =
   | { kind: "revoked" }
   | { kind: "never-registered" }
-  | { kind: "ran"; impUid: string | null; answer?: IamportPayment; askedAt?: Date };
+  | { kind: "ran"; impUid: string | null; answer?: ProviderPayment; askedAt?: Date };
 
 /** Subscriptions: start, renew on the schedule webhook, dun, cancel. */
 export class SubscriptionService {
@@ -181,11 +180,11 @@ export class SubscriptionService {
       await this.settlement.settleUnmade(ctx, payment.id, "the subscription was canceled before this charge was made");
       return;
     }
-    let ip: IamportPayment;
+    let ip: ProviderPayment;
     // When Iamport was asked: verification asks again if the row changed after that.
     const askedAt = new Date();
     try {
-      ip = await this.deps.iamport.again(againRequest(payment), { requestId: ctx.requestId });
+      ip = await this.deps.provider.charge(againRequest(payment), { requestId: ctx.requestId });
     } catch (err) {
       // Never executed (no token, refused connection, 401): nothing was charged.
       if (!(err instanceof IamportRefusedError) && !outcomeUnknown(err)) throw upstreamError(err, "charge");
@@ -324,7 +323,7 @@ export class SubscriptionService {
     const opts = { requestId: ctx.requestId };
     const unschedule = async (uids: string[]): Promise<Set<string>> => {
       try {
-        const result = await this.deps.iamport.unschedule(customerUid, uids, opts);
+        const result = await this.deps.provider.revoke(customerUid, uids, opts);
         return new Set(result.filter((s) => s.schedule_status === "revoked").map((s) => s.merchant_uid));
       } catch (err) {
         // Refused: nothing left to revoke (already ran, or never registered); each one is looked up.
@@ -332,9 +331,9 @@ export class SubscriptionService {
         return new Set();
       }
     };
-    const lookUp = async (uid: string): Promise<IamportSchedule | null> => {
+    const lookUp = async (uid: string): Promise<ProviderSchedule | null> => {
       try {
-        return await this.deps.iamport.getSchedule(uid, opts);
+        return await this.deps.provider.getSchedule(uid, opts);
       } catch (err) {
         if (err instanceof IamportNotFoundError) return null;
         throw upstreamError(err, `schedule ${uid}`);
@@ -652,9 +651,9 @@ export class SubscriptionService {
   }
 
   /** The payment Iamport has for an order, or null when it has none. */
-  private async findAtIamport(ctx: Ctx, merchantUid: string): Promise<IamportPayment | null> {
+  private async findAtIamport(ctx: Ctx, merchantUid: string): Promise<ProviderPayment | null> {
     try {
-      return await this.deps.iamport.findPayment(merchantUid, { requestId: ctx.requestId });
+      return await this.deps.provider.findByOrder(merchantUid, { requestId: ctx.requestId });
     } catch (err) {
       if (err instanceof IamportNotFoundError) return null;
       throw upstreamError(err, `payment ${merchantUid}`);

@@ -7,7 +7,7 @@ import { checkUid, isUid } from "./validation";
 import { insertInboxEvents, recordEventOutcome } from "../db/repositories/webhook-events";
 import { TurnBatcher, type Pending } from "../db/batch";
 
-export type EventSource = "iamport-webhook" | "schedule-callback" | "mobile-redirect" | "complete";
+export type EventSource = "iamport-webhook" | "schedule-callback" | "mobile-redirect" | "complete" | "portone-webhook";
 
 export interface Notice {
   impUid: string;
@@ -188,6 +188,27 @@ export class WebhookService {
     }
     await recordEventOutcome(ctx, event.id, outcome.slice(0, 500), processed ? new Date() : null);
     return result;
+  }
+
+  /**
+   * Records an event that needs no verification, with its outcome: a webhook
+   * refused for its signature, one about a billing key, one of a type this
+   * server does not act on. The audit trail keeps them beside the others.
+   */
+  async recordOnly(
+    ctx: Ctx,
+    e: { source: EventSource; merchantUid?: string | null; claimedStatus?: string | null; body: Record<string, unknown>; remoteIp?: string; outcome: string },
+  ): Promise<void> {
+    const event = ctx.em.create(WebhookEvent, {
+      source: e.source,
+      merchantUid: e.merchantUid ?? null,
+      claimedStatus: e.claimedStatus?.slice(0, 40) ?? null,
+      body: e.body,
+      remoteIp: e.remoteIp?.slice(0, 64) ?? null,
+      processedAt: new Date(),
+      outcome: e.outcome.slice(0, 500),
+    });
+    await ctx.em.persistAndFlush(event);
   }
 
   /** Events recorded but never processed (the server died mid-way, or Iamport was down). */

@@ -9,7 +9,7 @@ import { BoundedProbe, DATABASE_PROBE_MS } from "../db/probe";
  * connection from the server's own pool, so a pool exhausted by waiting
  * statements makes the server not ready too.
  */
-export function healthHandlers(deps: Pick<AppDeps, "orm" | "iamport" | "logger">): { healthz: RouteHandlerMethod; readyz: RouteHandlerMethod } {
+export function healthHandlers(deps: Pick<AppDeps, "orm" | "provider" | "logger">): { healthz: RouteHandlerMethod; readyz: RouteHandlerMethod } {
   const database = new BoundedProbe(async () => {
     await deps.orm.em.fork().getConnection().execute("select 1");
     return migrationsPending(deps.orm);
@@ -20,7 +20,7 @@ export function healthHandlers(deps: Pick<AppDeps, "orm" | "iamport" | "logger">
     let ready = true;
     const [db, iamport] = await Promise.all([
       database.ask(),
-      deps.iamport.ensureToken().then(
+      deps.provider.ensureToken().then(
         () => "ok",
         (err: Error) => err.name,
       ),
@@ -34,7 +34,8 @@ export function healthHandlers(deps: Pick<AppDeps, "orm" | "iamport" | "logger">
       deps.logger.warn({ err: db.reason === "error" ? db.error.message : db.reason }, "readiness: database not answering");
       ready = false;
     }
-    checks.iamport = iamport;
+    // Named after the provider: V1's Iamport token, or PortOne V2's API secret.
+    checks[deps.provider.name === "v2" ? "portone" : "iamport"] = iamport;
     if (iamport !== "ok") ready = false;
     return reply.code(ready ? 200 : 503).send({ status: ready ? "ready" : "not ready", checks });
   };

@@ -5,6 +5,7 @@ import type { Services } from "../billing/services";
 import type { EventSource, Notice } from "../billing/webhook.service";
 import { isUid, storableText } from "../billing/validation";
 import { WebhookEvent } from "../db/entities";
+import { WebhookRejectedError, type PaymentProvider, type ProviderWebhook } from "../provider/port";
 import { AppError, BadUserInputError, httpStatusOf, toAppError } from "../errors";
 import { requireActingFor } from "../security/authz";
 import { type Authenticator, requireCaller, restCaller } from "./auth";
@@ -91,6 +92,13 @@ const SCHEMAS = {
   webhook: {
     body: { type: "object", required: ["imp_uid"], properties: { imp_uid: text, merchant_uid: optionalText, status: optionalText } },
   },
+  /**
+   * PortOne V2's webhook: {type, timestamp, data}; unknown fields are ignored. The signature over the raw
+   * body is checked by the handler, which records what it refuses.
+   */
+  portoneWebhook: {
+    body: { type: "object", required: ["type"], properties: { type: requiredText, timestamp: optionalText, data: { type: ["object", "null"] } } },
+  },
   /** The desktop checkout callback: both ids, as the page got them from IMP.request_pay. */
   checkoutComplete: {
     body: { type: "object", required: ["imp_uid", "merchant_uid"], properties: { imp_uid: requiredText, merchant_uid: requiredText } },
@@ -139,6 +147,64 @@ function webhookHandler(services: Services, source: EventSource): RouteHandlerMe
     const result = await services.webhooks.handle(req.ctx, source, notice, { remoteIp: req.ip });
     if (result.kind === "retry") {
       // 503 when waiting helps (Iamport or the database not answering): Iamport delivers the webhook again.
+      const status = httpStatusOf(result.error.code);
+      return reply.code(status >= 500 ? status : 500).send({ status: "error", message: "not processed; retry later" });
+    }
+    return reply.code(200).send({
+      status: result.kind === "verified" ? "ok" : "ignored",
+      outcome: result.kind === "verified" ? result.result.outcome : undefined,
+      message: result.kind === "verified" ? result.result.message : result.reason,
+    });
+  };
+}
+
+/**
+ * PortOne V2's webhook: the Standard Webhooks signature is verified over the
+ * raw body first (a bad or old one is refused 400/401 and recorded); a
+ * Transaction.* event names a paymentId (this server's merchant_uid), which
+ * is recorded and re-queried from PortOne as every V1 notice is; billing-key
+ * events and unknown types are recorded and answered 200.
+ */
+function portoneWebhook(services: Services, provider: PaymentProvider): RouteHandlerMethod {
+  const source = "portone-webhook";
+  return async (req, reply) => {
+    if (!provider.parseWebhook) {
+      return reply.code(404).send({ status: "failed", code: "NOT_FOUND", message: "PortOne V2 is not this server's provider (PAYMENT_PROVIDER)" });
+    }
+    const raw = req.rawBody ?? "";
+    const claimed = bodyOf(req);
+    const type = typeof claimed.type === "string" ? claimed.type.slice(0, 60) : undefined;
+    const webhookId = typeof req.headers["webhook-id"] === "string" ? req.headers["webhook-id"].slice(0, 100) : undefined;
+    let hook: ProviderWebhook;
+    try {
+      hook = provider.parseWebhook(raw, req.headers);
+    } catch (err) {
+      if (!(err instanceof WebhookRejectedError)) throw err;
+      await services.webhooks.recordOnly(req.ctx, {
+        source,
+        claimedStatus: type,
+        body: { type, webhook_id: webhookId },
+        remoteIp: req.ip,
+        outcome: `rejected: ${err.message}`,
+      });
+      req.ctx.log.warn({ webhookId, reason: err.message }, "PortOne webhook refused");
+      return reply.code(err.status).send({ status: "failed", code: err.status === 401 ? "UNAUTHENTICATED" : "BAD_USER_INPUT", message: err.message });
+    }
+    if (hook.kind !== "payment" || !isUid(hook.merchantUid)) {
+      const what = hook.kind === "billing-key" ? `recorded: ${hook.type}` : `ignored: ${hook.type || "no type"} is not acted on`;
+      await services.webhooks.recordOnly(req.ctx, {
+        source,
+        claimedStatus: hook.type,
+        body: { type: hook.type, webhook_id: webhookId, ...(hook.kind === "billing-key" ? { billing_key: hook.billingKey } : {}) },
+        remoteIp: req.ip,
+        outcome: what,
+      });
+      return reply.code(200).send({ status: "ignored", message: what });
+    }
+    const notice: Notice = { impUid: hook.impUid, merchantUid: hook.merchantUid, claimedStatus: hook.type, cancellationId: hook.cancellationId };
+    const result = await services.webhooks.handle(req.ctx, source, notice, { remoteIp: req.ip, extra: { type: hook.type, webhook_id: webhookId } });
+    if (result.kind === "retry") {
+      // PortOne delivers a webhook again after a 5xx.
       const status = httpStatusOf(result.error.code);
       return reply.code(status >= 500 ? status : 500).send({ status: "error", message: "not processed; retry later" });
     }
@@ -255,7 +321,7 @@ function issueBilling(services: Services): RouteHandlerMethod {
   };
 }
 
-export interface RouteDeps extends Pick<AppDeps, "config" | "services" | "orm" | "iamport" | "logger" | "metrics"> {
+export interface RouteDeps extends Pick<AppDeps, "config" | "services" | "orm" | "provider" | "logger" | "metrics"> {
   /** The Fastify instance whose rate-limit plugin counts the limits. */
   app: FastifyInstance;
   auth: Authenticator;
@@ -298,6 +364,7 @@ export function routeTable(deps: RouteDeps): Route[] {
       handler: deps.graphql,
     },
     { method: "POST", url: "/iamport-webhook", webhook: true, guards: webhookGuards, schema: SCHEMAS.webhook, handler: webhookHandler(services, "iamport-webhook") },
+    { method: "POST", url: "/portone-webhook", webhook: true, guards: webhookGuards, schema: SCHEMAS.portoneWebhook, handler: portoneWebhook(services, deps.provider) },
     { method: "POST", url: "/iamport-callback/schedule", webhook: true, guards: webhookGuards, schema: SCHEMAS.webhook, handler: webhookHandler(services, "schedule-callback") },
     { method: "POST", url: "/payments/complete", webhook: true, guards: [publicLimit], schema: SCHEMAS.checkoutComplete, handler: checkoutComplete(services) },
     { method: "GET", url: "/payments/complete/mobile", webhook: true, guards: [publicLimit], schema: SCHEMAS.mobileReturn, handler: mobileReturn(services, config) },

@@ -3,6 +3,8 @@ import type { Caller, GraphQLContext } from "../graphql/context";
 
 declare module "fastify" {
   interface FastifyRequest {
+    /** A JSON body as received, before parsing: PortOne V2's webhook signature covers these bytes. */
+    rawBody?: string;
     /** Request id, request logger and EntityManager fork made on first use (set by the app's first hook). */
     ctx: Ctx;
     /** Who called /graphql (set by its authentication guard). */

@@ -26,6 +26,9 @@ describe("the webhooks' schema", () => {
     ["/iamport-callback/schedule", { imp_uid: "imp_1", merchant_uid: 5 }, "merchant_uid", "merchant_uid must be a string"],
     ["/iamport-callback/schedule", { imp_uid: "imp_1", status: ["paid"] }, "status", "status must be a string"],
     ["/iamport-webhook", [{ imp_uid: "imp_1" }], "body", "body must be an object"],
+    ["/portone-webhook", { data: { paymentId: "p_1" } }, "type", "type is required"],
+    ["/portone-webhook", { type: 5, data: {} }, "type", "type must be a string"],
+    ["/portone-webhook", { type: "Transaction.Paid", data: "p_1" }, "data", "data must be a object"],
   ])("%s %j: 400 naming %s, nothing recorded", async (path, body, field, message) => {
     const before = await eventCount();
     const r = await h.http.post(path, body);

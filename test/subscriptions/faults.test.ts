@@ -264,7 +264,7 @@ describe("an expired access token", () => {
     const r = await advancePastNextPayment(h, sub);
     // The clock jump expired the server's cached token behind its back (its lifetime is counted on the
     // server's clock): take a fresh one first, so that the fault below is the only expiry it meets.
-    await h.server.iamport.serverNow();
+    await h.server.provider.serverNow();
     await fault("*", "expire_token");
     const redelivered = await h.emu.post("/__emulator/webhooks/redeliver", { imp_uid: r.executed[0].imp_uid });
     expect(redelivered.data.webhooks).toMatchObject({ delivered: 1, failed: 0 });

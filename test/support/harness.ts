@@ -66,9 +66,13 @@ export interface Harness {
   close(): Promise<void>;
 }
 
+export type Provider = "v1" | "v2";
+
 export interface HarnessOptions {
   env?: Record<string, string>;
   emulator?: EmulatorOptions;
+  /** The provider the server charges through: Iamport V1 (default) or PortOne V2, both served by the emulator. */
+  provider?: Provider;
 }
 
 /**
@@ -91,7 +95,8 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   let config: Config;
   try {
     db = await createTestDatabase();
-    emulator = await startEmulator({ port: 0, autoRunIntervalMs: 0, timeoutHoldMs: 5_000, ...opts.emulator });
+    const v2 = opts.provider === "v2";
+    emulator = await startEmulator({ port: 0, autoRunIntervalMs: 0, timeoutHoldMs: 5_000, ...(v2 ? { v2: { port: 0 } } : {}), ...opts.emulator });
     config = loadConfig({
       NODE_ENV: "test",
       PORT: "0",
@@ -100,15 +105,18 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
       RECONCILE_INTERVAL_SECONDS: "0",
       IAMPORT_TIMEOUT_MS: "2000",
       ...(db ? { DATABASE_URL: db.url } : {}),
+      ...(v2 ? { PAYMENT_PROVIDER: "v2" } : {}),
       ...opts.env,
     });
-    server = await startServer(config, { logger, iamportUrl: emulator.url, embeddedInMemory: true });
+    const portone = v2 ? { url: emulator.v2!.url, webhookSecret: emulator.v2!.webhookSecret, clockUrl: `${emulator.url}/__emulator/clock` } : undefined;
+    server = await startServer(config, { logger, iamportUrl: emulator.url, portone, embeddedInMemory: true });
   } catch (err) {
     // The start's own failure is the one worth reporting, not a failure while cleaning up after it.
     await closeInOrder([() => emulator?.close(), () => db?.drop()]).catch(() => undefined);
     throw err;
   }
   emulator.setWebhookUrl(`${server.url}/iamport-webhook`);
+  emulator.v2?.setWebhookUrl(`${server.url}/portone-webhook`);
   const http = axios.create({ baseURL: server.url, validateStatus: () => true, timeout: 20_000, maxRedirects: 0 });
   const emu = axios.create({ baseURL: emulator.url, validateStatus: () => true, timeout: 20_000 });
   const client = new GraphQLClient(`${server.url}/graphql`, { headers: { authorization: `Bearer ${API_KEY}` } });

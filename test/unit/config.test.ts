@@ -28,6 +28,53 @@ describe("loadConfig", () => {
     expect(c.iamport).toMatchObject({ useEmulator: false, apiUrl: "https://api.iamport.kr" });
   });
 
+  describe("the provider: Iamport V1 or PortOne V2", () => {
+    const V1 = { IAMPORT_API_KEY: "k", IAMPORT_API_SECRET: "s" };
+    const V2 = { PORTONE_API_SECRET: "secret", PORTONE_CHANNEL_KEY: "channel-key", PORTONE_WEBHOOK_SECRET: "whsec_c2VjcmV0", PORTONE_STORE_ID: "store-1" };
+
+    it("is V1 by default, and V2 when only PortOne V2's credentials are set", () => {
+      expect(loadConfig({}).provider).toBe("v1");
+      expect(loadConfig(V1).provider).toBe("v1");
+      const c = loadConfig(V2);
+      expect(c.provider).toBe("v2");
+      expect(c.portone).toMatchObject({ useEmulator: false, apiUrl: "https://api.portone.io", storeId: "store-1", channelKey: "channel-key" });
+    });
+
+    it("PAYMENT_PROVIDER=v2 without credentials is the emulator's V2 on PORTONE_EMULATOR_PORT", () => {
+      const c = loadConfig({ PAYMENT_PROVIDER: "v2" });
+      expect(c).toMatchObject({ provider: "v2", portone: { useEmulator: true, apiUrl: undefined }, emulator: { v2Port: 4011 } });
+    });
+
+    it("refuses both providers' credentials with one line, unless migrating from V1 to V2", () => {
+      expect(() => loadConfig({ ...V1, ...V2 })).toThrow(/^Invalid configuration: PORTONE_API_SECRET and IAMPORT_API_KEY are both set: choose one provider/);
+      const m = loadConfig({ ...V1, ...V2, PAYMENT_PROVIDER_MIGRATION: "v1_to_v2" });
+      // The server keeps charging through V1 until it is switched (npm run migrate:v2 moves the pending charges).
+      expect(m).toMatchObject({ provider: "v1", migration: "v1_to_v2", iamport: { useEmulator: false }, portone: { useEmulator: false } });
+    });
+
+    it.each([
+      [{ PORTONE_API_SECRET: "secret", PORTONE_WEBHOOK_SECRET: "whsec_c2VjcmV0" }, "PORTONE_CHANNEL_KEY"],
+      [{ PORTONE_API_SECRET: "secret", PORTONE_CHANNEL_KEY: "c" }, "PORTONE_WEBHOOK_SECRET"],
+      [{ ...V2, PORTONE_WEBHOOK_SECRET: "plain" }, "PORTONE_WEBHOOK_SECRET"],
+      [{ PAYMENT_PROVIDER_MIGRATION: "v1_to_v2", ...V2 }, "PAYMENT_PROVIDER_MIGRATION"],
+      [{ PAYMENT_PROVIDER: "v2", ...V1 }, "PAYMENT_PROVIDER"],
+      [{ PAYMENT_PROVIDER: "v3" }, "PAYMENT_PROVIDER"],
+    ])("stops on %p naming %s", (env, variable) => {
+      expect(() => loadConfig(env)).toThrow(ConfigError);
+      try {
+        loadConfig(env);
+      } catch (e) {
+        expect((e as ConfigError).problems.map((p) => p.variable)).toContain(variable);
+      }
+    });
+
+    it("production accepts PortOne V2's credentials instead of Iamport's", () => {
+      const c = loadConfig({ NODE_ENV: "production", API_KEYS: "a", CUSTOMER_TOKEN_SECRET: "x".repeat(32), ...V2 });
+      expect(c.provider).toBe("v2");
+      expect(describeSecrets(c)).toMatchObject({ PORTONE_API_SECRET: "set", PORTONE_WEBHOOK_SECRET: "set" });
+    });
+  });
+
   it.each([
     [{ PORT: "abc" }, "PORT"],
     [{ PORT: "70000" }, "PORT"],

@@ -1,6 +1,6 @@
 import type { Payment } from "../../db/entities";
 import { PaymentKind, PaymentStatus, SubscriptionStatus, type BillingInterval } from "../../db/entities/enums";
-import type { IamportPayment } from "../../iamport/iamport.types";
+import type { ProviderPayment } from "../../provider/port";
 import { periodOf } from "./billing-dates";
 import { renewalMerchantUid } from "./merchant-uids";
 import { paymentMayMove, subscriptionMayMove } from "./transitions";
@@ -39,7 +39,7 @@ type OrderRow = Pick<Payment, "merchantUid" | "status" | "amount" | "impUid" | "
  * order `row`, read under its lock. `askedAgain`: the answer was fetched
  * under the lock, so it is not older than the row.
  */
-export function decideAnswer(row: OrderRow, ip: IamportPayment, askedAt: Date, askedAgain: boolean): AnswerDecision {
+export function decideAnswer(row: OrderRow, ip: ProviderPayment, askedAt: Date, askedAgain: boolean): AnswerDecision {
   if (!askedAgain && ip.merchant_uid === row.merchantUid && changedSince(row, askedAt) && wouldChange(row, ip)) return { kind: "ask-again" };
   const verdict = decide(row, ip);
   if (ip.merchant_uid !== row.merchantUid) return { kind: "foreign", verdict };

@@ -1,6 +1,6 @@
 import type { Payment } from "../../db/entities";
 import { PaymentStatus } from "../../db/entities/enums";
-import type { IamportPayment } from "../../iamport/iamport.types";
+import type { ProviderPayment } from "../../provider/port";
 
 export type VerificationOutcome = "PAID" | "VBANK_ISSUED" | "FAILED" | "CANCELLED" | "FORGERY";
 
@@ -19,7 +19,7 @@ export interface Verification {
  * says `paid` AND the amount equals the order's; any amount mismatch is
  * FORGERY_SUSPECTED, and that verdict is never lifted by a later answer.
  */
-export function decide(order: Pick<Payment, "amount" | "status" | "merchantUid">, ip: IamportPayment): Verification {
+export function decide(order: Pick<Payment, "amount" | "status" | "merchantUid">, ip: ProviderPayment): Verification {
   if (ip.merchant_uid !== order.merchantUid) {
     return {
       outcome: "FORGERY",
@@ -67,7 +67,7 @@ export function decide(order: Pick<Payment, "amount" | "status" | "merchantUid">
  * forward: a late or repeated notice about a failed attempt must never undo a
  * payment that succeeded.
  */
-export function supersedes(order: Pick<Payment, "impUid" | "status">, ip: IamportPayment): boolean {
+export function supersedes(order: Pick<Payment, "impUid" | "status">, ip: ProviderPayment): boolean {
   if (!order.impUid || order.impUid === ip.imp_uid) return true;
   switch (ip.status) {
     case "paid":
@@ -92,7 +92,7 @@ export function changedSince(p: Pick<Payment, "checkedAt">, fetchedAt: Date): bo
 }
 
 /** Whether applying this answer would change what the row says (a repeat of what it holds needs no re-check). */
-export function wouldChange(p: Pick<Payment, "status" | "cancelledAmount" | "impUid" | "amount" | "merchantUid">, ip: IamportPayment): boolean {
+export function wouldChange(p: Pick<Payment, "status" | "cancelledAmount" | "impUid" | "amount" | "merchantUid">, ip: ProviderPayment): boolean {
   return (
     decide(p, ip).status !== p.status ||
     Math.round(Number(ip.cancel_amount ?? 0)) !== p.cancelledAmount ||
@@ -110,13 +110,13 @@ function fromUnix(seconds: number | undefined): Date | null {
  * only the fallback, since its meaning after a partial cancel is not
  * documented (0 or the latest cancellation, depending on who answers).
  */
-export function lastCancellation(ip: Pick<IamportPayment, "cancel_history" | "cancelled_at">): number | undefined {
+export function lastCancellation(ip: Pick<ProviderPayment, "cancel_history" | "cancelled_at">): number | undefined {
   const times = (ip.cancel_history ?? []).map((c) => Number(c.cancelled_at)).filter((t) => Number.isFinite(t) && t > 0);
   return times.length > 0 ? Math.max(...times) : ip.cancelled_at;
 }
 
 /** Copies Iamport's answer and the verdict onto the payment row. */
-export function applyVerification(payment: Payment, ip: IamportPayment, v: Verification): void {
+export function applyVerification(payment: Payment, ip: ProviderPayment, v: Verification): void {
   const previous = payment.status;
   payment.status = v.status;
   if (ip.merchant_uid === payment.merchantUid) payment.impUid = ip.imp_uid;
@@ -143,8 +143,8 @@ export function applyVerification(payment: Payment, ip: IamportPayment, v: Verif
 }
 
 /** What is kept of Iamport's answer: no buyer contact data beyond what the order has, card number masked by Iamport. */
-function snapshot(ip: IamportPayment): Record<string, unknown> {
-  const keep: (keyof IamportPayment)[] = [
+function snapshot(ip: ProviderPayment): Record<string, unknown> {
+  const keep: (keyof ProviderPayment)[] = [
     "imp_uid",
     "merchant_uid",
     "amount",

@@ -1,8 +1,7 @@
 import type { Payment } from "../../db/entities";
 import { PaymentStatus } from "../../db/entities/enums";
 import { BadUserInputError, OutcomeUnknownError } from "../../errors";
-import { IamportNotFoundError, IamportRefusedError } from "../../iamport/iamport.errors";
-import type { IamportSchedule, ScheduleEntry } from "../../iamport/iamport.types";
+import { IamportNotFoundError, IamportRefusedError, type ProviderSchedule, type ScheduleRequest } from "../../provider/port";
 import { afterIamport, outcomeUnknown, upstreamError, type BillingDeps, type Ctx } from "../context";
 
 /**
@@ -27,9 +26,9 @@ export class ScheduleRegistrar {
     const entries = rows.map((p) => this.entry(p));
     const unknown = (cause: unknown) =>
       new OutcomeUnknownError(rows[0].merchantUid, { cause, details: { merchantUids: rows.map((p) => p.merchantUid) } });
-    let results: IamportSchedule[];
+    let results: ProviderSchedule[];
     try {
-      results = await this.deps.iamport.schedule(customerUid, entries, { requestId: ctx.requestId });
+      results = await this.deps.provider.schedule(customerUid, entries, { requestId: ctx.requestId });
     } catch (err) {
       if (!(err instanceof IamportRefusedError) && !outcomeUnknown(err)) throw upstreamError(err, "schedule");
       return afterIamport(ctx, rows[0].merchantUid, () => this.settleCall(ctx, customerUid, rows, err, opts), {
@@ -81,7 +80,7 @@ export class ScheduleRegistrar {
     try {
       // The same entries as the first attempt (currency and buyer included).
       const entries = missing.map((p) => this.entry(p));
-      const results = await this.deps.iamport.schedule(customerUid, entries, { requestId: ctx.requestId });
+      const results = await this.deps.provider.schedule(customerUid, entries, { requestId: ctx.requestId });
       const byUid = new Map(results.map((r) => [r.merchant_uid, r]));
       for (const p of missing) this.apply(p, byUid.get(p.merchantUid));
       await ctx.em.flush();
@@ -93,17 +92,17 @@ export class ScheduleRegistrar {
   }
 
   /** The entry Iamport is sent for a PENDING schedule row (its own merchant_uid, so a repeat cannot double it). */
-  entry(p: Payment): ScheduleEntry {
+  entry(p: Payment): ScheduleRequest {
     return {
-      merchant_uid: p.merchantUid,
-      schedule_at: Math.floor(p.scheduledAt!.getTime() / 1000),
+      merchantUid: p.merchantUid,
+      at: Math.floor(p.scheduledAt!.getTime() / 1000),
       amount: p.amount,
       name: p.name,
       currency: p.currency,
-      buyer_name: p.buyerName ?? undefined,
-      buyer_email: p.buyerEmail ?? undefined,
-      buyer_tel: p.buyerTel ?? undefined,
-      notice_url: this.noticeUrl(),
+      buyerName: p.buyerName ?? undefined,
+      buyerEmail: p.buyerEmail ?? undefined,
+      buyerTel: p.buyerTel ?? undefined,
+      noticeUrl: this.noticeUrl(),
     };
   }
 
@@ -129,7 +128,7 @@ export class ScheduleRegistrar {
     const missing: Payment[] = [];
     for (const p of rows) {
       try {
-        const s = await this.deps.iamport.getSchedule(p.merchantUid, { requestId: ctx.requestId });
+        const s = await this.deps.provider.getSchedule(p.merchantUid, { requestId: ctx.requestId });
         this.apply(p, s);
       } catch (err) {
         if (err instanceof IamportNotFoundError) missing.push(p);
@@ -141,7 +140,7 @@ export class ScheduleRegistrar {
   }
 
   /** Copies a schedule result onto its payment row (a schedule that already ran counts as its payment). */
-  apply(p: Payment, s: IamportSchedule | undefined): void {
+  apply(p: Payment, s: ProviderSchedule | undefined): void {
     if (!s) return;
     p.checkedAt = new Date();
     if (s.schedule_status === "revoked") {

@@ -41,6 +41,13 @@ export class Card {
   @Property({ type: "string", length: 80, nullable: true })
   pgId?: string | null;
 
+  @Field(() => String, {
+    nullable: true,
+    description: "The billing key PortOne V2 issued for this card; null on Iamport V1, where customerUid is the key.",
+  })
+  @Property({ type: "string", length: 200, nullable: true, unique: "cards_billing_key_unique" })
+  billingKey?: string | null;
+
   @Field(() => CardStatus)
   @Enum({ items: () => CardStatus })
   status: CardStatus = CardStatus.ACTIVE;

@@ -6,6 +6,7 @@ import { Migration20261207001000_card_replacements } from "./Migration2026120700
 import { Migration20261207004000_idempotency } from "./Migration20261207004000_idempotency";
 import { Migration20261207010000_events } from "./Migration20261207010000_events";
 import { Migration20261207080000_plans } from "./Migration20261207080000_plans";
+import { Migration20261207090000_billing_key } from "./Migration20261207090000_billing_key";
 
 /** Every committed migration, in order. Listed explicitly so that compiled and test runs find the same set. */
 export const migrationsList: MigrationObject[] = [
@@ -16,4 +17,5 @@ export const migrationsList: MigrationObject[] = [
   { name: "Migration20261207004000_idempotency", class: Migration20261207004000_idempotency },
   { name: "Migration20261207010000_events", class: Migration20261207010000_events },
   { name: "Migration20261207080000_plans", class: Migration20261207080000_plans },
+  { name: "Migration20261207090000_billing_key", class: Migration20261207090000_billing_key },
 ];

@@ -1,0 +1,49 @@
+import type { MikroORM } from "@mikro-orm/postgresql";
+
+export interface CardKeyRow {
+  customer_uid: string;
+  billing_key: string | null;
+}
+
+export interface OpenScheduleRow {
+  merchant_uid: string;
+  customer_uid: string;
+  subscription_id: string | null;
+  name: string;
+  amount: number;
+  currency: string;
+  buyer_name: string | null;
+  buyer_email: string | null;
+  buyer_tel: string | null;
+  scheduled_at: Date;
+}
+
+/** The reads and writes of the move from Iamport V1 to PortOne V2 (src/billing/provider-migration.ts). */
+export class ProviderMigrationRepository {
+  constructor(private readonly orm: MikroORM) {}
+
+  private exec<T>(sql: string, params: unknown[] = []): Promise<T[]> {
+    return this.orm.em.fork().getConnection().execute<T[]>(sql, params as never[]);
+  }
+
+  activeCards(): Promise<CardKeyRow[]> {
+    return this.exec<CardKeyRow>(`select "customer_uid", "billing_key" from "cards" where "status" = 'ACTIVE' order by "customer_uid"`);
+  }
+
+  /** Charges registered with the provider's scheduler and not yet run: subscriptions' renewals and the merchant's own schedules. */
+  openSchedules(): Promise<OpenScheduleRow[]> {
+    return this.exec<OpenScheduleRow>(
+      `select "merchant_uid", "customer_uid", "subscription_id", "name", "amount", "currency", "buyer_name", "buyer_email", "buyer_tel", "scheduled_at"
+         from "payments" where "kind" = 'SCHEDULE' and "status" = 'SCHEDULED' and "customer_uid" is not null order by "scheduled_at", "merchant_uid"`,
+    );
+  }
+
+  /** Records the V2 billing key of a V1 card; a key already recorded is kept. */
+  async setBillingKey(customerUid: string, billingKey: string): Promise<boolean> {
+    const rows = await this.exec<{ customer_uid: string }>(
+      `update "cards" set "billing_key" = ?, "updated_at" = now() where "customer_uid" = ? and "status" = 'ACTIVE' and "billing_key" is null returning "customer_uid"`,
+      [billingKey, customerUid],
+    );
+    return rows.length > 0;
+  }
+}
