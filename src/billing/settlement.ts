@@ -12,7 +12,8 @@ import { renewalMerchantUid } from "./domain/merchant-uids";
 import { decideAnswer, planSubscriptionStep, wholeSeconds, type NextCharge, type SubscriptionPlan } from "./domain/settlement";
 import { applyVerification, type Verification } from "./domain/verdict";
 import type { ScheduleRegistrar } from "./payments/schedules";
-import { paymentState, recordPaymentChange, recordSubscriptionChange, subscriptionState } from "./events";
+import { paymentChangeEvents, paymentState, subscriptionChangeEvents, subscriptionState } from "./events";
+import { recordEvents } from "../events/record";
 
 /** What a settlement leaves for after its commit: the facts to report, the claimed charges to register. */
 interface Work {
@@ -190,6 +191,8 @@ export class Settlement {
     if (!payment.subscription || !sub || payment.status === previous) return;
     const period = payment.period ?? 1;
     const attempt = payment.attempt ?? 1;
+    // The charges that may come next (the next period's first, or this period's next attempt) are read with the later ones.
+    const charges = await laterCharges(ctx.em, sub.id, period, attempt, [renewalMerchantUid(sub.id, period + 1, 1), renewalMerchantUid(sub.id, period, attempt + 1)]);
     const plan = planSubscriptionStep(
       {
         merchantUid: payment.merchantUid,
@@ -204,14 +207,16 @@ export class Settlement {
         final,
       },
       sub,
-      await laterCharges(ctx.em, sub.id, period, attempt),
+      charges.later,
       { timeZone: this.deps.config.billingTimeZone, retryDelaysSeconds: this.deps.config.retryScheduleSeconds },
       new Date(),
     );
     work.plans.push(plan);
     if (plan.change) Object.assign(sub, plan.change);
-    if (plan.next) await this.claimCharge(ctx, sub, plan.next, work);
+    const claimed = plan.next ? await this.claimCharge(ctx, sub, plan.next, charges.byMerchantUid.get(plan.next.merchantUid)) : null;
+    // One flush writes the new charge and the subscription (its id is known after it).
     await ctx.em.flush();
+    if (claimed) work.claims.push({ id: claimed.id, row: sub.status === SubscriptionStatus.CANCELED || sub.status === SubscriptionStatus.UNPAID ? undefined : claimed });
   }
 
   /**
@@ -220,9 +225,11 @@ export class Settlement {
    * with Iamport after the commit (afterCommit), so no lock or connection
    * is held while Iamport answers. A registration that fails leaves the row
    * PENDING for reconciliation; a cancellation that meets the claim revokes it.
+   * `existing`: the row that holds the charge's merchant_uid, if any. Returns
+   * the row to register (a PENDING one), persisted for the caller's flush.
    */
-  private async claimCharge(ctx: Ctx, sub: Subscription, next: NextCharge, work: Work): Promise<void> {
-    let row = await ctx.em.findOne(Payment, { merchantUid: next.merchantUid });
+  private async claimCharge(ctx: Ctx, sub: Subscription, next: NextCharge, existing: Payment | undefined): Promise<Payment | null> {
+    let row = existing;
     if (!row) {
       // A price change answered for this renewal or an earlier one decides what it charges, or that it is not made.
       const change = await answeredChangeFor(ctx.em, sub.id, next.period);
@@ -235,20 +242,20 @@ export class Settlement {
           sub.statusReason = `cancels at the end of the current period: ${step.reason}`;
           sub.nextPaymentAt = null;
           sub.nextMerchantUid = null;
-          return;
+          return null;
         }
         sub.amount = step.amount;
       }
       row = newSubscriptionCharge(ctx.em, sub, next.period, next.attempt, PaymentKind.SCHEDULE, next.at);
-      await ctx.em.persistAndFlush(row);
+      ctx.em.persist(row);
     } else if (row.subscription?.id !== sub.id || row.period !== next.period || row.attempt !== next.attempt) {
       // The reserved prefix keeps callers' orders off these merchant_uids; a row that is not this charge is never adopted.
       ctx.log.error({ subscriptionId: sub.id, merchantUid: next.merchantUid }, "the next charge's merchant_uid belongs to another order; nothing scheduled");
-      return;
+      return null;
     }
     sub.nextPaymentAt = row.scheduledAt ?? next.at;
     sub.nextMerchantUid = next.merchantUid;
-    if (row.status === PaymentStatus.PENDING) work.claims.push({ id: row.id, row: sub.status === SubscriptionStatus.CANCELED || sub.status === SubscriptionStatus.UNPAID ? undefined : row });
+    return row.status === PaymentStatus.PENDING ? row : null;
   }
 
   /** After a settlement's commit: its claimed charges registered with Iamport, then its facts reported. */
@@ -415,9 +422,9 @@ export class Settlement {
 }
 
 /**
- * Records the events of a settled change in its transaction (the outbox):
- * the payment's first, then its subscription's, so their ids follow the order
- * in which they happened.
+ * Records the events of a settled change in its transaction (the outbox), in
+ * one statement: the payment's first, then its subscription's, so their ids
+ * follow the order in which they happened.
  */
 async function recordChange(
   em: EntityManager,
@@ -425,8 +432,7 @@ async function recordChange(
   before: { payment: ReturnType<typeof paymentState>; sub: ReturnType<typeof subscriptionState> | null },
   sub: Subscription | undefined,
 ): Promise<void> {
-  await recordPaymentChange(em, payment, before.payment);
-  if (sub && before.sub) await recordSubscriptionChange(em, sub, before.sub);
+  await recordEvents(em, [...paymentChangeEvents(payment, before.payment), ...(sub && before.sub ? subscriptionChangeEvents(sub, before.sub) : [])]);
 }
 
 /** A new PENDING charge row of a subscription (period, attempt), under its deterministic merchant_uid. */

@@ -125,6 +125,11 @@ export class EventFeed {
       .then(async () => {
         while (this.pendingIds.length > 0 && !this.stopped) {
           const ids = this.pendingIds.splice(0, 500);
+          // With no one subscribed there is nothing to read: the delivery worker only needs to hear of them.
+          if (this.subscribers.size === 0) {
+            this.opts.onRecorded?.();
+            continue;
+          }
           const rows = await query<EventRow>({ em: this.orm.em }, `select ${EVENT_COLUMNS} from "events" where "id" = any(?::bigint[]) order by "events"."id"`, [ids]);
           this.publish(rows);
         }
@@ -137,6 +142,14 @@ export class EventFeed {
   }
 
   private async pollOnce(): Promise<void> {
+    // With no one subscribed, only whether events were recorded matters (for the delivery worker), not what they hold.
+    if (this.subscribers.size === 0) {
+      const [newest] = await query<{ id: string | null }>({ em: this.orm.em }, `select max("id")::text as "id" from "events" where "id" > ?::bigint`, [this.lastSeen]);
+      if (!newest?.id) return;
+      this.lastSeen = newest.id;
+      this.opts.onRecorded?.();
+      return;
+    }
     const rows = await query<EventRow>({ em: this.orm.em }, `select ${EVENT_COLUMNS} from "events" where "id" > ?::bigint order by "events"."id" limit 500`, [this.lastSeen]);
     if (rows.length === 0) return;
     this.lastSeen = rows[rows.length - 1].id;

@@ -12,21 +12,28 @@ export interface RecordEventInput {
 }
 
 /**
- * One statement that records the event, creates a delivery for every enabled
- * endpoint that takes its type, and notifies the event's id on EVENTS_CHANNEL
- * (PostgreSQL sends a NOTIFY when its transaction commits, never for a
- * rollback). Deliveries of one subscription (or of one customer's card) are
- * ordered by their order key.
+ * One statement that records events (one row each, in the order given, so
+ * their ids follow the order in which they happened), creates a delivery for
+ * every enabled endpoint that takes each one's type, and notifies each id on
+ * EVENTS_CHANNEL (PostgreSQL sends a NOTIFY when its transaction commits,
+ * never for a rollback). Deliveries of one subscription (or of one customer's
+ * card) are ordered by their order key. `rows` is the VALUES list.
  */
-const RECORD_SQL = `with e as (
+function recordSql(rows: string): string {
+  return `with e as (
   insert into "events" ("type", "customer_uid", "subscription_id", "merchant_uid", "data")
-  values (?, ?, ?, ?, ?::jsonb) returning "id", "type"
+  values ${rows} returning "id", "type", "customer_uid", "subscription_id"
 ), d as (
   insert into "event_deliveries" ("event_id", "endpoint_id", "order_key", "next_attempt_at")
-  select e."id", w."id", ?, now() from e join "webhook_endpoints" w
+  select e."id", w."id", coalesce('subscription:' || nullif(e."subscription_id", ''), 'customer:' || nullif(e."customer_uid", '')), now()
+    from e join "webhook_endpoints" w
       on w."enabled" and (cardinality(w."event_types") = 0 or e."type" = any(w."event_types"))
 )
-select e."id"::text as "id", pg_notify('${EVENTS_CHANNEL}', e."id"::text) from e`;
+select e."id"::text as "id", pg_notify('${EVENTS_CHANNEL}', e."id"::text) from e order by e."id"`;
+}
+
+const ROW = "(?, ?, ?, ?, ?::jsonb)";
+const RECORD_ONE = recordSql(ROW);
 
 /**
  * Records an event in the transaction of `em` (the caller's change and its
@@ -34,16 +41,17 @@ select e."id"::text as "id", pg_notify('${EVENTS_CHANNEL}', e."id"::text) from e
  * Called outside a transaction, the event commits on its own.
  */
 export async function recordEvent(em: EntityManager, input: RecordEventInput): Promise<string> {
-  const customerUid = input.customerUid ?? null;
-  const subscriptionId = input.subscriptionId ?? null;
-  const orderKey = subscriptionId ? `subscription:${subscriptionId}` : customerUid ? `customer:${customerUid}` : null;
-  const [row] = await query<{ id: string }>({ em }, RECORD_SQL, [
-    input.type,
-    customerUid,
-    subscriptionId,
-    input.merchantUid ?? null,
-    JSON.stringify(input.data),
-    orderKey,
-  ]);
-  return String(row.id);
+  return (await recordEvents(em, [input]))[0];
+}
+
+/** Records several events of one change in one statement, in the transaction of `em`, in the order given; returns their ids. */
+export async function recordEvents(em: EntityManager, inputs: readonly RecordEventInput[]): Promise<string[]> {
+  if (inputs.length === 0) return [];
+  const values: unknown[] = [];
+  for (const input of inputs) {
+    values.push(input.type, input.customerUid ?? null, input.subscriptionId ?? null, input.merchantUid ?? null, JSON.stringify(input.data));
+  }
+  const text = inputs.length === 1 ? RECORD_ONE : recordSql(Array.from(inputs, () => ROW).join(", "));
+  const rows = await query<{ id: string }>({ em }, text, values);
+  return rows.map((r) => String(r.id));
 }

@@ -12,7 +12,11 @@ export enum VerificationOutcome {
 }
 registerEnumType(VerificationOutcome, { name: "VerificationOutcome" });
 
-@ObjectType()
+/**
+ * Types whose fields are plain properties mark simpleResolvers: graphql-js's
+ * own resolver reads them, instead of a type-graphql wrapper per field and row.
+ */
+@ObjectType({ simpleResolvers: true })
 export class PageInfo {
   @Field(() => Boolean)
   hasNextPage!: boolean;
@@ -21,7 +25,7 @@ export class PageInfo {
   endCursor!: string | null;
 }
 
-@ObjectType()
+@ObjectType({ simpleResolvers: true })
 export class PaymentConnection {
   @Field(() => [Payment])
   nodes!: PaymentView[];
@@ -30,7 +34,7 @@ export class PaymentConnection {
   pageInfo!: PageInfo;
 }
 
-@ObjectType()
+@ObjectType({ simpleResolvers: true })
 export class SubscriptionConnection {
   @Field(() => [Subscription])
   nodes!: Subscription[];

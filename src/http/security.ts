@@ -1,5 +1,6 @@
 import net from "node:net";
-import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import fastifyHelmet, { type FastifyHelmetOptions } from "@fastify/helmet";
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { normalizeIP } from "@fastify/rate-limit";
 import { callerKey } from "./auth";
 
@@ -72,4 +73,26 @@ export function webhookAllowList(entries: string[]): Guard | undefined {
     req.ctx.log.warn({ ip }, "webhook from an address outside WEBHOOK_ALLOWED_IPS refused");
     return reply.code(403).send({ status: "failed", code: "FORBIDDEN", message: "This source may not send webhooks" });
   };
+}
+
+/**
+ * The security headers @fastify/helmet sends for `options`, computed once.
+ * Without CSP nonces they are the same on every response, but the plugin
+ * builds helmet's middleware again for every request (and adds two hooks);
+ * so helmet answers one request of a bare instance at start, and the headers
+ * it added are what the server's own request hook sets on every response.
+ */
+export async function securityHeaders(options: FastifyHelmetOptions): Promise<Record<string, string>> {
+  const answer = async (withHelmet: boolean) => {
+    const probe = Fastify({ logger: false });
+    if (withHelmet) await probe.register(fastifyHelmet, options);
+    probe.get("/", (_req, reply) => reply.send(""));
+    const res = await probe.inject({ method: "GET", url: "/" });
+    await probe.close();
+    return res.headers;
+  };
+  const [secured, bare] = [await answer(true), await answer(false)];
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(secured)) if (!(name in bare) && typeof value === "string") headers[name] = value;
+  return headers;
 }

@@ -88,3 +88,33 @@ describe("a renewal's bookkeeping", () => {
     expect((await customerSchedules(h, customerUid, "scheduled")).map((s) => s.merchant_uid)).toEqual([renewalUid(subId, 3)]);
   });
 });
+
+describe("a next charge whose merchant_uid another order holds", () => {
+  it("is never adopted: the renewal settles, nothing is scheduled under that merchant_uid, and the other order stays as it was", async () => {
+    const customerUid = await registerCard(h, uid("taken"));
+    const sub = await startSub(h, { customerUid, interval: "DAY", amount: 4400, name: "Daily plan" });
+    // Written past the API (the reserved prefix keeps callers off these merchant_uids): an order of no subscription.
+    await h.sql(
+      `insert into payments (merchant_uid, name, amount, cancelled_amount, currency, status, kind, created_at, updated_at) values (?, 'Other order', 1000, 0, 'KRW', 'PENDING', 'CHECKOUT', now(), now())`,
+      [renewalUid(sub.id, 3)],
+    );
+    // Other tests' subscriptions of this file may fall due too: only failures matter here.
+    const r = await advancePastNextPayment(h, sub);
+    expect(r.webhooks.failed).toBe(0);
+
+    const payments = await paymentRows(h, sub.id);
+    expect(payments.map((p) => [p.period, p.attempt, p.status])).toEqual([
+      [1, 1, "PAID"],
+      [2, 1, "PAID"],
+    ]);
+    const taken = await h.sql<{ name: string; amount: number; status: string; subscription_id: string | null }>(
+      `select name, amount, status, subscription_id from payments where merchant_uid = ?`,
+      [renewalUid(sub.id, 3)],
+    );
+    expect(taken).toEqual([{ name: "Other order", amount: 1000, status: "PENDING", subscription_id: null }]);
+    const [row] = await h.sql<{ next_merchant_uid: string | null; current_period: number }>(`select next_merchant_uid, current_period from subscriptions where id = ?`, [sub.id]);
+    expect(row).toMatchObject({ next_merchant_uid: null, current_period: 2 });
+    expect(await customerSchedules(h, customerUid, "scheduled")).toEqual([]);
+    expect(h.logs.some((l) => l.includes("belongs to another order") && l.includes(renewalUid(sub.id, 3)))).toBe(true);
+  });
+});

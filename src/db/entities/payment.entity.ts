@@ -3,8 +3,11 @@ import { Field, Int, ObjectType } from "type-graphql";
 import { PaymentKind, PaymentStatus } from "./enums";
 import { Subscription } from "./subscription.entity";
 
-/** One order (merchant_uid) and what Iamport last reported about it. */
-@ObjectType()
+/**
+ * One order (merchant_uid) and what Iamport last reported about it. Its GraphQL
+ * fields are its properties, read by graphql-js's own resolver (simpleResolvers).
+ */
+@ObjectType({ simpleResolvers: true })
 @Entity({ tableName: "payments" })
 // At most one charge per subscription period and attempt: enforced here, not only in code.
 @Unique({ name: "payments_subscription_period_attempt_unique", properties: ["subscription", "period", "attempt"] })

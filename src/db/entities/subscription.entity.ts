@@ -11,8 +11,8 @@ export interface RefundClaim {
   reason: string;
 }
 
-/** A recurring charge of one customer's billing key. */
-@ObjectType()
+/** A recurring charge of one customer's billing key. Its GraphQL fields are its properties (simpleResolvers). */
+@ObjectType({ simpleResolvers: true })
 @Entity({ tableName: "subscriptions" })
 @Index({ name: "subscriptions_customer_uid_id_index", properties: ["customerUid", "id"] })
 @Index({ name: "subscriptions_status_next_payment_at_index", properties: ["status", "nextPaymentAt"] })

@@ -28,8 +28,36 @@ export async function lockBillingRows(em: EntityManager, payments: FilterQuery<P
   return { payments: locked, subscriptions };
 }
 
-/** The merchant_uids of a subscription's charges after (period, attempt): a later period, or a later attempt of it. */
-export async function laterCharges(em: EntityManager, subscriptionId: string, period: number, attempt: number): Promise<string[]> {
-  const rows = await em.find(Payment, { subscription: subscriptionId, $or: [{ period: { $gt: period } }, { period, attempt: { $gt: attempt } }] });
-  return rows.map((p) => p.merchantUid);
+export interface LaterCharges {
+  /** The merchant_uids of the subscription's charges after (period, attempt): a later period, or a later attempt of it. */
+  later: string[];
+  /** The rows holding the merchant_uids asked for, whichever order they belong to. */
+  byMerchantUid: Map<string, Payment>;
+}
+
+/**
+ * A subscription's charges after (period, attempt), and the rows holding
+ * `merchantUids` (the charges that may come next), in one statement: the
+ * renewal step's check that a charge is the latest and its look-up of the
+ * next charge's row are one round trip.
+ */
+export async function laterCharges(
+  em: EntityManager,
+  subscriptionId: string,
+  period: number,
+  attempt: number,
+  merchantUids: readonly string[] = [],
+): Promise<LaterCharges> {
+  const laterOf = { subscription: subscriptionId, $or: [{ period: { $gt: period } }, { period, attempt: { $gt: attempt } }] };
+  const rows = await em.find(Payment, merchantUids.length ? { $or: [laterOf, { merchantUid: { $in: [...merchantUids] } }] } : laterOf);
+  const isLater = (p: Payment) =>
+    p.subscription?.id === subscriptionId &&
+    p.period !== null &&
+    p.period !== undefined &&
+    (p.period > period || (p.period === period && p.attempt !== null && p.attempt !== undefined && p.attempt > attempt));
+  const wanted = new Set(merchantUids);
+  return {
+    later: rows.filter(isLater).map((p) => p.merchantUid),
+    byMerchantUid: new Map(rows.filter((p) => wanted.has(p.merchantUid)).map((p) => [p.merchantUid, p])),
+  };
 }
