@@ -65,8 +65,12 @@ export type StartSubscriptionInput = {
   planCode?: string | null | undefined;
   /** When the first payment is taken; now (charged at once) when omitted. */
   startAt?: string | null | undefined;
+  /** The tax-free part of amount, sent to Iamport as tax_free. */
+  taxFreeAmount?: number | null | undefined;
   /** Days of free trial (overrides the plan's): TRIALING, nothing charged; at its end the first charge, only with the customer's consent (consentToTrialConversion). */
   trialDays?: number | null | undefined;
+  /** The VAT part of amount, sent to Iamport as vat_amount; omitted: Iamport computes it. */
+  vatAmount?: number | null | undefined;
 };
 
 export type SubscriptionStatus =
@@ -76,6 +80,8 @@ export type SubscriptionStatus =
   | 'INCOMPLETE'
   /** The last renewal failed; retries are scheduled. */
   | 'PAST_DUE'
+  /** No charges until resumed; nothing live at Iamport. */
+  | 'PAUSED'
   /** In a free trial; nothing charged yet. */
   | 'TRIALING'
   /** Retries are exhausted without a payment. */
