@@ -51,7 +51,7 @@ export type RegisterCardInput = {
 };
 
 export type StartSubscriptionInput = {
-  /** Start it even while the customer has a live (INCOMPLETE, TRIALING, ACTIVE or PAST_DUE) subscription of the same name; without it such a start is CONFLICT naming that subscription. */
+  /** Start it even while the customer has a live (INCOMPLETE, TRIALING, ACTIVE, PAST_DUE or PAUSED) subscription of the same name; without it such a start is CONFLICT naming that subscription. */
   allowDuplicate?: boolean | null | undefined;
   /** Taken from the plan when planCode is given; required otherwise. */
   amount?: number | null | undefined;
