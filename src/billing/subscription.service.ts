@@ -307,17 +307,11 @@ export class SubscriptionService {
     // Whether the paid period is over is a question for Iamport's clock, which runs the schedules.
     const now = await iamportNow(this.deps);
     // Iamport first, with no lock held: the open charges revoked, and what became of those it did not revoke.
-    const asked = await this.revokeAtIamport(ctx, exists.customerUid, await this.openCharges(ctx, id));
-    const stragglers = await ctx.em.transactional(async (em): Promise<Payment[]> => {
-      const tx: Ctx = withEm(ctx, em);
-      const {
-        payments: open,
-        subscriptions: [sub],
-      } = await lockBillingRows(em, { subscription: id, status: { $in: OPEN_CHARGE_STATUSES }, kind: PaymentKind.SCHEDULE }, [id]);
-      if (sub.status === SubscriptionStatus.CANCELED) return [];
+    await this.withOpenChargesRevoked(ctx, exists, async (tx, sub, { ran, settleRan }) => {
+      const em = tx.em;
+      if (sub.status === SubscriptionStatus.CANCELED) return;
       const before = subscriptionState(sub);
       const wasAtPeriodEnd = sub.cancelAtPeriodEnd;
-      const { ran, late } = this.recordRevocations(open, asked);
       sub.cancelReason = reason;
       sub.nextPaymentAt = null;
       sub.nextMerchantUid = null;
@@ -327,9 +321,9 @@ export class SubscriptionService {
         await em.flush();
         await recordSubscriptionChange(em, sub, before);
         // Settling records the events of what the charge changed.
-        const unsettled = await this.settleRan(tx, ran, asked);
+        const unsettled = await settleRan();
         // Declined: the renewal step ended it (the settling changed the row). Unknown: its webhook or reconciliation finishes it.
-        if ((sub.status as SubscriptionStatus) === SubscriptionStatus.CANCELED || unsettled) return late;
+        if ((sub.status as SubscriptionStatus) === SubscriptionStatus.CANCELED || unsettled) return;
       }
       const mark = subscriptionState(sub);
       const periodStillPaid =
@@ -363,10 +357,7 @@ export class SubscriptionService {
       }
       await em.flush();
       await recordSubscriptionChange(em, sub, mark);
-      return late;
     });
-    // Charges registered while Iamport was being asked (a renewal's claim): revoked now, again with no lock held.
-    if (stragglers.length > 0) await this.revokeStragglers(ctx, id, stragglers);
     await ctx.em.refresh(exists);
     if (exists.refundClaim) {
       await this.finishRefund(ctx, id);
@@ -397,24 +388,18 @@ export class SubscriptionService {
     if (exists.status === SubscriptionStatus.ACTIVE) return exists;
     if (!retryable(exists.status)) throw new BadUserInputError("id", `only a PAST_DUE or UNPAID subscription can be retried (this one is ${exists.status})`);
     await requireActiveCard(ctx, exists.customerUid);
-    // Iamport first, with no lock held: the open dunning retries revoked, and those that ran looked up.
-    const asked = await this.revokeAtIamport(ctx, exists.customerUid, await this.openCharges(ctx, id));
-    const claimed = await ctx.em.transactional(async (em): Promise<{ charge: Payment | null; ran: boolean; late: Payment[] }> => {
-      const {
-        payments: open,
-        subscriptions: [sub],
-      } = await lockBillingRows(em, { subscription: id, status: { $in: OPEN_CHARGE_STATUSES }, kind: PaymentKind.SCHEDULE }, [id]);
-      const { ran, late } = this.recordRevocations(open, asked);
+    // The open dunning retries revoked at Iamport first, and those that ran looked up.
+    const charge = await this.withOpenChargesRevoked(ctx, exists, async ({ em }, sub, { ran, settleRan }): Promise<Payment | null> => {
       if (ran.length > 0) {
         // A retry Iamport made meanwhile: its outcome is this attempt's; nothing more is charged.
-        await this.settleRan(withEm(ctx, em), ran, asked);
-        return { charge: null, ran: true, late };
+        await settleRan();
+        return null;
       }
-      if (!retryable(sub.status)) return { charge: null, ran: false, late };
+      if (!retryable(sub.status)) return null;
       const period = sub.currentPeriod + 1;
       const attempts = await em.find(Payment, { subscription: id, period }, { orderBy: { attempt: "desc" } });
       // An attempt already in flight (a repeat of this request): it is the answer, not a second charge.
-      if (attempts.some((p) => p.kind === PaymentKind.AGAIN && p.status === PaymentStatus.PENDING)) return { charge: null, ran: false, late };
+      if (attempts.some((p) => p.kind === PaymentKind.AGAIN && p.status === PaymentStatus.PENDING)) return null;
       const latest = attempts[0]?.attempt ?? 0;
       // An UNPAID subscription's attempt comes after every dunning retry, so a decline leaves it UNPAID.
       const floor = sub.status === SubscriptionStatus.UNPAID ? this.deps.config.retryScheduleSeconds.length + 1 : 1;
@@ -423,13 +408,9 @@ export class SubscriptionService {
       sub.nextMerchantUid = charge.merchantUid;
       sub.statusReason = `retrying the renewal now (${charge.merchantUid})`;
       await em.persistAndFlush(charge);
-      return { charge, ran: false, late };
+      return charge;
     });
-    if (claimed.late.length > 0) await this.revokeStragglers(ctx, id, claimed.late);
-    if (claimed.charge) {
-      const charge = await ctx.em.findOneOrFail(Payment, { id: claimed.charge.id });
-      await this.chargeAndApply(ctx, charge);
-    }
+    if (charge) await this.chargeAndApply(ctx, await ctx.em.findOneOrFail(Payment, { id: charge.id }));
     await ctx.em.refresh(exists);
     return exists;
   }
@@ -452,15 +433,9 @@ export class SubscriptionService {
     }
     const now = await iamportNow(this.deps);
     const resumesAt = resumesAtRaw ? checkFuture("resumesAt", resumesAtRaw, now) : null;
-    const asked = await this.revokeAtIamport(ctx, exists.customerUid, await this.openCharges(ctx, id));
-    const stragglers = await ctx.em.transactional(async (em): Promise<Payment[]> => {
-      const {
-        payments: open,
-        subscriptions: [sub],
-      } = await lockBillingRows(em, { subscription: id, status: { $in: OPEN_CHARGE_STATUSES }, kind: PaymentKind.SCHEDULE }, [id]);
-      const { ran, late } = this.recordRevocations(open, asked);
-      if (ran.length > 0) await this.settleRan(withEm(ctx, em), ran, asked);
-      if (sub.status !== SubscriptionStatus.ACTIVE || sub.cancelAtPeriodEnd) return late;
+    await this.withOpenChargesRevoked(ctx, exists, async ({ em }, sub, { ran, settleRan }) => {
+      if (ran.length > 0) await settleRan();
+      if (sub.status !== SubscriptionStatus.ACTIVE || sub.cancelAtPeriodEnd) return;
       const before = subscriptionState(sub);
       sub.status = SubscriptionStatus.PAUSED;
       sub.pausedAt = now;
@@ -470,9 +445,7 @@ export class SubscriptionService {
       sub.statusReason = resumesAt ? `paused until ${resumesAt.toISOString()}` : "paused";
       await em.flush();
       await recordSubscriptionChange(em, sub, before);
-      return late;
     });
-    if (stragglers.length > 0) await this.revokeStragglers(ctx, id, stragglers);
     await ctx.em.refresh(exists);
     return exists;
   }
@@ -637,17 +610,12 @@ export class SubscriptionService {
     }
 
     // The pending renewal, revoked at Iamport with no lock held, then registered again with the new amount.
-    const asked = await this.revokeAtIamport(ctx, exists.customerUid, await this.openCharges(ctx, id));
-    const done = await ctx.em.transactional(async (em): Promise<{ next: Payment | null; late: Payment[] }> => {
-      const {
-        payments: open,
-        subscriptions: [sub],
-      } = await lockBillingRows(em, { subscription: id, status: { $in: OPEN_CHARGE_STATUSES }, kind: PaymentKind.SCHEDULE }, [id]);
-      const { ran, late } = this.recordRevocations(open, asked);
-      if (ran.length > 0) await this.settleRan(withEm(ctx, em), ran, asked);
+    const next = await this.withOpenChargesRevoked(ctx, exists, async (tx, sub, { open, ran, settleRan }): Promise<Payment | null> => {
+      const em = tx.em;
+      if (ran.length > 0) await settleRan();
       const revokedAt = open.find((p) => p.status === PaymentStatus.REVOKED && p.period === sub.currentPeriod + 1)?.scheduledAt;
       if (proration === Proration.CHARGE_NOW && plan.amount < sub.amount && sub.planCode !== plan.code) {
-        const quote = await this.refundQuote(withEm(ctx, em), sub, now);
+        const quote = await this.refundQuote(tx, sub, now);
         const amount = quote ? Math.min(share(sub.amount - plan.amount, sub), quote.balance) : 0;
         if (quote && amount > 0) {
           sub.refundClaim = { merchantUid: quote.payment.merchantUid, amount, balance: quote.balance, reason: `plan changed to ${plan.code}` };
@@ -656,7 +624,7 @@ export class SubscriptionService {
       Object.assign(sub, planTerms(plan));
       if (sub.status !== SubscriptionStatus.ACTIVE || sub.cancelAtPeriodEnd || !sub.currentPeriodEnd) {
         await em.flush();
-        return { next: null, late };
+        return null;
       }
       const period = sub.currentPeriod + 1;
       const attempts = await em.find(Payment, { subscription: id, period }, { orderBy: { attempt: "desc" } });
@@ -664,12 +632,11 @@ export class SubscriptionService {
       sub.nextPaymentAt = next.scheduledAt;
       sub.nextMerchantUid = next.merchantUid;
       await em.persistAndFlush(next);
-      return { next, late };
+      return next;
     });
-    if (done.late.length > 0) await this.revokeStragglers(ctx, id, done.late);
-    if (done.next) {
+    if (next) {
       try {
-        await this.schedules.register(ctx, exists.customerUid, [await ctx.em.findOneOrFail(Payment, { id: done.next.id })]);
+        await this.schedules.register(ctx, exists.customerUid, [await ctx.em.findOneOrFail(Payment, { id: next.id })]);
       } catch (err) {
         const code = toAppError(err).code;
         if (code !== "UPSTREAM_UNAVAILABLE" && code !== "OUTCOME_UNKNOWN") throw err;
@@ -858,6 +825,36 @@ export class SubscriptionService {
    * claim that reached Iamport meanwhile), to be revoked after the commit;
    * a claim still PENDING is REVOKED now, and its registrar unschedules it.
    */
+  /**
+   * The one way a mutation takes a subscription's open renewal charges out
+   * of Iamport's hands before changing it: they are revoked at Iamport first,
+   * with no lock held; then, in one transaction under the billing locks (the
+   * subscription and its open SCHEDULE charges), the revocations are
+   * recorded and `step` runs with the locked charges (`open`) and those Iamport ran meanwhile (`ran`,
+   * settled by `settleRan` when the step chooses). Charges registered while
+   * Iamport was being asked (a renewal's claim) are revoked after the commit,
+   * again with no lock held.
+   */
+  private async withOpenChargesRevoked<T>(
+    ctx: Ctx,
+    sub: Subscription,
+    step: (tx: Ctx, locked: Subscription, charges: { open: Payment[]; ran: Payment[]; settleRan: () => Promise<boolean> }) => Promise<T>,
+  ): Promise<T> {
+    const asked = await this.revokeAtIamport(ctx, sub.customerUid, await this.openCharges(ctx, sub.id));
+    const done = await ctx.em.transactional(async (em): Promise<{ result: T; late: Payment[] }> => {
+      const tx = withEm(ctx, em);
+      const {
+        payments: open,
+        subscriptions: [locked],
+      } = await lockBillingRows(em, { subscription: sub.id, status: { $in: OPEN_CHARGE_STATUSES }, kind: PaymentKind.SCHEDULE }, [sub.id]);
+      const { ran, late } = this.recordRevocations(open, asked);
+      const result = await step(tx, locked, { open, ran, settleRan: () => this.settleRan(tx, ran, asked) });
+      return { result, late };
+    });
+    if (done.late.length > 0) await this.revokeStragglers(ctx, sub.id, done.late);
+    return done.result;
+  }
+
   private recordRevocations(open: Payment[], asked: Map<string, AtIamport>): { ran: Payment[]; late: Payment[] } {
     const ran: Payment[] = [];
     const late: Payment[] = [];
