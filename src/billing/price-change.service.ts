@@ -4,8 +4,7 @@ import { PaymentStatus, PriceChangeStatus, SubscriptionStatus } from "../db/enti
 import { lockBillingRows } from "../db/repositories/billing-locks";
 import { cancelChangesOfEndedSubscriptions, lockChange, openChange, refusedUnapplied, unansweredBefore } from "../db/repositories/price-changes";
 import { BadUserInputError, ConflictError, NotFoundError } from "../errors";
-import { IamportNotFoundError, IamportRefusedError } from "../iamport/iamport.errors";
-import { randomId, upstreamError, type BillingDeps, type Ctx } from "./context";
+import { randomId, type BillingDeps, type Ctx } from "./context";
 import { ANSWER_MARGIN_MS, answerCounts, effectiveRenewal, endReason } from "./domain/price-changes";
 import { iamportNow, type Settlement } from "./settlement";
 import type { SubscriptionService } from "./subscription.service";
@@ -172,7 +171,8 @@ export class PriceChangeService {
     const change = await ctx.em.findOneOrFail(PriceChange, { id: changeId }, { refresh: true });
     const row = await ctx.em.findOne(Payment, { subscription: change.subscriptionId, period: change.effectivePeriod, attempt: 1 }, { refresh: true });
     if (!row || change.appliedAt || row.amount === change.newAmount || (row.status !== PaymentStatus.SCHEDULED && row.status !== PaymentStatus.PENDING)) return;
-    if (row.status === PaymentStatus.SCHEDULED && !(await this.revokeAtIamport(ctx, row))) {
+    // Revoked, or never registered: nothing of it is left at Iamport to charge the old amount.
+    if (row.status === PaymentStatus.SCHEDULED && (await this.subscriptions.revokeAtIamport(ctx, row.customerUid!, [row])).get(row.merchantUid)?.kind === "ran") {
       ctx.log.warn({ subscriptionId: change.subscriptionId, merchantUid: row.merchantUid }, "renewal ran before its price change could replace it; the change starts with the next renewal");
       return;
     }
@@ -202,22 +202,6 @@ export class PriceChangeService {
       await this.settlement.registerUnregistered(ctx, row.id);
     } catch (err) {
       ctx.log.warn({ merchantUid: row.merchantUid, err: (err as Error).message }, "renewal at the new price not registered yet; reconciliation will retry");
-    }
-  }
-
-  /** Revokes a registered renewal at Iamport (no lock held); true when Iamport says it is revoked. */
-  private async revokeAtIamport(ctx: Ctx, row: Payment): Promise<boolean> {
-    const opts = { requestId: ctx.requestId };
-    try {
-      const result = await this.deps.provider.revoke(row.customerUid!, [row.merchantUid], opts);
-      if (result.some((s) => s.merchant_uid === row.merchantUid && s.schedule_status === "revoked")) return true;
-    } catch (err) {
-      if (!(err instanceof IamportRefusedError || err instanceof IamportNotFoundError)) throw upstreamError(err, "unschedule");
-    }
-    try {
-      return (await this.deps.provider.getSchedule(row.merchantUid, opts)).schedule_status === "revoked";
-    } catch (err) {
-      throw upstreamError(err, `schedule ${row.merchantUid}`);
     }
   }
 }

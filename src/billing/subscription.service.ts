@@ -79,7 +79,7 @@ interface Terms {
 }
 
 /** What Iamport says of a charge a revocation was asked for (SubscriptionService.revokeAtIamport). */
-type AtIamport =
+export type AtIamport =
   | { kind: "revoked" }
   | { kind: "never-registered" }
   | { kind: "ran"; impUid: string | null; answer?: ProviderPayment; askedAt?: Date };
@@ -760,7 +760,7 @@ export class SubscriptionService {
    * revoked), registered after the revocation was sent (revoked once more),
    * or already run (their payment is fetched, for settleRan).
    */
-  private async revokeAtIamport(ctx: Ctx, customerUid: string, rows: Payment[]): Promise<Map<string, AtIamport>> {
+  async revokeAtIamport(ctx: Ctx, customerUid: string, rows: Payment[]): Promise<Map<string, AtIamport>> {
     const out = new Map<string, AtIamport>();
     if (rows.length === 0) return out;
     const opts = { requestId: ctx.requestId };
