@@ -149,6 +149,11 @@ export class CardService {
     return ctx.em.findOne(Card, { customerUid: checkUid("customerUid", customerUid) });
   }
 
+  /** The cards of these customers (stored customerUids: a list's rows), in one statement. */
+  async getMany(ctx: Ctx, customerUids: readonly string[]): Promise<Card[]> {
+    return customerUids.length ? ctx.em.find(Card, { customerUid: { $in: [...customerUids] } }) : [];
+  }
+
   /**
    * Runs fn while this request holds the customer's card claim
    * (src/db/repositories/card-claims.ts), with the card row as it is once claimed. The claim

@@ -3,7 +3,7 @@ import { Card, Notice, Payment, PriceChange, Subscription } from "../db/entities
 import { PriceChangeStatus, SubscriptionStatus } from "../db/entities/enums";
 import { answersClose, consentOpens } from "./domain/price-changes";
 import type { NoticeKind } from "../db/entities/notice.entity";
-import { claimNotice, dueChangeNotices, dueRenewalNotices, dueTrialNotices, setNoticeEvent, TRIAL_REF, type DueNotice } from "../db/repositories/notices";
+import { claimNotice, dueChangeNotices, dueRenewalNotices, dueTrialNotices, latestNotices, setNoticeEvent, TRIAL_REF, type DueNotice } from "../db/repositories/notices";
 import { subscriptionData } from "../events/present";
 import { recordEvent } from "../events/record";
 import type { EventType } from "../events/types";
@@ -103,12 +103,23 @@ export class NoticeService {
   }
 
   /**
-   * A subscription's notices, newest due first: those sent, and the next
-   * ones still to go out (sentAt null) ahead of them.
+   * The notices of each of these subscriptions (a list's rows, read
+   * together), newest due first: those sent, and the next ones still to go
+   * out (sentAt null) ahead of them.
    */
-  async list(ctx: Ctx, sub: Subscription, first: number | null | undefined): Promise<Notice[]> {
+  async listMany(ctx: Ctx, subs: readonly Subscription[], first: number | null | undefined): Promise<Map<string, Notice[]>> {
     const limit = checkFirst(first);
-    const sent = await ctx.em.find(Notice, { subscriptionId: sub.id }, { orderBy: { dueAt: "desc", id: "desc" }, limit });
+    const sentBySub = new Map<string, Notice[]>(subs.map((s) => [s.id, []]));
+    if (subs.length > 0) {
+      for (const row of await latestNotices(ctx, [...sentBySub.keys()], limit)) sentBySub.get(row.subscriptionId)?.push(Object.assign(new Notice(), row));
+    }
+    const out = new Map<string, Notice[]>();
+    for (const sub of subs) out.set(sub.id, this.withUpcoming(sub, sentBySub.get(sub.id)!, limit));
+    return out;
+  }
+
+  /** The notices still to go out for `sub` (sentAt null), ahead of those sent. */
+  private withUpcoming(sub: Subscription, sent: Notice[], limit: number): Notice[] {
     const has = (kind: NoticeKind, ref: string) => sent.some((x) => x.kind === kind && x.ref === ref);
     const upcoming: Notice[] = [];
     const { trialNoticeDays, renewalNoticeDays } = this.deps.config.lifecycle;

@@ -53,6 +53,11 @@ export class PlanService {
     return ctx.em.findOne(Plan, { code: checkPlanCode("code", code) });
   }
 
+  /** The plans of these codes (stored ones: the codes of subscriptions), in one statement. */
+  async getMany(ctx: Ctx, codes: readonly string[]): Promise<Plan[]> {
+    return codes.length ? ctx.em.find(Plan, { code: { $in: [...codes] } }) : [];
+  }
+
   /** The plan of `code`, or NOT_FOUND naming it. */
   async require(ctx: Ctx, code: string, field: string): Promise<Plan> {
     const plan = await ctx.em.findOne(Plan, { code: checkPlanCode(field, code) });

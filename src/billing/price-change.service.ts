@@ -2,7 +2,7 @@ import { UniqueConstraintViolationException } from "@mikro-orm/core";
 import { Payment, PriceChange, Subscription } from "../db/entities";
 import { PaymentStatus, PriceChangeStatus, SubscriptionStatus } from "../db/entities/enums";
 import { lockBillingRows } from "../db/repositories/billing-locks";
-import { cancelChangesOfEndedSubscriptions, lockChange, openChange, refusedUnapplied, unansweredBefore } from "../db/repositories/price-changes";
+import { cancelChangesOfEndedSubscriptions, lockChange, openChange, openChanges, refusedUnapplied, unansweredBefore } from "../db/repositories/price-changes";
 import { BadUserInputError, ConflictError, NotFoundError } from "../errors";
 import { randomId, type BillingDeps, type Ctx } from "./context";
 import { ANSWER_MARGIN_MS, answerCounts, effectiveRenewal, endReason } from "./domain/price-changes";
@@ -137,9 +137,12 @@ export class PriceChangeService {
     return expired;
   }
 
-  /** The change in flight (waiting for an answer, or accepted and not applied yet), for Subscription.pendingPriceChange. */
-  async pendingFor(ctx: Ctx, subscriptionId: string): Promise<PriceChange | null> {
-    return openChange(ctx.em, subscriptionId);
+  /**
+   * The changes in flight (waiting for an answer, or accepted and not applied
+   * yet) at these subscriptions, for Subscription.pendingPriceChange: a list's rows in one statement.
+   */
+  async pendingForMany(ctx: Ctx, subscriptionIds: readonly string[]): Promise<PriceChange[]> {
+    return subscriptionIds.length ? openChanges(ctx.em, subscriptionIds) : [];
   }
 
   async get(ctx: Ctx, id: string): Promise<PriceChange | null> {

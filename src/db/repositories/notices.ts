@@ -76,3 +76,27 @@ export async function dueChangeNotices(scope: Scope, now: Date, days: number, li
   const rows = await query<{ subscriptionId: string; at: Date; ref: string }>(scope, DUE_CHANGES_SQL, [now, new Date(now.getTime() + days * 86_400_000), limit]);
   return rows.map((r) => ({ ...r, kind: "PRICE_CHANGE", dueAt: new Date(r.at.getTime() - days * 86_400_000) }));
 }
+
+/** A sent notice as GraphQL shows it. */
+export interface SentNoticeRow {
+  id: string;
+  kind: NoticeKind;
+  subscriptionId: string;
+  ref: string;
+  dueAt: Date;
+  sentAt: Date | null;
+}
+
+const LATEST_SQL = `select "id", "kind", "subscription_id" as "subscriptionId", "ref", "due_at" as "dueAt", "sent_at" as "sentAt"
+  from (select n.*, row_number() over (partition by n."subscription_id" order by n."due_at" desc, n."id" desc) as "rank"
+          from "notices" n where n."subscription_id" = any(?)) x
+ where "rank" <= ?
+ order by "subscription_id", "due_at" desc, "id" desc`;
+
+/**
+ * The latest `limit` notices of each of these subscriptions, newest due
+ * first, in one statement (a list of subscriptions reads them together).
+ */
+export async function latestNotices(scope: Scope, subscriptionIds: readonly string[], limit: number): Promise<SentNoticeRow[]> {
+  return query<SentNoticeRow>(scope, LATEST_SQL, [subscriptionIds, limit]);
+}

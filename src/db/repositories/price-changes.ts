@@ -1,5 +1,5 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
-import { LockMode } from "@mikro-orm/core";
+import { LockMode, type FilterQuery } from "@mikro-orm/core";
 import { PriceChange } from "../entities";
 import { PriceChangeStatus } from "../entities/enums";
 import { query, type Scope } from "../tx";
@@ -23,12 +23,19 @@ export async function answeredChangeFor(em: EntityManager, subscriptionId: strin
   );
 }
 
+/** In flight: waiting for an answer, or accepted and not yet applied (the partial unique index's condition). */
+function inFlight(): FilterQuery<PriceChange>[] {
+  return [{ status: PriceChangeStatus.PENDING }, { status: PriceChangeStatus.ACCEPTED, appliedAt: null }];
+}
+
 /** The change in flight for a subscription: waiting for an answer, or accepted and not applied yet. */
 export async function openChange(em: EntityManager, subscriptionId: string): Promise<PriceChange | null> {
-  return em.findOne(PriceChange, {
-    subscriptionId,
-    $or: [{ status: PriceChangeStatus.PENDING }, { status: PriceChangeStatus.ACCEPTED, appliedAt: null }],
-  });
+  return em.findOne(PriceChange, { subscriptionId, $or: inFlight() });
+}
+
+/** The changes in flight at these subscriptions (at most one each), in one statement. */
+export async function openChanges(em: EntityManager, subscriptionIds: readonly string[]): Promise<PriceChange[]> {
+  return em.find(PriceChange, { subscriptionId: { $in: [...subscriptionIds] }, $or: inFlight() });
 }
 
 /** A change locked for an answer (after its subscription, as lockBillingRows orders the billing rows). */

@@ -3,6 +3,7 @@ import { Card, Notice, Plan, PriceChange, Subscription } from "../../db/entities
 import { CancellationRefund, SubscriptionStatus } from "../../db/entities/enums";
 import { owned, ownCustomerFilter, requireCustomer, requireMerchant } from "../authz";
 import type { GraphQLContext } from "../context";
+import { loaders } from "../loaders";
 import { CancellationPreview, CancelSubscriptionInput, ChangeSubscriptionPlanInput, PaymentConnection, StartSubscriptionInput, SubscriptionConnection } from "../types";
 
 @Resolver(() => Subscription)
@@ -66,17 +67,17 @@ export class SubscriptionResolver {
 
   @FieldResolver(() => Card, { nullable: true })
   card(@Root() sub: Subscription, @Ctx() ctx: GraphQLContext): Promise<Card | null> {
-    return ctx.services.cards.get(ctx, sub.customerUid);
+    return loaders(ctx).card.load(sub.customerUid);
   }
 
   @FieldResolver(() => Plan, { nullable: true, description: "The plan it was started from; its terms are the subscription's own from then on." })
   plan(@Root() sub: Subscription, @Ctx() ctx: GraphQLContext): Promise<Plan | null> {
-    return sub.planCode ? ctx.services.plans.get(ctx, sub.planCode) : Promise.resolve(null);
+    return sub.planCode ? loaders(ctx).plan.load(sub.planCode) : Promise.resolve(null);
   }
 
   @FieldResolver(() => PriceChange, { nullable: true, description: "The price change in flight: waiting for the customer's answer, or accepted and not yet in force." })
   pendingPriceChange(@Root() sub: Subscription, @Ctx() ctx: GraphQLContext): Promise<PriceChange | null> {
-    return ctx.services.priceChanges.pendingFor(ctx, sub.id);
+    return loaders(ctx).pendingPriceChange.load(sub.id);
   }
 
   @FieldResolver(() => [Notice], { description: "Notices before charges: the next ones still to go out (sentAt null), then those sent, newest first." })
@@ -85,7 +86,7 @@ export class SubscriptionResolver {
     @Arg("first", () => Int, { nullable: true, defaultValue: 20 }) first: number,
     @Ctx() ctx: GraphQLContext,
   ): Promise<Notice[]> {
-    return ctx.services.notices.list(ctx, sub, first);
+    return loaders(ctx).notices(sub, first);
   }
 
   @FieldResolver(() => PaymentConnection)
