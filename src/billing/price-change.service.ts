@@ -1,11 +1,21 @@
 import { UniqueConstraintViolationException } from "@mikro-orm/core";
-import { Payment, PriceChange, Subscription } from "../db/entities";
-import { PaymentStatus, PriceChangeStatus, SubscriptionStatus } from "../db/entities/enums";
+import type { EntityManager } from "@mikro-orm/postgresql";
+import { Payment, Plan, PriceChange, Subscription } from "../db/entities";
+import { PaymentKind, PaymentStatus, PriceChangeStatus, SubscriptionStatus } from "../db/entities/enums";
 import { lockBillingRows } from "../db/repositories/billing-locks";
-import { cancelChangesOfEndedSubscriptions, lockChange, openChange, openChanges, refusedUnapplied, unansweredBefore } from "../db/repositories/price-changes";
+import {
+  acceptedPlansUnapplied,
+  cancelChangesOfEndedSubscriptions,
+  lockChange,
+  openChange,
+  openChanges,
+  refusedUnapplied,
+  unansweredBefore,
+} from "../db/repositories/price-changes";
 import { BadUserInputError, ConflictError, NotFoundError } from "../errors";
 import { randomId, type BillingDeps, type Ctx } from "./context";
 import { ANSWER_MARGIN_MS, answerCounts, effectiveRenewal, endReason } from "./domain/price-changes";
+import { planTerms } from "./plan.service";
 import { iamportNow, type Settlement } from "./settlement";
 import type { SubscriptionService } from "./subscription.service";
 import { checkAmount, checkUid } from "./validation";
@@ -49,24 +59,7 @@ export class PriceChangeService {
           throw new BadUserInputError("subscriptionId", `names a subscription that is not renewing (${sub.status}${sub.cancelAtPeriodEnd ? ", ending at its period's end" : ""})`);
         }
         if (newAmount === sub.amount) throw new BadUserInputError("newAmount", `is the current amount (${sub.amount})`);
-        const open = await openChange(em, sub.id);
-        if (open) throw new ConflictError(`Subscription ${sub.id} already has a price change in flight: ${open.id} (${open.status})`, { priceChangeId: open.id });
-        const increase = newAmount > sub.amount;
-        const when = effectiveRenewal(sub, now, increase, input.effectiveAt ?? null, this.deps.config.billingTimeZone);
-        if (!when.ok) throw new BadUserInputError("effectiveAt", when.message);
-        const c = em.create(PriceChange, {
-          id: `pc${Date.now().toString(36).padStart(9, "0")}${randomId(5)}`,
-          subscriptionId: sub.id,
-          oldAmount: sub.amount,
-          newAmount,
-          effectiveAt: when.at,
-          effectivePeriod: when.period,
-          // A decrease needs no consent.
-          status: increase ? PriceChangeStatus.PENDING : PriceChangeStatus.ACCEPTED,
-          requestedAt: now,
-          respondedAt: increase ? null : now,
-          respondedBy: increase ? null : "not_needed",
-        });
+        const c = await openPriceChange(em, sub, { newAmount, effectiveAt: input.effectiveAt ?? null, planCode: null }, now, this.deps.config.billingTimeZone);
         await em.flush();
         return c;
       });
@@ -74,7 +67,7 @@ export class PriceChangeService {
       if (err instanceof UniqueConstraintViolationException) throw new ConflictError(`Subscription ${subscriptionId} already has a price change in flight`);
       throw err;
     }
-    if (change.status === PriceChangeStatus.ACCEPTED) await this.applyToRegistered(ctx, change.id);
+    if (change.status === PriceChangeStatus.ACCEPTED) await this.applyAccepted(ctx, change.id);
     return ctx.em.findOneOrFail(PriceChange, { id: change.id }, { refresh: true });
   }
 
@@ -102,7 +95,7 @@ export class PriceChangeService {
       await em.flush();
       return true;
     });
-    if (answered && accept) await this.applyToRegistered(ctx, changeId);
+    if (answered && accept) await this.applyAccepted(ctx, changeId);
     if (answered && !accept) await this.endBefore(ctx, changeId);
     return ctx.em.findOneOrFail(PriceChange, { id: changeId }, { refresh: true });
   }
@@ -138,6 +131,17 @@ export class PriceChangeService {
   }
 
   /**
+   * Reconciliation: accepted changes that carry a plan and whose renewal was
+   * claimed (at the old plan) after the consent are applied to it now.
+   * Returns how many were applied.
+   */
+  async applyAcceptedPlans(ctx: Ctx, limit: number): Promise<number> {
+    let applied = 0;
+    for (const { id } of await acceptedPlansUnapplied(ctx.em, limit)) if (await this.applyPlan(ctx, id)) applied += 1;
+    return applied;
+  }
+
+  /**
    * The changes in flight (waiting for an answer, or accepted and not applied
    * yet) at these subscriptions, for Subscription.pendingPriceChange: a list's rows in one statement.
    */
@@ -161,6 +165,67 @@ export class PriceChangeService {
     if (change.appliedAt || sub.status === SubscriptionStatus.CANCELED || sub.currentPeriod < change.effectivePeriod - 1) return;
     await this.subscriptions.cancel(ctx, { id: sub.id, atPeriodEnd: true, reason: endReason(change) });
     await ctx.em.nativeUpdate(PriceChange, { id: changeId, appliedAt: null }, { appliedAt: new Date() });
+  }
+
+  /** An accepted change: one that carries a plan moves the subscription to it; one of the amount alone follows its renewal. */
+  private async applyAccepted(ctx: Ctx, changeId: string): Promise<void> {
+    const change = await ctx.em.findOneOrFail(PriceChange, { id: changeId }, { refresh: true });
+    if (change.planCode) await this.applyPlan(ctx, changeId);
+    else await this.applyToRegistered(ctx, changeId);
+  }
+
+  /**
+   * An accepted change that carries a plan, applied to the renewal it
+   * starts at (or a later one) once that renewal is claimed: Iamport's
+   * registration at the old plan is revoked first (no lock held); then, under
+   * the locks, the subscription takes the plan's terms (name, plan, amount,
+   * tax-free and VAT parts), the claim takes them too and is PENDING again,
+   * the change is applied, and the executor registers the claim with Iamport
+   * under its merchant_uid. Before the renewal is claimed nothing happens
+   * (the renewals before it are charged at the old plan), and reconciliation
+   * applies it after the claim; a renewal Iamport already ran at the old plan
+   * leaves it for the next one. Returns whether it was applied.
+   */
+  private async applyPlan(ctx: Ctx, changeId: string): Promise<boolean> {
+    const change = await ctx.em.findOneOrFail(PriceChange, { id: changeId }, { refresh: true });
+    if (!change.planCode || change.status !== PriceChangeStatus.ACCEPTED || change.appliedAt) return false;
+    const claimed = await ctx.em.findOne(
+      Payment,
+      { subscription: change.subscriptionId, period: { $gte: change.effectivePeriod }, kind: PaymentKind.SCHEDULE, status: { $in: [PaymentStatus.SCHEDULED, PaymentStatus.PENDING] } },
+      { orderBy: { period: "desc", attempt: "desc" }, refresh: true },
+    );
+    if (!claimed) return false;
+    if (claimed.status === PaymentStatus.SCHEDULED && (await this.subscriptions.revokeAtIamport(ctx, claimed.customerUid!, [claimed])).get(claimed.merchantUid)?.kind === "ran") {
+      ctx.log.warn({ subscriptionId: change.subscriptionId, merchantUid: claimed.merchantUid }, "renewal ran at the old plan before the plan change could replace it; the change starts with the next renewal");
+      return false;
+    }
+    const reclaimed = await ctx.em.fork().transactional(async (em) => {
+      const {
+        payments: [r],
+        subscriptions: [sub],
+      } = await lockBillingRows(em, { id: claimed.id }, [change.subscriptionId]);
+      const c = (await lockChange(em, changeId))!;
+      if (!r || c.appliedAt || c.status !== PriceChangeStatus.ACCEPTED) return false;
+      if (sub.status === SubscriptionStatus.CANCELED || sub.status === SubscriptionStatus.UNPAID) {
+        // Ended meanwhile: the revoked registration stays revoked.
+        if (r.status === PaymentStatus.SCHEDULED) r.status = PaymentStatus.REVOKED;
+        return false;
+      }
+      if (r.status !== PaymentStatus.SCHEDULED && r.status !== PaymentStatus.PENDING) return false;
+      const plan = await em.findOneOrFail(Plan, { code: c.planCode! });
+      Object.assign(sub, planTerms(plan));
+      Object.assign(r, { name: sub.name, amount: sub.amount, taxFreeAmount: sub.taxFreeAmount, vatAmount: sub.vatAmount ?? null, status: PaymentStatus.PENDING, checkedAt: new Date() });
+      c.appliedAt = new Date();
+      await em.flush();
+      return true;
+    });
+    if (!reclaimed) return false;
+    try {
+      await this.settlement.registerUnregistered(ctx, claimed.id);
+    } catch (err) {
+      ctx.log.warn({ merchantUid: claimed.merchantUid, err: (err as Error).message }, "renewal at the new plan not registered yet; reconciliation will retry");
+    }
+    return true;
   }
 
   /**
@@ -207,4 +272,47 @@ export class PriceChangeService {
       ctx.log.warn({ merchantUid: row.merchantUid, err: (err as Error).message }, "renewal at the new price not registered yet; reconciliation will retry");
     }
   }
+}
+
+/** What a new price change asks for: the amount, optionally the plan it carries, and the renewal it starts at (null: the first one it may). */
+export interface PriceChangeTerms {
+  newAmount: number;
+  planCode: string | null;
+  effectiveAt: Date | null;
+}
+
+/**
+ * Opens a price change of `sub` (locked by the caller, in its transaction):
+ * CONFLICT naming the change already in flight, BAD_USER_INPUT when no
+ * renewal fits; an increase waits for the customer's answer, a decrease is
+ * accepted at once. Persisted for the caller's flush.
+ */
+export async function openPriceChange(em: EntityManager, sub: Subscription, terms: PriceChangeTerms, now: Date, timeZone: string): Promise<PriceChange> {
+  const open = await openChange(em, sub.id);
+  if (open) throw inFlightConflict(sub.id, open);
+  const increase = terms.newAmount > sub.amount;
+  const when = effectiveRenewal(sub, now, increase, terms.effectiveAt, timeZone);
+  if (!when.ok) throw new BadUserInputError("effectiveAt", when.message);
+  return em.create(PriceChange, {
+    id: `pc${Date.now().toString(36).padStart(9, "0")}${randomId(5)}`,
+    subscriptionId: sub.id,
+    oldAmount: sub.amount,
+    newAmount: terms.newAmount,
+    planCode: terms.planCode,
+    effectiveAt: when.at,
+    effectivePeriod: when.period,
+    // A decrease needs no consent.
+    status: increase ? PriceChangeStatus.PENDING : PriceChangeStatus.ACCEPTED,
+    requestedAt: now,
+    respondedAt: increase ? null : now,
+    respondedBy: increase ? null : "not_needed",
+  });
+}
+
+/** CONFLICT naming the change in flight at a subscription (one at a time). */
+export function inFlightConflict(subscriptionId: string, open: PriceChange): ConflictError {
+  return new ConflictError(
+    `Subscription ${subscriptionId} already has a price change in flight: ${open.id} (${open.status}${open.planCode ? `, to plan ${open.planCode}` : ""}, ${open.oldAmount} to ${open.newAmount} won from ${open.effectiveAt.toISOString()})`,
+    { priceChangeId: open.id },
+  );
 }

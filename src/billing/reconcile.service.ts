@@ -23,6 +23,8 @@ export interface ReconcileReport {
   notices: number;
   /** Price changes left unanswered until answers closed (EXPIRED). */
   priceChangesExpired: number;
+  /** Accepted plan changes applied to a renewal claimed after the consent. */
+  planChangesApplied: number;
   /** Subscriptions that had ended but still had an open schedule at Iamport (revoked now). */
   orphansRevoked: number;
   /** Browser checkouts and virtual accounts re-queried (their webhook may have been lost). */
@@ -82,6 +84,7 @@ export class ReconcileService {
       trialsEnded: 0,
       notices: 0,
       priceChangesExpired: 0,
+      planChangesApplied: 0,
       orphansRevoked: 0,
       checkouts: 0,
       idempotencyKeysPurged: 0,
@@ -172,6 +175,10 @@ export class ReconcileService {
     // 5c. Price increases still unanswered a day before their renewal: the subscription ends at the old price instead.
     await each("unanswered price changes", async (ctx) => {
       report.priceChangesExpired += await this.services.priceChanges.expireUnanswered(ctx, iamportNow, BATCH);
+    });
+    // 5d. Plan changes the customer consented to before their renewal was claimed: that claim takes the new plan.
+    await each("accepted plan changes", async (ctx) => {
+      report.planChangesApplied += await this.services.priceChanges.applyAcceptedPlans(ctx, BATCH);
     });
     // 5b. Free trials over without the customer's consent: they end, nothing charged.
     await each("ended trials", async (ctx) => {

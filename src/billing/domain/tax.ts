@@ -31,3 +31,14 @@ export function refundParts(
   };
   return { taxFree: share(p.taxFreeAmount), vat: p.vatAmount === null || p.vatAmount === undefined ? null : share(p.vatAmount) };
 }
+
+/**
+ * The tax-free and VAT parts of a charge of `amount` won made on the terms of
+ * `of` (a plan: its amount and parts), in the same proportion, each rounded
+ * down to the won: a plan change's difference charge is taxed as the plan it
+ * moves to.
+ */
+export function proportionalParts(of: Pick<Payment, "amount" | "taxFreeAmount" | "vatAmount">, amount: number): { taxFreeAmount: number; vatAmount: number | null } {
+  const parts = refundParts(of, of.amount, 0, amount);
+  return { taxFreeAmount: parts.taxFree, vatAmount: parts.vat };
+}

@@ -14,6 +14,7 @@ import { Subscription } from "./subscription.entity";
 @Index({ name: "payments_customer_uid_id_index", properties: ["customerUid", "id"] })
 @Index({ name: "payments_status_id_index", properties: ["status", "id"] })
 @Index({ name: "payments_subscription_id_index", properties: ["subscription", "id"] })
+@Index({ name: "payments_adjusts_subscription_id_index", properties: ["adjustsSubscriptionId", "id"] })
 export class Payment {
   [OptionalProps]?: "cancelledAmount" | "taxFreeAmount" | "currency" | "status" | "createdAt" | "updatedAt";
 
@@ -105,6 +106,15 @@ export class Payment {
 
   @ManyToOne(() => Subscription, { nullable: true, deleteRule: "set null" })
   subscription?: Subscription | null;
+
+  /**
+   * A charge outside a subscription's renewals that adjusts its current
+   * period (a plan change's difference): listed with the subscription's
+   * payments, but not linked through `subscription`, whose charges are the
+   * renewals and retries the settlement's renewal step follows.
+   */
+  @Property({ type: "string", length: 24, nullable: true })
+  adjustsSubscriptionId?: string | null;
 
   /** Billing period number (1 = first) of the subscription this payment belongs to. */
   @Property({ type: "integer", nullable: true })

@@ -7,7 +7,9 @@ import { PriceChangeStatus } from "./enums";
  * for the customer's consent (전자상거래법 §13⑥); a decrease is accepted at
  * once. `appliedAt` marks when the change came into force: the subscription's
  * amount became the new one, with the claim that follows its renewal (or,
- * refused, when the subscription was set to end before that renewal).
+ * refused, when the subscription was set to end before that renewal). A
+ * change that carries a plan (`planCode`) moves the subscription to that plan
+ * when accepted, as its renewal at the new amount is registered.
  */
 @ObjectType()
 @Entity({ tableName: "price_changes" })
@@ -35,6 +37,13 @@ export class PriceChange {
   @Field(() => Int)
   @Property({ type: "integer" })
   newAmount!: number;
+
+  @Field(() => String, {
+    nullable: true,
+    description: "The plan the subscription moves to with the new amount (a merchant's upgrade by changeSubscriptionPlan, once the customer consents); null: the amount alone changes.",
+  })
+  @Property({ type: "string", length: 64, nullable: true })
+  planCode?: string | null;
 
   @Field(() => Date, { description: "The first renewal charged at the new amount." })
   @Property({ type: "datetime" })

@@ -7,10 +7,14 @@ import { query, type Scope } from "../tx";
  * itself, and nothing a read returns is ever flushed.
  */
 
-/** The columns a GraphQL Payment shows (plus id for cursors and subscription_id for its field). */
+/**
+ * The columns a GraphQL Payment shows (plus id for cursors and
+ * subscription_id for its field: a plan change's difference charge shows the
+ * subscription it adjusts).
+ */
 export const PAYMENT_VIEW_COLUMNS =
   "id, merchant_uid, imp_uid, customer_uid, name, amount, paid_amount, cancelled_amount, tax_free_amount, vat_amount, currency, status, fail_reason, " +
-  "scheduled_at, paid_at, failed_at, cancelled_at, receipt_url, subscription_id, created_at, updated_at";
+  "scheduled_at, paid_at, failed_at, cancelled_at, receipt_url, coalesce(subscription_id, adjusts_subscription_id) as subscription_id, created_at, updated_at";
 
 /** A row of PAYMENT_VIEW_COLUMNS; timestamps as the driver parses them. */
 export interface PaymentViewRow {
@@ -66,12 +70,13 @@ export interface PaymentListFilter {
 export async function listPayments(scope: Scope, filter: PaymentListFilter, limit: number): Promise<PaymentViewRow[]> {
   const where: string[] = [];
   const values: unknown[] = [];
-  const add = (condition: string, value: unknown) => {
+  const add = (condition: string, ...vals: unknown[]) => {
     where.push(condition);
-    values.push(value);
+    values.push(...vals);
   };
   if (filter.customerUid !== undefined) add("customer_uid = ?", filter.customerUid);
-  if (filter.subscriptionId !== undefined) add("subscription_id = ?", filter.subscriptionId);
+  // A subscription's renewals and retries, and the charges that adjust it (a plan change's difference).
+  if (filter.subscriptionId !== undefined) add("(subscription_id = ? or adjusts_subscription_id = ?)", filter.subscriptionId, filter.subscriptionId);
   if (filter.status !== undefined) add("status = ?", filter.status);
   if (filter.beforeId !== undefined) add("id < ?", filter.beforeId);
   values.push(limit);

@@ -5,7 +5,7 @@ import { PriceChangeStatus } from "../entities/enums";
 import { query, type Scope } from "../tx";
 
 /**
- * The answered price change (accepted, declined or expired) that starts at
+ * The answered price change (accepted without a plan, declined or expired) that starts at
  * or before `period` and was not applied yet: what the claim of that
  * period's renewal must follow. Read in the claim's transaction, under the
  * subscription's lock, and locked itself.
@@ -17,7 +17,12 @@ export async function answeredChangeFor(em: EntityManager, subscriptionId: strin
       subscriptionId,
       appliedAt: null,
       effectivePeriod: { $lte: period },
-      status: { $in: [PriceChangeStatus.ACCEPTED, PriceChangeStatus.DECLINED, PriceChangeStatus.EXPIRED] },
+      // An accepted change that carries a plan changes more than the amount: the price-change service applies it
+      // to the claimed renewal (acceptedPlansUnapplied), so the claim takes the subscription's terms as they are.
+      $or: [
+        { status: { $in: [PriceChangeStatus.DECLINED, PriceChangeStatus.EXPIRED] } },
+        { status: PriceChangeStatus.ACCEPTED, planCode: null },
+      ],
     },
     { orderBy: { id: "desc" }, lockMode: LockMode.PESSIMISTIC_WRITE, refresh: true },
   );
@@ -75,6 +80,15 @@ export async function refusedUnapplied(em: EntityManager, limit: number): Promis
   return em.find(
     PriceChange,
     { status: { $in: [PriceChangeStatus.DECLINED, PriceChangeStatus.EXPIRED] }, appliedAt: null },
+    { orderBy: { effectiveAt: "asc" }, limit },
+  );
+}
+
+/** Accepted changes that carry a plan and are not applied yet (their renewal may be claimed at the old plan), oldest first. */
+export async function acceptedPlansUnapplied(em: EntityManager, limit: number): Promise<PriceChange[]> {
+  return em.find(
+    PriceChange,
+    { status: PriceChangeStatus.ACCEPTED, planCode: { $ne: null }, appliedAt: null },
     { orderBy: { effectiveAt: "asc" }, limit },
   );
 }
