@@ -74,6 +74,8 @@ export interface BillingObservers {
   subscriptionCharge?(status: string, attempt: number): void;
   /** Events recorded together by one insert into the inbox (webhooks/inbox). */
   inboxBatch?(size: number): void;
+  /** Answers settled together by one transaction (a batch that failed and was settled answer by answer is not counted). */
+  settlementBatch?(size: number): void;
 }
 
 export interface VerifiedPayment extends Verification {
@@ -183,6 +185,7 @@ export class Settlement {
       await Promise.all(batch.map((p) => this.settleAlone(p.input.ctx.em, p.input).then(p.resolve, p.reject)));
       return;
     }
+    this.observers.settlementBatch?.(batch.length);
     outcomes.forEach((o, i) => {
       const p = batch[i];
       // Answered by a later batch, after this one's commit.
