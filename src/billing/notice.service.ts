@@ -88,7 +88,8 @@ export class NoticeService {
       out.amount = change.newAmount;
       out.oldAmount = change.oldAmount;
       out.newAmount = change.newAmount;
-      out.priceChange = { id: change.id, status: change.status, effectiveAt: at };
+      // A merchant's plan upgrade names the plan the customer moves to.
+      out.priceChange = { id: change.id, status: change.status, effectiveAt: at, planCode: change.planCode ?? null };
       out.consent = {
         required: increase,
         givenAt: increase && change.status === PriceChangeStatus.ACCEPTED && change.respondedAt ? change.respondedAt.toISOString() : null,

@@ -1,11 +1,12 @@
 import { UniqueConstraintViolationException, type FilterQuery } from "@mikro-orm/core";
 import { withTransaction } from "../events/present";
 import { recordSubscriptionChange, subscriptionState } from "./events";
-import { Payment, type Plan, Subscription } from "../db/entities";
+import { Payment, type Plan, type PriceChange, Subscription } from "../db/entities";
 import { BillingInterval, CancellationRefund, LIVE_SUBSCRIPTION_STATUSES, Proration, PaymentKind, PaymentStatus, SubscriptionStatus } from "../db/entities/enums";
-import { BadUserInputError, ConflictError, ForbiddenError, NotFoundError, OutcomeUnknownError, toAppError } from "../errors";
+import { BadUserInputError, ConflictError, NotFoundError, OutcomeUnknownError, toAppError } from "../errors";
 import { IamportNotFoundError, IamportRefusedError, type ProviderPayment, type ProviderSchedule } from "../provider/port";
 import { lockBillingRows } from "../db/repositories/billing-locks";
+import { openChange } from "../db/repositories/price-changes";
 import { OPEN_CHARGE_STATUSES } from "./domain/transitions";
 import { notBefore, wholeSeconds } from "./domain/settlement";
 import { SUBSCRIPTION_UID_PREFIX } from "./domain/merchant-uids";
@@ -17,7 +18,9 @@ import { againRequest, checkFirst, type PaymentService } from "./payment.service
 import { prorate, withinWithdrawalWindow, type ProratedRefund } from "./domain/proration";
 import type { ScheduleRegistrar } from "./payments/schedules";
 import { iamportNow, newSubscriptionCharge, type Settlement } from "./settlement";
-import type { PlanService } from "./plan.service";
+import { planTerms, type PlanService } from "./plan.service";
+import { inFlightConflict, openPriceChange } from "./price-change.service";
+import { proportionalParts } from "./domain/tax";
 import { checkAmount, checkFuture, checkInterval, checkIntervalCount, checkTaxParts, checkText, checkTrialDays, checkUid, optionalText } from "./validation";
 
 export interface StartSubscriptionInput {
@@ -543,8 +546,10 @@ export class SubscriptionService {
    *
    * An upgrade (a higher amount) needs the customer's consent to the new
    * price: the customer asking for it (`by` "customer") is that consent; a
-   * merchant's upgrade is refused with FORBIDDEN, as the price-change rules
-   * (requestPriceChange) are the one way a merchant raises a price.
+   * merchant's upgrade opens a price change that carries the plan (the
+   * price-change rules: consent, notice, applied at the renewal it names)
+   * and changes nothing now. While a price change is in flight, a plan
+   * change is CONFLICT naming it: the price the customer was told of stands.
    */
   async changePlan(ctx: Ctx, input: ChangePlanInput, by: "customer" | "merchant"): Promise<Subscription> {
     const id = checkUid("id", input.id);
@@ -560,12 +565,19 @@ export class SubscriptionService {
     if (plan.interval !== exists.interval || plan.intervalCount !== exists.intervalCount) {
       throw new BadUserInputError("planCode", `bills every ${plan.intervalCount} ${plan.interval}, not every ${exists.intervalCount} ${exists.interval}: only a plan of the same interval can replace it`);
     }
-    if (by === "merchant" && plan.amount > exists.amount) {
-      throw new ForbiddenError(
-        `Plan ${plan.code} costs ${plan.amount} won, more than the ${exists.amount} won the customer agreed to: a merchant raises the price with requestPriceChange (the customer's consent), or the customer changes the plan with their own customer token`,
+    const merchantUpgrade = by === "merchant" && plan.amount > exists.amount;
+    if (merchantUpgrade && proration === Proration.CHARGE_NOW) {
+      throw new BadUserInputError(
+        "proration",
+        `cannot be CHARGE_NOW for a merchant key's upgrade: plan ${plan.code} costs more than the ${exists.amount} won the customer agreed to, so it waits for the customer's consent and starts at a renewal (NEXT_PERIOD); with the customer's own token the request is the consent and CHARGE_NOW charges now`,
       );
     }
+    const inFlight = await openChange(ctx.em, id);
+    // A merchant's upgrade repeated answers the change it opened.
+    if (merchantUpgrade && inFlight?.planCode === plan.code) return exists;
+    if (inFlight) throw inFlightConflict(id, inFlight);
     const now = await iamportNow(this.deps);
+    if (merchantUpgrade) return this.askForPlanConsent(ctx, exists, plan, now);
     const tz = this.deps.config.billingTimeZone;
     const share = (diff: number, sub: Subscription) =>
       sub.currentPeriodStart && sub.currentPeriodEnd ? prorate({ start: sub.currentPeriodStart, end: sub.currentPeriodEnd }, now, diff, tz).proratedRefund : 0;
@@ -578,6 +590,8 @@ export class SubscriptionService {
           subscriptions: [sub],
         } = await lockBillingRows(em, null, [id]);
         if (sub.planCode === plan.code) return "changed";
+        const open = await openChange(em, id);
+        if (open) throw inFlightConflict(id, open);
         const amount = share(plan.amount - sub.amount, sub);
         Object.assign(sub, planTerms(plan));
         if (amount <= 0) return null;
@@ -588,6 +602,9 @@ export class SubscriptionService {
           customerUid: sub.customerUid,
           name: `${plan.name}: the rest of the current period`,
           amount,
+          // Taxed as the plan it pays for; listed with the subscription's payments, but no renewal of it.
+          ...proportionalParts(plan, amount),
+          adjustsSubscriptionId: sub.id,
           kind: PaymentKind.AGAIN,
           status: PaymentStatus.PENDING,
         });
@@ -610,18 +627,23 @@ export class SubscriptionService {
     }
 
     // The pending renewal, revoked at Iamport with no lock held, then registered again with the new amount.
+    const race: { change: PriceChange | null } = { change: null };
     const next = await this.withOpenChargesRevoked(ctx, exists, async (tx, sub, { open, ran, settleRan }): Promise<Payment | null> => {
       const em = tx.em;
       if (ran.length > 0) await settleRan();
       const revokedAt = open.find((p) => p.status === PaymentStatus.REVOKED && p.period === sub.currentPeriod + 1)?.scheduledAt;
-      if (proration === Proration.CHARGE_NOW && plan.amount < sub.amount && sub.planCode !== plan.code) {
+      // A price change opened while Iamport was asked: nothing of the plan is taken, the renewal is registered
+      // again with the terms it had, and the change is refused after.
+      race.change = sub.planCode === plan.code ? null : await openChange(em, id);
+      const switching = !race.change;
+      if (switching && proration === Proration.CHARGE_NOW && plan.amount < sub.amount && sub.planCode !== plan.code) {
         const quote = await this.refundQuote(tx, sub, now);
         const amount = quote ? Math.min(share(sub.amount - plan.amount, sub), quote.balance) : 0;
         if (quote && amount > 0) {
           sub.refundClaim = { merchantUid: quote.payment.merchantUid, amount, balance: quote.balance, reason: `plan changed to ${plan.code}` };
         }
       }
-      Object.assign(sub, planTerms(plan));
+      if (switching) Object.assign(sub, planTerms(plan));
       if (sub.status !== SubscriptionStatus.ACTIVE || sub.cancelAtPeriodEnd || !sub.currentPeriodEnd) {
         await em.flush();
         return null;
@@ -643,11 +665,42 @@ export class SubscriptionService {
         ctx.log.warn({ subscriptionId: id, err: (err as Error).message }, "renewal at the new plan's amount not registered yet; reconciliation will");
       }
     }
+    if (race.change) throw inFlightConflict(id, race.change);
     await ctx.em.refresh(exists);
     if (exists.refundClaim) {
       await this.finishRefund(ctx, id);
       await ctx.em.refresh(exists);
     }
+    return exists;
+  }
+
+  /**
+   * A merchant's upgrade: a price change to the plan's amount that carries
+   * the plan, opened under the subscription's lock like requestPriceChange's,
+   * waiting for the customer's consent (PriceChangeService applies it).
+   * A repeat answers the subscription with the change it opened.
+   */
+  private async askForPlanConsent(ctx: Ctx, exists: Subscription, plan: Plan, now: Date): Promise<Subscription> {
+    try {
+      await ctx.em.transactional(async (em) => {
+        const {
+          subscriptions: [sub],
+        } = await lockBillingRows(em, null, [exists.id]);
+        if (sub.status !== SubscriptionStatus.ACTIVE || sub.cancelAtPeriodEnd || sub.currentPeriod < 1) {
+          throw new BadUserInputError("id", `only an ACTIVE subscription that is not set to cancel can change plans (this one is ${sub.status})`);
+        }
+        const open = await openChange(em, sub.id);
+        if (open?.planCode === plan.code) return;
+        await openPriceChange(em, sub, { newAmount: plan.amount, planCode: plan.code, effectiveAt: null }, now, this.deps.config.billingTimeZone);
+        await em.flush();
+      });
+    } catch (err) {
+      if (!(err instanceof UniqueConstraintViolationException)) throw err;
+      // Another request opened a change meanwhile: the same plan's (a repeat) is answered, another is CONFLICT.
+      const open = await openChange(ctx.em, exists.id);
+      if (open?.planCode !== plan.code) throw open ? inFlightConflict(exists.id, open) : err;
+    }
+    await ctx.em.refresh(exists);
     return exists;
   }
 
@@ -1229,11 +1282,6 @@ export class SubscriptionService {
     }
   }
 
-}
-
-/** What a subscription takes from its plan when it changes to it. */
-function planTerms(plan: Plan): Pick<Subscription, "planCode" | "name" | "amount" | "taxFreeAmount" | "vatAmount"> {
-  return { planCode: plan.code, name: plan.name, amount: plan.amount, taxFreeAmount: plan.taxFreeAmount, vatAmount: plan.vatAmount ?? null };
 }
 
 /** How long before a trial's end consent to its conversion counts (전자상거래법 §13⑥, 시행령 §20-2: 30 days). */

@@ -25,13 +25,17 @@ const SECRET = "plan-change-secret-0123456789abcdefghij";
 let h: Harness;
 beforeAll(async () => {
   h = await startSubHarness({ env: { CUSTOMER_TOKEN_SECRET: SECRET } });
-  for (const [code, amount] of [
-    ["basic", 9900],
-    ["pro", 19_900],
-    ["yearly", 99_000],
+  for (const [code, amount, interval, taxFreeAmount, vatAmount] of [
+    ["basic", 9900, "MONTH", 0, null],
+    ["pro", 19_900, "MONTH", 0, null],
+    ["yearly", 99_000, "YEAR", 0, null],
+    // With tax parts: what an upgrade to it charges carries them.
+    ["taxed", 19_900, "MONTH", 4900, 1300],
+    ["weekly", 9900, "WEEK", 0, null],
+    ["weekly-pro", 19_900, "WEEK", 4900, 1300],
   ] as const) {
     await h.client.request(`mutation($input: CreatePlanInput!) { createPlan(input: $input) { code } }`, {
-      input: { code: `${code}-${suffix}`, name: code, amount, interval: code === "yearly" ? "YEAR" : "MONTH" },
+      input: { code: `${code}-${suffix}`, name: code, amount, interval, taxFreeAmount, vatAmount },
     });
   }
 });
@@ -74,6 +78,33 @@ async function change(sub: Sub, code: string, proration: string): Promise<Sub> {
   const r = await h.gql<{ changeSubscriptionPlan: Sub }>(CHANGE, { input: { id: sub.id, planCode: plan(code), proration } }, tokenFor(sub.customerUid));
   if (!r.data?.changeSubscriptionPlan) throw new Error(JSON.stringify(r.errors));
   return r.data.changeSubscriptionPlan;
+}
+
+const PRICE_CHANGE_FIELDS = `id planCode oldAmount newAmount effectiveAt status`;
+const SHOWN = `${FIELDS} taxFreeAmount vatAmount plan { code } pendingPriceChange { ${PRICE_CHANGE_FIELDS} }`;
+const RESPOND = `mutation($id: ID!, $accept: Boolean!) { respondToPriceChange(id: $id, accept: $accept) { id status } }`;
+
+interface Shown extends Sub {
+  taxFreeAmount: number;
+  vatAmount: number | null;
+  plan: { code: string } | null;
+  pendingPriceChange: { id: string; planCode: string | null; oldAmount: number; newAmount: number; effectiveAt: string; status: string } | null;
+}
+
+/** A schedule as the emulator shows it, with its tax parts. */
+type Scheduled = Awaited<ReturnType<typeof customerSchedules>>[number] & { tax_free: number; vat_amount: number | null };
+
+/** The change as a merchant key asks for it. */
+async function merchantChange(sub: Sub, code: string, proration = "NEXT_PERIOD"): Promise<Shown> {
+  const r = await h.client.request<{ changeSubscriptionPlan: Shown }>(
+    `mutation C($input: ChangeSubscriptionPlanInput!) { changeSubscriptionPlan(input: $input) { ${SHOWN} } }`,
+    { input: { id: sub.id, planCode: plan(code), proration } },
+  );
+  return r.changeSubscriptionPlan;
+}
+
+async function show(id: string): Promise<Shown> {
+  return (await h.client.request<{ subscription: Shown }>(`query($id: ID!) { subscription(id: $id) { ${SHOWN} } }`, { id })).subscription;
 }
 
 async function atIamport(path: string) {
@@ -134,19 +165,137 @@ describe("changeSubscriptionPlan", () => {
     ]);
   });
 
-  it("a merchant key's upgrade is FORBIDDEN: nothing charged, the subscription and its renewal at Iamport untouched", async () => {
+  it("a merchant key's upgrade is a price change carrying the plan: nothing changes until the customer consents; then its renewal charges the new plan, tax parts included", async () => {
     const sub = await start("basic");
     const before = await emulatorPaymentCount(h);
-    for (const proration of ["NEXT_PERIOD", "CHARGE_NOW"]) {
-      const r = await h.gql(CHANGE, { input: { id: sub.id, planCode: plan("pro"), proration } });
-      expect(r.errors?.[0].extensions?.code).toBe("FORBIDDEN");
-      expect(r.errors?.[0].message).toContain("requestPriceChange");
-    }
+    const asked = await merchantChange(sub, "taxed");
+    expect(asked).toMatchObject({
+      amount: 9900,
+      name: "basic",
+      plan: { code: plan("basic") },
+      taxFreeAmount: 0,
+      vatAmount: null,
+      nextPaymentAt: sub.nextPaymentAt,
+      pendingPriceChange: { planCode: plan("taxed"), oldAmount: 9900, newAmount: 19_900, status: "PENDING" },
+    });
+    const change = asked.pendingPriceChange!;
+    // A repeat answers the same change.
+    expect((await merchantChange(sub, "taxed")).pendingPriceChange).toEqual(change);
+    // CHARGE_NOW cannot charge before the customer consents.
+    const now = await h.gql(CHANGE, { input: { id: sub.id, planCode: plan("taxed"), proration: "CHARGE_NOW" } });
+    expect(now.errors?.[0].extensions).toMatchObject({ code: "BAD_USER_INPUT", field: "proration" });
     expect(await emulatorPaymentCount(h)).toBe(before);
-    const { subscription } = await h.client.request<{ subscription: Sub }>(`query($id: ID!) { subscription(id: $id) { ${FIELDS} } }`, { id: sub.id });
-    expect(subscription).toMatchObject({ amount: 9900, name: "basic", nextPaymentAt: sub.nextPaymentAt });
     expect((await customerSchedules(h, sub.customerUid, "scheduled")).map((s) => [s.merchant_uid, s.amount])).toEqual([[renewalUid(sub.id, 2), 9900]]);
     expect(await customerSchedules(h, sub.customerUid, "revoked")).toEqual([]);
+
+    // The customer consents (their own token) within the 30 days before the change.
+    const effective = unix(change.effectiveAt);
+    await advanceTo(h, effective - 29 * DAY);
+    const r = await h.gql<{ respondToPriceChange: { status: string } }>(RESPOND, { id: change.id, accept: true }, tokenFor(sub.customerUid));
+    expect(r.data?.respondToPriceChange).toMatchObject({ status: "ACCEPTED" });
+    expect(await show(sub.id)).toMatchObject({ amount: 19_900, name: "taxed", plan: { code: plan("taxed") }, taxFreeAmount: 4900, vatAmount: 1300, pendingPriceChange: null });
+    // Its renewal, registered again at Iamport with the new plan's amount and parts.
+    const [renewal] = (await customerSchedules(h, sub.customerUid, "scheduled")) as Scheduled[];
+    expect(renewal).toMatchObject({ schedule_at: effective, amount: 19_900, tax_free: 4900, vat_amount: 1300 });
+
+    const ran = await advanceTo(h, effective + 10);
+    expect(ran.executed.filter((e) => e.merchant_uid.includes(sub.id)).map((e) => [e.merchant_uid, e.status])).toEqual([[renewal.merchant_uid, "paid"]]);
+    expect(await atIamport(`/payments/find/${renewal.merchant_uid}`)).toMatchObject({ amount: 19_900, tax_free: 4900, vat_amount: 1300, name: "taxed" });
+    // The renewals before it were charged at the old plan; the next one is registered at the new.
+    for (const row of await paymentRows(h, sub.id)) if (row.status === "PAID") expect([row.merchant_uid, row.amount]).toEqual([row.merchant_uid, unix(row.paid_at!) < effective ? 9900 : 19_900]);
+    expect((await customerSchedules(h, sub.customerUid, "scheduled")).map((s) => [s.amount, (s as Scheduled).tax_free])).toEqual([[19_900, 4900]]);
+  });
+
+  it("a merchant key's upgrade declined: the subscription ends with the last period at the old plan, nothing charged at the new one", async () => {
+    const sub = await start("basic");
+    const change = (await merchantChange(sub, "pro")).pendingPriceChange!;
+    await advanceTo(h, unix(change.effectiveAt) - 29 * DAY);
+    const r = await h.gql<{ respondToPriceChange: { status: string } }>(RESPOND, { id: change.id, accept: false }, tokenFor(sub.customerUid));
+    expect(r.data?.respondToPriceChange).toMatchObject({ status: "DECLINED" });
+    expect(await show(sub.id)).toMatchObject({ amount: 9900, name: "basic", plan: { code: plan("basic") }, cancelAtPeriodEnd: true, nextPaymentAt: null });
+    expect(await customerSchedules(h, sub.customerUid, "scheduled")).toEqual([]);
+    const ran = await advanceTo(h, unix(change.effectiveAt) + 10);
+    expect(ran.executed.filter((e) => e.merchant_uid.includes(sub.id))).toEqual([]);
+  });
+
+  it("a merchant key's upgrade consented before its renewal is claimed: the renewals before it charge the old plan, and reconciliation moves that renewal's claim to the new plan", async () => {
+    const sub = await start("weekly");
+    const change = (await merchantChange(sub, "weekly-pro")).pendingPriceChange!;
+    const effective = unix(change.effectiveAt);
+    await advanceTo(h, effective - 29 * DAY);
+    const r = await h.gql<{ respondToPriceChange: { status: string } }>(RESPOND, { id: change.id, accept: true }, tokenFor(sub.customerUid));
+    expect(r.data?.respondToPriceChange).toMatchObject({ status: "ACCEPTED" });
+    // Its renewal is weeks away: the subscription stays on its plan, the change in flight.
+    let now = await show(sub.id);
+    expect(now).toMatchObject({ amount: 9900, name: "weekly", pendingPriceChange: { id: change.id, status: "ACCEPTED" } });
+    expect(unix(now.nextPaymentAt!)).toBeLessThan(effective);
+
+    while (unix(now.nextPaymentAt!) < effective) {
+      await advanceTo(h, unix(now.nextPaymentAt!) + 10);
+      await h.server.reconciler.runOnce();
+      now = await show(sub.id);
+    }
+    expect(now).toMatchObject({ amount: 19_900, name: "weekly-pro", plan: { code: plan("weekly-pro") }, taxFreeAmount: 4900, vatAmount: 1300, pendingPriceChange: null });
+    const [renewal] = (await customerSchedules(h, sub.customerUid, "scheduled")) as Scheduled[];
+    expect(renewal).toMatchObject({ schedule_at: effective, amount: 19_900, tax_free: 4900, vat_amount: 1300 });
+    const rows = await paymentRows(h, sub.id);
+    expect(rows.filter((p) => p.status === "PAID").map((p) => p.amount)).toEqual(rows.filter((p) => p.status === "PAID").map(() => 9900));
+    expect(rows.filter((p) => p.status === "PAID").length).toBeGreaterThanOrEqual(4);
+
+    // The notice the customer was sent names the plan.
+    const notices = await h.client.request<{ events: { nodes: { data: { priceChange: { id: string; planCode: string } } }[] } }>(
+      `query($s: ID) { events(subscriptionId: $s, type: "subscription.price_change_requested") { nodes { data } } }`,
+      { s: sub.id },
+    );
+    expect(notices.events.nodes.map((n) => n.data.priceChange)).toEqual([expect.objectContaining({ id: change.id, planCode: plan("weekly-pro") })]);
+
+    const ran = await advanceTo(h, effective + 10);
+    expect(ran.executed.filter((e) => e.merchant_uid.includes(sub.id)).map((e) => e.status)).toEqual(["paid"]);
+    expect(await atIamport(`/payments/find/${renewal.merchant_uid}`)).toMatchObject({ amount: 19_900, tax_free: 4900, vat_amount: 1300 });
+  });
+
+  it("a plan change while a price change is in flight is CONFLICT naming it, with either key; nothing changes", async () => {
+    const sub = await start("pro");
+    const { requestPriceChange } = await h.client.request<{ requestPriceChange: { id: string } }>(
+      `mutation($input: RequestPriceChangeInput!) { requestPriceChange(input: $input) { id } }`,
+      { input: { subscriptionId: sub.id, newAmount: 24_900 } },
+    );
+    for (const [code, proration, headers] of [
+      ["basic", "NEXT_PERIOD", tokenFor(sub.customerUid)],
+      ["basic", "CHARGE_NOW", tokenFor(sub.customerUid)],
+      ["taxed", "CHARGE_NOW", tokenFor(sub.customerUid)],
+      ["basic", "NEXT_PERIOD", undefined],
+      ["taxed", "NEXT_PERIOD", undefined],
+    ] as const) {
+      const r = await h.gql(CHANGE, { input: { id: sub.id, planCode: plan(code), proration } }, headers);
+      expect(r.errors?.[0].extensions).toMatchObject({ code: "CONFLICT", priceChangeId: requestPriceChange.id });
+      expect(r.errors?.[0].message).toContain(requestPriceChange.id);
+    }
+    expect(await show(sub.id)).toMatchObject({ amount: 19_900, name: "pro", refundedAmount: 0, pendingPriceChange: { id: requestPriceChange.id, status: "PENDING", planCode: null } });
+    expect((await customerSchedules(h, sub.customerUid, "scheduled")).map((s) => [s.merchant_uid, s.amount])).toEqual([[renewalUid(sub.id, 2), 19_900]]);
+    expect(await customerSchedules(h, sub.customerUid, "revoked")).toEqual([]);
+  });
+
+  it("CHARGE_NOW upgrade: the difference carries the new plan's tax parts in proportion and is listed with the subscription's payments", async () => {
+    const sub = await start("basic");
+    await h.advance(10 * DAY);
+    expect(await change(sub, "taxed", "CHARGE_NOW")).toMatchObject({ amount: 19_900 });
+    const uidNow = `sub_${sub.id}_p1_c1`;
+    const charged = await atIamport(`/payments/find/${uidNow}`);
+    const parts = { taxFreeAmount: Math.floor((4900 * charged.amount) / 19_900), vatAmount: Math.floor((1300 * charged.amount) / 19_900) };
+    expect(parts.taxFreeAmount).toBeGreaterThan(0);
+    expect(charged).toMatchObject({ status: "paid", tax_free: parts.taxFreeAmount, vat_amount: parts.vatAmount });
+    const { subscription } = await h.client.request<{ subscription: { payments: { nodes: { merchantUid: string }[] } } }>(
+      `query($id: ID!) { subscription(id: $id) { payments { nodes { merchantUid amount taxFreeAmount vatAmount status subscription { id } } } } }`,
+      { id: sub.id },
+    );
+    // Newest first: the renewal registered again at the new plan, the difference, the renewal it replaced, the first period.
+    expect(subscription.payments.nodes).toEqual([
+      { merchantUid: renewalUid(sub.id, 2, 2), amount: 19_900, taxFreeAmount: 4900, vatAmount: 1300, status: "SCHEDULED", subscription: { id: sub.id } },
+      { merchantUid: uidNow, amount: charged.amount, ...parts, status: "PAID", subscription: { id: sub.id } },
+      { merchantUid: renewalUid(sub.id, 2), amount: 9900, taxFreeAmount: 0, vatAmount: null, status: "REVOKED", subscription: { id: sub.id } },
+      { merchantUid: renewalUid(sub.id, 1), amount: 9900, taxFreeAmount: 0, vatAmount: null, status: "PAID", subscription: { id: sub.id } },
+    ]);
   });
 
   it("a merchant key's downgrade goes through", async () => {

@@ -32,13 +32,13 @@ export class SubscriptionResolver {
 
   @Mutation(() => Subscription, {
     description:
-      "Moves an ACTIVE subscription to another plan of the same interval. A customer token's upgrade is the customer's consent to the new price; a merchant key's upgrade (a higher amount) is FORBIDDEN: raise the price with requestPriceChange. Downgrades work with either.",
+      "Moves an ACTIVE subscription to another plan of the same interval. A customer token's upgrade is the customer's consent to the new price; a merchant key's upgrade (a higher amount) changes nothing now: it opens a price change that carries the plan (pendingPriceChange), applied at the renewal it names once the customer accepts it (respondToPriceChange). Downgrades work with either. CONFLICT while a price change is in flight.",
   })
   async changeSubscriptionPlan(
     @Arg("input", () => ChangeSubscriptionPlanInput) input: ChangeSubscriptionPlanInput,
     @Ctx() ctx: GraphQLContext,
   ): Promise<Subscription> {
-    // The customer asking for the change is the consent its price needs; a merchant's upgrade is refused.
+    // The customer asking for the change is the consent its price needs; a merchant's upgrade asks for that consent.
     if (ctx.caller.kind === "customer") owned(ctx, await ctx.services.subscriptions.get(ctx, input.id));
     return ctx.services.subscriptions.changePlan(ctx, input, ctx.caller.kind === "customer" ? "customer" : "merchant");
   }
