@@ -8,7 +8,7 @@ import { recordSubscriptionChange, subscriptionState } from "../events";
 import { iamportNow } from "../settlement";
 import { checkUid, optionalText } from "../validation";
 import type { SubscriptionDeps } from "./deps";
-import { finishRefund, refundQuote } from "./refunds";
+import { refundQuote, sendClaimedRefund } from "./refunds";
 import { withOpenChargesRevoked } from "./revocation";
 
 export interface CancelSubscriptionInput {
@@ -52,9 +52,7 @@ export async function cancel(deps: SubscriptionDeps, ctx: Ctx, input: CancelSubs
   if (!exists) throw new NotFoundError(`Subscription ${input.id}`);
   if (exists.status === SubscriptionStatus.CANCELED) {
     // A repeat (or a cancellation racing this one): the refund its first run claimed is finished, never claimed again.
-    if (exists.refundClaim) await finishRefund(deps, ctx, id);
-    await ctx.em.refresh(exists);
-    return exists;
+    return sendClaimedRefund(deps, ctx, exists);
   }
   // Whether the paid period is over is a question for Iamport's clock, which runs the schedules.
   const now = await iamportNow(deps);
@@ -110,12 +108,7 @@ export async function cancel(deps: SubscriptionDeps, ctx: Ctx, input: CancelSubs
     await em.flush();
     await recordSubscriptionChange(em, sub, mark);
   });
-  await ctx.em.refresh(exists);
-  if (exists.refundClaim) {
-    await finishRefund(deps, ctx, id);
-    await ctx.em.refresh(exists);
-  }
-  return exists;
+  return sendClaimedRefund(deps, ctx, exists);
 }
 
 /** Whether the subscription's current period was paid by a charge of Iamport's schedule (a renewal, or a first charge given startAt). */
@@ -174,19 +167,39 @@ export async function expireCanceledAtPeriodEnd(ctx: Ctx, now: Date): Promise<nu
     status: { $ne: SubscriptionStatus.CANCELED },
     currentPeriodEnd: { $lte: now },
   });
+  return endUnderLocks(
+    ctx,
+    due.map((s) => s.id),
+    now,
+    (sub) => {
+      const over = sub.cancelAtPeriodEnd && !!sub.currentPeriodEnd && sub.currentPeriodEnd.getTime() <= now.getTime();
+      if (sub.status === SubscriptionStatus.CANCELED || !over) return null;
+      return sub.cancelReason ? `canceled at the end of the period: ${sub.cancelReason}` : "canceled at the end of the period";
+    },
+  );
+}
+
+/**
+ * Ends each of `ids` (CANCELED at `now`, with its subscription.canceled) in
+ * its own transaction, under its open charges' and its own row locks (the
+ * renewal step's order), when `reason` still gives a reason for the row as
+ * locked. One with a charge still open is left: that charge is settled first.
+ * Returns how many ended.
+ */
+export async function endUnderLocks(ctx: Ctx, ids: string[], now: Date, reason: (sub: Subscription) => string | null): Promise<number> {
   let ended = 0;
-  for (const { id } of due) {
+  for (const id of ids) {
     const done = await ctx.em.fork().transactional(async (em) => {
       const {
         payments: open,
         subscriptions: [sub],
       } = await lockBillingRows(em, { subscription: id, status: { $in: OPEN_CHARGE_STATUSES } }, [id]);
-      const over = sub.cancelAtPeriodEnd && !!sub.currentPeriodEnd && sub.currentPeriodEnd.getTime() <= now.getTime();
-      if (sub.status === SubscriptionStatus.CANCELED || !over || open.length > 0) return false;
+      const why = open.length > 0 ? null : reason(sub);
+      if (!why) return false;
       const before = subscriptionState(sub);
       sub.status = SubscriptionStatus.CANCELED;
       sub.canceledAt = now;
-      sub.statusReason = sub.cancelReason ? `canceled at the end of the period: ${sub.cancelReason}` : "canceled at the end of the period";
+      sub.statusReason = why;
       await em.flush();
       await recordSubscriptionChange(em, sub, before);
       return true;

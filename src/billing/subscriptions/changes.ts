@@ -1,14 +1,14 @@
 import { Payment, Subscription } from "../../db/entities";
-import { PaymentKind, PaymentStatus, SubscriptionStatus } from "../../db/entities/enums";
+import { PaymentKind, SubscriptionStatus } from "../../db/entities/enums";
 import { lockBillingRows } from "../../db/repositories/billing-locks";
-import { BadUserInputError, NotFoundError, toAppError } from "../../errors";
+import { BadUserInputError, NotFoundError } from "../../errors";
 import { requireActiveCard } from "../card.service";
 import type { Ctx } from "../context";
 import { notBefore, wholeSeconds } from "../domain/settlement";
 import { recordSubscriptionChange, subscriptionState } from "../events";
 import { iamportNow, newSubscriptionCharge } from "../settlement";
 import { checkFuture, checkUid } from "../validation";
-import { chargeAndApply } from "./charge";
+import { chargeAndApply, claimedAttempts, registerClaimedRenewal } from "./charge";
 import type { SubscriptionDeps } from "./deps";
 import { withOpenChargesRevoked } from "./revocation";
 
@@ -43,10 +43,9 @@ export async function retryPayment(deps: SubscriptionDeps, ctx: Ctx, idRaw: stri
     }
     if (!retryable(sub.status)) return null;
     const period = sub.currentPeriod + 1;
-    const attempts = await em.find(Payment, { subscription: id, period }, { orderBy: { attempt: "desc" } });
+    const { latest, chargeInFlight } = await claimedAttempts(em, id, period);
     // An attempt already in flight (a repeat of this request): it is the answer, not a second charge.
-    if (attempts.some((p) => p.kind === PaymentKind.AGAIN && p.status === PaymentStatus.PENDING)) return null;
-    const latest = attempts[0]?.attempt ?? 0;
+    if (chargeInFlight) return null;
     // An UNPAID subscription's attempt comes after every dunning retry, so a decline leaves it UNPAID.
     const floor = sub.status === SubscriptionStatus.UNPAID ? deps.config.retryScheduleSeconds.length + 1 : 1;
     const charge = newSubscriptionCharge(em, sub, period, Math.max(latest + 1, floor), PaymentKind.AGAIN, null);
@@ -121,10 +120,10 @@ export async function resume(deps: SubscriptionDeps, ctx: Ctx, idRaw: string): P
     } = await lockBillingRows(em, null, [id]);
     const before = subscriptionState(sub);
     const period = sub.currentPeriod + 1;
-    const attempts = await em.find(Payment, { subscription: id, period }, { orderBy: { attempt: "desc" } });
-    const attempt = (attempts[0]?.attempt ?? 0) + 1;
+    const { latest, chargeInFlight } = await claimedAttempts(em, id, period);
+    const attempt = latest + 1;
     if (sub.status === SubscriptionStatus.PAUSED) {
-      if (attempts.some((p) => p.kind === PaymentKind.AGAIN && p.status === PaymentStatus.PENDING)) return null;
+      if (chargeInFlight) return null;
       const charge = newSubscriptionCharge(em, sub, period, attempt, PaymentKind.AGAIN, null);
       // Provisional: the anchor becomes the moment Iamport takes the payment (the renewal step).
       sub.anchorAt = wholeSeconds(now);
@@ -152,14 +151,7 @@ export async function resume(deps: SubscriptionDeps, ctx: Ctx, idRaw: string): P
   if (claimed?.kind === PaymentKind.AGAIN) {
     await chargeAndApply(deps, ctx, await ctx.em.findOneOrFail(Payment, { id: claimed.id }));
   } else if (claimed) {
-    try {
-      await deps.schedules.register(ctx, exists.customerUid, [await ctx.em.findOneOrFail(Payment, { id: claimed.id })]);
-    } catch (err) {
-      const code = toAppError(err).code;
-      // Not registered yet: the row stays PENDING and reconciliation registers it.
-      if (code !== "UPSTREAM_UNAVAILABLE" && code !== "OUTCOME_UNKNOWN") throw err;
-      ctx.log.warn({ subscriptionId: id, err: (err as Error).message }, "renewal after an undone cancellation not registered yet; reconciliation will");
-    }
+    await registerClaimedRenewal(deps, ctx, exists, claimed.id, "renewal after an undone cancellation");
   }
   await ctx.em.refresh(exists);
   return exists;

@@ -1,6 +1,7 @@
-import { Subscription, type Payment } from "../../db/entities";
-import { SubscriptionStatus } from "../../db/entities/enums";
-import { OutcomeUnknownError } from "../../errors";
+import { Payment, Subscription } from "../../db/entities";
+import type { EntityManager } from "@mikro-orm/postgresql";
+import { PaymentKind, PaymentStatus, SubscriptionStatus } from "../../db/entities/enums";
+import { OutcomeUnknownError, toAppError } from "../../errors";
 import { IamportNotFoundError, IamportRefusedError, type ProviderPayment } from "../../provider/port";
 import { afterIamport, outcomeUnknown, upstreamError, type Ctx } from "../context";
 import { againRequest } from "../payment.service";
@@ -54,6 +55,43 @@ async function settleCharge(deps: SubscriptionDeps, ctx: Ctx, payment: Payment, 
   // Not found yet: the payment stays PENDING and reconciliation settles it.
   if (!found) throw new OutcomeUnknownError(payment.merchantUid, { cause: err });
   await deps.settlement.settleAnswer(ctx, found, { askedAt });
+}
+
+/**
+ * The attempts already claimed for a subscription's `period`: the highest
+ * attempt number (0 for none; a new claim takes a higher one, so a new
+ * merchant_uid), and whether an immediate charge of it is still in flight.
+ */
+export async function claimedAttempts(em: EntityManager, subscriptionId: string, period: number): Promise<{ latest: number; chargeInFlight: boolean }> {
+  const attempts = await em.find(Payment, { subscription: subscriptionId, period }, { orderBy: { attempt: "desc" } });
+  return {
+    latest: attempts[0]?.attempt ?? 0,
+    chargeInFlight: attempts.some((p) => p.kind === PaymentKind.AGAIN && p.status === PaymentStatus.PENDING),
+  };
+}
+
+/**
+ * Whether a call to Iamport ended without its answer (not sent, or sent and
+ * unanswered): the row claimed before it stays PENDING, and reconciliation
+ * finishes it under the same merchant_uid.
+ */
+export function leftToReconciliation(err: unknown): boolean {
+  const code = toAppError(err).code;
+  return code === "UPSTREAM_UNAVAILABLE" || code === "OUTCOME_UNKNOWN";
+}
+
+/**
+ * Registers with Iamport, after the commit, a renewal a mutation claimed
+ * under the locks. Not registered yet (leftToReconciliation): reconciliation
+ * registers it; anything else is thrown.
+ */
+export async function registerClaimedRenewal(deps: SubscriptionDeps, ctx: Ctx, sub: Subscription, paymentId: string, what: string): Promise<void> {
+  try {
+    await deps.schedules.register(ctx, sub.customerUid, [await ctx.em.findOneOrFail(Payment, { id: paymentId })]);
+  } catch (err) {
+    if (!leftToReconciliation(err)) throw err;
+    ctx.log.warn({ subscriptionId: sub.id, err: (err as Error).message }, `${what} not registered yet; reconciliation will`);
+  }
 }
 
 /** The payment Iamport has for an order, or null when it has none. */

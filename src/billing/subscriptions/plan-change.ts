@@ -1,15 +1,16 @@
 import { Payment, type Plan, Subscription } from "../../db/entities";
 import { PaymentKind, PaymentStatus, Proration, SubscriptionStatus } from "../../db/entities/enums";
 import { lockBillingRows } from "../../db/repositories/billing-locks";
-import { BadUserInputError, ForbiddenError, NotFoundError, toAppError } from "../../errors";
+import { BadUserInputError, ForbiddenError, NotFoundError } from "../../errors";
 import type { Ctx } from "../context";
 import { SUBSCRIPTION_UID_PREFIX } from "../domain/merchant-uids";
 import { prorate } from "../domain/proration";
 import { notBefore } from "../domain/settlement";
 import { iamportNow, newSubscriptionCharge } from "../settlement";
 import { checkUid } from "../validation";
+import { claimedAttempts, registerClaimedRenewal } from "./charge";
 import type { SubscriptionDeps } from "./deps";
-import { finishRefund, refundQuote } from "./refunds";
+import { refundQuote, sendClaimedRefund } from "./refunds";
 import { withOpenChargesRevoked } from "./revocation";
 
 export interface ChangePlanInput {
@@ -115,28 +116,15 @@ export async function changePlan(deps: SubscriptionDeps, ctx: Ctx, input: Change
       return null;
     }
     const period = sub.currentPeriod + 1;
-    const attempts = await em.find(Payment, { subscription: id, period }, { orderBy: { attempt: "desc" } });
-    const next = newSubscriptionCharge(em, sub, period, (attempts[0]?.attempt ?? 0) + 1, PaymentKind.SCHEDULE, notBefore(revokedAt ?? sub.currentPeriodEnd, now));
+    const { latest } = await claimedAttempts(em, id, period);
+    const next = newSubscriptionCharge(em, sub, period, latest + 1, PaymentKind.SCHEDULE, notBefore(revokedAt ?? sub.currentPeriodEnd, now));
     sub.nextPaymentAt = next.scheduledAt;
     sub.nextMerchantUid = next.merchantUid;
     await em.persistAndFlush(next);
     return next;
   });
-  if (next) {
-    try {
-      await deps.schedules.register(ctx, exists.customerUid, [await ctx.em.findOneOrFail(Payment, { id: next.id })]);
-    } catch (err) {
-      const code = toAppError(err).code;
-      if (code !== "UPSTREAM_UNAVAILABLE" && code !== "OUTCOME_UNKNOWN") throw err;
-      ctx.log.warn({ subscriptionId: id, err: (err as Error).message }, "renewal at the new plan's amount not registered yet; reconciliation will");
-    }
-  }
-  await ctx.em.refresh(exists);
-  if (exists.refundClaim) {
-    await finishRefund(deps, ctx, id);
-    await ctx.em.refresh(exists);
-  }
-  return exists;
+  if (next) await registerClaimedRenewal(deps, ctx, exists, next.id, "renewal at the new plan's amount");
+  return sendClaimedRefund(deps, ctx, exists);
 }
 
 /** What a subscription takes from its plan when it changes to it. */

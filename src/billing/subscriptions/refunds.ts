@@ -107,6 +107,16 @@ export async function finishRefund(deps: SubscriptionDeps, ctx: Ctx, id: string)
   return true;
 }
 
+/** Sends the refund a mutation claimed on `sub` (finishRefund), if there is one, and answers `sub` as it is now. */
+export async function sendClaimedRefund(deps: SubscriptionDeps, ctx: Ctx, sub: Subscription): Promise<Subscription> {
+  await ctx.em.refresh(sub);
+  if (sub.refundClaim) {
+    await finishRefund(deps, ctx, sub.id);
+    await ctx.em.refresh(sub);
+  }
+  return sub;
+}
+
 /** Reconciliation: finishes refunds that cancellations claimed but could not confirm. Returns how many were finished. */
 export async function finishClaimedRefunds(deps: SubscriptionDeps, ctx: Ctx, limit: number): Promise<number> {
   const claimed = await ctx.em.find(Subscription, { refundClaim: { $ne: null } }, { limit, orderBy: { id: "asc" }, fields: ["id"] });

@@ -2,14 +2,14 @@ import { UniqueConstraintViolationException } from "@mikro-orm/core";
 import { withTransaction } from "../../events/present";
 import { Subscription, type Payment } from "../../db/entities";
 import { LIVE_SUBSCRIPTION_STATUSES, PaymentKind, SubscriptionStatus, type BillingInterval } from "../../db/entities/enums";
-import { BadUserInputError, ConflictError, OutcomeUnknownError, toAppError } from "../../errors";
+import { BadUserInputError, ConflictError, OutcomeUnknownError } from "../../errors";
 import { requireActiveCard } from "../card.service";
 import { afterIamport, derivedId, randomId, type Ctx } from "../context";
 import { wholeSeconds } from "../domain/settlement";
 import { recordSubscriptionChange, subscriptionState } from "../events";
 import { iamportNow, newSubscriptionCharge } from "../settlement";
 import { checkAmount, checkFuture, checkInterval, checkIntervalCount, checkTaxParts, checkText, checkTrialDays, checkUid } from "../validation";
-import { chargeAndApply } from "./charge";
+import { chargeAndApply, leftToReconciliation } from "./charge";
 import type { SubscriptionDeps } from "./deps";
 import { trialEndFrom, trialReason } from "./trials";
 
@@ -139,10 +139,9 @@ export async function start(deps: SubscriptionDeps, ctx: Ctx, input: StartSubscr
   try {
     await chargeAndApply(deps, ctx, first);
   } catch (err) {
-    const e = toAppError(err);
     // Not sent (UPSTREAM_UNAVAILABLE) or maybe charged (OUTCOME_UNKNOWN): the subscription stays
     // INCOMPLETE, and reconciliation settles (or makes) the first charge under its merchant_uid.
-    if (e.code !== "UPSTREAM_UNAVAILABLE" && e.code !== "OUTCOME_UNKNOWN") throw err;
+    if (!leftToReconciliation(err)) throw err;
     unconfirmed = true;
   }
   // The first charge may have been made: from here a failure must not read as "nothing happened",
@@ -241,8 +240,7 @@ async function scheduleFirst(deps: SubscriptionDeps, ctx: Ctx, sub: Subscription
       });
       throw new BadUserInputError(field, `could not be scheduled: ${err.message}`);
     }
-    const code = toAppError(err).code;
-    if (code !== "UPSTREAM_UNAVAILABLE" && code !== "OUTCOME_UNKNOWN") throw err;
+    if (!leftToReconciliation(err)) throw err;
     sub.statusReason = "first payment not registered with Iamport yet: reconciliation will register it";
     await afterIamport(ctx, first.merchantUid, () => ctx.em.flush(), { unknown: (cause) => startUnknown(sub, first, cause) });
   }

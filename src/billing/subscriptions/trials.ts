@@ -5,10 +5,9 @@ import { BadUserInputError, NotFoundError } from "../../errors";
 import type { Ctx } from "../context";
 import { periodOf } from "../domain/billing-dates";
 import { wholeSeconds } from "../domain/settlement";
-import { OPEN_CHARGE_STATUSES } from "../domain/transitions";
-import { recordSubscriptionChange, subscriptionState } from "../events";
 import { iamportNow, newSubscriptionCharge } from "../settlement";
 import { checkUid } from "../validation";
+import { endUnderLocks } from "./cancel";
 import type { SubscriptionDeps } from "./deps";
 
 /**
@@ -83,26 +82,16 @@ export async function endTrials(ctx: Ctx, now: Date, limit: number): Promise<num
     { status: SubscriptionStatus.TRIALING, trialEnd: { $lte: now }, nextMerchantUid: null },
     { orderBy: { trialEnd: "asc" }, limit },
   );
-  let ended = 0;
-  for (const { id } of due) {
-    const done = await ctx.em.fork().transactional(async (em) => {
-      const {
-        payments: open,
-        subscriptions: [sub],
-      } = await lockBillingRows(em, { subscription: id, status: { $in: OPEN_CHARGE_STATUSES } }, [id]);
+  return endUnderLocks(
+    ctx,
+    due.map((s) => s.id),
+    now,
+    (sub) => {
       const over = !!sub.trialEnd && sub.trialEnd.getTime() <= now.getTime();
-      if (sub.status !== SubscriptionStatus.TRIALING || !over || sub.nextMerchantUid || open.length > 0) return false;
-      const before = subscriptionState(sub);
-      sub.status = SubscriptionStatus.CANCELED;
-      sub.canceledAt = now;
-      sub.statusReason = `the free trial ended at ${sub.trialEnd!.toISOString()} without the customer's consent to paid renewals: nothing was charged`;
-      await em.flush();
-      await recordSubscriptionChange(em, sub, before);
-      return true;
-    });
-    if (done) ended += 1;
-  }
-  return ended;
+      if (sub.status !== SubscriptionStatus.TRIALING || !over || sub.nextMerchantUid) return null;
+      return `the free trial ended at ${sub.trialEnd!.toISOString()} without the customer's consent to paid renewals: nothing was charged`;
+    },
+  );
 }
 
 /** How long before a trial's end consent to its conversion counts (전자상거래법 §13⑥, 시행령 §20-2: 30 days). */
