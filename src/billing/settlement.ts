@@ -2,7 +2,7 @@ import type { EntityManager } from "@mikro-orm/postgresql";
 import { Payment, type Subscription } from "../db/entities";
 import { PaymentKind, PaymentStatus, SubscriptionStatus } from "../db/entities/enums";
 import { laterCharges, lockBillingRows } from "../db/repositories/billing-locks";
-import { markChargeScheduled } from "../db/repositories/charge-registrations";
+import { markChargesScheduled, type ChargeScheduled } from "../db/repositories/charge-registrations";
 import { answeredChangesFor } from "../db/repositories/price-changes";
 import { TurnBatcher, type Pending } from "../db/batch";
 import type { PriceChange } from "../db/entities";
@@ -109,6 +109,12 @@ export class Settlement {
    * for a connection of its own.
    */
   private readonly answers: TurnBatcher<Answer, Settled>;
+
+  /** Registrations Iamport confirmed in one turn, recorded by one statement (true: recorded; false: decided under the locks). */
+  private readonly registered = new TurnBatcher<{ ctx: Ctx; charge: ChargeScheduled }, boolean>(ANSWERS_PER_BATCH, async (batch) => {
+    const marked = await markChargesScheduled(batch[0].input.ctx, batch.map((p) => p.input.charge), new Date());
+    for (const p of batch) p.resolve(marked.has(p.input.charge.paymentId));
+  });
 
   constructor(
     private readonly deps: BillingDeps,
@@ -426,7 +432,7 @@ export class Settlement {
         return null;
       }
       if (answer.kind === "ran") return answer.impUid;
-      if (answer.kind === "scheduled" && (await markChargeScheduled(ctx, paymentId, answer.at, new Date()))) return null;
+      if (answer.kind === "scheduled" && (await this.markScheduled(ctx, { paymentId, at: answer.at }))) return null;
       const then = await ctx.em.transactional(async (em): Promise<"done" | "unschedule" | "again"> => {
         const {
           payments: [r],
@@ -442,7 +448,7 @@ export class Settlement {
         if (answer.kind === "scheduled") {
           // Still PENDING and chargeable under the locks: the subscription became chargeable again after the update above.
           if (r.status === PaymentStatus.PENDING && chargeable(sub)) {
-            await markChargeScheduled(withEm(ctx, em), paymentId, answer.at, now);
+            await markChargesScheduled(withEm(ctx, em), [{ paymentId, at: answer.at }], now);
             return "done";
           }
           r.checkedAt = now;
@@ -489,6 +495,12 @@ export class Settlement {
       if (then !== "again") return null;
     }
     return null;
+  }
+
+  /** Records a registration Iamport confirmed: with the others of the turn, unless the caller is in a transaction of its own. */
+  private async markScheduled(ctx: Ctx, charge: ChargeScheduled): Promise<boolean> {
+    if (ctx.em.isInTransaction()) return (await markChargesScheduled(ctx, [charge], new Date())).has(charge.paymentId);
+    return this.registered.push({ ctx, charge });
   }
 
   /** Asks Iamport to register a claimed charge (no lock held); a lost or refused answer is looked up by merchant_uid. */
