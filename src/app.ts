@@ -166,8 +166,8 @@ export async function createApp(deps: AppDeps): Promise<BuiltApp> {
     metrics.httpDuration.observe({ method: req.method, route, status: String(reply.statusCode) }, seconds);
     if (req.routeOptions.config?.webhook) metrics.webhooks.inc({ route, outcome: webhookOutcome(reply.statusCode) });
     if (logger.isLevelEnabled("info") && req.ctx) {
-      const q = req.url.indexOf("?");
-      const path = q < 0 ? req.url : req.url.slice(0, q);
+      const queryStart = req.url.indexOf("?");
+      const path = queryStart < 0 ? req.url : req.url.slice(0, queryStart);
       req.ctx.log.info({ method: req.method, path, status: reply.statusCode, ms: Math.round(seconds * 10000) / 10, op: req.gqlContext?.operationName }, "request");
     }
     done();

@@ -9,7 +9,7 @@ import { recordEvent } from "../events/record";
 import type { EventType } from "../events/types";
 import type { BillingDeps, Ctx } from "./context";
 import { checkFirst } from "./payment.service";
-import { consentWindowOpens } from "./subscription.service";
+import { consentWindowOpens } from "./subscriptions/trials";
 
 const EVENT_OF: Record<NoticeKind, EventType> = {
   TRIAL_ENDING: "subscription.trial_ending",

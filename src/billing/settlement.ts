@@ -2,7 +2,7 @@ import type { EntityManager } from "@mikro-orm/postgresql";
 import { Payment, type Subscription } from "../db/entities";
 import { PaymentKind, PaymentStatus, SubscriptionStatus } from "../db/entities/enums";
 import { laterCharges, lockBillingRows } from "../db/repositories/billing-locks";
-import { markChargeScheduled } from "../db/repositories/charge-registrations";
+import { markChargesScheduled, type ChargeScheduled } from "../db/repositories/charge-registrations";
 import { answeredChangesFor } from "../db/repositories/price-changes";
 import { TurnBatcher, type Pending } from "../db/batch";
 import type { PriceChange } from "../db/entities";
@@ -110,6 +110,12 @@ export class Settlement {
    */
   private readonly answers: TurnBatcher<Answer, Settled>;
 
+  /** Registrations Iamport confirmed in one turn, recorded by one statement (true: recorded; false: decided under the locks). */
+  private readonly registered = new TurnBatcher<{ ctx: Ctx; charge: ChargeScheduled }, boolean>(ANSWERS_PER_BATCH, async (batch) => {
+    const marked = await markChargesScheduled(batch[0].input.ctx, batch.map((p) => p.input.charge), new Date());
+    for (const p of batch) p.resolve(marked.has(p.input.charge.paymentId));
+  });
+
   constructor(
     private readonly deps: BillingDeps,
     private readonly schedules: ScheduleRegistrar,
@@ -205,9 +211,10 @@ export class Settlement {
    * transaction of `em`: the rows of all of them locked by one statement
    * (lockBillingRows' order), the renewal steps read and written together,
    * their events recorded by one insert. An answer about an order (or a
-   * subscription) that another answer of the batch already settles comes
-   * out "later", to be settled after this commit: what the batch read must
-   * not change under it.
+   * subscription) that another answer of the batch already moved is decided
+   * against the row as moved; when it would move it again, it comes out
+   * "later", to be settled after this commit, since the renewal steps read
+   * the rows once for the whole batch.
    */
   private async settleTogether(em0: EntityManager, answers: Answer[]): Promise<(Settled | "later")[]> {
     return em0.transactional(async (em) => {
@@ -223,16 +230,20 @@ export class Settlement {
         if (!payment) return { kind: "settled", result: null, work };
         const sub = payment.subscription ? subById.get(payment.subscription.id) : undefined;
         const keys = [`order:${payment.id}`, ...(sub ? [`subscription:${sub.id}`] : [])];
-        if (keys.some((k) => taken.has(k))) return "later";
+        const busy = keys.some((k) => taken.has(k));
         keys.forEach((k) => taken.add(k));
+        // Decided against the rows as the batch has changed them so far (under their locks, as they will commit).
         const decision = decideAnswer(payment, a.ip, a.askedAt, a.lastRound);
-        if (decision.kind === "ask-again") return { kind: "ask-again" };
+        if (decision.kind === "ask-again") return busy ? "later" : { kind: "ask-again" };
         // Another order's payment presented as this one's: the claim is refused, but neither order changes:
         // flagging the claimed order would let anyone who knows a merchant_uid block its real payment.
         if (decision.kind === "foreign") return { kind: "settled", result: { payment, ...decision.verdict, applied: false }, work };
         // A late or repeated notice about another attempt of this order never undoes what the order has.
         if (decision.kind === "kept") return { kind: "settled", result: { payment, ...decision.verdict, message: decision.message, applied: false }, work };
         const v = decision.verdict;
+        // A second status change of a row the batch already moved would need its renewal step planned from
+        // what the first one wrote: it waits for the next batch. A repeat of the same answer does not.
+        if (busy && v.status !== payment.status) return "later";
         const before = { payment: paymentState(payment), sub: sub ? subscriptionState(sub) : null };
         const previous = payment.status;
         applyVerification(payment, a.ip, v);
@@ -421,7 +432,7 @@ export class Settlement {
         return null;
       }
       if (answer.kind === "ran") return answer.impUid;
-      if (answer.kind === "scheduled" && (await markChargeScheduled(ctx, paymentId, answer.at, new Date()))) return null;
+      if (answer.kind === "scheduled" && (await this.markScheduled(ctx, { paymentId, at: answer.at }))) return null;
       const then = await ctx.em.transactional(async (em): Promise<"done" | "unschedule" | "again"> => {
         const {
           payments: [r],
@@ -437,7 +448,7 @@ export class Settlement {
         if (answer.kind === "scheduled") {
           // Still PENDING and chargeable under the locks: the subscription became chargeable again after the update above.
           if (r.status === PaymentStatus.PENDING && chargeable(sub)) {
-            await markChargeScheduled(withEm(ctx, em), paymentId, answer.at, now);
+            await markChargesScheduled(withEm(ctx, em), [{ paymentId, at: answer.at }], now);
             return "done";
           }
           r.checkedAt = now;
@@ -484,6 +495,12 @@ export class Settlement {
       if (then !== "again") return null;
     }
     return null;
+  }
+
+  /** Records a registration Iamport confirmed: with the others of the turn, unless the caller is in a transaction of its own. */
+  private async markScheduled(ctx: Ctx, charge: ChargeScheduled): Promise<boolean> {
+    if (ctx.em.isInTransaction()) return (await markChargesScheduled(ctx, [charge], new Date())).has(charge.paymentId);
+    return this.registered.push({ ctx, charge });
   }
 
   /** Asks Iamport to register a claimed charge (no lock held); a lost or refused answer is looked up by merchant_uid. */

@@ -20,9 +20,9 @@ export function graphqlHandler<TContext extends BaseContext>(
       const value = req.headers[key];
       if (value !== undefined) headers.set(key, Array.isArray(value) ? value.join(", ") : value);
     }
-    const q = req.url.indexOf("?");
+    const queryStart = req.url.indexOf("?");
     const answer = await apollo.executeHTTPGraphQLRequest({
-      httpGraphQLRequest: { method: req.method, headers, search: q < 0 ? "" : req.url.slice(q), body: req.body },
+      httpGraphQLRequest: { method: req.method, headers, search: queryStart < 0 ? "" : req.url.slice(queryStart), body: req.body },
       context: () => context(req, reply),
     });
     for (const [key, value] of answer.headers) reply.header(key, value);

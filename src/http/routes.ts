@@ -233,9 +233,9 @@ function checkoutComplete(services: Services): RouteHandlerMethod {
 /** The mobile return (m_redirect_url): nothing in the query is trusted; the payment is re-queried. */
 function mobileReturn(services: Services, config: Config): RouteHandlerMethod {
   return async (req, reply) => {
-    const q = req.query as Record<string, unknown>;
+    const query = req.query as Record<string, unknown>;
     // Browsers bring whatever the URL held: stored values are made storable (no NUL, no lone surrogate).
-    const raw = (k: string): string | undefined => (typeof q[k] === "string" && q[k] !== "" ? (q[k] as string).slice(0, 200) : undefined);
+    const raw = (k: string): string | undefined => (typeof query[k] === "string" && query[k] !== "" ? (query[k] as string).slice(0, 200) : undefined);
     const one = (k: string): string | undefined => {
       const v = raw(k);
       return v === undefined ? undefined : storableText(v, 200);

@@ -2,42 +2,49 @@ import { PaymentStatus, SubscriptionStatus } from "../entities/enums";
 import { query, type Scope } from "../tx";
 
 /**
- * Records that Iamport registered a claimed (PENDING) charge, in one
- * statement: the payment becomes SCHEDULED at Iamport's time, and its
- * subscription's next charge points at it (unless it points at another
+ * Records that Iamport registered claimed (PENDING) charges, in one
+ * statement: each payment becomes SCHEDULED at Iamport's time for it, and
+ * its subscription's next charge points at it (unless it points at another
  * charge), only while the payment is still PENDING and its subscription can
- * still be charged (neither CANCELED nor UNPAID). The payment's row lock is
- * taken first, then the subscription's, as `lockBillingRows` orders them;
+ * still be charged (neither CANCELED nor UNPAID). The payments' row locks are
+ * taken first, then the subscriptions', as `lockBillingRows` orders them;
  * every flow that ends a subscription locks and closes its open charges
  * first, so a cancellation committed meanwhile is seen in the payment's
- * status when the update rechecks it. Returns false when nothing changed:
- * the caller then decides under the locks. Runs in the caller's transaction
- * when it has one.
+ * status when the update rechecks it. Returns the ids of the payments that
+ * changed; for the others the caller decides under the locks. Runs in the
+ * caller's transaction when it has one.
  */
-const MARK_SCHEDULED_SQL = `with p as (
-  update "payments" p set "status" = ?, "scheduled_at" = ?, "checked_at" = ?, "updated_at" = ?
-  from "subscriptions" s
-  where p."id" = ? and p."status" = ? and s."id" = p."subscription_id" and s."status" not in (?, ?)
-  returning p."merchant_uid", p."subscription_id"
+const MARK_SCHEDULED_SQL = `with v as (
+  select * from unnest(?::bigint[], ?::timestamptz[]) as v("id", "at")
+), p as (
+  update "payments" p set "status" = ?, "scheduled_at" = v."at", "checked_at" = ?, "updated_at" = ?
+  from v, "subscriptions" s
+  where p."id" = v."id" and p."status" = ? and s."id" = p."subscription_id" and s."status" not in (?, ?)
+  returning p."id", p."merchant_uid", p."subscription_id", v."at"
 ), s as (
-  update "subscriptions" s set "next_payment_at" = ?, "next_merchant_uid" = p."merchant_uid", "updated_at" = ?
+  update "subscriptions" s set "next_payment_at" = p."at", "next_merchant_uid" = p."merchant_uid", "updated_at" = ?
   from p
   where s."id" = p."subscription_id" and (s."next_merchant_uid" = p."merchant_uid" or s."next_merchant_uid" is null)
 )
-select count(*)::int as "n" from p`;
+select p."id"::text as "id" from p`;
 
-export async function markChargeScheduled(scope: Scope, paymentId: string, at: Date, now: Date): Promise<boolean> {
-  const [row] = await query<{ n: number }>(scope, MARK_SCHEDULED_SQL, [
+/** A charge Iamport registered, and the time Iamport will run it. */
+export interface ChargeScheduled {
+  paymentId: string;
+  at: Date;
+}
+
+export async function markChargesScheduled(scope: Scope, charges: readonly ChargeScheduled[], now: Date): Promise<Set<string>> {
+  const rows = await query<{ id: string }>(scope, MARK_SCHEDULED_SQL, [
+    charges.map((c) => c.paymentId),
+    charges.map((c) => c.at),
     PaymentStatus.SCHEDULED,
-    at,
     now,
     now,
-    paymentId,
     PaymentStatus.PENDING,
     SubscriptionStatus.CANCELED,
     SubscriptionStatus.UNPAID,
-    at,
     now,
   ]);
-  return row.n > 0;
+  return new Set(rows.map((r) => r.id));
 }
