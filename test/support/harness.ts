@@ -7,6 +7,7 @@ import { loadConfig, Config } from "../../src/config";
 import { startEmulator, RunningEmulator, EmulatorOptions } from "#iamport-emulator";
 import { createLogger } from "../../src/logger";
 import { startServer, RunningServer } from "../../src/server";
+import { plainErrors } from "./http-errors";
 
 export const API_KEY = "test-merchant-key";
 
@@ -117,8 +118,8 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   }
   emulator.setWebhookUrl(`${server.url}/iamport-webhook`);
   emulator.v2?.setWebhookUrl(`${server.url}/portone-webhook`);
-  const http = axios.create({ baseURL: server.url, validateStatus: () => true, timeout: 20_000, maxRedirects: 0 });
-  const emu = axios.create({ baseURL: emulator.url, validateStatus: () => true, timeout: 20_000 });
+  const http = plainErrors(axios.create({ baseURL: server.url, validateStatus: () => true, timeout: 20_000, maxRedirects: 0 }));
+  const emu = plainErrors(axios.create({ baseURL: emulator.url, validateStatus: () => true, timeout: 20_000 }));
   const client = new GraphQLClient(`${server.url}/graphql`, { headers: { authorization: `Bearer ${API_KEY}` } });
   return {
     server,

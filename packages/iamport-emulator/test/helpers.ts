@@ -1,6 +1,7 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import axios, { type AxiosInstance } from "axios";
+import { plainErrors } from "../../../test/support/http-errors";
 import { startEmulator, type EmulatorOptions, type RunningEmulator } from "../src";
 
 export const API_KEY = "test_key";
@@ -25,13 +26,13 @@ export interface TestEmulator {
 /** Starts an emulator on a random port with the autorun ticker off (tests drive the clock). */
 export async function startTestEmulator(opts: EmulatorOptions = {}): Promise<TestEmulator> {
   const emulator = await startEmulator({ port: 0, apiKey: API_KEY, apiSecret: API_SECRET, autoRunIntervalMs: 0, ...opts });
-  const client = axios.create({ baseURL: emulator.url, validateStatus: () => true, timeout: 10_000 });
+  const client = plainErrors(axios.create({ baseURL: emulator.url, validateStatus: () => true, timeout: 10_000 }));
   const token = async () => {
     const r = await client.post<Envelope<{ access_token: string }>>("/users/getToken", { imp_key: API_KEY, imp_secret: API_SECRET });
     if (r.status !== 200) throw new Error(`getToken failed: ${r.status} ${JSON.stringify(r.data)}`);
     return r.data.response.access_token;
   };
-  const api = axios.create({ baseURL: emulator.url, validateStatus: () => true, timeout: 10_000 });
+  const api = plainErrors(axios.create({ baseURL: emulator.url, validateStatus: () => true, timeout: 10_000 }));
   api.interceptors.request.use(async (config) => {
     config.headers.set("Authorization", `Bearer ${await token()}`);
     return config;
