@@ -14,11 +14,13 @@ const ERROR_TEXT_MAX = 300;
 /** How often every process looks for due deliveries no notification announced: a crashed process's expired lease, another process's retry. */
 const SWEEP_MS = 10_000;
 /**
- * How long a woken worker lets further wakes and finished attempts gather
- * before its next statements: during a burst of commits each wakes it, and
- * one claim and one write of outcomes then serve many deliveries.
+ * The least time between the starts of two turns of a worker (a turn: one
+ * write of outcomes, one claim). During a burst every commit wakes the
+ * worker; with turns apart, the wakes and finished attempts of that time
+ * gather, and one claim and one write serve many deliveries. A wake after a
+ * quiet spell starts a turn at once.
  */
-const GATHER_MS = 5;
+const TURN_MS = 100;
 /** The wait after a claim or a write of outcomes failed (the database unreachable) before the next try. */
 const FAILURE_PAUSE_MS = 1000;
 
@@ -63,45 +65,51 @@ export function nextDelaySeconds(schedule: number[], attemptsInRound: number, ra
 }
 
 /**
- * Claims the due deliveries an attempt may start on now, at most `limit`,
- * and takes their lease: pending, due, not leased by any process (or its
- * lease expired: the process died mid-attempt), and no earlier event of the
- * same order key still pending for the endpoint (ordered delivery: only the
- * head of each order key is claimable, whoever holds it). Processes claiming
- * at once skip each other's rows (SKIP LOCKED); a row claimed meanwhile is
+ * One turn's statement. First it writes the outcomes of attempts that ended,
+ * one row each, and frees their lease: DELIVERED, FAILED, or PENDING again
+ * with the next attempt's time; a row whose attempt count moved on (its
+ * lease expired and another process took it over) keeps the newer attempt's
+ * state. Then it claims at most `limit` due deliveries an attempt may start
+ * on now and takes their lease: pending, due, not leased by any process (or
+ * its lease expired: the process died mid-attempt), and no earlier event of
+ * the same order key still pending for the endpoint (ordered delivery: only
+ * the head of each order key is claimable, whoever holds it; the statement
+ * sees the rows as they were before its own writes, so the next event of an
+ * order key settled here is claimed by the next turn). Processes claiming at
+ * once skip each other's rows (SKIP LOCKED); a row claimed meanwhile is
  * checked again on its new version and left out, its lease being taken.
+ * Answers one row: the ids written and the deliveries claimed.
  */
-const CLAIM = `with c as (
+const TURN = `with r as (
+  update "event_deliveries" d
+     set "status" = r."status", "leased_until" = null,
+         "next_attempt_at" = case when r."status" = 'PENDING' then now() + make_interval(secs => r."delay") end,
+         "delivered_at" = case when r."status" = 'DELIVERED' then now() else d."delivered_at" end,
+         "last_status_code" = r."code", "last_error" = r."error", "updated_at" = now()
+    from unnest(?::uuid[], ?::int[], ?::text[], ?::int[], ?::int[], ?::text[]) as r("id", "attempts", "status", "delay", "code", "error")
+   where d."id" = r."id" and d."attempts" = r."attempts" and d."status" = 'PENDING'
+  returning d."id"
+), c as (
   update "event_deliveries" d set "leased_until" = now() + make_interval(secs => ?), "attempts" = d."attempts" + 1, "updated_at" = now()
    where d."id" in (
      select q."id" from "event_deliveries" q
       where q."status" = 'PENDING' and q."next_attempt_at" <= now()
         and (q."leased_until" is null or q."leased_until" < now())
+        and q."id" <> all(?::uuid[])
         and not exists (select 1 from "event_deliveries" p
                          where p."endpoint_id" = q."endpoint_id" and p."order_key" = q."order_key"
                            and p."event_id" < q."event_id" and p."status" = 'PENDING')
       order by q."next_attempt_at", q."event_id" limit ? for update skip locked)
-   returning d.*)
-select c."id", c."attempts", c."round_start", c."order_key",
-       w."url", w."secret", w."previous_secret", coalesce(w."previous_secret_expires_at" > now(), false) as "previous_secret_valid",
-       json_build_object('id', e."id"::text, 'type', e."type", 'customer_uid', e."customer_uid", 'subscription_id', e."subscription_id",
-                         'merchant_uid', e."merchant_uid", 'data', e."data", 'created_at', e."created_at") as "event"
-  from c join "webhook_endpoints" w on w."id" = c."endpoint_id" join "events" e on e."id" = c."event_id"`;
-
-/**
- * Writes the outcomes of attempts that ended, one row each, and frees their
- * lease: DELIVERED, FAILED, or PENDING again with the next attempt's time. A
- * row whose attempt count moved on (its lease expired and another process
- * took it over) keeps the newer attempt's state. Returns the rows written.
- */
-const RECORD = `update "event_deliveries" d
-   set "status" = r."status", "leased_until" = null,
-       "next_attempt_at" = case when r."status" = 'PENDING' then now() + make_interval(secs => r."delay") end,
-       "delivered_at" = case when r."status" = 'DELIVERED' then now() else d."delivered_at" end,
-       "last_status_code" = r."code", "last_error" = r."error", "updated_at" = now()
-  from unnest(?::uuid[], ?::int[], ?::text[], ?::int[], ?::int[], ?::text[]) as r("id", "attempts", "status", "delay", "code", "error")
- where d."id" = r."id" and d."attempts" = r."attempts" and d."status" = 'PENDING'
-returning d."id"`;
+  returning d.*
+)
+select (select coalesce(array_agg(r."id"::text), '{}') from r) as "written",
+       (select coalesce(json_agg(json_build_object(
+                 'id', c."id", 'attempts', c."attempts", 'round_start', c."round_start", 'order_key', c."order_key",
+                 'url', w."url", 'secret', w."secret", 'previous_secret', w."previous_secret",
+                 'previous_secret_valid', coalesce(w."previous_secret_expires_at" > now(), false),
+                 'event', json_build_object('id', e."id"::text, 'type', e."type", 'customer_uid', e."customer_uid", 'subscription_id', e."subscription_id",
+                                            'merchant_uid', e."merchant_uid", 'data', e."data", 'created_at', e."created_at"))), '[]')
+          from c join "webhook_endpoints" w on w."id" = c."endpoint_id" join "events" e on e."id" = c."event_id") as "claimed"`;
 
 /**
  * Sends events to the merchant's endpoints. The delivery rows
@@ -154,28 +162,18 @@ export class DeliveryWorker {
   }
 
   /**
-   * One turn: write the outcomes that ended, claim as many due deliveries as
-   * there are free attempts, start them; then wait to be woken (a wake, an
-   * attempt ending) and let more gather for GATHER_MS.
+   * Turns: one statement writes the outcomes that ended and claims as many
+   * due deliveries as there are free attempts, which start; then, with
+   * nothing left to do, the worker waits to be woken (a wake, an attempt
+   * ending). Turns start TURN_MS apart at the least.
    */
   private async work(): Promise<void> {
+    let turnAt = 0;
     while (!this.stopping) {
-      let failed = false;
-      if (this.outcomes.length > 0) failed = !(await this.writeOutcomes());
-      const free = this.config.deliveryConcurrency - this.inFlight.size;
-      if (!failed && this.claimWanted && free > 0) {
-        this.claimWanted = false;
-        try {
-          const claimed = await query<Claimed>({ em: this.orm.em }, CLAIM, [Math.ceil(this.config.deliveryTimeoutMs / 1000) + 30, free]);
-          for (const d of claimed) this.begin(d);
-          // All it was allowed: more may be due once attempts end.
-          if (claimed.length === free) this.claimWanted = true;
-        } catch (err) {
-          this.claimWanted = true;
-          failed = true;
-          this.logger.warn({ err: (err as Error).message }, "event deliveries: could not claim");
-        }
-      }
+      const early = turnAt + TURN_MS - Date.now();
+      if (early > 0) await new Promise((resolve) => setTimeout(resolve, early));
+      turnAt = Date.now();
+      const failed = !(await this.turn(true));
       if (this.stopping) break;
       const ready = this.outcomes.length > 0 || (this.claimWanted && this.inFlight.size < this.config.deliveryConcurrency);
       if (!ready || failed) {
@@ -188,10 +186,55 @@ export class DeliveryWorker {
         });
         this.wakeLoop = undefined;
       }
-      if (!this.stopping) await new Promise((resolve) => setTimeout(resolve, GATHER_MS));
     }
     await Promise.allSettled([...this.inFlight]);
-    for (let tries = 0; this.outcomes.length > 0 && tries < 3; tries++) await this.writeOutcomes();
+    for (let tries = 0; this.outcomes.length > 0 && tries < 3; tries++) await this.turn(false);
+  }
+
+  /**
+   * Writes the outcomes gathered so far and, when `claim` and a claim may
+   * find something, claims deliveries for the free attempts and starts them:
+   * one statement. False when it failed (the outcomes are kept for the next
+   * turn).
+   */
+  private async turn(claim: boolean): Promise<boolean> {
+    const free = this.config.deliveryConcurrency - this.inFlight.size;
+    const limit = claim && this.claimWanted ? Math.max(0, free) : 0;
+    if (limit === 0 && this.outcomes.length === 0) return true;
+    const batch = this.outcomes.splice(0);
+    if (limit > 0) this.claimWanted = false;
+    let row: { written: string[]; claimed: Claimed[] };
+    try {
+      const ids = batch.map((o) => o.d.id);
+      [row] = await query<{ written: string[]; claimed: Claimed[] }>({ em: this.orm.em }, TURN, [
+        ids,
+        batch.map((o) => o.d.attempts),
+        batch.map((o) => o.status),
+        batch.map((o) => o.delay),
+        batch.map((o) => o.result.statusCode ?? null),
+        batch.map((o) => o.error),
+        Math.ceil(this.config.deliveryTimeoutMs / 1000) + 30,
+        ids,
+        limit,
+      ]);
+    } catch (err) {
+      this.outcomes.unshift(...batch);
+      if (limit > 0) this.claimWanted = true;
+      this.logger.warn({ err: (err as Error).message, outcomes: batch.length }, "event deliveries: could not record outcomes or claim");
+      return false;
+    }
+    const written = new Set(row.written);
+    for (const o of batch) {
+      if (!written.has(o.d.id)) continue;
+      this.report(o);
+      if (o.status === "PENDING") this.retryIn(o.delay!);
+      // Settled: the next pending event of its order key may go now (the next turn claims it).
+      else if (o.d.order_key) this.claimWanted = true;
+    }
+    for (const d of row.claimed) this.begin(d);
+    // All it was allowed: more may be due once attempts end.
+    if (limit > 0 && row.claimed.length === limit) this.claimWanted = true;
+    return true;
   }
 
   /** Starts one attempt; its outcome joins those the worker writes next. */
@@ -219,35 +262,6 @@ export class DeliveryWorker {
     if (result.ok) return { d, result, status: "DELIVERED", delay: null, error: null };
     const delay = nextDelaySeconds(this.config.retryScheduleSeconds, d.attempts - d.round_start);
     return { d, result, status: delay === null ? "FAILED" : "PENDING", delay, error };
-  }
-
-  /** Writes the outcomes gathered so far in one statement; false (they are kept for the next turn) when it failed. */
-  private async writeOutcomes(): Promise<boolean> {
-    const batch = this.outcomes.splice(0);
-    let written: Set<string>;
-    try {
-      const rows = await query<{ id: string }>({ em: this.orm.em }, RECORD, [
-        batch.map((o) => o.d.id),
-        batch.map((o) => o.d.attempts),
-        batch.map((o) => o.status),
-        batch.map((o) => o.delay),
-        batch.map((o) => o.result.statusCode ?? null),
-        batch.map((o) => o.error),
-      ]);
-      written = new Set(rows.map((r) => r.id));
-    } catch (err) {
-      this.outcomes.unshift(...batch);
-      this.logger.warn({ err: (err as Error).message, outcomes: batch.length }, "event deliveries: could not record outcomes");
-      return false;
-    }
-    for (const o of batch) {
-      if (!written.has(o.d.id)) continue;
-      this.report(o);
-      if (o.status === "PENDING") this.retryIn(o.delay!);
-      // Settled: the next pending event of its order key may go now.
-      else if (o.d.order_key) this.claimWanted = true;
-    }
-    return true;
   }
 
   private report({ d, result, status, delay, error }: Outcome): void {
