@@ -74,6 +74,8 @@ export interface BillingObservers {
   subscriptionCharge?(status: string, attempt: number): void;
   /** Events recorded together by one insert into the inbox (webhooks/inbox). */
   inboxBatch?(size: number): void;
+  /** Answers settled together by one transaction (a batch that failed and was settled answer by answer is not counted). */
+  settlementBatch?(size: number): void;
 }
 
 export interface VerifiedPayment extends Verification {
@@ -183,6 +185,7 @@ export class Settlement {
       await Promise.all(batch.map((p) => this.settleAlone(p.input.ctx.em, p.input).then(p.resolve, p.reject)));
       return;
     }
+    this.observers.settlementBatch?.(batch.length);
     outcomes.forEach((o, i) => {
       const p = batch[i];
       // Answered by a later batch, after this one's commit.
@@ -202,9 +205,10 @@ export class Settlement {
    * transaction of `em`: the rows of all of them locked by one statement
    * (lockBillingRows' order), the renewal steps read and written together,
    * their events recorded by one insert. An answer about an order (or a
-   * subscription) that another answer of the batch already settles comes
-   * out "later", to be settled after this commit: what the batch read must
-   * not change under it.
+   * subscription) that another answer of the batch already moved is decided
+   * against the row as moved; when it would move it again, it comes out
+   * "later", to be settled after this commit, since the renewal steps read
+   * the rows once for the whole batch.
    */
   private async settleTogether(em0: EntityManager, answers: Answer[]): Promise<(Settled | "later")[]> {
     return em0.transactional(async (em) => {
@@ -220,16 +224,20 @@ export class Settlement {
         if (!payment) return { kind: "settled", result: null, work };
         const sub = payment.subscription ? subById.get(payment.subscription.id) : undefined;
         const keys = [`order:${payment.id}`, ...(sub ? [`subscription:${sub.id}`] : [])];
-        if (keys.some((k) => taken.has(k))) return "later";
+        const busy = keys.some((k) => taken.has(k));
         keys.forEach((k) => taken.add(k));
+        // Decided against the rows as the batch has changed them so far (under their locks, as they will commit).
         const decision = decideAnswer(payment, a.ip, a.askedAt, a.lastRound);
-        if (decision.kind === "ask-again") return { kind: "ask-again" };
+        if (decision.kind === "ask-again") return busy ? "later" : { kind: "ask-again" };
         // Another order's payment presented as this one's: the claim is refused, but neither order changes:
         // flagging the claimed order would let anyone who knows a merchant_uid block its real payment.
         if (decision.kind === "foreign") return { kind: "settled", result: { payment, ...decision.verdict, applied: false }, work };
         // A late or repeated notice about another attempt of this order never undoes what the order has.
         if (decision.kind === "kept") return { kind: "settled", result: { payment, ...decision.verdict, message: decision.message, applied: false }, work };
         const v = decision.verdict;
+        // A second status change of a row the batch already moved would need its renewal step planned from
+        // what the first one wrote: it waits for the next batch. A repeat of the same answer does not.
+        if (busy && v.status !== payment.status) return "later";
         const before = { payment: paymentState(payment), sub: sub ? subscriptionState(sub) : null };
         const previous = payment.status;
         applyVerification(payment, a.ip, v);
