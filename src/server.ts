@@ -226,11 +226,11 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
         },
       },
     );
-    // One pg-boss per process: the queues of event deliveries and reconciliation.
+    // One pg-boss per process: the reconciliation queue.
     const boss = await startBoss(orm, logger);
     closers.push(["pg-boss", () => boss.stop({ graceful: true, wait: true, timeout: 10_000 })]);
     const eventLog = logger.child({ component: "events" });
-    const deliveries = new DeliveryWorker(orm, boss, config.events, eventLog, metrics);
+    const deliveries = new DeliveryWorker(orm, config.events, eventLog, metrics);
     const events = new EventsService(config.events, eventLog, () => deliveries.wake());
     const feed = new EventFeed(orm, { databaseUrl: embedded ? undefined : databaseUrl, logger: eventLog, onRecorded: () => deliveries.wake() });
     const rateLimitStore = config.rateLimitStore === "postgres" ? PostgresRateLimitStore.bound(orm) : undefined;
@@ -287,7 +287,7 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
 
     await feed.start();
     closers.push(["event feed", () => feed.stop()]);
-    await deliveries.start();
+    deliveries.start();
     closers.push(["event deliveries", () => deliveries.stop()]);
     const reconciler = new Reconciler(orm, new MeteredReconcileService({ provider, config, logger }, services, metrics), logger, config.reconcileIntervalSeconds);
     await reconciler.start(boss);

@@ -107,11 +107,7 @@ export class EventDeliveryRecord {
   @Property({ type: "datetime", nullable: true })
   nextAttemptAt?: Date | null;
 
-  /** When a job for the next attempt was queued; a delivery queued long ago and still due is queued again. */
-  @Property({ type: "datetime", nullable: true })
-  enqueuedAt?: Date | null;
-
-  /** An attempt is in progress until then (one attempt per event and endpoint at a time). */
+  /** An attempt is in progress until then (one attempt per event and endpoint at a time); once past, any process may claim the delivery again. */
   @Property({ type: "datetime", nullable: true })
   leasedUntil?: Date | null;
 

@@ -201,7 +201,7 @@ export class EventsService {
        select ?, w."id", ?, now() from "webhook_endpoints" w
         where (?::uuid is null and w."enabled" and (cardinality(w."event_types") = 0 or ? = any(w."event_types"))) or w."id" = ?::uuid
        on conflict ("event_id", "endpoint_id") do update
-          set "status" = 'PENDING', "round_start" = "event_deliveries"."attempts", "next_attempt_at" = now(), "enqueued_at" = null, "updated_at" = now()
+          set "status" = 'PENDING', "round_start" = "event_deliveries"."attempts", "next_attempt_at" = now(), "updated_at" = now()
         where "event_deliveries"."status" <> 'PENDING'
        returning ${DELIVERY_COLUMNS}`, [rowId, event.order_key, endpoint, event.type, endpoint]);
     if (endpoint && rows.length === 0) {

@@ -25,9 +25,9 @@ export function ormDb(orm: MikroORM): PgBoss.Db {
 }
 
 /**
- * The process's pg-boss on the ORM's pool (schema pgboss): the queues of
- * reconciliation and of event deliveries share it. Every process works the
- * queues, so several processes share the work.
+ * The process's pg-boss on the ORM's pool (schema pgboss): the
+ * reconciliation queue. Every process works it, so several processes share
+ * the work.
  */
 export async function startBoss(orm: MikroORM, logger: Logger): Promise<PgBoss> {
   const boss = new PgBoss({ db: ormDb(orm), schema: "pgboss", supervise: true, schedule: false, migrate: true });

@@ -1,4 +1,5 @@
 import { Webhook } from "standardwebhooks";
+import { query } from "../../src/db/tx";
 import { recordEvent } from "../../src/events/record";
 import { registerCard, startHarness, uid, type Harness } from "../support/harness";
 import { createEndpoint, deliveriesOf, eventually, startReceiver, type Receiver } from "./helpers";
@@ -136,6 +137,28 @@ describe("webhooks to the merchant", () => {
     await h.client.request(`mutation($c: String!) { deleteCard(customerUid: $c) { status } }`, { c: customerUid });
     const received = await receiver.waitFor((all) => all.length >= 3);
     expect(received.map((r) => r.json.type)).toEqual(["card.registered", "card.registered", "card.deleted"]);
+  });
+
+  it("take over a delivery whose process died mid-attempt (its lease expired), and leave one whose lease is held", async () => {
+    const receiver = await startReceiver();
+    await endpointFor(receiver);
+    // Two deliveries as processes left them: each recorded with its event, its lease taken in the same transaction.
+    const leased = async (customerUid: string, until: string) =>
+      h.server.orm.em.fork().transactional(async (tx) => {
+        const id = await recordEvent(tx, { type: "card.registered", customerUid, data: { customerUid } });
+        await query({ em: tx }, `update event_deliveries set attempts = 1, leased_until = now() + ?::interval where event_id = ?`, [until, id]);
+        return `evt_${id}`;
+      });
+    const crashed = await leased(uid("crashed"), "-1 second");
+    const held = await leased(uid("held"), "1 hour");
+    const after = await registerCard(h, uid("after"));
+
+    await receiver.waitFor((all) => all.some((r) => r.json.customerUid === after));
+    const [taken] = await eventually(() => deliveriesOf(h, crashed), (d) => d[0]?.status === "DELIVERED");
+    expect(taken.attempts).toBe(2);
+    // The held one is another process's attempt in progress: no second attempt beside it.
+    expect(receiver.received.map((r) => r.headers["webhook-id"])).not.toContain(held);
+    expect(await deliveriesOf(h, held)).toMatchObject([{ status: "PENDING", attempts: 1 }]);
   });
 
   it("go only to the endpoints that take the event's type", async () => {
