@@ -1,5 +1,5 @@
 import type { FilterQuery } from "@mikro-orm/core";
-import { Plan, type Subscription } from "../db/entities";
+import { Plan } from "../db/entities";
 import type { BillingInterval } from "../db/entities/enums";
 import { BadUserInputError, NotFoundError } from "../errors";
 import { guardUnique, randomId, type BillingDeps, type Ctx } from "./context";
@@ -86,7 +86,3 @@ export class PlanService {
   }
 }
 
-/** What a subscription takes from its plan, when started from it or moved to it. */
-export function planTerms(plan: Plan): Pick<Subscription, "planCode" | "name" | "amount" | "taxFreeAmount" | "vatAmount"> {
-  return { planCode: plan.code, name: plan.name, amount: plan.amount, taxFreeAmount: plan.taxFreeAmount, vatAmount: plan.vatAmount ?? null };
-}

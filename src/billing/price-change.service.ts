@@ -15,7 +15,7 @@ import {
 import { BadUserInputError, ConflictError, NotFoundError } from "../errors";
 import { randomId, type BillingDeps, type Ctx } from "./context";
 import { ANSWER_MARGIN_MS, answerCounts, effectiveRenewal, endReason } from "./domain/price-changes";
-import { planTerms } from "./plan.service";
+import { planTerms } from "./domain/plans";
 import { iamportNow, type Settlement } from "./settlement";
 import type { SubscriptionService } from "./subscription.service";
 import { checkAmount, checkUid } from "./validation";

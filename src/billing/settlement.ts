@@ -1,11 +1,12 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { Payment, type Subscription } from "../db/entities";
-import { PaymentKind, PaymentStatus, SubscriptionStatus } from "../db/entities/enums";
+import { PaymentKind, PaymentStatus, PriceChangeStatus, SubscriptionStatus } from "../db/entities/enums";
 import { laterCharges, lockBillingRows } from "../db/repositories/billing-locks";
 import { markChargesScheduled, type ChargeScheduled } from "../db/repositories/charge-registrations";
 import { answeredChangesFor } from "../db/repositories/price-changes";
 import { TurnBatcher, type Pending } from "../db/batch";
-import type { PriceChange } from "../db/entities";
+import { Plan, type PriceChange } from "../db/entities";
+import { planTerms } from "./domain/plans";
 import { claimStep } from "./domain/price-changes";
 import { NotFoundError } from "../errors";
 import { IamportNotFoundError, IamportRefusedError, type ProviderPayment, type ProviderSchedule } from "../provider/port";
@@ -340,7 +341,13 @@ export class Settlement {
       em,
       planned.flatMap((s) => (s.next && !s.existing ? [{ subscriptionId: s.sub.id, period: s.next.period }] : [])),
     );
-    const claims = planned.map((s) => (s.next ? { s, row: this.claimCharge(s.ctx, s.sub, s.next, s.existing, changes.get(s.sub.id)) } : null));
+    // An accepted change that carries a plan moves the subscription to the plan's terms with the claim.
+    const codes = [...new Set([...changes.values()].flatMap((c) => (c.planCode && c.status === PriceChangeStatus.ACCEPTED ? [c.planCode] : [])))];
+    const plans = new Map(codes.length ? (await em.find(Plan, { code: { $in: codes } })).map((p) => [p.code, p]) : []);
+    const claims = planned.map((s) => {
+      const change = changes.get(s.sub.id);
+      return s.next ? { s, row: this.claimCharge(s.ctx, s.sub, s.next, s.existing, change, change?.planCode ? plans.get(change.planCode) : undefined) } : null;
+    });
     // One flush writes the new charges and the subscriptions (a new charge's id is known after it).
     await em.flush();
     for (const c of claims) {
@@ -357,10 +364,11 @@ export class Settlement {
    * is held while Iamport answers. A registration that fails leaves the row
    * PENDING for reconciliation; a cancellation that meets the claim revokes it.
    * `existing`: the row that holds the charge's merchant_uid, if any;
-   * `change`: the answered price change the new charge must follow, if any.
+   * `change`: the answered price change the new charge must follow, if any,
+   * and `plan` the plan an accepted one moves the subscription to.
    * Returns the row to register (a PENDING one), persisted for the caller's flush.
    */
-  private claimCharge(ctx: Ctx, sub: Subscription, next: NextCharge, existing: Payment | undefined, change: PriceChange | undefined): Payment | null {
+  private claimCharge(ctx: Ctx, sub: Subscription, next: NextCharge, existing: Payment | undefined, change: PriceChange | undefined, plan: Plan | undefined): Payment | null {
     let row = existing;
     if (!row) {
       if (change) {
@@ -374,7 +382,8 @@ export class Settlement {
           sub.nextMerchantUid = null;
           return null;
         }
-        sub.amount = step.amount;
+        if (plan) Object.assign(sub, planTerms(plan));
+        else sub.amount = step.amount;
       }
       row = newSubscriptionCharge(ctx.em, sub, next.period, next.attempt, PaymentKind.SCHEDULE, next.at);
       ctx.em.persist(row);

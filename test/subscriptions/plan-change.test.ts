@@ -218,7 +218,7 @@ describe("changeSubscriptionPlan", () => {
     expect(ran.executed.filter((e) => e.merchant_uid.includes(sub.id))).toEqual([]);
   });
 
-  it("a merchant key's upgrade consented before its renewal is claimed: the renewals before it charge the old plan, and reconciliation moves that renewal's claim to the new plan", async () => {
+  it("a merchant key's upgrade consented before its renewal is claimed: the renewals before it charge the old plan, and that renewal is claimed on the new plan's terms", async () => {
     const sub = await start("weekly");
     const change = (await merchantChange(sub, "weekly-pro")).pendingPriceChange!;
     const effective = unix(change.effectiveAt);
@@ -231,6 +231,7 @@ describe("changeSubscriptionPlan", () => {
     expect(unix(now.nextPaymentAt!)).toBeLessThan(effective);
 
     while (unix(now.nextPaymentAt!) < effective) {
+      // Each renewal's webhook claims the next one; reconciliation sends the notices.
       await advanceTo(h, unix(now.nextPaymentAt!) + 10);
       await h.server.reconciler.runOnce();
       now = await show(sub.id);

@@ -9,7 +9,7 @@ import { SUBSCRIPTION_UID_PREFIX } from "../domain/merchant-uids";
 import { prorate } from "../domain/proration";
 import { notBefore } from "../domain/settlement";
 import { proportionalParts } from "../domain/tax";
-import { planTerms } from "../plan.service";
+import { planTerms } from "../domain/plans";
 import { inFlightConflict, openPriceChange } from "../price-change.service";
 import { iamportNow, newSubscriptionCharge } from "../settlement";
 import { checkUid } from "../validation";

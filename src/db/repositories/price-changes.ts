@@ -5,8 +5,8 @@ import { PriceChangeStatus } from "../entities/enums";
 import { query, type Scope } from "../tx";
 
 /**
- * For each subscription asked about, the answered price change (accepted
- * without a plan, declined or expired) that starts at or before its `period`
+ * For each subscription asked about, the answered price change (accepted,
+ * declined or expired) that starts at or before its `period`
  * and was not applied yet: what the claim of that period's renewal must
  * follow. One statement for all of them, in the claims' transaction, under
  * their subscriptions' locks; the unapplied answered changes are locked
@@ -20,9 +20,7 @@ export async function answeredChangesFor(em: EntityManager, questions: readonly 
     {
       subscriptionId: { $in: [...new Set(questions.map((q) => q.subscriptionId))] },
       appliedAt: null,
-      // An accepted change that carries a plan changes more than the amount: the price-change service applies it
-      // to the claimed renewal (acceptedPlansUnapplied), so the claim takes the subscription's terms as they are.
-      $or: [{ status: { $in: [PriceChangeStatus.DECLINED, PriceChangeStatus.EXPIRED] } }, { status: PriceChangeStatus.ACCEPTED, planCode: null }],
+      status: { $in: [PriceChangeStatus.ACCEPTED, PriceChangeStatus.DECLINED, PriceChangeStatus.EXPIRED] },
     },
     { orderBy: { id: "desc" }, lockMode: LockMode.PESSIMISTIC_WRITE, refresh: true },
   );
