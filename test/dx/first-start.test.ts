@@ -22,10 +22,17 @@ const started: ServerProcess[] = [];
 beforeAll(() => {
   cwd = fs.mkdtempSync(path.join(os.tmpdir(), "billing-first-start-"));
 });
-afterAll(async () => {
-  for (const p of started) await stopServer(p);
+// A test that failed before stopping its server leaves it holding ./.data: it is stopped before the next test
+// starts one (which would otherwise fail on the data directory's lock, whatever it tests).
+afterEach(async () => {
+  for (const p of started.splice(0)) await stopServer(p);
+});
+afterAll(() => {
   fs.rmSync(cwd, { recursive: true, force: true });
 });
+
+/** A first start on a loaded machine (the embedded database's initdb, the migrations) can take most of a minute and more. */
+const DEV_START_TEST_MS = 240_000;
 
 /** The environment of `npm start` with nothing configured (the test's own variables cleared), on free ports. */
 async function devEnv(): Promise<{ env: Record<string, string>; port: number; emulatorPort: number }> {
@@ -94,7 +101,7 @@ describe("a development server started with nothing configured", () => {
     );
     expect(r.data).toEqual({ data: { registerCard: { status: "ACTIVE" } } });
     await stopServer(proc);
-  });
+  }, DEV_START_TEST_MS);
 
   it("keeps the same development key across a restart (read back from ./.data/dev-key)", async () => {
     const { proc, port } = await startDev();
@@ -103,7 +110,7 @@ describe("a development server started with nothing configured", () => {
     expect(r.status).toBe(200);
     expect(r.data.errors).toBeUndefined();
     await stopServer(proc);
-  });
+  }, DEV_START_TEST_MS);
 
   it("warns at start when the database holds cards the emulator does not know, and dev:reset starts both over (refused while the server runs)", async () => {
     // The emulator's state lost, the database kept: the drift a developer would otherwise meet as failing charges.
@@ -132,5 +139,5 @@ describe("a development server started with nothing configured", () => {
     expect(fs.existsSync(path.join(cwd, ".data/pglite"))).toBe(false);
     // The key survives a reset: nothing to copy again.
     expect(fs.readFileSync(path.join(cwd, ".data/dev-key"), "utf8").trim()).toBe(firstKey);
-  });
+  }, DEV_START_TEST_MS);
 });
