@@ -22,6 +22,11 @@ import { waitFor } from "../subscriptions/helpers";
 const onPostgres = adminDatabaseUrl() !== undefined;
 const withPostgres = onPostgres ? describe : describe.skip;
 const POOL_MAX = onPostgres ? 2 : 1;
+/**
+ * The statement, lock and acquire timeouts of the servers here: short, for the waits they bound, and still long
+ * enough for every ordinary step (the start's first connection, a card registration) on a loaded machine.
+ */
+const TIMEOUT_MS = "3000";
 
 const CHARGE = `mutation Charge($input: ChargeAgainInput!) { chargeAgain(input: $input) { ${PAYMENT_FIELDS} } }`;
 const PAYMENT = `query Payment($m: String) { payment(merchantUid: $m) { merchantUid status } }`;
@@ -32,9 +37,9 @@ let paid: { merchantUid: string; impUid: string };
 beforeAll(async () => {
   h = await startHarness({
     env: {
-      DATABASE_STATEMENT_TIMEOUT_MS: "500",
-      DATABASE_LOCK_TIMEOUT_MS: "500",
-      DATABASE_ACQUIRE_TIMEOUT_MS: "500",
+      DATABASE_STATEMENT_TIMEOUT_MS: TIMEOUT_MS,
+      DATABASE_LOCK_TIMEOUT_MS: TIMEOUT_MS,
+      DATABASE_ACQUIRE_TIMEOUT_MS: TIMEOUT_MS,
       DATABASE_POOL_MAX: String(POOL_MAX),
       RATE_LIMIT_PER_MINUTE: "0",
       RATE_LIMIT_PUBLIC_PER_MINUTE: "0",
@@ -131,7 +136,7 @@ withPostgres("on PostgreSQL", () => {
     const [settings] = await h.sql<{ statement_timeout: string; lock_timeout: string }>(
       "select current_setting('statement_timeout') as statement_timeout, current_setting('lock_timeout') as lock_timeout",
     );
-    expect(settings).toEqual({ statement_timeout: "500ms", lock_timeout: "500ms" });
+    expect(settings).toEqual({ statement_timeout: "3s", lock_timeout: "3s" });
     const err = await h.sql("select pg_sleep(30)").then(
       () => null,
       (e: unknown) => e,
@@ -143,12 +148,13 @@ withPostgres("on PostgreSQL", () => {
   it("a migration is not cut short by the statement timeout (it may rewrite a large table)", async () => {
     class SlowMigration extends Migration {
       override async up(): Promise<void> {
-        this.addSql("select pg_sleep(1)");
+        this.addSql("select pg_sleep(3)");
       }
     }
     const db = (await createTestDatabase())!;
     const run = async (wrap: boolean) => {
-      const base = ormOptions(db.url, 1, undefined, { statementMs: 50, lockMs: 50, acquireMs: 5000 });
+      // The migrator's own statements (its table, its rows) run under the timeout too: 500 ms, not less, for a loaded machine.
+      const base = ormOptions(db.url, 1, undefined, { statementMs: 500, lockMs: 500, acquireMs: 5000 });
       const migration = { name: `Migration_slow_${wrap}`, class: SlowMigration };
       const orm = await MikroORM.init({ ...base, logger: () => undefined, migrations: { ...base.migrations, migrationsList: [wrap ? withoutStatementTimeout(migration) : migration] } });
       try {
@@ -158,7 +164,7 @@ withPostgres("on PostgreSQL", () => {
       }
     };
     try {
-      // Unwrapped, the 50 ms statement timeout cancels it; wrapped (as every committed migration is), it runs.
+      // Unwrapped, the 500 ms statement timeout cancels it; wrapped (as every committed migration is), it runs.
       await expect(run(false)).rejects.toThrow(/canceling statement due to statement timeout/);
       expect((await run(true)).map((m) => m.name)).toEqual(["Migration_slow_true"]);
     } finally {
@@ -170,7 +176,7 @@ withPostgres("on PostgreSQL", () => {
     let shared: Harness;
     beforeAll(async () => {
       shared = await startHarness({
-        env: { RATE_LIMIT_STORE: "postgres", DATABASE_LOCK_TIMEOUT_MS: "500", DATABASE_STATEMENT_TIMEOUT_MS: "500", DATABASE_ACQUIRE_TIMEOUT_MS: "500" },
+        env: { RATE_LIMIT_STORE: "postgres", DATABASE_LOCK_TIMEOUT_MS: TIMEOUT_MS, DATABASE_STATEMENT_TIMEOUT_MS: TIMEOUT_MS, DATABASE_ACQUIRE_TIMEOUT_MS: TIMEOUT_MS },
       });
     });
     afterAll(async () => {
