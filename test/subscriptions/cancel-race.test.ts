@@ -12,6 +12,7 @@ import {
   runRenewalsSilently,
   startSub,
   startSubHarness,
+  waitFor,
   Sub,
   unix,
   webhooksSettled,
@@ -37,7 +38,14 @@ async function startMonthly(card?: string): Promise<Sub> {
   const sub = await startSub(h, { customerUid: await registerCard(h, uid("c"), card), interval: "MONTH" });
   // The first charge's webhook goes out in the background: it must not eat a drop_webhook fault meant for the renewal.
   await webhooksSettled(h, [renewalUid(sub.id, 1)]);
-  return sub;
+  if (sub.status === "ACTIVE") return sub;
+  // Twenty starts at once on a loaded machine: a first charge's answer can outlast the server's Iamport timeout,
+  // and that subscription starts INCOMPLETE until its webhook settles it. The tests start from the settled one.
+  const settled = await waitFor(async () => {
+    const now = await getSub(h, sub.id);
+    return now.status === "ACTIVE" && now.nextPaymentAt ? now : undefined;
+  });
+  return settled!;
 }
 
 /** The end of the second period, the one the renewal charge pays for. */
