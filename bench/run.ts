@@ -545,7 +545,7 @@ interface BurstFigures {
   callsPerRenewal: number | null;
   /** The same calls by route. */
   callsByRoute: Record<string, number>;
-  /** The server's mean renewals per database transaction during the burst (its billing_renewal_batch_size), when it has that metric. */
+  /** The server's mean answers settled per database transaction during the burst (its billing_settlement_batch_size), when it has that metric. */
   meanBatch?: number | null;
   /** With a webhook endpoint registered (part 5): the burst's deliveries when every charge was done. */
   deliveries?: { delivered: number; pending: number; failed: number };
@@ -553,7 +553,7 @@ interface BurstFigures {
   meanInboxBatch?: number | null;
 }
 
-type BatchHistograms = Record<"billing_renewal_batch_size" | "billing_inbox_batch_size", { sum: number; count: number } | null>;
+type BatchHistograms = Record<"billing_settlement_batch_size" | "billing_inbox_batch_size", { sum: number; count: number } | null>;
 
 /** The sum and count of the server's batch-size histograms (null where /metrics does not have them: they are optional). */
 async function batchSizes(serverUrl: string): Promise<BatchHistograms> {
@@ -565,9 +565,9 @@ async function batchSizes(serverUrl: string): Promise<BatchHistograms> {
   try {
     const res = await fetch(`${serverUrl}/metrics`);
     const text = res.ok ? await res.text() : "";
-    return { billing_renewal_batch_size: read(text, "billing_renewal_batch_size"), billing_inbox_batch_size: read(text, "billing_inbox_batch_size") };
+    return { billing_settlement_batch_size: read(text, "billing_settlement_batch_size"), billing_inbox_batch_size: read(text, "billing_inbox_batch_size") };
   } catch {
-    return { billing_renewal_batch_size: null, billing_inbox_batch_size: null };
+    return { billing_settlement_batch_size: null, billing_inbox_batch_size: null };
   }
 }
 
@@ -794,7 +794,7 @@ async function serverBurst(db: BenchDb, c: BurstCase, label: string, prefix: str
     // The burst's own: the warm-up's were all delivered before it.
     const deliveries = endpointId ? await deliveryCounts(db).then((d) => ({ ...d, delivered: d.delivered - deliveredBefore })) : undefined;
     const batchesAfter = await batchSizes(server.url);
-    const meanBatch = meanOf(batchesBefore, batchesAfter, "billing_renewal_batch_size");
+    const meanBatch = meanOf(batchesBefore, batchesAfter, "billing_settlement_batch_size");
     const meanInboxBatch = meanOf(batchesBefore, batchesAfter, "billing_inbox_batch_size");
 
     // Per subscription: exactly one due charge with the outcome, exactly one next charge scheduled
@@ -1041,7 +1041,7 @@ const fmtBurst = (b: BurstFigures) =>
   `${b.renewals} in ${b.seconds.toFixed(2)} s = ${b.perSecond.toFixed(1)}/s; webhooks ${JSON.stringify(b.webhooks)}; ` +
   `${b.duplicates} duplicates, ${b.losses} losses; ${b.cpuMsPerRenewal?.toFixed(2) ?? "?"} ms CPU each (${b.cpuSystemMsPerRenewal?.toFixed(2) ?? "?"} system), emulator ${b.emulatorCpuMsPerRenewal?.toFixed(2) ?? "?"} ms, database ${b.databaseCpuMsPerRenewal?.toFixed(2) ?? "?"} ms; ` +
   `Iamport calls each ${b.callsPerRenewal?.toFixed(2) ?? "?"} ${JSON.stringify(b.callsByRoute)}; RSS ${b.rssAtStartMiB?.toFixed(0) ?? "?"} MiB at the start, peak ${b.peakRssMiB.toFixed(0)} MiB` +
-  `${b.meanBatch != null ? `; ${b.meanBatch.toFixed(2)} renewals per transaction` : ""}${b.meanInboxBatch != null ? `, ${b.meanInboxBatch.toFixed(2)} events per inbox insert` : ""}${b.problems.length ? `; problems: ${b.problems.join("; ")}` : ""}`;
+  `${b.meanBatch != null ? `; ${b.meanBatch.toFixed(2)} answers settled per transaction` : ""}${b.meanInboxBatch != null ? `, ${b.meanInboxBatch.toFixed(2)} events per inbox insert` : ""}${b.problems.length ? `; problems: ${b.problems.join("; ")}` : ""}`;
 
 // ---- 4: bulk load --------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ export interface Metrics {
   renewals: Counter<"result">;
   retries: Counter<"result">;
   inboxBatch: Histogram;
+  settlementBatch: Histogram;
   reconciliations: Counter<"result">;
   reconciledItems: Counter<"kind">;
   eventDeliveries: Counter<"outcome">;
@@ -61,6 +62,12 @@ export function createMetrics(opts: { orm?: MikroORM; defaultMetrics?: boolean }
       name: "billing_inbox_batch_size",
       help: "Webhook events recorded together by one insert (received in the same turn of the event loop)",
       buckets: [1, 2, 4, 8, 16, 32, 64],
+      registers: [registry],
+    }),
+    settlementBatch: new Histogram({
+      name: "billing_settlement_batch_size",
+      help: "Answers from Iamport (webhooks, verifications) settled together by one database transaction",
+      buckets: [1, 2, 4, 8, 16, 32],
       registers: [registry],
     }),
     retries: new Counter({

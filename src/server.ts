@@ -218,6 +218,9 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
           const result = status === "PAID" ? "paid" : status === "FAILED" ? "failed" : status.toLowerCase();
           (attempt > 1 ? metrics.retries : metrics.renewals).inc({ result });
         },
+        settlementBatch(size) {
+          metrics.settlementBatch.observe(size);
+        },
         inboxBatch(size) {
           metrics.inboxBatch.observe(size);
         },

@@ -3,7 +3,9 @@ import { Payment, type Subscription } from "../db/entities";
 import { PaymentKind, PaymentStatus, SubscriptionStatus } from "../db/entities/enums";
 import { laterCharges, lockBillingRows } from "../db/repositories/billing-locks";
 import { markChargeScheduled } from "../db/repositories/charge-registrations";
-import { answeredChangeFor } from "../db/repositories/price-changes";
+import { answeredChangesFor } from "../db/repositories/price-changes";
+import { TurnBatcher, type Pending } from "../db/batch";
+import type { PriceChange } from "../db/entities";
 import { claimStep } from "./domain/price-changes";
 import { NotFoundError } from "../errors";
 import { IamportNotFoundError, IamportRefusedError, type ProviderPayment, type ProviderSchedule } from "../provider/port";
@@ -13,7 +15,7 @@ import { decideAnswer, planSubscriptionStep, wholeSeconds, type NextCharge, type
 import { applyVerification, type Verification } from "./domain/verdict";
 import type { ScheduleRegistrar } from "./payments/schedules";
 import { paymentChangeEvents, paymentState, subscriptionChangeEvents, subscriptionState } from "./events";
-import { recordEvents } from "../events/record";
+import { recordEvents, type RecordEventInput } from "../events/record";
 
 /** What a settlement leaves for after its commit: the facts to report, the claimed charges to register. */
 interface Work {
@@ -40,12 +42,40 @@ type Registration =
   | { kind: "ran"; impUid: string }
   | { kind: "unknown"; err: unknown };
 
+/** Iamport's answer about an order, to settle under the order's lock. */
+interface Answer {
+  ctx: Ctx;
+  orderUid: string;
+  ip: ProviderPayment;
+  askedAt: Date;
+  /** The answer is taken as it is, even when the row changed after it was asked for. */
+  lastRound: boolean;
+}
+
+/** What settling an answer came to: the order (null: no such order) and the work left for after the commit, or a new question to Iamport. */
+type Settled = { kind: "settled"; result: VerifiedPayment | null; work: Work } | { kind: "ask-again" };
+
+/** A charge whose status the transaction changed, with the rows its renewal step reads and writes. */
+interface ChargeStep {
+  ctx: Ctx;
+  payment: Payment;
+  previous: PaymentStatus;
+  sub: Subscription | undefined;
+  final: boolean;
+  work: Work;
+}
+
+/** Answers settled in one transaction at most (a burst's webhooks beyond it wait for the next one). */
+const ANSWERS_PER_BATCH = 32;
+
 /** Observers (metrics) of what the billing core settled; told once per fact, after its commit. */
 export interface BillingObservers {
   /** A subscription charge changed status (attempt 1 = renewal, 2.. = retry). */
   subscriptionCharge?(status: string, attempt: number): void;
   /** Events recorded together by one insert into the inbox (webhooks/inbox). */
   inboxBatch?(size: number): void;
+  /** Answers settled together by one transaction (a batch that failed and was settled answer by answer is not counted). */
+  settlementBatch?(size: number): void;
 }
 
 export interface VerifiedPayment extends Verification {
@@ -69,11 +99,25 @@ export interface VerifiedPayment extends Verification {
  * they plan and, after the commit, tells the observers and the log.
  */
 export class Settlement {
+  /**
+   * The answers of concurrent callers (a burst of webhooks) settled together,
+   * one transaction per batch: one lock statement, one write per table and
+   * one commit for all of them instead of each. A few batches run at once
+   * (a quarter of the PostgreSQL pool; one on the embedded database, whose
+   * single connection serves one transaction at a time), so a burst's
+   * answers queue and share the next transaction rather than each waiting
+   * for a connection of its own.
+   */
+  private readonly answers: TurnBatcher<Answer, Settled>;
+
   constructor(
     private readonly deps: BillingDeps,
     private readonly schedules: ScheduleRegistrar,
     private readonly observers: BillingObservers = {},
-  ) {}
+  ) {
+    const running = deps.config.databaseUrl ? Math.max(1, Math.ceil(deps.config.databasePoolMax / 4)) : 1;
+    this.answers = new TurnBatcher<Answer, Settled>(ANSWERS_PER_BATCH, (batch) => this.settleBatch(batch), running);
+  }
 
   /**
    * Decides and applies `fetched` (Iamport's answer, asked for at `askedAt`)
@@ -92,10 +136,9 @@ export class Settlement {
   ): Promise<VerifiedPayment> {
     const orderUid = opts.claimedMerchantUid ?? fetched.merchant_uid;
     let askedAt = opts.askedAt ?? new Date();
-    const work: Work = { plans: [], claims: [] };
     let ip = fetched;
-    let result: VerifiedPayment | null | "ask-again" = "ask-again";
-    for (let round = 1; result === "ask-again"; round++) {
+    let settled: Settled = { kind: "ask-again" };
+    for (let round = 1; settled.kind === "ask-again"; round++) {
       if (round > 1) {
         askedAt = new Date();
         try {
@@ -107,30 +150,11 @@ export class Settlement {
       // After two fresh answers that still met newer rows, the third is taken as it is: the row keeps moving.
       // A caller that holds row locks of its own (a cancellation, which fetched the answer just before taking
       // them) gets no second question: Iamport is never waited on under a lock.
-      const lastRound = round >= 3 || opts.askAgain === false;
-      result = await ctx.em.transactional(async (em): Promise<VerifiedPayment | null | "ask-again"> => {
-        const {
-          payments: [payment],
-          subscriptions: [sub],
-        } = await lockBillingRows(em, { merchantUid: orderUid });
-        if (!payment) return null;
-        const previous = payment.status;
-        const before = { payment: paymentState(payment), sub: sub ? subscriptionState(sub) : null };
-        const decision = decideAnswer(payment, ip, askedAt, lastRound);
-        if (decision.kind === "ask-again") return "ask-again";
-        // Another order's payment presented as this one's: the claim is refused, but neither order
-        // changes: flagging the claimed order would let anyone who knows a merchant_uid block its real payment.
-        if (decision.kind === "foreign") return { payment, ...decision.verdict, applied: false };
-        // A late or repeated notice about another attempt of this order never undoes what the order has.
-        if (decision.kind === "kept") return { payment, ...decision.verdict, message: decision.message, applied: false };
-        const v = decision.verdict;
-        applyVerification(payment, ip, v);
-        await em.flush();
-        await this.renewalStep(withEm(ctx, em), payment, previous, sub, v.final === true, work);
-        await recordChange(em, payment, before, sub);
-        return { payment, ...v, applied: true };
-      });
+      const answer: Answer = { ctx, orderUid, ip, askedAt, lastRound: round >= 3 || opts.askAgain === false };
+      // Inside a caller's transaction the answer is settled in it, alone; otherwise with the answers that arrive with it.
+      settled = ctx.em.isInTransaction() ? await this.settleAlone(ctx.em, answer) : await this.answers.push(answer);
     }
+    const { result, work } = settled;
     await this.afterCommit(ctx, work);
     if (!result) throw new NotFoundError(`An order with merchant_uid ${orderUid} (call preparePayment first)`);
     if (result.outcome === "FORGERY") {
@@ -140,6 +164,93 @@ export class Settlement {
       );
     }
     return result;
+  }
+
+  /**
+   * Settles a batch of answers in one transaction. When the transaction
+   * fails, nothing of it was written, and each answer is settled alone, so
+   * that one answer the database refuses cannot keep the others from being
+   * recorded.
+   */
+  private async settleBatch(batch: Pending<Answer, Settled>[]): Promise<void> {
+    let outcomes: (Settled | "later")[];
+    try {
+      outcomes = await this.settleTogether(batch[0].input.ctx.em, batch.map((p) => p.input));
+    } catch (err) {
+      if (batch.length === 1) throw err;
+      batch[0].input.ctx.log.warn(
+        { answers: batch.length, requestIds: batch.map((p) => p.input.ctx.requestId), err: (err as Error).message },
+        "settling a batch of answers failed; settling each alone",
+      );
+      await Promise.all(batch.map((p) => this.settleAlone(p.input.ctx.em, p.input).then(p.resolve, p.reject)));
+      return;
+    }
+    this.observers.settlementBatch?.(batch.length);
+    outcomes.forEach((o, i) => {
+      const p = batch[i];
+      // Answered by a later batch, after this one's commit.
+      p.resolve(o === "later" ? this.answers.push(p.input) : o);
+    });
+  }
+
+  /** Settles one answer in a transaction of its own (nested in the caller's, when `em` is in one). */
+  private async settleAlone(em: EntityManager, answer: Answer): Promise<Settled> {
+    const [settled] = await this.settleTogether(em, [answer]);
+    // No other answer of the batch can have taken its rows.
+    return settled === "later" ? { kind: "ask-again" } : settled;
+  }
+
+  /**
+   * Decides and applies each answer under its order's row lock, in one
+   * transaction of `em`: the rows of all of them locked by one statement
+   * (lockBillingRows' order), the renewal steps read and written together,
+   * their events recorded by one insert. An answer about an order (or a
+   * subscription) that another answer of the batch already moved is decided
+   * against the row as moved; when it would move it again, it comes out
+   * "later", to be settled after this commit, since the renewal steps read
+   * the rows once for the whole batch.
+   */
+  private async settleTogether(em0: EntityManager, answers: Answer[]): Promise<(Settled | "later")[]> {
+    return em0.transactional(async (em) => {
+      const orderUids = [...new Set(answers.map((a) => a.orderUid))];
+      const { payments, subscriptions } = await lockBillingRows(em, { merchantUid: orderUids.length === 1 ? orderUids[0] : { $in: orderUids } });
+      const byUid = new Map(payments.map((p) => [p.merchantUid, p]));
+      const subById = new Map(subscriptions.map((s) => [s.id, s]));
+      const taken = new Set<string>();
+      const steps: (ChargeStep & { before: Before })[] = [];
+      const outcomes = answers.map((a): Settled | "later" => {
+        const work: Work = { plans: [], claims: [] };
+        const payment = byUid.get(a.orderUid);
+        if (!payment) return { kind: "settled", result: null, work };
+        const sub = payment.subscription ? subById.get(payment.subscription.id) : undefined;
+        const keys = [`order:${payment.id}`, ...(sub ? [`subscription:${sub.id}`] : [])];
+        const busy = keys.some((k) => taken.has(k));
+        keys.forEach((k) => taken.add(k));
+        // Decided against the rows as the batch has changed them so far (under their locks, as they will commit).
+        const decision = decideAnswer(payment, a.ip, a.askedAt, a.lastRound);
+        if (decision.kind === "ask-again") return busy ? "later" : { kind: "ask-again" };
+        // Another order's payment presented as this one's: the claim is refused, but neither order changes:
+        // flagging the claimed order would let anyone who knows a merchant_uid block its real payment.
+        if (decision.kind === "foreign") return { kind: "settled", result: { payment, ...decision.verdict, applied: false }, work };
+        // A late or repeated notice about another attempt of this order never undoes what the order has.
+        if (decision.kind === "kept") return { kind: "settled", result: { payment, ...decision.verdict, message: decision.message, applied: false }, work };
+        const v = decision.verdict;
+        // A second status change of a row the batch already moved would need its renewal step planned from
+        // what the first one wrote: it waits for the next batch. A repeat of the same answer does not.
+        if (busy && v.status !== payment.status) return "later";
+        const before = { payment: paymentState(payment), sub: sub ? subscriptionState(sub) : null };
+        const previous = payment.status;
+        applyVerification(payment, a.ip, v);
+        steps.push({ ctx: withEm(a.ctx, em), payment, previous, sub, final: v.final === true, work, before });
+        return { kind: "settled", result: { payment, ...v, applied: true }, work };
+      });
+      if (steps.length > 0) {
+        await em.flush();
+        await this.renewalSteps(em, steps);
+        await recordChanges(em, steps);
+      }
+      return outcomes;
+    });
   }
 
   /**
@@ -162,8 +273,9 @@ export class Settlement {
       locked.failedAt = now;
       locked.checkedAt = now;
       await em.flush();
-      await this.renewalStep(withEm(ctx, em), locked, PaymentStatus.PENDING, sub, false, work);
-      await recordChange(em, locked, before, sub);
+      const step = { ctx: withEm(ctx, em), payment: locked, previous: PaymentStatus.PENDING, sub, final: false, work, before };
+      await this.renewalSteps(em, [step]);
+      await recordChanges(em, [step]);
     });
     await this.afterCommit(ctx, work);
   }
@@ -184,39 +296,52 @@ export class Settlement {
   }
 
   /**
-   * The renewal step of a subscription charge whose status changed: the
-   * decision core's plan, written under the locks the caller holds.
+   * The renewal steps of subscription charges whose status changed, written
+   * under the locks the caller holds: each one the decision core's plan.
+   * The rows they read (the charges after each one, the rows of the charges
+   * that may come next, the answered price changes of the claims) are read by
+   * one statement each, and what they write by one flush, however many steps.
    */
-  private async renewalStep(ctx: Ctx, payment: Payment, previous: PaymentStatus, sub: Subscription | undefined, final: boolean, work: Work): Promise<void> {
-    if (!payment.subscription || !sub || payment.status === previous) return;
-    const period = payment.period ?? 1;
-    const attempt = payment.attempt ?? 1;
+  private async renewalSteps(em: EntityManager, steps: ChargeStep[]): Promise<void> {
+    const due = steps.flatMap((s) => (s.payment.subscription && s.sub && s.payment.status !== s.previous ? [{ ...s, sub: s.sub }] : []));
+    if (due.length === 0) return;
+    const at = (s: (typeof due)[number]) => ({ period: s.payment.period ?? 1, attempt: s.payment.attempt ?? 1 });
     // The charges that may come next (the next period's first, or this period's next attempt) are read with the later ones.
-    const charges = await laterCharges(ctx.em, sub.id, period, attempt, [renewalMerchantUid(sub.id, period + 1, 1), renewalMerchantUid(sub.id, period, attempt + 1)]);
-    const plan = planSubscriptionStep(
-      {
-        merchantUid: payment.merchantUid,
-        status: payment.status,
-        previous,
-        kind: payment.kind,
-        period,
-        attempt,
-        paidAt: payment.paidAt,
-        failedAt: payment.failedAt,
-        failReason: payment.failReason,
-        final,
-      },
-      sub,
-      charges.later,
-      { timeZone: this.deps.config.billingTimeZone, retryDelaysSeconds: this.deps.config.retryScheduleSeconds },
-      new Date(),
+    const charges = await laterCharges(
+      em,
+      due.map((s) => {
+        const { period, attempt } = at(s);
+        return { subscriptionId: s.sub.id, period, attempt, merchantUids: [renewalMerchantUid(s.sub.id, period + 1, 1), renewalMerchantUid(s.sub.id, period, attempt + 1)] };
+      }),
     );
-    work.plans.push(plan);
-    if (plan.change) Object.assign(sub, plan.change);
-    const claimed = plan.next ? await this.claimCharge(ctx, sub, plan.next, charges.byMerchantUid.get(plan.next.merchantUid)) : null;
-    // One flush writes the new charge and the subscription (its id is known after it).
-    await ctx.em.flush();
-    if (claimed) work.claims.push({ id: claimed.id, row: sub.status === SubscriptionStatus.CANCELED || sub.status === SubscriptionStatus.UNPAID ? undefined : claimed });
+    const now = new Date();
+    const planned = due.map((s) => {
+      const { period, attempt } = at(s);
+      const p = s.payment;
+      const plan = planSubscriptionStep(
+        { merchantUid: p.merchantUid, status: p.status, previous: s.previous, kind: p.kind, period, attempt, paidAt: p.paidAt, failedAt: p.failedAt, failReason: p.failReason, final: s.final },
+        s.sub,
+        charges.get(s.sub.id)!.later,
+        { timeZone: this.deps.config.billingTimeZone, retryDelaysSeconds: this.deps.config.retryScheduleSeconds },
+        now,
+      );
+      s.work.plans.push(plan);
+      if (plan.change) Object.assign(s.sub, plan.change);
+      return { ...s, next: plan.next, existing: plan.next ? charges.get(s.sub.id)!.byMerchantUid.get(plan.next.merchantUid) : undefined };
+    });
+    // A price change answered for a renewal to be claimed, or an earlier one, decides what it charges, or that it is not made.
+    const changes = await answeredChangesFor(
+      em,
+      planned.flatMap((s) => (s.next && !s.existing ? [{ subscriptionId: s.sub.id, period: s.next.period }] : [])),
+    );
+    const claims = planned.map((s) => (s.next ? { s, row: this.claimCharge(s.ctx, s.sub, s.next, s.existing, changes.get(s.sub.id)) } : null));
+    // One flush writes the new charges and the subscriptions (a new charge's id is known after it).
+    await em.flush();
+    for (const c of claims) {
+      if (!c?.row) continue;
+      const ended = c.s.sub.status === SubscriptionStatus.CANCELED || c.s.sub.status === SubscriptionStatus.UNPAID;
+      c.s.work.claims.push({ id: c.row.id, row: ended ? undefined : c.row });
+    }
   }
 
   /**
@@ -225,14 +350,13 @@ export class Settlement {
    * with Iamport after the commit (afterCommit), so no lock or connection
    * is held while Iamport answers. A registration that fails leaves the row
    * PENDING for reconciliation; a cancellation that meets the claim revokes it.
-   * `existing`: the row that holds the charge's merchant_uid, if any. Returns
-   * the row to register (a PENDING one), persisted for the caller's flush.
+   * `existing`: the row that holds the charge's merchant_uid, if any;
+   * `change`: the answered price change the new charge must follow, if any.
+   * Returns the row to register (a PENDING one), persisted for the caller's flush.
    */
-  private async claimCharge(ctx: Ctx, sub: Subscription, next: NextCharge, existing: Payment | undefined): Promise<Payment | null> {
+  private claimCharge(ctx: Ctx, sub: Subscription, next: NextCharge, existing: Payment | undefined, change: PriceChange | undefined): Payment | null {
     let row = existing;
     if (!row) {
-      // A price change answered for this renewal or an earlier one decides what it charges, or that it is not made.
-      const change = await answeredChangeFor(ctx.em, sub.id, next.period);
       if (change) {
         const step = claimStep(change);
         change.appliedAt = new Date();
@@ -348,8 +472,9 @@ export class Settlement {
         r.checkedAt = now;
         ctx.log.warn({ subscriptionId: sub.id, merchantUid: r.merchantUid, reason: answer.reason }, "charge refused by Iamport's scheduler; counted as failed");
         await em.flush();
-        await this.renewalStep(withEm(ctx, em), r, PaymentStatus.PENDING, sub, true, work);
-        await recordChange(em, r, before, sub);
+        const step = { ctx: withEm(ctx, em), payment: r, previous: PaymentStatus.PENDING, sub, final: true, work, before };
+        await this.renewalSteps(em, [step]);
+        await recordChanges(em, [step]);
         return "done";
       });
       if (then === "unschedule") {
@@ -421,18 +546,23 @@ export class Settlement {
   }
 }
 
+/** The states of a payment and its subscription before a settlement changed them. */
+interface Before {
+  payment: ReturnType<typeof paymentState>;
+  sub: ReturnType<typeof subscriptionState> | null;
+}
+
 /**
- * Records the events of a settled change in its transaction (the outbox), in
- * one statement: the payment's first, then its subscription's, so their ids
- * follow the order in which they happened.
+ * Records the events of settled changes in their transaction (the outbox),
+ * in one statement: for each change the payment's first, then its
+ * subscription's, so their ids follow the order in which they happened.
  */
-async function recordChange(
-  em: EntityManager,
-  payment: Payment,
-  before: { payment: ReturnType<typeof paymentState>; sub: ReturnType<typeof subscriptionState> | null },
-  sub: Subscription | undefined,
-): Promise<void> {
-  await recordEvents(em, [...paymentChangeEvents(payment, before.payment), ...(sub && before.sub ? subscriptionChangeEvents(sub, before.sub) : [])]);
+async function recordChanges(em: EntityManager, changes: readonly { payment: Payment; sub: Subscription | undefined; before: Before }[]): Promise<void> {
+  const events: RecordEventInput[] = [];
+  for (const { payment, sub, before } of changes) {
+    events.push(...paymentChangeEvents(payment, before.payment), ...(sub && before.sub ? subscriptionChangeEvents(sub, before.sub) : []));
+  }
+  await recordEvents(em, events);
 }
 
 /** A new PENDING charge row of a subscription (period, attempt), under its deterministic merchant_uid. */

@@ -4,7 +4,7 @@ import type { Ctx } from "./context";
 import type { PaymentService, Prefetched } from "./payment.service";
 import type { BillingObservers, VerifiedPayment } from "./settlement";
 import { checkUid, isUid } from "./validation";
-import { insertInboxEvents, recordEventOutcome } from "../db/repositories/webhook-events";
+import { insertInboxEvents, recordEventOutcomes, type EventOutcome } from "../db/repositories/webhook-events";
 import { TurnBatcher, type Pending } from "../db/batch";
 
 export type EventSource = "iamport-webhook" | "schedule-callback" | "mobile-redirect" | "complete" | "portone-webhook";
@@ -65,6 +65,12 @@ export class WebhookService {
    * any of them is processed.
    */
   private readonly inbox = new TurnBatcher<InboxRow, string>(INBOX_BATCH, (batch) => this.record(batch));
+
+  /** The outcomes of the events processed in one turn, written by one statement. */
+  private readonly outcomes = new TurnBatcher<{ ctx: Ctx; outcome: EventOutcome }, void>(INBOX_BATCH, async (batch) => {
+    await recordEventOutcomes(batch[0].input.ctx, batch.map((p) => p.input.outcome));
+    for (const p of batch) p.resolve();
+  });
 
   constructor(
     private readonly payments: PaymentService,
@@ -186,7 +192,7 @@ export class WebhookService {
         result = { kind: "retry", event, error: e };
       }
     }
-    await recordEventOutcome(ctx, event.id, outcome.slice(0, 500), processed ? new Date() : null);
+    await this.outcomes.push({ ctx, outcome: { id: event.id, outcome: outcome.slice(0, 500), processedAt: processed ? new Date() : null } });
     return result;
   }
 

@@ -46,4 +46,47 @@ describe("TurnBatcher", () => {
     expect(results[0]).toEqual({ status: "fulfilled", value: "early" });
     expect(results[1]).toEqual({ status: "rejected", reason: failure });
   });
+
+  it("with maxRunning, runs no more batches at once, and gathers the calls made meanwhile into the next batch", async () => {
+    const batches: number[][] = [];
+    const gates: (() => void)[] = [];
+    const batcher = new TurnBatcher<number, string>(
+      10,
+      async (batch) => {
+        batches.push(batch.map((p) => p.input));
+        await new Promise<void>((release) => gates.push(release));
+        echo(batch);
+      },
+      1,
+    );
+    const first = batcher.push(1);
+    await new Promise((r) => setImmediate(r));
+    expect(batches).toEqual([[1]]);
+    // Made while the first batch runs: they wait for it, then run as one batch.
+    const later = [batcher.push(2), batcher.push(3)];
+    await new Promise((r) => setImmediate(r));
+    const more = batcher.push(4);
+    await new Promise((r) => setImmediate(r));
+    expect(batches).toEqual([[1]]);
+    gates.shift()!();
+    expect(await first).toBe("r1");
+    // The next batch starts once the first has ended, a pass of the loop or two later.
+    for (let i = 0; i < 5 && batches.length < 2; i++) await new Promise((r) => setImmediate(r));
+    expect(batches).toEqual([[1], [2, 3, 4]]);
+    gates.shift()!();
+    expect(await Promise.all([...later, more])).toEqual(["r2", "r3", "r4"]);
+  });
+
+  it("answers a call handed over to a later call with that call's answer, not as unanswered", async () => {
+    let handedOver = false;
+    const batcher: TurnBatcher<number, string> = new TurnBatcher<number, string>(10, async (batch) => {
+      for (const p of batch) {
+        if (p.input === 1 && !handedOver) {
+          handedOver = true;
+          p.resolve(batcher.push(p.input));
+        } else p.resolve(`r${p.input}`);
+      }
+    });
+    expect(await batcher.push(1)).toBe("r1");
+  });
 });

@@ -35,29 +35,38 @@ export interface LaterCharges {
   byMerchantUid: Map<string, Payment>;
 }
 
+/** A subscription's charge whose later charges are asked for, and the merchant_uids of the charges that may come next. */
+export interface LaterChargesQuestion {
+  subscriptionId: string;
+  period: number;
+  attempt: number;
+  merchantUids: readonly string[];
+}
+
 /**
- * A subscription's charges after (period, attempt), and the rows holding
- * `merchantUids` (the charges that may come next), in one statement: the
- * renewal step's check that a charge is the latest and its look-up of the
- * next charge's row are one round trip.
+ * For each subscription's charge asked about: the subscription's charges
+ * after (period, attempt), and the rows holding `merchantUids` (the charges
+ * that may come next). One statement for all of them: the renewal steps of a
+ * batch check that each charge is the latest and look up each next charge's
+ * row in one round trip. Keyed by subscription id.
  */
-export async function laterCharges(
-  em: EntityManager,
-  subscriptionId: string,
-  period: number,
-  attempt: number,
-  merchantUids: readonly string[] = [],
-): Promise<LaterCharges> {
-  const laterOf = { subscription: subscriptionId, $or: [{ period: { $gt: period } }, { period, attempt: { $gt: attempt } }] };
-  const rows = await em.find(Payment, merchantUids.length ? { $or: [laterOf, { merchantUid: { $in: [...merchantUids] } }] } : laterOf);
-  const isLater = (p: Payment) =>
-    p.subscription?.id === subscriptionId &&
-    p.period !== null &&
-    p.period !== undefined &&
-    (p.period > period || (p.period === period && p.attempt !== null && p.attempt !== undefined && p.attempt > attempt));
-  const wanted = new Set(merchantUids);
-  return {
-    later: rows.filter(isLater).map((p) => p.merchantUid),
-    byMerchantUid: new Map(rows.filter((p) => wanted.has(p.merchantUid)).map((p) => [p.merchantUid, p])),
-  };
+export async function laterCharges(em: EntityManager, questions: readonly LaterChargesQuestion[]): Promise<Map<string, LaterCharges>> {
+  const answers = new Map<string, LaterCharges>();
+  if (questions.length === 0) return answers;
+  const laterOf = (q: LaterChargesQuestion) => ({ subscription: q.subscriptionId, $or: [{ period: { $gt: q.period } }, { period: q.period, attempt: { $gt: q.attempt } }] });
+  const merchantUids = [...new Set(questions.flatMap((q) => q.merchantUids))];
+  const rows = await em.find(Payment, { $or: [...questions.map(laterOf), ...(merchantUids.length ? [{ merchantUid: { $in: merchantUids } }] : [])] });
+  for (const q of questions) {
+    const isLater = (p: Payment) =>
+      p.subscription?.id === q.subscriptionId &&
+      p.period !== null &&
+      p.period !== undefined &&
+      (p.period > q.period || (p.period === q.period && p.attempt !== null && p.attempt !== undefined && p.attempt > q.attempt));
+    const wanted = new Set(q.merchantUids);
+    answers.set(q.subscriptionId, {
+      later: rows.filter(isLater).map((p) => p.merchantUid),
+      byMerchantUid: new Map(rows.filter((p) => wanted.has(p.merchantUid)).map((p) => [p.merchantUid, p])),
+    });
+  }
+  return answers;
 }

@@ -5,22 +5,30 @@ import { PriceChangeStatus } from "../entities/enums";
 import { query, type Scope } from "../tx";
 
 /**
- * The answered price change (accepted, declined or expired) that starts at
- * or before `period` and was not applied yet: what the claim of that
- * period's renewal must follow. Read in the claim's transaction, under the
- * subscription's lock, and locked itself.
+ * For each subscription asked about, the answered price change (accepted,
+ * declined or expired) that starts at or before its `period` and was not
+ * applied yet: what the claim of that period's renewal must follow. One
+ * statement for all of them, in the claims' transaction, under their
+ * subscriptions' locks; the unapplied answered changes are locked themselves.
+ * Keyed by subscription id; a subscription without one is absent.
  */
-export async function answeredChangeFor(em: EntityManager, subscriptionId: string, period: number): Promise<PriceChange | null> {
-  return em.findOne(
+export async function answeredChangesFor(em: EntityManager, questions: readonly { subscriptionId: string; period: number }[]): Promise<Map<string, PriceChange>> {
+  const found = new Map<string, PriceChange>();
+  if (questions.length === 0) return found;
+  const rows = await em.find(
     PriceChange,
     {
-      subscriptionId,
+      subscriptionId: { $in: [...new Set(questions.map((q) => q.subscriptionId))] },
       appliedAt: null,
-      effectivePeriod: { $lte: period },
       status: { $in: [PriceChangeStatus.ACCEPTED, PriceChangeStatus.DECLINED, PriceChangeStatus.EXPIRED] },
     },
     { orderBy: { id: "desc" }, lockMode: LockMode.PESSIMISTIC_WRITE, refresh: true },
   );
+  for (const q of questions) {
+    const change = rows.find((c) => c.subscriptionId === q.subscriptionId && c.effectivePeriod <= q.period);
+    if (change) found.set(q.subscriptionId, change);
+  }
+  return found;
 }
 
 /** The change in flight for a subscription: waiting for an answer, or accepted and not applied yet. */

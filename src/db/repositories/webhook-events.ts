@@ -50,11 +50,26 @@ export async function insertInboxEvents(scope: Scope, events: readonly InboxEven
   return ids;
 }
 
-/** Counts a processing attempt of an event and its outcome; `processedAt` marks it done. */
-export async function recordEventOutcome(scope: Scope, id: string, outcome: string, processedAt: Date | null): Promise<void> {
-  await query(scope, `update webhook_events set attempts = attempts + 1, outcome = ?, processed_at = coalesce(?, processed_at) where id = ?`, [
-    outcome,
-    processedAt,
-    id,
-  ]);
+/** A processing attempt of an event: its outcome, and when it was done (null: it is to be processed again). */
+export interface EventOutcome {
+  id: string;
+  outcome: string;
+  processedAt: Date | null;
+}
+
+/**
+ * Counts a processing attempt of each event, with its outcome; `processedAt`
+ * marks it done. One statement for all of them (one array parameter per
+ * column); an event named twice counts one attempt, with its last outcome.
+ */
+export async function recordEventOutcomes(scope: Scope, outcomes: readonly EventOutcome[]): Promise<void> {
+  const last = new Map(outcomes.map((o) => [o.id, o]));
+  const list = [...last.values()];
+  await query(
+    scope,
+    `update webhook_events w set attempts = w.attempts + 1, outcome = v.outcome, processed_at = coalesce(v.processed_at, w.processed_at)
+       from unnest(?::bigint[], ?::text[], ?::timestamptz[]) as v(id, outcome, processed_at)
+      where w.id = v.id`,
+    [list.map((o) => o.id), list.map((o) => o.outcome), list.map((o) => o.processedAt)],
+  );
 }
