@@ -22,7 +22,8 @@ module.exports = {
   // The emulator package by its source (the root package.json's "imports" name its build, for Node).
   moduleNameMapper: { "^#iamport-emulator$": "<rootDir>/packages/iamport-emulator/src/index.ts" },
   globalSetup: "<rootDir>/test/support/global-setup.ts",
-  // Generous: a loaded 2-core machine starts PGlite and the emulator slowly; no test asserts timing.
-  testTimeout: 90000,
+  // Generous: a loaded 2-core machine starts PGlite and the emulator slowly (a harness start in a beforeAll
+  // took longer than 90 s beside other test runs); no test asserts timing.
+  testTimeout: 180000,
   maxWorkers: 2,
 };

@@ -136,7 +136,7 @@ describe("one server process per embedded data directory", () => {
     first.child.kill("SIGTERM");
     expect(await first.exited).toBe(0);
     expect(fs.existsSync(path.join(dataDir, LOCK_FILE))).toBe(false);
-  }, 60_000);
+  });
 
   it("takes over a lock left by a dead process, and the restarted emulator still knows the card", async () => {
     const dead = deadPid();

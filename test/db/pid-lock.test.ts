@@ -160,5 +160,5 @@ describe("pid lock file", () => {
       await Promise.all(children.map((c) => c.exited));
     }
     expect(fs.existsSync(lockPath)).toBe(false);
-  }, 60_000);
+  });
 });

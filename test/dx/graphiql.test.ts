@@ -98,7 +98,7 @@ if (!HAVE_CHROMIUM && !IN_CI) console.warn(`SKIPPED test/dx/graphiql.test.ts: ${
     expect(tools.join("\n")).toContain("4242-4242-4242-4242");
     expect(tools.join("\n")).toContain(`"Authorization": "Bearer ${API_KEY}"`);
     expect(requests.filter((u) => !u.startsWith(h.server.url) && !u.startsWith("data:"))).toEqual([]);
-  }, 60_000);
+  });
 
   it("runs RegisterCard then ChargeAgain and shows the PAID charge in the result pane", async () => {
     const card = await runTab("RegisterCard", "registerCard");
@@ -118,7 +118,7 @@ if (!HAVE_CHROMIUM && !IN_CI) console.warn(`SKIPPED test/dx/graphiql.test.ts: ${
     const token = await h.iamportToken();
     const atIamport = await h.emu.get(`/payments/${charge.json.data!.chargeAgain.impUid}`, { headers: { Authorization: token } });
     expect(atIamport.data.response).toMatchObject({ merchant_uid: merchantUid, status: "paid", amount: 8900 });
-  }, 60_000);
+  });
 
   it("runs the LiveEvents tab over graphql-ws with the Headers tab's key and shows a charge's payment.paid as it is committed", async () => {
     await page.locator(".graphiql-tab-button", { hasText: /^LiveEvents$/ }).click();
@@ -141,7 +141,7 @@ if (!HAVE_CHROMIUM && !IN_CI) console.warn(`SKIPPED test/dx/graphiql.test.ts: ${
     // ■ stops it: the server lets the subscription go.
     await page.click(".graphiql-execute-button");
     await waitFor(async () => h.server.feed.subscriberCount === before, 30_000);
-  }, 60_000);
+  });
 
   it("shows the schema's descriptions in the documentation explorer", async () => {
     await page.click('button[aria-label="Show Documentation Explorer"]');
@@ -151,7 +151,7 @@ if (!HAVE_CHROMIUM && !IN_CI) console.warn(`SKIPPED test/dx/graphiql.test.ts: ${
     await page.locator(".graphiql-doc-explorer a", { hasText: /^RegisterCardInput$/ }).first().click();
     await page.waitForSelector("text=dddd-dddd-dddd-dddd (digits without dashes are accepted too)");
     await page.screenshot({ path: path.join(ARTIFACTS, "graphiql-docs.png") });
-  }, 60_000);
+  });
 
   it("raised no page error, console error or CSP violation", () => {
     expect(problems).toEqual([]);

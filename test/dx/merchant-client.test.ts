@@ -21,7 +21,7 @@ describe("typed merchant client", () => {
   beforeAll(async () => {
     h = await startHarness();
     billing = createBillingClient(`${h.server.url}/graphql`, API_KEY);
-  }, 60_000);
+  });
   afterAll(async () => {
     await h?.close();
   });
@@ -51,7 +51,7 @@ describe("typed merchant client", () => {
 
     const bySubscription = await billing.listPayments({ subscriptionId: sub.id, status: "PAID" });
     expect(bySubscription.nodes.map((p) => p.merchantUid)).toEqual([paid[0].merchantUid]);
-  }, 60_000);
+  });
 
   it("turns GraphQL errors into BillingApiError with the server's code", async () => {
     const refused = await billing
@@ -65,7 +65,7 @@ describe("typed merchant client", () => {
 
     const badKey = await createBillingClient(`${h.server.url}/graphql`, "wrong-key").listPayments().catch((e: unknown) => e);
     expect(badKey).toMatchObject({ name: "BillingApiError", code: "UNAUTHENTICATED", httpStatus: 401 });
-  }, 60_000);
+  });
 
   it("runs the demo (npm run example:client) against the server", async () => {
     const customerUid = uid("demo");
@@ -103,7 +103,7 @@ describe("typed merchant client", () => {
     }
     // Gone from the server too (the next test counts the subscriptions it holds).
     await waitFor(async () => h.server.feed.subscriberCount === before, 30_000);
-  }, 60_000);
+  });
 
   it("runs the live demo (npm run example:live): it prints an event committed while it listens", async () => {
     const customerUid = uid("livedemo");

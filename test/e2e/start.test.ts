@@ -25,6 +25,9 @@ async function freePort(): Promise<number> {
  */
 describe("npm start with no environment", () => {
   let child: ChildProcess;
+  /** Resolves when npm has exited and every process holding its output (sh, node) has too. */
+  let closed: Promise<void>;
+  let gone = false;
   let output = "";
   let port: number;
   let dataDir: string;
@@ -43,6 +46,12 @@ describe("npm start with no environment", () => {
       env: { PATH: process.env.PATH, LOG_LEVEL: "debug", PORT: String(port), IAMPORT_EMULATOR_PORT: String(emulatorPort), PGLITE_DATA_DIR: dataDir },
       stdio: ["ignore", "pipe", "pipe"],
     });
+    closed = new Promise((resolve) =>
+      child.once("close", () => {
+        gone = true;
+        resolve();
+      }),
+    );
     child.stdout!.on("data", (d) => (output += String(d)));
     child.stderr!.on("data", (d) => (output += String(d)));
     const deadline = Date.now() + 100_000;
@@ -53,17 +62,19 @@ describe("npm start with no environment", () => {
   }, 120_000);
 
   afterAll(async () => {
-    // Whatever is left of the group (npm, sh, node) is stopped, and its exit awaited before the data goes.
-    if (child && child.exitCode === null && child.signalCode === null) {
-      const exited = new Promise((resolve) => child.once("exit", resolve));
-      try {
-        process.kill(-child.pid!, "SIGKILL");
-      } catch {
-        // the group is already gone
+    // Whatever is left of the group (npm, sh, node) is stopped, and awaited until the last of them has
+    // closed its output (npm's exit alone says nothing of the server's) before the data goes.
+    if (child) {
+      if (!gone) {
+        try {
+          process.kill(-child.pid!, "SIGKILL");
+        } catch {
+          // the group is already gone
+        }
       }
-      await exited;
+      await closed;
     }
-    fs.rmSync(dataDir, { recursive: true, force: true });
+    if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
   });
 
   it("announces the embedded database, the emulator and a development key", () => {
@@ -95,8 +106,8 @@ describe("npm start with no environment", () => {
   it("shuts down gracefully on SIGTERM", async () => {
     // The signal goes to the whole process group, as a terminal's Ctrl-C or a container stop would.
     process.kill(-child.pid!, "SIGTERM");
-    const deadline = Date.now() + 20_000;
-    while (!output.includes('"msg":"stopped"') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    // Every process of the group ends by itself (the SIGKILL in afterAll is for a run that failed earlier).
+    await closed;
     expect(output).toContain("shutting down: finishing in-flight requests");
     expect(output).toContain('"msg":"stopped"');
   });

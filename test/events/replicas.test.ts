@@ -32,7 +32,7 @@ withPostgres("events across two instances on one database", () => {
       HOST: "127.0.0.1",
       API_KEYS: API_KEY,
       RECONCILE_INTERVAL_SECONDS: "0",
-      IAMPORT_TIMEOUT_MS: "2000",
+      IAMPORT_TIMEOUT_MS: "5000",
       DATABASE_URL: a.config.databaseUrl!,
     });
     b = await startServer(config, { logger, iamportUrl: a.emulator.url });

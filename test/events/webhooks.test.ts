@@ -17,7 +17,7 @@ const receivers: Receiver[] = [];
 const endpoints: string[] = [];
 
 beforeAll(async () => {
-  h = await startHarness({ env: { EVENT_RETRY_SCHEDULE: "1s,1s,1s", EVENT_DELIVERY_TIMEOUT_MS: "1500" } });
+  h = await startHarness({ env: { EVENT_RETRY_SCHEDULE: "1s,1s,1s", EVENT_DELIVERY_TIMEOUT_MS: "5000" } });
 });
 
 afterEach(async () => {

@@ -15,9 +15,11 @@ import { waitFor } from "../subscriptions/helpers";
  * `Connection: close` so that no client sends another request on a
  * connection about to close, and only then stops Apollo, reconciliation and
  * the pool. Requests are held in flight deterministically: a charge whose
- * Iamport call the emulator holds (fault "timeout"), and a request whose
- * headers the server has read (it answered `100 Continue`) but whose body
- * is sent only after the shutdown began.
+ * Iamport call the emulator holds until the test releases it (fault "hold",
+ * with the server's Iamport timeout far longer than any test step, so the
+ * charge cannot end by itself before the shutdown has begun), and a request
+ * whose headers the server has read (it answered `100 Continue`) but whose
+ * body is sent only after the shutdown began.
  */
 
 const CHARGE = `mutation Charge($input: ChargeAgainInput!) { chargeAgain(input: $input) { ${PAYMENT_FIELDS} } }`;
@@ -103,6 +105,15 @@ async function faultTaken(emu: string): Promise<void> {
   await waitFor(async () => (await axios.get(`${emu}/__emulator/faults`)).data.faults.length === 0);
 }
 
+/** Waits until the emulator holds the charge's answer (fault "hold"); returns its id for `releaseCharge`. */
+async function heldCharge(emu: string): Promise<number> {
+  return waitFor(async () => (await axios.get<{ held: { id: number }[] }>(`${emu}/__emulator/faults/held`)).data.held[0]?.id, 30_000, 20);
+}
+
+async function releaseCharge(emu: string, id: number): Promise<void> {
+  expect((await axios.post(`${emu}/__emulator/faults/release`, { id })).data).toEqual({ released: 1 });
+}
+
 /** The GraphQL answer to a held charge: complete, never INTERNAL_SERVER_ERROR (the lost answer of Iamport is a known code). */
 function expectCompleteGraphqlAnswer(status: number, body: { data?: unknown; errors?: { message: string; extensions?: { code?: string } }[] }): void {
   expect(status).toBe(200);
@@ -116,7 +127,7 @@ function expectCompleteGraphqlAnswer(status: number, body: { data?: unknown; err
 describe("RunningServer.close()", () => {
   let h: Harness;
   beforeAll(async () => {
-    h = await startHarness({ env: { RATE_LIMIT_PER_MINUTE: "0", RATE_LIMIT_PUBLIC_PER_MINUTE: "0" }, emulator: { timeoutHoldMs: 30_000 } });
+    h = await startHarness({ env: { RATE_LIMIT_PER_MINUTE: "0", RATE_LIMIT_PUBLIC_PER_MINUTE: "0", IAMPORT_TIMEOUT_MS: "60000", SHUTDOWN_DRAIN_MS: "120000" }, emulator: { timeoutHoldMs: 60_000 } });
   });
   afterAll(async () => {
     await h?.close();
@@ -124,11 +135,11 @@ describe("RunningServer.close()", () => {
 
   it("stops accepting at once, answers the requests in flight in full with Connection: close, then stops", async () => {
     const customerUid = await registerCard(h, uid("drain"));
-    await h.emu.post("/__emulator/faults", { route: CHARGE_ROUTE, mode: "timeout", times: 1 });
+    await h.emu.post("/__emulator/faults", { route: CHARGE_ROUTE, mode: "hold", times: 1 });
     const agent = new http.Agent({ keepAlive: true });
     const auth = { authorization: `Bearer ${API_KEY}` };
     const charging = h.http.post("/graphql", { query: CHARGE, variables: { input: { customerUid, amount: 5000, name: "Plan" } } }, { headers: auth, httpAgent: agent });
-    await faultTaken(h.emulator.url);
+    const held = await heldCharge(h.emulator.url);
     const late = await startRequest(h.server.port, "/graphql", JSON.stringify({ query: PAYMENT, variables: { m: "order_none" } }), auth);
 
     const closing = h.server.close();
@@ -140,6 +151,8 @@ describe("RunningServer.close()", () => {
     expect(lateAnswer.headers.connection).toBe("close");
     expect(JSON.parse(lateAnswer.body)).toEqual({ data: { payment: null } });
 
+    // Iamport answers the charge only now, during the drain.
+    await releaseCharge(h.emulator.url, held);
     const charged = await charging;
     expectCompleteGraphqlAnswer(charged.status, charged.data);
     expect(charged.headers.connection).toBe("close");
@@ -179,7 +192,7 @@ describe("SIGTERM to a server process", () => {
   let child: ChildProcess | undefined;
 
   beforeAll(async () => {
-    emulator = await startEmulator({ port: 0, autoRunIntervalMs: 0, timeoutHoldMs: 30_000 });
+    emulator = await startEmulator({ port: 0, autoRunIntervalMs: 0, timeoutHoldMs: 120_000 });
     db = await createTestDatabase();
     if (!db) dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "billing-sigterm-"));
   });
@@ -205,7 +218,8 @@ describe("SIGTERM to a server process", () => {
         IAMPORT_API_URL: emulator.url,
         IAMPORT_API_KEY: "imp_apikey",
         IAMPORT_API_SECRET: "emulator_secret",
-        IAMPORT_TIMEOUT_MS: "2000",
+        IAMPORT_TIMEOUT_MS: "60000",
+        SHUTDOWN_DRAIN_MS: "120000",
         API_KEYS: API_KEY,
         RECONCILE_INTERVAL_SECONDS: "0",
         LOG_LEVEL: "info",
@@ -237,10 +251,10 @@ describe("SIGTERM to a server process", () => {
     );
     expect(registered.data.errors).toBeUndefined();
 
-    await axios.post(`${emulator.url}/__emulator/faults`, { route: CHARGE_ROUTE, mode: "timeout", times: 1 });
+    await axios.post(`${emulator.url}/__emulator/faults`, { route: CHARGE_ROUTE, mode: "hold", times: 1 });
     const agent = new http.Agent({ keepAlive: true });
     const charging = axios.post(`${base}/graphql`, { query: CHARGE, variables: { input: { customerUid, amount: 5000, name: "Plan" } } }, { headers: auth, httpAgent: agent, validateStatus: () => true });
-    await faultTaken(emulator.url);
+    const held = await heldCharge(emulator.url);
     const late = await startRequest(port, "/graphql", JSON.stringify({ query: PAYMENT, variables: { m: "order_none" } }), auth);
 
     child.kill("SIGTERM");
@@ -252,6 +266,8 @@ describe("SIGTERM to a server process", () => {
     await waitFor(logged("stopped accepting connections"));
     expect(await connectOutcome(port)).toBe("ECONNREFUSED");
 
+    // Iamport answers the charge only now, during the drain.
+    await releaseCharge(emulator.url, held);
     const charged = await charging;
     expectCompleteGraphqlAnswer(charged.status, charged.data);
     expect(charged.headers.connection).toBe("close");

@@ -62,7 +62,7 @@ beforeAll(async () => {
   own = await fixture("own");
   other = await fixture("other");
   ownToken = mintCustomerToken(SECRET, own.customerUid, 600);
-}, 60_000);
+});
 afterAll(async () => {
   await h?.close();
 });

@@ -128,7 +128,7 @@ beforeAll(async () => {
   h = await startHarness({ env: { RATE_LIMIT_PER_MINUTE: "0", RATE_LIMIT_PUBLIC_PER_MINUTE: "0" } });
   S = await seedData();
   protoBaseline = F.prototypeKeys();
-}, 60_000);
+});
 
 afterAll(async () => {
   const db = adminDatabaseUrl() ? "postgres" : "embedded";

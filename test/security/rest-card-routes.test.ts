@@ -331,7 +331,7 @@ describe("two registrations of one customer at once", () => {
     expect(atIamportNow.data.response.card_number).toBe(winner);
     const rows = await slow.sql<{ card_number_masked: string; replacements: number }>(`select card_number_masked, replacements from cards where customer_uid = ?`, [c]);
     expect(rows).toEqual([{ card_number_masked: winner, replacements: 0 }]);
-  }, 30_000);
+  });
 
   it("with replace on both: one runs, the other is a retryable CONFLICT, and its retry replaces again", async () => {
     const c = uid("race2");
@@ -351,5 +351,5 @@ describe("two registrations of one customer at once", () => {
     const retried = answers[0].status === 409 ? OTHER_CARD : GOOD_CARD;
     expect((await send(retried)).status).toBe(200);
     expect(await row()).toEqual([{ card_number_masked: await held(), replacements: 2 }]);
-  }, 30_000);
+  });
 });

@@ -25,7 +25,9 @@ import {
  */
 let h: Harness;
 beforeAll(async () => {
-  h = await startSubHarness();
+  // Twenty cancels and their renewals at once, with the emulator answering in this same busy process: an Iamport
+  // call can wait behind all of them, and a timeout would be noise here (this is about the races, as in cancel.test.ts).
+  h = await startSubHarness({ env: { IAMPORT_TIMEOUT_MS: "30000" } });
 });
 afterAll(async () => {
   await h?.close();

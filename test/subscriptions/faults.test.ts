@@ -18,8 +18,7 @@ import {
 
 let h: Harness;
 beforeAll(async () => {
-  // Timeouts are what several tests provoke: the client gives up after 1 s instead of 2.
-  h = await startSubHarness({ env: { IAMPORT_TIMEOUT_MS: "1000" } });
+  h = await startSubHarness();
 });
 afterAll(async () => {
   await h?.close();
@@ -192,7 +191,7 @@ describe("registering the next schedule", () => {
 
   it("leaves no live schedule behind when a cancellation arrives while a registration whose answer is then lost is in flight", async () => {
     const sub = await start();
-    // The registration lands at Iamport and its answer is held until the server's client gives up (1 s here);
+    // The registration lands at Iamport and its answer is held until the server's client gives up (5 s in the harness);
     // the look-up that would settle it fails too.
     await fault("POST /subscribe/payments/schedule", "hold");
     await fault("GET /subscribe/payments/schedule/{merchant_uid}", "http500");

@@ -189,8 +189,8 @@ export function renewalUid(subscriptionId: string, period: number, attempt = 1):
   return `sub_${subscriptionId}_p${period}_a${attempt}`;
 }
 
-/** Polls `fn` until it returns a truthy value or the time is up. */
-export async function waitFor<T>(fn: () => Promise<T>, timeoutMs = 10_000, intervalMs = 100): Promise<T> {
+/** Polls `fn` until it returns a truthy value or the time is up (a bound for a loaded machine, never the behaviour). */
+export async function waitFor<T>(fn: () => Promise<T>, timeoutMs = 30_000, intervalMs = 100): Promise<T> {
   const until = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();

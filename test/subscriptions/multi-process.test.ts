@@ -248,7 +248,7 @@ withPostgres("three server processes on one database, one killed with SIGKILL in
       }
     }
     if (first) throw first;
-  }, 60_000);
+  });
 
   async function gql<T>(server: number, query: string, variables: Record<string, unknown>): Promise<T> {
     const r = await axios.post(`${url(server)}/graphql`, { query, variables }, { headers: { authorization: `Bearer ${API_KEY}` }, timeout: 30_000 });
@@ -360,8 +360,8 @@ withPostgres("three server processes on one database, one killed with SIGKILL in
       const log = (await emu.get("/__emulator/webhooks")).data.webhooks as { body: { merchant_uid: string }; outcome: string }[];
       const sent = new Set(log.filter((e) => e.outcome !== "dropped").map((e) => e.body.merchant_uid));
       return subs.filter((s) => !sent.has(renewalUid(s.id, 1)));
-    }, 30_000);
-    await settle("first-period webhook events", unprocessedEvents, 30_000);
+    }, 90_000);
+    await settle("first-period webhook events", unprocessedEvents, 90_000);
 
     // Every renewal falls due in one clock move; the victim dies a few webhooks into the burst and is restarted.
     burstStart = targets.map((t) => ({ ...t }));

@@ -33,7 +33,7 @@ it("a cancel sent while the next charge's registration is held, whose answer is 
   const sub = await startSub(h, { customerUid, interval: "DAY" });
   await webhooksSettled(h, [renewalUid(sub.id, 1)]);
   // The registration after the renewal takes effect at Iamport; its answer is held and never released, so the
-  // server's client gives up on it (2 s in the harness) and settles it by looking the schedule up.
+  // server's client gives up on it (5 s in the harness) and settles it by looking the schedule up.
   expect((await fault("POST /subscribe/payments/schedule", "hold", 1)).status).toBe(201);
   const advancing = advancePastNextPayment(h, sub);
   await heldCall(h, /^POST \/subscribe\/payments\/schedule$/);

@@ -35,6 +35,11 @@ class BillingTestEnvironment extends TestEnvironment {
     super(config, context);
     exitWhenTheWorkerEnds();
   }
+
+  async handleTestEvent(event) {
+    // After the file's own afterAll hooks: the harnesses none of them could close (test/support/harness.ts).
+    if (event.name === "run_finish") await this.global.closeLeftHarnesses?.();
+  }
 }
 
 module.exports = BillingTestEnvironment;

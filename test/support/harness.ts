@@ -77,10 +77,46 @@ export interface HarnessOptions {
 }
 
 /**
+ * The harnesses of this test file that are starting, or started and not closed. A beforeAll that times out
+ * while its harness is still starting moves on without it, so none of the file's own hooks can close it, and
+ * its server, emulator and database would run on beside the worker's next test files. Once the file's hooks
+ * are done, test/support/environment.js calls `closeLeftHarnesses` (on the file's global) to close what is left.
+ */
+const left = new Set<Promise<Harness | undefined>>();
+/** How long a start still under way at the end of the file is waited for before it is given up on. */
+const LEFT_START_WAIT_MS = 120_000;
+
+(globalThis as { closeLeftHarnesses?: () => Promise<void> }).closeLeftHarnesses = async () => {
+  for (const starting of [...left]) {
+    let giveUp = () => undefined as void;
+    const h = await Promise.race([
+      starting,
+      new Promise<undefined>((resolve) => {
+        const timer = setTimeout(() => resolve(undefined), LEFT_START_WAIT_MS);
+        giveUp = () => clearTimeout(timer);
+      }),
+    ]);
+    giveUp();
+    // The file has already failed (its hook timed out): a failure to close on top of that adds nothing.
+    await h?.close().catch(() => undefined);
+  }
+};
+
+/**
  * Starts the emulator and the server on random ports, on a fresh database
  * (real PostgreSQL when TEST_DATABASE_URL/DATABASE_URL is set, else PGlite in memory).
  */
-export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> {
+export function startHarness(opts: HarnessOptions = {}): Promise<Harness> {
+  const starting = start(opts, () => left.delete(tracked));
+  const tracked: Promise<Harness | undefined> = starting.catch(() => undefined);
+  left.add(tracked);
+  void tracked.then((h) => {
+    if (!h) left.delete(tracked);
+  });
+  return starting;
+}
+
+async function start(opts: HarnessOptions, onClose: () => void): Promise<Harness> {
   const logs: string[] = [];
   const sink = new Writable({
     write(chunk, _enc, cb) {
@@ -97,14 +133,17 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   try {
     db = await createTestDatabase();
     const v2 = opts.provider === "v2";
-    emulator = await startEmulator({ port: 0, autoRunIntervalMs: 0, timeoutHoldMs: 5_000, ...(v2 ? { v2: { port: 0 } } : {}), ...opts.emulator });
+    // A held answer outlasts the server's Iamport timeout many times over, so that it is the server that gives up.
+    emulator = await startEmulator({ port: 0, autoRunIntervalMs: 0, timeoutHoldMs: 30_000, ...(v2 ? { v2: { port: 0 } } : {}), ...opts.emulator });
     config = loadConfig({
       NODE_ENV: "test",
       PORT: "0",
       HOST: "127.0.0.1",
       API_KEYS: API_KEY,
       RECONCILE_INTERVAL_SECONDS: "0",
-      IAMPORT_TIMEOUT_MS: "2000",
+      // Short enough for a test that provokes a timeout; long enough that a test holding an answer (fault "hold")
+      // releases it before the server gives up, and that a loaded machine's stalled event loop is no timeout.
+      IAMPORT_TIMEOUT_MS: "5000",
       ...(db ? { DATABASE_URL: db.url } : {}),
       ...(v2 ? { PAYMENT_PROVIDER: "v2" } : {}),
       ...opts.env,
@@ -121,6 +160,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   const http = plainErrors(axios.create({ baseURL: server.url, validateStatus: () => true, timeout: 20_000, maxRedirects: 0 }));
   const emu = plainErrors(axios.create({ baseURL: emulator.url, validateStatus: () => true, timeout: 20_000 }));
   const client = new GraphQLClient(`${server.url}/graphql`, { headers: { authorization: `Bearer ${API_KEY}` } });
+  let closing: Promise<void> | undefined;
   return {
     server,
     emulator,
@@ -145,8 +185,10 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
       const r = await emu.post("/users/getToken", { imp_key: config.emulator.apiKey, imp_secret: config.emulator.apiSecret });
       return r.data.response.access_token as string;
     },
-    async close() {
-      await closeInOrder([() => server.close(), () => emulator!.close(), () => db?.drop()]);
+    close() {
+      // Once only, however many hooks ask (the file's own afterAll, and closeLeftHarnesses after it).
+      closing ??= closeInOrder([() => server.close(), () => emulator!.close(), () => db?.drop()]).finally(onClose);
+      return closing;
     },
   };
 }

@@ -54,17 +54,25 @@ export interface ReceivedWebhook {
 export class WebhookReceiver {
   readonly received: ReceivedWebhook[] = [];
   respond: (n: number, hook: ReceivedWebhook) => number = () => 200;
-  /** Delay before answering, to observe concurrency. */
-  delayMs = 0;
+  /**
+   * Holds each request until `holdUntil(inFlight, arrived)` is true (checked as requests arrive), to observe
+   * concurrency by what is open at once rather than by a delay a busy machine can outlast.
+   */
+  holdUntil?: (inFlight: number, arrived: number) => boolean;
   inFlight = 0;
   maxInFlight = 0;
+  private arrived = 0;
+  private held: Array<() => void> = [];
   private readonly server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     this.inFlight += 1;
+    this.arrived += 1;
     this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+    const release = this.holdUntil ? new Promise<void>((r) => this.held.push(r)) : undefined;
+    if (this.holdUntil?.(this.inFlight, this.arrived)) for (const r of this.held.splice(0)) r();
     req.on("data", (c: Buffer) => chunks.push(c));
     req.on("end", async () => {
-      if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
+      await release;
       this.inFlight -= 1;
       const raw = Buffer.concat(chunks).toString("utf8");
       const contentType = req.headers["content-type"] ?? "";
@@ -88,7 +96,7 @@ export class WebhookReceiver {
   }
 
   /** Resolves once `count` webhooks arrived (rejects after `timeoutMs`). */
-  waitFor(count: number, timeoutMs = 5000): Promise<ReceivedWebhook[]> {
+  waitFor(count: number, timeoutMs = 30_000): Promise<ReceivedWebhook[]> {
     return new Promise((resolve, reject) => {
       const check = () => {
         if (this.received.length >= count) {
@@ -107,7 +115,7 @@ export class WebhookReceiver {
   }
 
   /** Resolves with the first webhook matching `pred` (already received or still to come). */
-  waitUntil(pred: (h: ReceivedWebhook) => boolean, timeoutMs = 5000): Promise<ReceivedWebhook> {
+  waitUntil(pred: (h: ReceivedWebhook) => boolean, timeoutMs = 30_000): Promise<ReceivedWebhook> {
     return new Promise((resolve, reject) => {
       const check = () => {
         const hit = this.received.find(pred);

@@ -414,7 +414,9 @@ describe("emulator: schedules and the clock", () => {
 
   it("delivers one advance's webhooks concurrently, at most webhookConcurrency at a time", async () => {
     const slow = await new WebhookReceiver().start();
-    slow.delayMs = 60;
+    // Each answer waits until three are open at once (or the last one has arrived): with a limit of 3 every
+    // group fills, and a fourth would arrive while they wait.
+    slow.holdUntil = (inFlight, arrived) => inFlight >= 3 || arrived === 10;
     const e = await startTestEmulator({ webhookUrl: slow.url, webhookConcurrency: 3 });
     try {
       const cu = uid("cust");
@@ -478,7 +480,7 @@ describe("emulator: schedules and the clock", () => {
       const now = await clockNow(ticking);
       const mu = uid("tick");
       await ticking.api.post("/subscribe/payments/schedule", { customer_uid: cu, schedules: [{ merchant_uid: mu, schedule_at: now + 1, amount: 100, name: "x" }] });
-      const hook = await hooks.waitUntil((h) => h.body.merchant_uid === mu, 4000);
+      const hook = await hooks.waitUntil((h) => h.body.merchant_uid === mu);
       expect(hook.body.status).toBe("paid");
       // Ran exactly once, even though a later advance also looks for due schedules.
       expect((await advance(ticking, 10)).executed).toEqual([]);
