@@ -113,8 +113,16 @@ export class Settlement {
 
   /** Registrations Iamport confirmed in one turn, recorded by one statement (true: recorded; false: decided under the locks). */
   private readonly registered = new TurnBatcher<{ ctx: Ctx; charge: ChargeScheduled }, boolean>(ANSWERS_PER_BATCH, async (batch) => {
-    const marked = await markChargesScheduled(batch[0].input.ctx, batch.map((p) => p.input.charge), new Date());
-    for (const p of batch) p.resolve(marked.has(p.input.charge.paymentId));
+    // On the caller's own manager, never the root one: the statement must not join a transaction the first caller's async context may carry.
+    const mark = (list: typeof batch) => markChargesScheduled({ em: list[0].input.ctx.em }, list.map((p) => p.input.charge), new Date());
+    try {
+      const marked = await mark(batch);
+      for (const p of batch) p.resolve(marked.has(p.input.charge.paymentId));
+    } catch (err) {
+      if (batch.length === 1) throw err;
+      // One registration the database could not record (a lock held too long) must not fail the others.
+      for (const p of batch) await mark([p]).then((m) => p.resolve(m.has(p.input.charge.paymentId)), p.reject);
+    }
   });
 
   constructor(
@@ -122,7 +130,8 @@ export class Settlement {
     private readonly schedules: ScheduleRegistrar,
     private readonly observers: BillingObservers = {},
   ) {
-    const running = deps.config.databaseUrl ? Math.max(1, Math.ceil(deps.config.databasePoolMax / 4)) : 1;
+    const pool = deps.config.databasePoolMax;
+    const running = deps.config.databaseUrl && Number.isFinite(pool) ? Math.max(1, Math.ceil(pool / 4)) : 1;
     this.answers = new TurnBatcher<Answer, Settled>(ANSWERS_PER_BATCH, (batch) => this.settleBatch(batch), running);
   }
 
@@ -182,21 +191,23 @@ export class Settlement {
   private async settleBatch(batch: Pending<Answer, Settled>[]): Promise<void> {
     let outcomes: (Settled | "later")[];
     try {
-      outcomes = await this.settleTogether(batch[0].input.ctx.em, batch.map((p) => p.input));
+      // A manager of its own: no caller's unflushed changes join the batch's transaction.
+      outcomes = await this.settleTogether(batch[0].input.ctx.em.fork(), batch.map((p) => p.input));
     } catch (err) {
       if (batch.length === 1) throw err;
       batch[0].input.ctx.log.warn(
         { answers: batch.length, requestIds: batch.map((p) => p.input.ctx.requestId), err: (err as Error).message },
         "settling a batch of answers failed; settling each alone",
       );
-      await Promise.all(batch.map((p) => this.settleAlone(p.input.ctx.em, p.input).then(p.resolve, p.reject)));
+      // One after another: the batch's slot bounds the transactions they take, as it bounded the batch's.
+      for (const p of batch) await this.settleAlone(p.input.ctx.em, p.input).then(p.resolve, p.reject);
       return;
     }
-    this.observers.settlementBatch?.(batch.length);
+    this.observers.settlementBatch?.(outcomes.filter((o) => o !== "later" && o.kind === "settled").length);
     outcomes.forEach((o, i) => {
       const p = batch[i];
-      // Answered by a later batch, after this one's commit.
-      p.resolve(o === "later" ? this.answers.push(p.input) : o);
+      // Answered by the next batch, after this one's commit: first in line, so a stream of newer answers cannot keep putting it off.
+      p.resolve(o === "later" ? this.answers.push(p.input, { first: true }) : o);
     });
   }
 
@@ -223,7 +234,8 @@ export class Settlement {
       const { payments, subscriptions } = await lockBillingRows(em, { merchantUid: orderUids.length === 1 ? orderUids[0] : { $in: orderUids } });
       const byUid = new Map(payments.map((p) => [p.merchantUid, p]));
       const subById = new Map(subscriptions.map((s) => [s.id, s]));
-      const taken = new Set<string>();
+      // The orders and subscriptions an answer of the batch has moved.
+      const moved = new Set<string>();
       const steps: (ChargeStep & { before: Before })[] = [];
       const outcomes = answers.map((a): Settled | "later" => {
         const work: Work = { plans: [], claims: [] };
@@ -231,8 +243,7 @@ export class Settlement {
         if (!payment) return { kind: "settled", result: null, work };
         const sub = payment.subscription ? subById.get(payment.subscription.id) : undefined;
         const keys = [`order:${payment.id}`, ...(sub ? [`subscription:${sub.id}`] : [])];
-        const busy = keys.some((k) => taken.has(k));
-        keys.forEach((k) => taken.add(k));
+        const busy = keys.some((k) => moved.has(k));
         // Decided against the rows as the batch has changed them so far (under their locks, as they will commit).
         const decision = decideAnswer(payment, a.ip, a.askedAt, a.lastRound);
         if (decision.kind === "ask-again") return busy ? "later" : { kind: "ask-again" };
@@ -245,7 +256,10 @@ export class Settlement {
         // A second status change of a row the batch already moved would need its renewal step planned from
         // what the first one wrote: it waits for the next batch. A repeat of the same answer does not.
         if (busy && v.status !== payment.status) return "later";
-        const before = { payment: paymentState(payment), sub: sub ? subscriptionState(sub) : null };
+        keys.forEach((k) => moved.add(k));
+        // The subscription's events are those of the first answer that moved it: its renewal step runs once,
+        // after all answers are decided, so a repeat would report the same change again.
+        const before = { payment: paymentState(payment), sub: sub && !busy ? subscriptionState(sub) : null };
         const previous = payment.status;
         applyVerification(payment, a.ip, v);
         steps.push({ ctx: withEm(a.ctx, em), payment, previous, sub, final: v.final === true, work, before });
@@ -384,6 +398,8 @@ export class Settlement {
         }
         if (plan) Object.assign(sub, planTerms(plan));
         else sub.amount = step.amount;
+        // Plans are archived, never deleted: a change naming a plan that is not there keeps the consented amount, and says so.
+        if (change.planCode && !plan) ctx.log.error({ subscriptionId: sub.id, planCode: change.planCode }, "the accepted change's plan is missing; only its amount applies");
       }
       row = newSubscriptionCharge(ctx.em, sub, next.period, next.attempt, PaymentKind.SCHEDULE, next.at);
       ctx.em.persist(row);

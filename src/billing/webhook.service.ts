@@ -68,8 +68,16 @@ export class WebhookService {
 
   /** The outcomes of the events processed in one turn, written by one statement. */
   private readonly outcomes = new TurnBatcher<{ ctx: Ctx; outcome: EventOutcome }, void>(INBOX_BATCH, async (batch) => {
-    await recordEventOutcomes(batch[0].input.ctx, batch.map((p) => p.input.outcome));
-    for (const p of batch) p.resolve();
+    // On the caller's own manager, never the root one: the statement must not join a transaction the first caller's async context may carry.
+    const write = (list: typeof batch) => recordEventOutcomes({ em: list[0].input.ctx.em }, list.map((p) => p.input.outcome));
+    try {
+      await write(batch);
+      for (const p of batch) p.resolve();
+    } catch (err) {
+      if (batch.length === 1 || !refusedRow(err)) throw err;
+      // A row the database refuses (bad data) fails its own webhook only.
+      for (const p of batch) await write([p]).then(() => p.resolve(), p.reject);
+    }
   });
 
   constructor(

@@ -35,9 +35,12 @@ export class TurnBatcher<I, O> {
     private readonly maxRunning = Infinity,
   ) {}
 
-  push(input: I): Promise<O> {
+  /** `first`: the call goes ahead of those waiting (one handed back by a batch, which has waited its turn already). */
+  push(input: I, opts: { first?: boolean } = {}): Promise<O> {
     return new Promise<O>((resolve, reject) => {
-      this.queue.push({ input, resolve, reject });
+      const pending = { input, resolve, reject };
+      if (opts.first) this.queue.unshift(pending);
+      else this.queue.push(pending);
       this.schedule();
     });
   }

@@ -342,6 +342,13 @@ describe("duplicate and concurrent deliveries", () => {
     const ev = await events(run!.imp_uid);
     expect(ev).toHaveLength(10);
     expect(ev.every((e) => e.source === "schedule-callback" && e.outcome === "PAID")).toBe(true);
+    // The merchant hears of the start, the payment and the period it paid once each, however many copies arrived together.
+    const ledger = await h.client.request<{ events: { nodes: { type: string }[] } }>(
+      `query($s: ID) { events(subscriptionId: $s, first: 50) { nodes { type } } }`,
+      { s: subscriptionId },
+    );
+    const types = ledger.events.nodes.map((e) => e.type);
+    expect([...types].sort()).toEqual(["payment.paid", "subscription.renewed", "subscription.started"]);
     // Iamport holds exactly one schedule for the next period.
     const token = await h.iamportToken();
     const next = list.payments.nodes.find((p) => p.status === "SCHEDULED")!;

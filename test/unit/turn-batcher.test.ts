@@ -89,4 +89,27 @@ describe("TurnBatcher", () => {
     });
     expect(await batcher.push(1)).toBe("r1");
   });
+
+  it("puts a call pushed with `first` ahead of the calls waiting", async () => {
+    const batches: number[][] = [];
+    const gates: (() => void)[] = [];
+    const batcher = new TurnBatcher<number, string>(
+      2,
+      async (batch) => {
+        batches.push(batch.map((p) => p.input));
+        await new Promise<void>((release) => gates.push(release));
+        echo(batch);
+      },
+      1,
+    );
+    const all = [batcher.push(1)];
+    await new Promise((r) => setImmediate(r));
+    all.push(batcher.push(2), batcher.push(3), batcher.push(4, { first: true }));
+    for (let i = 0; i < 3; i++) {
+      for (let j = 0; j < 5 && batches.length <= i; j++) await new Promise((r) => setImmediate(r));
+      gates.shift()?.();
+    }
+    expect(await Promise.all(all)).toEqual(["r1", "r2", "r3", "r4"]);
+    expect(batches).toEqual([[1], [4, 2], [3]]);
+  });
 });

@@ -3,7 +3,9 @@ import { query, type Scope } from "../tx";
 
 /**
  * Records that Iamport registered claimed (PENDING) charges, in one
- * statement: each payment becomes SCHEDULED at Iamport's time for it, and
+ * statement (the payments locked in id order first, as lockBillingRows
+ * orders them, so two such statements or a settlement never wait on each
+ * other in a cycle): each payment becomes SCHEDULED at Iamport's time for it, and
  * its subscription's next charge points at it (unless it points at another
  * charge), only while the payment is still PENDING and its subscription can
  * still be charged (neither CANCELED nor UNPAID). The payments' row locks are
@@ -15,11 +17,13 @@ import { query, type Scope } from "../tx";
  * caller's transaction when it has one.
  */
 const MARK_SCHEDULED_SQL = `with v as (
-  select * from unnest(?::bigint[], ?::timestamptz[]) as v("id", "at")
+  select distinct on ("id") * from unnest(?::bigint[], ?::timestamptz[]) as v("id", "at")
+), locked as (
+  select p."id" from "payments" p where p."id" in (select "id" from v) order by p."id" for update
 ), p as (
   update "payments" p set "status" = ?, "scheduled_at" = v."at", "checked_at" = ?, "updated_at" = ?
-  from v, "subscriptions" s
-  where p."id" = v."id" and p."status" = ? and s."id" = p."subscription_id" and s."status" not in (?, ?)
+  from v, locked l, "subscriptions" s
+  where p."id" = v."id" and l."id" = p."id" and p."status" = ? and s."id" = p."subscription_id" and s."status" not in (?, ?)
   returning p."id", p."merchant_uid", p."subscription_id", v."at"
 ), s as (
   update "subscriptions" s set "next_payment_at" = p."at", "next_merchant_uid" = p."merchant_uid", "updated_at" = ?
