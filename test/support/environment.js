@@ -1,19 +1,21 @@
 /*
- * Jest's Node environment, plus a prompt exit for the worker process it runs in.
+ * Jest's Node environment, plus a prompt exit for the worker process it runs in, and a worker that keeps nothing of
+ * a test file once the file is done.
  *
- * When the run is over, jest-worker tells each worker to end and only stops
- * listening: the worker then exits when its event loop is empty, and Node's
- * natural exit frees the whole V8 heap page by page. For a worker that ran
- * server test files, on a loaded machine, that outlasts the fixed 500 ms after
- * which jest kills any worker still there, printing "A worker process has
- * failed to exit gracefully". Nothing is left open (the
- * harness closes every server, pool and socket): the worker is only slow to
- * die. process.exit() ends it without tearing the heap down.
+ * When the run is over, jest-worker sends each worker an end message and gives it a fixed 500 ms to be gone before
+ * it kills it, printing "A worker process has failed to exit gracefully". Nothing is left open (the harness closes
+ * every server, pool and socket), so what takes the time is the exit itself: the kernel frees the process's memory
+ * page by page before jest sees the exit, and a worker that kept each file's servers and PGlite memory ends at more
+ * than a gigabyte. Two things keep that short: the worker calls process.exit() as soon as the end message arrives
+ * (rather than waiting for its event loop to drain), and each file's memory is released when the file ends (see
+ * teardown below), so the exit has only a small process to free.
  *
- * The environment class is loaded in the worker itself (outside the test's
- * sandbox, whose `process` is a copy), so the listener is on the real process.
+ * The environment class is loaded in the worker itself (outside the test's sandbox, whose `process` is a copy),
+ * so the listener is on the real process.
  */
 const { setImmediate } = require("node:timers");
+const v8 = require("node:v8");
+const vm = require("node:vm");
 const { TestEnvironment } = require("jest-environment-node");
 
 /** jest-worker's message to a child that has no more work (CHILD_MESSAGE_END in jest-worker's types). */
@@ -30,10 +32,47 @@ function exitWhenTheWorkerEnds() {
   });
 }
 
+/**
+ * A full garbage collection, for a worker between test files: `global.gc` when node runs with --expose-gc, else
+ * the same function taken from a fresh context once the flag is set (the flag only applies to contexts made after it).
+ */
+let collectGarbage;
+function fullGc() {
+  if (!collectGarbage) {
+    if (typeof globalThis.gc !== "function") v8.setFlagsFromString("--expose-gc");
+    collectGarbage = typeof globalThis.gc === "function" ? globalThis.gc : vm.runInNewContext("gc");
+  }
+  collectGarbage();
+}
+
 class BillingTestEnvironment extends TestEnvironment {
   constructor(config, context) {
     super(config, context);
     exitWhenTheWorkerEnds();
+    // The sandbox's globals before the file ran: node's and jest's. Whatever the run adds is released at teardown.
+    this.ownGlobals = new Set(Reflect.ownKeys(this.global));
+  }
+
+  /**
+   * Releases what the file kept, before the worker reports the file done. A closure of the sandbox that stays
+   * registered in node's own state (prom-client's GC PerformanceObserver, which every server a file starts creates
+   * and nothing disconnects) keeps the sandbox's global alive, and with it everything the file's tests reach through
+   * it: jest-circus's state, the harnesses, their servers and embedded databases. Emptying the global leaves such a
+   * closure only the realm's builtins; the full collection then frees the file's memory (PGlite's among it) here,
+   * rather than leaving it to the worker's exit.
+   */
+  async teardown() {
+    const sandbox = this.global;
+    await super.teardown();
+    for (const key of Reflect.ownKeys(sandbox)) {
+      if (this.ownGlobals.has(key)) continue;
+      const d = Object.getOwnPropertyDescriptor(sandbox, key);
+      if (d?.configurable) delete sandbox[key];
+    }
+    // The file's listeners on its copy of `process` (the real process has its own).
+    sandbox.process?.removeAllListeners?.();
+    this.global = null;
+    fullGc();
   }
 
   async handleTestEvent(event) {
