@@ -266,6 +266,23 @@ describe.each<Provider>(["v1", "v2"])("on %s", (provider) => {
   });
 
   if (provider === "v2") {
+    it("the tax-free and VAT parts reach V2's amount object, on a charge and on a schedule", async () => {
+      const v2 = h.emulator.v2!;
+      const portone = PortOneClient({ secret: v2.apiSecret, baseUrl: v2.url, storeId: v2.storeId });
+      const customerUid = await registerCard(h, uid("tax"));
+      const paid = (await h.client.request<{ chargeAgain: Pay }>(CHARGE, { input: { customerUid, amount: 11_000, taxFreeAmount: 1_000, vatAmount: 909, name: "Tax" } })).chargeAgain;
+      expect(paid.status).toBe("PAID");
+      expect(await portone.payment.getPayment({ paymentId: paid.merchantUid })).toMatchObject({ status: "PAID", amount: { total: 11_000, taxFree: 1_000, vat: 909 } });
+      const at = new Date(((await emulatorNow(h)) + 86_400) * 1000).toISOString();
+      const { schedulePayments } = await h.client.request<{ schedulePayments: Pay[] }>(SCHEDULE, {
+        input: { customerUid, schedules: [{ amount: 5_500, taxFreeAmount: 500, name: "Tax later", scheduleAt: at }] },
+      });
+      const { card } = await h.client.request<{ card: { billingKey: string } }>(CARD, { c: customerUid });
+      const { items } = await portone.payment.paymentSchedule.getPaymentSchedules({ filter: { billingKey: card.billingKey } });
+      expect(items).toContainEqual(expect.objectContaining({ paymentId: schedulePayments[0].merchantUid, totalAmount: 5_500, taxFreeAmount: 500 }));
+      await h.client.request(UNSCHEDULE, { c: customerUid, m: [schedulePayments[0].merchantUid] });
+    });
+
     describe("PortOne V2's signed webhooks on /portone-webhook", () => {
       /** Standard Webhooks' signature, as PortOne makes it (checked against the SDK's Webhook.verify below). */
       function sign(secret: string, id: string, timestamp: number, body: string): string {
