@@ -215,6 +215,14 @@ describe.each<Provider>(["v1", "v2"])("on %s", (provider) => {
     const { card } = await h.client.request<{ card: { billingKey: string | null } }>(CARD, { c: customerUid });
     expect(card.billingKey).toBe(body.billing_key ?? null);
     expect(await charge(customerUid, 7_000)).toMatchObject({ status: "PAID", paidAmount: 7_000 });
+    if (provider === "v2") {
+      // PortOne's BillingKey.Issued webhook of that key is verified and recorded; nothing acts on it.
+      const hook = await waitFor(async () => {
+        const [e] = await h.sql<{ outcome: string }>(`select outcome from webhook_events where source = 'portone-webhook' and body->>'billing_key' = ?`, [body.billing_key]);
+        return e;
+      });
+      expect(hook.outcome).toBe("recorded: BillingKey.Issued");
+    }
     // Confirming again (no new key) keeps the card as it is.
     expect((await h.http.post("/billings", { customer_uid: customerUid }, MERCHANT)).data).toMatchObject({ status: "success", card: { status: "ACTIVE" } });
 
