@@ -101,6 +101,33 @@ export class PriceChangeService {
   }
 
   /**
+   * The merchant withdraws a change the customer has not answered: CANCELED,
+   * and nothing else changes (a change waiting for its answer has changed
+   * nothing at Iamport; its notice, when not sent yet, is not sent). An
+   * answered change stands: an accepted one is charged, a refused one ends the
+   * subscription. Withdrawing it again answers it as it is.
+   */
+  async withdraw(ctx: Ctx, id: string): Promise<PriceChange> {
+    const changeId = checkUid("id", id);
+    const found = await ctx.em.findOne(PriceChange, { id: changeId });
+    if (!found) throw new NotFoundError(`Price change ${id}`);
+    const now = await iamportNow(this.deps);
+    await ctx.em.transactional(async (em) => {
+      await lockBillingRows(em, null, [found.subscriptionId]);
+      const change = (await lockChange(em, changeId))!;
+      if (change.status === PriceChangeStatus.CANCELED) return;
+      if (change.status !== PriceChangeStatus.PENDING) {
+        throw new BadUserInputError("id", `names a price change that is already ${change.status}: only one still waiting for the customer's answer can be withdrawn`);
+      }
+      change.status = PriceChangeStatus.CANCELED;
+      change.respondedAt = now;
+      change.respondedBy = "withdrawn";
+      await em.flush();
+    });
+    return ctx.em.findOneOrFail(PriceChange, { id: changeId }, { refresh: true });
+  }
+
+  /**
    * Reconciliation: changes still unanswered when answers close (a day before
    * their renewal) expire, and their subscriptions end with the last period
    * at the old price. Changes in flight at subscriptions that ended meanwhile are CANCELED.
