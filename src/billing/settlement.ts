@@ -107,8 +107,8 @@ export interface VerifiedPayment extends Verification {
 
 /**
  * The executor of the billing core: every payment outcome (a webhook, a
- * verifyPayment, a charge just made, a schedule Iamport refused, a
- * reconciliation step, a cancellation meeting a charge that ran) is applied
+ * verifyPayment, a charge just made, a refund's answer, a schedule Iamport
+ * refused, a reconciliation step, a cancellation meeting a charge that ran) is applied
  * here, in one transaction under the locks of `lockBillingRows` (the
  * payment, then its subscription): the verdict on Iamport's answer and the
  * renewal step come from the pure decision core (domain/), this writes what
