@@ -1,6 +1,4 @@
-import { LockMode, UniqueConstraintViolationException } from "@mikro-orm/core";
-import { withTransaction } from "../events/present";
-import { paymentState, recordPaymentChange } from "./events";
+import { UniqueConstraintViolationException } from "@mikro-orm/core";
 import { Payment } from "../db/entities";
 import { PaymentKind, PaymentStatus } from "../db/entities/enums";
 import { BadUserInputError, ConflictError, NotFoundError, OutcomeUnknownError, UpstreamUnavailableError } from "../errors";
@@ -20,7 +18,6 @@ import {
   checkUid,
   optionalText,
 } from "./validation";
-import { applyVerification, decide, Verification } from "./domain/verdict";
 import { refundParts, taxFields } from "./domain/tax";
 
 export interface ChargeAgainInput {
@@ -170,6 +167,7 @@ export class PaymentService {
    */
   async executeAgain(ctx: Ctx, payment: Payment, opts: { noticeUrl?: string; repeatOnNoRecord?: boolean } = {}): Promise<Payment> {
     let ip: ProviderPayment;
+    const askedAt = new Date();
     try {
       ip = await this.deps.provider.charge(againRequest(payment, opts.noticeUrl), { requestId: ctx.requestId });
     } catch (err) {
@@ -177,7 +175,7 @@ export class PaymentService {
       return afterIamport(ctx, payment.merchantUid, () => this.settleAgain(ctx, payment, err, opts));
     }
     return afterIamport(ctx, payment.merchantUid, async () => {
-      await this.record(ctx, payment, ip);
+      await this.record(ctx, payment, ip, askedAt);
       ctx.log.info({ merchantUid: payment.merchantUid, status: payment.status }, "charge recorded");
       return payment;
     });
@@ -189,15 +187,9 @@ export class PaymentService {
       // A refusal may mean "this merchant_uid is already paid" (a repeat after a
       // lost answer): what Iamport has for the order wins over the refusal.
       if (await this.settle(ctx, payment)) return payment;
-      // Refused outright (e.g. unknown billing key): nothing was charged.
-      const before = paymentState(payment);
-      payment.status = PaymentStatus.FAILED;
-      payment.failReason = err.iamportMessage;
-      payment.failedAt = new Date();
-      await withTransaction(ctx.em, async () => {
-        await ctx.em.flush();
-        await recordPaymentChange(ctx.em, payment, before);
-      });
+      // Refused outright (e.g. unknown billing key): nothing was charged. Recorded FAILED by the executor.
+      await this.settlement.settleUnmade(ctx, payment.id, err.iamportMessage);
+      await ctx.em.refresh(payment);
       return payment;
     }
     ctx.log.warn({ merchantUid: payment.merchantUid, err: (err as Error).message }, "charge outcome unknown; settling by merchant_uid");
@@ -216,6 +208,7 @@ export class PaymentService {
    */
   async settle(ctx: Ctx, payment: Payment): Promise<boolean> {
     let ip: ProviderPayment;
+    const askedAt = new Date();
     try {
       ip = await this.deps.provider.findByOrder(payment.merchantUid, { requestId: ctx.requestId });
     } catch (err) {
@@ -226,7 +219,7 @@ export class PaymentService {
       }
       throw upstreamError(err, `payment ${payment.merchantUid}`);
     }
-    await this.record(ctx, payment, ip);
+    await this.record(ctx, payment, ip, askedAt);
     return true;
   }
 
@@ -394,24 +387,19 @@ export class PaymentService {
     return { at, payment };
   }
 
-  /** Applies Iamport's answer to a row outside a verification transaction (charges we just made). */
   /**
-   * Applies Iamport's answer to a payment this service just asked about (a
-   * charge, a refund, a look-up) and records its events with it in one
-   * transaction: the change and its events commit together.
+   * Applies Iamport's answer (asked for at `askedAt`) about a payment this
+   * service just charged, refunded or looked up, through the executor
+   * (settlement.ts), as a webhook's is: under the row locks, from the row as
+   * committed, so two answers about one payment (a refund and its webhook, a
+   * racing refund's look-up) record its change and its events once, and an
+   * answer older than the row is asked again. The answer is settled as this
+   * payment's (a payment of another order is not applied to it), and
+   * `payment` is then read again, as committed, for the caller.
    */
-  private async record(ctx: Ctx, payment: Payment, ip: ProviderPayment): Promise<Verification> {
-    return withTransaction(ctx.em, async () => {
-      // From the row as committed, under its lock: two answers about one payment (a refund, and a racing
-      // refund's look-up after Iamport refused it) record its change, and its events, once.
-      await ctx.em.findOne(Payment, { id: payment.id }, { lockMode: LockMode.PESSIMISTIC_WRITE, refresh: true });
-      const before = paymentState(payment);
-      const v = decide(payment, ip);
-      applyVerification(payment, ip, v);
-      await ctx.em.flush();
-      await recordPaymentChange(ctx.em, payment, before);
-      return v;
-    });
+  private async record(ctx: Ctx, payment: Payment, ip: ProviderPayment, askedAt: Date): Promise<void> {
+    await this.settlement.settleAnswer(ctx, ip, { claimedMerchantUid: payment.merchantUid, askedAt });
+    await ctx.em.refresh(payment);
   }
 
   // ---- refunds ---------------------------------------------------------------
@@ -463,6 +451,7 @@ export class PaymentService {
     const parts = refundParts(payment, paid, cancelledBefore, amount);
     const made = () => payment.cancelledAmount >= cancelledBefore + amount;
     let ip: ProviderPayment;
+    const askedAt = new Date();
     try {
       ip = await this.deps.provider.cancel(
         {
@@ -501,14 +490,15 @@ export class PaymentService {
         { cause: err },
       );
     }
-    await this.record(ctx, payment, ip);
+    await this.record(ctx, payment, ip, askedAt);
     ctx.log.info({ merchantUid, refunded: amount, status: payment.status }, "refund recorded");
   }
 
   /** Re-reads one payment (by its imp_uid) from Iamport and applies it. */
   private async refresh(ctx: Ctx, payment: Payment, impUid: string): Promise<void> {
+    const askedAt = new Date();
     const ip = await this.deps.provider.getPayment(impUid, { requestId: ctx.requestId });
-    await this.record(ctx, payment, ip);
+    await this.record(ctx, payment, ip, askedAt);
   }
 
   // ---- reading -----------------------------------------------------------------

@@ -29,6 +29,21 @@ interface Work {
   claims: Claim[];
 }
 
+/**
+ * The work a settlement in a caller's transaction leaves for after that
+ * caller's commit (settleUnderLocks): run with a manager outside any
+ * transaction, once the caller's transaction has committed.
+ */
+export type AfterCommit = (ctx: Ctx) => Promise<void>;
+
+/**
+ * Refuses to start a settlement inside a caller's transaction: its
+ * registrations with Iamport would wait under the caller's row locks.
+ */
+function outsideTransaction(ctx: Ctx, what: string): void {
+  if (ctx.em.isInTransaction()) throw new Error(`${what} runs after its transaction's commit, never inside a caller's transaction`);
+}
+
 /** A claimed charge: its id, and the row as its claim committed it when the claim is this process's own. */
 interface Claim {
   id: string;
@@ -92,8 +107,8 @@ export interface VerifiedPayment extends Verification {
 
 /**
  * The executor of the billing core: every payment outcome (a webhook, a
- * verifyPayment, a charge just made, a schedule Iamport refused, a
- * reconciliation step, a cancellation meeting a charge that ran) is applied
+ * verifyPayment, a charge just made, a refund's answer, a schedule Iamport
+ * refused, a reconciliation step, a cancellation meeting a charge that ran) is applied
  * here, in one transaction under the locks of `lockBillingRows` (the
  * payment, then its subscription): the verdict on Iamport's answer and the
  * renewal step come from the pure decision core (domain/), this writes what
@@ -137,19 +152,19 @@ export class Settlement {
 
   /**
    * Decides and applies `fetched` (Iamport's answer, asked for at `askedAt`)
-   * under the order's row lock. When the row changed after that question was
-   * asked (a refund, a concurrent delivery), the answer may be older than the
+   * under the order's row lock, in a transaction of its own (with the
+   * answers that arrive with it), then registers the charges it claimed and
+   * reports its facts. When the row changed after that question was asked
+   * (a refund, a concurrent delivery), the answer may be older than the
    * row: the transaction ends without writing, Iamport is asked again with
    * no lock held, and the new answer is decided under the lock again, so a
    * stale snapshot never overwrites newer facts. `claimedMerchantUid`: the
    * order the caller says this payment is for (checked against Iamport's),
-   * instead of Iamport's.
+   * instead of Iamport's. A caller that holds row locks of its own settles
+   * through settleUnderLocks instead.
    */
-  async settleAnswer(
-    ctx: Ctx,
-    fetched: ProviderPayment,
-    opts: { claimedMerchantUid?: string | null; askedAt?: Date; askAgain?: boolean } = {},
-  ): Promise<VerifiedPayment> {
+  async settleAnswer(ctx: Ctx, fetched: ProviderPayment, opts: { claimedMerchantUid?: string | null; askedAt?: Date } = {}): Promise<VerifiedPayment> {
+    outsideTransaction(ctx, "settleAnswer");
     const orderUid = opts.claimedMerchantUid ?? fetched.merchant_uid;
     let askedAt = opts.askedAt ?? new Date();
     let ip = fetched;
@@ -164,14 +179,41 @@ export class Settlement {
         }
       }
       // After two fresh answers that still met newer rows, the third is taken as it is: the row keeps moving.
-      // A caller that holds row locks of its own (a cancellation, which fetched the answer just before taking
-      // them) gets no second question: Iamport is never waited on under a lock.
-      const answer: Answer = { ctx, orderUid, ip, askedAt, lastRound: round >= 3 || opts.askAgain === false };
-      // Inside a caller's transaction the answer is settled in it, alone; otherwise with the answers that arrive with it.
-      settled = ctx.em.isInTransaction() ? await this.settleAlone(ctx.em, answer) : await this.answers.push(answer);
+      settled = await this.answers.push({ ctx, orderUid, ip, askedAt, lastRound: round >= 3 });
     }
-    const { result, work } = settled;
-    await this.afterCommit(ctx, work);
+    await this.afterCommit(ctx, settled.work);
+    return this.verified(ctx, orderUid, ip, settled.result);
+  }
+
+  /**
+   * Settles `fetched` in the caller's transaction, under the row locks the
+   * caller holds (a cancellation, a pause, a retry or a plan change that met
+   * a charge Iamport ran). The answer, fetched just before the locks were
+   * taken, is taken as it is: Iamport is never asked again under a lock, and
+   * the status table and supersedes() still keep it from undoing newer facts.
+   * What the settlement leaves for after its commit (the charges it claimed,
+   * to register with Iamport, and its facts to report) is handed back as
+   * `after`, for the caller to run once its transaction has committed: run in
+   * place, it would wait on Iamport under the caller's locks, and register a
+   * claim the caller may still change (a pause that follows) or roll back.
+   */
+  async settleUnderLocks(ctx: Ctx, fetched: ProviderPayment, opts: { askedAt?: Date } = {}): Promise<{ result: VerifiedPayment; after: AfterCommit }> {
+    if (!ctx.em.isInTransaction()) throw new Error("settleUnderLocks settles in the caller's transaction: call it inside one");
+    const orderUid = fetched.merchant_uid;
+    const settled = await this.settleAlone(ctx.em, { ctx, orderUid, ip: fetched, askedAt: opts.askedAt ?? new Date(), lastRound: true });
+    // A last round is never asked again.
+    if (settled.kind !== "settled") throw new Error(`the answer about ${orderUid} was not settled`);
+    // The rows as this settlement wrote them may change before the caller commits: the registration reads them again.
+    const work: Work = { plans: settled.work.plans, claims: settled.work.claims.map(({ id }) => ({ id })) };
+    const after: AfterCommit = (outside) => {
+      outsideTransaction(outside, "the work a settlement left for after its commit");
+      return this.afterCommit(outside, work);
+    };
+    return { result: this.verified(ctx, orderUid, fetched, settled.result), after };
+  }
+
+  /** A settled answer as its caller gets it: an order that is not there is NOT_FOUND; a forgery is logged. */
+  private verified(ctx: Ctx, orderUid: string, ip: ProviderPayment, result: VerifiedPayment | null): VerifiedPayment {
     if (!result) throw new NotFoundError(`An order with merchant_uid ${orderUid} (call preparePayment first)`);
     if (result.outcome === "FORGERY") {
       ctx.log.warn(
@@ -280,6 +322,7 @@ export class Settlement {
    * renewal step, under the locks.
    */
   async settleUnmade(ctx: Ctx, paymentId: string, reason: string): Promise<void> {
+    outsideTransaction(ctx, "settleUnmade");
     const work: Work = { plans: [], claims: [] };
     await ctx.em.transactional(async (em) => {
       const {
@@ -308,6 +351,7 @@ export class Settlement {
    * Returns the imp_uid when the charge already ran, for the caller to settle.
    */
   async registerUnregistered(ctx: Ctx, paymentId: string): Promise<string | null> {
+    outsideTransaction(ctx, "registerUnregistered");
     const work: Work = { plans: [], claims: [] };
     const ran = await this.registerClaim(ctx, { id: paymentId }, work, true);
     await this.afterCommit(ctx, work);
@@ -522,9 +566,8 @@ export class Settlement {
     return null;
   }
 
-  /** Records a registration Iamport confirmed: with the others of the turn, unless the caller is in a transaction of its own. */
-  private async markScheduled(ctx: Ctx, charge: ChargeScheduled): Promise<boolean> {
-    if (ctx.em.isInTransaction()) return (await markChargesScheduled(ctx, [charge], new Date())).has(charge.paymentId);
+  /** Records a registration Iamport confirmed, with the others of the turn (registrations run outside any transaction). */
+  private markScheduled(ctx: Ctx, charge: ChargeScheduled): Promise<boolean> {
     return this.registered.push({ ctx, charge });
   }
 

@@ -4,6 +4,7 @@ import { lockBillingRows } from "../../db/repositories/billing-locks";
 import { IamportNotFoundError, IamportRefusedError, type ProviderPayment, type ProviderSchedule } from "../../provider/port";
 import { upstreamError, withEm, type Ctx } from "../context";
 import { OPEN_CHARGE_STATUSES } from "../domain/transitions";
+import type { AfterCommit } from "../settlement";
 import { findAtIamport } from "./charge";
 import type { SubscriptionDeps } from "./deps";
 
@@ -93,9 +94,11 @@ export async function revokeAtIamport(deps: SubscriptionDeps, ctx: Ctx, customer
  * with no lock held; then, in one transaction under the billing locks (the
  * subscription and its open SCHEDULE charges), the revocations are
  * recorded and `step` runs with the locked charges (`open`) and those Iamport ran meanwhile (`ran`,
- * settled by `settleRan` when the step chooses). Charges registered while
- * Iamport was being asked (a renewal's claim) are revoked after the commit,
- * again with no lock held.
+ * settled by `settleRan` when the step chooses). What settling those
+ * leaves for after the commit (the next charge it claims, registered with
+ * Iamport) runs after this transaction's commit, with no lock held, against
+ * the rows as the step left them. Charges registered while Iamport was being
+ * asked (a renewal's claim) are revoked after the commit, again with no lock held.
  */
 export async function withOpenChargesRevoked<T>(
   deps: SubscriptionDeps,
@@ -104,6 +107,7 @@ export async function withOpenChargesRevoked<T>(
   step: (tx: Ctx, locked: Subscription, charges: { open: Payment[]; ran: Payment[]; settleRan: () => Promise<boolean> }) => Promise<T>,
 ): Promise<T> {
   const asked = await revokeAtIamport(deps, ctx, sub.customerUid, await openCharges(ctx, sub.id));
+  const after: AfterCommit[] = [];
   const done = await ctx.em.transactional(async (em): Promise<{ result: T; late: Payment[] }> => {
     const tx = withEm(ctx, em);
     const {
@@ -111,9 +115,10 @@ export async function withOpenChargesRevoked<T>(
       subscriptions: [locked],
     } = await lockBillingRows(em, { subscription: sub.id, status: { $in: OPEN_CHARGE_STATUSES }, kind: PaymentKind.SCHEDULE }, [sub.id]);
     const { ran, late } = recordRevocations(open, asked);
-    const result = await step(tx, locked, { open, ran, settleRan: () => settleRan(deps, tx, ran, asked) });
+    const result = await step(tx, locked, { open, ran, settleRan: () => settleRan(deps, tx, ran, asked, after) });
     return { result, late };
   });
+  for (const work of after) await work(ctx);
   if (done.late.length > 0) await revokeStragglers(deps, ctx, sub.id, done.late);
   return done.result;
 }
@@ -148,29 +153,31 @@ function recordRevocations(open: Payment[], asked: Map<string, AtIamport>): { ra
 async function revokeStragglers(deps: SubscriptionDeps, ctx: Ctx, subscriptionId: string, rows: Payment[]): Promise<void> {
   const sub = await ctx.em.findOneOrFail(Subscription, { id: subscriptionId }, { refresh: true });
   const asked = await revokeAtIamport(deps, ctx, sub.customerUid, rows);
+  const after: AfterCommit[] = [];
   await ctx.em.transactional(async (em) => {
     const { payments: open } = await lockBillingRows(em, { id: { $in: rows.map((p) => p.id) }, status: { $in: OPEN_CHARGE_STATUSES } }, [subscriptionId]);
     const { ran } = recordRevocations(
       open.filter((p) => asked.has(p.merchantUid)),
       asked,
     );
-    if (ran.length > 0) await settleRan(deps, withEm(ctx, em), ran, asked);
+    if (ran.length > 0) await settleRan(deps, withEm(ctx, em), ran, asked, after);
   });
+  for (const work of after) await work(ctx);
 }
 
 /**
  * Settles charges Iamport ran (or may be running) before they could be
  * revoked, from their payments fetched by revokeAtIamport, through the
- * executor, under the locks the caller holds. Returns true when one of them
- * could not be settled (Iamport has no payment for it yet, or could not be asked).
+ * executor, in the caller's transaction, under the locks it holds; what each
+ * settlement leaves for after the commit is added to `after`, for the caller
+ * to run once it has committed. Returns true when one of them could not be
+ * settled (Iamport has no payment for it yet, or could not be asked).
  */
-async function settleRan(deps: SubscriptionDeps, ctx: Ctx, ran: Payment[], asked: Map<string, AtIamport>): Promise<boolean> {
+async function settleRan(deps: SubscriptionDeps, ctx: Ctx, ran: Payment[], asked: Map<string, AtIamport>, after: AfterCommit[]): Promise<boolean> {
   let unsettled = false;
   for (const p of ran) {
     const o = asked.get(p.merchantUid);
-    // Under the cancellation's locks: the answer fetched just before them is taken as it is (no Iamport call
-    // under a lock); the status table and supersedes() still keep it from undoing newer facts.
-    if (o?.kind === "ran" && o.answer) await deps.settlement.settleAnswer(ctx, o.answer, { askedAt: o.askedAt, askAgain: false });
+    if (o?.kind === "ran" && o.answer) after.push((await deps.settlement.settleUnderLocks(ctx, o.answer, { askedAt: o.askedAt })).after);
     if (p.status === PaymentStatus.SCHEDULED || p.status === PaymentStatus.PENDING) unsettled = true;
   }
   return unsettled;
