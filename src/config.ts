@@ -207,7 +207,7 @@ export interface Config {
   customerTokenSecret?: string;
   customerTokenMaxTtlSeconds: number;
   corsOrigins: string[];
-  /** Express's `trust proxy`: false, true, a hop count, or addresses/subnets. */
+  /** Fastify's `trustProxy`: false, true, a hop count, or addresses/subnets. */
   trustProxy: boolean | number | string;
   /** Source addresses allowed on the webhook routes; empty: any. */
   webhookAllowedIps: string[];

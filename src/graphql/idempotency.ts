@@ -57,8 +57,8 @@ function onlyNotReplayed(operation: OperationDefinitionNode): boolean {
 }
 
 /**
- * `Idempotency-Key` on /graphql mutations, for both the Express route and the
- * node:http endpoint (an Apollo plugin runs on both). The first request with a
+ * `Idempotency-Key` on /graphql mutations, as an Apollo plugin (so it sees the
+ * parsed operation and the final answer). The first request with a
  * key claims it and runs; a duplicate arriving meanwhile waits (polling,
  * holding no connection) and gets the same answer; later ones get the stored
  * answer for 24 hours, with `Idempotent-Replayed: true`. The same key with a

@@ -3,7 +3,7 @@ import { mintCustomerToken } from "../../src/security/customer-token";
 import { API_KEY, Harness, registerCard, startHarness, uid } from "../support/harness";
 
 /**
- * Every cell of the README's "Who may call what" table: each operation with
+ * Every cell of docs/security.md's "Who may call what" table: each operation with
  * each kind of caller. Customer tokens act only on their own customer.
  */
 const SECRET = "authz-test-secret-0123456789abcdefghijklmnop";

@@ -8,7 +8,7 @@ import { API_KEY, GOOD_CARD, Harness, REGISTER_CARD, startHarness, TEST_CARDS, u
  * customer_uid (Authorization: Bearer, or the customer_token field of a plain
  * form). Otherwise 401 or 403, and nothing reaches Iamport or the database.
  * Replacing an active card takes replace=true and is recorded. These are the
- * REST rows of the README's "Who may call what" table.
+ * REST rows of docs/security.md's "Who may call what" table.
  */
 const SECRET = "rest-card-routes-secret-0123456789abcdefghij";
 const OTHER_CARD = "5555-5555-5555-4444";
