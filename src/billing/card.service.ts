@@ -1,7 +1,7 @@
 import { claimCard, releaseCard } from "../db/repositories/card-claims";
 import { Card } from "../db/entities";
 import { CardStatus, CardType } from "../db/entities/enums";
-import { CardRejectedError, ConflictError, NotFoundError } from "../errors";
+import { BadUserInputError, CardRejectedError, ConflictError, NotFoundError } from "../errors";
 import { cardData, withTransaction } from "../events/present";
 import { recordEvent } from "../events/record";
 import { IamportNotFoundError, IamportRefusedError, type ProviderCard } from "../provider/port";
@@ -100,18 +100,28 @@ export class CardService {
   }
 
   /**
-   * Confirms a billing key issued in the browser (IMP.request_pay with
-   * customer_uid) and stores the card Iamport holds. Iamport has the key
-   * already, so there is nothing to refuse: the row follows Iamport.
+   * Confirms a billing key issued in the browser and stores the card the
+   * provider holds: on Iamport V1 the key of customer_uid (IMP.request_pay with
+   * customer_uid); on PortOne V2 the billingKey its requestIssueBillingKey gave
+   * the browser, issued with customer.customerId = customer_uid (a key of
+   * another customer is refused). The provider has the key already, so the row
+   * follows it.
    */
-  async confirm(ctx: Ctx, customerUidRaw: string, field = "customerUid"): Promise<Card> {
-    const customerUid = checkUid(field, customerUidRaw);
+  async confirm(ctx: Ctx, customerUidRaw: string, fields: { customerUid: string; billingKey: string } = { customerUid: "customerUid", billingKey: "billingKey" }, billingKeyRaw?: string | null): Promise<Card> {
+    const customerUid = checkUid(fields.customerUid, customerUidRaw);
+    const billingKey = optionalText(fields.billingKey, billingKeyRaw, 200);
+    const v2 = this.deps.provider.name === "v2";
+    if (billingKey !== undefined && !v2) throw new BadUserInputError(fields.billingKey, "is PortOne V2's: on Iamport V1 the customer_uid is the billing key");
     return this.underClaim(ctx, customerUid, async (existing) => {
+      if (v2 && billingKey === undefined && !(existing?.status === CardStatus.ACTIVE && existing.billingKey)) {
+        throw new BadUserInputError(fields.billingKey, "is required on PortOne V2: the billingKey requestIssueBillingKey gave the browser");
+      }
       let customer: ProviderCard;
       try {
-        customer = await this.deps.provider.getKey(customerUid, { requestId: ctx.requestId });
+        customer = await this.deps.provider.getKey(customerUid, billingKey, { requestId: ctx.requestId });
       } catch (err) {
-        throw upstreamError(err, `Billing key ${customerUid}`);
+        if (err instanceof IamportRefusedError) throw new BadUserInputError(fields.billingKey, err.iamportMessage);
+        throw upstreamError(err, `Billing key ${billingKey ?? customerUid}`);
       }
       return this.store(ctx, customerUid, existing, customer, false);
     });

@@ -87,16 +87,20 @@ export async function guardUnique<T>(what: string, fn: () => Promise<T>): Promis
   }
 }
 
-/** Translates an Iamport client error that the service does not handle itself into an AppError. */
+/**
+ * Translates a provider error that the service does not handle itself into an
+ * AppError, naming the provider that answered (Iamport or PortOne): the codes
+ * are the same whichever it is.
+ */
 export function upstreamError(err: unknown, what: string): AppError | unknown {
-  if (err instanceof IamportNotFoundError) return new NotFoundError(what);
-  if (err instanceof IamportRefusedError) return new BadUserInputError("input", `Iamport refused: ${err.iamportMessage}`);
-  if (err instanceof IamportTimeoutError) return new UpstreamUnavailableError(`Iamport did not answer in time (${what})`, { cause: err });
+  if (err instanceof IamportNotFoundError) return new NotFoundError(`${what} at ${err.provider}`);
+  if (err instanceof IamportRefusedError) return new BadUserInputError("input", `${err.provider} refused: ${err.iamportMessage}`);
+  if (err instanceof IamportTimeoutError) return new UpstreamUnavailableError(`${err.provider} did not answer in time (${what})`, { cause: err });
   if (err instanceof IamportUnauthorizedError) {
-    return new UpstreamUnavailableError("Iamport refused this server's API credentials", { cause: err });
+    return new UpstreamUnavailableError(`${err.provider} refused this server's API credentials`, { cause: err });
   }
   if (err instanceof IamportUnavailableError || err instanceof IamportError) {
-    return new UpstreamUnavailableError(`Iamport is unavailable (${what})`, { cause: err });
+    return new UpstreamUnavailableError(`${err.provider} is unavailable (${what})`, { cause: err });
   }
   return err;
 }

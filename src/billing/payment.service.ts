@@ -347,7 +347,7 @@ export class PaymentService {
     } catch (err) {
       ctx.em.remove(payment);
       await ctx.em.flush();
-      if (err instanceof IamportRefusedError) throw new ConflictError(`Iamport refused to prepare ${merchantUid}: ${err.iamportMessage}`);
+      if (err instanceof IamportRefusedError) throw new ConflictError(`${err.provider} refused to prepare ${merchantUid}: ${err.iamportMessage}`);
       throw upstreamError(err, "prepare");
     }
     return payment;
@@ -371,7 +371,7 @@ export class PaymentService {
     try {
       ip = await payment;
     } catch (err) {
-      throw upstreamError(err, `Payment ${impUid} at Iamport`);
+      throw upstreamError(err, `Payment ${impUid}`);
     }
     // Recording what Iamport said may fail half-way (the database lost at the commit): the answer
     // then says the outcome is unknown, naming the order, rather than that nothing happened.
@@ -482,7 +482,7 @@ export class PaymentService {
         // Refresh our view: the balance may have changed elsewhere (console refund), or by this claim's earlier attempt.
         await this.refresh(ctx, payment, impUid).catch(() => undefined);
         if (refund.claimed && made()) return;
-        throw new ConflictError(`Iamport refused the refund: ${err.iamportMessage}`);
+        throw new ConflictError(`${err.provider} refused the refund: ${err.iamportMessage}`);
       }
       if (!outcomeUnknown(err)) throw upstreamError(err, "refund");
       // The answer was lost: ask Iamport. Thanks to the checksum, a balance that
@@ -497,7 +497,7 @@ export class PaymentService {
         return;
       }
       throw new UpstreamUnavailableError(
-        `Iamport did not confirm the refund of ${merchantUid}; query the payment before trying again (a repeated refund is refused by the checksum)`,
+        `${this.deps.provider.label} did not confirm the refund of ${merchantUid}; query the payment before trying again (a repeated refund is refused by the checksum)`,
         { cause: err },
       );
     }

@@ -101,6 +101,33 @@ export class PriceChangeService {
   }
 
   /**
+   * The merchant withdraws a change the customer has not answered: CANCELED,
+   * and nothing else changes (a change waiting for its answer has changed
+   * nothing at Iamport; its notice, when not sent yet, is not sent). An
+   * answered change stands: an accepted one is charged, a refused one ends the
+   * subscription. Withdrawing it again answers it as it is.
+   */
+  async withdraw(ctx: Ctx, id: string): Promise<PriceChange> {
+    const changeId = checkUid("id", id);
+    const found = await ctx.em.findOne(PriceChange, { id: changeId });
+    if (!found) throw new NotFoundError(`Price change ${id}`);
+    const now = await iamportNow(this.deps);
+    await ctx.em.transactional(async (em) => {
+      await lockBillingRows(em, null, [found.subscriptionId]);
+      const change = (await lockChange(em, changeId))!;
+      if (change.status === PriceChangeStatus.CANCELED) return;
+      if (change.status !== PriceChangeStatus.PENDING) {
+        throw new BadUserInputError("id", `names a price change that is already ${change.status}: only one still waiting for the customer's answer can be withdrawn`);
+      }
+      change.status = PriceChangeStatus.CANCELED;
+      change.respondedAt = now;
+      change.respondedBy = "withdrawn";
+      await em.flush();
+    });
+    return ctx.em.findOneOrFail(PriceChange, { id: changeId }, { refresh: true });
+  }
+
+  /**
    * Reconciliation: changes still unanswered when answers close (a day before
    * their renewal) expire, and their subscriptions end with the last period
    * at the old price. Changes in flight at subscriptions that ended meanwhile are CANCELED.
@@ -176,12 +203,10 @@ export class PriceChangeService {
 
   /**
    * An accepted change that carries a plan, applied to the renewal it
-   * starts at (or a later one) once that renewal is claimed: Iamport's
-   * registration at the old plan is revoked first (no lock held); then, under
-   * the locks, the subscription takes the plan's terms (name, plan, amount,
-   * tax-free and VAT parts), the claim takes them too and is PENDING again,
-   * the change is applied, and the executor registers the claim with Iamport
-   * under its merchant_uid. Before the renewal is claimed nothing happens
+   * starts at (or a later one) once that renewal is claimed: the subscription
+   * takes the plan's terms (name, plan, amount, tax-free and VAT parts), the
+   * claim takes them too, and the change is applied, through
+   * replaceClaimedRenewal. Before the renewal is claimed nothing happens
    * (the renewals before it are charged at the old plan), and reconciliation
    * applies it after the claim; a renewal Iamport already ran at the old plan
    * leaves it for the next one. Returns whether it was applied.
@@ -195,27 +220,84 @@ export class PriceChangeService {
       { orderBy: { period: "desc", attempt: "desc" }, refresh: true },
     );
     if (!claimed) return false;
+    return this.replaceClaimedRenewal(ctx, change, claimed, {
+      terms: "plan",
+      waits: () => true,
+      write: async (em, r, sub, c) => {
+        const plan = await em.findOneOrFail(Plan, { code: c.planCode! });
+        Object.assign(sub, planTerms(plan));
+        Object.assign(r, { name: sub.name, amount: sub.amount, taxFreeAmount: sub.taxFreeAmount, vatAmount: sub.vatAmount ?? null });
+        c.appliedAt = new Date();
+      },
+    });
+  }
+
+  /**
+   * An accepted change whose renewal is already claimed at the old amount:
+   * the claim takes the new amount, through replaceClaimedRenewal. A renewal
+   * Iamport already ran keeps its amount; the change then starts with the next claim.
+   */
+  private async applyToRegistered(ctx: Ctx, changeId: string): Promise<void> {
+    const change = await ctx.em.findOneOrFail(PriceChange, { id: changeId }, { refresh: true });
+    const row = await ctx.em.findOne(Payment, { subscription: change.subscriptionId, period: change.effectivePeriod, attempt: 1 }, { refresh: true });
+    if (!row || change.appliedAt || row.amount === change.newAmount || (row.status !== PaymentStatus.SCHEDULED && row.status !== PaymentStatus.PENDING)) return;
+    await this.replaceClaimedRenewal(ctx, change, row, {
+      terms: "price",
+      // Already at the new amount: another answer's replacement got there first.
+      waits: (r, c) => r.amount !== c.newAmount,
+      // The subscription keeps its amount until this renewal is settled: the claim that follows it (the next
+      // period, or a retry of this one) applies the change (Settlement), so the amount shown is the price in force.
+      write: (_em, r, _sub, c) => {
+        r.amount = c.newAmount;
+      },
+    });
+  }
+
+  /**
+   * The one way an accepted change replaces a renewal claimed (and maybe
+   * registered with Iamport) at the old terms: Iamport's registration is
+   * revoked first, with no lock held; then, under the billing locks (the
+   * claim, the subscription) and the change's, when the change is still
+   * accepted and unapplied, the claim still open and `waits` for it, and the
+   * subscription has not ended meanwhile, `step.write` gives the claim (and
+   * whatever else) the new terms, the claim is PENDING again, and after the
+   * commit the executor registers it with Iamport under its merchant_uid.
+   * A renewal Iamport already ran is left as it is. Returns whether the claim was replaced.
+   */
+  private async replaceClaimedRenewal(
+    ctx: Ctx,
+    change: PriceChange,
+    claimed: Payment,
+    step: {
+      /** What changes, for the logs: "plan" or "price". */
+      terms: string;
+      /** Whether the locked claim still waits for this change. */
+      waits: (claim: Payment, change: PriceChange) => boolean;
+      write: (em: EntityManager, claim: Payment, sub: Subscription, change: PriceChange) => Promise<void> | void;
+    },
+  ): Promise<boolean> {
+    const { id: changeId, subscriptionId } = change;
+    // Revoked, or never registered: nothing of it is left at Iamport to charge the old terms.
     if (claimed.status === PaymentStatus.SCHEDULED && (await this.subscriptions.revokeAtIamport(ctx, claimed.customerUid!, [claimed])).get(claimed.merchantUid)?.kind === "ran") {
-      ctx.log.warn({ subscriptionId: change.subscriptionId, merchantUid: claimed.merchantUid }, "renewal ran at the old plan before the plan change could replace it; the change starts with the next renewal");
+      ctx.log.warn({ subscriptionId, merchantUid: claimed.merchantUid }, `renewal ran at the old ${step.terms} before the ${step.terms} change could replace it; the change starts with the next renewal`);
       return false;
     }
     const reclaimed = await ctx.em.fork().transactional(async (em) => {
       const {
         payments: [r],
         subscriptions: [sub],
-      } = await lockBillingRows(em, { id: claimed.id }, [change.subscriptionId]);
+      } = await lockBillingRows(em, { id: claimed.id }, [subscriptionId]);
       const c = (await lockChange(em, changeId))!;
-      if (!r || c.appliedAt || c.status !== PriceChangeStatus.ACCEPTED) return false;
+      if (!r || c.appliedAt || c.status !== PriceChangeStatus.ACCEPTED || !step.waits(r, c)) return false;
       if (sub.status === SubscriptionStatus.CANCELED || sub.status === SubscriptionStatus.UNPAID) {
         // Ended meanwhile: the revoked registration stays revoked.
         if (r.status === PaymentStatus.SCHEDULED) r.status = PaymentStatus.REVOKED;
         return false;
       }
       if (r.status !== PaymentStatus.SCHEDULED && r.status !== PaymentStatus.PENDING) return false;
-      const plan = await em.findOneOrFail(Plan, { code: c.planCode! });
-      Object.assign(sub, planTerms(plan));
-      Object.assign(r, { name: sub.name, amount: sub.amount, taxFreeAmount: sub.taxFreeAmount, vatAmount: sub.vatAmount ?? null, status: PaymentStatus.PENDING, checkedAt: new Date() });
-      c.appliedAt = new Date();
+      await step.write(em, r, sub, c);
+      r.status = PaymentStatus.PENDING;
+      r.checkedAt = new Date();
       await em.flush();
       return true;
     });
@@ -223,54 +305,9 @@ export class PriceChangeService {
     try {
       await this.settlement.registerUnregistered(ctx, claimed.id);
     } catch (err) {
-      ctx.log.warn({ merchantUid: claimed.merchantUid, err: (err as Error).message }, "renewal at the new plan not registered yet; reconciliation will retry");
+      ctx.log.warn({ merchantUid: claimed.merchantUid, err: (err as Error).message }, `renewal at the new ${step.terms} not registered yet; reconciliation will retry`);
     }
     return true;
-  }
-
-  /**
-   * An accepted change whose renewal is already claimed at the old amount:
-   * Iamport's registration is revoked first (no lock held); then, under the
-   * locks, the claim takes the new amount and is PENDING again, and the
-   * executor registers it with Iamport under its merchant_uid. A renewal
-   * Iamport already ran keeps its amount; the change then starts with the next claim.
-   */
-  private async applyToRegistered(ctx: Ctx, changeId: string): Promise<void> {
-    const change = await ctx.em.findOneOrFail(PriceChange, { id: changeId }, { refresh: true });
-    const row = await ctx.em.findOne(Payment, { subscription: change.subscriptionId, period: change.effectivePeriod, attempt: 1 }, { refresh: true });
-    if (!row || change.appliedAt || row.amount === change.newAmount || (row.status !== PaymentStatus.SCHEDULED && row.status !== PaymentStatus.PENDING)) return;
-    // Revoked, or never registered: nothing of it is left at Iamport to charge the old amount.
-    if (row.status === PaymentStatus.SCHEDULED && (await this.subscriptions.revokeAtIamport(ctx, row.customerUid!, [row])).get(row.merchantUid)?.kind === "ran") {
-      ctx.log.warn({ subscriptionId: change.subscriptionId, merchantUid: row.merchantUid }, "renewal ran before its price change could replace it; the change starts with the next renewal");
-      return;
-    }
-    const reclaimed = await ctx.em.fork().transactional(async (em) => {
-      const {
-        payments: [r],
-        subscriptions: [sub],
-      } = await lockBillingRows(em, { id: row.id }, [change.subscriptionId]);
-      const c = (await lockChange(em, changeId))!;
-      if (!r || c.appliedAt || c.status !== PriceChangeStatus.ACCEPTED || r.amount === c.newAmount) return false;
-      if (sub.status === SubscriptionStatus.CANCELED || sub.status === SubscriptionStatus.UNPAID) {
-        // Ended meanwhile: the revoked registration stays revoked.
-        if (r.status === PaymentStatus.SCHEDULED) r.status = PaymentStatus.REVOKED;
-        return false;
-      }
-      if (r.status !== PaymentStatus.SCHEDULED && r.status !== PaymentStatus.PENDING) return false;
-      // The subscription keeps its amount until this renewal is settled: the claim that follows it (the next
-      // period, or a retry of this one) applies the change (Settlement), so the amount shown is the price in force.
-      r.amount = c.newAmount;
-      r.status = PaymentStatus.PENDING;
-      r.checkedAt = new Date();
-      await em.flush();
-      return true;
-    });
-    if (!reclaimed) return;
-    try {
-      await this.settlement.registerUnregistered(ctx, row.id);
-    } catch (err) {
-      ctx.log.warn({ merchantUid: row.merchantUid, err: (err as Error).message }, "renewal at the new price not registered yet; reconciliation will retry");
-    }
   }
 }
 

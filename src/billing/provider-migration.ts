@@ -29,6 +29,12 @@ export interface MigrationReport {
   actions: MigrationAction[];
   /** What applying did, per customer or order: "ok", or why not. */
   results: { ref: string; outcome: string }[];
+  /**
+   * The earliest time of a charge moved to V2: the server must charge through
+   * V2 by then. Until it does, it asks V1 about that charge, which V1 no longer
+   * holds (revoked there), and V2's webhook of it finds no V2 route to verify it.
+   */
+  switchBy: Date | null;
 }
 
 const DEFAULT_MARGIN_SECONDS = 3600;
@@ -75,7 +81,8 @@ export async function migrateV1ToV2(deps: MigrationDeps, opts: MigrationOptions)
       moves.push(row);
     }
   }
-  const report: MigrationReport = { applied: false, actions, results: [] };
+  const earliest = moves.reduce<number | null>((m, r) => Math.min(m ?? Infinity, new Date(r.scheduled_at).getTime()), null);
+  const report: MigrationReport = { applied: false, actions, results: [], switchBy: earliest === null ? null : new Date(earliest) };
   if (!opts.apply) return report;
   if (unmapped.size > 0) {
     throw new Error(`${unmapped.size} active card(s) have no V2 billing key in the mapping (${[...unmapped].slice(0, 5).join(", ")}): map them, or have their customers register again, first`);

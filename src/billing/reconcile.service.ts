@@ -286,7 +286,7 @@ export class ReconcileService {
       await ctx.em.nativeUpdate(
         Payment,
         { id: row.id, status: PaymentStatus.PENDING },
-        { status: PaymentStatus.FAILED, failReason: "Iamport has no record of this charge: it was never made", failedAt: now, checkedAt: now, updatedAt: now },
+        { status: PaymentStatus.FAILED, failReason: `${this.deps.provider.label} has no record of this charge: it was never made`, failedAt: now, checkedAt: now, updatedAt: now },
       );
     }
   }

@@ -160,7 +160,7 @@ export class Settlement {
         try {
           ip = await this.deps.provider.getPayment(ip.imp_uid, { requestId: ctx.requestId });
         } catch (err) {
-          throw upstreamError(err, `Payment ${ip.imp_uid} at Iamport`);
+          throw upstreamError(err, `Payment ${ip.imp_uid}`);
         }
       }
       // After two fresh answers that still met newer rows, the third is taken as it is: the row keeps moving.
@@ -312,7 +312,7 @@ export class Settlement {
     const ran = await this.registerClaim(ctx, { id: paymentId }, work, true);
     await this.afterCommit(ctx, work);
     const row = await ctx.em.findOne(Payment, { id: paymentId }, { refresh: true });
-    if (!ran && row?.status === PaymentStatus.PENDING) throw new Error(`schedule ${row.merchantUid} is still not registered with Iamport`);
+    if (!ran && row?.status === PaymentStatus.PENDING) throw new Error(`schedule ${row.merchantUid} is still not registered with ${this.deps.provider.label}`);
     return ran;
   }
 
@@ -554,14 +554,14 @@ export class Settlement {
     try {
       const mine = await send();
       if (mine?.schedule_status === "scheduled") return { kind: "scheduled", at: new Date(mine.schedule_at * 1000) };
-      return (await lookUp()) ?? { kind: "unknown", err: new Error("Iamport's answer did not list the schedule") };
+      return (await lookUp()) ?? { kind: "unknown", err: new Error(`${this.deps.provider.label}'s answer did not list the schedule`) };
     } catch (err) {
       if (!(err instanceof IamportRefusedError) && !outcomeUnknown(err)) return { kind: "unknown", err };
       // A redelivery may find its merchant_uid already registered: that is success, not refusal.
       const found = await lookUp();
       if (found) return found;
       if (err instanceof IamportRefusedError) {
-        return { kind: "refused", reason: `Iamport refused the schedule: ${err.iamportMessage}`, iamportNow: await iamportNow(this.deps) };
+        return { kind: "refused", reason: `${err.provider} refused the schedule: ${err.iamportMessage}`, iamportNow: await iamportNow(this.deps) };
       }
       // Never registered: one more attempt with the same merchant_uid is safe (Iamport refuses duplicates).
       try {

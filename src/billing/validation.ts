@@ -118,7 +118,7 @@ export function storableText(value: string, maxLength: number): string {
 export const MERCHANT_UID_MAX = 40;
 export function checkMerchantUid(field: string, value: string): string {
   const v = checkUid(field, value);
-  if (v.length > MERCHANT_UID_MAX) throw new BadUserInputError(field, `must be at most ${MERCHANT_UID_MAX} characters (Iamport's limit)`);
+  if (v.length > MERCHANT_UID_MAX) throw new BadUserInputError(field, `must be at most ${MERCHANT_UID_MAX} characters (the payment providers' limit)`);
   if (isReservedMerchantUid(v)) throw new BadUserInputError(field, `must not start with ${SUBSCRIPTION_UID_PREFIX}, which names subscription charges`);
   return v;
 }

@@ -110,9 +110,9 @@ const SCHEMAS = {
   mobileReturn: {
     querystring: { type: "object", properties: { imp_uid: text } },
   },
-  /** A key issued in the browser: the customer is the only input (checked with the credentials). */
+  /** A key issued in the browser: the customer (checked with the credentials), and on PortOne V2 the billingKey the browser was given. */
   confirmBilling: {
-    body: { type: "object", properties: { customer_uid: text } },
+    body: { type: "object", properties: { customer_uid: text, billing_key: optionalText } },
   },
   /** The seed's billing-key form. */
   issueBilling: {
@@ -283,10 +283,14 @@ function mobileReturn(services: Services, config: Config): RouteHandlerMethod {
   };
 }
 
-/** A billing key issued in the browser (IMP.request_pay with customer_uid): confirmed with Iamport. */
+/**
+ * A billing key issued in the browser, confirmed with the provider: Iamport V1's
+ * customer_uid (IMP.request_pay), or PortOne V2's billing_key (requestIssueBillingKey).
+ */
 function confirmBilling(services: Services): RouteHandlerMethod {
   return async (req) => {
-    const card = await services.cards.confirm(req.ctx, req.actingCustomer!, "customer_uid");
+    const b = (req.body ?? {}) as { billing_key?: string | null };
+    const card = await services.cards.confirm(req.ctx, req.actingCustomer!, { customerUid: "customer_uid", billingKey: "billing_key" }, b.billing_key);
     return { status: "success", card: presentCard(card) };
   };
 }

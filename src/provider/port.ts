@@ -20,6 +20,9 @@ export {
   IamportUnavailableError,
 } from "../iamport/iamport.errors";
 
+export type { ProviderLabel } from "../iamport/iamport.errors";
+import type { ProviderLabel } from "../iamport/iamport.errors";
+
 export type ProviderName = "v1" | "v2";
 
 /** Options of one call. */
@@ -174,10 +177,18 @@ export class WebhookRejectedError extends Error {
 
 export interface PaymentProvider {
   readonly name: ProviderName;
+  /** The provider's name in messages a merchant reads: Iamport (V1) or PortOne (V2). */
+  readonly label: ProviderLabel;
   /** Issues (or replaces) the billing key of customerUid. */
   issueKey(customerUid: string, req: IssueKeyRequest, o?: CallOptions): Promise<ProviderCard>;
-  /** The key customerUid holds at the provider (confirmation of a key issued in the browser). */
-  getKey(customerUid: string, o?: CallOptions): Promise<ProviderCard>;
+  /**
+   * The key customerUid holds at the provider (confirmation of a key issued in
+   * the browser). `billingKey`: on V2, the key the browser was given
+   * (PortOne's requestIssueBillingKey), which must name customerUid as its
+   * customer id; it becomes the customer's key, taking the charges registered
+   * on the previous one, as issueKey does. V1 takes none (the customer_uid is the key).
+   */
+  getKey(customerUid: string, billingKey?: string, o?: CallOptions): Promise<ProviderCard>;
   deleteKey(customerUid: string, o?: CallOptions): Promise<void>;
   /** Charges the billing key now. A decline is an answer (status failed), not an error. */
   charge(req: ChargeRequest, o?: CallOptions): Promise<ProviderPayment>;

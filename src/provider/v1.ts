@@ -20,6 +20,7 @@ import type {
  */
 export class IamportV1Provider implements PaymentProvider {
   readonly name = "v1" as const;
+  readonly label = "Iamport" as const;
 
   constructor(readonly client: IamportClient) {}
 
@@ -42,7 +43,7 @@ export class IamportV1Provider implements PaymentProvider {
     return { ...c, billingKey: null };
   }
 
-  async getKey(customerUid: string, o?: CallOptions): Promise<ProviderCard> {
+  async getKey(customerUid: string, _billingKey?: string, o?: CallOptions): Promise<ProviderCard> {
     return { ...(await this.client.getCustomer(customerUid, o)), billingKey: null };
   }
 

@@ -59,6 +59,7 @@ const NOT_FOUND = /_NOT_FOUND$/;
  */
 export class PortOneV2Provider implements PaymentProvider {
   readonly name = "v2" as const;
+  readonly label = "PortOne" as const;
   private readonly http: AxiosInstance;
   private readonly webhookKey: Buffer;
   private secretCheckedUntil = 0;
@@ -155,8 +156,29 @@ export class PortOneV2Provider implements PaymentProvider {
     }
   }
 
-  async getKey(customerUid: string, o?: CallOptions): Promise<ProviderCard> {
-    return this.keyCard(await this.keyOf(customerUid, "GET /billing-keys/{billingKey}"), o);
+  /**
+   * Without `billingKey`: the customer's recorded key, as PortOne holds it.
+   * With one the browser was given: PortOne's record of it, which must be
+   * live and name customerUid as its customer (so a key issued for someone
+   * else cannot be attached to this customer); when it replaces the recorded
+   * key, the charges registered on that one move to it, as in issueKey.
+   */
+  async getKey(customerUid: string, billingKey?: string, o?: CallOptions): Promise<ProviderCard> {
+    const endpoint = "GET /billing-keys/{billingKey}";
+    if (billingKey === undefined) return this.keyCard(await this.keyOf(customerUid, endpoint), o);
+    const recorded = await this.o.keys.ofCustomer(customerUid);
+    const card = await this.keyCard(billingKey, o);
+    if (billingKey !== recorded && card.customer_id !== customerUid) {
+      throw new IamportRefusedError(
+        -1,
+        `BILLING_KEY_CUSTOMER_MISMATCH: the billing key was not issued for customer ${customerUid} (issue it with customer.customerId set to the customer_uid)`,
+        403,
+        endpoint,
+        "PortOne",
+      );
+    }
+    if (recorded && recorded !== billingKey) await this.moveSchedules(customerUid, recorded, billingKey, o);
+    return card;
   }
 
   async deleteKey(customerUid: string, o?: CallOptions): Promise<void> {
@@ -172,6 +194,8 @@ export class PortOneV2Provider implements PaymentProvider {
 
   private async keyCard(billingKey: string, o?: CallOptions): Promise<ProviderCard> {
     const k = await this.call<V2BillingKey>("GET", `/billing-keys/${enc(billingKey)}`, "GET /billing-keys/{billingKey}", o);
+    // A deleted key charges nothing: as good as none.
+    if (k.status === "DELETED") throw new IamportNotFoundError(`billing key ${billingKey} is deleted`, "GET /billing-keys/{billingKey}", "PortOne");
     const card = k.methods?.find((m) => m.card)?.card;
     const channel = k.channels?.[0];
     return {
@@ -187,7 +211,7 @@ export class PortOneV2Provider implements PaymentProvider {
 
   private async keyOf(customerUid: string, endpoint: string): Promise<string> {
     const key = await this.o.keys.ofCustomer(customerUid);
-    if (!key) throw new IamportNotFoundError(`no V2 billing key is recorded for ${customerUid}`, endpoint);
+    if (!key) throw new IamportNotFoundError(`no V2 billing key is recorded for ${customerUid}`, endpoint, "PortOne");
     return key;
   }
 
@@ -263,10 +287,10 @@ export class PortOneV2Provider implements PaymentProvider {
   async getSchedule(merchantUid: string, o?: CallOptions): Promise<ProviderSchedule> {
     const endpoint = "GET /payment-schedules";
     const billingKey = await this.o.keys.ofOrder(merchantUid);
-    if (!billingKey) throw new IamportNotFoundError(`no V2 billing key is recorded for order ${merchantUid}`, endpoint);
+    if (!billingKey) throw new IamportNotFoundError(`no V2 billing key is recorded for order ${merchantUid}`, endpoint, "PortOne");
     // The latest schedule of the paymentId is its current one.
     const found = (await this.schedulesOf(billingKey, o)).filter((s) => s.paymentId === merchantUid).pop();
-    if (!found) throw new IamportNotFoundError(`no schedule for ${merchantUid}`, endpoint);
+    if (!found) throw new IamportNotFoundError(`no schedule for ${merchantUid}`, endpoint, "PortOne");
     return schedule(found);
   }
 
@@ -396,11 +420,11 @@ export class PortOneV2Provider implements PaymentProvider {
       const ax = err as AxiosError;
       if (ax.code === "ECONNABORTED" || ax.code === "ETIMEDOUT" || ax.code === "ERR_CANCELED") {
         this.record(endpoint, "timeout", started, undefined, o);
-        throw new IamportTimeoutError(`PortOne did not answer ${endpoint} within ${this.o.timeoutMs} ms`, endpoint);
+        throw new IamportTimeoutError(`PortOne did not answer ${endpoint} within ${this.o.timeoutMs} ms`, endpoint, { provider: "PortOne" });
       }
       this.record(endpoint, "network", started, undefined, o);
       // Only the error code: axios errors carry the request body.
-      throw new IamportUnavailableError(`PortOne is unreachable for ${endpoint} (${ax.code ?? "network error"})`, endpoint, { notSent: ax.code === "ECONNREFUSED" });
+      throw new IamportUnavailableError(`PortOne is unreachable for ${endpoint} (${ax.code ?? "network error"})`, endpoint, { notSent: ax.code === "ECONNREFUSED", provider: "PortOne" });
     }
     const body = (res.data ?? {}) as { type?: string; message?: string };
     if (res.status >= 200 && res.status < 300) {
@@ -411,18 +435,18 @@ export class PortOneV2Provider implements PaymentProvider {
     const message = `${type}: ${typeof body.message === "string" ? body.message : ""}`.slice(0, 500);
     if (res.status === 401 || res.status === 403) {
       this.record(endpoint, "unauthorized", started, res.status, o);
-      throw new IamportUnauthorizedError(`PortOne refused the API secret (HTTP ${res.status}): check PORTONE_API_SECRET and PORTONE_STORE_ID`, endpoint);
+      throw new IamportUnauthorizedError(`PortOne refused the API secret (HTTP ${res.status}): check PORTONE_API_SECRET and PORTONE_STORE_ID`, endpoint, { provider: "PortOne" });
     }
     if (res.status >= 500) {
       this.record(endpoint, "unavailable", started, res.status, o);
-      throw new IamportUnavailableError(`PortOne answered HTTP ${res.status} to ${endpoint}`, endpoint);
+      throw new IamportUnavailableError(`PortOne answered HTTP ${res.status} to ${endpoint}`, endpoint, { provider: "PortOne" });
     }
     if (res.status === 404 || NOT_FOUND.test(type)) {
       this.record(endpoint, "not_found", started, res.status, o);
-      throw new IamportNotFoundError(message, endpoint);
+      throw new IamportNotFoundError(message, endpoint, "PortOne");
     }
     this.record(endpoint, "refused", started, res.status, o);
-    throw new IamportRefusedError(-1, message, res.status, endpoint);
+    throw new IamportRefusedError(-1, message, res.status, endpoint, "PortOne");
   }
 
   private record(endpoint: string, outcome: string, started: bigint, status: number | undefined, o: CallOptions | undefined): void {
@@ -436,6 +460,7 @@ export class PortOneV2Provider implements PaymentProvider {
 // ---- V2's wire shapes, as far as they are read ------------------------------
 
 interface V2BillingKey {
+  status?: string;
   customer?: { id?: string };
   methods?: { card?: { name?: string; number?: string; type?: string } }[];
   channels?: { pgProvider?: string; pgMerchantId?: string }[];
@@ -492,7 +517,7 @@ function status(p: V2Payment): ProviderPaymentStatus {
       return "failed";
     default:
       // READY and PAY_PENDING: nothing was paid (yet).
-      throw new IamportNotFoundError(`payment ${p.id} is ${p.status}: not attempted yet`, "GET /payments/{paymentId}");
+      throw new IamportNotFoundError(`payment ${p.id} is ${p.status}: not attempted yet`, "GET /payments/{paymentId}", "PortOne");
   }
 }
 

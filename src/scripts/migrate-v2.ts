@@ -98,11 +98,13 @@ async function main(argv: string[]): Promise<number> {
               : `wait           ${a.merchantUid} of ${a.customerUid} at ${a.scheduledAt.toISOString()}: ${a.reason}`;
       console.log(what);
     }
+    const switchBy = report.switchBy ? ` Switch the server to V2 (remove the V1 credentials and PAYMENT_PROVIDER_MIGRATION, restart) before ${report.switchBy.toISOString()}, the first moved charge's time.` : "";
     if (!report.applied) {
-      console.log(`dry run: ${report.actions.length} action(s); nothing changed. Run again with --apply.`);
+      console.log(`dry run: ${report.actions.length} action(s); nothing changed. Run again with --apply.${switchBy}`);
       return 0;
     }
     for (const r of report.results) console.log(`${r.ref}: ${r.outcome}`);
+    if (switchBy) console.log(switchBy.trim());
     return report.results.every((r) => /^(ok|kept)/.test(r.outcome)) ? 0 : 1;
   } finally {
     await orm.close(true);

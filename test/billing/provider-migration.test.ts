@@ -69,6 +69,9 @@ it("dry run reports, apply moves each pending renewal from V1 to V2 once, and a 
 
   const dry = await migrateV1ToV2(deps, { mapping: new Map([[mapped, key]]), apply: false });
   expect(dry.applied).toBe(false);
+  // The server must charge through V2 by the first moved charge's time (V1 no longer holds it then).
+  const [{ scheduled_at }] = await h.sql<{ scheduled_at: Date }>(`select scheduled_at from payments where merchant_uid = ?`, [next]);
+  expect(dry.switchBy).toEqual(new Date(scheduled_at));
   expect(dry.actions).toEqual(
     expect.arrayContaining([
       { kind: "map-key", customerUid: mapped, billingKey: key },

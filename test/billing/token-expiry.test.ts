@@ -12,7 +12,9 @@ let h: Harness;
 beforeAll(async () => {
   h = await startHarness({
     emulator: { latencyMs: 150 },
-    env: { RATE_LIMIT_PER_MINUTE: "0", RATE_LIMIT_PUBLIC_PER_MINUTE: "0" },
+    // Twenty calls at once, each held 150 ms by the emulator, on a busy machine: the harness's 5 s Iamport
+    // timeout would turn a slow answer into UPSTREAM_UNAVAILABLE, which is not what this file tests.
+    env: { RATE_LIMIT_PER_MINUTE: "0", RATE_LIMIT_PUBLIC_PER_MINUTE: "0", IAMPORT_TIMEOUT_MS: "30000" },
   });
 });
 afterAll(async () => {

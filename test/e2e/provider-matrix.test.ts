@@ -81,6 +81,23 @@ describe.each<Provider>(["v1", "v2"])("on %s", (provider) => {
     expect(failed.failReason).toMatch(/한도/);
   });
 
+  it("a charge whose answer is lost is OUTCOME_UNKNOWN naming the merchantUid; a repeat finds it paid, charged once", async () => {
+    const fault = async (route: string, mode: string) => expect((await h.emu.post("/__emulator/faults", { route, mode, times: 1 })).status).toBe(201);
+    const customerUid = await registerCard(h, uid("lost"));
+    const merchantUid = uid("lost_o");
+    const payments = async () => (await h.emu.get<{ payments: number }>("/__emulator/health")).data.payments;
+    const before = await payments();
+    // The charge takes effect and its answer never comes; the look-up that follows fails too.
+    await fault("*", "drop_webhook");
+    await fault(provider === "v1" ? "POST /subscribe/payments/again" : "POST /payments/{paymentId}/billing-key", "timeout");
+    await fault(provider === "v1" ? "GET /payments/find/{merchant_uid}" : "GET /payments/{paymentId}", "http500");
+    const r = await h.gql<{ chargeAgain: Pay }>(CHARGE, { input: { customerUid, amount: 3_300, name: "lost", merchantUid } });
+    expect(r.errors?.[0].extensions).toMatchObject({ code: "OUTCOME_UNKNOWN", merchantUid });
+    const again = await h.client.request<{ chargeAgain: Pay }>(CHARGE, { input: { customerUid, amount: 3_300, name: "lost", merchantUid } });
+    expect(again.chargeAgain).toMatchObject({ merchantUid, status: "PAID", paidAmount: 3_300 });
+    expect(await payments()).toBe(before + 1);
+  });
+
   it("schedulePayments: registered, charged when the clock reaches them, and the rest unscheduled", async () => {
     const customerUid = await registerCard(h, uid("sch"));
     const now = await emulatorNow(h);
@@ -173,6 +190,80 @@ describe.each<Provider>(["v1", "v2"])("on %s", (provider) => {
     await cancelSub(h, sub.id);
   });
 
+  /** The customer's browser is given a billing key: V1's under the customer_uid, V2's issued with the customer_uid as its customer id. */
+  async function browserKey(customerUid: string, cardNumber = GOOD_CARD, owner = customerUid): Promise<Record<string, string>> {
+    const card = { number: cardNumber.replace(/-/g, ""), expiryYear: "31", expiryMonth: "12", birthOrBusinessRegistrationNumber: "880101" };
+    if (provider === "v1") {
+      const r = await h.emu.post(`/subscribe/customers/${customerUid}`, { card_number: cardNumber, expiry: "2031-12", birth: "880101" }, { headers: { Authorization: await h.iamportToken() } });
+      expect(r.data.code).toBe(0);
+      return { customer_uid: customerUid };
+    }
+    const v2 = h.emulator.v2!;
+    const portone = PortOneClient({ secret: v2.apiSecret, baseUrl: v2.url, storeId: v2.storeId });
+    const { billingKeyInfo } = await portone.payment.billingKey.issueBillingKey({ channelKey: v2.channelKey, method: { card: { credential: card } }, customer: { id: owner } });
+    return { customer_uid: customerUid, billing_key: billingKeyInfo.billingKey };
+  }
+  const MERCHANT = { headers: { authorization: `Bearer ${API_KEY}` } };
+  const label = provider === "v1" ? "Iamport" : "PortOne";
+
+  it("POST /billings confirms a key issued in the browser, which the server then charges; an unknown one is 404 naming the provider", async () => {
+    const customerUid = uid("web");
+    const body = await browserKey(customerUid);
+    const r = await h.http.post("/billings", body, MERCHANT);
+    expect(r.status).toBe(200);
+    expect(r.data).toMatchObject({ status: "success", card: { customerUid, status: "ACTIVE", cardNumberMasked: expect.stringMatching(/4242$/) } });
+    const { card } = await h.client.request<{ card: { billingKey: string | null } }>(CARD, { c: customerUid });
+    expect(card.billingKey).toBe(body.billing_key ?? null);
+    expect(await charge(customerUid, 7_000)).toMatchObject({ status: "PAID", paidAmount: 7_000 });
+    if (provider === "v2") {
+      // PortOne's BillingKey.Issued webhook of that key is verified and recorded; nothing acts on it.
+      const hook = await waitFor(async () => {
+        const [e] = await h.sql<{ outcome: string }>(`select outcome from webhook_events where source = 'portone-webhook' and body->>'billing_key' = ?`, [body.billing_key]);
+        return e;
+      });
+      expect(hook.outcome).toBe("recorded: BillingKey.Issued");
+    }
+    // Confirming again (no new key) keeps the card as it is.
+    expect((await h.http.post("/billings", { customer_uid: customerUid }, MERCHANT)).data).toMatchObject({ status: "success", card: { status: "ACTIVE" } });
+
+    const ghost = uid("ghost");
+    const unknown = await h.http.post("/billings", provider === "v1" ? { customer_uid: ghost } : { customer_uid: ghost, billing_key: "billing-key-unknown" }, MERCHANT);
+    expect(unknown.status).toBe(404);
+    expect(unknown.data).toMatchObject({ code: "NOT_FOUND", message: expect.stringContaining(`at ${label}`) });
+    expect(await h.sql(`select 1 from cards where customer_uid = ?`, [ghost])).toHaveLength(0);
+  });
+
+  it("POST /billings: billing_key is V2's, and on V2 it must have been issued for the customer", async () => {
+    const customerUid = uid("webkey");
+    if (provider === "v1") {
+      await browserKey(customerUid);
+      const r = await h.http.post("/billings", { customer_uid: customerUid, billing_key: "billing-key-x" }, MERCHANT);
+      expect(r.status).toBe(400);
+      expect(r.data).toMatchObject({ code: "BAD_USER_INPUT", field: "billing_key" });
+      return;
+    }
+    // Without the key the browser was given, there is nothing to confirm.
+    const bare = await h.http.post("/billings", { customer_uid: customerUid }, MERCHANT);
+    expect(bare.status).toBe(400);
+    expect(bare.data).toMatchObject({ code: "BAD_USER_INPUT", field: "billing_key" });
+    // A key issued for someone else is not attached to this customer.
+    const other = await browserKey(customerUid, GOOD_CARD, uid("someone_else"));
+    const r = await h.http.post("/billings", other, MERCHANT);
+    expect(r.status).toBe(400);
+    expect(r.data).toMatchObject({ code: "BAD_USER_INPUT", field: "billing_key", message: expect.stringContaining("BILLING_KEY_CUSTOMER_MISMATCH") });
+    expect(await h.sql(`select 1 from cards where customer_uid = ?`, [customerUid])).toHaveLength(0);
+  });
+
+  it("a replacement key confirmed by POST /billings takes the renewal already registered: the new card is charged, here declined", async () => {
+    const customerUid = uid("webrep");
+    const sub = await startSub(h, { customerUid: await registerCard(h, customerUid), amount: 9_900, interval: "MONTH" });
+    expect((await h.http.post("/billings", await browserKey(customerUid, TEST_CARDS.insufficient), MERCHANT)).data).toMatchObject({ status: "success" });
+    const ran = await advancePastNextPayment(h, sub);
+    expect(ran.executed).toContainEqual(expect.objectContaining({ merchant_uid: renewalUid(sub.id, 2, 1), status: "failed" }));
+    expect(await getSub(h, sub.id)).toMatchObject({ status: "PAST_DUE", statusReason: expect.stringMatching(/잔액부족/) });
+    await cancelSub(h, sub.id);
+  });
+
   it("refundPayment: a partial refund, then the rest", async () => {
     const customerUid = await registerCard(h, uid("ref"), GOOD_CARD);
     const paid = await charge(customerUid, 10_000);
@@ -183,6 +274,23 @@ describe.each<Provider>(["v1", "v2"])("on %s", (provider) => {
   });
 
   if (provider === "v2") {
+    it("the tax-free and VAT parts reach V2's amount object, on a charge and on a schedule", async () => {
+      const v2 = h.emulator.v2!;
+      const portone = PortOneClient({ secret: v2.apiSecret, baseUrl: v2.url, storeId: v2.storeId });
+      const customerUid = await registerCard(h, uid("tax"));
+      const paid = (await h.client.request<{ chargeAgain: Pay }>(CHARGE, { input: { customerUid, amount: 11_000, taxFreeAmount: 1_000, vatAmount: 909, name: "Tax" } })).chargeAgain;
+      expect(paid.status).toBe("PAID");
+      expect(await portone.payment.getPayment({ paymentId: paid.merchantUid })).toMatchObject({ status: "PAID", amount: { total: 11_000, taxFree: 1_000, vat: 909 } });
+      const at = new Date(((await emulatorNow(h)) + 86_400) * 1000).toISOString();
+      const { schedulePayments } = await h.client.request<{ schedulePayments: Pay[] }>(SCHEDULE, {
+        input: { customerUid, schedules: [{ amount: 5_500, taxFreeAmount: 500, name: "Tax later", scheduleAt: at }] },
+      });
+      const { card } = await h.client.request<{ card: { billingKey: string } }>(CARD, { c: customerUid });
+      const { items } = await portone.payment.paymentSchedule.getPaymentSchedules({ filter: { billingKey: card.billingKey } });
+      expect(items).toContainEqual(expect.objectContaining({ paymentId: schedulePayments[0].merchantUid, totalAmount: 5_500, taxFreeAmount: 500 }));
+      await h.client.request(UNSCHEDULE, { c: customerUid, m: [schedulePayments[0].merchantUid] });
+    });
+
     describe("PortOne V2's signed webhooks on /portone-webhook", () => {
       /** Standard Webhooks' signature, as PortOne makes it (checked against the SDK's Webhook.verify below). */
       function sign(secret: string, id: string, timestamp: number, body: string): string {
@@ -215,6 +323,26 @@ describe.each<Provider>(["v1", "v2"])("on %s", (provider) => {
         const bare = await post(body, { "webhook-id": "wh_bare" });
         expect(bare.status).toBe(400);
         for (const id of ["wh_bad", "wh_old", "wh_bare"]) expect(await events(id)).toEqual([{ source: "portone-webhook", outcome: expect.stringMatching(/^rejected: /) }]);
+      });
+
+      it("a cancellation made at PortOne (its console or API) arrives as Transaction.PartialCancelled, then Cancelled, and is re-queried", async () => {
+        const paid = await charge(await registerCard(h, uid("ext")), 10_000);
+        const v2 = h.emulator.v2!;
+        const portone = PortOneClient({ secret: v2.apiSecret, baseUrl: v2.url, storeId: v2.storeId });
+        const settled = (type: string) =>
+          waitFor(async () => {
+            const [r] = await h.sql<{ outcome: string | null }>(
+              `select outcome from webhook_events where source = 'portone-webhook' and merchant_uid = ? and claimed_status = ? and processed_at is not null`,
+              [paid.merchantUid, type],
+            );
+            return r;
+          });
+        await portone.payment.cancelPayment({ paymentId: paid.merchantUid, amount: 3_000, reason: "console", currentCancellableAmount: 10_000 });
+        await settled("Transaction.PartialCancelled");
+        expect((await h.client.request<{ payment: Pay }>(PAYMENT, { m: paid.merchantUid })).payment).toMatchObject({ status: "PAID", cancelledAmount: 3_000 });
+        await portone.payment.cancelPayment({ paymentId: paid.merchantUid, reason: "console", currentCancellableAmount: 7_000 });
+        await settled("Transaction.Cancelled");
+        expect((await h.client.request<{ payment: Pay }>(PAYMENT, { m: paid.merchantUid })).payment).toMatchObject({ status: "CANCELLED", cancelledAmount: 10_000 });
       });
 
       it("accepts a signature the SDK accepts; unknown types are recorded and ignored, a paid payment is re-queried", async () => {

@@ -78,6 +78,8 @@ type Op = {
 
 /** The subscription made by requestPriceChange's `before`. */
 let pricedSubscriptionId = "";
+/** The change made by withdrawPriceChange's `before`. */
+let withdrawnChangeId = "";
 /** The endpoint made by the endpoint operations' `before` (one that takes no event this test records). */
 let endpointId = "";
 /** A fresh subscription of each fixture customer: pause and resume change the one they are given. */
@@ -202,6 +204,23 @@ const OPS: Op[] = [
         { c: f.customerUid },
       );
       pricedSubscriptionId = r.startSubscription.id;
+    },
+  },
+  {
+    name: "withdrawPriceChange",
+    customer: "merchant-only",
+    query: `mutation($id: ID!) { withdrawPriceChange(id: $id) { id status } }`,
+    vars: () => ({ id: withdrawnChangeId }),
+    // A change of its own, waiting for an answer, for each call (withdrawing one again answers it as it is).
+    before: async (f) => {
+      const sub = await h.client.request<{ startSubscription: { id: string } }>(
+        `mutation($c: String!) { startSubscription(input: {customerUid: $c, name: "w", amount: 500, interval: MONTH, allowDuplicate: true}) { id } }`,
+        { c: f.customerUid },
+      );
+      const r = await h.client.request<{ requestPriceChange: { id: string } }>(`mutation($s: ID!) { requestPriceChange(input: {subscriptionId: $s, newAmount: 900}) { id } }`, {
+        s: sub.startSubscription.id,
+      });
+      withdrawnChangeId = r.requestPriceChange.id;
     },
   },
   {

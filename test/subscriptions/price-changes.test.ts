@@ -38,6 +38,7 @@ interface Change {
 const CHANGE_FIELDS = `id subscriptionId oldAmount newAmount effectiveAt status requestedAt respondedAt`;
 const REQUEST = `mutation($input: RequestPriceChangeInput!) { requestPriceChange(input: $input) { ${CHANGE_FIELDS} } }`;
 const RESPOND = `mutation($id: ID!, $accept: Boolean!) { respondToPriceChange(id: $id, accept: $accept) { ${CHANGE_FIELDS} } }`;
+const WITHDRAW = `mutation($id: ID!) { withdrawPriceChange(id: $id) { ${CHANGE_FIELDS} } }`;
 
 async function request(input: Record<string, unknown>): Promise<Change> {
   return (await h.client.request<{ requestPriceChange: Change }>(REQUEST, { input })).requestPriceChange;
@@ -88,8 +89,20 @@ describe("a price increase", () => {
     expect(accepted.data!.respondToPriceChange).toMatchObject({ status: "ACCEPTED", respondedAt: expect.any(String) });
 
     // The renewal registered at the old amount was replaced at Iamport: same order, new amount, same time.
-    expect(await iamportSchedule(h, renewalUid(sub.id, 2))).toMatchObject({ schedule_status: "scheduled", amount: 120_000, schedule_at: effective });
+    const replaced = await iamportSchedule(h, renewalUid(sub.id, 2));
+    expect(replaced).toMatchObject({ schedule_status: "scheduled", amount: 120_000, schedule_at: effective });
     expect(await customerSchedules(h, customerUid, "scheduled")).toHaveLength(1);
+    // Once: the same answer again, and reconciliation, leave Iamport's schedule as it is. Iamport's history of the
+    // customer's schedules holds the one registration revoked at the old amount and the one that replaced it.
+    const repeated = await h.gql<{ respondToPriceChange: Change }>(RESPOND, { id: change.id, accept: true }, tokenFor(customerUid));
+    expect(repeated.data?.respondToPriceChange).toEqual(accepted.data!.respondToPriceChange);
+    await h.server.reconciler.runOnce();
+    expect(await iamportSchedule(h, renewalUid(sub.id, 2))).toEqual(replaced);
+    const history = (await customerSchedules(h, customerUid)).map((s) => [s.merchant_uid, s.schedule_status, s.amount]);
+    expect(history.sort()).toEqual([
+      [renewalUid(sub.id, 2), "revoked", 100_000],
+      [renewalUid(sub.id, 2), "scheduled", 120_000],
+    ]);
     const before = await h.client.request<{ subscription: { amount: number; nextPaymentAt: string; pendingPriceChange: { status: string } } }>(
       `query($id: ID!) { subscription(id: $id) { amount nextPaymentAt pendingPriceChange { status } } }`,
       { id: sub.id },
@@ -212,5 +225,44 @@ describe("a price decrease", () => {
     expect(await iamportSchedule(h, renewalUid(sub.id, 3))).toMatchObject({ schedule_status: "scheduled", amount: 12_000, schedule_at: unix(change.effectiveAt) });
     const now = await getSub(h, sub.id);
     expect(now).toMatchObject({ status: "ACTIVE" });
+  });
+});
+
+describe("a price change withdrawn by the merchant", () => {
+  it("is CANCELED before any answer: no notice, no answer taken, its renewal charged at the old price; an answered change stands", async () => {
+    const customerUid = await registerCard(h, uid("c"));
+    const sub = await startSub(h, { customerUid, amount: 40_000, interval: "YEAR" });
+    const change = await request({ subscriptionId: sub.id, newAmount: 44_000 });
+    expect(change.status).toBe("PENDING");
+    // Only the merchant withdraws what it asked for.
+    expect(codes(await h.gql(WITHDRAW, { id: change.id }, tokenFor(customerUid)))).toEqual([["FORBIDDEN", undefined]]);
+    const withdrawn = (await h.client.request<{ withdrawPriceChange: Change }>(WITHDRAW, { id: change.id })).withdrawPriceChange;
+    expect(withdrawn).toMatchObject({ id: change.id, status: "CANCELED", respondedAt: expect.any(String) });
+    expect((await h.client.request<{ withdrawPriceChange: Change }>(WITHDRAW, { id: change.id })).withdrawPriceChange).toEqual(withdrawn);
+    // Nothing in flight: the customer's answer is refused, and Iamport's renewal is untouched.
+    const late = await h.gql(RESPOND, { id: change.id, accept: true }, tokenFor(customerUid));
+    expect(codes(late)).toEqual([["BAD_USER_INPUT", "id"]]);
+    expect(late.errors![0].message).toMatch(/already CANCELED/);
+    const shown = await h.client.request<{ subscription: { pendingPriceChange: null } }>(`query($id: ID!) { subscription(id: $id) { pendingPriceChange { id } } }`, { id: sub.id });
+    expect(shown.subscription.pendingPriceChange).toBeNull();
+    expect(await iamportSchedule(h, renewalUid(sub.id, 2))).toMatchObject({ schedule_status: "scheduled", amount: 40_000 });
+
+    // Its notice's time and its renewal pass: no notice, the old price charged, the subscription renewing on.
+    await advanceTo(h, unix(change.effectiveAt) - 30 * DAY + 60);
+    await h.server.reconciler.runOnce();
+    expect(await events(sub.id, "subscription.price_change_requested")).toEqual([]);
+    await advancePastNextPayment(h, sub);
+    await h.server.reconciler.runOnce();
+    expect(await iamportPaymentByOrder(h, renewalUid(sub.id, 2))).toMatchObject({ status: "paid", amount: 40_000 });
+    expect(await getSub(h, sub.id)).toMatchObject({ status: "ACTIVE", cancelAtPeriodEnd: false, statusReason: null });
+    expect(await iamportSchedule(h, renewalUid(sub.id, 3))).toMatchObject({ schedule_status: "scheduled", amount: 40_000 });
+
+    // A decrease is accepted at once: answered, it cannot be withdrawn.
+    const decrease = await request({ subscriptionId: sub.id, newAmount: 30_000 });
+    expect(decrease.status).toBe("ACCEPTED");
+    const refused = await h.gql(WITHDRAW, { id: decrease.id });
+    expect(codes(refused)).toEqual([["BAD_USER_INPUT", "id"]]);
+    expect(refused.errors![0].message).toMatch(/already ACCEPTED/);
+    expect(await iamportSchedule(h, renewalUid(sub.id, 3))).toMatchObject({ schedule_status: "scheduled", amount: 30_000 });
   });
 });

@@ -8,6 +8,7 @@ import {
   paymentRows,
   renewalUid,
   runRenewalsSilently,
+  seoul,
   startSubHarness,
   SUB_FIELDS,
   unix,
@@ -166,6 +167,25 @@ describe("cancelSubscription with a refund", () => {
     expect(r.executed.filter((e) => e.merchant_uid.includes(sub.id))).toEqual([]);
   });
 
+  it("racing the renewal's webhooks (the cancellation and three deliveries at once): one refund, of the renewal's period", async () => {
+    const sub = await start(31_000);
+    const impUid = (await runRenewalsSilently(h, [sub as never])).get(sub.id)!;
+    const [canceled, delivered] = await Promise.all([cancel(sub.id, "PRORATED"), h.emu.post("/__emulator/webhooks/redeliver", { imp_uid: impUid, times: 3 })]);
+    expect(delivered.status).toBe(200);
+    expect(canceled.status).toBe("CANCELED");
+    // Whichever the server heard first, the renewal paid the second period, and that is the one refunded, once.
+    const p2 = await atIamport(renewalUid(sub.id, 2));
+    expect(p2.cancel_history).toHaveLength(1);
+    expect(p2.cancel_amount).toBeGreaterThan(0);
+    expect((await atIamport(renewalUid(sub.id, 1))).cancel_amount).toBe(0);
+    expect((await getSub(h, sub.id)).status).toBe("CANCELED");
+    const { subscription } = await h.client.request<{ subscription: Sub }>(`query($id: ID!) { subscription(id: $id) { refundedAmount } }`, { id: sub.id });
+    expect(subscription.refundedAmount).toBe(p2.cancel_amount);
+    expect(await refundEvents(sub.id)).toEqual([renewalUid(sub.id, 2)]);
+    expect(await customerSchedules(h, sub.customerUid, "scheduled")).toEqual([]);
+    expect((await paymentRows(h, sub.id)).filter((r) => r.status === "SCHEDULED" || r.status === "PENDING")).toEqual([]);
+  });
+
   it("PRORATED in a 31-day month, in Seoul's days near midnight, with the tax-free part split in proportion", async () => {
     const year = (await emulatorYear()) + 2;
     await advanceTo(h, seoulTime(year, 1, 15, 10));
@@ -182,25 +202,42 @@ describe("cancelSubscription with a refund", () => {
     expect(at).toMatchObject({ status: "paid", cancel_amount: 24_000 });
   });
 
-  it("PRORATED across February", async () => {
+  it("PRORATED at several days of a period across the end of February, either side of Seoul's midnight", async () => {
     const year = (await emulatorYear()) + 1;
     const febDays = new Date(Date.UTC(year, 2, 0)).getUTCDate();
-    await advanceTo(h, seoulTime(year, 2, 10, 9));
+    await advanceTo(h, seoulTime(year, 2, 10, 23, 50));
     const sub = await start(febDays * 1000);
-    await advanceTo(h, seoulTime(year, 2, 28, 20));
-    const p = await preview(sub.id);
-    expect(p).toMatchObject({ periodDays: febDays, usedDays: 19, proratedRefund: (febDays - 19) * 1000, withinWithdrawalWindow: false });
-    expect(await cancel(sub.id, "PRORATED")).toMatchObject({ refundedAmount: (febDays - 19) * 1000 });
+    expect(seoul(sub.currentPeriodEnd)).toBe(`${year}-03-10T23:50`);
+    const at = async (month: number, day: number, hour: number, minute: number) => {
+      await advanceTo(h, seoulTime(year, month, day, hour, minute));
+      return preview(sub.id);
+    };
+    expect(await at(2, 10, 23, 59)).toMatchObject({ periodDays: febDays, usedDays: 1, proratedRefund: (febDays - 1) * 1000 });
+    expect(await at(2, 11, 0, 1)).toMatchObject({ usedDays: 2, proratedRefund: (febDays - 2) * 1000 });
+    // The last day of February, and the first of March a few minutes later.
+    expect(await at(2, febDays, 23, 59)).toMatchObject({ usedDays: febDays - 9, proratedRefund: 9000 });
+    expect(await at(3, 1, 0, 1)).toMatchObject({ usedDays: febDays - 8, proratedRefund: 8000 });
+    expect(await cancel(sub.id, "PRORATED")).toMatchObject({ status: "CANCELED", refundedAmount: 8000 });
+    expect((await atIamport(renewalUid(sub.id, 1))).cancel_history.map((c) => c.amount)).toEqual([8000]);
   });
 
-  it("PRORATED in a 30-day month, and NONE refunds nothing", async () => {
+  it("PRORATED at several days of a 30-day month, either side of Seoul's midnight (still the previous day in UTC); NONE refunds nothing", async () => {
     const year = await emulatorYear();
-    await advanceTo(h, seoulTime(year, 4, 5, 10));
+    await advanceTo(h, seoulTime(year, 4, 5, 23, 50));
     const sub = await start(30_000);
     const none = await start(30_000);
-    await advanceTo(h, seoulTime(year, 4, 19, 8));
-    expect(await preview(sub.id)).toMatchObject({ periodDays: 30, usedDays: 15, proratedRefund: 15_000 });
-    expect(await cancel(sub.id, "PRORATED")).toMatchObject({ refundedAmount: 15_000 });
+    const at = async (day: number, hour: number, minute: number) => {
+      await advanceTo(h, seoulTime(year, 4, day, hour, minute));
+      return preview(sub.id);
+    };
+    expect(await at(5, 23, 59)).toMatchObject({ periodDays: 30, usedDays: 1, proratedRefund: 29_000 });
+    expect(await at(6, 0, 1)).toMatchObject({ usedDays: 2, proratedRefund: 28_000 });
+    // The withdrawal window: seven days from the moment of payment.
+    expect(await at(12, 23, 45)).toMatchObject({ usedDays: 8, proratedRefund: 22_000, withinWithdrawalWindow: true });
+    expect(await at(13, 0, 1)).toMatchObject({ usedDays: 9, proratedRefund: 21_000, withinWithdrawalWindow: false });
+    expect(await at(30, 23, 59)).toMatchObject({ usedDays: 26, proratedRefund: 4_000 });
+    expect(await cancel(sub.id, "PRORATED")).toMatchObject({ status: "CANCELED", refundedAmount: 4_000 });
+    expect((await atIamport(renewalUid(sub.id, 1))).cancel_history.map((c) => c.amount)).toEqual([4_000]);
     expect(await cancel(none.id, "NONE")).toMatchObject({ status: "CANCELED", refundedAmount: 0 });
     expect((await atIamport(renewalUid(none.id, 1))).cancel_amount).toBe(0);
   });

@@ -471,7 +471,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Running
   let v2Server: RunningV2Server | null = null;
   if (v2Api && v2Webhooks) {
     try {
-      v2Server = await startV2Server(v2Api, { port: v2Opts?.port ?? 4011, host, faults, logger, onChange: persist?.changed });
+      v2Server = await startV2Server(v2Api, { port: v2Opts?.port ?? 4011, host, faults, logger, onChange: persist?.changed, timeoutHoldMs });
     } catch (e) {
       await new Promise<void>((resolve) => server.close(() => resolve()));
       throw e;

@@ -24,7 +24,7 @@ export function decide(order: Pick<Payment, "amount" | "status" | "merchantUid">
     return {
       outcome: "FORGERY",
       status: PaymentStatus.FORGERY_SUSPECTED,
-      message: `Iamport's payment belongs to order ${ip.merchant_uid}, not ${order.merchantUid}`,
+      message: `The payment provider's payment belongs to order ${ip.merchant_uid}, not ${order.merchantUid}`,
     };
   }
   if (order.status === PaymentStatus.FORGERY_SUSPECTED) {
@@ -37,7 +37,7 @@ export function decide(order: Pick<Payment, "amount" | "status" | "merchantUid">
         return {
           outcome: "FORGERY",
           status: PaymentStatus.FORGERY_SUSPECTED,
-          message: `Iamport reports ${ip.amount} paid but the order expects ${order.amount}`,
+          message: `The payment provider reports ${ip.amount} paid but the order expects ${order.amount}`,
         };
       }
       return { outcome: "PAID", status: PaymentStatus.PAID, message: "Paid" };
@@ -46,7 +46,7 @@ export function decide(order: Pick<Payment, "amount" | "status" | "merchantUid">
         return {
           outcome: "FORGERY",
           status: PaymentStatus.FORGERY_SUSPECTED,
-          message: `Iamport issued a virtual account for ${ip.amount} but the order expects ${order.amount}`,
+          message: `The payment provider issued a virtual account for ${ip.amount} but the order expects ${order.amount}`,
         };
       }
       return { outcome: "VBANK_ISSUED", status: PaymentStatus.READY, message: "Virtual account issued; waiting for the deposit" };

@@ -62,11 +62,11 @@ export class ScheduleRegistrar {
       // A redelivery may find its merchant_uid already registered: that is success, not refusal.
       const missing = await this.lookUp(ctx, rows);
       if (missing.length === 0) return rows;
-      if (opts.keepRowsOnRefusal) throw new BadUserInputError("schedules", `Iamport refused the schedule: ${err.iamportMessage}`);
+      if (opts.keepRowsOnRefusal) throw new BadUserInputError("schedules", `${err.provider} refused the schedule: ${err.iamportMessage}`);
       // Nothing was scheduled: the rows must not stay as if it were.
       ctx.em.remove(rows);
       await ctx.em.flush();
-      throw new BadUserInputError("schedules", `Iamport refused the schedule: ${err.iamportMessage}`);
+      throw new BadUserInputError("schedules", `${err.provider} refused the schedule: ${err.iamportMessage}`);
     }
     ctx.log.warn({ customerUid, count: rows.length }, "schedule outcome unknown; looking each one up");
     const unresolved = await this.lookUp(ctx, rows);

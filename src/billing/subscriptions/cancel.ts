@@ -67,7 +67,7 @@ export async function cancel(deps: SubscriptionDeps, ctx: Ctx, input: CancelSubs
     sub.nextMerchantUid = null;
     if (ran.length > 0) {
       sub.cancelAtPeriodEnd = true;
-      sub.statusReason = "cancels at the end of the period: a renewal charge Iamport may have made is being settled";
+      sub.statusReason = `cancels at the end of the period: a renewal charge ${deps.provider.label} may have made is being settled`;
       await em.flush();
       await recordSubscriptionChange(em, sub, before);
       // Settling records the events of what the charge changed.

@@ -47,7 +47,7 @@ async function settleCharge(deps: SubscriptionDeps, ctx: Ctx, payment: Payment, 
       await deps.settlement.settleAnswer(ctx, existing, { askedAt });
       return;
     }
-    await deps.settlement.settleUnmade(ctx, payment.id, err.iamportMessage || "Iamport refused the charge");
+    await deps.settlement.settleUnmade(ctx, payment.id, err.iamportMessage || `${err.provider} refused the charge`);
     return;
   }
   ctx.log.warn({ merchantUid: payment.merchantUid, err: (err as Error).message }, "charge outcome unknown; settling by merchant_uid");

@@ -155,7 +155,7 @@ export async function start(deps: SubscriptionDeps, ctx: Ctx, input: StartSubscr
         await ctx.em.nativeUpdate(
           Subscription,
           { id: sub.id, status: SubscriptionStatus.INCOMPLETE },
-          { statusReason: "first payment not confirmed yet: it will be settled with Iamport by reconciliation" },
+          { statusReason: `first payment not confirmed yet: it will be settled with ${deps.provider.label} by reconciliation` },
         );
       }
       await ctx.em.refresh(sub);
@@ -241,7 +241,7 @@ async function scheduleFirst(deps: SubscriptionDeps, ctx: Ctx, sub: Subscription
       throw new BadUserInputError(field, `could not be scheduled: ${err.message}`);
     }
     if (!leftToReconciliation(err)) throw err;
-    sub.statusReason = "first payment not registered with Iamport yet: reconciliation will register it";
+    sub.statusReason = `first payment not registered with ${deps.provider.label} yet: reconciliation will register it`;
     await afterIamport(ctx, first.merchantUid, () => ctx.em.flush(), { unknown: (cause) => startUnknown(sub, first, cause) });
   }
 }

@@ -25,4 +25,13 @@ export class PriceChangeResolver {
     }
     return ctx.services.priceChanges.respond(ctx, id, accept, ctx.caller.kind === "customer" ? "customer" : "merchant");
   }
+
+  @Mutation(() => PriceChange, {
+    description:
+      "Withdraws a price change still waiting for the customer's answer (merchant key): CANCELED, and nothing else changes. An answered change (accepted, declined or expired) cannot be withdrawn.",
+  })
+  withdrawPriceChange(@Arg("id", () => ID) id: string, @Ctx() ctx: GraphQLContext): Promise<PriceChange> {
+    requireMerchant(ctx);
+    return ctx.services.priceChanges.withdraw(ctx, id);
+  }
 }

@@ -17,6 +17,8 @@ export interface V2ServerOptions {
   faults: FaultRegistry;
   /** Called after every call that may change the records (all but GET), for the state file. */
   onChange?: () => void;
+  /** How long a "timeout" fault holds the answer before destroying the socket; default 120000. */
+  timeoutHoldMs?: number;
   logger: { info(...a: unknown[]): void; error(...a: unknown[]): void; debug?(...a: unknown[]): void };
 }
 
@@ -35,7 +37,8 @@ function error(status: number, type: string, message: string): V2Result {
 export async function startV2Server(api: V2Api, opts: V2ServerOptions): Promise<RunningV2Server> {
   const logCall = (...a: unknown[]) => (opts.logger.debug ? opts.logger.debug(...a) : opts.logger.info(...a));
 
-  const serve = (method: string, rawUrl: string, headers: http.IncomingHttpHeaders, text: string): V2Result => {
+  /** A call's answer; `held`: a "timeout" fault, whose call took effect and whose answer never comes. */
+  const serve = (method: string, rawUrl: string, headers: http.IncomingHttpHeaders, text: string): V2Result & { held?: boolean } => {
     const url = new URL(rawUrl, "http://emulator");
     const path = decodePath(url.pathname);
     if (path === null) return error(400, "INVALID_REQUEST", "malformed path encoding");
@@ -57,11 +60,14 @@ export async function startV2Server(api: V2Api, opts: V2ServerOptions): Promise<
     if (matched.route.auth && !api.isAuthorized(auth)) {
       return error(401, "UNAUTHORIZED", auth ? "인증 정보가 올바르지 않거나 만료되었습니다." : "Authorization 헤더가 필요합니다.");
     }
-    const fault = opts.faults.takeForCall({ method: method as HttpMethod, path, shapes: [matched.route.template.shape] }, (mode) => mode === "http500");
-    if (fault) {
-      opts.logger.info({ fault: fault.mode, method, path }, "injecting fault (V2)");
-      return error(500, "INTERNAL", "Internal Server Error (emulated fault)");
-    }
+    const fault = opts.faults.takeForCall({ method: method as HttpMethod, path, shapes: [matched.route.template.shape] }, (mode) => mode === "http500" || mode === "timeout");
+    if (fault) opts.logger.info({ fault: fault.mode, method, path }, "injecting fault (V2)");
+    if (fault?.mode === "http500") return error(500, "INTERNAL", "Internal Server Error (emulated fault)");
+    const result = handle(matched.route, matched.params, url.searchParams, text);
+    return fault?.mode === "timeout" ? { ...result, held: true } : result;
+  };
+
+  const handle = (route: V2Api["routes"][number], params: Record<string, string>, query: URLSearchParams, text: string): V2Result => {
     let body: Record<string, unknown> = {};
     const trimmed = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
     if (trimmed.trim() !== "") {
@@ -74,10 +80,10 @@ export async function startV2Server(api: V2Api, opts: V2ServerOptions): Promise<
       }
     }
     try {
-      return matched.route.handle({ params: matched.params, query: url.searchParams, body });
+      return route.handle({ params, query, body });
     } catch (e) {
       if (e instanceof V2Error) return { status: e.status, body: { type: e.type, message: e.message, ...e.extra } };
-      opts.logger.error({ err: e, method, path }, "emulator internal error (V2)");
+      opts.logger.error({ err: e, method: route.method, route: route.template.shape }, "emulator internal error (V2)");
       return error(500, "INTERNAL", "Internal Server Error");
     }
   };
@@ -92,6 +98,14 @@ export async function startV2Server(api: V2Api, opts: V2ServerOptions): Promise<
     req.on("end", () => {
       const result =
         size > BODY_LIMIT ? error(413, "INVALID_REQUEST", "request entity too large") : serve((req.method ?? "GET").toUpperCase(), req.url ?? "/", req.headers, Buffer.concat(chunks).toString("utf8"));
+      if ("held" in result && result.held) {
+        // The call took effect; its answer never comes. The socket is destroyed after
+        // timeoutHoldMs unless the client gave up first (as V1's "timeout" fault).
+        if (req.method !== "GET") opts.onChange?.();
+        const timer = setTimeout(() => res.socket?.destroy(), opts.timeoutHoldMs ?? 120_000);
+        res.on("close", () => clearTimeout(timer));
+        return;
+      }
       const out = JSON.stringify(result.body);
       logCall({ method: req.method, path: (req.url ?? "").split("?")[0], status: result.status }, "portone v2 call");
       res.statusCode = result.status;
