@@ -162,9 +162,11 @@ export async function createApp(deps: AppDeps): Promise<BuiltApp> {
   // On finish: the duration metric by route pattern (never the raw path, which callers control) and one log line.
   app.addHook("onResponse", (req, reply, done) => {
     const seconds = reply.elapsedTime / 1000;
-    const route = req.routeOptions.url ?? "other";
+    // Fastify builds routeOptions anew on every read: read once.
+    const { url, config: routeConfig } = req.routeOptions;
+    const route = url ?? "other";
     metrics.httpDuration.observe({ method: req.method, route, status: String(reply.statusCode) }, seconds);
-    if (req.routeOptions.config?.webhook) metrics.webhooks.inc({ route, outcome: webhookOutcome(reply.statusCode) });
+    if (routeConfig?.webhook) metrics.webhooks.inc({ route, outcome: webhookOutcome(reply.statusCode) });
     if (logger.isLevelEnabled("info") && req.ctx) {
       const queryStart = req.url.indexOf("?");
       const path = queryStart < 0 ? req.url : req.url.slice(0, queryStart);
@@ -179,7 +181,7 @@ export async function createApp(deps: AppDeps): Promise<BuiltApp> {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser("application/json", { parseAs: "string" }, (req, body, done) => {
     try {
-      if (req.url.split("?")[0] === "/portone-webhook") req.rawBody = body as string;
+      if (req.url === "/portone-webhook" || req.url.startsWith("/portone-webhook?")) req.rawBody = body as string;
       done(null, parseJson(body as string));
     } catch (err) {
       done(err as Error, undefined);

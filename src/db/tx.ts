@@ -42,16 +42,34 @@ export function inTransaction<T>(em: EntityManager, fn: (tx: EntityManager) => P
  */
 const DRIVER_TYPES = { getTypeParser: types.getTypeParser };
 
+/** The part of knex's client that runs a statement: the pool's, or a transaction's (which always hands out its own connection). */
+interface StatementClient {
+  acquireConnection(): Promise<unknown>;
+  releaseConnection(connection: unknown): Promise<unknown>;
+  query(connection: unknown, statement: { sql: string; bindings: readonly unknown[]; options: object; method: "raw" }): Promise<{ response: { rows: unknown[] } }>;
+}
+
 /**
  * Runs one statement with `?` placeholders, its values sent as parameters
  * (never pasted into the text), on the caller's transaction or the pool
  * (`activeKnex`), and returns its rows. Unnamed: PostgreSQL plans it per
  * call, which also holds on a connection whose prepared statements were
  * discarded (`DISCARD ALL`) or behind a pooler in transaction mode.
+ *
+ * The statement goes straight to knex's client (the connection, `?` to `$n`,
+ * the `query` event every statement emits, errors as knex words them): the
+ * text is already SQL, so `knex.raw`'s builder, its compilation and its
+ * runner are work for nothing on every read.
  */
 export async function query<T>(scope: Scope, text: string, values: readonly unknown[]): Promise<T[]> {
-  const res = (await activeKnex(scope)
-    .raw(text, values as Knex.RawBinding[])
-    .options({ types: DRIVER_TYPES })) as { rows: T[] };
-  return res.rows;
+  // As knex.raw refuses it: an undefined value is a caller's bug, never a NULL.
+  if (values.includes(undefined)) throw new Error(`Undefined binding(s) detected when compiling RAW query: ${text}`);
+  const client = activeKnex(scope).client as unknown as StatementClient;
+  const connection = await client.acquireConnection();
+  try {
+    const done = await client.query(connection, { sql: text, bindings: values, options: { types: DRIVER_TYPES }, method: "raw" });
+    return done.response.rows as T[];
+  } finally {
+    await client.releaseConnection(connection);
+  }
 }

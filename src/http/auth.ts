@@ -10,8 +10,9 @@ interface KeyEntry {
   digest: Buffer;
 }
 
+/** One-shot: no Hash object per request (the key check runs on every /graphql call). */
 function sha256(s: string): Buffer {
-  return crypto.createHash("sha256").update(s, "utf8").digest();
+  return crypto.hash("sha256", s, "buffer");
 }
 
 export function parseApiKeys(keys: string[]): KeyEntry[] {
