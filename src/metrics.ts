@@ -1,4 +1,5 @@
 import type { MikroORM } from "@mikro-orm/postgresql";
+import perfHooks, { type IntervalHistogram, type PerformanceObserver } from "node:perf_hooks";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import { BoundedProbe, DATABASE_PROBE_MS } from "./db/probe";
 
@@ -18,13 +19,16 @@ export interface Metrics {
   reconciliations: Counter<"result">;
   reconciledItems: Counter<"kind">;
   eventDeliveries: Counter<"outcome">;
+  /** Stops what the default metrics keep running in the process (server close). */
+  close(): void;
 }
 
 export function createMetrics(opts: { orm?: MikroORM; defaultMetrics?: boolean } = {}): Metrics {
   const registry = new Registry();
-  if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: "billing_" });
+  const stopDefaultMetrics = opts.defaultMetrics !== false ? collectStoppableDefaultMetrics(registry) : () => {};
   const m: Metrics = {
     registry,
+    close: stopDefaultMetrics,
     httpDuration: new Histogram({
       name: "billing_http_request_duration_seconds",
       help: "HTTP requests by method, route and status",
@@ -164,6 +168,42 @@ export function createMetrics(opts: { orm?: MikroORM; defaultMetrics?: boolean }
     });
   }
   return m;
+}
+
+/**
+ * prom-client's default metrics, and a function that stops what they leave running: a GC PerformanceObserver and
+ * an event-loop-delay histogram (a timer every 10 ms), which collectDefaultMetrics starts and offers no way to stop.
+ * A process that starts and closes servers one after another (a test suite, the bench) would otherwise gather one
+ * of each per server, and the observer, registered in Node itself, keeps its callback alive, with that server's
+ * registry and every module loaded beside it. The two are caught as prom-client creates them, through the perf_hooks
+ * functions it calls during this synchronous call, and the capture is undone before it returns.
+ */
+function collectStoppableDefaultMetrics(registry: Registry): () => void {
+  const observers: PerformanceObserver[] = [];
+  const histograms: IntervalHistogram[] = [];
+  const hooks = perfHooks as { PerformanceObserver: typeof PerformanceObserver; monitorEventLoopDelay: typeof perfHooks.monitorEventLoopDelay };
+  const { PerformanceObserver: Observer, monitorEventLoopDelay } = hooks;
+  hooks.PerformanceObserver = class extends Observer {
+    constructor(callback: ConstructorParameters<typeof PerformanceObserver>[0]) {
+      super(callback);
+      observers.push(this);
+    }
+  };
+  hooks.monitorEventLoopDelay = (options) => {
+    const histogram = monitorEventLoopDelay(options);
+    histograms.push(histogram);
+    return histogram;
+  };
+  try {
+    collectDefaultMetrics({ register: registry, prefix: "billing_" });
+  } finally {
+    hooks.PerformanceObserver = Observer;
+    hooks.monitorEventLoopDelay = monitorEventLoopDelay;
+  }
+  return () => {
+    for (const o of observers.splice(0)) o.disconnect();
+    for (const h of histograms.splice(0)) h.disable();
+  };
 }
 
 interface PoolLike {

@@ -153,6 +153,7 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
       );
     }
     const metrics = createMetrics({ orm });
+    closers.push(["metrics", async () => metrics.close()]);
     const onCall = (endpoint: string, result: string, seconds: number) => metrics.iamportDuration.observe({ endpoint, result }, seconds);
     // V1's client serves V1, and the migration from it (which revokes V1's schedules).
     const iamport =

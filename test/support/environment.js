@@ -5,9 +5,19 @@
  * When the run is over, jest-worker sends each worker an end message and gives it a fixed 500 ms to be gone before
  * it kills it, printing "A worker process has failed to exit gracefully". Nothing is left open (the harness closes
  * every server, pool and socket), so what takes the time is the exit itself: the kernel frees the process's memory
- * page by page before jest sees the exit, and a worker that kept each file's servers and PGlite memory ends at more
- * than a gigabyte. Two things keep that short: the worker ends itself as soon as the end message arrives, and each
- * file's memory is released when the file ends (see teardown below), so the exit has only a small process to free.
+ * page by page before jest sees the exit, and a worker that kept each file's module graph ends at gigabytes. Two
+ * things keep that short: the worker ends itself as soon as the end message arrives, and each file's memory is
+ * released when the file ends, so the exit has only a small process to free.
+ *
+ * What kept each file's memory, found by measuring a worker's heap between files:
+ * - V8's compilation cache. V8 keeps every distinct script it compiles, with its compiled code, and evicts it
+ *   only when the heap nears V8's own limit. Jest compiles every module of a file again for that file, so a
+ *   worker's heap grew with each file it ran. Writing a heap snapshot clears the cache, which is why snapshots did
+ *   not show it; the bytecode statistics (v8.getHeapCodeStatistics) did. The cache is off in the workers (below),
+ *   which also runs the files faster here.
+ * - Anything registered in Node itself with a closure of the file: prom-client's GC observer was one (a closed
+ *   server now disconnects it, src/metrics.ts). The teardown empties the sandbox's global and collects garbage, so
+ *   such a closure keeps only the realm's builtins.
  *
  * The worker ends by SIGKILL to itself, not process.exit(): every result has already gone to jest over IPC when the
  * end message comes, and process.exit() still runs Node's own shutdown (exit handlers, then the V8 platform's,
@@ -25,6 +35,9 @@ const { TestEnvironment } = require("jest-environment-node");
 
 /** jest-worker's message to a child that has no more work (CHILD_MESSAGE_END in jest-worker's types). */
 const CHILD_MESSAGE_END = 2;
+
+// Before any test file's module is compiled (see above). A V8 flag read at each compilation, so setting it here holds.
+v8.setFlagsFromString("--no-compilation-cache");
 
 let installed = false;
 function exitWhenTheWorkerEnds() {
@@ -60,11 +73,10 @@ class BillingTestEnvironment extends TestEnvironment {
 
   /**
    * Releases what the file kept, before the worker reports the file done. A closure of the sandbox that stays
-   * registered in node's own state (prom-client's GC PerformanceObserver, which every server a file starts creates
-   * and nothing disconnects) keeps the sandbox's global alive, and with it everything the file's tests reach through
-   * it: jest-circus's state, the harnesses, their servers and embedded databases. Emptying the global leaves such a
-   * closure only the realm's builtins; the full collection then frees the file's memory (PGlite's among it) here,
-   * rather than leaving it to the worker's exit.
+   * registered in node's own state keeps the sandbox's global alive, and with it everything the file's tests reach
+   * through it: jest-circus's state, the harnesses, their servers and embedded databases. Emptying the global leaves
+   * such a closure only the realm's builtins; the full collection then frees the file's memory (PGlite's among it)
+   * here, rather than leaving it to the worker's exit.
    */
   async teardown() {
     const sandbox = this.global;
