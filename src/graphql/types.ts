@@ -89,7 +89,7 @@ export class RegisterCardInput {
 
   @Field(() => Boolean, {
     nullable: true,
-    description: "Replace the customer's active card. Without it, registering over an active card is CONFLICT and nothing is sent to Iamport.",
+    description: "Replace the customer's active card. Without it, registering over an active card is CONFLICT and nothing is sent to the payment provider.",
   })
   replace?: boolean | null;
 }
@@ -117,10 +117,10 @@ export class ChargeAgainInput {
   @Field(() => String, { nullable: true })
   buyerTel?: string | null;
 
-  @Field(() => Int, { nullable: true, defaultValue: 0, description: "The tax-free part of amount, sent to Iamport as tax_free." })
+  @Field(() => Int, { nullable: true, defaultValue: 0, description: "The tax-free part of amount (Iamport V1's tax_free, PortOne V2's amount.taxFree)." })
   taxFreeAmount?: number | null;
 
-  @Field(() => Int, { nullable: true, description: "The VAT part of amount, sent to Iamport as vat_amount; omitted: Iamport computes it." })
+  @Field(() => Int, { nullable: true, description: "The VAT part of amount (V1's vat_amount, V2's amount.vat); omitted: the payment provider computes it." })
   vatAmount?: number | null;
 }
 
@@ -147,10 +147,10 @@ export class ScheduleInput {
   @Field(() => String, { nullable: true })
   buyerTel?: string | null;
 
-  @Field(() => Int, { nullable: true, defaultValue: 0, description: "The tax-free part of amount, sent to Iamport as tax_free." })
+  @Field(() => Int, { nullable: true, defaultValue: 0, description: "The tax-free part of amount (Iamport V1's tax_free, PortOne V2's amount.taxFree)." })
   taxFreeAmount?: number | null;
 
-  @Field(() => Int, { nullable: true, description: "The VAT part of amount, sent to Iamport as vat_amount; omitted: Iamport computes it." })
+  @Field(() => Int, { nullable: true, description: "The VAT part of amount (V1's vat_amount, V2's amount.vat); omitted: the payment provider computes it." })
   vatAmount?: number | null;
 }
 
@@ -236,10 +236,10 @@ export class StartSubscriptionInput {
   })
   allowDuplicate?: boolean | null;
 
-  @Field(() => Int, { nullable: true, defaultValue: 0, description: "The tax-free part of amount, sent to Iamport as tax_free." })
+  @Field(() => Int, { nullable: true, defaultValue: 0, description: "The tax-free part of amount (Iamport V1's tax_free, PortOne V2's amount.taxFree)." })
   taxFreeAmount?: number | null;
 
-  @Field(() => Int, { nullable: true, description: "The VAT part of amount, sent to Iamport as vat_amount; omitted: Iamport computes it." })
+  @Field(() => Int, { nullable: true, description: "The VAT part of amount (V1's vat_amount, V2's amount.vat); omitted: the payment provider computes it." })
   vatAmount?: number | null;
 }
 
@@ -261,7 +261,7 @@ export class CancelSubscriptionInput {
   @Field(() => CancellationRefund, {
     nullable: true,
     defaultValue: CancellationRefund.NONE,
-    description: "Refund the current period's payment (the unused days, or all of it) through Iamport; the subscription then ends now.",
+    description: "Refund the current period's payment (the unused days, or all of it) through the payment provider; the subscription then ends now.",
   })
   refund?: CancellationRefund | null;
 }
@@ -325,10 +325,10 @@ export class CreatePlanInput {
   @Field(() => Int, { nullable: true, defaultValue: 0 })
   trialDays?: number | null;
 
-  @Field(() => Int, { nullable: true, defaultValue: 0, description: "The tax-free part of amount, sent to Iamport as tax_free." })
+  @Field(() => Int, { nullable: true, defaultValue: 0, description: "The tax-free part of amount (Iamport V1's tax_free, PortOne V2's amount.taxFree)." })
   taxFreeAmount?: number | null;
 
-  @Field(() => Int, { nullable: true, description: "The VAT part of amount, sent to Iamport as vat_amount; omitted: Iamport computes it." })
+  @Field(() => Int, { nullable: true, description: "The VAT part of amount (V1's vat_amount, V2's amount.vat); omitted: the payment provider computes it." })
   vatAmount?: number | null;
 }
 

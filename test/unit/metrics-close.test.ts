@@ -27,7 +27,9 @@ async function gcObservedByAll(): Promise<void> {
 
 async function gcCount(registry: ReturnType<typeof createMetrics>["registry"]): Promise<number> {
   const metric = await registry.getSingleMetric("billing_nodejs_gc_duration_seconds")!.get();
-  return metric.values.filter((v) => v.metricName === "billing_nodejs_gc_duration_seconds_count").reduce((n, v) => n + v.value, 0);
+  // A histogram's values carry the name of the series each belongs to (_bucket, _sum, _count).
+  const values = metric.values as { metricName?: string; value: number }[];
+  return values.filter((v) => v.metricName === "billing_nodejs_gc_duration_seconds_count").reduce((n, v) => n + v.value, 0);
 }
 
 describe("metrics close", () => {

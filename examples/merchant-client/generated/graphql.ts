@@ -20,16 +20,16 @@ export type CardType =
 export type PaymentStatus =
   | 'CANCELLED'
   | 'FAILED'
-  /** Iamport reports an amount that differs from the order: never treated as paid. */
+  /** The payment provider reports an amount that differs from the order: never treated as paid. */
   | 'FORGERY_SUSPECTED'
   | 'PAID'
-  /** Order recorded; the charge has not been confirmed by Iamport yet. */
+  /** Order recorded; the charge has not been confirmed by the payment provider yet. */
   | 'PENDING'
   /** Virtual account issued; waiting for the deposit. */
   | 'READY'
   /** A schedule that was revoked before it ran. */
   | 'REVOKED'
-  /** Registered with Iamport's schedule; it will be attempted at scheduledAt. */
+  /** Registered with the payment provider's schedule; it will be attempted at scheduledAt. */
   | 'SCHEDULED';
 
 export type RegisterCardInput = {
@@ -46,7 +46,7 @@ export type RegisterCardInput = {
   expiry: string;
   pg?: string | null | undefined;
   pwd2digit?: string | null | undefined;
-  /** Replace the customer's active card. Without it, registering over an active card is CONFLICT and nothing is sent to Iamport. */
+  /** Replace the customer's active card. Without it, registering over an active card is CONFLICT and nothing is sent to the payment provider. */
   replace?: boolean | null | undefined;
 };
 
@@ -65,11 +65,11 @@ export type StartSubscriptionInput = {
   planCode?: string | null | undefined;
   /** When the first payment is taken; now (charged at once) when omitted. */
   startAt?: string | null | undefined;
-  /** The tax-free part of amount, sent to Iamport as tax_free. */
+  /** The tax-free part of amount (Iamport V1's tax_free, PortOne V2's amount.taxFree). */
   taxFreeAmount?: number | null | undefined;
   /** Days of free trial (overrides the plan's): TRIALING, nothing charged; at its end the first charge, only with the customer's consent (consentToTrialConversion). */
   trialDays?: number | null | undefined;
-  /** The VAT part of amount, sent to Iamport as vat_amount; omitted: Iamport computes it. */
+  /** The VAT part of amount (V1's vat_amount, V2's amount.vat); omitted: the payment provider computes it. */
   vatAmount?: number | null | undefined;
 };
 
@@ -80,7 +80,7 @@ export type SubscriptionStatus =
   | 'INCOMPLETE'
   /** The last renewal failed; retries are scheduled. */
   | 'PAST_DUE'
-  /** No charges until resumed; nothing live at Iamport. */
+  /** No charges until resumed; nothing scheduled at the payment provider. */
   | 'PAUSED'
   /** In a free trial; nothing charged yet. */
   | 'TRIALING'

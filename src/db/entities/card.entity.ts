@@ -3,7 +3,7 @@ import { Field, Int, ObjectType } from "type-graphql";
 import { CardStatus, CardType } from "./enums";
 
 /** A billing key registered with Iamport. Never card number, expiry, birth or password: only what Iamport returns. */
-@ObjectType({ simpleResolvers: true, description: "A billing key registered with Iamport. Card numbers are never stored: only what Iamport returns." })
+@ObjectType({ simpleResolvers: true, description: "A billing key registered with the payment provider (Iamport V1 or PortOne V2). Card numbers are never stored: only what the provider returns." })
 @Entity({ tableName: "cards" })
 export class Card {
   [OptionalProps]?: "status" | "createdAt" | "updatedAt" | "replacements";

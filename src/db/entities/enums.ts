@@ -88,11 +88,11 @@ registerEnumType(CardType, { name: "CardType" });
 registerEnumType(PaymentStatus, {
   name: "PaymentStatus",
   valuesConfig: {
-    PENDING: { description: "Order recorded; the charge has not been confirmed by Iamport yet." },
-    SCHEDULED: { description: "Registered with Iamport's schedule; it will be attempted at scheduledAt." },
+    PENDING: { description: "Order recorded; the charge has not been confirmed by the payment provider yet." },
+    SCHEDULED: { description: "Registered with the payment provider's schedule; it will be attempted at scheduledAt." },
     READY: { description: "Virtual account issued; waiting for the deposit." },
     REVOKED: { description: "A schedule that was revoked before it ran." },
-    FORGERY_SUSPECTED: { description: "Iamport reports an amount that differs from the order: never treated as paid." },
+    FORGERY_SUSPECTED: { description: "The payment provider reports an amount that differs from the order: never treated as paid." },
   },
 });
 registerEnumType(SubscriptionStatus, {
@@ -102,7 +102,7 @@ registerEnumType(SubscriptionStatus, {
     TRIALING: { description: "In a free trial; nothing charged yet." },
     PAST_DUE: { description: "The last renewal failed; retries are scheduled." },
     UNPAID: { description: "Retries are exhausted without a payment." },
-    PAUSED: { description: "No charges until resumed; nothing live at Iamport." },
+    PAUSED: { description: "No charges until resumed; nothing scheduled at the payment provider." },
   },
 });
 registerEnumType(BillingInterval, { name: "BillingInterval" });

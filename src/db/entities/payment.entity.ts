@@ -41,7 +41,7 @@ export class Payment {
   @Property({ type: "integer" })
   amount!: number;
 
-  @Field(() => Int, { nullable: true, description: "The amount Iamport reports as paid, once known." })
+  @Field(() => Int, { nullable: true, description: "The amount the payment provider reports as paid, once known." })
   @Property({ type: "integer", nullable: true })
   paidAmount?: number | null;
 
@@ -49,11 +49,11 @@ export class Payment {
   @Property({ type: "integer" })
   cancelledAmount: number = 0;
 
-  @Field(() => Int, { description: "The tax-free part of amount (Iamport's tax_free)." })
+  @Field(() => Int, { description: "The tax-free part of amount (Iamport V1's tax_free, PortOne V2's amount.taxFree)." })
   @Property({ type: "integer" })
   taxFreeAmount: number = 0;
 
-  @Field(() => Int, { nullable: true, description: "The VAT part of amount (Iamport's vat_amount); null: left to Iamport (1/11 of the taxed part)." })
+  @Field(() => Int, { nullable: true, description: "The VAT part of amount (V1's vat_amount, V2's amount.vat); null: left to the payment provider (1/11 of the taxed part)." })
   @Property({ type: "integer", nullable: true })
   vatAmount?: number | null;
 

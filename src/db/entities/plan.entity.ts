@@ -41,11 +41,11 @@ export class Plan {
   @Property({ type: "integer" })
   trialDays: number = 0;
 
-  @Field(() => Int, { description: "The tax-free part of each charge (Iamport's tax_free), taken by subscriptions started from the plan." })
+  @Field(() => Int, { description: "The tax-free part of each charge (Iamport V1's tax_free, PortOne V2's amount.taxFree), taken by subscriptions started from the plan." })
   @Property({ type: "integer" })
   taxFreeAmount: number = 0;
 
-  @Field(() => Int, { nullable: true, description: "The VAT part of each charge (Iamport's vat_amount); null: left to Iamport." })
+  @Field(() => Int, { nullable: true, description: "The VAT part of each charge (V1's vat_amount, V2's amount.vat); null: left to the payment provider." })
   @Property({ type: "integer", nullable: true })
   vatAmount?: number | null;
 

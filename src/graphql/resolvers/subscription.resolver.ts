@@ -43,7 +43,7 @@ export class SubscriptionResolver {
     return ctx.services.subscriptions.changePlan(ctx, input, ctx.caller.kind === "customer" ? "customer" : "merchant");
   }
 
-  @Mutation(() => Subscription, { description: "Pauses an ACTIVE subscription at once: its pending renewal is revoked at Iamport; nothing is charged until it resumes." })
+  @Mutation(() => Subscription, { description: "Pauses an ACTIVE subscription at once: its pending renewal is revoked at the payment provider; nothing is charged until it resumes." })
   async pauseSubscription(
     @Arg("id", () => ID) id: string,
     @Arg("resumesAt", () => Date, { nullable: true, description: "Resumed by itself then (a new period charged)." }) resumesAt: Date | null,
