@@ -516,10 +516,28 @@ export class PaymentService {
 
   /** Newest first, keyset-paginated by id; plain rows. */
   async list(ctx: Ctx, filter: PaymentFilter, first: number, after?: string | null): Promise<Page<PaymentView>> {
+    const [page] = (await this.pages(ctx, filter, undefined, first, after)).values();
+    return page;
+  }
+
+  /** The page `list` gives for each of these subscriptions (stored ids: a list's rows), in one statement. */
+  listMany(ctx: Ctx, subscriptionIds: readonly string[], first: number, after?: string | null): Promise<Map<string, Page<PaymentView>>> {
+    // Keyed by the ids given: no null key without a list not by subscription.
+    return this.pages(ctx, {}, subscriptionIds, first, after) as Promise<Map<string, Page<PaymentView>>>;
+  }
+
+  /** `list`'s page for `filter`, or for each of `subscriptionIds`; keyed by subscription (null in a list not by subscription). */
+  private async pages(
+    ctx: Ctx,
+    filter: PaymentFilter,
+    subscriptionIds: readonly string[] | undefined,
+    first: number,
+    after: string | null | undefined,
+  ): Promise<Map<string | null, Page<PaymentView>>> {
     const limit = checkFirst(first);
     const where: PaymentListFilter = {};
     if (filter.customerUid) where.customerUid = checkUid("customerUid", filter.customerUid);
-    if (filter.subscriptionId) where.subscriptionId = checkUid("subscriptionId", filter.subscriptionId);
+    const bySubscription = subscriptionIds ?? (filter.subscriptionId ? [checkUid("subscriptionId", filter.subscriptionId)] : undefined);
     if (filter.status) where.status = filter.status;
     if (after !== undefined && after !== null) {
       const key = decodeCursor("after", after);
@@ -527,10 +545,17 @@ export class PaymentService {
       if (!/^[1-9]\d{0,17}$/.test(key)) throw new BadUserInputError("after", "is not a cursor returned by this API");
       where.beforeId = key;
     }
-    const rows = await listPayments(ctx, where, limit + 1);
-    const hasNextPage = rows.length > limit;
-    const nodes = (hasNextPage ? rows.slice(0, limit) : rows).map(paymentView);
-    return { nodes, pageInfo: { hasNextPage, endCursor: nodes.length ? encodeCursor(nodes[nodes.length - 1].id) : null } };
+    const rowsOf = new Map<string | null, PaymentView[]>((bySubscription ?? [null]).map((id) => [id, []]));
+    if (rowsOf.size > 0) {
+      for (const row of await listPayments(ctx, where, limit + 1, bySubscription)) rowsOf.get(row.listed_for)?.push(paymentView(row));
+    }
+    const out = new Map<string | null, Page<PaymentView>>();
+    for (const [id, rows] of rowsOf) {
+      const hasNextPage = rows.length > limit;
+      const nodes = hasNextPage ? rows.slice(0, limit) : rows;
+      out.set(id, { nodes, pageInfo: { hasNextPage, endCursor: nodes.length ? encodeCursor(nodes[nodes.length - 1].id) : null } });
+    }
+    return out;
   }
 
   private buyer(input: { buyerName?: string | null; buyerEmail?: string | null; buyerTel?: string | null }) {

@@ -11,7 +11,7 @@ import { pause, resume, resumeDue, retryPayment } from "./subscriptions/changes"
 import { chargeAndApply } from "./subscriptions/charge";
 import type { SubscriptionDeps } from "./subscriptions/deps";
 import { changePlan, type ChangePlanInput } from "./subscriptions/plan-change";
-import { get, list } from "./subscriptions/queries";
+import { get, getMany, list } from "./subscriptions/queries";
 import { cancellationPreview, finishClaimedRefunds, finishRefund, type CancellationPreview } from "./subscriptions/refunds";
 import { revokeAtIamport, revokeOrphans, type AtIamport } from "./subscriptions/revocation";
 import { start, type StartSubscriptionInput } from "./subscriptions/start";
@@ -99,6 +99,10 @@ export class SubscriptionService {
 
   get(ctx: Ctx, id: string): Promise<Subscription | null> {
     return get(ctx, id);
+  }
+
+  getMany(ctx: Ctx, ids: readonly string[]): Promise<Subscription[]> {
+    return getMany(ctx, ids);
   }
 
   list(ctx: Ctx, filter: { customerUid?: string | null; status?: SubscriptionStatus | null }, first: number, after?: string | null): Promise<Page<Subscription>> {

@@ -1,5 +1,7 @@
 import { TurnBatcher } from "../db/batch";
 import type { Card, Notice, Plan, PriceChange, Subscription } from "../db/entities";
+import type { PaymentView } from "../billing/payment.service";
+import type { Page } from "../billing/pagination";
 import type { GraphQLContext } from "./context";
 
 /** Keys per statement: a page holds at most MAX_PAGE rows, but nested lists may ask for more at once. */
@@ -34,20 +36,25 @@ function byKey<V>(rows: V[], keyOf: (v: V) => string): Map<string, V> {
   return new Map(rows.map((r) => [keyOf(r), r]));
 }
 
-/** The batched reads of Subscription's fields, for one request. */
+/** The batched reads of Subscription's and Payment's fields, for one request. */
 export class RequestLoaders {
   readonly card: FieldLoader<string, Card>;
   readonly plan: FieldLoader<string, Plan>;
   readonly pendingPriceChange: FieldLoader<string, PriceChange>;
+  /** Payment.subscription, by subscription id. */
+  readonly subscription: FieldLoader<string, Subscription>;
   /** Notices by subscription, one loader per `first` (rows asking for the same number share a statement). */
   private readonly noticesByFirst = new Map<number, FieldLoader<Subscription, Notice[]>>();
+  /** Payments by subscription, one loader per (first, after): rows asking the same share a statement. */
+  private readonly paymentsByArgs = new Map<string, FieldLoader<string, Page<PaymentView>>>();
 
   constructor(private readonly ctx: GraphQLContext) {
-    const { cards, plans, priceChanges } = ctx.services;
+    const { cards, plans, priceChanges, subscriptions } = ctx.services;
     const id = (s: string) => s;
     this.card = new FieldLoader(id, async (uids) => byKey(await cards.getMany(ctx, uids), (c) => c.customerUid));
     this.plan = new FieldLoader(id, async (codes) => byKey(await plans.getMany(ctx, codes), (p) => p.code));
     this.pendingPriceChange = new FieldLoader(id, async (ids) => byKey(await priceChanges.pendingForMany(ctx, ids), (c) => c.subscriptionId));
+    this.subscription = new FieldLoader(id, async (ids) => byKey(await subscriptions.getMany(ctx, ids), (s) => s.id));
   }
 
   async notices(sub: Subscription, first: number): Promise<Notice[]> {
@@ -60,6 +67,20 @@ export class RequestLoaders {
       this.noticesByFirst.set(first, loader);
     }
     return (await loader.load(sub)) ?? [];
+  }
+
+  async payments(subscriptionId: string, first: number, after: string | null): Promise<Page<PaymentView>> {
+    const args = JSON.stringify([first, after]);
+    let loader = this.paymentsByArgs.get(args);
+    if (!loader) {
+      loader = new FieldLoader<string, Page<PaymentView>>(
+        (s) => s,
+        (ids) => this.ctx.services.payments.listMany(this.ctx, ids, first, after),
+      );
+      this.paymentsByArgs.set(args, loader);
+    }
+    // listMany answers every id it is given.
+    return (await loader.load(subscriptionId))!;
   }
 }
 

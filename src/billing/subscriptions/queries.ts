@@ -10,6 +10,11 @@ export async function get(ctx: Ctx, id: string): Promise<Subscription | null> {
   return ctx.em.findOne(Subscription, { id: checkUid("id", id) });
 }
 
+/** The subscriptions of these ids (stored ones: a list's rows' references), in one statement. */
+export async function getMany(ctx: Ctx, ids: readonly string[]): Promise<Subscription[]> {
+  return ids.length ? ctx.em.find(Subscription, { id: { $in: [...ids] } }) : [];
+}
+
 /** Newest first, keyset-paginated by creation time and id. */
 export async function list(
   ctx: Ctx,

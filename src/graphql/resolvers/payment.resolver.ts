@@ -4,6 +4,7 @@ import { PaymentStatus } from "../../db/entities/enums";
 import type { PaymentView } from "../../billing/payment.service";
 import { owned, ownCustomerFilter, requireMerchant } from "../authz";
 import type { GraphQLContext } from "../context";
+import { loaders } from "../loaders";
 import {
   ChargeAgainInput,
   PaymentConnection,
@@ -43,7 +44,7 @@ export class PaymentResolver {
   @FieldResolver(() => Subscription, { nullable: true })
   subscription(@Root() payment: { subscription?: { id: string } | null }, @Ctx() ctx: GraphQLContext): Promise<Subscription | null> | null {
     if (!payment.subscription) return null;
-    return ctx.em.findOne(Subscription, { id: payment.subscription.id });
+    return loaders(ctx).subscription.load(payment.subscription.id);
   }
 
   @Mutation(() => Payment, {

@@ -96,7 +96,7 @@ export class SubscriptionResolver {
     @Arg("after", () => String, { nullable: true }) after: string | null,
     @Ctx() ctx: GraphQLContext,
   ): Promise<PaymentConnection> {
-    return ctx.services.payments.list(ctx, { subscriptionId: sub.id }, first ?? 20, after);
+    return loaders(ctx).payments(sub.id, first ?? 20, after);
   }
 
   @Mutation(() => Subscription)
