@@ -17,6 +17,8 @@ import { IamportClient } from "./iamport/iamport.client";
 import type { PaymentProvider } from "./provider/port";
 import { IamportV1Provider } from "./provider/v1";
 import { PortOneV2Provider } from "./provider/v2";
+import { MigratingProvider } from "./provider/migration";
+import { heldByV2Lookup } from "./db/repositories/provider-migration";
 import { billingKeyLookup } from "./db/repositories/billing-keys";
 import { createMetrics, Metrics } from "./metrics";
 import { checkPortFree, databaseConnectError, listenError } from "./startup-checks";
@@ -168,11 +170,10 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
             emulator: config.iamport.useEmulator,
           })
         : undefined;
-    let provider: PaymentProvider;
-    if (v2) {
+    const portOne = () => {
       const clockUrl = portone!.clockUrl;
       const emulated = config.portone.useEmulator;
-      provider = new PortOneV2Provider({
+      return new PortOneV2Provider({
         baseUrl: portone!.url,
         apiSecret: emulated ? "portone_emulator_secret" : config.portone.apiSecret!,
         storeId: emulated ? "store-emulator" : config.portone.storeId,
@@ -184,9 +185,13 @@ export async function startServer(config: Config, opts: StartOptions): Promise<R
         onCall,
         clock: clockUrl ? () => emulatorClock(clockUrl) : undefined,
       });
-    } else {
-      provider = new IamportV1Provider(iamport!);
-    }
+    };
+    // In migration from V1, the charges migrate:v2 moved are asked about at V2, which holds them.
+    const provider: PaymentProvider = v2
+      ? portOne()
+      : config.migration
+        ? new MigratingProvider(new IamportV1Provider(iamport!), portOne(), heldByV2Lookup(orm))
+        : new IamportV1Provider(iamport!);
 
     let apiKeys = config.apiKeys;
     let devKey: { key: string; file: string } | undefined;

@@ -30,9 +30,11 @@ export interface MigrationReport {
   /** What applying did, per customer or order: "ok", or why not. */
   results: { ref: string; outcome: string }[];
   /**
-   * The earliest time of a charge moved to V2: the server must charge through
-   * V2 by then. Until it does, it asks V1 about that charge, which V1 no longer
-   * holds (revoked there), and V2's webhook of it finds no V2 route to verify it.
+   * The earliest time of a charge moved to V2: the server should charge through
+   * V2 by then. Until it does, the server (on V1, in migration mode) asks V2
+   * about each moved charge and verifies V2's webhooks (src/provider/migration.ts),
+   * but registers the next charge of a subscription at V1, which only a new
+   * run of the command moves.
    */
   switchBy: Date | null;
 }
@@ -105,7 +107,10 @@ async function moveSchedule(deps: MigrationDeps, row: OpenScheduleRow): Promise<
   // Registered at V2 by an earlier run: that run revoked it at V1 first.
   try {
     const atV2 = await deps.v2.getSchedule(row.merchant_uid, o);
-    if (atV2.schedule_status === "scheduled") return "ok: already registered at V2";
+    if (atV2.schedule_status === "scheduled") {
+      await deps.repo.markHeldByV2(row.merchant_uid);
+      return "ok: already registered at V2";
+    }
   } catch (err) {
     if (!(err instanceof IamportNotFoundError)) return `not moved: V2 did not answer (${(err as Error).message}); run again`;
   }
@@ -127,6 +132,8 @@ async function moveSchedule(deps: MigrationDeps, row: OpenScheduleRow): Promise<
       if (!(e2 instanceof IamportNotFoundError)) return `not moved: V1 did not answer (${(e2 as Error).message}); run again`;
     }
   }
+  // V1 no longer holds it: from here on, a server still on V1 asks V2 about it (src/provider/migration.ts).
+  await deps.repo.markHeldByV2(row.merchant_uid);
   const entry: ScheduleRequest = {
     merchantUid: row.merchant_uid,
     at: Math.floor(new Date(row.scheduled_at).getTime() / 1000),

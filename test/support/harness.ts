@@ -74,6 +74,11 @@ export interface HarnessOptions {
   emulator?: EmulatorOptions;
   /** The provider the server charges through: Iamport V1 (default) or PortOne V2, both served by the emulator. */
   provider?: Provider;
+  /**
+   * A server on V1 in migration to V2 (PAYMENT_PROVIDER_MIGRATION=v1_to_v2, both providers' credentials),
+   * both served by the emulator; `iamportUrl`: where the server reaches V1 instead of the emulator itself.
+   */
+  migration?: { iamportUrl?: string };
 }
 
 /**
@@ -133,8 +138,20 @@ async function start(opts: HarnessOptions, onClose: () => void): Promise<Harness
   try {
     db = await createTestDatabase();
     const v2 = opts.provider === "v2";
+    const withV2 = v2 || opts.migration !== undefined;
     // A held answer outlasts the server's Iamport timeout many times over, so that it is the server that gives up.
-    emulator = await startEmulator({ port: 0, autoRunIntervalMs: 0, timeoutHoldMs: 30_000, ...(v2 ? { v2: { port: 0 } } : {}), ...opts.emulator });
+    emulator = await startEmulator({ port: 0, autoRunIntervalMs: 0, timeoutHoldMs: 30_000, ...(withV2 ? { v2: { port: 0 } } : {}), ...opts.emulator });
+    const migration = opts.migration
+      ? {
+          PAYMENT_PROVIDER_MIGRATION: "v1_to_v2",
+          IAMPORT_API_KEY: "imp_apikey",
+          IAMPORT_API_SECRET: "emulator_secret",
+          PORTONE_API_SECRET: emulator.v2!.apiSecret,
+          PORTONE_STORE_ID: emulator.v2!.storeId,
+          PORTONE_CHANNEL_KEY: emulator.v2!.channelKey,
+          PORTONE_WEBHOOK_SECRET: emulator.v2!.webhookSecret,
+        }
+      : {};
     config = loadConfig({
       NODE_ENV: "test",
       PORT: "0",
@@ -146,10 +163,11 @@ async function start(opts: HarnessOptions, onClose: () => void): Promise<Harness
       IAMPORT_TIMEOUT_MS: "5000",
       ...(db ? { DATABASE_URL: db.url } : {}),
       ...(v2 ? { PAYMENT_PROVIDER: "v2" } : {}),
+      ...migration,
       ...opts.env,
     });
-    const portone = v2 ? { url: emulator.v2!.url, webhookSecret: emulator.v2!.webhookSecret, clockUrl: `${emulator.url}/__emulator/clock` } : undefined;
-    server = await startServer(config, { logger, iamportUrl: emulator.url, portone, embeddedInMemory: true });
+    const portone = withV2 ? { url: emulator.v2!.url, webhookSecret: emulator.v2!.webhookSecret, clockUrl: `${emulator.url}/__emulator/clock` } : undefined;
+    server = await startServer(config, { logger, iamportUrl: opts.migration?.iamportUrl ?? emulator.url, portone, embeddedInMemory: true });
   } catch (err) {
     // The start's own failure is the one worth reporting, not a failure while cleaning up after it.
     await closeInOrder([() => emulator?.close(), () => db?.drop()]).catch(() => undefined);

@@ -128,6 +128,14 @@ export class Payment {
   @Property({ type: "json", nullable: true })
   iamport?: Record<string, unknown> | null;
 
+  /**
+   * "v2": `npm run migrate:v2` moved this charge from Iamport V1 to PortOne V2
+   * (set once V1 no longer holds it), so a server still on V1 in migration mode
+   * asks V2 about it (src/provider/migration.ts). Null: the server's own provider.
+   */
+  @Property({ type: "string", length: 2, nullable: true })
+  heldBy?: string | null;
+
   /** When the server last asked Iamport about this payment (reconciliation). */
   @Property({ type: "datetime", nullable: true })
   checkedAt?: Date | null;

@@ -14,6 +14,7 @@ import { Migration20261207094000_subscription_changes } from "./Migration2026120
 import { Migration20261207100000_paused_live } from "./Migration20261207100000_paused_live";
 import { Migration20261207110000_plan_changes } from "./Migration20261207110000_plan_changes";
 import { Migration20261207113000_delivery_claims } from "./Migration20261207113000_delivery_claims";
+import { Migration20261207120000_held_by } from "./Migration20261207120000_held_by";
 
 /** Every committed migration, in order. Listed explicitly so that compiled and test runs find the same set. */
 export const migrationsList: MigrationObject[] = [
@@ -32,4 +33,5 @@ export const migrationsList: MigrationObject[] = [
   { name: "Migration20261207100000_paused_live", class: Migration20261207100000_paused_live },
   { name: "Migration20261207110000_plan_changes", class: Migration20261207110000_plan_changes },
   { name: "Migration20261207113000_delivery_claims", class: Migration20261207113000_delivery_claims },
+  { name: "Migration20261207120000_held_by", class: Migration20261207120000_held_by },
 ];

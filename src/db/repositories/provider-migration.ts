@@ -38,6 +38,11 @@ export class ProviderMigrationRepository {
     );
   }
 
+  /** Marks a charge held by V2: V1 no longer holds it (revoked there), so V2 is asked about it from now on. */
+  async markHeldByV2(merchantUid: string): Promise<void> {
+    await this.exec(`update "payments" set "held_by" = 'v2', "updated_at" = now() where "merchant_uid" = ? and "held_by" is distinct from 'v2'`, [merchantUid]);
+  }
+
   /** Records the V2 billing key of a V1 card; a key already recorded is kept. */
   async setBillingKey(customerUid: string, billingKey: string): Promise<boolean> {
     const rows = await this.exec<{ customer_uid: string }>(
@@ -46,4 +51,16 @@ export class ProviderMigrationRepository {
     );
     return rows.length > 0;
   }
+}
+
+/**
+ * Whether `npm run migrate:v2` moved the order to V2 (payments.held_by). Read
+ * on the pool's own connection, outside any transaction (provider calls are
+ * made with no lock held).
+ */
+export function heldByV2Lookup(orm: MikroORM): (merchantUid: string) => Promise<boolean> {
+  return async (merchantUid) => {
+    const rows = await orm.em.fork().getConnection().execute<{ held_by: string | null }[]>(`select "held_by" from "payments" where "merchant_uid" = ?`, [merchantUid]);
+    return rows[0]?.held_by === "v2";
+  };
 }
