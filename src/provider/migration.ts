@@ -29,8 +29,8 @@ export class MigratingProvider implements PaymentProvider {
   constructor(
     private readonly v1: PaymentProvider,
     private readonly v2: PaymentProvider,
-    /** Whether the migration moved the order to V2. */
-    private readonly heldByV2: (merchantUid: string) => Promise<boolean>,
+    /** Which of these orders the migration moved to V2. */
+    private readonly heldByV2: (merchantUids: readonly string[]) => Promise<Set<string>>,
   ) {
     this.label = v1.label;
     const parse = v2.parseWebhook;
@@ -39,7 +39,7 @@ export class MigratingProvider implements PaymentProvider {
   }
 
   private async holder(merchantUid: string | undefined): Promise<PaymentProvider> {
-    return merchantUid !== undefined && (await this.heldByV2(merchantUid)) ? this.v2 : this.v1;
+    return merchantUid !== undefined && (await this.heldByV2([merchantUid])).has(merchantUid) ? this.v2 : this.v1;
   }
 
   issueKey(customerUid: string, req: IssueKeyRequest, o?: CallOptions): Promise<ProviderCard> {
@@ -65,9 +65,9 @@ export class MigratingProvider implements PaymentProvider {
   /** Each order at the provider that holds it; all of a customer's at both (V2 holds only moved ones). */
   async revoke(customerUid: string, merchantUids?: string[], o?: CallOptions): Promise<ProviderSchedule[]> {
     if (!merchantUids) return [...(await this.v1.revoke(customerUid, undefined, o)), ...(await this.v2.revoke(customerUid, undefined, o))];
-    const atV1: string[] = [];
-    const atV2: string[] = [];
-    for (const m of merchantUids) ((await this.heldByV2(m)) ? atV2 : atV1).push(m);
+    const moved = await this.heldByV2(merchantUids);
+    const atV1 = merchantUids.filter((m) => !moved.has(m));
+    const atV2 = merchantUids.filter((m) => moved.has(m));
     return [...(atV1.length ? await this.v1.revoke(customerUid, atV1, o) : []), ...(atV2.length ? await this.v2.revoke(customerUid, atV2, o) : [])];
   }
 

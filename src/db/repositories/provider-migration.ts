@@ -1,4 +1,5 @@
 import type { MikroORM } from "@mikro-orm/postgresql";
+import { query } from "../tx";
 
 export interface CardKeyRow {
   customer_uid: string;
@@ -54,13 +55,17 @@ export class ProviderMigrationRepository {
 }
 
 /**
- * Whether `npm run migrate:v2` moved the order to V2 (payments.held_by). Read
- * on the pool's own connection, outside any transaction (provider calls are
- * made with no lock held).
+ * Which of these orders `npm run migrate:v2` moved to V2 (payments.held_by), in
+ * one statement. Read on the pool's own connection, outside any transaction
+ * (provider calls are made with no lock held).
  */
-export function heldByV2Lookup(orm: MikroORM): (merchantUid: string) => Promise<boolean> {
-  return async (merchantUid) => {
-    const rows = await orm.em.fork().getConnection().execute<{ held_by: string | null }[]>(`select "held_by" from "payments" where "merchant_uid" = ?`, [merchantUid]);
-    return rows[0]?.held_by === "v2";
+export function heldByV2Lookup(orm: MikroORM): (merchantUids: readonly string[]) => Promise<Set<string>> {
+  return async (merchantUids) => {
+    if (merchantUids.length === 0) return new Set();
+    // The ids as one array parameter (query() hands it to the driver as it is).
+    const rows = await query<{ merchant_uid: string }>({ em: orm.em.fork() }, `select "merchant_uid" from "payments" where "merchant_uid" = any(?::varchar[]) and "held_by" = 'v2'`, [
+      [...merchantUids],
+    ]);
+    return new Set(rows.map((r) => r.merchant_uid));
   };
 }
